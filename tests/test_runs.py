@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from xmr_lib import runs
+
+
+def test_resolve_takes_profile_values_and_overrides():
+    p = runs.resolve("00", "smoke")
+    assert p.profile == "smoke" and p.n_db == 500 and p.seed == 0 and p.device == "auto"
+    p = runs.resolve("00", "default", n_db=42, seed=3, pca_dim=None)
+    assert p.n_db == 42 and p.seed == 3 and p.pca_dim == 24  # None means "the profile's value"
+
+
+def test_unknown_parameter_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) 'n_dbb'.*valid parameters: profile, seed"):
+        runs.resolve("00", "default", n_dbb=3)
+
+
+def test_unknown_profile_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="valid profiles: smoke, default, full"):
+        runs.resolve("00", "fast")
+
+
+def test_unknown_chapter():
+    with pytest.raises(ValueError, match="chapter"):
+        runs.resolve("99", "default")
+    with pytest.raises(ValueError, match="chapter"):
+        runs.normalise_chapter("intro")
+
+
+def test_params_from_namespace_catches_injected_typos(run_dir):
+    ns = {"profile": "smoke", "seed": 1, "device": "cpu", "data_root": None, "n_db": None, "n_queries": None,
+          "pca_dim": None, "top_k": None, "In": [], "_": None, "np": __import__("numpy")}
+    p = runs.params("00", ns)
+    assert p.settings["seed"] == 1 and p.n_db == 500 and p.device == "cpu"
+    with pytest.raises(ValueError, match="'n_querys'"):
+        runs.params("00", dict(ns, n_querys=3))
+
+
+def test_record_writes_json_beside_the_notebook(run_dir):
+    runs.params("00", profile="smoke", seed=2, device="cpu")
+    import numpy as np
+
+    runs.record("a/mAP", np.float32(0.5))
+    runs.record("seeds", [0.1, 0.2])
+    runs.record_many({"x": 1, "y": float("nan")}, prefix="t/")
+    rec = json.loads((run_dir / "00_test.metrics.json").read_text())
+    assert rec["profile"] == "smoke" and rec["seed"] == 2 and rec["chapter"] == "00"
+    assert rec["metrics"] == {"a/mAP": 0.5, "seeds": [0.1, 0.2], "t/x": 1, "t/y": None}
+    assert runs.recorded()["metrics"]["a/mAP"] == 0.5
+
+
+def test_record_needs_a_key(run_dir):
+    runs.params("00", profile="smoke", device="cpu")
+    with pytest.raises(ValueError, match="key"):
+        runs.record("", 1)
+
+
+def test_corrupt_metrics_file_is_reported(run_dir):
+    run_dir.mkdir(parents=True)
+    (run_dir / "00_test.metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt metrics file"):
+        runs.params("00", profile="smoke", device="cpu")
+
+
+def test_checkpoint_roundtrip_and_corrupt_file(run_dir):
+    import torch
+
+    ck = runs.Checkpoint("demo")
+    assert ck.load("task1") is None
+    ck.save("task1", {"w": torch.ones(2)})
+    assert torch.equal(ck.load("task1")["w"], torch.ones(2))
+    assert ck.steps() == ["task1"]
+    ck.path("task2").write_bytes(b"truncated")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert ck.load("task2") is None

@@ -1,0 +1,106 @@
+"""Seeding, determinism, device and thread selection: the first call of every notebook."""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# Thread policy, measured with ``python -m benchmarks.threads`` on the 2-core CI machine (README, "Performance
+# notes"): on an idle machine 2 threads ran the notebooks' workloads (small convs at 28/64 px, an MLP step, a
+# 224 px conv stack) 1.7-2.7x faster than 1 thread, so the default is one thread per core. Oversubscription is what
+# makes more threads slow: when other processes already keep the cores busy (load average >= cores), we use
+# fewer threads, as many as there are idle cores (at least 1).
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What :func:`setup` resolved. ``asdict(settings)`` is what gets recorded with a run."""
+
+    seed: int
+    device: str
+    threads: int
+    deterministic: bool
+    torch_version: str
+    cuda_available: bool
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Return ``"cuda"`` or ``"cpu"`` (or an explicit ``"cuda:N"``/``"mps"``) for ``device``.
+
+    ``"auto"`` picks CUDA when available, else CPU. Asking for CUDA on a machine without it raises a
+    ValueError instead of failing later inside a kernel.
+    """
+    import torch
+
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was requested but torch sees no CUDA device; "
+                             "use device='auto' or 'cpu'")
+        return device
+    if device in ("cpu", "mps"):
+        return device
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+
+
+def default_threads() -> int:
+    """Threads for torch's intra-op pool: one per idle core (all cores on an idle machine).
+
+    ``XMR_THREADS`` overrides. See the measurement note at the top of this module.
+    """
+    env = os.environ.get("XMR_THREADS")
+    if env:
+        return max(1, int(env))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(cores, round(cores - load + 1))) if load >= cores else cores
+
+
+def setup(seed: int = 0, device: str = "auto", deterministic: bool = True,
+          threads: int | None = None) -> Settings:
+    """Seed python/numpy/torch, set deterministic flags, pick the device and the thread count.
+
+    Args:
+        seed: seed for ``random``, ``numpy`` and ``torch`` (all devices).
+        device: ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        deterministic: ask torch for deterministic algorithms (``warn_only`` so that ops without a
+            deterministic kernel still run) and turn off cuDNN benchmarking.
+        threads: torch intra-op threads; ``None`` uses :func:`default_threads`.
+
+    Returns:
+        :class:`Settings` with what was resolved.
+    """
+    import torch
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int; got {seed!r}")
+    seed = int(seed)
+    dev = resolve_device(device)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    n = int(threads) if threads is not None else default_threads()
+    if n < 1:
+        raise ValueError(f"threads must be >= 1; got {threads!r}")
+    torch.set_num_threads(n)
+    return Settings(seed=seed, device=dev, threads=n, deterministic=bool(deterministic),
+                    torch_version=torch.__version__, cuda_available=torch.cuda.is_available())
+
+
+def settings_dict(s: Settings) -> dict:
+    return asdict(s)
