@@ -19,15 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     r.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
 
-    a = sub.add_parser("assets", help="list what is available offline")
-    a.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("assets", help="list what is available offline (--install-wordnet: build the WordNet corpus)",
+                   add_help=False)
 
     s = sub.add_parser("scorecard", help="(re)write the scorecard of a run folder")
     s.add_argument("run_dir")
 
     sub.add_parser("list", help="list the notebooks and their parameters")
 
-    args = ap.parse_args(argv)
+    args, rest = ap.parse_known_args(argv)
+    if rest and args.cmd != "assets":
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.cmd == "run":
         from .runner import main_run
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "assets":
         from . import assets
 
-        return assets.main(args.rest) or 0
+        return assets.main(rest) or 0
     if args.cmd == "scorecard":
         from .claims import write_scorecard
 
