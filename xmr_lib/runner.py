@@ -216,8 +216,14 @@ def main_run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     failed = [k for k, v in status.items() if v.get("status") != "ok"]
-    print(f"\nrun folder: {run_dir}\nscorecard:  {run_dir / 'scorecard.md'}")
-    print((run_dir / "scorecard.md").read_text())
+    rows = json.loads((run_dir / "scorecard.json").read_text())
+    ran = {k for k, v in status.items() if v.get("status") == "ok"}
+    print(f"\nrun folder: {run_dir}\nscorecard:  {run_dir / 'scorecard.md'}  (and .html)")
+    for r in rows:
+        if any(nb.startswith(r["chapter"]) for nb in ran) and r["status"] != claims_mod.NOT_RUN:
+            print(f"  {'✅' if r['status'] == claims_mod.HOLDS else '❌'} {r['id']}: {r['ours']}")
+    n = {s_: sum(r["status"] == s_ for r in rows) for s_ in (claims_mod.HOLDS, claims_mod.FAILS, claims_mod.NOT_RUN)}
+    print(f"claims: {n[claims_mod.HOLDS]} hold, {n[claims_mod.FAILS]} do not hold, {n[claims_mod.NOT_RUN]} not run")
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
