@@ -1,1 +1,1 @@
-"""Speed and memory checks, each a ratio against a baseline measured in the same run: ``python -m benchmarks.NAME``."""
+"""Speed checks, each a ratio against a baseline measured in the same run: ``python -m benchmarks.<name>``."""
