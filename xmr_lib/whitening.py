@@ -1,0 +1,213 @@
+"""Whitening of global descriptors: PCA-whitening (unsupervised) and learned whitening from matching pairs.
+
+Both are linear maps ``x ↦ P (x − m)`` followed by L2 normalisation, learned on a set of descriptors that is
+**disjoint from the test database** (the classic protocols learn Oxford's whitening on Paris and vice versa,
+cirtorch learns it on retrieval-SfM-120k): learned on the test set itself it over-fits (SPoC paper; PWA#6).
+
+- :func:`learn_pca_whitening` — ``P = Λ^{-power} Vᵀ`` from the covariance ``C = V Λ Vᵀ`` of the learning set
+  (Jégou & Chum 2012; "PCA_w" in the thesis's tables 2.2-2.3). ``power = 0.5`` is full whitening, ``0.25`` the
+  partial whitening of dirtorch (``whitenp``), ``0`` plain PCA (rotation and dimension reduction only).
+- :func:`learn_supervised_whitening` — Mikolajczyk & Matas / Radenović et al.'s "L_w": whiten the intra-class
+  (matching-pair) covariance, then rotate to the principal directions of the whitened data.
+
+A learned :class:`Whitening` is applied with ``w(x, dim=...)`` (numpy in → numpy out, torch in → torch out) or
+turned into a trainable ``nn.Linear`` with :meth:`Whitening.to_linear` (weight ``P``, bias ``−P m``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = ["Whitening", "learn_pca_whitening", "learn_supervised_whitening", "apply_whitening"]
+
+EPS = 1e-6
+
+
+def _as_matrix(x: Any, name: str, min_rows: int = 1) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (n_vectors, dim), got shape {a.shape}")
+    if len(a) < min_rows:
+        raise ValueError(f"{name}: expected at least {min_rows} vectors to learn from, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or inf values")
+    return a
+
+
+def _check_dim(dim: int | None, limit: int, name: str = "dim") -> int:
+    if dim is None:
+        return limit
+    if int(dim) != dim or not 1 <= int(dim) <= limit:
+        raise ValueError(f"{name}: expected an int in [1, {limit}], got {dim!r}")
+    return int(dim)
+
+
+def apply_whitening(x: Any, mean: np.ndarray, projection: np.ndarray, dim: int | None = None,
+                    normalize: bool = True) -> Any:
+    """``L2(P[:dim] (x − m))`` for every row of ``x``.
+
+    Args:
+        x: ``(N, D)`` numpy array or torch tensor (a torch result keeps the device and floating dtype).
+        mean: ``(D,)``; projection: ``(D_out, D)`` with rows sorted by importance.
+        dim: keep the first ``dim`` output dimensions (``None`` = all).
+    Returns:
+        ``(N, dim)``: float32 numpy for numpy input, a tensor for tensor input.
+    """
+    projection = np.asarray(projection)
+    mean = np.asarray(mean)
+    if projection.ndim != 2 or mean.shape != (projection.shape[1],):
+        raise ValueError(f"projection, mean: expected shapes (D_out, D) and (D,), got {projection.shape} and "
+                         f"{mean.shape}")
+    d = _check_dim(dim, projection.shape[0])
+    is_torch = isinstance(x, torch.Tensor)
+    if is_torch:
+        if x.ndim != 2 or x.shape[1] != projection.shape[1]:
+            raise ValueError(f"x: expected shape (N, {projection.shape[1]}), got {tuple(x.shape)}")
+        dt = x.dtype if x.is_floating_point() else torch.float32
+        P = torch.as_tensor(projection[:d], dtype=dt, device=x.device)
+        m = torch.as_tensor(mean, dtype=dt, device=x.device)
+        y = (x.to(dt) - m) @ P.T
+        if normalize:
+            y = y / (torch.linalg.vector_norm(y, dim=1, keepdim=True) + EPS)
+        return y
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != projection.shape[1]:
+        raise ValueError(f"x: expected shape (N, {projection.shape[1]}), got {a.shape}")
+    y = (a - mean) @ projection[:d].T
+    if normalize:
+        y = y / (np.linalg.norm(y, axis=1, keepdims=True) + EPS)
+    return y.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """A learned whitening ``x ↦ L2(P[:dim] (x − m))``.
+
+    Attributes:
+        mean: ``(D,)`` centre ``m``.
+        projection: ``(D_out, D)`` matrix ``P``, rows sorted by decreasing importance (so ``dim`` keeps the best).
+        eigenvalues: ``(D_out,)`` variances along the rows' directions in the learning set (PCA) or of the
+            whitened data (learned whitening).
+        kind: ``"pca"`` or ``"supervised"``.
+        power: the eigenvalue power used (PCA only).
+        n_samples: size of the learning set.
+    """
+
+    mean: np.ndarray
+    projection: np.ndarray
+    eigenvalues: np.ndarray
+    kind: str
+    power: float = 0.5
+    n_samples: int = 0
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.projection.shape[1])
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.projection.shape[0])
+
+    def __call__(self, x: Any, dim: int | None = None, normalize: bool = True) -> Any:
+        """Apply to ``(N, D)`` vectors (see :func:`apply_whitening`)."""
+        return apply_whitening(x, self.mean, self.projection, dim, normalize)
+
+    def to_linear(self, dim: int | None = None) -> nn.Linear:
+        """An ``nn.Linear(D, dim)`` with ``weight = P[:dim]`` and ``bias = −P[:dim] m`` (to fine-tune end to end)."""
+        d = _check_dim(dim, self.output_dim)
+        lin = nn.Linear(self.input_dim, d, bias=True)
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(self.projection[:d], dtype=torch.float32))
+            lin.bias.copy_(torch.as_tensor(-self.projection[:d] @ self.mean, dtype=torch.float32))
+        return lin
+
+
+def _sorted_eigh(c: np.ndarray, top: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of a symmetric matrix (float64), eigenvalues in decreasing order, the ``top`` largest
+    pairs when ``top`` is given. Uses ``torch.linalg.eigh``, several times faster than numpy's on small CPUs."""
+    w, v = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray((c + c.T) / 2.0)))
+    w, v = w.numpy()[::-1], v.numpy()[:, ::-1]
+    if top is not None:
+        w, v = w[:top], v[:, :top]
+    return np.ascontiguousarray(w), np.ascontiguousarray(v)
+
+
+def learn_pca_whitening(x: Any, dim: int | None = None, power: float = 0.5, eps: float = 1e-10) -> Whitening:
+    """Learn PCA-whitening on ``x`` (``(N, D)``, one descriptor per row — a set disjoint from the test data).
+
+    ``m = mean(x)``, ``C = (1/N) Σ (x_i − m)(x_i − m)ᵀ = V Λ Vᵀ`` (eigenvalues decreasing) and
+    ``P = Λ^{−power} Vᵀ`` truncated to ``dim`` rows. Eigenvalues below ``eps · λ_max`` are raised to it so that
+    directions without variance in the learning set (there are ``D − N + 1`` of them when ``N ≤ D``) get a large
+    but finite gain — which is exactly why full whitening learned on too few samples hurts retrieval.
+
+    Args:
+        x: learning descriptors (L2-normalised, as produced by :mod:`xmr_lib.pooling`).
+        dim: output dimensions kept (``None`` = ``D``).
+        power: 0.5 full whitening, 0.25 partial (dirtorch), 0 PCA rotation only.
+        eps: relative eigenvalue floor.
+    """
+    a = _as_matrix(x, "x", min_rows=2)
+    d = _check_dim(dim, a.shape[1])
+    if not 0.0 <= float(power) <= 1.0:
+        raise ValueError(f"power: expected a number in [0, 1] (0.5 = full whitening), got {power!r}")
+    m = a.mean(axis=0)
+    xc = a - m
+    n = len(a)
+    if d <= n - 1 < a.shape[1]:
+        # fewer vectors than dimensions: the N×N Gram matrix has the same non-zero eigenvalues, and its eigenvectors
+        # map to the covariance's (v = xcᵀu / √(N λ)) — O(N²D) instead of O(D³)
+        w, u = _sorted_eigh(xc @ xc.T / n, top=d)
+        w = np.maximum(w, eps * max(float(w[0]), np.finfo(np.float64).tiny))
+        v = xc.T @ u / np.sqrt(n * w)[None, :]
+    else:
+        w, v = _sorted_eigh(xc.T @ xc / n, top=d)
+    w = np.maximum(w, eps * max(float(w[0]), np.finfo(np.float64).tiny))
+    P = (w[:d] ** -float(power))[:, None] * v[:, :d].T
+    return Whitening(mean=m, projection=P, eigenvalues=w[:d], kind="pca", power=float(power), n_samples=len(a))
+
+
+def learn_supervised_whitening(x: Any, query_idx: Any, positive_idx: Any, dim: int | None = None,
+                               eps: float = 1e-10) -> Whitening:
+    """Learned whitening ("L_w") from matching pairs (Mikolajczyk & Matas 2007; Radenović et al. [57]).
+
+    1. ``m`` = mean of the query vectors ``x[query_idx]``;
+    2. ``C_S = (1/|P|) Σ_{(i,j)} (x_i − x_j)(x_i − x_j)ᵀ`` over the pairs ``(query_idx[t], positive_idx[t])``;
+    3. ``P₁`` with ``P₁ C_S P₁ᵀ = I``: matching pairs become isotropic. cirtorch takes ``chol(C_S)^{-1}`` (adding
+       ``αI`` until the factorisation succeeds); we take ``Λ^{-1/2} Vᵀ`` from ``C_S = V Λ Vᵀ`` with eigenvalues below
+       ``eps · λ_max`` raised to it. Both differ by a rotation, which step 5 undoes, so ``P`` is the same (up to
+       the signs of its rows) when ``C_S`` is positive definite; ours needs one decomposition instead of retries;
+    4. ``D = Σ_i P₁(x_i − m) (P₁(x_i − m))ᵀ`` over all vectors, ``D = U Σ Uᵀ`` (decreasing);
+    5. ``P = Uᵀ P₁``, so the first rows keep the directions of largest whitened variance.
+
+    Args:
+        x: ``(N, D)`` descriptors of the learning set.
+        query_idx, positive_idx: ``(M,)`` row indices of matching pairs (``M ≥ 1``).
+        dim: output dimensions kept.
+        eps: relative eigenvalue floor of ``C_S`` (fewer pairs than dimensions leave it singular).
+    """
+    a = _as_matrix(x, "x", min_rows=2)
+    qi = np.asarray(query_idx, dtype=np.int64).reshape(-1)
+    pi = np.asarray(positive_idx, dtype=np.int64).reshape(-1)
+    if qi.shape != pi.shape or len(qi) == 0:
+        raise ValueError(f"query_idx, positive_idx: expected two non-empty index arrays of the same length, got "
+                         f"shapes {qi.shape} and {pi.shape}")
+    for name, idx in (("query_idx", qi), ("positive_idx", pi)):
+        if idx.min() < 0 or idx.max() >= len(a):
+            raise ValueError(f"{name}: indices must be in [0, {len(a)}), got range [{idx.min()}, {idx.max()}]")
+    d = _check_dim(dim, a.shape[1])
+    m = a[qi].mean(axis=0)
+    df = a[qi] - a[pi]
+    cs = df.T @ df / len(df)
+    ws, vs = _sorted_eigh(cs)
+    ws = np.maximum(ws, eps * max(float(ws[0]), np.finfo(np.float64).tiny))
+    p1 = (ws ** -0.5)[:, None] * vs.T                                               # P₁ C_S P₁ᵀ = I
+    z = (a - m) @ p1.T
+    w, u = _sorted_eigh(z.T @ z / len(a), top=d)
+    P = u[:, :d].T @ p1
+    return Whitening(mean=m, projection=P, eigenvalues=w[:d], kind="supervised", power=0.0, n_samples=len(a))
