@@ -1,11 +1,11 @@
-"""The private benchmark loaders of notebook 02: generated photo_instances and the revisited on-disk layout."""
+"""The instance-retrieval benchmarks of xmr_lib.data: generated photo_instances and the revisited on-disk layout."""
 import pickle
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from xmr_lib._retrieval_benchmarks import photo_instances, revisited
+from xmr_lib.data import LazyImages, RetrievalBenchmark, photo_instances, revisited
 
 
 def test_photo_instances_is_deterministic_and_consistent():
@@ -49,3 +49,23 @@ def test_revisited_layout(tmp_path):
         revisited("roxford5k", tmp_path / "nowhere")
     with pytest.raises(ValueError, match="name: expected"):
         revisited("oxford5k", tmp_path)
+
+
+def test_public_api_and_lazy_images(tmp_path):
+    from xmr_lib import data
+
+    assert isinstance(photo_instances(seed=0, n_instances=2, views=1, n_distractors=1, image_size=32,
+                                      train_views=1), RetrievalBenchmark)
+    assert data.photo_instances is photo_instances and data.revisited is revisited
+    paths = []
+    for k in range(4):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(np.full((6, 8, 3), 10 * k, np.uint8)).save(paths[-1])
+    li = LazyImages(paths, boxes=[None, [1, 1, 5, 4], None, None])
+    assert li[1].shape == (3, 4, 3) and li[0][0, 0, 0] == 0
+    sub = li[np.array([3, 1])]
+    assert isinstance(sub, LazyImages) and len(sub) == 2 and sub[0][0, 0, 0] == 30 and sub[1].shape == (3, 4, 3)
+    assert len(li[np.array([True, False, True, False])]) == 2 and len(li[1:3]) == 2
+    assert [im.shape for im in li][0] == (6, 8, 3)
+    with pytest.raises(ValueError, match="boxes"):
+        LazyImages(paths, boxes=[None])

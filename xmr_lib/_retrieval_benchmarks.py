@@ -1,6 +1,7 @@
-"""Private loaders of instance-retrieval benchmarks for notebook 02, written while :mod:`xmr_lib.data` had none of
-them (to be consolidated into ``xmr_lib.data``): :func:`photo_instances` (generated offline) and :func:`revisited`
-(ROxford5k / RParis6k from disk in the revisitop / cirtorch layout, fetched by ``python -m data_scripts``).
+"""Instance-retrieval benchmarks, public through :mod:`xmr_lib.data` (``xmr_lib.data.photo_instances``,
+``xmr_lib.data.revisited``, ``xmr_lib.data.RetrievalBenchmark``, ``xmr_lib.data.LazyImages``; import them from
+there): :func:`photo_instances` (generated offline) and :func:`revisited` (ROxford5k / RParis6k from disk in the
+revisitop / cirtorch layout, fetched by ``python -m data_scripts fetch roxford5k --root DIR``).
 
 ``photo_instances`` is an offline instance-retrieval benchmark with revisited-style ground truth, generated deterministically from a seed
 out of the real photos that pip packages bundle (scikit-image, scikit-learn, matplotlib):
@@ -243,14 +244,32 @@ class LazyImages:
 
     def __init__(self, paths, boxes=None):
         self.paths = [str(p) for p in paths]
-        self.boxes = boxes
+        self.boxes = None if boxes is None else list(boxes)
+        if self.boxes is not None and len(self.boxes) != len(self.paths):
+            raise ValueError(f"boxes: expected {len(self.paths)} boxes (one per path), got {len(self.boxes)}")
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def __repr__(self) -> str:
+        return f"LazyImages({len(self)} files)"
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
     def __getitem__(self, i):
+        """An image ``(H, W, 3)`` for an int; a :class:`LazyImages` for a slice, index array or boolean mask."""
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            i = np.arange(len(self))[i]
+        if not isinstance(i, (int, np.integer)):
+            idx = np.asarray(i)
+            if idx.dtype == bool:
+                if len(idx) != len(self):
+                    raise ValueError(f"mask: expected {len(self)} entries, got {len(idx)}")
+                idx = np.flatnonzero(idx)
+            idx = idx.astype(np.int64).ravel()
+            return LazyImages([self.paths[j] for j in idx],
+                              None if self.boxes is None else [self.boxes[j] for j in idx])
         from PIL import Image
 
         im = Image.open(self.paths[i]).convert("RGB")
@@ -265,7 +284,9 @@ def _find_revisited(name: str, root) -> tuple:
     from pathlib import Path
 
     root = Path(root)
-    for pkl in sorted(root.rglob(f"gnd_{name}.pkl")):
+    for pkl in [root / name / f"gnd_{name}.pkl", *sorted(root.rglob(f"gnd_{name}.pkl"))]:   # data_scripts layout first
+        if not pkl.is_file():
+            continue
         jpg = pkl.parent / "jpg"
         if jpg.is_dir():
             return pkl, jpg

@@ -14,6 +14,18 @@ name                what                                                        
 
 Splits: ``"train"``, ``"test"`` or ``"all"``. ``n`` keeps a class-stratified random subset (seeded).
 Images are uint8, (N,H,W) for grey and (N,H,W,3) for colour; ``to_tensor()`` gives float (N,C,H,W) in [0,1].
+
+**Real datasets on disk** (the ``full`` profiles), converted by ``python -m data_scripts fetch NAME --root DIR``
+into ``DIR/NAME/`` (``images/``, ``index.csv``, ``classes.txt``, ``captions.csv``; ``data_scripts/README.md``):
+``load(NAME, split, root=DIR)`` or :func:`load_converted` for ``cub200``, ``stanford_dogs``, ``fgvc_aircraft``,
+``flowers102``, ``wikipedia``, ``pascal_sentence``, ``flickr30k``, ``coco``, ``mirflickr25k``, ``nuswide``
+(splits ``train`` / ``val`` / ``test`` / ``all`` as the dataset defines them). Their images are files of different
+sizes, read on access (:class:`LazyImages`). A dataset that is not there raises ``FileNotFoundError`` naming the
+folder and the ``data_scripts`` command.
+
+**Instance retrieval**: :func:`photo_instances` (generated offline from the photos pip packages bundle, revisited
+easy / hard / junk ground truth) and :func:`revisited` (ROxford5k / RParis6k from disk), both
+:class:`RetrievalBenchmark`.
 """
 from __future__ import annotations
 
@@ -23,6 +35,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ._retrieval_benchmarks import LazyImages, RetrievalBenchmark, photo_instances, revisited, source_photos
+
+__all__ = ["ImageSet", "LazyImages", "RetrievalBenchmark", "load", "load_converted", "list_datasets",
+           "converted_available", "photo_instances", "revisited", "source_photos", "stratified_subset",
+           "with_captions", "dataset_assets", "CONVERTED_DATASETS", "REVISITED_DATASETS"]
 
 _ASSETS = Path(__file__).resolve().parent / "assets" / "datasets"
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -41,7 +59,8 @@ class ImageSet:
     """A labelled image set.
 
     Attributes:
-        images: uint8 (N,H,W) or (N,H,W,3).
+        images: uint8 (N,H,W) or (N,H,W,3); for real datasets on disk a :class:`LazyImages` (N files of
+            different sizes, each read as uint8 (H,W,3) on access).
         labels: int64 (N,) class ids into ``class_names``.
         class_names: one name per class.
         captions: optional list of N strings.
@@ -63,7 +82,9 @@ class ImageSet:
 
     def __post_init__(self):
         n = len(self.images)
-        if self.images.dtype != np.uint8 or self.images.ndim not in (3, 4):
+        if isinstance(self.images, LazyImages):
+            pass                                   # files read on access (real datasets on disk)
+        elif self.images.dtype != np.uint8 or self.images.ndim not in (3, 4):
             raise ValueError(f"images: expected uint8 (N,H,W) or (N,H,W,3), got {self.images.dtype} "
                              f"{self.images.shape}")
         for name in ("labels", "multilabels", "coarse_labels"):
@@ -82,19 +103,27 @@ class ImageSet:
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         take = lambda v: None if v is None else (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx])  # noqa
+        meta = dict(self.meta)
+        if isinstance(meta.get("all_captions"), list):
+            meta["all_captions"] = [meta["all_captions"][i] for i in idx]
         return replace(self, images=self.images[idx], labels=self.labels[idx], captions=take(self.captions),
-                       multilabels=take(self.multilabels), coarse_labels=take(self.coarse_labels))
+                       multilabels=take(self.multilabels), coarse_labels=take(self.coarse_labels), meta=meta)
 
     def to_tensor(self):
         """float32 torch tensor (N,C,H,W) in [0,1]."""
         import torch
+
+        if isinstance(self.images, LazyImages):
+            raise ValueError(f"images: {self.name} is read from image files of different sizes; resize them first "
+                             "(e.g. xmr_lib.incremental.to_labelled(ds.images, ds.labels, size=224))")
 
         x = torch.from_numpy(self.images).float().div_(255.0)
         return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 def list_datasets() -> list[str]:
-    return sorted(_LOADERS)
+    """The datasets :func:`load` knows: offline ones first, then the real ones read from ``root``."""
+    return sorted(_LOADERS) + list(CONVERTED_DATASETS)
 
 
 def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -223,9 +252,110 @@ def _easy_vqa(split, root, seed):
 _LOADERS = {"digits": _digits, "mnist5k": _mnist5k, "fashion_mnist": _fashion_mnist, "easy_vqa": _easy_vqa}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# real datasets converted by data_scripts
+
+#: datasets written by ``python -m data_scripts`` in the common layout (index.csv + images/)
+CONVERTED_DATASETS = ("cub200", "stanford_dogs", "fgvc_aircraft", "flowers102", "wikipedia", "pascal_sentence",
+                      "flickr30k", "coco", "mirflickr25k", "nuswide")
+REVISITED_DATASETS = ("roxford5k", "rparis6k")
+CONVERTED_SPLITS = ("train", "val", "test", "all", "trainval")
+
+
+def _fetch_cmd(name: str, root) -> str:
+    return f"python -m data_scripts fetch {name} --root {root if root is not None else 'DIR'}"
+
+
+def converted_available(name: str, root: str | Path | None) -> bool:
+    """Whether ``root/name/index.csv`` (a converted real dataset) exists."""
+    return root is not None and (Path(root) / name / "index.csv").is_file()
+
+
+def load_converted(name: str, root: str | Path | None, split: str = "all") -> ImageSet:
+    """A real dataset in xmr's converted layout (``data_scripts/README.md``) as an :class:`ImageSet`.
+
+    Args:
+        name: one of :data:`CONVERTED_DATASETS`.
+        root: the data root given to ``python -m data_scripts fetch NAME --root ROOT``.
+        split: ``"train"``, ``"val"``, ``"test"``, ``"trainval"`` or ``"all"`` (the dataset's own split column).
+    Returns:
+        :class:`ImageSet` with ``images`` a :class:`LazyImages` (files read on access), ``labels`` (N,) int64
+        (-1 for multi-label sets), ``class_names``; ``multilabels`` (N, L) bool for MIRFlickr / NUS-WIDE;
+        ``coarse_labels`` where the set has them; ``captions`` = the first sentence of each image and
+        ``meta["all_captions"]`` = all of them (caption sets); ``meta["paths"]``, ``meta["bbox"]`` (CUB).
+    Raises:
+        FileNotFoundError: naming the missing folder and the ``data_scripts`` command.
+    """
+    import csv
+
+    if name not in CONVERTED_DATASETS:
+        hint = " (use xmr_lib.data.revisited)" if name in REVISITED_DATASETS else ""
+        raise ValueError(f"name: {name!r} is not a converted dataset{hint}; expected one of {CONVERTED_DATASETS}")
+    if split not in CONVERTED_SPLITS:
+        raise ValueError(f"split: expected one of {CONVERTED_SPLITS}, got {split!r}")
+    if root is None:
+        raise FileNotFoundError(f"root: {name} is read from disk; fetch it with `{_fetch_cmd(name, None)}` and pass "
+                                "root=DIR (data_root=DIR in a notebook)")
+    base = Path(root) / name
+    index = base / "index.csv"
+    if not index.is_file():
+        raise FileNotFoundError(f"{index} not found: {name} is not there (or not converted); fetch it with "
+                                f"`{_fetch_cmd(name, root)}`")
+    with open(index, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    splits = sorted({r["split"] for r in rows})
+    want = {"all": None, "trainval": {"train", "val"}}.get(split, {split})
+    if want is not None and not want & set(splits):
+        raise ValueError(f"split: {name} has the splits {splits}, not {split!r}")
+    keep = [i for i, r in enumerate(rows) if want is None or r["split"] in want]
+    rows_k = [rows[i] for i in keep]
+    classes_file = base / "classes.txt"
+    class_names = [ln.rstrip("\n") for ln in classes_file.read_text(encoding="utf-8").splitlines()] \
+        if classes_file.is_file() else []
+    labels = np.asarray([int(r["label"]) for r in rows_k], dtype=np.int64)
+    ml = ml_names = None
+    if rows and "labels" in rows[0]:
+        ml_names = list(class_names)
+        ml = np.zeros((len(rows_k), len(ml_names)), dtype=bool)
+        for i, r in enumerate(rows_k):
+            ids = [int(t) for t in r["labels"].split()]
+            ml[i, ids] = True
+    coarse = coarse_names = None
+    if rows and "coarse" in rows[0] and (base / "coarse_classes.txt").is_file():
+        coarse_names = (base / "coarse_classes.txt").read_text(encoding="utf-8").splitlines()
+        coarse = np.asarray([int(r["coarse"]) if r["coarse"] != "" else -1 for r in rows_k], dtype=np.int64)
+    captions, all_caps = None, None
+    if (base / "captions.csv").is_file():
+        pos = {j: i for i, j in enumerate(keep)}
+        all_caps = [[] for _ in keep]
+        with open(base / "captions.csv", newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                i = pos.get(int(r["image"]))
+                if i is not None:
+                    all_caps[i].append(r["caption"])
+        captions = [c[0] if c else "" for c in all_caps]
+    paths = [str(base / "images" / r["path"]) for r in rows_k]
+    meta = {"source": str(base), "paths": paths, "splits": [r["split"] for r in rows_k]}
+    if all_caps is not None:
+        meta["all_captions"] = all_caps
+    if rows and "bbox" in rows[0]:
+        meta["bbox"] = [[float(v) for v in r["bbox"].split()] if r["bbox"] else None for r in rows_k]
+    return ImageSet(name, split, LazyImages(paths), labels, class_names, captions=captions, multilabels=ml,
+                    multilabel_names=ml_names, coarse_labels=coarse, coarse_names=coarse_names, meta=meta)
+
+
 def load(name: str, split: str = "train", root: str | Path | None = None, n: int | None = None, seed: int = 0,
          **kw) -> ImageSet:
-    """Load an offline dataset (see the module table). ``n`` keeps a class-stratified subset (seeded)."""
+    """Load a dataset: an offline one (module table) or a real one converted under ``root``
+    (:func:`load_converted`). ``n`` keeps a class-stratified subset (seeded)."""
+    if name in CONVERTED_DATASETS:
+        if kw:
+            raise ValueError(f"{', '.join(kw)}: unknown option(s) for the real dataset {name!r}")
+        ds = load_converted(name, root, split)
+        return ds if n is None else ds.subset(stratified_subset(ds.labels, int(n), seed))
+    if name in REVISITED_DATASETS:
+        raise ValueError(f"name: {name!r} is an instance-retrieval benchmark; load it with "
+                         f"xmr_lib.data.revisited({name!r}, root)")
     if name not in _LOADERS:
         raise ValueError(f"name: unknown dataset {name!r}; available: {', '.join(list_datasets())}")
     ds = _LOADERS[name](split, root, seed, **kw)

@@ -1,0 +1,404 @@
+"""``python -m data_scripts`` — list, fetch, convert and verify the real benchmarks.
+
+::
+
+    python -m data_scripts list                                   # the registry, with sizes and licences
+    python -m data_scripts info cub200                            # URLs, checksums, citation, layout
+    python -m data_scripts fetch cub200 --root data               # download (resumable), verify, unpack, convert
+    python -m data_scripts fetch cub200 --root data --from-dir ~/Downloads   # files you downloaded by hand
+    python -m data_scripts convert cub200 --root data             # (re)convert what is under data/cub200/
+    python -m data_scripts verify cub200 --root data              # checksums + the converted layout
+
+Exit status: 0 done, 1 error (checksum mismatch, conversion error), 2 files missing (no network, or files that
+must be downloaded by hand) — the message says which files and where to put them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from . import registry
+from .download import ChecksumMismatch, DownloadError, NetworkUnavailable, check_file, download, safe_extract
+
+__all__ = ["main", "fetch", "verify", "list_datasets"]
+
+SUMS = "SHA256SUMS"
+
+
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _fmt_mb(mb) -> str:
+    if mb is None:
+        return "?"
+    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB" if mb >= 1 else "<1 MB"
+
+
+def list_datasets() -> int:
+    _say(f"{'name':<20} {'size':>9}  {'how':<8} {'licence':<40} title")
+    for name, s in registry.DATASETS.items():
+        size = sum(f.size_mb or 0 for f in s.files if not f.optional) or None
+        how = "manual" if all(f.manual for f in s.files if not f.optional) else \
+            "partial" if any(f.manual for f in s.files if not f.optional) else "script"
+        _say(f"{name:<20} {_fmt_mb(size):>9}  {how:<8} {s.licence[:40]:<40} {s.title}")
+    _say("\n'script': `fetch` downloads everything; 'partial' / 'manual': some files need a registration or a form "
+         "(see `python -m data_scripts info NAME`).")
+    return 0
+
+
+def info(name: str) -> int:
+    s = registry.get(name)
+    _say(f"{s.name}: {s.title}\n  homepage: {s.homepage}\n  licence:  {s.licence}\n  cite:     {s.citation}")
+    if s.used_by:
+        _say(f"  used by:  {s.used_by}")
+    _say("  files:")
+    for f in s.files:
+        flags = ", ".join(x for x, on in (("optional", f.optional), ("manual", f.manual), ("archive", f.extract))
+                          if on)
+        cs = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5} ({f.checksum_source})" if f.md5 else \
+            "no published checksum"
+        _say(f"    - {f.name} (~{_fmt_mb(f.size_mb)}{'; ' + flags if flags else ''}; {cs})")
+        for u in f.urls:
+            _say(f"        {u}")
+        if f.note:
+            _say(f"        {f.note}")
+    _say(f"  layout:   <root>/{s.name}/: {s.layout}")
+    if s.manual_steps:
+        _say(f"  by hand:  {s.manual_steps}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fetch
+
+
+def _record_sum(dl: Path, name: str, sha256: str) -> None:
+    p = dl / SUMS
+    lines = [ln for ln in (p.read_text().splitlines() if p.is_file() else []) if not ln.endswith(f"  {name}")]
+    p.write_text("".join(f"{ln}\n" for ln in lines + [f"{sha256}  {name}"]))
+
+
+def _recorded_sums(dl: Path) -> dict:
+    p = dl / SUMS
+    out = {}
+    for ln in (p.read_text().splitlines() if p.is_file() else []):
+        if "  " in ln:
+            h, n = ln.split("  ", 1)
+            out[n] = h
+    return out
+
+
+def _report_check(f: registry.RemoteFile, res: dict) -> None:
+    if res["verified"]:
+        _say(f"  {f.name}: checksum OK ({'sha256' if f.sha256 else 'md5'})")
+    else:
+        _say(f"  {f.name}: UNVERIFIED — the registry has no published checksum for this file; its sha256 is\n"
+             f"      {res['sha256']}\n      (recorded in downloads/{SUMS}; compare it with the publisher's if "
+             "they give one)")
+
+
+def _find_in(from_dir: Path, name: str) -> Path | None:
+    for cand in (from_dir / name, *sorted(from_dir.glob(f"*/{name}"))):
+        if cand.exists():
+            return cand
+    return None
+
+
+def _archive_stem(name: str) -> str:
+    for ext in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _take_local(src: Path, dest: Path, link: bool) -> None:
+    """Hard-link (same file system) or copy a file; copy or symlink a folder."""
+    if src.is_dir():
+        if link:
+            dest.symlink_to(src.resolve(), target_is_directory=True)
+        else:
+            shutil.copytree(src, dest)
+        return
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def _manual_help(spec: registry.DatasetSpec, missing: list[registry.RemoteFile], root: Path, reason: str) -> None:
+    dl = root / spec.name / "downloads"
+    _say(f"\n{reason}")
+    _say(f"Get these files for {spec.name} by hand (a browser, another machine):")
+    for f in missing:
+        where = f.urls[0] if f.urls else spec.homepage
+        cs = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5}" if f.md5 else "no published checksum"
+        _say(f"  - {f.name}{' (a folder)' if f.manual and not f.extract and '.' not in f.name else ''}  "
+             f"~{_fmt_mb(f.size_mb)}  from {where}  [{cs}]")
+    if spec.manual_steps:
+        _say(f"Note: {spec.manual_steps}")
+    _say("Then put them in one folder and run\n"
+         f"  python -m data_scripts fetch {spec.name} --root {root} --from-dir FOLDER\n"
+         f"(or copy them into {dl}/ and run the same command without --from-dir; an interrupted download left as "
+         "<file>.part there is resumed).")
+
+
+def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float = 30.0, link: bool = False,
+          convert: bool = True, quiet: bool = False, **convert_options) -> int:
+    """Download / take / verify / unpack / convert one dataset (module docstring). Returns the exit status."""
+    spec = registry.get(name)
+    root = Path(root)
+    ds = root / name
+    dl = ds / "downloads"
+    raw = ds / "raw"
+    dl.mkdir(parents=True, exist_ok=True)
+    from_dir = Path(from_dir).expanduser() if from_dir else None
+    if from_dir is not None and not from_dir.is_dir():
+        _say(f"--from-dir: {from_dir} is not a folder")
+        return 1
+    missing, offline = [], None
+    for f in spec.files:
+        want = not f.optional or optional
+        dest = dl / f.name
+        local = _find_in(from_dir, f.name) if from_dir is not None else None
+        unpacked = _find_in(from_dir, _archive_stem(f.name)) if from_dir is not None and f.extract else None
+        if local is None and unpacked is not None and unpacked.is_dir() and not dest.is_file():
+            target = raw / unpacked.name                 # an archive the user already unpacked
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _say(f"  {f.name}: taking the unpacked folder {unpacked}")
+                _take_local(unpacked, target, link)
+            continue
+        if local is not None and local.is_dir():
+            target = (raw / f.name) if name == "pascal_sentence" else (ds / f.name)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _say(f"  {f.name}/: taking the folder from {local}")
+                _take_local(local, target, link)
+            continue
+        if f.manual and not f.extract and not Path(f.name).suffix and not local:  # a manual folder
+            target = (raw / f.name) if name == "pascal_sentence" else (ds / f.name)
+            if not target.exists() and want:
+                missing.append(f)
+            continue
+        if f.extract and (raw / ".unpacked" / f.name).is_file():
+            _say(f"  {f.name}: already unpacked in {raw} (`verify` re-checks the archive)")
+            continue
+        if dest.is_file():
+            res = check_file(dest, f.sha256, f.md5)
+            if not res["ok"]:
+                bad = dest.with_name(dest.name + ".corrupt")
+                os.replace(dest, bad)
+                _say(f"  {f.name}: checksum MISMATCH — moved to {bad}; not used")
+                return 1
+            _say(f"  {f.name}: already here")
+            continue
+        if local is not None:
+            _say(f"  {f.name}: taking {local}")
+            _take_local(local, dest, link=True)
+            res = check_file(dest, f.sha256, f.md5)
+            if not res["ok"]:
+                dest.unlink()
+                _say(f"  {f.name}: checksum MISMATCH for {local} (expected "
+                     f"{'sha256 ' + f.sha256 if f.sha256 else 'md5 ' + str(f.md5)}); not used")
+                return 1
+            _record_sum(dl, f.name, res["sha256"])
+            _report_check(f, res)
+            continue
+        if f.extract and (raw / _archive_stem(f.name)).is_dir():
+            _say(f"  {f.name}: already unpacked in {raw}")
+            continue
+        if not want:
+            continue
+        if f.manual or not f.urls or offline is not None:
+            missing.append(f)
+            continue
+        for url in f.urls:
+            _say(f"  {f.name}: downloading {url}")
+            try:
+                res = download(url, dest, sha256=f.sha256, md5=f.md5, timeout=timeout, quiet=quiet)
+            except NetworkUnavailable as e:
+                offline = str(e)
+                break
+            except ChecksumMismatch as e:
+                _say(f"  {e}")
+                return 1
+            except DownloadError as e:
+                _say(f"  {e}")
+                continue
+            _record_sum(dl, f.name, res["sha256"])
+            _report_check(f, res)
+            break
+        if not dest.is_file():
+            missing.append(f)
+    if missing:
+        reason = (f"N{offline[1:]}." if offline else
+                  "Some files cannot be downloaded by a script (registration or request form), or failed.")
+        _manual_help(spec, missing, root, reason)
+        if any(not f.optional for f in missing):
+            return 2
+    for f in spec.files:                               # unpack archives; plain files are linked into raw/
+        dest = dl / f.name
+        if not f.extract and dest.is_file() and not (raw / f.name).exists():
+            raw.mkdir(parents=True, exist_ok=True)
+            _take_local(dest, raw / f.name, link=True)
+            continue
+        stamp = raw / ".unpacked" / f.name
+        if f.extract and dest.is_file() and not stamp.is_file():
+            _say(f"  {f.name}: unpacking into {raw}")
+            try:
+                safe_extract(dest, raw)
+            except (ValueError, OSError) as e:
+                _say(f"  {f.name}: cannot unpack ({e})")
+                return 1
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text("ok\n")
+    if not convert:
+        return 0
+    return _convert(name, root, **convert_options)
+
+
+def _convert(name: str, root, **options) -> int:
+    from . import convert as conv          # numpy / scipy / PIL: only needed from here on
+
+    _say(f"converting {name} → {Path(root) / name}")
+    try:
+        rep = conv.convert(name, root, **options)
+    except (conv.ConversionError, ValueError, KeyError, OSError) as e:
+        _say(f"conversion failed: {e}")
+        return 1
+    _say(f"  {rep.get('n', 0):,} items" + (f", splits {rep['splits']}" if rep.get("splits") else ""))
+    if rep.get("missing"):
+        _say("  still missing: " + "; ".join(rep["missing"]))
+        _say(f"  (see `python -m data_scripts info {name}`)")
+        return 2
+    _say("  done")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# verify
+
+
+def verify(name: str, root) -> int:
+    """Check the downloaded files' checksums (published, else the sha256 recorded at download) and the converted
+    layout. Returns 0 when everything checks, 1 otherwise."""
+    spec = registry.get(name)
+    ds = Path(root) / name
+    dl = ds / "downloads"
+    ok = True
+    rec = _recorded_sums(dl)
+    for f in spec.files:
+        p = dl / f.name
+        if not p.is_file():
+            continue
+        res = check_file(p, f.sha256, f.md5)
+        if not res["ok"]:
+            _say(f"  {f.name}: MISMATCH with the published checksum")
+            ok = False
+        elif res["verified"]:
+            _say(f"  {f.name}: OK (published {'sha256' if f.sha256 else 'md5'})")
+        elif f.name in rec:
+            same = rec[f.name] == res["sha256"]
+            ok &= same
+            _say(f"  {f.name}: {'same' if same else 'CHANGED:'} sha256 as recorded at download "
+                 f"({res['sha256']}; unverified — no published checksum)")
+        else:
+            _say(f"  {f.name}: UNVERIFIED, sha256 {res['sha256']}")
+    problems = layout_problems(name, ds)
+    for pr in problems:
+        _say(f"  layout: {pr}")
+    if not problems:
+        _say(f"  layout: {ds} is complete")
+    return 0 if ok and not problems else 1
+
+
+def layout_problems(name: str, ds: Path) -> list[str]:
+    """What is wrong with the converted layout under ``ds`` (empty: nothing)."""
+    import csv
+    import pickle
+
+    from . import convert as conv
+
+    if not ds.is_dir():
+        return [f"{ds} does not exist; run `python -m data_scripts fetch {name} --root {ds.parent}`"]
+    if name in ("roxford5k", "rparis6k"):
+        pkl = ds / f"gnd_{name}.pkl"
+        if not pkl.is_file():
+            return [f"no {pkl}"]
+        with open(pkl, "rb") as f:
+            cfg = pickle.load(f)
+        miss = [n for n in list(cfg["imlist"]) + list(cfg["qimlist"]) if not (ds / "jpg" / f"{n}.jpg").is_file()]
+        return [f"{len(miss)} images missing in {ds / 'jpg'} (e.g. {miss[0]}.jpg)"] if miss else []
+    if name in ("mediaeval2017_div", "pascal2019_targets"):
+        return conv.CONVERTERS[name](ds)["missing"]
+    if name == "cirtorch_networks":
+        return [] if any(ds.glob("*.pth")) else [f"no .pth file in {ds}"]
+    idx = ds / "index.csv"
+    if not idx.is_file():
+        return [f"no {idx}; run `python -m data_scripts convert {name} --root {ds.parent}`"]
+    with open(idx, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    miss = [r["path"] for r in rows if not (ds / "images" / r["path"]).is_file()]
+    out = [f"{len(miss)} of {len(rows)} images missing under {ds / 'images'} (e.g. {miss[0]})"] if miss else []
+    if name in ("mirflickr25k", "nuswide"):
+        out += [f"no {ds / f}" for f in ("labels.npy", "tags_bow.npy") if not (ds / f).is_file()]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m data_scripts", description=__doc__.split("::")[0].strip(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="the registered datasets")
+    q = sub.add_parser("info", help="URLs, checksums, licence, citation and layout of one dataset")
+    q.add_argument("name")
+    for cmd, hlp in (("fetch", "download (or take from --from-dir), verify, unpack and convert"),
+                     ("convert", "convert what is already under ROOT/NAME"),
+                     ("verify", "checksums of the downloads and completeness of the converted layout")):
+        q = sub.add_parser(cmd, help=hlp)
+        q.add_argument("name")
+        q.add_argument("--root", required=True, help="data root; the dataset goes to ROOT/NAME/")
+        if cmd in ("fetch", "convert"):
+            q.add_argument("--image-size", type=int, default=None,
+                           help="MIRFlickr / NUS-WIDE: side of images.npy (0: do not write it)")
+            q.add_argument("--min-tag-count", type=int, default=None, help="MIRFlickr: keep tags in >= N images")
+            q.add_argument("--n-labels", type=int, default=None, help="NUS-WIDE: most frequent concepts kept")
+        if cmd == "fetch":
+            q.add_argument("--from-dir", default=None, help="folder with files downloaded by hand")
+            q.add_argument("--optional", action="store_true", help="also fetch the optional files")
+            q.add_argument("--timeout", type=float, default=30.0, help="network timeout, seconds")
+            q.add_argument("--link", action="store_true", help="symlink folders from --from-dir instead of copying")
+            q.add_argument("--no-convert", action="store_true", help="download and unpack only")
+            q.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        if a.cmd == "list":
+            return list_datasets()
+        if a.cmd == "info":
+            return info(a.name)
+        registry.get(a.name)
+        if a.cmd == "verify":
+            return verify(a.name, a.root)
+        opts = {"image_size": a.image_size, "min_tag_count": a.min_tag_count, "n_labels": a.n_labels}
+        if a.cmd == "convert":
+            return _convert(a.name, a.root, **opts)
+        return fetch(a.name, a.root, from_dir=a.from_dir, optional=a.optional, timeout=a.timeout, link=a.link,
+                     convert=not a.no_convert, quiet=a.quiet, **opts)
+    except ValueError as e:
+        _say(str(e))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
