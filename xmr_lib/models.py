@@ -176,7 +176,7 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
     ``extract_features(x)``: (B, 3, 224, 224) → (B, 1280, 7, 7) (after the head conv, BN and ReLU6),
     ``forward(x)`` → (B, 1000) logits (global average pooling, dropout, ``_fc``), and ``_fc`` =
     ``nn.Linear(1280, 1000)`` whose rows follow :func:`imagenet_classes`. Inputs: :func:`preprocess` (mean 0.498,
-    std 0.502). 16 BatchNorm layers carry ImageNet running statistics.
+    std 0.502). Its 49 BatchNorm layers carry ImageNet running statistics.
 
     Args:
         pretrained: load the ImageNet weights (sha256-checked); ``False`` gives a randomly initialised network.

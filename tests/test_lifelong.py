@@ -1,0 +1,121 @@
+"""Lifelong retrieval by dual knowledge distillation (thesis ch. 7): losses, benchmark, plugins, a short run."""
+import numpy as np
+import pytest
+import torch
+
+from xmr_lib import incremental as inc
+from xmr_lib import lifelong as ll
+
+torch.set_num_threads(1)
+
+
+def test_harmonic_mean_reproduces_the_thesis_tables():
+    assert ll.harmonic_mean(56.0, 47.5) == pytest.approx(51.4, abs=0.05)        # Table 7.1, FT on CUB
+    assert ll.harmonic_mean(74.4, 86.5) == pytest.approx(80.0, abs=0.05)        # Table 7.1, DKD on Dogs
+    assert ll.harmonic_mean(0.0, 0.0) == 0.0
+    np.testing.assert_allclose(ll.harmonic_mean([1.0, 0.5], [1.0, 1.0]), [1.0, 2 / 3])
+
+
+def test_triplet_loss_eq_7_1_hand_value():
+    e = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, -0.6]])
+    y = torch.tensor([0, 0, 1, 1])
+    # anchor 0: D(a,p) = 2, hardest negative (0.8, -0.6) at D = 0.4 → 0.5 + 2 − 0.4 = 2.1; by symmetry all four
+    # anchors: a1 → p0 (2), n (0.6,0.8) at D = 0.4: 2.1; a2 → p3 (2), n1 at 0.4: 2.1; a3 → p2 (2), n0 at 0.4: 2.1
+    assert ll.lifelong_triplet_loss(e, y, margin=0.5).item() == pytest.approx(2.1, abs=1e-5)
+    assert ll.lifelong_triplet_loss(e, torch.zeros(4, dtype=torch.long)).item() == 0.0   # no negatives
+
+
+def test_gram_kl_zero_for_identical_features_and_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    f = torch.nn.functional.normalize(torch.randn(8, 5, generator=g), dim=1)
+    assert ll.gram_kl(f, f).item() == pytest.approx(0.0, abs=1e-7)
+    assert ll.gram_kl(f.flip(0), f).item() > 0
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return ll.lifelong_benchmark(("synth_species", "fashion_mnist"), (3, 3), (2, 2), 12, 6, 6, size=16, seed=0)
+
+
+def test_benchmark_layout(bench):
+    assert bench.train.images.shape[1:] == (3, 16, 16) and bench.test.images.dtype == torch.uint8
+    assert [g.tolist() for g in bench.seen] == [[0, 1, 2], [5, 6, 7]]
+    assert [g.tolist() for g in bench.unseen] == [[3, 4], [8, 9]]
+    assert len(bench.eval_groups) == 4
+    tr = set(bench.train.labels.tolist())
+    assert tr == {0, 1, 2, 5, 6, 7}                     # unseen classes never in training
+    counts = np.bincount(bench.test.labels.numpy())
+    assert counts[[0, 1, 2, 5, 6, 7]].tolist() == [6] * 6 and counts[[3, 4, 8, 9]].tolist() == [6] * 4
+    assert int(bench.train.images[bench.train.labels == 5].float().std(1).max()) == 0   # grey → equal channels
+    with pytest.raises(ValueError, match="datasets"):
+        ll.lifelong_benchmark(("cub",))
+    with pytest.raises(ValueError, match="n_seen"):
+        ll.lifelong_benchmark(("fashion_mnist",), (9,), (3,))
+
+
+def test_method_objectives():
+    mk = lambda n: inc.make_net(n, "tiny", 16, 4)       # noqa: E731
+    names = {m: [p.name for p in ll.lifelong_plugins(m, make_model=mk)] for m in ll.LIFELONG_METHODS if m != "joint"}
+    assert names["ft"] == ["L_s"]
+    assert names["kd"] == ["L_s", "L_kd1"]
+    assert names["kd_replay"] == ["replay", "L_s", "L_kd1"]
+    assert names["dkd"] == ["replay", "L_s", "L_kd1", "otf"]
+    assert names["dkd_no_ls"] == ["replay", "L_kd1", "otf"]
+    assert names["dkd_no_replay"] == ["L_s", "L_kd1", "otf"]
+    assert names["otf"] == ["L_s", "otf"]
+    with pytest.raises(ValueError, match="make_model"):
+        ll.lifelong_plugins("dkd")
+    with pytest.raises(ValueError, match="method"):
+        ll.lifelong_plugins("lwf")
+
+
+def test_short_lifelong_run_table_replay_and_otf(bench):
+    torch.manual_seed(0)
+    mk = lambda n: inc.make_net(n, "tiny", 16, 4)       # noqa: E731
+    tf = inc.BatchTransform(mean=(0.5,) * 3, std=(0.25,) * 3, flip=True)
+    cfg = inc.TrainConfig(iterations=[6, 4], P=3, K=4, lr=1e-3, device="cpu", seed=0, progress=False, log_every=1)
+    kw = dict(replay=dict(n_images=12, n_clusters=3, steps=3, lr=0.05))
+    res = ll.compare_lifelong(mk, bench, ["ft", "dkd", "joint"], cfg, tf, plugin_kwargs=kw, joint_iterations=5)
+    assert list(res) == ["initial", "ft", "dkd", "joint"]
+    tab = ll.lifelong_table(res, bench)
+    assert tab.shape == (4, 6) and list(tab.columns.get_level_values(1)) == ["s", "u", "H"] * 2
+    sc = ll.lifelong_scores(res["dkd"], 2)
+    assert len(sc) == 2 and all(0 <= v["H"] <= 1 for v in sc)
+    # DKD: generated images doubled the batch (12 real + 12 generated), the on-the-fly teacher trained and was scored
+    replay, otf = res["dkd"].plugins[0], res["dkd"].plugins[-1]
+    assert replay.results[1].images.shape == (12, 3, 16, 16)
+    log = [l for l in res["dkd"].losses if l["task"] == 1]
+    assert log and all(k in log[0] for k in ("L_s", "L_kd1", "L_kd2", "L_te2"))
+    assert 1 in otf.evaluations and len(otf.evaluations[1]) == 4
+    # two tables of seeds: mean ± std cells
+    assert "±" in ll.lifelong_table([res, res], bench).iloc[1, 0]
+
+
+def test_replay_batch_and_otf_use_only_real_images():
+    class _T:                                            # the bits of a trainer the plugins touch
+        pass
+
+    torch.manual_seed(0)
+    tr = _T()
+    tr.config = inc.TrainConfig(P=2, K=2, device="cpu")
+    tr.transform = None
+    tr.device = torch.device("cpu")
+    tr.train_set = inc.LabelledImages(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.arange(4))
+    tr.model = inc.make_net(4, "tiny", 8, 4)
+    tr.teachers = [inc.snapshot(tr.model)]
+    rep = ll.GeneratedReplay(n_images=8, n_clusters=2, steps=2)
+    rep.before_task(tr, 1)
+    x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 0, 1, 1])
+    xm, ym = rep.adapt_batch(tr, x, y)
+    assert xm.shape == (8, 3, 8, 8) and torch.equal(xm[:4], x)
+    assert (ym[4:] >= ll.PSEUDO_LABEL_BASE).all() and len(torch.unique(ym[4:])) == 2
+    otf = ll.OnTheFlyTeacher(lambda n: inc.make_net(n, "tiny", 8, 4), lambda_kd2=1.0)
+    otf.before_task(tr, 1)
+    w0 = [p.detach().clone() for p in otf.net.parameters()]
+    student = tr.model(xm)
+    ctx = inc.StepContext(xm, ym, 1, 4, 0, student, tr)
+    terms = otf.loss(ctx)
+    assert set(terms) == {"L_te2", "L_kd2"} and not terms["L_te2"].requires_grad
+    terms["L_kd2"].backward()                            # gradients reach the student only
+    assert any(p.grad is not None for p in tr.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(w0, otf.net.parameters())), "the teacher took its own step"
