@@ -352,3 +352,131 @@ def test_compare_methods_and_results_table():
         inc.compare_methods(make, data, data, tasks, ["icarl"], cfg)
     with pytest.raises(ValueError, match="backbone"):
         inc.make_net(2, "vit")
+
+
+# ------------------------------------------------------------------------------------------------ hooks
+
+class StepCounter(inc.Plugin):
+    """Counts after_step calls and checks that they follow the optimiser step."""
+    name = "steps"
+
+    def __init__(self):
+        self.steps, self.losses, self.embed_changed = [], [], []
+        self._w = None
+
+    def loss(self, ctx):
+        self._w = ctx.trainer.model.embed.weight.detach().clone()
+        return None
+
+    def after_step(self, trainer, ctx):
+        self.steps.append((ctx.task, ctx.iteration))
+        self.losses.append(float(ctx.loss.detach()))
+        assert set(ctx.terms) >= {"ce", "triplet"} or set(ctx.terms) == {"triplet"}
+        self.embed_changed.append(not torch.equal(self._w, trainer.model.embed.weight))   # after opt.step()
+
+
+def test_after_step_is_called_once_per_step():
+    sc = StepCounter()
+    tasks = inc.one_step_protocol([0, 1, 2, 3], 2)
+    res = _trainer(inc.method_plugins("ft") + [sc], tasks, [5, 3]).run()
+    assert sc.steps == [(0, i) for i in range(5)] + [(1, i) for i in range(3)]
+    assert all(sc.embed_changed)                                       # the model was already updated
+    assert sc.losses == pytest.approx([l["total"] for l in res.losses])      # log_every=1: one log per step
+    assert res.plugin(StepCounter) is sc and res.plugin("steps") is sc
+    with pytest.raises(ValueError, match="kind"):
+        res.plugin("nope")
+
+
+class OwnParameter(inc.Plugin):
+    """A plugin that trains a parameter of its own: ``w → target`` through a loss term of its own."""
+    name = "own"
+
+    def __init__(self, target=3.0, lr=None):
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.target, self.lr, self.values = target, lr, []
+
+    def param_groups(self, trainer, task):
+        return [{"params": [self.w]} if self.lr is None else {"params": [self.w], "lr": self.lr}]
+
+    def loss(self, ctx):
+        return {"own": (self.w - self.target) ** 2}
+
+    def after_step(self, trainer, ctx):
+        self.values.append(float(self.w.detach()))
+
+
+def test_plugin_parameters_are_optimised_with_the_model():
+    tasks = inc.one_step_protocol([0, 1, 2, 3], 2)
+    own = OwnParameter(lr=0.5)
+    tr = _trainer(inc.method_plugins("ft") + [own], tasks, [20, 5])
+    tr.run()
+    assert abs(float(own.w.detach()) - 3.0) < 1.0 and own.values[0] == pytest.approx(0.5)     # Adam's first step = lr
+    # same model updates as without the plugin: its gradient never reaches the model
+    ref = _trainer(inc.method_plugins("ft"), tasks, [20, 5])
+    ref.run()
+    assert torch.equal(ref.model.embed.weight, tr.model.embed.weight)
+    dflt = OwnParameter()
+    _trainer(inc.method_plugins("ft") + [dflt], tasks[:1], [3]).run()
+    assert dflt.values[0] == pytest.approx(1e-2)                                      # default lr: config.lr
+
+    class Bad(inc.Plugin):
+        def param_groups(self, trainer, task):
+            return [torch.zeros(1)]
+    with pytest.raises(ValueError, match="param_groups"):
+        _trainer(inc.method_plugins("ft") + [Bad()], tasks[:1], [2]).run()
+
+
+def test_cpu_threads_is_set_and_restored():
+    n = torch.get_num_threads()
+    seen = []
+
+    class Threads(inc.Plugin):
+        def after_step(self, trainer, ctx):
+            seen.append(torch.get_num_threads())
+    tr = _trainer(inc.method_plugins("ft") + [Threads()], [[0, 1]], [2])
+    tr.config.cpu_threads = 2 if n == 1 else 1
+    fp = tr._fingerprint()
+    tr.run()
+    assert seen == [tr.config.cpu_threads] * 2 and torch.get_num_threads() == n
+    tr.config.cpu_threads = None
+    assert tr._fingerprint() == fp                                   # not part of the checkpoint fingerprint
+    with pytest.raises(ValueError, match="cpu_threads"):
+        inc.IncrementalTrainer(tr.model, tr.train_set, tr.test_set, [[0, 1]], inc.method_plugins("ft"),
+                               inc.TrainConfig(cpu_threads=0, device="cpu"))
+
+
+class KeepLast(inc.Plugin):
+    """Keeps a copy of the model after every task (what notebook 06 needs for its figures)."""
+    name = "keep"
+
+    def __init__(self):
+        self.models = []
+
+    def after_task(self, trainer, task):
+        self.models.append(inc.snapshot(trainer.model))
+
+
+def test_compare_methods_base_plugins_and_returned_plugins():
+    data = _toy_data()
+    tasks = inc.one_step_protocol([0, 1, 2, 3], 2)
+    cfg = inc.TrainConfig(iterations=[6, 3], P=2, K=4, device="cpu", progress=False, log_every=1)
+    make = lambda n: inc.make_net(n, "tiny", embed_dim=8, width=4)                      # noqa: E731
+    counter = StepCounter()
+    res = inc.compare_methods(make, data, data, tasks,
+                              {"ft": lambda: inc.method_plugins("ft") + [KeepLast()], "joint": lambda: inc.method_plugins("joint")},
+                              cfg, inc.BatchTransform(), joint_iterations=2,
+                              base_plugins=lambda: [inc.triplet_term(), counter])
+    base = res["initial"]
+    assert counter.steps == [(0, i) for i in range(6)] and base.plugin("steps") is counter   # the base's objective
+    assert {k for l in base.losses for k in l} == {"task", "iteration", "global_iteration", "triplet", "total"}
+    keep = res["ft"].plugin(KeepLast)                                                    # what the plugin kept
+    assert len(keep.models) == 2 and keep.models[1].n_classes == 4                      # base (start_from) and f_1
+    assert torch.equal(keep.models[0].embed.weight, base.model.embed.weight)
+    assert [type(p).__name__ for p in res["joint"].plugins] == ["LossTerm", "LossTerm"]
+    # default base objective unchanged (chapter 5's L_ce + L_triplet); other evaluation groups
+    res2 = inc.compare_methods(make, data, data, tasks[:1], ["ft"], inc.TrainConfig(iterations=[4], P=2, K=4,
+                               device="cpu", progress=False), inc.BatchTransform(), eval_groups=tasks)
+    assert [p.name for p in res2["initial"].plugins] == ["ce", "triplet"]
+    assert len(res2["initial"].steps[0]["groups"]) == 2 and len(res2["ft"].steps[0]["groups"]) == 2
+    with pytest.raises(ValueError, match="base_plugins"):
+        inc.compare_methods(make, data, data, tasks, ["ft"], cfg, base_plugins=[])

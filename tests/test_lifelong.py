@@ -114,8 +114,18 @@ def test_replay_batch_and_otf_use_only_real_images():
     w0 = [p.detach().clone() for p in otf.net.parameters()]
     student = tr.model(xm)
     ctx = inc.StepContext(xm, ym, 1, 4, 0, student, tr)
+    groups = otf.param_groups(tr, 1)                     # the teacher's trunk + embedding, for the trainer's Adam
+    own = {id(p) for g in groups for p in g["params"]}
+    assert own == {id(p) for p in [*otf.net.trunk.parameters(), *otf.net.embed.parameters()]}
+    assert not own & {id(p) for p in tr.model.parameters()}
     terms = otf.loss(ctx)
-    assert set(terms) == {"L_te2", "L_kd2"} and not terms["L_te2"].requires_grad
-    terms["L_kd2"].backward()                            # gradients reach the student only
+    assert set(terms) == {"L_te2", "L_kd2"} and terms["L_te2"].requires_grad
+    terms["L_kd2"].backward(retain_graph=True)           # L_kd2: gradients reach the student only
     assert any(p.grad is not None for p in tr.model.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(w0, otf.net.parameters())), "the teacher took its own step"
+    assert all(p.grad is None for p in otf.net.parameters())
+    student_grads = [p.grad.clone() for p in tr.model.parameters() if p.grad is not None]
+    terms["L_te2"].backward()                            # L_te2: gradients reach the teacher only
+    assert all(torch.equal(a, p.grad) for a, p in zip(student_grads, [p for p in tr.model.parameters()
+                                                                       if p.grad is not None]))
+    torch.optim.Adam(groups).step()
+    assert any(not torch.equal(a, b) for a, b in zip(w0, otf.net.parameters())), "the teacher is trained"

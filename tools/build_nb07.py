@@ -361,9 +361,10 @@ are their own classes). Then
 $$L = \lambda_s L_s + \lambda_{kd_1} L_{kd_1} + \lambda_{kd_2} L_{kd_2} + \lambda_{te_2} L_{te_2}\qquad(\lambda = 1, 80, 20, 1).$$
 
 Each term is a plugin of notebook 05's `IncrementalTrainer`: `GeneratedReplay` generates before the task and appends
-images to each batch; `LossTerm`s add $L_s$ and $L_{kd_1}$; `OnTheFlyTeacher` runs and updates the second network
-inside its loss call (its gradient never mixes with the student's, since $L_{kd_2}$ sees its features detached —
-so the trainer needed no change). The ablation of Table 7.6 is a choice of plugins:
+images to each batch; `LossTerm`s add $L_s$ and $L_{kd_1}$; `OnTheFlyTeacher` runs the second network in its loss
+and hands its parameters to the trainer's optimiser (`param_groups`), which steps them with the student's: the
+teacher learns from $L_{te_2}$ only and the student never sees that gradient, since $L_{kd_2}$ uses the teacher's
+features detached. The ablation of Table 7.6 is a choice of plugins:
 """),
     code(r"""
 show_source(ll.lifelong_plugins)

@@ -509,7 +509,8 @@ class KeepModels(Plugin):
     """Keeps a frozen copy of the model after every task (``models[t]`` = f_t; the base model too when the run
     starts with :meth:`~xmr_lib.incremental.IncrementalTrainer.start_from`). Adds no loss. For diagnostics only:
     the chapter's point is that a real run would *not* keep them (:func:`estimation_report` compares them with
-    their estimates)."""
+    their estimates). After a run, the result hands it back: ``result.plugin(KeepModels).models`` (also for the
+    results of :func:`~xmr_lib.incremental.compare_methods`)."""
 
     name = "keep_models"
 

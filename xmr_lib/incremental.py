@@ -22,12 +22,15 @@ Building blocks
   ``fn(ctx) -> scalar`` with a weight; ``ctx`` (:class:`StepContext`) carries the batch, the student's output and,
   computed on demand, each frozen teacher's output on the same images. :func:`method_plugins` builds the terms of
   the chapter-5 methods (fine-tuning, LwF, L2, MMD, KD+MMD, joint). A plugin may also act before / after a task
-  (EWC's Fisher, chapter 7's image generation) or add images to a batch (replay): see :class:`Plugin`.
+  (EWC's Fisher, chapter 7's image generation), add images to a batch (replay), act after every optimiser step
+  (:meth:`Plugin.after_step`) or hand the trainer parameters of its own to optimise alongside the model (e.g.
+  chapter 7's on-the-fly teacher, :meth:`Plugin.param_groups`): see :class:`Plugin`.
 - training: :class:`IncrementalTrainer` runs the tasks, snapshots a teacher after each, evaluates every group
   after each step (and every ``eval_every`` iterations inside a step, for forgetting curves), checkpoints each
   finished task with :class:`xmr_lib.runs.Checkpoint` and resumes from the last one.
-- :func:`compare_methods` trains the first task once and every method from that same network (plus a joint
-  reference) — the experiment of Tables 5.2-5.9.
+- :func:`compare_methods` trains the first task once (with ``base_plugins``, default ``L_ce + L_triplet``) and every
+  method from that same network (plus a joint reference) — the experiment of Tables 5.2-5.9. Every result keeps
+  its ``model`` and its ``plugins`` (what they recorded: kept models, generated images, ...).
 - results: :class:`IncrementalResult` — per-step metrics for every group and for the old / new / all-seen
   galleries, the results matrix (:meth:`IncrementalResult.matrix`), forgetting, curves and loss logs.
 
@@ -551,6 +554,8 @@ class StepContext:
         student: the trained model's :class:`Output` on ``images``.
         trainer: the :class:`IncrementalTrainer` (for ``trainer.model``, ``trainer.teachers``, ``trainer.config``).
         extra: a dict plugins may use to pass things along within the step.
+        terms, loss: the step's loss terms ``{name: scalar}`` and their sum (set once every plugin's
+            :meth:`Plugin.loss` ran; None before), e.g. for :meth:`Plugin.after_step`.
     Teacher outputs are computed on first use and cached (no gradient): :attr:`teacher` is the latest teacher
     (None in the first task), :meth:`teacher_output` any of them.
     """
@@ -560,6 +565,8 @@ class StepContext:
         self.student: Output = student
         self.trainer = trainer
         self.extra: dict[str, Any] = {}
+        self.terms: dict[str, torch.Tensor] | None = None
+        self.loss: torch.Tensor | None = None
         self._teacher_cache: dict[int, Output] = {}
 
     @property
@@ -590,6 +597,10 @@ class Plugin:
         ``adapt_batch(trainer, images, labels) -> (images, labels)`` — e.g. append replayed images;
         ``loss(ctx) -> Tensor | dict[str, Tensor] | None`` — the term(s) this plugin adds to the loss (each is
         logged under its name);
+        ``param_groups(trainer, task) -> list[dict]`` — parameters of the plugin's own (e.g. a second network it
+        trains) that the trainer's optimiser updates together with the model during ``task``;
+        ``after_step(trainer, ctx)`` — after every optimiser step (``ctx.loss`` / ``ctx.terms`` hold the step's
+        loss), e.g. an EMA teacher or a custom schedule;
         ``after_task(trainer, task)`` — e.g. estimate EWC's Fisher information;
         ``state()`` / ``load_state(state)`` — what a checkpoint keeps (e.g. EWC's anchors);
         ``describe()`` — its settings, part of the checkpoint fingerprint.
@@ -606,6 +617,21 @@ class Plugin:
 
     def loss(self, ctx: StepContext) -> torch.Tensor | dict[str, torch.Tensor] | None:
         return None
+
+    def param_groups(self, trainer: "IncrementalTrainer", task: int) -> list[dict]:
+        """Extra parameter groups for the trainer's Adam optimiser while ``task`` trains (default: none).
+
+        Called once per task, after every plugin's :meth:`before_task` (so a network built there can be handed
+        over). Each group is a ``torch.optim`` dict ``{"params": [...], "lr": …}`` (missing ``lr`` / ``weight_decay``:
+        the config's ``lr`` / ``weight_decay``). The parameters get their gradients from the terms :meth:`loss`
+        returns (return them *not* detached), are zeroed and stepped with the model's, and must not be the
+        model's own. Adam updates every group separately, so this is the same as a separate Adam over them.
+        """
+        return []
+
+    def after_step(self, trainer: "IncrementalTrainer", ctx: StepContext) -> None:
+        """Called once per training iteration, right after the optimiser step (``ctx.loss``, ``ctx.terms``: the
+        step's loss; ``trainer.model``: the updated model)."""
 
     def after_task(self, trainer: "IncrementalTrainer", task: int) -> None:
         pass
@@ -863,6 +889,9 @@ class TrainConfig:
         device: "auto" | "cpu" | "cuda".
         seed: seeds sampling, augmentation and the new classifier rows.
         progress: tqdm bars.
+        cpu_threads: torch CPU threads while a trainer runs (``torch.set_num_threads``, the previous number is
+            restored afterwards); None leaves the setting alone. Small networks run fastest on one thread. Not part
+            of a checkpoint's fingerprint.
     """
 
     iterations: int | Sequence[int] = 300
@@ -879,6 +908,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     progress: bool = True
+    cpu_threads: int | None = None
 
     def iterations_for(self, task: int) -> int:
         it = self.iterations
@@ -904,6 +934,9 @@ class IncrementalResult:
         curves: evaluations inside tasks: ``{"task", "iteration", "groups": [...]}`` (``eval_every``).
         losses: ``{"task", "iteration", <term>: value, "total": …}`` every ``log_every`` iterations.
         seen: number of groups seen after each step (``steps[t]`` has seen groups ``0 … seen[t]−1``).
+        model: the trained model (set by :meth:`IncrementalTrainer.run`; not saved).
+        plugins: the run's plugin objects with whatever they recorded (set by :meth:`IncrementalTrainer.run`; not
+            saved); :meth:`plugin` finds one.
     """
 
     name: str
@@ -913,6 +946,16 @@ class IncrementalResult:
     losses: list[dict] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False, compare=False)   # the trained model (not saved)
+    plugins: list = field(default_factory=list, repr=False, compare=False)     # the run's plugins (not saved)
+
+    def plugin(self, kind: type | str) -> "Plugin":
+        """The first of :attr:`plugins` that is an instance of ``kind`` (a class) or has the name ``kind``."""
+        for p in self.plugins:
+            if (isinstance(kind, str) and getattr(p, "name", None) == kind) or \
+                    (isinstance(kind, type) and isinstance(p, kind)):
+                return p
+        raise ValueError(f"kind: run {self.name!r} has no plugin {kind!r} (plugins: "
+                         f"{[getattr(p, 'name', type(p).__name__) for p in self.plugins]})")
 
     def matrix(self, metric: str = "mAP", seen_only: bool = True) -> np.ndarray:
         """``R[t, g]``: ``metric`` on group g after step t, ``(T, G)``; NaN for groups not seen yet (``seen_only``)."""
@@ -964,8 +1007,10 @@ class IncrementalTrainer:
 
     For task t: the classifier grows by the task's classes (unless it is already large enough), the objective's
     plugins get ``before_task``, then ``iterations`` Adam steps on P×K batches of the task's training images only
-    (``cumulative=True``: of every class seen so far — joint / replay-all training), ``after_task``, an evaluation
-    of every group, a frozen :func:`snapshot` appended to :attr:`teachers`, and a checkpoint.
+    (``cumulative=True``: of every class seen so far — joint / replay-all training; the optimiser also updates the
+    plugins' :meth:`Plugin.param_groups`, and every plugin's :meth:`Plugin.after_step` follows each step),
+    ``after_task``, an evaluation of every group, a frozen :func:`snapshot` appended to :attr:`teachers`, and a
+    checkpoint. ``config.cpu_threads`` sets torch's CPU threads while :meth:`run` / :meth:`start_from` work.
 
     Args:
         model: an :class:`IncrementalNet` (trained in place) whose classifier has the first task's classes.
@@ -1011,6 +1056,9 @@ class IncrementalTrainer:
         self.plugins = list(plugins)
         if not self.plugins:
             raise ValueError("plugins: expected at least one loss term")
+        ct = self.config.cpu_threads
+        if ct is not None and (isinstance(ct, bool) or not isinstance(ct, (int, np.integer)) or ct < 1):
+            raise ValueError(f"config.cpu_threads: expected None or an int >= 1, got {ct!r}")
         self.transform = transform
         self.cumulative = bool(cumulative)
         self.name = name
@@ -1050,7 +1098,7 @@ class IncrementalTrainer:
 
     def _fingerprint(self) -> str:
         cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.config.__dict__.items()
-               if k not in ("progress", "device", "eval_batch_size")}
+               if k not in ("progress", "device", "eval_batch_size", "cpu_threads")}
         key = {"name": self.name, "config": cfg, "tasks": [t.tolist() for t in self.tasks],
                "eval_groups": [g.tolist() for g in self.eval_groups], "cumulative": self.cumulative,
                "n_train": len(self.train_set), "n_test": len(self.test_set),
@@ -1117,6 +1165,10 @@ class IncrementalTrainer:
         freeze it as the first teacher, record its evaluation as step 0 (``record`` reuses one already made) and
         call the plugins' ``after_task(trainer, 0)`` (so that e.g. :class:`EWC` anchors on the base model).
         """
+        with _cpu_threads(self.config.cpu_threads):
+            return self._start_from(model, record)
+
+    def _start_from(self, model: IncrementalNet, record: dict | None) -> "IncrementalTrainer":
         self.model.set_num_classes(model.n_classes)
         self.model.load_state_dict(model.state_dict())
         self.model.to(self.device)
@@ -1137,7 +1189,12 @@ class IncrementalTrainer:
         return self
 
     def run(self) -> IncrementalResult:
-        """Train every remaining task (resuming from checkpoints when possible) and return the result."""
+        """Train every remaining task (resuming from checkpoints when possible) and return the result (with its
+        ``model`` and ``plugins``)."""
+        with _cpu_threads(self.config.cpu_threads):
+            return self._run()
+
+    def _run(self) -> IncrementalResult:
         from tqdm.auto import tqdm
 
         start = getattr(self, "_done", 0)
@@ -1160,6 +1217,7 @@ class IncrementalTrainer:
                                                   "result": self.result.to_dict(),
                                                   "plugins": [p.state() for p in self.plugins]})
         self.result.model = self.model
+        self.result.plugins = self.plugins
         return self.result
 
     def _resume(self, fp: str, start: int) -> int:
@@ -1205,7 +1263,17 @@ class IncrementalTrainer:
         trunk_lr = cfg.lr if cfg.lr_trunk is None else cfg.lr_trunk
         groups = [{"params": [p for p in self.model.trunk_parameters() if p.requires_grad], "lr": trunk_lr},
                   {"params": self.model.head_parameters(), "lr": cfg.lr}]
-        opt = torch.optim.Adam([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+        groups = [g for g in groups if g["params"]]
+        for p in self.plugins:                              # parameters a plugin trains alongside the model
+            for g in p.param_groups(self, t) or []:
+                if not isinstance(g, dict) or "params" not in g:
+                    raise ValueError(f"plugins: {p.name}.param_groups must return dicts with 'params', got {g!r}")
+                g = dict(g)
+                g["params"] = list(g["params"])
+                g.setdefault("lr", cfg.lr)
+                if g["params"]:
+                    groups.append(g)
+        opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
         self._set_train_mode()
         n_it = cfg.iterations_for(t)
         if cfg.eval_every and t > 0:
@@ -1233,9 +1301,12 @@ class IncrementalTrainer:
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{self.name}: non-finite loss at task {t}, iteration {it}: "
                                          + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items()))
+            ctx.terms, ctx.loss = terms, loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            for p in self.plugins:
+                p.after_step(self, ctx)
             self._global_it += 1
             if cfg.log_every and (it % cfg.log_every == 0 or it == n_it - 1):
                 rec = {"task": t, "iteration": it, "global_iteration": self._global_it,
@@ -1255,11 +1326,32 @@ class IncrementalTrainer:
                                    "groups": groups})
 
 
+class _cpu_threads:
+    """Context: ``torch.set_num_threads(n)`` inside, the previous number restored after (``n`` None: no-op)."""
+
+    def __init__(self, n: int | None):
+        self.n, self.old = n, None
+
+    def __enter__(self):
+        if self.n is not None:
+            self.old = torch.get_num_threads()
+            if self.old != int(self.n):
+                torch.set_num_threads(int(self.n))
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None and torch.get_num_threads() != self.old:
+            torch.set_num_threads(self.old)
+        return False
+
+
 def compare_methods(make_model: Callable[[int], IncrementalNet], train: LabelledImages, test: LabelledImages,
                     tasks: Sequence[Sequence[int]], methods: Sequence[str] | dict[str, Callable[[], list[Plugin]]],
                     config: TrainConfig, transform: Callable | None = None, *, joint_iterations: int | None = None,
                     method_kwargs: dict | None = None, base: IncrementalResult | None = None,
-                    checkpoint: str | None = None) -> dict[str, IncrementalResult]:
+                    checkpoint: str | None = None,
+                    base_plugins: Sequence[Plugin] | Callable[[], Sequence[Plugin]] | None = None,
+                    eval_groups: Sequence[Sequence[int]] | None = None) -> dict[str, IncrementalResult]:
     """Train the first task once, then every method from that same base model; a joint run as the reference.
 
     Args:
@@ -1272,8 +1364,14 @@ def compare_methods(make_model: Callable[[int], IncrementalNet], train: Labelled
         base: a base result from an earlier call (its ``model`` must be set) to skip training the base again (e.g.
             the same network A for a one-step and a multi-step protocol; it is re-evaluated on the new groups).
         checkpoint: a name prefix: every run then checkpoints under ``xmr_lib.runs.Checkpoint(f"{prefix}/{run}")``.
+        base_plugins: the objective of the base (first-task) run — a list of plugins or a factory returning one;
+            default: chapter 5's ``L_ce + L_triplet`` (``method_plugins("ft", margin=method_kwargs["margin"])``).
+            Unused when ``base`` is given.
+        eval_groups: class groups every run (base, methods, joint) is evaluated on (default: ``tasks``; e.g. the
+            seen / unseen galleries of chapter 7's lifelong benchmark).
     Returns:
-        ``{"initial": base result, <method>: result, ...}``; each result holds its trained ``model``.
+        ``{"initial": base result, <method>: result, ...}``; each result holds its trained ``model`` and its
+        ``plugins`` (the objects, with what they recorded, e.g. ``res["ft"].plugin(KeepModels).models``).
     """
     from .runs import Checkpoint
 
@@ -1288,11 +1386,20 @@ def compare_methods(make_model: Callable[[int], IncrementalNet], train: Labelled
         factories = {m: (lambda m=m: method_plugins(m, **kw)) for m in methods}
     ck = (lambda name: Checkpoint(f"{checkpoint}/{name}")) if checkpoint else (lambda name: None)
     margin = kw.get("margin", 0.5)
+    groups = tasks if eval_groups is None else [np.asarray(g, dtype=np.int64).reshape(-1) for g in eval_groups]
     out: dict[str, IncrementalResult] = {}
     if base is None:
         torch.manual_seed(int(config.seed))
-        tr = IncrementalTrainer(make_model(len(tasks[0])), train, test, tasks[:1], method_plugins("ft", margin=margin),
-                                config, transform, eval_groups=tasks, name="initial", checkpoint=ck("initial"))
+        model0 = make_model(len(tasks[0]))
+        if base_plugins is None:
+            bp = method_plugins("ft", margin=margin)
+        else:
+            bp = list(base_plugins() if callable(base_plugins) else base_plugins)
+            if not bp or not all(isinstance(p, Plugin) for p in bp):
+                raise ValueError(f"base_plugins: expected a non-empty list of Plugin objects (or a factory returning "
+                                 f"one), got {bp!r}")
+        tr = IncrementalTrainer(model0, train, test, tasks[:1], bp, config, transform, eval_groups=groups,
+                                name="initial", checkpoint=ck("initial"))
         base = tr.run()
     if base.model is None:
         raise ValueError("base: the base result has no model (results loaded from disk do not keep it)")
@@ -1306,13 +1413,13 @@ def compare_methods(make_model: Callable[[int], IncrementalNet], train: Labelled
             cfg = copy.copy(config)
             cfg.iterations, cfg.eval_every = [int(its)], 0
             tr = IncrementalTrainer(make_model(n_all), train, test, [np.concatenate(tasks)], factory(), cfg,
-                                    transform, eval_groups=tasks, name="joint", checkpoint=ck("joint"))
+                                    transform, eval_groups=groups, name="joint", checkpoint=ck("joint"))
         else:
             torch.manual_seed(int(config.seed))
-            same = len(base.groups) == len(tasks) and all(np.array_equal(a, b) for a, b in zip(base.groups, tasks))
+            same = len(base.groups) == len(groups) and all(np.array_equal(a, b) for a, b in zip(base.groups, groups))
             tr = IncrementalTrainer(make_model(len(tasks[0])), train, test, tasks, factory(), config, transform,
-                                    name=name, checkpoint=ck(name)).start_from(base.model,
-                                                                               base.steps[0] if same else None)
+                                    eval_groups=None if eval_groups is None else groups, name=name,
+                                    checkpoint=ck(name)).start_from(base.model, base.steps[0] if same else None)
         out[name] = tr.run()
     return out
 

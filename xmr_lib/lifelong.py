@@ -25,13 +25,12 @@ IncrementalTrainer` of notebook 05; :func:`lifelong_plugins` builds the ablation
 :func:`compare_lifelong` trains the first dataset once and every method from that same network.
 
 Generated images carry pseudo-labels ``≥ PSEUDO_LABEL_BASE`` so that they form their own classes in ``L_s`` and are
-recognised as "not real" by ``L_kd2`` / ``L_te2``. The incremental trainer needed no change: the on-the-fly teacher
-updates its own parameters inside its ``loss`` call (its gradients are independent of the student's, because
-``L_kd2`` sees its features detached).
+recognised as "not real" by ``L_kd2`` / ``L_te2``. The on-the-fly teacher hands its network's parameters to the
+trainer (:meth:`xmr_lib.incremental.Plugin.param_groups`), which steps them with the student's: their gradients
+come from ``L_te2`` only, because ``L_kd2`` sees the teacher's features detached.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -386,10 +385,12 @@ class OnTheFlyTeacher(Plugin):
 
     Before each task t ≥ 1 a fresh network is built by ``make_model(n_classes)`` under its own seed — "initialised
     differently from the frozen teacher" (thesis: from ImageNet weights with a random FC; offline with the small trunk:
-    at random) — with its own Adam optimiser. In every training step it is run on the real images of the batch
-    (labels ``< PSEUDO_LABEL_BASE``), takes its own optimiser step on ``λ_te2 L_te2`` (its gradients never mix with
-    the student's, since ``L_kd2`` uses its features *detached*, as the thesis prescribes), and returns
-    ``{"L_kd2": λ_kd2 L_kd2 (student graph), "L_te2": λ_te2 L_te2 (detached, for the log)}``.
+    at random) — and its trunk and embedding layer are handed to the trainer's Adam optimiser as extra parameter
+    groups (:meth:`param_groups`; Adam treats every group on its own, so this is the same as an optimiser of its
+    own). In every training step it is run on the real images of the batch (labels ``< PSEUDO_LABEL_BASE``) and
+    returns ``{"L_te2": λ_te2 L_te2 (its graph), "L_kd2": λ_kd2 L_kd2 (the student's graph)}``: the trainer's
+    backward pass trains the teacher on ``L_te2`` alone, since ``L_kd2`` uses its features *detached*, as the
+    thesis prescribes, and the student's gradients never see ``L_te2``.
 
     Args:
         make_model: ``make_model(n_classes) -> IncrementalNet``.
@@ -413,12 +414,12 @@ class OnTheFlyTeacher(Plugin):
         self.temperature, self.margin = float(temperature), float(margin)
         self.lr, self.lr_trunk, self.seed = lr, lr_trunk, int(seed)
         self.net: nn.Module | None = None
-        self.opt = None
+        self.groups: list[dict] = []
         self.evaluations: dict[int, list] = {}
         self.nets: dict[int, nn.Module] = {}
 
     def before_task(self, trainer, task: int) -> None:
-        self.net = self.opt = None
+        self.net, self.groups = None, []
         if task == 0:
             return
         state = torch.random.get_rng_state()
@@ -432,9 +433,13 @@ class OnTheFlyTeacher(Plugin):
         lr = trainer.config.lr if self.lr is None else float(self.lr)
         lr_t = (trainer.config.lr_trunk if trainer.config.lr_trunk is not None else lr) if self.lr_trunk is None \
             else float(self.lr_trunk)
-        groups = [{"params": list(net.trunk.parameters()), "lr": lr_t}, {"params": list(net.embed.parameters()),
-                                                                          "lr": lr}]
-        self.net, self.opt = net, torch.optim.Adam(groups, weight_decay=trainer.config.weight_decay)
+        self.net = net
+        self.groups = [{"params": list(net.trunk.parameters()), "lr": lr_t},
+                       {"params": list(net.embed.parameters()), "lr": lr}]
+
+    def param_groups(self, trainer, task: int) -> list[dict]:
+        """The teacher's trunk and embedding layer (lr ``lr_trunk`` / ``lr``), for the trainer's optimiser."""
+        return self.groups
 
     def loss(self, ctx) -> dict[str, torch.Tensor] | None:
         if self.net is None:
@@ -442,11 +447,7 @@ class OnTheFlyTeacher(Plugin):
         real = ctx.labels < PSEUDO_LABEL_BASE
         x, y = ctx.images[real], ctx.labels[real]
         out = self.net(x)
-        l_te2 = self.lambda_te2 * lifelong_triplet_loss(out.embedding, y, self.margin)
-        self.opt.zero_grad(set_to_none=True)
-        l_te2.backward()
-        self.opt.step()
-        terms = {"L_te2": l_te2.detach()}
+        terms = {"L_te2": self.lambda_te2 * lifelong_triplet_loss(out.embedding, y, self.margin)}
         if self.lambda_kd2:
             terms["L_kd2"] = self.lambda_kd2 * gram_kl(ctx.student.embedding[real], out.embedding.detach(),
                                                        self.temperature)
@@ -458,7 +459,7 @@ class OnTheFlyTeacher(Plugin):
         self.evaluations[task] = trainer.evaluate(model=self.net)
         self.net.eval()
         self.nets[task] = self.net
-        self.net = self.opt = None
+        self.net, self.groups = None, []
 
     def describe(self) -> dict:
         return {"name": self.name, "lambda_kd2": self.lambda_kd2, "lambda_te2": self.lambda_te2,
@@ -534,50 +535,24 @@ def compare_lifelong(make_model: Callable[[int], nn.Module], bench: LifelongBenc
     Returns:
         ``{"initial": result after the first dataset, <method>: result}``; each result keeps its ``model``, and
         ``result.plugins`` (the plugin objects: generated images, on-the-fly teacher evaluations).
-    """
-    from .runs import Checkpoint
 
+    This is :func:`xmr_lib.incremental.compare_methods` with the first dataset trained on ``L_s`` only
+    (``base_plugins``) and every run evaluated on the seen and unseen galleries (``eval_groups``).
+    """
     unknown = [m for m in methods if m not in LIFELONG_METHODS]
     if unknown:
         raise ValueError(f"methods: unknown method(s) {unknown}; expected names from {sorted(LIFELONG_METHODS)}")
     kw = dict(plugin_kwargs or {})
     kw.setdefault("replay_cache", {})
     kw.setdefault("seed", int(config.seed))
-    tasks, groups = bench.tasks, bench.eval_groups
-    ck = (lambda name: Checkpoint(f"{checkpoint}/{name}")) if checkpoint else (lambda name: None)
     margin, lam_s = kw.get("margin", 0.5), kw.get("lambda_s", 1.0)
-    out: dict[str, inc.IncrementalResult] = {}
-    if base is None:
-        torch.manual_seed(int(config.seed))
-        cfg = copy.copy(config)
-        tr = inc.IncrementalTrainer(make_model(len(tasks[0])), bench.train, bench.test, tasks[:1],
-                                    [student_triplet_term(margin, lam_s)], cfg, transform, eval_groups=groups,
-                                    name="initial", checkpoint=ck("initial"))
-        base = tr.run()
-        base.plugins = []
-    if base.model is None:
-        raise ValueError("base: the base result has no model (results loaded from disk do not keep it)")
-    out["initial"] = base
-    for name in methods:
-        torch.manual_seed(int(config.seed))
-        if name == "joint":
-            n_all = int(sum(len(t) for t in tasks))
-            its = joint_iterations if joint_iterations is not None else int(
-                sum(config.iterations_for(t) for t in range(len(tasks))))
-            cfg = copy.copy(config)
-            cfg.iterations, cfg.eval_every = [int(its)], 0
-            plugins = [student_triplet_term(margin, lam_s)]
-            tr = inc.IncrementalTrainer(make_model(n_all), bench.train, bench.test, [np.concatenate(tasks)], plugins,
-                                        cfg, transform, eval_groups=groups, name="joint", checkpoint=ck("joint"))
-        else:
-            plugins = lifelong_plugins(name, make_model=make_model, **kw)
-            tr = inc.IncrementalTrainer(make_model(len(tasks[0])), bench.train, bench.test, tasks, plugins, config,
-                                        transform, eval_groups=groups, name=name, checkpoint=ck(name))
-            tr.start_from(base.model, base.steps[0])
-        res = tr.run()
-        res.plugins = plugins
-        out[name] = res
-    return out
+    only_ls = lambda: [student_triplet_term(margin, lam_s)]                   # noqa: E731 (first dataset, joint)
+    factories = {name: only_ls if name == "joint" else (lambda name=name: lifelong_plugins(name, make_model=make_model,
+                                                                                          **kw))
+                 for name in methods}
+    return inc.compare_methods(make_model, bench.train, bench.test, bench.tasks, factories, config, transform,
+                               joint_iterations=joint_iterations, base=base, checkpoint=checkpoint,
+                               base_plugins=only_ls, eval_groups=bench.eval_groups)
 
 
 # ================================================================================================================
