@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from data_scripts import cli, registry
 from data_scripts.convert import ConversionError, convert
@@ -200,38 +199,9 @@ def test_safe_extract_refuses_path_traversal(tmp_path):
 # fixtures in the datasets' real formats
 
 
-def _jpg(path: Path, value: int = 100, size=(12, 9)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path)
-
-
-def _tgz(src: Path, arc: Path) -> Path:
-    with tarfile.open(arc, "w:gz") as t:
-        t.add(src, arcname=src.name)
-    return arc
-
-
-def _cub_fixture(base: Path) -> Path:
-    """CUB_200_2011/ with 2 classes × 3 images."""
-    cub = base / "CUB_200_2011"
-    classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross"]
-    lines = {"images": [], "labels": [], "split": [], "boxes": []}
-    k = 0
-    for c, cname in enumerate(classes):
-        for j in range(3):
-            k += 1
-            rel = f"{cname}/{cname.split('.')[1]}_{j:04d}_{k}.jpg"
-            _jpg(cub / "images" / rel, 40 * k)
-            lines["images"].append(f"{k} {rel}")
-            lines["labels"].append(f"{k} {c + 1}")
-            lines["split"].append(f"{k} {1 if j < 2 else 0}")
-            lines["boxes"].append(f"{k} 1.0 2.0 5.0 4.0")
-    (cub / "images.txt").write_text("\n".join(lines["images"]) + "\n")
-    (cub / "image_class_labels.txt").write_text("\n".join(lines["labels"]) + "\n")
-    (cub / "train_test_split.txt").write_text("\n".join(lines["split"]) + "\n")
-    (cub / "bounding_boxes.txt").write_text("\n".join(lines["boxes"]) + "\n")
-    (cub / "classes.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
-    return cub
+from fixtures_real_formats import (coco_official_raw, cub_fixture as _cub_fixture, flickr30k_raw,  # noqa: E402
+                                    jpg as _jpg, mirflickr_raw as _mirflickr_raw, nuswide_raw,
+                                    pascal_sentence_raw, stanford_dogs_raw, tgz as _tgz, wikipedia_raw)
 
 
 def test_cub200_converter_and_loader(tmp_path):
@@ -310,23 +280,6 @@ def test_from_dir_unverified_files_are_reported_and_recorded(tmp_path, capsys):
     assert "same sha256 as recorded" in capsys.readouterr().out
 
 
-def _mirflickr_raw(base: Path, n: int = 6) -> None:
-    mf = base / "mirflickr"
-    ann = base / "mirflickr25k_annotations_v080"
-    ann.mkdir(parents=True)
-    concepts = ["animals", "sky", "water"]
-    members = {"animals": [1, 2], "sky": [2, 3, 4], "water": [6]}
-    for c in concepts:
-        (ann / f"{c}.txt").write_text("".join(f"{i}\n" for i in members[c]))
-        (ann / f"{c}_r1.txt").write_text("".join(f"{i}\n" for i in members[c][:1]))
-    (ann / "README.txt").write_text("annotations\n")
-    tags = {1: ["dog", "cute"], 2: ["dog", "sky"], 3: ["sky", "blue"], 4: [], 5: ["sky"], 6: ["lake", "blue"]}
-    for i in range(1, n + 1):
-        _jpg(mf / f"im{i}.jpg", 20 * i, size=(16, 10))
-        (mf / "meta" / "tags").mkdir(parents=True, exist_ok=True)
-        (mf / "meta" / "tags" / f"tags{i}.txt").write_text("".join(f"{t}\n" for t in tags[i]))
-
-
 def test_mirflickr_raw_converter(tmp_path):
     _mirflickr_raw(tmp_path / "mirflickr25k" / "raw")
     rep = convert("mirflickr25k", tmp_path, min_tag_count=1, image_size=8)
@@ -375,14 +328,7 @@ def test_mirflickr_mat_converter_feeds_crossmodal(tmp_path, monkeypatch):
 def test_flickr30k_karpathy_converter(tmp_path):
     from xmr_lib.adversarial import karpathy_caption_benchmark
 
-    raw = tmp_path / "flickr30k" / "raw"
-    imgs = []
-    for k, split in enumerate(["train", "restval", "val", "test", "test"]):
-        fn = f"{1000 + k}.jpg"
-        _jpg(raw / "flickr30k-images" / fn, 30 * k)
-        imgs.append({"filename": fn, "split": split, "imgid": k,
-                     "sentences": [{"raw": f"image {k} sentence {j}.", "tokens": ["image"]} for j in range(5)]})
-    (raw / "dataset_flickr30k.json").write_text(json.dumps({"dataset": "flickr30k", "images": imgs}))
+    flickr30k_raw(tmp_path / "flickr30k" / "raw")
     rep = convert("flickr30k", tmp_path)
     assert rep["splits"] == {"test": 2, "train": 2, "val": 1} and rep["missing"] == []
     ds = data.load("flickr30k", "test", root=tmp_path)
@@ -393,17 +339,7 @@ def test_flickr30k_karpathy_converter(tmp_path):
 
 
 def test_coco_official_captions_converter(tmp_path):
-    raw = tmp_path / "coco" / "raw"
-    ann = raw / "annotations"
-    ann.mkdir(parents=True)
-    for sub, ids in (("train2017", [9, 25]), ("val2017", [139])):
-        _jpg(raw / sub / f"{ids[0]:012d}.jpg")
-        for i in ids[1:]:
-            _jpg(raw / sub / f"{i:012d}.jpg")
-        j = {"images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 12, "height": 9} for i in ids],
-             "annotations": [{"id": 100 * i + k, "image_id": i, "caption": f" A photo {i} #{k}. "} for i in ids
-                             for k in range(2)]}
-        (ann / f"captions_{sub}.json").write_text(json.dumps(j))
+    coco_official_raw(tmp_path / "coco" / "raw")
     rep = convert("coco", tmp_path)
     assert rep["splits"] == {"test": 1, "train": 2} and rep["missing"] == []
     assert (tmp_path / "coco" / "dataset_coco.json").is_file()
@@ -446,16 +382,7 @@ def test_fgvc_aircraft_converter(tmp_path):
 
 
 def test_stanford_dogs_converter(tmp_path):
-    raw = tmp_path / "stanford_dogs" / "raw"
-    folders = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
-    split = {"train": [(0, "n02085620_5927.jpg"), (1, "n02085782_2.jpg")], "test": [(0, "n02085620_10074.jpg")]}
-    for s, items in split.items():
-        files = np.empty((len(items), 1), dtype=object)
-        for k, (c, fn) in enumerate(items):
-            files[k, 0] = np.array([f"{folders[c]}/{fn}"])
-            _jpg(raw / "Images" / folders[c] / fn)
-        scipy_io.savemat(raw / f"{s}_list.mat", {"file_list": files, "annotation_list": files,
-                                                 "labels": np.array([[c + 1] for c, _ in items], dtype=np.uint8)})
+    stanford_dogs_raw(tmp_path / "stanford_dogs" / "raw")
     rep = convert("stanford_dogs", tmp_path)
     assert rep["splits"] == {"test": 1, "train": 2} and rep["missing"] == []
     ds = data.load("stanford_dogs", "train", root=tmp_path)
@@ -464,16 +391,7 @@ def test_stanford_dogs_converter(tmp_path):
 
 
 def test_wikipedia_converter(tmp_path):
-    base = tmp_path / "wikipedia" / "raw" / "wikipedia_dataset"
-    (base / "texts").mkdir(parents=True)
-    (base / "categories.list").write_text("art\nbiology\n")
-    rows = {"train": [("t1", "i1", 1), ("t2", "i2", 2)], "test": [("t3", "i3", 2)]}
-    for split, rs in rows.items():
-        (base / f"{split}set_txt_img_cat.list").write_text("".join(f"{t}\t{i}\t{c}\n" for t, i, c in rs))
-        for t, i, c in rs:
-            _jpg(base / "images" / ["art", "biology"][c - 1] / f"{i}.jpg")
-            (base / "texts" / f"{t}.xml").write_text(f"<document><title>T</title><text>Article {t} &amp; "
-                                                     f"more\n text.</text></document>")
+    wikipedia_raw(tmp_path / "wikipedia" / "raw")
     rep = convert("wikipedia", tmp_path)
     assert rep["splits"] == {"test": 1, "train": 2} and rep["missing"] == []
     ds = data.load("wikipedia", "test", root=tmp_path)
@@ -482,13 +400,7 @@ def test_wikipedia_converter(tmp_path):
 
 
 def test_pascal_sentence_converter(tmp_path):
-    base = tmp_path / "pascal_sentence" / "raw" / "pascal_sentence"
-    for cls in ("aeroplane", "bird"):
-        for k in range(10):
-            _jpg(base / "dataset" / cls / f"2008_{k:06d}.jpg")
-            (base / "sentence" / cls).mkdir(parents=True, exist_ok=True)
-            (base / "sentence" / cls / f"2008_{k:06d}.txt").write_text(
-                "".join(f"A {cls} number {k}, sentence {j}.\n" for j in range(5)))
+    pascal_sentence_raw(tmp_path / "pascal_sentence" / "raw")
     rep = convert("pascal_sentence", tmp_path)
     assert rep["splits"] == {"test": 2, "train": 16, "val": 2}
     ds = data.load("pascal_sentence", "all", root=tmp_path)
@@ -496,23 +408,7 @@ def test_pascal_sentence_converter(tmp_path):
 
 
 def test_nuswide_converter(tmp_path):
-    raw = tmp_path / "nuswide" / "raw"
-    concepts = ["animal", "sky", "water", "rare"]
-    lab = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0]])
-    (raw / "ConceptsList").mkdir(parents=True)
-    (raw / "ConceptsList" / "Concepts81.txt").write_text("\n".join(concepts) + "\n")
-    (raw / "Groundtruth" / "AllLabels").mkdir(parents=True)
-    for c, name in enumerate(concepts):
-        (raw / "Groundtruth" / "AllLabels" / f"Labels_{name}.txt").write_text("".join(f"{v}\n" for v in lab[:, c]))
-    (raw / "NUS_WID_Tags").mkdir()
-    tags = np.eye(5, 3, dtype=int)
-    (raw / "NUS_WID_Tags" / "AllTags1k.txt").write_text("".join(" ".join(map(str, r)) + " \n" for r in tags))
-    (raw / "NUS_WID_Tags" / "TagList1k.txt").write_text("cat\nblue\nsea\n")
-    (raw / "ImageList").mkdir()
-    paths = [f"C:\\ImageData\\Flickr\\{concepts[int(np.argmax(r))]}\\{k:04d}_{k}.jpg" for k, r in enumerate(lab)]
-    (raw / "ImageList" / "Imagelist.txt").write_text("\n".join(paths) + "\n")
-    for p in paths:
-        _jpg(raw / "Flickr" / p.split("\\")[-2] / p.split("\\")[-1])
+    nuswide_raw(tmp_path / "nuswide" / "raw")
     rep = convert("nuswide", tmp_path, n_labels=2, image_size=4)
     assert rep["n"] == 4 and rep["missing"] == []                     # "rare"-only image 3 dropped
     d = tmp_path / "nuswide"

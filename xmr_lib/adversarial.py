@@ -1059,6 +1059,8 @@ def karpathy_caption_benchmark(name: str, root: str, split: str = "test", max_im
     imgs = [im for im in json.loads(meta.read_text())["images"] if im.get("split") in want]
     if max_images:
         imgs = imgs[:max_images]
+    if not imgs:
+        raise ValueError(f"split: {meta} has no {split!r} images (Karpathy splits {sorted(want)})")
     paths, caps, pair = [], [], []
     for i, im in enumerate(imgs):
         sub = im.get("filepath", "")
@@ -1066,4 +1068,10 @@ def karpathy_caption_benchmark(name: str, root: str, split: str = "test", max_im
         for s in im["sentences"]:
             caps.append(s.get("raw") or " ".join(s["tokens"]))
             pair.append(i)
-    return paths, caps, np.asarray(pair)
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name}: {len(missing)} of the {len(paths)} {split} images are not under "
+                                f"{base / 'images'} (e.g. {missing[0]}); the captions are there but the image files "
+                                f"are not: get them (Flickr30K's images come by hand) and run `python -m data_scripts "
+                                f"fetch {name} --root {root} --from-dir FOLDER`")
+    return paths, caps, np.asarray(pair, dtype=np.int64)

@@ -28,6 +28,11 @@ and computes full-list mAP with relevance = "shares at least one label", through
 Offline data (:func:`fashion_wiki_pairs`): Fashion-MNIST images paired with Wikipedia-style documents drawn
 from a class → word model (class words, words of the coarse group, background words, a per-document signal
 share), featurised as LDA topics (the paper's text feature) or MiniLM sentence embeddings.
+
+Paper data (the ``full`` profile, :func:`load_feature_pairs`): ``<root>/<name>/isomorphic_features.npz`` when given
+(e.g. the paper's AlexNet fc7 + LDA features), else, for Wikipedia and Pascal Sentence, features built from the
+converted layout of ``python -m data_scripts fetch NAME --root DIR`` by :func:`converted_feature_pairs`
+(EfficientNet-Lite0 image features, LDA / tf-idf / MiniLM texts; the paper's splits; cached).
 """
 from __future__ import annotations
 
@@ -50,7 +55,7 @@ __all__ = [
     "CommonSpaceTrainConfig",
     "train_common_space_model", "represent", "euclidean_distances", "cross_modal_map", "pair_consistency",
     "CCABaseline", "CrossModalSplit", "FASHION_WORDS", "synthetic_documents", "lda_features", "fashion_wiki_pairs",
-    "load_feature_pairs", "run_isomorphic", "run_cca",
+    "load_feature_pairs", "converted_feature_pairs", "CONVERTED_PAPER_DATASETS", "run_isomorphic", "run_cca",
 ]
 
 MODES = ("O", "O-LE", "O-LE-J")
@@ -670,28 +675,179 @@ def fashion_wiki_pairs(n_train: int = 3000, n_test: int = 1000, text_features: s
 PAPER_DATASETS = ("wikipedia", "pascal_sentence", "voc2007")
 
 
-def load_feature_pairs(name: str, root: str | Path | None) -> CrossModalSplit:
-    """A paper dataset as prepared features: ``<root>/<name>/isomorphic_features.npz`` with ``train_image``,
-    ``train_text``, ``train_labels``, ``test_image``, ``test_text``, ``test_labels`` (labels (n,) ids or (n, c)
-    multi-hot) and ``class_names``, written by ``python -m data_scripts fetch NAME --root DIR`` (image = 4096-d
-    ImageNet AlexNet fc7, text = 100-d LDA for Wikipedia / Pascal Sentence, 798-d tag ranking for VOC 2007).
+#: datasets whose converted layout (``python -m data_scripts fetch NAME``) :func:`converted_feature_pairs` reads
+CONVERTED_PAPER_DATASETS = ("wikipedia", "pascal_sentence")
+FEATURES_FILE = "isomorphic_features.npz"
+
+
+def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str],
+                 protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices of the converted index. ``"paper"``: Wikipedia's official lists (2,173 / 693);
+    Pascal Sentence 30 / 20 per class (the 600 / 400 split of [7]: the first 30 images of each class, in the
+    converter's file-name order, train, the other 20 test; the exact membership of [7]'s split is not published).
+    ``"converted"``: the converted ``split`` column (train + val → train, test → test)."""
+    if protocol not in ("paper", "converted"):
+        raise ValueError(f"protocol: expected 'paper' or 'converted', got {protocol!r}")
+    sp = np.asarray(splits)
+    if protocol == "converted" or name == "wikipedia":
+        tr, te = np.flatnonzero(np.isin(sp, ("train", "val"))), np.flatnonzero(sp == "test")
+    else:
+        tr, te = [], []
+        for c in np.unique(labels):
+            idx = np.flatnonzero(labels == c)          # index.csv keeps each class's files sorted by name
+            k = 30 if len(idx) == 50 else int(round(0.6 * len(idx)))
+            tr.extend(idx[:k]); te.extend(idx[k:])
+        tr, te = np.sort(np.asarray(tr, np.int64)), np.sort(np.asarray(te, np.int64))
+    if len(tr) == 0 or len(te) == 0:
+        raise ValueError(f"{name}: the {protocol!r} protocol leaves {len(tr)} training and {len(te)} test pairs")
+    return tr, te
+
+
+def _converted_text_features(name: str, docs: Sequence[str], tr: np.ndarray, te: np.ndarray, text_features: str,
+                             n_topics: int, seed: int, max_vocab: int, lda_iter: int, device: str
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """(train (n_tr, Dt), test (n_te, Dt)) float32 text features fitted on the training documents only."""
+    train_docs, test_docs = [docs[i] for i in tr], [docs[i] for i in te]
+    if text_features == "lda":
+        from sklearn.decomposition import LatentDirichletAllocation
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        # sparse counts (whole Wikipedia articles: a dense matrix would not fit), English stop words removed as
+        # in the paper (no stemming / lemmatisation here)
+        cv = CountVectorizer(stop_words="english", max_features=max_vocab, token_pattern=r"(?u)\b[^\W\d_]{2,}\b")
+        xtr = cv.fit_transform(train_docs)
+        lda = LatentDirichletAllocation(n_components=_check_int("n_topics", n_topics, 2), learning_method="batch",
+                                        max_iter=lda_iter, random_state=seed).fit(xtr)
+        return (lda.transform(xtr).astype(np.float32), lda.transform(cv.transform(test_docs)).astype(np.float32))
+    if text_features == "tfidf":
+        from . import text
+
+        ttr, vocab = text.tfidf(train_docs, max_features=max_vocab, stop_words="english")
+        tte, _ = text.tfidf(test_docs, fit_texts=train_docs, max_features=max_vocab, stop_words="english")
+        return ttr, tte
+    if text_features == "minilm":
+        from . import text
+
+        e = np.asarray(text.encode(list(docs), device=device, progress=True), np.float32)
+        return e[tr], e[te]
+    raise ValueError(f"text_features: expected 'lda', 'tfidf' or 'minilm', got {text_features!r}")
+
+
+def converted_feature_pairs(name: str, root: str | Path, text_features: str = "lda", n_topics: int = 100,
+                            image_size: int = 224, device: str = "auto", batch_size: int = 64, seed: int = 0,
+                            protocol: str = "paper", cache: bool = True, max_vocab: int = 20000,
+                            lda_iter: int = 20, progress: bool = True) -> CrossModalSplit:
+    """Wikipedia / Pascal Sentence features built from the layout ``python -m data_scripts fetch NAME --root ROOT``
+    writes (``ROOT/NAME/index.csv``, ``images/``, ``captions.csv``), for when no ``isomorphic_features.npz`` is
+    there.
+
+    - images: global-average-pooled EfficientNet-Lite0 features (1280-d, ImageNet weights, frozen) at
+      ``image_size`` px (centre square), L2-normalised per image — *not* the paper's 4096-d AlexNet fc7 (no
+      AlexNet weights ship offline); computed in batches on ``device`` and cached with :mod:`xmr_lib.cache`;
+    - texts: one document per pair (the Wikipedia article; Pascal Sentence's five sentences joined), featurised as
+      ``"lda"`` (``n_topics`` topic proportions, the paper's; fitted on the training documents), ``"tfidf"`` or
+      ``"minilm"`` (384-d sentence embeddings); cached as well;
+    - split: ``protocol="paper"`` — Wikipedia's official 2,173 / 693, Pascal Sentence 30 / 20 per class (600 / 400,
+      see :func:`_paper_split`); ``"converted"`` — the converted split column (train + val / test).
+
+    Returns:
+        :class:`CrossModalSplit` with (n, 1280) image and (n, Dt) text features and (n,) class ids; ``meta`` has
+        the documents, image paths and how the features were made.
+    Raises:
+        FileNotFoundError naming the fetch command when the converted dataset is not under ``root``.
+    """
+    import hashlib
+
+    from . import data
+    from ._setup import resolve_device
+    from .cache import cached
+    from .diversity import image_features
+
+    if name not in CONVERTED_PAPER_DATASETS:
+        raise ValueError(f"name: features are built from the converted layout only for {CONVERTED_PAPER_DATASETS}, "
+                         f"got {name!r}")
+    if text_features not in ("lda", "tfidf", "minilm"):
+        raise ValueError(f"text_features: expected 'lda', 'tfidf' or 'minilm', got {text_features!r}")
+    image_size = _check_int("image_size", image_size, 32)
+    ds = data.load_converted(name, root, "all")           # FileNotFoundError with the fetch command
+    if ds.meta.get("all_captions") is None:
+        raise ValueError(f"{Path(root) / name}: no captions.csv; re-run `python -m data_scripts convert {name} "
+                         f"--root {root}`")
+    labels = np.asarray(ds.labels, np.int64)
+    if (labels < 0).any():
+        raise ValueError(f"{name}: expected one class id per pair in index.csv, found label -1")
+    docs = [" ".join(c) for c in ds.meta["all_captions"]]
+    tr, te = _paper_split(name, labels, ds.meta["splits"], protocol)
+    paths = ds.meta["paths"]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name}: {len(missing)} of {len(paths)} image files are missing (e.g. {missing[0]}); "
+                                f"re-run `python -m data_scripts fetch {name} --root {root}`")
+    dev = resolve_device(device)
+    ident = {"dataset": name, "root": str(Path(root).resolve()), "n": len(paths),
+             "digest": hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]}
+    img = image_features(paths=paths, size=image_size, device=dev, batch_size=batch_size, center=False,
+                         cache_key={**ident, "for": "isomorphic"} if cache else None, progress=progress)
+
+    def text_parts():
+        a, b = _converted_text_features(name, docs, tr, te, text_features, n_topics, seed, max_vocab, lda_iter, dev)
+        return {"train": a, "test": b}
+
+    tkey = {**ident, "what": "isomorphic_text", "text_features": text_features, "protocol": protocol,
+            "n_topics": int(n_topics) if text_features == "lda" else None, "seed": int(seed),
+            "max_vocab": int(max_vocab), "lda_iter": int(lda_iter)}
+    txt = cached(tkey, text_parts) if cache else text_parts()
+    return CrossModalSplit(img[tr], np.asarray(txt["train"], np.float32), labels[tr], img[te],
+                           np.asarray(txt["test"], np.float32), labels[te], list(ds.class_names),
+                           meta={"dataset": name, "source": "converted layout (features built by xmr)",
+                                 "image_features": f"EfficientNet-Lite0 GAP 1280-d at {image_size} px "
+                                                   "(not AlexNet fc7)",
+                                 "text_features": text_features, "protocol": protocol,
+                                 "train_docs": [docs[i] for i in tr], "test_docs": [docs[i] for i in te],
+                                 "test_paths": [paths[i] for i in te]})
+
+
+def load_feature_pairs(name: str, root: str | Path | None, **build_kw) -> CrossModalSplit:
+    """A paper dataset as features: ``<root>/<name>/isomorphic_features.npz`` when it is there (``train_image``,
+    ``train_text``, ``train_labels``, ``test_image``, ``test_text``, ``test_labels`` — labels (n,) ids or (n, c)
+    multi-hot — and ``class_names``; e.g. the paper's 4096-d AlexNet fc7 / 100-d LDA features, written by hand),
+    else, for Wikipedia and Pascal Sentence, built from the converted layout of
+    ``python -m data_scripts fetch NAME --root DIR`` by :func:`converted_feature_pairs` (``build_kw`` are its
+    options: ``text_features``, ``n_topics``, ``image_size``, ``device``, ``seed``, ``protocol``, ...).
 
     Raises:
-        ValueError naming the fetch command when the file is missing (never a silent fallback).
+        ValueError naming what is missing and the fetch command (never a silent fallback to other data).
     """
     if name not in PAPER_DATASETS:
         raise ValueError(f"name: expected one of {PAPER_DATASETS}, got {name!r}")
     cmd = f"python -m data_scripts fetch {name} --root {root or 'DIR'}"
     if root is None:
-        raise ValueError(f"data_root: the full profile needs the {name} features; run `{cmd}` and pass "
-                         f"data_root=DIR")
-    path = Path(root) / name / "isomorphic_features.npz"
-    if not path.is_file():
-        raise ValueError(f"data_root: {path} not found; run `{cmd}` first")
-    z = np.load(path, allow_pickle=False)
-    return CrossModalSplit(z["train_image"].astype(np.float32), z["train_text"].astype(np.float32),
-                           z["train_labels"], z["test_image"].astype(np.float32), z["test_text"].astype(np.float32),
-                           z["test_labels"], [str(s) for s in z["class_names"]], meta={"dataset": name})
+        raise ValueError(f"data_root: the full profile reads {name} from disk; run `{cmd}` and pass "
+                         f"data_root=DIR" if name in CONVERTED_PAPER_DATASETS else
+                         f"data_root: the full profile needs {name}'s features in DIR/{name}/{FEATURES_FILE} "
+                         "(no data_scripts entry); pass data_root=DIR")
+    path = Path(root) / name / FEATURES_FILE
+    if path.is_file():
+        z = np.load(path, allow_pickle=False)
+        need = {"train_image", "train_text", "train_labels", "test_image", "test_text", "test_labels", "class_names"}
+        if need - set(z.files):
+            raise ValueError(f"{path}: missing arrays {sorted(need - set(z.files))}")
+        return CrossModalSplit(z["train_image"].astype(np.float32), z["train_text"].astype(np.float32),
+                               z["train_labels"], z["test_image"].astype(np.float32),
+                               z["test_text"].astype(np.float32), z["test_labels"],
+                               [str(s) for s in z["class_names"]], meta={"dataset": name, "source": str(path)})
+    if name not in CONVERTED_PAPER_DATASETS:
+        raise ValueError(f"data_root: {path} not found; {name} has no data_scripts converter: write that file "
+                         "yourself (arrays train_image, train_text, train_labels, test_image, test_text, test_labels, "
+                         "class_names)")
+    from .data import converted_available
+
+    if not converted_available(name, root):
+        raise ValueError(f"data_root: neither {path} nor the converted {name} ({Path(root) / name / 'index.csv'}) "
+                         f"is there; run `{cmd}`")
+    print(f"{name}: no {FEATURES_FILE} under {Path(root) / name}; building the features from the converted layout "
+          "(EfficientNet-Lite0 image features instead of the paper's AlexNet fc7; cached after the first run)")
+    return converted_feature_pairs(name, root, **build_kw)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -178,10 +178,30 @@ def _prepared(name: str, root: str | Path | None) -> CrossModalPairs:
              for p in sorted(d.glob("image_features_*.npy"))}
     images = np.load(d / "images.npy", mmap_mode="r") if (d / "images.npy").is_file() else None
     if images is None and not feats:
-        raise ValueError(f"data_root: {d} has neither images.npy nor image_features_<encoder>.npy; re-run `{hint}`")
+        raise ValueError(f"data_root: {d} has neither images.npy nor image_features_<encoder>.npy (the converter "
+                         "writes images.npy only when the image files are there; NUS-WIDE's images come by hand); "
+                         f"add them and re-run `python -m data_scripts convert {name} --root {root}` (with "
+                         "--image-size > 0)")
     exp = PREPARED_DATASETS[name]
-    if labels.shape[1] != exp["n_labels"]:
+    if labels.ndim != 2 or len(labels) != len(bow):
+        raise ValueError(f"{d}: labels.npy {labels.shape} and tags_bow.npy {bow.shape} must be (N, c) and (N, T)")
+    n_names = len(meta.get("label_names") or [])
+    if n_names and n_names != labels.shape[1]:
+        raise ValueError(f"{d}/labels.npy: {labels.shape[1]} label columns but meta.json names {n_names}; re-run "
+                         f"`python -m data_scripts convert {name} --root {root}`")
+    if not n_names and labels.shape[1] != exp["n_labels"]:
         raise ValueError(f"{d}/labels.npy: expected {exp['n_labels']} label columns, got shape {labels.shape}")
+    if labels.shape[1] != exp["n_labels"]:             # e.g. NUS-WIDE converted with --n-labels 10
+        import warnings
+
+        warnings.warn(f"{name}: {labels.shape[1]} labels ({d / 'meta.json'}), not the {exp['n_labels']} of the "
+                      "papers' protocol; results are not comparable with their tables")
+    if images is not None and len(images) != len(labels):
+        raise ValueError(f"{d}: images.npy has {len(images)} images but labels.npy {len(labels)} rows; re-run "
+                         f"`python -m data_scripts convert {name} --root {root}`")
+    for k, v in feats.items():
+        if len(v) != len(labels):
+            raise ValueError(f"{d}/image_features_{k}.npy: {len(v)} rows, labels.npy {len(labels)}")
     keep = labels.sum(1) > 0           # DCMH / SSAH keep only pairs with at least one label
     label_names = meta.get("label_names") or [f"label{i}" for i in range(labels.shape[1])]
     pairs = CrossModalPairs(name, labels, list(label_names), images=images, bow=bow, vocab=meta.get("vocab"),
@@ -260,9 +280,12 @@ def _pixel_features(images: np.ndarray, size: int = 16) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(np.asarray(images)).float() / 255.0
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    return F.adaptive_avg_pool2d(x, size).flatten(1).numpy().astype(np.float32)
+    out = []
+    for s in range(0, len(images), 4096):           # chunks: a memory-mapped images.npy is read piece by piece
+        x = torch.from_numpy(np.array(images[s:s + 4096])).float() / 255.0
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        out.append(F.adaptive_avg_pool2d(x, size).flatten(1).numpy().astype(np.float32))
+    return np.concatenate(out) if out else np.zeros((0, size * size * (1 if np.ndim(images) == 3 else 3)), np.float32)
 
 
 def _image_features(pairs: CrossModalPairs, encoder: str, size: int, device: str, cache: bool) -> np.ndarray:

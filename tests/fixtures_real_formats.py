@@ -1,0 +1,200 @@
+"""Tiny fixtures in the real datasets' published formats (written at test time, never downloaded), shared by
+``tests/test_data_scripts.py`` (the converters) and ``tests/test_full_data_paths.py`` (the notebooks' full-profile
+loaders on the converted layout). Each builder writes what the dataset's archives unpack to, under ``raw``."""
+from __future__ import annotations
+
+import json
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def jpg(path: Path, value: int = 100, size=(12, 9)) -> None:
+    """A flat-colour JPEG of ``size`` = (width, height)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path)
+
+
+def tgz(src: Path, arc: Path) -> Path:
+    with tarfile.open(arc, "w:gz") as t:
+        t.add(src, arcname=src.name)
+    return arc
+
+
+def cub_fixture(base: Path, n_classes: int = 2, per_class: int = 3, n_train: int = 2) -> Path:
+    """CUB_200_2011/ with ``n_classes`` × ``per_class`` images (the first ``n_train`` of each class train)."""
+    cub = base / "CUB_200_2011"
+    names = ["Black_footed_Albatross", "Laysan_Albatross", "Sooty_Albatross", "Groove_billed_Ani"]
+    classes = [f"{c + 1:03d}.{names[c] if c < len(names) else f'Bird_{c}'}" for c in range(n_classes)]
+    lines = {"images": [], "labels": [], "split": [], "boxes": []}
+    k = 0
+    for c, cname in enumerate(classes):
+        for j in range(per_class):
+            k += 1
+            rel = f"{cname}/{cname.split('.')[1]}_{j:04d}_{k}.jpg"
+            jpg(cub / "images" / rel, (40 * k) % 256)
+            lines["images"].append(f"{k} {rel}")
+            lines["labels"].append(f"{k} {c + 1}")
+            lines["split"].append(f"{k} {1 if j < n_train else 0}")
+            lines["boxes"].append(f"{k} 1.0 2.0 5.0 4.0")
+    (cub / "images.txt").write_text("\n".join(lines["images"]) + "\n")
+    (cub / "image_class_labels.txt").write_text("\n".join(lines["labels"]) + "\n")
+    (cub / "train_test_split.txt").write_text("\n".join(lines["split"]) + "\n")
+    (cub / "bounding_boxes.txt").write_text("\n".join(lines["boxes"]) + "\n")
+    (cub / "classes.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    return cub
+
+
+def mirflickr_raw(base: Path, n: int = 6) -> None:
+    """mirflickr/ (im<i>.jpg, meta/tags/tags<i>.txt) and mirflickr25k_annotations_v080/ with 3 concepts."""
+    mf = base / "mirflickr"
+    ann = base / "mirflickr25k_annotations_v080"
+    ann.mkdir(parents=True)
+    concepts = ["animals", "sky", "water"]
+    members = {"animals": [1, 2], "sky": [2, 3, 4], "water": [6]}
+    for c in concepts:
+        (ann / f"{c}.txt").write_text("".join(f"{i}\n" for i in members[c]))
+        (ann / f"{c}_r1.txt").write_text("".join(f"{i}\n" for i in members[c][:1]))
+    (ann / "README.txt").write_text("annotations\n")
+    tags = {1: ["dog", "cute"], 2: ["dog", "sky"], 3: ["sky", "blue"], 4: [], 5: ["sky"], 6: ["lake", "blue"]}
+    for i in range(1, n + 1):
+        jpg(mf / f"im{i}.jpg", 20 * i, size=(16, 10))
+        (mf / "meta" / "tags").mkdir(parents=True, exist_ok=True)
+        (mf / "meta" / "tags" / f"tags{i}.txt").write_text("".join(f"{t}\n" for t in tags[i]))
+
+
+def nuswide_raw(raw: Path) -> None:
+    """ConceptsList/, Groundtruth/AllLabels/, NUS_WID_Tags/, ImageList/ and Flickr/<concept>/ (5 images, 4
+    concepts; image 3 has only the rare concept)."""
+    concepts = ["animal", "sky", "water", "rare"]
+    lab = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0]])
+    (raw / "ConceptsList").mkdir(parents=True)
+    (raw / "ConceptsList" / "Concepts81.txt").write_text("\n".join(concepts) + "\n")
+    (raw / "Groundtruth" / "AllLabels").mkdir(parents=True)
+    for c, name in enumerate(concepts):
+        (raw / "Groundtruth" / "AllLabels" / f"Labels_{name}.txt").write_text("".join(f"{v}\n" for v in lab[:, c]))
+    (raw / "NUS_WID_Tags").mkdir()
+    tags = np.eye(5, 3, dtype=int)
+    (raw / "NUS_WID_Tags" / "AllTags1k.txt").write_text("".join(" ".join(map(str, r)) + " \n" for r in tags))
+    (raw / "NUS_WID_Tags" / "TagList1k.txt").write_text("cat\nblue\nsea\n")
+    (raw / "ImageList").mkdir()
+    paths = [f"C:\\ImageData\\Flickr\\{concepts[int(np.argmax(r))]}\\{k:04d}_{k}.jpg" for k, r in enumerate(lab)]
+    (raw / "ImageList" / "Imagelist.txt").write_text("\n".join(paths) + "\n")
+    for p in paths:
+        jpg(raw / "Flickr" / p.split("\\")[-2] / p.split("\\")[-1])
+
+
+def flickr30k_raw(raw: Path, splits=("train", "restval", "val", "test", "test"), with_images: bool = True) -> None:
+    """flickr30k-images/<n>.jpg and Karpathy's dataset_flickr30k.json, one image per entry of ``splits``."""
+    imgs = []
+    for k, split in enumerate(splits):
+        fn = f"{1000 + k}.jpg"
+        if with_images:
+            jpg(raw / "flickr30k-images" / fn, (30 * k) % 256)
+        imgs.append({"filename": fn, "split": split, "imgid": k,
+                     "sentences": [{"raw": f"image {k} sentence {j}.", "tokens": ["image"]} for j in range(5)]})
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "dataset_flickr30k.json").write_text(json.dumps({"dataset": "flickr30k", "images": imgs}))
+
+
+def coco_official_raw(raw: Path) -> None:
+    """train2017/ (2 images), val2017/ (1 image) and annotations/captions_<split>.json, 2 captions each."""
+    ann = raw / "annotations"
+    ann.mkdir(parents=True)
+    for sub, ids in (("train2017", [9, 25]), ("val2017", [139])):
+        for i in ids:
+            jpg(raw / sub / f"{i:012d}.jpg")
+        j = {"images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 12, "height": 9} for i in ids],
+             "annotations": [{"id": 100 * i + k, "image_id": i, "caption": f" A photo {i} #{k}. "} for i in ids
+                             for k in range(2)]}
+        (ann / f"captions_{sub}.json").write_text(json.dumps(j))
+
+
+def stanford_dogs_raw(raw: Path, split: dict | None = None) -> None:
+    """Images/<wnid-name>/<file>.jpg and lists' train_list.mat / test_list.mat (MATLAB cell arrays)."""
+    import scipy.io
+
+    folders = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
+    split = split or {"train": [(0, "n02085620_5927.jpg"), (1, "n02085782_2.jpg")],
+                      "test": [(0, "n02085620_10074.jpg")]}
+    raw.mkdir(parents=True, exist_ok=True)
+    for s, items in split.items():
+        files = np.empty((len(items), 1), dtype=object)
+        for k, (c, fn) in enumerate(items):
+            files[k, 0] = np.array([f"{folders[c]}/{fn}"])
+            jpg(raw / "Images" / folders[c] / fn)
+        scipy.io.savemat(raw / f"{s}_list.mat", {"file_list": files, "annotation_list": files,
+                                                 "labels": np.array([[c + 1] for c, _ in items], dtype=np.uint8)})
+
+
+WIKI_WORDS = {"art": "painting museum painter canvas gallery sculpture portrait",
+              "biology": "species cell protein genus organism evolution gene"}
+
+
+def wikipedia_raw(raw: Path, rows: dict | None = None, categories=("art", "biology")) -> Path:
+    """wikipedia_dataset/ with categories.list, {train,test}set_txt_img_cat.list, texts/<id>.xml and
+    images/<category>/<id>.jpg. ``rows``: split → [(text id, image id, 1-based category)]."""
+    base = raw / "wikipedia_dataset"
+    (base / "texts").mkdir(parents=True)
+    (base / "categories.list").write_text("".join(f"{c}\n" for c in categories))
+    rows = rows or {"train": [("t1", "i1", 1), ("t2", "i2", 2)], "test": [("t3", "i3", 2)]}
+    for split, rs in rows.items():
+        (base / f"{split}set_txt_img_cat.list").write_text("".join(f"{t}\t{i}\t{c}\n" for t, i, c in rs))
+        for t, i, c in rs:
+            cat = categories[c - 1]
+            jpg(base / "images" / cat / f"{i}.jpg", 60 + 120 * (c - 1))
+            words = WIKI_WORDS.get(cat, cat)
+            (base / "texts" / f"{t}.xml").write_text(f"<document><title>T</title><text>Article {t} &amp; "
+                                                     f"more\n text about {words}.</text></document>")
+    return base
+
+
+def pascal_sentence_raw(raw: Path, classes=("aeroplane", "bird"), per_class: int = 10) -> Path:
+    """pascal_sentence/dataset/<class>/<id>.jpg and sentence/<class>/<id>.txt (5 sentences each)."""
+    base = raw / "pascal_sentence"
+    for c, cls in enumerate(classes):
+        for k in range(per_class):
+            jpg(base / "dataset" / cls / f"2008_{k:06d}.jpg", 50 + 100 * c)
+            (base / "sentence" / cls).mkdir(parents=True, exist_ok=True)
+            (base / "sentence" / cls / f"2008_{k:06d}.txt").write_text(
+                "".join(f"A {cls} number {k}, sentence {j}.\n" for j in range(5)))
+    return base
+
+
+def revisited_raw(ds: Path, name: str, imlist, qimlist, gnd) -> None:
+    """``ds`` = ROOT/<name>: raw/<archive folder>/<landmark>/<image>.jpg and raw/gnd_<name>.pkl (revisitop)."""
+    raw = ds / "raw"
+    for n in list(imlist) + list(qimlist):
+        jpg(raw / f"{name}_images" / n.rsplit("_", 1)[0] / f"{n}.jpg", 90, size=(30, 20))
+    with open(raw / f"gnd_{name}.pkl", "wb") as f:
+        pickle.dump({"imlist": list(imlist), "qimlist": list(qimlist), "gnd": gnd}, f)
+
+
+def imagenet_targets_dir(src: Path, wnids, n_train: int = 3, n_test: int = 2) -> None:
+    """train/<wnid>/*.JPEG and test/<wnid>/*.JPEG, the layout of the CBMI'19 targets (put together by hand)."""
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c, w in enumerate(wnids):
+            for k in range(n):
+                jpg(src / split / w / f"{w}_{k}.JPEG", 40 + 60 * c)
+
+
+def mediaeval_split_dir(base: Path, topics: dict) -> None:
+    """A MediaEval 2017 Retrieving Diverse Social Images split folder (``base`` = .../devset): the topics XML,
+    xml/<title>.xml (photo metadata), img/<title>/<id>.jpg, gt/rGT/<title> rGT.txt and gt/dGT/<title> dGT.txt.
+    ``topics``: title → [(photo id, relevant 0/1, cluster)]."""
+    (base / "xml").mkdir(parents=True)
+    xml = "".join(f"<topic><number>{k + 1}</number><title>{t}</title></topic>" for k, t in enumerate(topics))
+    (base / f"{base.name}_topics.xml").write_text(f"<topics>{xml}</topics>")
+    for t, photos in topics.items():
+        rows = "".join(f'<photo id="{pid}" title="{t} photo {pid}" tags="{t} tag{pid}" description="" rank="{r + 1}"/>'
+                       for r, (pid, _, _) in enumerate(photos))
+        (base / "xml" / f"{t}.xml").write_text(f"<photos>{rows}</photos>")
+        for pid, _, _ in photos:
+            jpg(base / "img" / t / f"{pid}.jpg", 30 + 7 * int(pid) % 200)
+        (base / "gt" / "rGT").mkdir(parents=True, exist_ok=True)
+        (base / "gt" / "dGT").mkdir(parents=True, exist_ok=True)
+        (base / "gt" / "rGT" / f"{t} rGT.txt").write_text("".join(f"{pid},{rel}\n" for pid, rel, _ in photos))
+        (base / "gt" / "dGT" / f"{t} dGT.txt").write_text("".join(f"{pid},{cl}\n" for pid, rel, cl in photos if rel))
