@@ -196,3 +196,13 @@ def test_load_feature_pairs_names_the_fetch_command(tmp_path):
         cs.load_feature_pairs("wikipedia", tmp_path)
     with pytest.raises(ValueError, match="name"):
         cs.load_feature_pairs("flickr", tmp_path)
+
+
+def test_clamp_fashion_wiki_sizes_keeps_what_fits_and_clamps_the_rest():
+    from xmr_lib import data
+
+    n_tr, n_te = len(data.load("fashion_mnist", "train").labels), len(data.load("fashion_mnist", "test").labels)
+    assert cs.clamp_fashion_wiki_sizes(2173, 693) == (min(2173, n_tr), min(693, n_te))
+    assert cs.clamp_fashion_wiki_sizes(10 ** 7, 10 ** 7) == (n_tr, n_te)
+    with pytest.raises(ValueError, match="n_test"):
+        cs.clamp_fashion_wiki_sizes(100, 3)

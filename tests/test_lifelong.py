@@ -129,3 +129,28 @@ def test_replay_batch_and_otf_use_only_real_images():
                                                                        if p.grad is not None]))
     torch.optim.Adam(groups).step()
     assert any(not torch.equal(a, b) for a, b in zip(w0, otf.net.parameters())), "the teacher is trained"
+
+
+def test_benchmark_reads_converted_cub_lazily_and_resizes(tmp_path, monkeypatch):
+    """A data_scripts-converted CUB (JPEG files of their own size, read through LazyImages) as a lifelong task:
+    every image is resized to the common size; unseen classes take their test images first."""
+    pytest.importorskip("scipy.io")
+    from data_scripts.convert import convert
+    from fixtures_real_formats import cub_fixture
+
+    from xmr_lib import data
+
+    monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
+    cub_fixture(tmp_path / "cub200" / "raw", n_classes=4, per_class=5, n_train=3)   # 3 train + 2 test per class
+    convert("cub200", tmp_path)
+    assert isinstance(data.load("cub200", "train", root=tmp_path).images, data.LazyImages)
+    b = ll.lifelong_benchmark(("synth_species", "cub200"), (2, 2), (2, 2), 2, 2, 3, size=16, seed=0,
+                              data_root=tmp_path)
+    assert b.train.images.shape == (8, 3, 16, 16) and b.test.images.shape[1:] == (3, 16, 16)
+    assert b.datasets == ["synth_species", "cub200"] and [g.tolist() for g in b.seen] == [[0, 1], [4, 5]]
+    counts = np.bincount(b.test.labels.numpy())
+    assert counts[[4, 5]].tolist() == [2, 2] and counts[[6, 7]].tolist() == [3, 3]     # 2 test + 1 train image
+    assert b.class_names[4].startswith("cub200 ") and "Albatross" in b.class_names[4]
+    assert "stanford_dogs" in ll.DATASETS
+    with pytest.raises(FileNotFoundError, match="data_scripts"):
+        ll.lifelong_benchmark(("cub200",), (2,), (2,), data_root=tmp_path / "absent")

@@ -349,6 +349,23 @@ def test_target_pool_needs_data_root_for_the_paper_targets():
         T.target_pool(t, 0)
 
 
+def test_offline_class_counts_bound_the_pool(monkeypatch):
+    ys = np.array([0] * 7 + [1] * 3 + [2] * 5)
+    fake = ([np.full((4, 4), i, np.uint8) for i in range(len(ys))], ys, ["0", "1", "2"])
+    monkeypatch.setattr(T, "_dataset_images", lambda data, ds: fake)
+    t = [T.TargetClass("two", "mnist", "2", "two.n.01"), T.TargetClass("one", "mnist", "1", "one.n.01")]
+    counts = T.offline_class_counts(t)
+    assert counts.tolist() == [5, 3]
+    with pytest.warns(UserWarning, match="has only"):
+        pool = T.target_pool(t, 6, seed=0)
+    assert np.bincount(pool.labels).tolist() == counts.tolist()     # everything there is, no more
+    assert T.target_pool(t, int(counts.min()), seed=0).labels.tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="targets"):
+        T.offline_class_counts([T.TargetClass("anchor", "pascal2019_targets", "n02709367", "anchor.n.01")])
+    with pytest.raises(ValueError, match="not in dataset"):
+        T.offline_class_counts([T.TargetClass("nine", "mnist", "9", "nine.n.01")])
+
+
 def test_offline_candidates_are_well_formed():
     names = [c.name for c in T.OFFLINE_TARGET_CANDIDATES]
     assert len(names) == len(set(names)) == 23

