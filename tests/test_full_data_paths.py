@@ -143,8 +143,9 @@ def test_nb05_06_cub200_per_class_split_and_resize(tmp_path):
     convert("cub200", tmp_path)
     ds = data.load("cub200", "all", root=tmp_path)
     tr, te = inc.per_class_split(ds.labels, 0.6, seed=0)
-    parts = [(ds.images[i] if isinstance(ds.images, np.ndarray) else [ds.images[j] for j in i], ds.labels[i])
-             for i in (tr, te)]
+    # as notebooks 05/06: ds.images[i] is an array or a LazyImages subset (read and resized by to_labelled)
+    parts = [(ds.images[i], ds.labels[i]) for i in (tr, te)]
+    assert all(len(x) == len(i) for (x, _), i in zip(parts, (tr, te)))
     train, test = (inc.to_labelled(x, y, size=16) for x, y in parts)
     assert train.images.shape == (9, 3, 16, 16) and test.images.shape == (6, 3, 16, 16)
     assert np.bincount(np.asarray(train.labels)).tolist() == [3, 3, 3] and len(ds.class_names) == 3

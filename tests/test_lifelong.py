@@ -154,3 +154,20 @@ def test_benchmark_reads_converted_cub_lazily_and_resizes(tmp_path, monkeypatch)
     assert "stanford_dogs" in ll.DATASETS
     with pytest.raises(FileNotFoundError, match="data_scripts"):
         ll.lifelong_benchmark(("cub200",), (2,), (2,), data_root=tmp_path / "absent")
+
+
+def test_full_profile_uses_cub_then_dogs_and_falls_back_to_the_embedded_sequence(tmp_path):
+    """Notebook 07's full profile: the chapter's CUB → Dogs sequence from data_root; without it the notebook catches
+    the FileNotFoundError below and runs ``fallback`` (embedded datasets only, one setting per task)."""
+    from xmr_lib.chapters import ch07
+
+    full = ch07.PROFILES["full"]
+    assert full["datasets"] == ["cub200", "stanford_dogs"] and full["n_seen"] == [150, 100]
+    fb = full["fallback"]
+    assert set(fb) <= set(full) and ch07.PROFILES["default"]["fallback"] is None
+    assert all(d in ll.DATASETS and d not in ("cub200", "stanford_dogs") for d in fb["datasets"])
+    assert len(fb["n_seen"]) == len(fb["n_unseen"]) == len(fb["datasets"])
+    with pytest.raises(FileNotFoundError, match="fetch cub200"):
+        ll.lifelong_benchmark(full["datasets"], (2, 2), (2, 2), 2, 2, 2, size=8, data_root=tmp_path)
+    b = ll.lifelong_benchmark(fb["datasets"], (2, 2, 2), (2, 2, 2), 2, 2, 2, size=8, seed=0)
+    assert b.datasets == fb["datasets"] and b.train.images.shape == (12, 3, 8, 8)
