@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from xmr_lib import adversarial as adv
+from claim_checks import assert_gated_on_real_data
 
 
 @pytest.fixture(autouse=True)
@@ -306,25 +307,10 @@ def test_split_benchmark_and_run_configs_resume(tmp_path):
     assert a["B1"]["metrics"] == b["B1"]["metrics"]
 
 
-def _fallback_gating(chapter_module, real_keys):
-    """Full-profile paper claims need the real-data marker: 'not run' on a fallback record, decided with it."""
-    from xmr_lib import claims
-
-    gated = [c for c in chapter_module.CLAIMS if set(real_keys) & set(c.metrics)]
-    assert gated, "some full-profile claims must be gated on real data"
-    assert all(c.profiles == ("full",) for c in gated)
-    metrics = {m: 1.0 for c in gated for m in c.metrics if m not in real_keys}
-    fallback = {"profile": "full", "metrics": {**metrics, "data/fallback": 1}}
-    assert all(claims.evaluate_claim(c, fallback)["status"] == claims.NOT_RUN for c in gated)
-    real = {"profile": "full", "metrics": {**metrics, "data/fallback": 0, **{k: 1 for k in real_keys}}}
-    assert all(claims.evaluate_claim(c, real)["status"] != claims.NOT_RUN for c in gated)
-    return {c.id for c in gated}
-
-
 def test_ch04_full_paper_claims_are_not_decided_on_fallback_data():
     from xmr_lib.chapters import ch04
 
-    ids = _fallback_gating(ch04, ["data/real_flickr30k"])
+    ids = assert_gated_on_real_data(ch04, ["data/real_flickr30k"])
     assert ids == {"04.full_f30k_i2t_r1", "04.full_f30k_t2i_r1"}
 
 

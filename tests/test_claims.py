@@ -66,3 +66,15 @@ def test_scorecard_files(tmp_path):
     assert "00.pixels_beat_chance" in md and "holds" in md
     assert "<table>" in (tmp_path / "scorecard.html").read_text()
     assert json.loads((tmp_path / "scorecard.json").read_text())
+
+
+def test_requiring_leaves_a_claim_not_run_until_its_marker_is_recorded():
+    c = claims.requiring(claims.close_to("02.t", "reproduces 64.7", metric="m", target=64.7, tol=2.0,
+                                         profiles=("full",)), "data/real")
+    assert c.metrics == ("m", "data/real") and c.id == "02.t"
+    row = claims.evaluate_claim(c, rec("full", m=64.0))
+    assert row["status"] == claims.NOT_RUN and "data/real" in row["why"]
+    assert claims.evaluate_claim(c, rec("full", m=64.0, **{"data/real": 1}))["status"] == claims.HOLDS
+    assert claims.evaluate_claim(c, rec("full", m=60.0, **{"data/real": 1}))["status"] == claims.FAILS
+    with pytest.raises(ValueError, match="metrics"):
+        claims.requiring(c)

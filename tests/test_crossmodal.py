@@ -4,6 +4,7 @@ import pytest
 
 from xmr_lib import crossmodal as cm
 from xmr_lib.metrics import hamming_distance
+from claim_checks import assert_gated_on_real_data
 
 
 def test_crossmodal_split_follows_the_dcmh_protocol():
@@ -163,23 +164,8 @@ def test_run_hashing_end_to_end_and_checkpoint(tmp_path):
     assert again.seconds == r.seconds and again.map_t2i == r.map_t2i
 
 
-def _fallback_gating(chapter_module, real_keys):
-    """Full-profile paper claims need the real-data marker: 'not run' on a fallback record, decided with it."""
-    from xmr_lib import claims
-
-    gated = [c for c in chapter_module.CLAIMS if set(real_keys) & set(c.metrics)]
-    assert gated, "some full-profile claims must be gated on real data"
-    assert all(c.profiles == ("full",) for c in gated)
-    metrics = {m: 1.0 for c in gated for m in c.metrics if m not in real_keys}
-    fallback = {"profile": "full", "metrics": {**metrics, "data/fallback": 1}}
-    assert all(claims.evaluate_claim(c, fallback)["status"] == claims.NOT_RUN for c in gated)
-    real = {"profile": "full", "metrics": {**metrics, "data/fallback": 0, **{k: 1 for k in real_keys}}}
-    assert all(claims.evaluate_claim(c, real)["status"] != claims.NOT_RUN for c in gated)
-    return {c.id for c in gated}
-
-
 def test_ch03_full_paper_claims_are_not_decided_on_fallback_data():
     from xmr_lib.chapters import ch03
 
-    ids = _fallback_gating(ch03, ["data/real"])
+    ids = assert_gated_on_real_data(ch03, ["data/real"])
     assert {"03.ablation_entropy_i2t", "03.full_mirflickr25k_i2t_32", "03.full_nuswide_t2i_64"} <= ids

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from xmr_lib.data import LazyImages, RetrievalBenchmark, photo_instances, revisited
+from claim_checks import assert_gated_on_real_data
 
 
 def test_photo_instances_is_deterministic_and_consistent():
@@ -71,23 +72,8 @@ def test_public_api_and_lazy_images(tmp_path):
         LazyImages(paths, boxes=[None])
 
 
-def _fallback_gating(chapter_module, real_keys):
-    """Full-profile paper claims need the real-data marker: 'not run' on a fallback record, decided with it."""
-    from xmr_lib import claims
-
-    gated = [c for c in chapter_module.CLAIMS if set(real_keys) & set(c.metrics)]
-    assert gated, "some full-profile claims must be gated on real data"
-    assert all(c.profiles == ("full",) for c in gated)
-    metrics = {m: 1.0 for c in gated for m in c.metrics if m not in real_keys}
-    fallback = {"profile": "full", "metrics": {**metrics, "data/fallback": 1}}
-    assert all(claims.evaluate_claim(c, fallback)["status"] == claims.NOT_RUN for c in gated)
-    real = {"profile": "full", "metrics": {**metrics, "data/fallback": 0, **{k: 1 for k in real_keys}}}
-    assert all(claims.evaluate_claim(c, real)["status"] != claims.NOT_RUN for c in gated)
-    return {c.id for c in gated}
-
-
 def test_ch02_full_paper_claims_are_not_decided_on_fallback_data():
     from xmr_lib.chapters import ch02
 
-    ids = _fallback_gating(ch02, ["data/real"])
+    ids = assert_gated_on_real_data(ch02, ["data/real"])
     assert {"02.multiscale_helps", "02.full_whitening_helps", "02.revisitop_rgem_oxf_m"} <= ids

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import json
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,18 @@ def custom(id: str, statement: str, metrics: Sequence[str], decide: Callable[[di
     """Any other decision rule: ``decide(values) -> (holds, our value as text)``."""
     _check_id(id)
     return Claim(id, statement, paper, source, tuple(metrics), decide, tuple(profiles))
+
+
+def requiring(claim: Claim, *metrics: str) -> Claim:
+    """``claim`` that also needs ``metrics`` recorded: without them it reads "not run" instead of being decided.
+
+    E.g. a full-profile paper target gated on ``"data/real"``, a marker a notebook records only when it ran on
+    the real benchmark, so that a run that fell back to embedded data does not decide it. The decision rule sees
+    the extra values too and ignores them.
+    """
+    if not metrics:
+        raise ValueError("metrics: expected at least one metric key")
+    return dataclasses.replace(claim, metrics=claim.metrics + tuple(metrics))
 
 
 def all_claims() -> list[Claim]:

@@ -8,10 +8,9 @@ generation and fine-tuning); only orderings the data can support are claimed, an
 seed. Full: revisited Oxford5k / Paris6k with the official protocol on a GPU; the paper numbers published with the
 reference code (cnnimageretrieval-pytorch README, revisitop) are registered as targets.
 """
-import dataclasses
 import math
 
-from xmr_lib.claims import close_to, custom, greater
+from xmr_lib.claims import close_to, custom, greater, requiring
 
 _INF = math.inf
 
@@ -115,12 +114,6 @@ def _above_chance(v):
     return all(x >= 3 * c for x in xs), f"{[round(x, 1) for x in xs]} vs chance {c:.1f}"
 
 
-def _real_data_only(claim):
-    """The claim also needs ``data/real`` (recorded only when the full profile ran on the real revisited benchmarks),
-    so a full run that fell back to the embedded benchmark leaves it "not run" instead of deciding it."""
-    return dataclasses.replace(claim, metrics=claim.metrics + ("data/real",))
-
-
 _POOLS = ["mac", "avg", "spoc", "gem", "rmac", "crow"]
 _T22 = "Table 2.2 (seed 003 L850–867)"
 
@@ -155,28 +148,28 @@ CLAIMS = [
             a="whitening/gem/PCA-w/medium", b="whitening/gem/full PCA-w/medium",
             paper="dirtorch's default whitenp = 0.25; full whitening collapses with N ≈ D (spec probe B)",
             source="spec §1.8, §7.6"),
-    _real_data_only(greater("02.multiscale_helps", "At 1024 px, a multi-scale GeM descriptor (scales 1, 1/√2, 1/2) beats the "
+    requiring(greater("02.multiscale_helps", "At 1024 px, a multi-scale GeM descriptor (scales 1, 1/√2, 1/2) beats the "
             "single-scale one",
             a="multiscale/gem/multi", b="multiscale/gem/single",
             paper="multiple-pass / multi-scale schemes reach the best results of Table 2.2 (e.g. [63], [43])",
-            source="§2.3.1.1 L449–455; " + _T22, profiles=("full",))),
+            source="§2.3.1.1 L449–455; " + _T22, profiles=("full",)), "data/real"),
     greater("02.finetuning_helps", "Fine-tuning with the Siamese loss and hard negatives improves on the off-the-shelf "
             "network (GeM head, Medium mAP)", a="finetune/gem/finetuned_medium", b="finetune/gem/offtheshelf_medium",
             paper="'Network fine-tuning improves performance greatly' (R-MAC 66.9 → 81.5 with a Siamese loss [53])",
             source="§2.5.3 L796, L819; Tables 2.2 vs 2.3"),
     # ---- full: the numbers published with the reference code
-    *[_real_data_only(close_to(f"02.revisitop_rgem_{ds[1:4]}_{k[0]}", f"Our revisited evaluation of revisitop's R-GeM features: {ds} "
+    *[requiring(close_to(f"02.revisitop_rgem_{ds[1:4]}_{k[0]}", f"Our revisited evaluation of revisitop's R-GeM features: {ds} "
                f"{k.capitalize()} mAP", metric=f"full/revisitop_rgem/{ds}/{k}", target=t, tol=0.05,
-               paper=f"{t:.2f}", source="revisitop README (evaluation check)"))
+               paper=f"{t:.2f}", source="revisitop README (evaluation check)"), "data/real")
       for ds, vals in (("roxford5k", (84.81, 64.67, 38.47)), ("rparis6k", (92.12, 77.20, 56.32)))
       for k, t in zip(("easy", "medium", "hard"), vals)],
-    *[_real_data_only(close_to(f"02.cirtorch_rgem_{ds[1:4]}_{k[0]}", f"The released ResNet101-GeM (SfM-120k, multi-scale, L_w) with "
+    *[requiring(close_to(f"02.cirtorch_rgem_{ds[1:4]}_{k[0]}", f"The released ResNet101-GeM (SfM-120k, multi-scale, L_w) with "
                f"our extraction and evaluation: {ds} {k.capitalize()} mAP", metric=f"full/cirtorch_rgem/{ds}/{k}",
-               target=t, tol=1.5, paper=f"{t:.1f}", source="cnnimageretrieval-pytorch README ([57] code)"))
+               target=t, tol=1.5, paper=f"{t:.1f}", source="cnnimageretrieval-pytorch README ([57] code)"), "data/real")
       for ds, vals in (("roxford5k", (65.4, 40.1)), ("rparis6k", (76.7, 55.2)))
       for k, t in zip(("medium", "hard"), vals)],
-    _real_data_only(greater("02.full_whitening_helps", "PCA-whitening learned on the other dataset improves GeM on ROxford5k "
+    requiring(greater("02.full_whitening_helps", "PCA-whitening learned on the other dataset improves GeM on ROxford5k "
             "(Medium mAP), off the shelf", a="whitening/gem/PCA-w/medium", b="whitening/gem/none/medium",
             paper="PCA_w in the best off-the-shelf rows (R-MAC, CroW, SPoC)", source=_T22 + "; [31], [26]",
-            profiles=("full",))),
+            profiles=("full",)), "data/real"),
 ]

@@ -6,9 +6,8 @@ quantisation (3.1), label prediction (3.6), multi-level similarity (3.3) and the
 each, labels colour / shape / size) with frozen EfficientNet-Lite0 features and a caption bag-of-words; full
 profile: MIRFlickr-25K (and NUS-WIDE with ``-p dataset=nuswide``) prepared by ``python -m data_scripts``.
 """
-import dataclasses
 
-from xmr_lib.claims import at_least, at_most, close_to, custom, greater
+from xmr_lib.claims import at_least, close_to, custom, greater, requiring
 
 _COMMON = {
     "image_encoder": "efficientnet_lite0",   # frozen ImageNet trunk (the thesis fine-tunes CNN-F)
@@ -81,21 +80,15 @@ def _mean_greater(a, b, margin=0.0):
     return decide
 
 
-def _real_data_only(claim):
-    """The claim also needs ``data/real`` (recorded only when the full profile loaded the prepared real dataset), so
-    a full run that fell back to the embedded ``shapes`` set leaves it "not run" instead of deciding it."""
-    return dataclasses.replace(claim, metrics=claim.metrics + ("data/real",))
-
-
 def _full_targets():
     out = []
     for ds, src in (("mirflickr25k", "MIRFlickr-25K"), ("nuswide", "NUS-WIDE")):
         for task, word in (("i2t", "I→T"), ("t2i", "T→I")):
             for bits in (16, 32, 64):
                 target = PAPER_TABLE_32[(task, "Ours")][(ds, bits)]
-                out.append(_real_data_only(close_to(f"03.full_{ds}_{task}_{bits}", f"{src} {word} mAP at {bits} bits",
+                out.append(requiring(close_to(f"03.full_{ds}_{task}_{bits}", f"{src} {word} mAP at {bits} bits",
                                     metric=f"map/{ds}/{task}/{bits}", target=target, tol=0.03,
-                                    paper=f"{target:.3f}", source="Table 3.2")))
+                                    paper=f"{target:.3f}", source="Table 3.2"), "data/real"))
     return out
 
 
@@ -149,29 +142,29 @@ CLAIMS = [
             a="map/shapes/t2i/32", b="map/shapes/t2i/16", margin=0.02, paper="0.859 vs 0.845 (MIRFlickr)",
             source="Table 3.2", profiles=("default",)),
     # Table 3.3 orderings, decided per seed (they hold only if they hold for every seed)
-    _real_data_only(greater("03.ablation_label_i2t", "Baseline2 (+ L_l) beats Baseline1 (L_pairs + L_q), I→T",
+    requiring(greater("03.ablation_label_i2t", "Baseline2 (+ L_l) beats Baseline1 (L_pairs + L_q), I→T",
             a="ablation/Baseline2/i2t", b="ablation/Baseline1/i2t", paper="0.795 vs 0.773", source="Table 3.3",
-            profiles=("full",))),
-    _real_data_only(greater("03.ablation_label_t2i", "Baseline2 (+ L_l) beats Baseline1, T→I",
+            profiles=("full",)), "data/real"),
+    requiring(greater("03.ablation_label_t2i", "Baseline2 (+ L_l) beats Baseline1, T→I",
             a="ablation/Baseline2/t2i", b="ablation/Baseline1/t2i", paper="0.814 vs 0.792", source="Table 3.3",
-            profiles=("full",))),
-    _real_data_only(greater("03.ablation_multilevel_i2t", "Baseline3 (+ L_m) beats Baseline2, I→T",
+            profiles=("full",)), "data/real"),
+    requiring(greater("03.ablation_multilevel_i2t", "Baseline3 (+ L_m) beats Baseline2, I→T",
             a="ablation/Baseline3/i2t", b="ablation/Baseline2/i2t", paper="0.810 vs 0.795", source="Table 3.3",
-            profiles=("full",))),
-    _real_data_only(greater("03.ablation_multilevel_t2i", "Baseline3 (+ L_m) beats Baseline2, T→I",
+            profiles=("full",)), "data/real"),
+    requiring(greater("03.ablation_multilevel_t2i", "Baseline3 (+ L_m) beats Baseline2, T→I",
             a="ablation/Baseline3/t2i", b="ablation/Baseline2/t2i", paper="0.827 vs 0.814", source="Table 3.3",
-            profiles=("full",))),
-    _real_data_only(greater("03.ablation_entropy_i2t", "Full (+ L_d) beats Baseline3, I→T",
+            profiles=("full",)), "data/real"),
+    requiring(greater("03.ablation_entropy_i2t", "Full (+ L_d) beats Baseline3, I→T",
             a="ablation/Full/i2t", b="ablation/Baseline3/i2t", paper="0.834 vs 0.810", source="Table 3.3",
-            profiles=("full",))),
-    _real_data_only(greater("03.ablation_entropy_t2i", "Full (+ L_d) beats Baseline3, T→I",
+            profiles=("full",)), "data/real"),
+    requiring(greater("03.ablation_entropy_t2i", "Full (+ L_d) beats Baseline3, T→I",
             a="ablation/Full/t2i", b="ablation/Baseline3/t2i", paper="0.859 vs 0.827", source="Table 3.3",
-            profiles=("full",))),
-    _real_data_only(greater("03.full_beats_dcmh_i2t", "Full beats the DCMH-style Baseline1, I→T",
+            profiles=("full",)), "data/real"),
+    requiring(greater("03.full_beats_dcmh_i2t", "Full beats the DCMH-style Baseline1, I→T",
             a="ablation/Full/i2t", b="ablation/Baseline1/i2t", paper="0.834 vs 0.773", source="Table 3.3",
-            profiles=("full",))),
-    _real_data_only(greater("03.full_beats_dcmh_t2i", "Full beats the DCMH-style Baseline1, T→I",
+            profiles=("full",)), "data/real"),
+    requiring(greater("03.full_beats_dcmh_t2i", "Full beats the DCMH-style Baseline1, T→I",
             a="ablation/Full/t2i", b="ablation/Baseline1/t2i", paper="0.859 vs 0.792", source="Table 3.3",
-            profiles=("full",))),
+            profiles=("full",)), "data/real"),
     *_full_targets(),
 ]
