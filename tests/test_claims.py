@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -9,36 +10,158 @@ def rec(profile="default", **metrics):
     return {"profile": profile, "metrics": metrics}
 
 
-def test_greater_needs_every_seed():
-    c = claims.greater("05.kd_keeps_old", "KD keeps more", a="kd", b="ft", profiles=("default",))
-    assert claims.evaluate_claim(c, rec(kd=[0.6, 0.7, 0.8], ft=[0.5, 0.6, 0.7]))["status"] == claims.HOLDS
-    row = claims.evaluate_claim(c, rec(kd=[0.6, 0.5, 0.8], ft=[0.5, 0.6, 0.7]))
-    assert row["status"] == claims.FAILS and "0.6" in row["ours"]
+def status(c, record):
+    return claims.evaluate_claim(c, record)["status"]
 
 
-def test_margin_and_scalar_broadcast():
-    c = claims.greater("02.x", "a beats b by 0.05", a="a", b="b", margin=0.05)
-    assert claims.evaluate_claim(c, rec(a=[0.7, 0.8], b=0.6))["status"] == claims.HOLDS
-    assert claims.evaluate_claim(c, rec(a=[0.64, 0.8], b=0.6))["status"] == claims.FAILS
+# ----------------------------------------------------------------------------------------------------------------
+# the ordering rule
+
+
+def test_paired_gap_hand_computed():
+    # d = [0.02, 0.04, 0.03, 0.05, 0.01]: mean 0.03, sd 0.0158, t(0.975, 4) = 2.776 -> half 0.0196
+    a = [0.52, 0.54, 0.53, 0.55, 0.51]
+    ok, text = claims.paired_gap(a, [0.5] * 5, required=0.02)
+    assert ok and "+0.03" in text and "n=5" in text
+    assert "CI +0.0104…+0.0496" in text
+    ok, _ = claims.paired_gap(a, [0.5] * 5, required=0.031)  # significant but below the required gap
+    assert not ok
+
+
+def test_paired_gap_needs_the_interval_above_zero():
+    # every seed positive is not enough when the spread is large: d = [0.001, 0.2, 0.001, 0.001, 0.001]
+    ok, text = claims.paired_gap([0.501, 0.7, 0.501, 0.501, 0.501], [0.5] * 5)
+    assert not ok and "CI -" in text
+
+
+def test_paired_gap_too_few_seeds_is_undecided():
+    with pytest.raises(claims.Undecided, match="≥ 5 seeds"):
+        claims.paired_gap([0.9, 0.9, 0.9], [0.1, 0.1, 0.1])
+
+
+def test_greater_paper_gap_quarter_rule():
+    c = claims.greater("05.kd_keeps_old", "KD keeps more", a="kd", b="ft", paper_gap=0.08)
+    assert c.kind == claims.PAPER
+    hold = rec(kd=[0.62, 0.63, 0.62, 0.625, 0.63], ft=[0.6] * 5)  # mean gap 0.025 >= 0.02
+    fail = rec(kd=[0.61, 0.615, 0.61, 0.612, 0.61], ft=[0.6] * 5)  # significant, 0.011 < 0.02
+    assert status(c, hold) == claims.HOLDS
+    assert status(c, fail) == claims.FAILS
+    assert status(c, rec(kd=[0.7] * 3, ft=[0.6] * 3)) == claims.NOT_RUN
+
+
+def test_greater_checks_its_arguments():
+    with pytest.raises(ValueError, match="paper_gap"):
+        claims.greater("05.x", "s", a="a", b="b", paper_gap=-0.1)
+    with pytest.raises(ValueError, match="not both"):
+        claims.greater("05.x", "s", a="a", b="b", paper_gap=0.1, sign_only=True)
+    with pytest.raises(ValueError, match="kind"):
+        claims.greater("05.x", "s", a="a", b="b", kind="opinion", sign_only=True)
 
 
 def test_close_to_is_for_full_profile_only():
     c = claims.close_to("02.t", "reproduces 64.7", metric="m", target=64.7, tol=2.0)
-    assert claims.evaluate_claim(c, rec("full", m=[63.0, 64.0]))["status"] == claims.HOLDS
-    assert claims.evaluate_claim(c, rec("full", m=60.0))["status"] == claims.FAILS
+    assert status(c, rec("full", m=[63.0, 64.0])) == claims.HOLDS
+    assert status(c, rec("full", m=60.0)) == claims.FAILS
     row = claims.evaluate_claim(c, rec("default", m=64.7))
     assert row["status"] == claims.NOT_RUN and "profile" in row["why"]
 
 
+def test_thresholds_need_every_seed():
+    c = claims.at_least("03.x", "s", metric="m", threshold=0.5)
+    assert status(c, rec(m=[0.6, 0.7])) == claims.HOLDS
+    assert status(c, rec(m=[0.6, 0.4])) == claims.FAILS
+
+
 def test_missing_metric_and_missing_notebook_are_not_run():
     c = claims.at_least("03.x", "s", metric="m", threshold=0.5)
-    assert claims.evaluate_claim(c, rec(other=1))["status"] == claims.NOT_RUN
+    assert status(c, rec(other=1)) == claims.NOT_RUN
     assert claims.evaluate_claim(c, None)["why"] == "notebook not run"
 
 
-def test_nan_never_holds():
-    c = claims.at_most("03.x", "s", metric="m", threshold=0.5)
-    assert claims.evaluate_claim(c, rec(m=float("nan")))["status"] == claims.FAILS
+# ----------------------------------------------------------------------------------------------------------------
+# bad values never hold and never crash
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "nan", "inf", None, [], [0.5, None, 0.6], [0.5, "x"], {"a": 1},
+                                 True, [float("inf")] * 5, 1e308 * 10])
+def test_bad_values_do_not_hold(bad):
+    cs = [claims.at_most("03.x", "s", metric="m", threshold=0.5),
+          claims.at_least("03.y", "s", metric="m", threshold=-1e9),
+          claims.close_to("03.z", "s", metric="m", target=0.5, tol=10, profiles=("default",)),
+          claims.greater("03.w", "s", a="m", b="o", sign_only=True),
+          claims.custom("03.v", "s", ["m"], lambda v: (True, "always"), examples=({"m": 1}, {"m": 2}))]
+    for c in cs:
+        if isinstance(bad, dict) and c.id == "03.v":
+            continue  # a custom rule may read a small table (dict) as it is
+        row = claims.evaluate_claim(c, rec(m=bad, o=[-1e9] * 5))
+        assert row["status"] == claims.FAILS, (c.id, bad, row)
+        assert row["why"], (c.id, bad)
+
+
+def test_corrupt_and_wrongly_shaped_records_name_their_file(tmp_path):
+    (tmp_path / "00_getting_started.metrics.json").write_text("{not json")
+    (tmp_path / "02_survey.metrics.json").write_text("[1, 2]")
+    rows = claims.write_scorecard(tmp_path)
+    assert rows and all(r["status"] == claims.FAILS for r in rows)
+    whys = {r["chapter"]: r["why"] for r in rows}
+    assert "00_getting_started.metrics.json" in whys["00"] and "02_survey.metrics.json" in whys["02"]
+    assert (tmp_path / "scorecard.md").is_file() and (tmp_path / "scorecard.html").is_file()
+
+
+def test_non_finite_values_are_recorded_as_text_and_fail(run_dir):
+    from xmr_lib import runs
+
+    runs.params("00", profile="smoke", device="cpu")
+    runs.record("pixels/mAP_over_chance", float("inf"))
+    m = runs.recorded()["metrics"]["pixels/mAP_over_chance"]
+    assert m == "inf"
+    c = claims.at_least("00.x", "s", metric="pixels/mAP_over_chance", threshold=0.1, profiles=("smoke",))
+    assert claims.evaluate_claim(c, runs.recorded())["status"] == claims.FAILS
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the registry: every claim can fail, every claim is well formed
+
+
+ALL = claims.all_claims()
+
+
+@pytest.mark.parametrize("claim", ALL, ids=[c.id for c in ALL])
+def test_every_claim_can_fail_and_can_hold(claim):
+    """The contradiction test: a record that contradicts the claim gives 'does not hold', one that satisfies it
+    gives 'holds' — so no registered claim holds by construction of its rule."""
+    hold, fail = claim.witnesses()
+    profile = claim.profiles[0]
+    row = claims.evaluate_claim(claim, rec(profile, **hold))
+    assert row["status"] == claims.HOLDS, row
+    row = claims.evaluate_claim(claim, rec(profile, **fail))
+    assert row["status"] == claims.FAILS, row
+
+
+def test_registry_is_well_formed():
+    assert ALL, "no claims registered"
+    assert len({c.id for c in ALL}) == len(ALL)
+    for c in ALL:
+        assert c.kind in claims.KINDS, c.id
+        assert c.profiles and set(c.profiles) <= {"smoke", "default", "full"}, c.id
+        assert c.statement and c.source, c.id
+        if c.kind == claims.PAPER:
+            assert c.paper, f"{c.id}: a paper claim states the paper's numbers (paper=...)"
+        if c.kind == claims.PAPER and c.ordering:
+            assert (c.paper_gap is not None) != c.sign_only, \
+                f"{c.id}: a paper ordering states the paper's gap (paper_gap=) or is explicitly sign_only"
+
+
+def test_real_data_only_is_the_one_gate():
+    c = claims.real_data_only(claims.close_to("02.t", "reproduces 64.7", metric="m", target=64.7, tol=2.0))
+    assert c.metrics == ("m", "data/real") and c.id == "02.t" and claims.is_real_data_only(c)
+    row = claims.evaluate_claim(c, rec("full", m=64.0))
+    assert row["status"] == claims.NOT_RUN and "data/real" in row["why"]
+    assert status(c, rec("full", m=64.0, **{"data/real": 1})) == claims.HOLDS
+    assert status(c, rec("full", m=60.0, **{"data/real": 1})) == claims.FAILS
+    for claim in ALL:  # no other marker convention
+        assert not any(m.startswith(("real/", "full/real")) and m != claims.REAL_DATA for m in claim.metrics
+                       if m.endswith(("marker", "/ran"))), claim.id
 
 
 def test_claim_ids_are_checked():
@@ -46,35 +169,33 @@ def test_claim_ids_are_checked():
         claims.at_least("nonumber", "s", metric="m", threshold=1)
 
 
-def test_registry_has_unique_ids_prefixed_by_chapter():
-    cs = claims.all_claims()
-    assert cs, "no claims registered"
-    assert len({c.id for c in cs}) == len(cs)
-    for c in cs:
-        assert c.profiles and set(c.profiles) <= {"smoke", "default", "full"}, c.id
+# ----------------------------------------------------------------------------------------------------------------
+# the scorecard
 
 
-def test_scorecard_files(tmp_path):
+def test_scorecard_sections_and_headline(tmp_path):
     (tmp_path / "00_getting_started.metrics.json").write_text(json.dumps(
         {"chapter": "00", "profile": "smoke", "metrics": {"pixels/mAP_over_chance": 5.0,
                                                           "index/top1_agreement": 1.0,
                                                           "index/agreement_floor": 0.99}}))
     rows = claims.write_scorecard(tmp_path, notebooks={"00_getting_started": {"status": "ok", "profile": "smoke"}})
-    by_id = {r["id"]: r for r in rows}
-    assert by_id["00.pixels_beat_chance"]["status"] == claims.HOLDS
+    assert {r["chapter"] for r in rows} == {"00"}  # only the notebooks that ran are listed
     md = (tmp_path / "scorecard.md").read_text()
-    assert "00.pixels_beat_chance" in md and "holds" in md
+    assert md.count("Paper claims:") == 1 and "*Rule.*" in md
     assert "<table>" in (tmp_path / "scorecard.html").read_text()
     assert json.loads((tmp_path / "scorecard.json").read_text())
 
 
-def test_requiring_leaves_a_claim_not_run_until_its_marker_is_recorded():
-    c = claims.requiring(claims.close_to("02.t", "reproduces 64.7", metric="m", target=64.7, tol=2.0,
-                                         profiles=("full",)), "data/real")
-    assert c.metrics == ("m", "data/real") and c.id == "02.t"
-    row = claims.evaluate_claim(c, rec("full", m=64.0))
-    assert row["status"] == claims.NOT_RUN and "data/real" in row["why"]
-    assert claims.evaluate_claim(c, rec("full", m=64.0, **{"data/real": 1}))["status"] == claims.HOLDS
-    assert claims.evaluate_claim(c, rec("full", m=60.0, **{"data/real": 1}))["status"] == claims.FAILS
-    with pytest.raises(ValueError, match="metrics"):
-        claims.requiring(c)
+def test_headline_counts_only_paper_claims():
+    rows = [{"kind": claims.PAPER, "status": claims.HOLDS}, {"kind": claims.SANITY, "status": claims.HOLDS},
+            {"kind": claims.FINDING, "status": claims.FAILS}]
+    h = claims.headline(rows)
+    assert h.startswith("Paper claims: 1 hold · 0 do not hold · 0 not run")
+
+
+def test_what_this_shows_is_rendered_from_rows():
+    ch00 = [c for c in ALL if c.chapter == "00"]
+    record = rec("smoke", **{m: 5.0 for c in ch00 for m in c.metrics})
+    text = claims.what_this_shows("00", record).data
+    assert "What this run shows" in text and ("✅" in text or "❌" in text)
+    assert not math.isnan(len(text))

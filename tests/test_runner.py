@@ -55,3 +55,21 @@ def test_run_goes_on_past_a_failure_and_resumes(tmp_path, monkeypatch):
     run_dir2, status2 = runner.run(resume=run_dir, root=root)
     assert run_dir2 == run_dir and status2["02_fails"]["status"] == "ok"
     assert (run_dir / "01_ok.ipynb").stat().st_mtime_ns == before
+
+
+def test_early_failures_leave_no_run_folder(tmp_path):
+    root = _fake_repo(tmp_path)
+    for kwargs in ({"parameters": {"m": 2}}, {"parameters": {"device": "cuda:7"}}, {"only": ["77"]}):
+        with pytest.raises(ValueError):
+            runner.run("smoke", root=root, out_root=tmp_path / "runs", **kwargs)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_resume_refuses_new_parameters(tmp_path):
+    root = _fake_repo(tmp_path)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(json.dumps({"profile": "smoke", "parameters": {}, "notebooks": {}}))
+    with pytest.raises(ValueError, match="--resume finishes a run"):
+        runner.run(resume=tmp_path / "r", parameters={"n": 3}, root=root)
+    with pytest.raises(ValueError, match="--resume finishes a run"):
+        runner.run("default", resume=tmp_path / "r", root=root)

@@ -47,7 +47,7 @@ def test_record_writes_json_beside_the_notebook(run_dir):
     runs.record_many({"x": 1, "y": float("nan")}, prefix="t/")
     rec = json.loads((run_dir / "00_test.metrics.json").read_text())
     assert rec["profile"] == "smoke" and rec["seed"] == 2 and rec["chapter"] == "00"
-    assert rec["metrics"] == {"a/mAP": 0.5, "seeds": [0.1, 0.2], "t/x": 1, "t/y": None}
+    assert rec["metrics"] == {"a/mAP": 0.5, "seeds": [0.1, 0.2], "t/x": 1, "t/y": "nan"}
     assert runs.recorded()["metrics"]["a/mAP"] == 0.5
 
 
@@ -75,3 +75,27 @@ def test_checkpoint_roundtrip_and_corrupt_file(run_dir):
     ck.path("task2").write_bytes(b"truncated")
     with pytest.warns(UserWarning, match="unreadable"):
         assert ck.load("task2") is None
+
+
+def test_params_twice_in_one_live_kernel_namespace(run_dir):
+    """Re-running the parameters cell and the next one (a learner editing a knob, or Run All twice) works, and a
+    misspelt knob typed into the parameters cell is still refused, with a suggestion."""
+    ns = {"profile": "smoke", "seed": 1, "device": "cpu", "data_root": None, "n_db": None, "n_queries": None,
+          "pca_dim": None, "top_k": None, "In": [], "np": __import__("numpy")}
+    p = runs.params("00", ns)
+    ns.update(P=p, X=[1, 2], agreement=0.99, F=None, n_db=200)  # what the notebook defined, and an edited knob
+    p2 = runs.params("00", ns)
+    assert p2.n_db == 200 and p2.seed == 1
+    ns["n_dbb"] = 300
+    with pytest.raises(ValueError, match="'n_dbb'.*did you mean 'n_db'"):
+        runs.params("00", ns)
+
+
+def test_params_starts_each_record_afresh(run_dir):
+    runs.params("00", profile="full", device="cpu")
+    runs.record("data/real", 1)
+    runs.record("m", 0.5)
+    runs.params("00", profile="smoke", device="cpu")
+    rec = runs.recorded()
+    assert rec["metrics"] == {} and rec["profile"] == "smoke"
+    assert rec["settings"]["threads"] >= 1 and rec["settings"]["numpy_version"]

@@ -39,3 +39,15 @@ def test_threads_override(monkeypatch):
 def test_bad_seed():
     with pytest.raises(ValueError, match="seed"):
         xmr_lib.setup("zero")
+
+
+def test_threads_are_pinned_whatever_the_load(monkeypatch):
+    """Same seed, same numbers: the thread count never depends on the load average."""
+    from xmr_lib import _setup
+
+    monkeypatch.delenv("XMR_THREADS", raising=False)
+    monkeypatch.setattr(_setup.os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+    assert _setup.default_threads() == _setup.PINNED_THREADS
+    monkeypatch.setenv("XMR_THREADS", "zero")
+    with pytest.raises(ValueError, match="XMR_THREADS"):
+        _setup.default_threads()

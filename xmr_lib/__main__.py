@@ -10,7 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="execute the notebooks with papermill and write a scorecard")
-    r.add_argument("--profile", default="default", help="smoke | default | full (default: default)")
+    r.add_argument("--profile", default=None, help="smoke | default | full (default: default)")
     r.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,03")
     r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                    help="override a notebook parameter (repeatable), e.g. -p seed=1")
@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "scorecard":
         from .claims import write_scorecard
 
+        from .claims import headline
+
         rows = write_scorecard(args.run_dir)
-        print(f"{len(rows)} claims → {args.run_dir}/scorecard.md")
+        print(f"{len(rows)} claims → {args.run_dir}/scorecard.md\n{headline(rows)}")
         return 0
     if args.cmd == "list":
         from .runner import discover_notebooks, parameter_names

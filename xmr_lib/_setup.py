@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# Thread policy, measured with ``python -m benchmarks.threads`` on the 2-core CI machine (README, "Performance
-# notes"): on an idle machine 2 threads ran the notebooks' workloads (small convs at 28/64 px, an MLP step, a
-# 224 px conv stack) 1.7-2.7x faster than 1 thread, so the default is one thread per core. Oversubscription is what
-# makes more threads slow: when other processes already keep the cores busy (load average >= cores), we use
-# fewer threads, as many as there are idle cores (at least 1).
+# Thread policy. A float reduction split over another number of threads adds in another order, so a fixed seed
+# gives different numbers with 1 and 2 threads, and claims whose margin is a fraction of a point could flip with the
+# machine's load. A recorded run therefore pins its thread count: PINNED_THREADS (2: on the 2-core CI machine two
+# threads ran the notebooks' workloads 1.7-2.7x faster than one, `python -m benchmarks.threads`), whatever the load;
+# XMR_THREADS=N overrides, and the count is recorded with the run (Settings.threads).
+PINNED_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Settings:
     deterministic: bool
     torch_version: str
     cuda_available: bool
+    numpy_version: str = ""
+    platform: str = ""
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -49,19 +53,18 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def default_threads() -> int:
-    """Threads for torch's intra-op pool: one per idle core (all cores on an idle machine).
-
-    ``XMR_THREADS`` overrides. See the measurement note at the top of this module.
-    """
+    """Threads for torch's intra-op pool: ``XMR_THREADS`` if set, else :data:`PINNED_THREADS` — never chosen from
+    the machine's load, so that a fixed seed gives the same numbers on a busy and an idle machine."""
     env = os.environ.get("XMR_THREADS")
     if env:
-        return max(1, int(env))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    return max(1, min(cores, round(cores - load + 1))) if load >= cores else cores
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"XMR_THREADS: expected a whole number >= 1, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"XMR_THREADS: expected a whole number >= 1, got {env!r}")
+        return n
+    return PINNED_THREADS
 
 
 def setup(seed: int = 0, device: str = "auto", deterministic: bool = True,
@@ -99,7 +102,8 @@ def setup(seed: int = 0, device: str = "auto", deterministic: bool = True,
         raise ValueError(f"threads must be >= 1; got {threads!r}")
     torch.set_num_threads(n)
     return Settings(seed=seed, device=dev, threads=n, deterministic=bool(deterministic),
-                    torch_version=torch.__version__, cuda_available=torch.cuda.is_available())
+                    torch_version=torch.__version__, cuda_available=torch.cuda.is_available(),
+                    numpy_version=np.__version__, platform=f"{platform.system()}-{platform.machine()}")
 
 
 def settings_dict(s: Settings) -> dict:

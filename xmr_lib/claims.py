@@ -1,48 +1,87 @@
-"""Claims from the papers, decided by the metrics a notebook recorded — never hard-coded.
+"""Claims from the papers, decided by the metrics a notebook recorded — never typed in.
 
-Each chapter module ``xmr_lib/chapters/chNN.py`` lists its claims in ``CLAIMS``::
+Each chapter module ``xmr_lib/chapters/chNN.py`` lists its claims in ``CLAIMS`` and the paper statements it does
+not claim, with the reason, in ``NOT_CLAIMED``::
 
-    from xmr_lib.claims import greater, close_to
+    from xmr_lib.claims import PAPER, greater, close_to, real_data_only
 
     CLAIMS = [
         greater("02.gem_beats_mac", "GeM beats MAC off the shelf (medium mAP)",
                 a="offtheshelf/gem/medium/mAP_seeds", b="offtheshelf/mac/medium/mAP_seeds",
-                paper="GeM 64.7 vs MAC 58.1 (ROxf M)", source="Table 2.3", profiles=("default",)),
-        close_to("02.full_gem_roxf", "R-GeM reaches the published ROxf-M mAP", metric="full/gem/roxf/M",
-                 target=64.7, tol=3.0, paper="64.7", source="revisitop README", profiles=("full",)),
+                paper_gap=0.066, paper="GeM 64.7 vs MAC 58.1 (ROxf M)", source="Table 2.3"),
+        real_data_only(close_to("02.full_gem_roxf", "R-GeM reaches the published ROxf-M mAP",
+                                metric="full/roxf/gem/M", target=64.7, tol=3.0, paper="64.7", source="Table 2.3")),
     ]
+    NOT_CLAIMED = [("Fig. 2.13a: deeper backbones retrieve better", "Fig. 2.13a", "needs the paper backbones")]
 
-A metric that holds a list is read as one value per seed: an ordering claim then holds only when it holds for
-every seed. :func:`evaluate` turns claims plus recorded metrics into rows with a status:
+Every claim has a **kind**: :data:`PAPER` (a statement the paper makes; the scorecard's headline counts only
+these), :data:`SANITY` (our code does what the formula says) or :data:`FINDING` (our own observation).
 
-- ``holds`` / ``does not hold`` — decided by the recorded numbers;
-- ``not run`` — the notebook did not run, ran another profile, or did not record a needed metric.
+**The rule for orderings** (:func:`greater`, :func:`paired_gap`), the same everywhere: metrics are per-seed lists;
+the claim is decided from the paired per-seed differences ``d = a − b`` over at least :data:`MIN_SEEDS` seeds. It
+holds when the 95% t-interval of ``mean(d)`` lies above 0 *and* ``mean(d)`` reaches the required gap: a
+:data:`GAP_FRACTION` (a quarter) of the paper's gap for a paper claim, 0 for an explicitly sign-only claim, or the
+stated margin of a sanity / finding claim. Fewer seeds: *not run*. Thresholds (:func:`at_least`,
+:func:`at_most`) must hold on every seed; paper targets (:func:`close_to`) compare the mean over seeds.
+
+Statuses: ``holds`` / ``does not hold`` — decided by the recorded numbers (a NaN, an infinity, an empty or
+non-numeric value decides "does not hold", with the reason); ``not run`` — the notebook did not run, ran another
+profile, did not record a needed metric (e.g. the ``data/real`` marker of :func:`real_data_only`), or recorded too
+few seeds.
 """
 from __future__ import annotations
 
-import html
-import json
 import dataclasses
+import html
+import importlib
+import json
 import math
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
+
 HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run"
+PAPER, SANITY, FINDING = "paper", "sanity", "finding"
+KINDS = (PAPER, SANITY, FINDING)
+GAP_FRACTION = 0.25
+MIN_SEEDS = 5
+CONFIDENCE = 0.95
+REAL_DATA = "data/real"
+RULE = (f"An ordering claim is decided from the paired per-seed differences over at least {MIN_SEEDS} seeds: it "
+        f"holds when the {CONFIDENCE:.0%} t-interval of the mean difference lies above 0 and the mean difference "
+        f"reaches {GAP_FRACTION:g} of the paper's gap (0 for a sign-only claim; the stated margin for a sanity or "
+        "finding claim). A threshold holds when every seed meets it; a paper target compares the mean over seeds. "
+        "NaN, infinite, empty or non-numeric values never hold.")
+
+
+class Undecided(Exception):
+    """Raised by a decision rule when the values cannot decide the claim (e.g. too few seeds): *not run*."""
+
+
+class BadValue(Exception):
+    """Raised when a recorded value is not usable (NaN, inf, empty, not a number): *does not hold*."""
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of a paper.
+    """One claim.
 
     Attributes:
         id: unique, prefixed by the notebook number (``"02.gem_beats_mac"``).
         statement: the claim in words.
         paper: the paper's value(s), as text.
-        source: where the paper says it (table / figure / equation).
+        source: where the paper says it (section / table / equation / figure).
         metrics: the recorded metric keys that decide it.
-        decide: ``f(values) -> (holds: bool, ours: str)``, with ``values`` the recorded values of ``metrics``.
+        decide: ``f(values) -> (holds, ours)`` with ``values`` the recorded values of ``metrics``; may raise
+            :class:`Undecided` (→ not run) or :class:`BadValue` (→ does not hold).
         profiles: profiles in which the claim is checked.
+        kind: :data:`PAPER`, :data:`SANITY` or :data:`FINDING`.
+        note: context shown beside the verdict (e.g. why a paper gap may not carry over to our data).
+        examples: ``(holding, failing)`` metric values that the rule must accept and reject.
+        sign_only / paper_gap: how an ordering's required gap was set (``None`` for other claims).
     """
 
     id: str
@@ -52,23 +91,91 @@ class Claim:
     metrics: tuple[str, ...]
     decide: Callable[[dict[str, Any]], tuple[bool, str]] = field(repr=False)
     profiles: tuple[str, ...] = ("default",)
+    kind: str = PAPER
+    note: str = ""
+    examples: tuple[dict, dict] | None = field(default=None, repr=False)
+    paper_gap: float | None = None
+    sign_only: bool = False
+    ordering: bool = False
 
     @property
     def chapter(self) -> str:
         return self.id.split(".")[0]
 
+    def witnesses(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Metric values that make this claim hold and values that contradict it (for the contradiction test)."""
+        if self.examples is None:
+            raise ValueError(f"claim {self.id}: no examples (custom claims must pass examples=(holding, failing))")
+        hold, fail = (dict(e) for e in self.examples)
+        for m in self.metrics:  # gating markers (real_data_only) and any extra key the rule ignores
+            hold.setdefault(m, 1.0)
+            fail.setdefault(m, 1.0)
+        return hold, fail
 
-def _as_list(v: Any) -> list[float]:
-    if isinstance(v, (list, tuple)):
-        return [float(x) for x in v]
-    return [float(v)]
+
+# ---------------------------------------------------------------------------------------------------------------
+# values
 
 
-def _fmt(v: Any) -> str:
-    xs = _as_list(v)
+def as_values(v: Any, name: str = "value") -> list[float]:
+    """A recorded metric as a list of finite floats (one per seed); :class:`BadValue` names what is wrong."""
+    xs = v if isinstance(v, (list, tuple)) else [v]
+    if not xs:
+        raise BadValue(f"{name}: empty list of per-seed values")
+    out = []
+    for i, x in enumerate(xs):
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+            raise BadValue(f"{name}: value {i} is {x!r}, not a number")
+        x = float(x)
+        if not math.isfinite(x):
+            raise BadValue(f"{name}: value {i} is {x} (not finite)")
+        out.append(x)
+    return out
+
+
+def _fmt(xs: Sequence[float]) -> str:
     if len(xs) == 1:
         return f"{xs[0]:.4g}"
-    return "[" + ", ".join(f"{x:.3g}" for x in xs) + "]"
+    return f"{np.mean(xs):.4g} ± {np.std(xs, ddof=1):.2g}"
+
+
+def _t_quantile(n: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+
+
+def paired_gap(a: Sequence[float], b: Sequence[float], required: float = 0.0, *,
+               min_seeds: int = MIN_SEEDS) -> tuple[bool, str]:
+    """The one ordering rule: does ``a`` beat ``b`` by at least ``required``, seed by seed?
+
+    Args:
+        a, b: per-seed values (length n each, or one of them a single value that is broadcast).
+        required: the mean paired difference needed (e.g. a quarter of the paper's gap).
+        min_seeds: fewer seeds than this raises :class:`Undecided`.
+
+    Returns:
+        ``(holds, text)``: holds when the 95% t-interval of ``mean(a − b)`` lies above 0 and ``mean(a − b) ≥
+        required``; the text gives both means, the mean gap ± its standard deviation, the interval and n.
+    """
+    a, b = list(a), list(b)
+    if len(a) == 1 and len(b) > 1:
+        a = a * len(b)
+    if len(b) == 1 and len(a) > 1:
+        b = b * len(a)
+    if len(a) != len(b):
+        raise BadValue(f"{len(a)} seeds against {len(b)}: cannot pair them")
+    n = len(a)
+    if n < min_seeds:
+        raise Undecided(f"needs ≥ {min_seeds} seeds to decide an ordering; {n} recorded")
+    d = np.asarray(a) - np.asarray(b)
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = _t_quantile(n) * sd / math.sqrt(n)
+    lo, hi = mean - half, mean + half
+    ok = lo > 0 and mean >= required
+    text = (f"{np.mean(a):.4g} vs {np.mean(b):.4g}: gap {mean:+.4g} ± {sd:.2g} "
+            f"(95% CI {lo:+.3g}…{hi:+.3g}, n={n}; needs ≥ {required:+.3g})")
+    return ok, text
 
 
 def _check_id(id: str) -> None:
@@ -77,124 +184,213 @@ def _check_id(id: str) -> None:
         raise ValueError(f"id: claim ids look like '02.some_name'; got {id!r}")
 
 
-def greater(id: str, statement: str, a: str, b: str, *, margin: float = 0.0, paper: str = "", source: str = "",
-            profiles: Sequence[str] = ("default",)) -> Claim:
-    """Claim ``a > b + margin``; with per-seed lists, for every seed (paired by position)."""
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# constructors
+
+
+def greater(id: str, statement: str, a: str, b: str, *, kind: str = PAPER, paper_gap: float | None = None,
+            sign_only: bool = False, min_gap: float = 0.0, margin: float | None = None, paper: str = "",
+            source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
+    """Ordering claim ``a > b``, decided by :func:`paired_gap` over the per-seed values.
+
+    A :data:`PAPER` claim states ``paper_gap`` (the paper's ``a − b``, in the units we record) and then needs a
+    mean gap of at least ``GAP_FRACTION * paper_gap``, or is explicitly ``sign_only``. A :data:`SANITY` or
+    :data:`FINDING` claim may state a ``min_gap`` (``margin`` is its old name).
+    """
     _check_id(id)
+    _check_kind(kind)
+    if margin is not None:
+        min_gap = margin
+    if paper_gap is not None and not paper_gap > 0:
+        raise ValueError(f"paper_gap: the paper's gap a − b must be > 0 (swap a and b for 'less than'); "
+                         f"got {paper_gap!r} in claim {id}")
+    if paper_gap is not None and sign_only:
+        raise ValueError(f"claim {id}: give paper_gap or sign_only=True, not both")
+    if kind == PAPER:
+        required = GAP_FRACTION * paper_gap if paper_gap is not None else (0.0 if sign_only else min_gap)
+    else:
+        required = min_gap
 
     def decide(v):
-        xa, xb = _as_list(v[a]), _as_list(v[b])
-        if len(xb) == 1 and len(xa) > 1:
-            xb = xb * len(xa)
-        if len(xa) == 1 and len(xb) > 1:
-            xa = xa * len(xb)
-        if len(xa) != len(xb):
-            raise ValueError(f"claim {id}: {a} has {len(xa)} seeds but {b} has {len(xb)}")
-        ok = all(x > y + margin for x, y in zip(xa, xb))
-        return ok, f"{_fmt(v[a])} vs {_fmt(v[b])}"
+        return paired_gap(as_values(v[a], a), as_values(v[b], b), required)
 
-    return Claim(id, statement, paper, source, (a, b), decide, tuple(profiles))
+    step = max(required, 0.01) * 2
+    examples = ({a: [0.5 + step + 0.001 * i for i in range(MIN_SEEDS)], b: [0.5] * MIN_SEEDS},
+                {a: [0.5 + 0.001 * i for i in range(MIN_SEEDS)], b: [0.5 + 0.001 * i for i in range(MIN_SEEDS)]})
+    return Claim(id, statement, paper, source, (a, b), decide, tuple(profiles), kind, note, examples,
+                 paper_gap=paper_gap, sign_only=sign_only, ordering=True)
 
 
-def at_least(id: str, statement: str, metric: str, threshold: float, *, paper: str = "", source: str = "",
-             profiles: Sequence[str] = ("default",)) -> Claim:
-    """Claim ``metric >= threshold`` (every seed)."""
+def at_least(id: str, statement: str, metric: str, threshold: float, *, kind: str = SANITY, paper: str = "",
+             source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
+    """Claim ``metric ≥ threshold`` on every seed."""
     _check_id(id)
+    _check_kind(kind)
 
     def decide(v):
-        xs = _as_list(v[metric])
-        return all(x >= threshold for x in xs), f"{_fmt(v[metric])} (≥ {threshold:g})"
+        xs = as_values(v[metric], metric)
+        return all(x >= threshold for x in xs), f"{_fmt(xs)} (min {min(xs):.4g}; needs ≥ {threshold:g})"
 
-    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles))
+    off = max(abs(threshold) * 0.1, 0.1)
+    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles), kind, note,
+                 ({metric: [threshold + off] * 3}, {metric: [threshold + off, threshold - off, threshold + off]}))
 
 
-def at_most(id: str, statement: str, metric: str, threshold: float, *, paper: str = "", source: str = "",
-            profiles: Sequence[str] = ("default",)) -> Claim:
-    """Claim ``metric <= threshold`` (every seed)."""
+def at_most(id: str, statement: str, metric: str, threshold: float, *, kind: str = SANITY, paper: str = "",
+            source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
+    """Claim ``metric ≤ threshold`` on every seed."""
     _check_id(id)
+    _check_kind(kind)
 
     def decide(v):
-        xs = _as_list(v[metric])
-        return all(x <= threshold for x in xs), f"{_fmt(v[metric])} (≤ {threshold:g})"
+        xs = as_values(v[metric], metric)
+        return all(x <= threshold for x in xs), f"{_fmt(xs)} (max {max(xs):.4g}; needs ≤ {threshold:g})"
 
-    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles))
+    off = max(abs(threshold) * 0.1, 0.1)
+    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles), kind, note,
+                 ({metric: [threshold - off] * 3}, {metric: [threshold - off, threshold + off, threshold - off]}))
 
 
-def close_to(id: str, statement: str, metric: str, target: float, tol: float, *, paper: str = "",
-             source: str = "", profiles: Sequence[str] = ("full",)) -> Claim:
-    """Claim ``|metric - target| <= tol`` (mean over seeds) — for reproducing a paper's number at full scale."""
+def close_to(id: str, statement: str, metric: str, target: float, tol: float, *, kind: str = PAPER,
+             paper: str = "", source: str = "", note: str = "", profiles: Sequence[str] = ("full",)) -> Claim:
+    """Claim ``|mean over seeds of metric − target| ≤ tol`` — reproducing a paper's number."""
     _check_id(id)
+    _check_kind(kind)
+    if not tol >= 0:
+        raise ValueError(f"tol: expected ≥ 0, got {tol!r} in claim {id}")
 
     def decide(v):
-        xs = _as_list(v[metric])
-        m = sum(xs) / len(xs)
-        return abs(m - target) <= tol, f"{m:.4g} (target {target:g} ± {tol:g})"
+        xs = as_values(v[metric], metric)
+        m = float(np.mean(xs))
+        return abs(m - target) <= tol, f"{_fmt(xs)} (target {target:g} ± {tol:g})"
 
-    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles))
+    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles), kind, note,
+                 ({metric: [target]}, {metric: [target + 2 * tol + 1e-3 + abs(target) * 0.1]}))
 
 
 def custom(id: str, statement: str, metrics: Sequence[str], decide: Callable[[dict], tuple[bool, str]], *,
-           paper: str = "", source: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
-    """Any other decision rule: ``decide(values) -> (holds, our value as text)``."""
+           examples: tuple[dict, dict] | None = None, kind: str = PAPER, paper: str = "", source: str = "", note: str = "",
+           profiles: Sequence[str] = ("default",)) -> Claim:
+    """Any other rule: ``decide(values) -> (holds, our value as text)``.
+
+    ``examples=(holding, failing)`` are metric values the rule must accept and reject; a test checks both, so no
+    claim can hold by construction. Orderings over seeds should call :func:`paired_gap` inside ``decide``.
+    """
     _check_id(id)
-    return Claim(id, statement, paper, source, tuple(metrics), decide, tuple(profiles))
+    _check_kind(kind)
+    if examples is not None and not (isinstance(examples, tuple) and len(examples) == 2 and all(isinstance(e, dict) for e in examples)):
+        raise ValueError(f"examples: expected (holding_values, failing_values), two dicts; got {examples!r} "
+                         f"in claim {id}")
+
+    def safe(v):
+        return decide({k: _checked(x, k) for k, x in v.items()})
+
+    return Claim(id, statement, paper, source, tuple(metrics), safe, tuple(profiles), kind, note, examples)
+
+
+def _checked(x: Any, name: str) -> Any:
+    """A custom rule's value: lists and numbers validated by :func:`as_values`; a dict (a small table) as is."""
+    if isinstance(x, dict):
+        return x
+    if isinstance(x, (list, tuple)):
+        return as_values(x, name)
+    return as_values(x, name)[0]
 
 
 def requiring(claim: Claim, *metrics: str) -> Claim:
-    """``claim`` that also needs ``metrics`` recorded: without them it reads "not run" instead of being decided.
-
-    E.g. a full-profile paper target gated on ``"data/real"``, a marker a notebook records only when it ran on
-    the real benchmark, so that a run that fell back to embedded data does not decide it. The decision rule sees
-    the extra values too and ignores them.
-    """
+    """``claim`` that also needs ``metrics`` recorded: without them it reads *not run* instead of being decided."""
     if not metrics:
         raise ValueError("metrics: expected at least one metric key")
     return dataclasses.replace(claim, metrics=claim.metrics + tuple(metrics))
 
 
-def all_claims() -> list[Claim]:
-    """Every registered claim, from every ``xmr_lib/chapters/chNN.py`` module, in notebook order."""
-    import importlib
-    import pkgutil
+def real_data_only(claim: Claim) -> Claim:
+    """The one real-data gate: ``claim`` is decided only by a run that recorded ``data/real`` (a notebook records
+    it when it ran on the real benchmark, not on the embedded fallback)."""
+    return requiring(claim, REAL_DATA)
 
+
+def is_real_data_only(claim: Claim) -> bool:
+    return REAL_DATA in claim.metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# registry
+
+
+def chapter_modules() -> dict[str, Any]:
+    """``{"02": module xmr_lib.chapters.ch02, ...}`` in notebook order."""
     from . import chapters
 
+    out = {}
+    for m in sorted(pkgutil.iter_modules(chapters.__path__), key=lambda m: m.name):
+        if m.name.startswith("ch") and m.name[2:].isdigit():
+            out[m.name[2:]] = importlib.import_module(f"xmr_lib.chapters.{m.name}")
+    return out
+
+
+def all_claims() -> list[Claim]:
+    """Every registered claim, from every ``xmr_lib/chapters/chNN.py`` module, in notebook order."""
     out: list[Claim] = []
     seen: set[str] = set()
-    for m in sorted(pkgutil.iter_modules(chapters.__path__), key=lambda m: m.name):
-        if not m.name.startswith("ch"):
-            continue
-        mod = importlib.import_module(f"xmr_lib.chapters.{m.name}")
+    for ch, mod in chapter_modules().items():
         for c in getattr(mod, "CLAIMS", []):
             if c.id in seen:
-                raise ValueError(f"duplicate claim id {c.id!r} in xmr_lib/chapters/{m.name}.py")
+                raise ValueError(f"duplicate claim id {c.id!r} in xmr_lib/chapters/ch{ch}.py")
+            if c.chapter != ch:
+                raise ValueError(f"claim {c.id!r} is registered in xmr_lib/chapters/ch{ch}.py")
             seen.add(c.id)
             out.append(c)
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation
+
+
 def evaluate_claim(claim: Claim, record: dict | None) -> dict[str, Any]:
     """One scorecard row for ``claim`` given a notebook's metrics record (``None`` if the notebook did not run)."""
-    row = {"id": claim.id, "chapter": claim.chapter, "statement": claim.statement, "paper": claim.paper,
-           "source": claim.source, "profiles": list(claim.profiles), "ours": "", "status": NOT_RUN, "why": ""}
+    row = {"id": claim.id, "chapter": claim.chapter, "kind": claim.kind, "statement": claim.statement,
+           "paper": claim.paper, "source": claim.source, "note": claim.note, "profiles": list(claim.profiles),
+           "ours": "", "status": NOT_RUN, "why": ""}
     if not record:
         row["why"] = "notebook not run"
+        return row
+    if not isinstance(record, dict):
+        row.update(status=FAILS, why=f"record is a {type(record).__name__}, not a dict")
+        return row
+    if record.get("error"):
+        row.update(status=FAILS, why=str(record["error"]))
         return row
     prof = record.get("profile")
     if prof not in claim.profiles:
         row["why"] = f"checked in profile {'/'.join(claim.profiles)}; this run was {prof}"
         return row
     metrics = record.get("metrics", {})
-    missing = [m for m in claim.metrics if m not in metrics or metrics[m] is None]
+    if not isinstance(metrics, dict):
+        row.update(status=FAILS, why=f"'metrics' is a {type(metrics).__name__}, not a dict")
+        return row
+    missing = [m for m in claim.metrics if m not in metrics]
     if missing:
         row["why"] = "metric(s) not recorded: " + ", ".join(missing)
         return row
     values = {m: metrics[m] for m in claim.metrics}
-    bad = [m for m in claim.metrics if any(not math.isfinite(x) for x in _as_list(values[m]))]
-    if bad:
-        row.update(status=FAILS, why="non-finite value for " + ", ".join(bad))
+    try:
+        ok, ours = claim.decide(values)
+    except Undecided as e:
+        row["why"] = str(e)
         return row
-    ok, ours = claim.decide(values)
+    except BadValue as e:
+        row.update(status=FAILS, why=str(e))
+        return row
+    except (TypeError, ValueError, KeyError, ZeroDivisionError) as e:
+        row.update(status=FAILS, why=f"cannot decide from the recorded values: {type(e).__name__}: {e}")
+        return row
     row.update(status=HOLDS if ok else FAILS, ours=ours)
     return row
 
@@ -206,77 +402,209 @@ def evaluate(records: dict[str, dict], claims: Iterable[Claim] | None = None) ->
 
 
 def load_records(run_dir: str | Path) -> dict[str, dict]:
-    """Read every ``*.metrics.json`` in a run folder, keyed by notebook number."""
+    """Read every ``*.metrics.json`` in a run folder, keyed by notebook number.
+
+    A file that cannot be read becomes ``{"error": "<file>: <why>"}`` so that its claims read *does not hold* with
+    the file named, and the rest of the scorecard is still written.
+    """
     out = {}
     for p in sorted(Path(run_dir).glob("*.metrics.json")):
-        rec = json.loads(p.read_text())
-        ch = str(rec.get("chapter") or p.name.split("_")[0].split(".")[0])
-        out[ch] = rec
+        ch = p.name.split("_")[0].split(".")[0]
+        try:
+            rec = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+            out[ch] = {"error": f"{p.name}: unreadable metrics record ({type(e).__name__}: {e})"}
+            continue
+        if not isinstance(rec, dict):
+            out[ch] = {"error": f"{p.name}: a metrics record is a JSON object, this one is a {type(rec).__name__}"}
+            continue
+        out[str(rec.get("chapter") or ch)] = rec
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# reports
+
 _ICON = {HOLDS: "✅ holds", FAILS: "❌ does not hold", NOT_RUN: "➖ not run"}
+_KIND_TITLE = {PAPER: "Paper claims", SANITY: "Sanity checks (our code does what the formula says)",
+               FINDING: "Findings (our own observations)"}
+
+
+def _counts(rows: list[dict]) -> dict[str, int]:
+    return {s: sum(r["status"] == s for r in rows) for s in (HOLDS, FAILS, NOT_RUN)}
+
+
+def headline(rows: list[dict]) -> str:
+    paper = [r for r in rows if r["kind"] == PAPER]
+    n = _counts(paper)
+    other = _counts([r for r in rows if r["kind"] != PAPER])
+    return (f"Paper claims: {n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run. "
+            f"Sanity checks and findings: {other[HOLDS]} hold · {other[FAILS]} do not hold · "
+            f"{other[NOT_RUN]} not run.")
+
+
+def _md_cell(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def write_scorecard(run_dir: str | Path, claims: Iterable[Claim] | None = None,
-                    notebooks: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+                    notebooks: dict[str, dict] | None = None,
+                    chapters: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Evaluate the claims against a run folder and write ``scorecard.md``, ``scorecard.html``, ``scorecard.json``.
 
-    ``notebooks`` (optional) is the runner's status per notebook, shown in a first table.
+    Args:
+        run_dir: the run folder (``*.metrics.json`` inside).
+        claims: the claims to decide (default: all registered).
+        notebooks: the runner's status per notebook, shown in a first table.
+        chapters: only these notebooks' claims (an ``--only`` run); default: every chapter with a record, or all
+            claims when the folder has no record at all.
     """
     run_dir = Path(run_dir)
-    rows = evaluate(load_records(run_dir), claims)
-    n = {s: sum(r["status"] == s for r in rows) for s in (HOLDS, FAILS, NOT_RUN)}
-    md = [f"# xmr scorecard — {run_dir.name}", "",
-          f"{n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run "
-          "(a claim holds only when the recorded metrics say so)", ""]
+    records = load_records(run_dir)
+    claims = list(all_claims() if claims is None else claims)
+    if chapters is None and records:
+        chapters = records.keys()
+    if chapters is not None:
+        keep = {str(c)[:2] for c in chapters}
+        claims = [c for c in claims if c.chapter in keep]
+    rows = evaluate(records, claims)
+    meta = _run_meta(records)
+    md = [f"# xmr scorecard — {run_dir.name}", "", headline(rows), "", f"*Rule.* {RULE}", ""]
+    if meta:
+        md += [meta, ""]
     if notebooks:
         md += ["| notebook | profile | status | seconds |", "|---|---|---|---|"]
         for nb, st in notebooks.items():
             md.append(f"| {nb} | {st.get('profile', '')} | {st.get('status', '')} | {st.get('seconds', '')} |")
         md.append("")
-    md += ["| claim | statement | source | paper | ours | status |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        status = _ICON[r["status"]] + (f" ({r['why']})" if r["why"] else "")
-        cells = [r["id"], r["statement"], r["source"], r["paper"], r["ours"], status]
-        md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    (run_dir / "scorecard.md").write_text("\n".join(md) + "\n")
-    colour = {HOLDS: "#e6f4ea", FAILS: "#fce8e6", NOT_RUN: "#f1f3f4"}
-    trs = "".join(
-        f"<tr style='background:{colour[r['status']]}'>" + "".join(
-            f"<td>{html.escape(str(c))}</td>" for c in
-            (r["id"], r["statement"], r["source"], r["paper"], r["ours"], r["status"], r["why"])) + "</tr>"
-        for r in rows)
-    nb_html = ""
-    if notebooks:
-        nb_html = "<h2>Notebooks</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>seconds</th></tr>" + "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v.get('profile', '')))}</td>"
-            f"<td>{html.escape(str(v.get('status', '')))}</td><td>{v.get('seconds', '')}</td></tr>"
-            for k, v in notebooks.items()) + "</table>"
-    (run_dir / "scorecard.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>xmr scorecard</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style>"
-        f"<h1>xmr scorecard — {html.escape(run_dir.name)}</h1>"
-        f"<p>{n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run</p>{nb_html}"
-        "<h2>Claims</h2><table><tr><th>claim</th><th>statement</th><th>source</th><th>paper</th><th>ours</th>"
-        f"<th>status</th><th>why</th></tr>{trs}</table>")
-    (run_dir / "scorecard.json").write_text(json.dumps(rows, indent=1))
+    for kind in KINDS:
+        part = [r for r in rows if r["kind"] == kind]
+        if not part:
+            continue
+        n = _counts(part)
+        md += [f"## {_KIND_TITLE[kind]}", "", f"{n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run",
+               "", "| claim | statement | source | paper | ours | status |", "|---|---|---|---|---|---|"]
+        for r in part:
+            status = _ICON[r["status"]] + (f" ({r['why']})" if r["why"] else "")
+            cells = [r["id"], r["statement"], r["source"], r["paper"], r["ours"], status]
+            md.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        md.append("")
+    (run_dir / "scorecard.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    (run_dir / "scorecard.html").write_text(_html(run_dir.name, rows, notebooks, meta), encoding="utf-8")
+    (run_dir / "scorecard.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
     return rows
 
 
-def claims_table(chapter: str, record: dict | None = None):
-    """A pandas DataFrame of one chapter's claims with their status — for the end of each notebook.
+def _run_meta(records: dict[str, dict]) -> str:
+    parts = []
+    for ch, rec in sorted(records.items()):
+        if not isinstance(rec, dict) or "error" in rec:
+            continue
+        s = rec.get("settings") or {}
+        seeds = rec.get("params", {}).get("n_seeds")
+        parts.append(f"{ch}: {rec.get('profile')} profile, seed {rec.get('seed')}"
+                     + (f" (+{seeds - 1} more)" if isinstance(seeds, int) and seeds > 1 else "")
+                     + (f", {s.get('threads')} thread(s)" if s.get("threads") else "")
+                     + (f", torch {s['torch_version']}" if s.get("torch_version") else "")
+                     + (f", commit {rec['commit'][:10]}" if rec.get("commit") else ""))
+    return ("*Runs.* " + "; ".join(parts) + ".") if parts else ""
 
-    With ``record=None`` it reads the current notebook's record (``xmr_lib.runs.recorded()``).
-    """
-    import pandas as pd
 
+def _html(name: str, rows: list[dict], notebooks: dict | None, meta: str) -> str:
+    colour = {HOLDS: "#e6f4ea", FAILS: "#fce8e6", NOT_RUN: "#f1f3f4"}
+    e = html.escape
+    body = [f"<h1>xmr scorecard — {e(name)}</h1>", f"<p><b>{e(headline(rows))}</b></p>",
+            f"<p><i>Rule.</i> {e(RULE)}</p>"]
+    if meta:
+        body.append(f"<p>{e(meta)}</p>")
+    if notebooks:
+        body.append("<h2>Notebooks</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>seconds</th>"
+                    "</tr>" + "".join(
+                        f"<tr><td>{e(k)}</td><td>{e(str(v.get('profile', '')))}</td>"
+                        f"<td>{e(str(v.get('status', '')))}</td><td>{e(str(v.get('seconds', '')))}</td></tr>"
+                        for k, v in notebooks.items()) + "</table>")
+    for kind in KINDS:
+        part = [r for r in rows if r["kind"] == kind]
+        if not part:
+            continue
+        body.append(f"<h2>{e(_KIND_TITLE[kind])}</h2><table><tr><th>claim</th><th>statement</th><th>source</th>"
+                    "<th>paper</th><th>ours</th><th>status</th><th>why</th></tr>" + "".join(
+                        f"<tr id='{e(r['id'])}' style='background:{colour[r['status']]}'>" + "".join(
+                            f"<td>{e(str(c))}</td>" for c in
+                            (r["id"], r["statement"], r["source"], r["paper"], r["ours"], r["status"], r["why"]))
+                        + "</tr>" for r in part) + "</table>")
+    return ("<!doctype html><meta charset='utf-8'><title>xmr scorecard</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style>" + "".join(body))
+
+
+def _chapter_rows(chapter: str, record: dict | None) -> list[dict]:
     from . import runs
 
     ch = runs.normalise_chapter(chapter)
     if record is None:
         record = runs.recorded()
-    rows = [evaluate_claim(c, record) for c in all_claims() if c.chapter == ch]
-    cols = ["id", "statement", "source", "paper", "ours", "status", "why"]
-    return pd.DataFrame(rows, columns=cols + [c for c in (rows[0] if rows else {}) if c not in cols])[cols]
+    return [evaluate_claim(c, record) for c in all_claims() if c.chapter == ch]
+
+
+def claims_table(chapter: str, record: dict | None = None):
+    """A pandas DataFrame of one chapter's claims with their status, full statements (not cut) — for the end of
+    each notebook. With ``record=None`` it reads the current notebook's record (``xmr_lib.runs.recorded()``)."""
+    import pandas as pd
+
+    cols = ["id", "kind", "statement", "source", "paper", "ours", "status", "why"]
+    df = pd.DataFrame(_chapter_rows(chapter, record), columns=cols)
+    return df.style.hide(axis="index").set_properties(**{"text-align": "left", "white-space": "normal"})
+
+
+def coverage(chapter: str):
+    """What of the chapter's paper is claimed, and why the rest is not: a Markdown table for the notebook.
+
+    Lists every :data:`PAPER` claim (id, source, profiles) and every ``NOT_CLAIMED`` entry of the chapter module
+    (statement, where, why not).
+    """
+    from IPython.display import Markdown
+
+    from . import runs
+
+    ch = runs.normalise_chapter(chapter)
+    mod = chapter_modules()[ch]
+    lines = ["| paper statement | where | claimed? |", "|---|---|---|"]
+    for c in getattr(mod, "CLAIMS", []):
+        if c.kind == PAPER:
+            gate = ", real data only" if is_real_data_only(c) else ""
+            lines.append(f"| {_md_cell(c.statement)} | {_md_cell(c.source)} | yes: `{c.id}` "
+                         f"({'/'.join(c.profiles)}{gate}) |")
+    for statement, where, why in getattr(mod, "NOT_CLAIMED", []):
+        lines.append(f"| {_md_cell(statement)} | {_md_cell(where)} | no: {_md_cell(why)} |")
+    return Markdown("\n".join(lines))
+
+
+def what_this_shows(chapter: str, record: dict | None = None):
+    """The notebook's closing summary, rendered from this run's claim rows (nothing typed): which paper
+    statements our numbers support, which they do not and why, then the sanity checks and findings."""
+    from IPython.display import Markdown
+
+    rows = _chapter_rows(chapter, record)
+    out = [f"**What this run shows** — {headline(rows)}", ""]
+    for kind, title in ((PAPER, "The paper's statements"), (FINDING, "Our findings"), (SANITY, "Sanity checks")):
+        part = [r for r in rows if r["kind"] == kind and r["status"] != NOT_RUN]
+        if not part:
+            continue
+        out += [f"*{title}:*", ""]
+        for r in part:
+            mark = "✅" if r["status"] == HOLDS else "❌"
+            src = f" ({r['source']})" if r["source"] and r["source"] != "—" else ""
+            line = f"- {mark} {r['statement']}{src} — ours: {r['ours'] or r['why']}"
+            if r["paper"]:
+                line += f"; paper: {r['paper']}"
+            if r["status"] == FAILS and r["note"]:
+                line += f". *Why it may not show here:* {r['note']}"
+            out.append(line)
+        out.append("")
+    skipped = [r for r in rows if r["status"] == NOT_RUN]
+    if skipped:
+        out.append(f"*Not decided in this run ({len(skipped)}):* "
+                   + "; ".join(f"`{r['id']}` ({r['why']})" for r in skipped[:12])
+                   + (" …" if len(skipped) > 12 else ""))
+    return Markdown("\n".join(out))

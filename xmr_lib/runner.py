@@ -137,7 +137,7 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict[str, Any], 
     return out
 
 
-def run(profile: str = "default", only: list[str] | None = None, parameters: dict[str, Any] | None = None,
+def run(profile: str | None = None, only: list[str] | None = None, parameters: dict[str, Any] | None = None,
         resume: str | Path | None = None, out_root: str | Path | None = None, timeout: int | None = None,
         log_output: bool = False, root: Path | None = None) -> tuple[Path, dict[str, dict]]:
     """Run notebooks and write the scorecard. Returns ``(run_dir, status per notebook)``.
@@ -146,21 +146,36 @@ def run(profile: str = "default", only: list[str] | None = None, parameters: dic
     """
     from tqdm.auto import tqdm
 
-    if profile not in runs.PROFILE_NAMES:
-        raise ValueError(f"--profile: unknown profile {profile!r}; valid profiles: {', '.join(runs.PROFILE_NAMES)}")
     root = Path(root) if root is not None else repo_root()
     parameters = dict(parameters or {})
     if "profile" in parameters:
         raise ValueError("give the profile with --profile, not -p profile=...")
     if resume:
+        if parameters or profile is not None:
+            raise ValueError("--resume finishes a run with the profile and parameters it was started with; "
+                             "drop -p / --profile (or start a new run)")
         run_dir = Path(resume)
         state_path = run_dir / "run.json"
         if not state_path.is_file():
             raise ValueError(f"--resume: {run_dir} has no run.json; is it a run folder?")
-        state = json.loads(state_path.read_text())
-        profile, parameters = state["profile"], state["parameters"]
+        try:
+            state = json.loads(state_path.read_text())
+            profile, parameters = state["profile"], state["parameters"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"--resume: {state_path} is not a readable run state ({type(e).__name__}: {e})") from e
         only = only or state.get("only")
-    else:
+    profile = profile or "default"
+    if profile not in runs.PROFILE_NAMES:
+        raise ValueError(f"--profile: unknown profile {profile!r}; valid profiles: {', '.join(runs.PROFILE_NAMES)}")
+    notebooks = discover_notebooks(root, only)
+    params = {"profile": profile, **parameters}
+    for nb in notebooks:  # fail fast on a misspelt -p before spending minutes on the first notebooks
+        validate_parameters(nb, params)
+    if "device" in parameters:  # once, here, rather than once per notebook
+        from ._setup import resolve_device
+
+        resolve_device(parameters["device"])
+    if not resume:  # the folder is made only once everything above is valid: no empty run folders
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out_root or root / "runs") / stamp
         i = 1
@@ -169,10 +184,6 @@ def run(profile: str = "default", only: list[str] | None = None, parameters: dic
             i += 1
         run_dir.mkdir(parents=True)
         state = {"profile": profile, "parameters": parameters, "only": only, "notebooks": {}}
-    notebooks = discover_notebooks(root, only)
-    params = {"profile": profile, **parameters}
-    for nb in notebooks:  # fail fast on a misspelt -p before spending minutes on the first notebooks
-        validate_parameters(nb, params)
     status: dict[str, dict] = state.setdefault("notebooks", {})
     state_path = run_dir / "run.json"
 
@@ -203,7 +214,7 @@ def run(profile: str = "default", only: list[str] | None = None, parameters: dic
             if os.environ.get("XMR_DEBUG"):
                 traceback.print_exc()
         save_state()
-    claims_mod.write_scorecard(run_dir, notebooks=status)
+    claims_mod.write_scorecard(run_dir, notebooks=status, chapters=[nb.name[:2] for nb in notebooks])
     return run_dir, status
 
 
@@ -217,13 +228,11 @@ def main_run(args) -> int:
         return 2
     failed = [k for k, v in status.items() if v.get("status") != "ok"]
     rows = json.loads((run_dir / "scorecard.json").read_text())
-    ran = {k for k, v in status.items() if v.get("status") == "ok"}
     print(f"\nrun folder: {run_dir}\nscorecard:  {run_dir / 'scorecard.md'}  (and .html)")
     for r in rows:
-        if any(nb.startswith(r["chapter"]) for nb in ran) and r["status"] != claims_mod.NOT_RUN:
-            print(f"  {'✅' if r['status'] == claims_mod.HOLDS else '❌'} {r['id']}: {r['ours']}")
-    n = {s_: sum(r["status"] == s_ for r in rows) for s_ in (claims_mod.HOLDS, claims_mod.FAILS, claims_mod.NOT_RUN)}
-    print(f"claims: {n[claims_mod.HOLDS]} hold, {n[claims_mod.FAILS]} do not hold, {n[claims_mod.NOT_RUN]} not run")
+        if r["status"] != claims_mod.NOT_RUN:
+            print(f"  {'✅' if r['status'] == claims_mod.HOLDS else '❌'} [{r['kind']}] {r['id']}: {r['ours'] or r['why']}")
+    print(claims_mod.headline(rows))
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

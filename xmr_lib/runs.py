@@ -22,8 +22,10 @@ Metrics go to ``<run dir>/<notebook>.metrics.json`` through :func:`record`; the 
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
+import subprocess
 import math
 import os
 import tempfile
@@ -130,20 +132,49 @@ def resolve(chapter: str, profile: str = "default", **given: Any) -> Params:
     return p
 
 
+_FIRST_NAMES = "_xmr_parameter_names"
+
+
+def _candidates(chapter: str, namespace: dict) -> dict[str, Any]:
+    """The names of ``namespace`` that are meant as parameters.
+
+    On the first call in a namespace every user-level name is a candidate, so that a misspelt ``papermill -p`` name
+    (injected beside the ``parameters`` cell) is refused. The names seen then are remembered in the namespace; on a
+    re-run in a live kernel (the ``parameters`` cell edited and run again, or "Run All" twice) the names the
+    notebook defined since (``P``, figures, results) are not parameters: only the remembered names and the valid
+    parameter names are candidates, and a new name close to a valid one (a misspelt knob) is refused with a
+    suggestion.
+    """
+    names = _user_names(namespace)
+    first = namespace.get(_FIRST_NAMES)
+    if first is None:
+        namespace[_FIRST_NAMES] = frozenset(names)
+        return names
+    valid = set(valid_parameters(chapter))
+    for k in sorted(set(names) - set(first) - valid):
+        near = difflib.get_close_matches(k, sorted(valid), n=1, cutoff=0.8)
+        if near:
+            raise ValueError(f"unknown parameter {k!r} for notebook {normalise_chapter(chapter)}: did you mean "
+                             f"{near[0]!r}? valid parameters: {', '.join(valid_parameters(chapter))}")
+    return {k: v for k, v in names.items() if k in first or k in valid}
+
+
 def params(chapter: str, namespace: dict | None = None, **given: Any) -> Params:
-    """Resolve a notebook's parameters, call :func:`xmr_lib.setup`, and open its metrics record.
+    """Resolve a notebook's parameters, call :func:`xmr_lib.setup`, and start its metrics record afresh.
 
     Args:
         chapter: the notebook number, e.g. ``"02"``.
-        namespace: pass ``globals()`` from the cell right after the ``parameters`` cell; every user-level name in
-            it is treated as a parameter (so a misspelt ``papermill -p`` name is caught here).
+        namespace: pass ``globals()`` from the cell right after the ``parameters`` cell. On its first use every
+            user-level name in it is treated as a parameter (so a misspelt ``papermill -p`` name is caught here);
+            calling again in the same live kernel works (see :func:`_candidates`).
         **given: parameters given directly (take precedence over ``namespace``).
 
     Returns:
         :class:`Params` with ``profile, seed, device, data_root``, every knob of the profile, and ``settings`` (what
-        :func:`xmr_lib.setup` resolved: device, threads, ...).
+        :func:`xmr_lib.setup` resolved: device, threads, versions). The record of an earlier run of the same
+        notebook in the same folder is replaced: no metric or ``data/real`` marker survives into this run.
     """
-    values = dict(_user_names(namespace or {}))
+    values = _candidates(chapter, namespace) if namespace is not None else {}
     values.update(given)
     profile = values.pop("profile", "default")
     p = resolve(chapter, profile, **values)
@@ -151,13 +182,29 @@ def params(chapter: str, namespace: dict | None = None, **given: Any) -> Params:
     p.device = settings.device
     p.settings = asdict(settings)
     _CURRENT.update(chapter=normalise_chapter(chapter), notebook=_notebook_name(chapter), params=p)
-    rec = _load(metrics_path())
-    rec.update(chapter=normalise_chapter(chapter), notebook=_CURRENT["notebook"], profile=p.profile,
+    path = metrics_path()
+    if path.is_file():
+        _load(path)  # a corrupt earlier record is reported, not silently replaced
+    rec = dict(chapter=normalise_chapter(chapter), notebook=_CURRENT["notebook"], profile=p.profile,
                seed=p.seed, params=_jsonable({k: v for k, v in p.items() if k != "settings"}),
-               settings=p.settings, started=rec.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
-    rec.setdefault("metrics", {})
-    _save(metrics_path(), rec)
+               settings=p.settings, commit=_git_commit(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), metrics={})
+    _save(path, rec)
     return p
+
+
+def _git_commit() -> str | None:
+    """The checkout's HEAD commit (with ``+dirty`` when the work tree has changes), or ``None`` outside git."""
+    root = repo_root()
+    if root is None or not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -220,7 +267,7 @@ def _jsonable(v: Any) -> Any:
     if hasattr(v, "tolist") and callable(v.tolist):  # torch tensor
         return _jsonable(v.tolist())
     if isinstance(v, float) and not math.isfinite(v):
-        return None if math.isnan(v) else (1e308 if v > 0 else -1e308)
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")  # JSON has no NaN / inf; never "holds"
     if isinstance(v, Path):
         return str(v)
     if v is None or isinstance(v, (bool, int, float, str)):
