@@ -4,7 +4,7 @@ from __future__ import annotations
 from xmr_lib import claims
 
 
-def assert_gated_on_real_data(chapter_module, real_keys) -> set[str]:
+def assert_gated_on_real_data(chapter_module, real_keys=(claims.REAL_DATA,)) -> set[str]:
     """Full-profile paper claims need the real-data marker: 'not run' on a fallback record, decided with it.
 
     Returns the ids of the gated claims of ``chapter_module`` (those whose metrics include one of ``real_keys``).

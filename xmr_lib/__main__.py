@@ -1,4 +1,4 @@
-"""Command line: ``python -m xmr_lib {run,assets,scorecard,list}`` (also installed as ``xmr``)."""
+"""Command line: ``python -m xmr_lib {run,sweep,assets,scorecard,list}`` (also installed as ``xmr``)."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     r.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
 
+    w = sub.add_parser("sweep", help="run every combination of a parameter grid (Ray, or --serial)")
+    w.add_argument("notebooks", help="comma-separated notebook numbers, e.g. 03 or 02,08")
+    w.add_argument("--grid", action="append", default=[], metavar="NAME=VALUES",
+                   help="a grid axis (repeatable): seed=0:10 (a range) or bits=16,32,64 (values)")
+    w.add_argument("--profile", default=None, help="smoke | default | full (default: default)")
+    w.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a fixed parameter (repeatable)")
+    w.add_argument("--address", default=None, help="an existing Ray cluster (e.g. auto or ray://host:10001)")
+    w.add_argument("--serial", action="store_true", help="run the points one after the other, without Ray")
+    w.add_argument("--gpus-per-task", type=float, default=0, help="GPUs per grid point (full profile: 1)")
+    w.add_argument("--cpus-per-task", type=float, default=1, help="CPUs per grid point (default 1)")
+    w.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep")
+    w.add_argument("--out", metavar="DIR", help="parent folder of the sweep folder (default: runs/)")
+    w.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+
     sub.add_parser("assets", help="list what is available offline (--install-wordnet: build the WordNet corpus)",
                    add_help=False)
 
@@ -34,6 +48,27 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import main_run
 
         return main_run(args)
+    if args.cmd == "sweep":
+        from .runner import parse_assignments
+        from .sweep import parse_grid, sweep
+
+        try:
+            grid = parse_grid(args.grid) if not args.resume else {}
+            d, state = sweep(args.notebooks.split(","), grid, profile=args.profile,
+                             parameters=parse_assignments(args.param), address=args.address,
+                             executor="serial" if args.serial else "ray", out_root=args.out, resume=args.resume,
+                             cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                             timeout=args.timeout)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        failed = [f"{p}/{nb}" for p, st in state["points"].items() for nb, v in st["notebooks"].items()
+                  if v.get("status") != "ok"]
+        print(f"sweep folder: {d}\nsweep scorecard: {d / 'sweep_scorecard.md'}")
+        if failed:
+            print(f"{len(failed)} execution(s) failed: {', '.join(failed[:10])}", file=sys.stderr)
+            return 1
+        return 0
     if args.cmd == "assets":
         from . import assets
 
