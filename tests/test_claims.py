@@ -199,3 +199,45 @@ def test_what_this_shows_is_rendered_from_rows():
     text = claims.what_this_shows("00", record).data
     assert "What this run shows" in text and ("✅" in text or "❌" in text)
     assert not math.isnan(len(text))
+
+
+CHAPTERS = {ch: mod for ch, mod in claims.chapter_modules().items() if ch != "00"}
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_each_chapter_gates_paper_targets_on_the_one_real_data_marker(chapter):
+    """Every full-profile paper target (a number of the paper's tables) is decided only on real data, through
+    ``real_data_only``; the notebook records the marker; every chapter lists what it does not claim."""
+    from pathlib import Path
+
+    from claim_checks import assert_gated_on_real_data
+
+    mod = CHAPTERS[chapter]
+    targets = [c for c in mod.CLAIMS if c.kind == claims.PAPER and c.profiles == ("full",)]
+    ungated = [c.id for c in targets if not claims.is_real_data_only(c)]
+    assert not ungated, f"full-profile paper claims not gated by real_data_only: {ungated}"
+    if targets:
+        assert_gated_on_real_data(mod)
+        root = Path(__file__).resolve().parent.parent
+        sources = list((root / "notebooks").glob(f"{chapter}_*.ipynb")) + list((root / "tools").glob(f"build_nb{chapter}.py"))
+        assert any(claims.REAL_DATA in p.read_text() for p in sources) or claims.REAL_DATA in Path(mod.__file__).read_text(), \
+            f"notebook {chapter} never records {claims.REAL_DATA!r}"
+    assert isinstance(getattr(mod, "NOT_CLAIMED", None), list), f"ch{chapter}.py: NOT_CLAIMED missing"
+    for entry in mod.NOT_CLAIMED:
+        assert len(entry) == 3 and all(isinstance(x, str) and x for x in entry), entry
+
+
+def test_the_committed_default_run_decides_every_default_claim():
+    """results/default/ holds one complete default run (README links it): every registered default claim is
+    decided there (holds or does not hold) — a claim added or renamed without a rerun fails here."""
+    from pathlib import Path
+
+    d = Path(__file__).resolve().parent.parent / "results" / "default"
+    records = claims.load_records(d)
+    assert records, f"{d} holds no metrics records: run `python -m benchmarks.default_run`"
+    undecided = {c.id: claims.evaluate_claim(c, records.get(c.chapter))["why"] for c in ALL
+                 if "default" in c.profiles
+                 and claims.evaluate_claim(c, records.get(c.chapter))["status"] == claims.NOT_RUN}
+    assert not undecided, undecided
+    for rec in records.values():
+        assert rec["profile"] == "default" and rec["settings"]["threads"] >= 1
