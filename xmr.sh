@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # xmr — one entry point that sets up what it needs (a .venv beside this file) and then runs.
 #
-#   bash xmr.sh notebooks [RUNNER ARGS]   every notebook end to end (papermill, default profile) -> runs/<timestamp>/
+#   bash xmr.sh lab                       JupyterLab on the notebooks (start with 00_getting_started)
+#   bash xmr.sh notebooks [RUN ARGS]      every notebook end to end (default profile) -> runs/<timestamp>/
 #   bash xmr.sh test [PYTEST ARGS]        the whole test suite (unit tests + every notebook in the smoke profile)
-#   bash xmr.sh setup                     only create / update .venv
-#   bash xmr.sh lab                       JupyterLab on the notebooks
+#   bash xmr.sh xmr ARGS                  the xmr command (xmr run / sweep / scorecard / assets / list)
 #   bash xmr.sh python ARGS               the venv's python (e.g. bash xmr.sh python -m data_scripts list)
+#   bash xmr.sh setup                     only create / update .venv
 #
 # Environment: XMR_PYTHON (interpreter to build the venv with; default: python3.12, python3.11 or python3 >= 3.11),
 # XMR_VENV (default .venv), XMR_TORCH_SPEC (override the torch/torchvision pins, e.g. "torch torchvision").
@@ -68,5 +69,7 @@ case "$cmd" in
   notebooks|run) setup; exec "$VENV/bin/python" -m xmr_lib run "$@" ;;
   lab) setup; exec "$VENV/bin/python" -m jupyter lab notebooks "$@" ;;
   python) setup; exec "$VENV/bin/python" "$@" ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; [ "$cmd" = help ] || exit 2 ;;
+  xmr) setup; exec "$VENV/bin/xmr" "$@" ;;
+  help|-h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' ;;
+  *) echo "xmr.sh: unknown command '$cmd'" >&2; sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
