@@ -9,8 +9,9 @@
     python -m data_scripts convert cub200 --root data             # (re)convert what is under data/cub200/
     python -m data_scripts verify cub200 --root data              # checksums + the converted layout
 
-Exit status: 0 done, 1 error (checksum mismatch, conversion error), 2 files missing (no network, or files that
-must be downloaded by hand) — the message says which files and where to put them.
+Exit status: 0 done, 1 error (a download that failed or stalled, a checksum mismatch, a corrupt archive, a conversion
+error — every failure is listed at the end; a rerun resumes or fetches again), 2 files missing (no network, or files
+that must be downloaded by hand) — the message says which files and where to put them.
 """
 from __future__ import annotations
 
@@ -21,11 +22,15 @@ import sys
 from pathlib import Path
 
 from . import registry
-from .download import ChecksumMismatch, DownloadError, NetworkUnavailable, check_file, download, safe_extract
+from .download import (CorruptArchive, DownloadError, NetworkUnavailable, archive_kind, check_archive, check_file,
+                       download, move_aside, safe_extract)
 
 __all__ = ["main", "fetch", "verify", "list_datasets"]
 
-SUMS = "SHA256SUMS"
+SUMS = "SHA256SUMS"                    # sha256 of files that matched a PUBLISHED checksum
+ARRIVED = "UNPINNED.sha256"            # sha256 of unpinned files as they arrived — not a published checksum
+_ARRIVED_HEAD = ("# sha256 of files WITHOUT a published checksum, as they arrived. Not a published checksum: it shows a "
+                 "later change, not that the download was whole.\n")
 
 
 def _say(msg: str = "") -> None:
@@ -59,13 +64,21 @@ def info(name: str) -> int:
     for f in s.files:
         flags = ", ".join(x for x, on in (("optional", f.optional), ("manual", f.manual), ("archive", f.extract))
                           if on)
-        cs = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5} ({f.checksum_source})" if f.md5 else \
-            "no published checksum"
-        _say(f"    - {f.name} (~{_fmt_mb(f.size_mb)}{'; ' + flags if flags else ''}; {cs})")
+        size = f"{f.size:,} bytes" if f.size else f"~{_fmt_mb(f.size_mb)}"
+        _say(f"    - {f.name} ({size}{'; ' + flags if flags else ''})")
         for u in f.urls:
             _say(f"        {u}")
+        sums = [f"sha256 {f.sha256}"] if f.sha256 else []
+        sums += [f"md5 {f.md5}"] if f.md5 else []
+        if sums:
+            _say(f"        checksum: {', '.join(sums)}")
+            _say(f"          from: {f.checksum_source}")
+        else:
+            _say("        checksum: none published — unpinned" +
+                 (" (accepted on length + a full archive read)" if f.extract else " (accepted on length only)"))
+        _say(f"        source:   {f.source or 'unverified: no source recorded'}")
         if f.note:
-            _say(f"        {f.note}")
+            _say(f"        note:     {f.note}")
     _say(f"  layout:   <root>/{s.name}/: {s.layout}")
     if s.manual_steps:
         _say(f"  by hand:  {s.manual_steps}")
@@ -76,17 +89,27 @@ def info(name: str) -> int:
 # fetch
 
 
-def _record_sum(dl: Path, name: str, sha256: str) -> None:
-    p = dl / SUMS
-    lines = [ln for ln in (p.read_text().splitlines() if p.is_file() else []) if not ln.endswith(f"  {name}")]
-    p.write_text("".join(f"{ln}\n" for ln in lines + [f"{sha256}  {name}"]))
+def _record_sum(dl: Path, name: str, sha256: str, published: bool) -> None:
+    """Record a sha256: in SHA256SUMS only when the file matched a published checksum, else in UNPINNED.sha256."""
+    for fn in (SUMS, ARRIVED):                      # a file lives in exactly one of the two
+        p = dl / fn
+        if p.is_file():
+            lines = [ln for ln in p.read_text().splitlines() if ln and not ln.endswith(f"  {name}")
+                     and not ln.startswith("#")]
+            if lines or fn == SUMS:
+                p.write_text((_ARRIVED_HEAD if fn == ARRIVED else "") + "".join(f"{ln}\n" for ln in lines))
+            else:
+                p.unlink()
+    p = dl / (SUMS if published else ARRIVED)
+    lines = [ln for ln in (p.read_text().splitlines() if p.is_file() else []) if ln and not ln.startswith("#")]
+    p.write_text((_ARRIVED_HEAD if not published else "") + "".join(f"{ln}\n" for ln in lines + [f"{sha256}  {name}"]))
 
 
-def _recorded_sums(dl: Path) -> dict:
-    p = dl / SUMS
+def _recorded_sums(dl: Path, fn: str = ARRIVED) -> dict:
+    p = dl / fn
     out = {}
     for ln in (p.read_text().splitlines() if p.is_file() else []):
-        if "  " in ln:
+        if "  " in ln and not ln.startswith("#"):
             h, n = ln.split("  ", 1)
             out[n] = h
     return out
@@ -94,11 +117,30 @@ def _recorded_sums(dl: Path) -> dict:
 
 def _report_check(f: registry.RemoteFile, res: dict) -> None:
     if res["verified"]:
-        _say(f"  {f.name}: checksum OK ({'sha256' if f.sha256 else 'md5'})")
+        _say(f"  {f.name}: checksum OK ({'sha256' if f.sha256 else 'md5'} published by {f.checksum_source})")
     else:
-        _say(f"  {f.name}: UNVERIFIED — the registry has no published checksum for this file; its sha256 is\n"
-             f"      {res['sha256']}\n      (recorded in downloads/{SUMS}; compare it with the publisher's if "
-             "they give one)")
+        how = "its length matched and the archive reads to its last byte" if archive_kind(f.name) else \
+            "only its length was checked"
+        _say(f"  {f.name}: UNPINNED — no published checksum exists for this file; {how}. Its sha256 as it arrived "
+             f"is\n      {res['sha256']}\n      (kept in downloads/{ARRIVED} to notice a later change; it is not a "
+             "published checksum)")
+
+
+def _check_present(f: registry.RemoteFile, p: Path) -> tuple[bool, str, dict | None]:
+    """(usable, why not, check_file result) for a file already on disk: the published checksum decides, else an
+    archive must read to its end."""
+    res = check_file(p, f.sha256, f.md5)
+    if not res["ok"]:
+        want = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5}"
+        return False, f"checksum MISMATCH with the published {want}", res
+    if f.size is not None and p.stat().st_size != f.size:
+        return False, f"{p.stat().st_size:,} bytes, the published size is {f.size:,}", res
+    if not res["verified"] and archive_kind(f.name):
+        try:
+            check_archive(p)
+        except (CorruptArchive, ValueError) as e:
+            return False, str(e), res
+    return True, "", res
 
 
 def _find_in(from_dir: Path, name: str) -> Path | None:
@@ -148,7 +190,11 @@ def _manual_help(spec: registry.DatasetSpec, missing: list[registry.RemoteFile],
 
 def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float = 30.0, link: bool = False,
           convert: bool = True, quiet: bool = False, **convert_options) -> int:
-    """Download / take / verify / unpack / convert one dataset (module docstring). Returns the exit status."""
+    """Download / take / verify / unpack / convert one dataset (module docstring). Returns the exit status.
+
+    Every file is tried even when another one fails (a stall, an HTML page, a corrupt archive); all failures are
+    listed at the end. With ``from_dir`` nothing is downloaded: what is neither there nor in ``downloads/`` is
+    listed for fetching by hand."""
     spec = registry.get(name)
     root = Path(root)
     ds = root / name
@@ -159,7 +205,7 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
     if from_dir is not None and not from_dir.is_dir():
         _say(f"--from-dir: {from_dir} is not a folder")
         return 1
-    missing, offline = [], None
+    missing, failed, offline = [], [], None
     for f in spec.files:
         want = not f.optional or optional
         dest = dl / f.name
@@ -188,24 +234,22 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
             _say(f"  {f.name}: already unpacked in {raw} (`verify` re-checks the archive)")
             continue
         if dest.is_file():
-            res = check_file(dest, f.sha256, f.md5)
-            if not res["ok"]:
-                bad = dest.with_name(dest.name + ".corrupt")
-                os.replace(dest, bad)
-                _say(f"  {f.name}: checksum MISMATCH — moved to {bad}; not used")
-                return 1
-            _say(f"  {f.name}: already here")
-            continue
+            usable, why, _ = _check_present(f, dest)
+            if usable:
+                _say(f"  {f.name}: already here")
+                continue
+            bad = move_aside(dest)
+            _say(f"  {f.name}: the copy in {dl} is not usable ({why}); moved to {bad}, fetching it again")
         if local is not None:
             _say(f"  {f.name}: taking {local}")
             _take_local(local, dest, link=True)
-            res = check_file(dest, f.sha256, f.md5)
-            if not res["ok"]:
+            usable, why, res = _check_present(f, dest)
+            if not usable:
                 dest.unlink()
-                _say(f"  {f.name}: checksum MISMATCH for {local} (expected "
-                     f"{'sha256 ' + f.sha256 if f.sha256 else 'md5 ' + str(f.md5)}); not used")
-                return 1
-            _record_sum(dl, f.name, res["sha256"])
+                failed.append((f, f"the file in --from-dir ({local}) is not usable: {why}; not used — replace it "
+                                  "with a good copy and run the command again"))
+                continue
+            _record_sum(dl, f.name, res["sha256"], published=res["verified"])
             _report_check(f, res)
             continue
         if f.extract and (raw / _archive_stem(f.name)).is_dir():
@@ -213,33 +257,47 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
             continue
         if not want:
             continue
-        if f.manual or not f.urls or offline is not None:
-            missing.append(f)
+        if from_dir is not None or f.manual or not f.urls or offline is not None:
+            missing.append(f)                            # --from-dir never goes to the network
             continue
+        errors = []
         for url in f.urls:
             _say(f"  {f.name}: downloading {url}")
             try:
-                res = download(url, dest, sha256=f.sha256, md5=f.md5, timeout=timeout, quiet=quiet)
+                res = download(url, dest, sha256=f.sha256, md5=f.md5, size=f.size, timeout=timeout, quiet=quiet,
+                               archive=bool(f.extract) or None)
             except NetworkUnavailable as e:
                 offline = str(e)
                 break
-            except ChecksumMismatch as e:
+            except DownloadError as e:                   # stall, HTML page, truncation, mismatch: next mirror
                 _say(f"  {e}")
-                return 1
-            except DownloadError as e:
-                _say(f"  {e}")
+                errors.append(str(e))
                 continue
-            _record_sum(dl, f.name, res["sha256"])
+            _record_sum(dl, f.name, res["sha256"], published=res["verified"])
             _report_check(f, res)
             break
         if not dest.is_file():
-            missing.append(f)
+            if errors:
+                failed.append((f, errors[-1]))
+            else:
+                missing.append(f)
+    if failed:
+        _say(f"\n{len(failed)} file(s) of {name} failed:")
+        for f, why in failed:
+            _say(f"  - {f.name}: {why}")
+        _say(f"Run the same command again: an interrupted download left as <file>.part in {dl} is resumed, a file "
+             "moved to <file>.corrupt is downloaded again.")
     if missing:
         reason = (f"N{offline[1:]}." if offline else
-                  "Some files cannot be downloaded by a script (registration or request form), or failed.")
+                  f"--from-dir {from_dir}: these files are not there (nothing is downloaded with --from-dir)."
+                  if from_dir is not None else
+                  "Some files cannot be downloaded by a script (registration or request form).")
         _manual_help(spec, missing, root, reason)
-        if any(not f.optional for f in missing):
-            return 2
+    if failed:
+        return 1
+    if any(not f.optional for f in missing):
+        return 2
+    problems = []
     for f in spec.files:                               # unpack archives; plain files are linked into raw/
         dest = dl / f.name
         if not f.extract and dest.is_file() and not (raw / f.name).exists():
@@ -251,11 +309,21 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
             _say(f"  {f.name}: unpacking into {raw}")
             try:
                 safe_extract(dest, raw)
+            except CorruptArchive as e:
+                bad = move_aside(dest)
+                problems.append(f"{f.name}: {e} — moved to {bad}; nothing of it was unpacked. Run the same command "
+                                "again to download it again (or put a good copy in a folder and pass --from-dir)")
+                continue
             except (ValueError, OSError) as e:
-                _say(f"  {f.name}: cannot unpack ({e})")
-                return 1
+                problems.append(f"{f.name}: cannot unpack ({e}); nothing of it was unpacked")
+                continue
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.write_text("ok\n")
+    if problems:
+        _say(f"\n{len(problems)} archive(s) of {name} could not be unpacked:")
+        for pr in problems:
+            _say(f"  - {pr}")
+        return 1
     if not convert:
         return 0
     return _convert(name, root, **convert_options)
@@ -284,30 +352,45 @@ def _convert(name: str, root, **options) -> int:
 
 
 def verify(name: str, root) -> int:
-    """Check the downloaded files' checksums (published, else the sha256 recorded at download) and the converted
-    layout. Returns 0 when everything checks, 1 otherwise."""
+    """Check the downloaded files and the converted layout. Returns 0 when everything checks, 1 otherwise.
+
+    A file with a published checksum is checked against it. A file without one is reported as *unpinned*: an archive
+    must still read to its last byte, and its sha256 is compared with the value recorded when it arrived (which
+    only shows that it did not change since — never that it is the published file)."""
     spec = registry.get(name)
     ds = Path(root) / name
     dl = ds / "downloads"
     ok = True
-    rec = _recorded_sums(dl)
+    arrived = _recorded_sums(dl, ARRIVED)
     for f in spec.files:
         p = dl / f.name
         if not p.is_file():
             continue
         res = check_file(p, f.sha256, f.md5)
         if not res["ok"]:
-            _say(f"  {f.name}: MISMATCH with the published checksum")
+            _say(f"  {f.name}: MISMATCH with the published checksum ({f.checksum_source})")
             ok = False
-        elif res["verified"]:
-            _say(f"  {f.name}: OK (published {'sha256' if f.sha256 else 'md5'})")
-        elif f.name in rec:
-            same = rec[f.name] == res["sha256"]
+            continue
+        if f.size is not None and p.stat().st_size != f.size:
+            _say(f"  {f.name}: WRONG SIZE {p.stat().st_size:,} bytes, published {f.size:,}")
+            ok = False
+            continue
+        if res["verified"]:
+            _say(f"  {f.name}: OK (published {'sha256' if f.sha256 else 'md5'}: {f.checksum_source})")
+            continue
+        msg = f"  {f.name}: unpinned (no published checksum), sha256 {res['sha256']}"
+        if archive_kind(f.name):
+            try:
+                n = check_archive(p)
+                msg += f"; archive reads to its end ({n:,} members)"
+            except (CorruptArchive, ValueError) as e:
+                msg += f"; CORRUPT: {e}"
+                ok = False
+        if f.name in arrived:
+            same = arrived[f.name] == res["sha256"]
             ok &= same
-            _say(f"  {f.name}: {'same' if same else 'CHANGED:'} sha256 as recorded at download "
-                 f"({res['sha256']}; unverified — no published checksum)")
-        else:
-            _say(f"  {f.name}: UNVERIFIED, sha256 {res['sha256']}")
+            msg += "; unchanged since download" if same else "; CHANGED since download"
+        _say(msg)
     problems = layout_problems(name, ds)
     for pr in problems:
         _say(f"  layout: {pr}")

@@ -587,7 +587,8 @@ def _copy_downloads(ds: Path, **_) -> dict:
     """Files used as released: linked from downloads/ into the dataset folder."""
     got = []
     for p in sorted((ds / "downloads").glob("*")):
-        if p.is_file() and p.name != "SHA256SUMS" and not p.name.endswith((".part", ".corrupt")):
+        if p.is_file() and p.name not in ("SHA256SUMS", "UNPINNED.sha256") and \
+                not p.name.endswith((".part", ".corrupt")):
             if not (ds / p.name).exists():
                 try:
                     os.link(p, ds / p.name)

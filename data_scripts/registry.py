@@ -1,9 +1,13 @@
 """The registry of real benchmarks: official URLs, expected files, checksums, sizes, licences and citations.
 
-Checksums: a ``sha256`` (or ``md5``) is stored only where it was published by the dataset's authors or by a
-widely used loader (noted in ``checksum_source``); everywhere else it is ``None`` and ``fetch`` prints the sha256 it
-computed and says the file is *unverified* (it also records the value in ``downloads/SHA256SUMS`` so that a later
-``verify`` detects a changed file). Sizes are approximate and only shown to the user; they never decide anything.
+Every URL, exact size and checksum says where it was checked (``source`` / ``checksum_source``): the dataset's page
+or paper, or a widely used loader that pins it (``torchvision.datasets.Flowers102``, TensorFlow Datasets'
+``url_checksums/*.txt``, ...). Where a URL could not be checked offline the entry says so ("unverified: ...").
+
+Checksums: a ``sha256`` / ``md5`` is stored only where one was published; everywhere else it is ``None`` — never
+guessed, and never filled in from whatever arrived. Such a file is *unpinned*: ``fetch`` accepts it only when its
+length matches the server's ``Content-Length`` (and, for an archive, when it reads to its last byte), and ``verify``
+calls it "unpinned". ``size`` (exact bytes) is stored only where published; ``size_mb`` is display only.
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ class RemoteFile:
         urls: official URL first, then mirrors; empty for files that need a registration / form (``manual``).
         sha256, md5: the expected checksum, or None when none was published (never guessed).
         checksum_source: where the checksum comes from.
+        size: the published size in bytes (None: unknown); a server announcing another length is refused.
         size_mb: approximate size (display only).
+        source: where the URL (and size) were checked — or "unverified: ..." when they could not be.
         extract: a tar / zip archive to unpack into ``raw/``.
         optional: fetched only with ``--optional`` (e.g. precomputed features).
         manual: cannot be downloaded by a script (registration, a request form); ``--from-dir`` takes it.
@@ -32,11 +38,13 @@ class RemoteFile:
     sha256: str | None = None
     md5: str | None = None
     checksum_source: str = ""
+    size: int | None = None
     size_mb: float | None = None
     extract: bool = False
     optional: bool = False
     manual: bool = False
     note: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,12 @@ _REVISITED_LAYOUT = ("gnd_{n}.pkl (kept as published: imlist, qimlist, gnd[easy/
 _LABELLED_LAYOUT = ("images/<relative path>, index.csv (path,label,split{extra}), classes.txt, meta.json. Loader: "
                     "xmr_lib.data.load('{n}', split, root=root)")
 
+_TFDS = "TensorFlow Datasets, tensorflow_datasets/url_checksums/{}.txt (URL, size in bytes, sha256)"
+_REVISITOP_DL = ("revisitop's python/download.py (github.com/filipradenovic/revisitop): {}")
+_VGG_V1 = ("unverified: written from the Oxford VGG buildings page's known layout (the face-blurred '-v1' archives "
+           "of 2022, also named so by public loader scripts); revisitop's download.py still names the pre-2022 "
+           "archive without '-v1'. No checksum published")
+
 DATASETS: dict[str, DatasetSpec] = {}
 
 
@@ -73,12 +87,16 @@ _add(DatasetSpec(
     name="roxford5k", title="Revisited Oxford5k (70 queries, 4,993 images)",
     files=(
         RemoteFile("gnd_roxford5k.pkl", ("http://cmp.felk.cvut.cz/revisitop/data/datasets/roxford5k/gnd_roxford5k.pkl",),
-                   size_mb=0.4),
+                   size_mb=0.4, source=_REVISITOP_DL.format(
+                       "http://cmp.felk.cvut.cz/revisitop/data/datasets/<name>/gnd_<name>.*"
+                       "; no checksum published")),
         RemoteFile("oxbuild_images-v1.tgz", ("https://www.robots.ox.ac.uk/~vgg/data/oxbuildings/oxbuild_images-v1.tgz",
                                              "https://thor.robots.ox.ac.uk/oxbuildings/oxbuild_images-v1.tgz"),
-                   size_mb=1850, extract=True, note="face-blurred v1 images (2022)"),
+                   size_mb=1850, extract=True, note="face-blurred v1 images (2022)", source=_VGG_V1),
         RemoteFile("roxford5k_resnet_rsfm120k_gem.mat", (_RGEM.format("roxford5k"),), size_mb=40, optional=True,
-                   note="revisitop's R-GeM descriptors (notebook 02's evaluation-path check)"),
+                   note="revisitop's R-GeM descriptors (notebook 02's evaluation-path check)",
+                   source=_REVISITOP_DL.format("download_features(), data/features/<name>_resnet_rsfm120k_gem.mat; "
+                                               "no checksum published")),
     ),
     licence="images: Flickr photos, research use (Oxford VGG); ground truth: revisitop (no licence stated, cite)",
     citation=_REVISITED_CITE + " J. Philbin et al. Object retrieval with large vocabularies and fast spatial "
@@ -90,13 +108,17 @@ _add(DatasetSpec(
     name="rparis6k", title="Revisited Paris6k (70 queries, 6,322 images)",
     files=(
         RemoteFile("gnd_rparis6k.pkl", ("http://cmp.felk.cvut.cz/revisitop/data/datasets/rparis6k/gnd_rparis6k.pkl",),
-                   size_mb=0.5),
+                   size_mb=0.5, source=_REVISITOP_DL.format(
+                       "http://cmp.felk.cvut.cz/revisitop/data/datasets/<name>/gnd_<name>.*"
+                       "; no checksum published")),
         RemoteFile("paris_1-v1.tgz", ("https://www.robots.ox.ac.uk/~vgg/data/parisbuildings/paris_1-v1.tgz",),
-                   size_mb=1200, extract=True),
+                   size_mb=1200, extract=True, source=_VGG_V1),
         RemoteFile("paris_2-v1.tgz", ("https://www.robots.ox.ac.uk/~vgg/data/parisbuildings/paris_2-v1.tgz",),
-                   size_mb=1300, extract=True),
+                   size_mb=1300, extract=True, source=_VGG_V1),
         RemoteFile("rparis6k_resnet_rsfm120k_gem.mat", (_RGEM.format("rparis6k"),), size_mb=50, optional=True,
-                   note="revisitop's R-GeM descriptors (notebook 02's evaluation-path check)"),
+                   note="revisitop's R-GeM descriptors (notebook 02's evaluation-path check)",
+                   source=_REVISITOP_DL.format("download_features(), data/features/<name>_resnet_rsfm120k_gem.mat; "
+                                               "no checksum published")),
     ),
     licence="images: Flickr photos, research use (Oxford VGG); ground truth: revisitop (no licence stated, cite)",
     citation=_REVISITED_CITE + " J. Philbin et al. Lost in quantization. CVPR 2008.",
@@ -107,11 +129,16 @@ _add(DatasetSpec(
     name="mirflickr25k", title="MIRFlickr-25K (25,000 Flickr images, tags, 24 labels; 20,015 kept by the DCMH protocol)",
     files=(
         RemoteFile("mirflickr25k.zip", ("http://press.liacs.nl/mirflickr/mirflickr25k.v3b/mirflickr25k.zip",),
-                   md5="a23d0a8564ee84cda5622a6c2f947785", checksum_source="MIRFlickr download page (MD5)",
-                   size_mb=2930, extract=True),
+                   md5="a23d0a8564ee84cda5622a6c2f947785",
+                   checksum_source=("MIRFlickr download page https://press.liacs.nl/mirflickr/mirdownload.html (MD5; "
+                                    "the same value is pinned by several public MIRFlickr loaders)"),
+                   size_mb=3069, extract=True,
+                   source="MIRFlickr download page https://press.liacs.nl/mirflickr/mirdownload.html (v3b folder)"),
         RemoteFile("mirflickr25k_annotations_v080.zip",
                    ("http://press.liacs.nl/mirflickr/mirflickr25k.v3b/mirflickr25k_annotations_v080.zip",),
-                   size_mb=0.2, extract=True),
+                   size_mb=0.2, extract=True,
+                   source=("MIRFlickr download page https://press.liacs.nl/mirflickr/mirdownload.html (v3b folder); "
+                           "no checksum published there for the annotations")),
     ),
     licence="images: Creative Commons (per-image Flickr licences, listed in the archive); research use",
     citation="M. J. Huiskes, M. S. Lew. The MIR Flickr Retrieval Evaluation. MIR 2008.",
@@ -125,14 +152,17 @@ _add(DatasetSpec(
                   "--root DIR` (MATLAB v7.3 files need `pip install h5py`)."),
     used_by="notebook 03 (full profile)"))
 
+_NUS_PAGE = ("NUS-WIDE homepage (lms.comp.nus.edu.sg ... NUS-WIDE.html): by hand, through links that change; "
+             "no checksum published")
+
 _add(DatasetSpec(
     name="nuswide", title="NUS-WIDE (269,648 Flickr images, 81 concepts, 1,000 tags; 21 most frequent concepts kept)",
     files=(
-        RemoteFile("Groundtruth.zip", manual=True, extract=True, size_mb=5),
-        RemoteFile("NUS_WID_Tags.zip", manual=True, extract=True, size_mb=60),
-        RemoteFile("ConceptsList.zip", manual=True, extract=True, size_mb=0.1),
-        RemoteFile("ImageList.zip", manual=True, extract=True, size_mb=5),
-        RemoteFile("Flickr.zip", manual=True, extract=True, optional=True, size_mb=15000,
+        RemoteFile("Groundtruth.zip", manual=True, extract=True, source=_NUS_PAGE, size_mb=5),
+        RemoteFile("NUS_WID_Tags.zip", manual=True, extract=True, source=_NUS_PAGE, size_mb=60),
+        RemoteFile("ConceptsList.zip", manual=True, extract=True, source=_NUS_PAGE, size_mb=0.1),
+        RemoteFile("ImageList.zip", manual=True, extract=True, source=_NUS_PAGE, size_mb=5),
+        RemoteFile("Flickr.zip", manual=True, extract=True, optional=True, size_mb=15000, source=_NUS_PAGE,
                    note="the images (request them from the NUS-WIDE team, or download from the Flickr URL list)"),
     ),
     licence="research use only (NUS LMS); images are Flickr photos",
@@ -148,14 +178,18 @@ _add(DatasetSpec(
     used_by="notebook 03 (full profile, -p dataset=nuswide)"))
 
 _KARPATHY = RemoteFile("caption_datasets.zip", ("https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip",),
-                       size_mb=36, extract=True, note="Karpathy splits: dataset_{coco,flickr8k,flickr30k}.json")
+                       sha256="4cfd70132527b80933105e5829dc9034eaab9573482e2e680abbab6130244817",
+                       checksum_source=_TFDS.format("coco_captions"), size=36_745_453, size_mb=36.7, extract=True,
+                       note="Karpathy splits: dataset_{coco,flickr8k,flickr30k}.json",
+                       source=_TFDS.format("coco_captions") + "; Karpathy's deepimagesent page links the same URL")
 
 _add(DatasetSpec(
     name="flickr30k", title="Flickr30K (31,783 images, 5 captions each; Karpathy split 29k / 1k / 1k)",
     files=(
         _KARPATHY,
         RemoteFile("flickr30k-images.tar.gz", manual=True, extract=True, size_mb=4200,
-                   note="the images, after the request form"),
+                   note="the images, after the request form",
+                   source="Flickr30K homepage (request form; by hand); no checksum published"),
     ),
     licence="captions: CC BY (Young et al.); images: Flickr terms of use, research only",
     citation="P. Young, A. Lai, M. Hodosh, J. Hockenmaier. From image descriptions to visual denotations. TACL "
@@ -172,12 +206,20 @@ _add(DatasetSpec(
     name="coco", title="MS-COCO captions (123,287 images, 5 captions each; Karpathy split 113k / 5k / 5k)",
     files=(
         _KARPATHY,
-        RemoteFile("train2014.zip", ("http://images.cocodataset.org/zips/train2014.zip",), size_mb=13000,
-                   extract=True),
-        RemoteFile("val2014.zip", ("http://images.cocodataset.org/zips/val2014.zip",), size_mb=6300, extract=True),
+        RemoteFile("train2014.zip", ("http://images.cocodataset.org/zips/train2014.zip",),
+                   sha256="ede4087e640bddba550e090eae701092534b554b42b05ac33f0300b984b31775",
+                   checksum_source=_TFDS.format("coco2014"), size=13_510_573_713, size_mb=13511, extract=True,
+                   source=_TFDS.format("coco2014") + " and cocodataset.org/#download"),
+        RemoteFile("val2014.zip", ("http://images.cocodataset.org/zips/val2014.zip",),
+                   sha256="fe9be816052049c34717e077d9e34aa60814a55679f804cd043e3cbee3b9fde0",
+                   checksum_source=_TFDS.format("coco2014"), size=6_645_013_297, size_mb=6645, extract=True,
+                   source=_TFDS.format("coco2014") + " and cocodataset.org/#download"),
         RemoteFile("annotations_trainval2014.zip",
-                   ("http://images.cocodataset.org/annotations/annotations_trainval2014.zip",), size_mb=240,
-                   extract=True, optional=True, note="official captions_*.json (the Karpathy file already has them)"),
+                   ("http://images.cocodataset.org/annotations/annotations_trainval2014.zip",),
+                   sha256="031296bbc80c45a1d1f76bf9a90ead27e94e99ec629208449507a4917a3bf009",
+                   checksum_source=_TFDS.format("coco2014"), size=252_872_794, size_mb=253,
+                   extract=True, optional=True, note="official captions_*.json (the Karpathy file already has them)",
+                   source=_TFDS.format("coco2014") + " and cocodataset.org/#download"),
     ),
     licence="annotations CC BY 4.0; images: Flickr terms of use",
     citation="T.-Y. Lin et al. Microsoft COCO: Common Objects in Context. ECCV 2014. X. Chen et al. Microsoft COCO "
@@ -191,8 +233,13 @@ _add(DatasetSpec(
     name="cub200", title="Caltech-UCSD Birds-200-2011 (11,788 images, 200 species)",
     files=(RemoteFile("CUB_200_2011.tgz", ("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
                                             "http://www.vision.caltech.edu/visipedia-data/CUB-200-2011/CUB_200_2011.tgz"),
-                      md5="97eceeb196236b17998738112f37df78", checksum_source="torchvision-style loaders (MD5)",
-                      size_mb=1150, extract=True),),
+                      md5="97eceeb196236b17998738112f37df78",
+                      checksum_source=("MD5 pinned by the widely used loaders: avalanche.benchmarks.datasets.CUB200"
+                                       ".tgz_md5 and TDeVries/cub2011_dataset Cub2011.tgz_md5 (torchvision has no "
+                                       "CUB class)"),
+                      size_mb=1150, extract=True,
+                      source=("CaltechDATA record 65de6-vp158 (the link on the dataset page; also used with this MD5 "
+                              "by public loaders); the vision.caltech.edu URL is the one the loaders above used")),),
     licence="research and non-commercial use (Caltech); images from Flickr",
     citation="C. Wah, S. Branson, P. Welinder, P. Perona, S. Belongie. The Caltech-UCSD Birds-200-2011 Dataset. "
              "CNS-TR-2011-001, Caltech, 2011.",
@@ -203,10 +250,14 @@ _add(DatasetSpec(
 _add(DatasetSpec(
     name="stanford_dogs", title="Stanford Dogs (20,580 images, 120 breeds)",
     files=(
-        RemoteFile("images.tar", ("http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar",), size_mb=760,
-                   extract=True),
-        RemoteFile("lists.tar", ("http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar",), size_mb=0.5,
-                   extract=True),
+        RemoteFile("images.tar", ("http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar",),
+                   sha256="a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58",
+                   checksum_source=_TFDS.format("stanford_dogs"), size=793_579_520, size_mb=794, extract=True,
+                   source=_TFDS.format("stanford_dogs")),
+        RemoteFile("lists.tar", ("http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar",),
+                   sha256="34b47cacd9a98b5d150e084f24d29391c084c55272295ec65c85651bc35f4d6c",
+                   checksum_source=_TFDS.format("stanford_dogs"), size=481_280, size_mb=0.5, extract=True,
+                   source=_TFDS.format("stanford_dogs")),
     ),
     licence="ImageNet terms: non-commercial research and education",
     citation="A. Khosla, N. Jayadevaprakash, B. Yao, L. Fei-Fei. Novel dataset for Fine-Grained Image "
@@ -219,7 +270,11 @@ _add(DatasetSpec(
     name="fgvc_aircraft", title="FGVC-Aircraft 2013b (10,000 images, 100 variants)",
     files=(RemoteFile("fgvc-aircraft-2013b.tar.gz",
                       ("https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz",),
-                      size_mb=2750, extract=True),),
+                      sha256="d5f68b1b81d6d7831eb9d5c5517074176b5dfbce6bcb43dc14ed1c66a87b8d75",
+                      checksum_source=_TFDS.format("fgvc") + " (torchvision.datasets.FGVCAircraft pins none)",
+                      size=2_770_575_360, size_mb=2771, extract=True,
+                      source=("torchvision.datasets.FGVCAircraft._URL (fgvc_aircraft.py) and " + _TFDS.format("fgvc")
+                              + " (same path over http)")),),
     licence="non-commercial research only (images by their photographers, see the archive)",
     citation="S. Maji, E. Rahtu, J. Kannala, M. Blaschko, A. Vedaldi. Fine-Grained Visual Classification of "
              "Aircraft. arXiv:1306.5151, 2013.",
@@ -227,18 +282,32 @@ _add(DatasetSpec(
     layout=_LABELLED_LAYOUT.format(n="fgvc_aircraft", extra=",coarse") +
     " (variant labels, manufacturer as coarse label; the images keep their 20-px copyright banner at the bottom)"))
 
+_FLOWERS_SUMS = ("MD5: torchvision.datasets.Flowers102._file_dict (flowers102.py); sha256 and size: "
+                 + _TFDS.format("oxford_flowers102"))
+_FLOWERS_SRC = ("torchvision.datasets.Flowers102._download_url_prefix (flowers102.py) and "
+                + _TFDS.format("oxford_flowers102"))
+
 _add(DatasetSpec(
     name="flowers102", title="Oxford Flowers-102 (8,189 images, 102 species)",
     files=(
         RemoteFile("102flowers.tgz", ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",),
-                   md5="52808999861908f626f3c1f4e79d11fa", checksum_source="torchvision Flowers102 (MD5)",
-                   size_mb=330, extract=True),
+                   md5="52808999861908f626f3c1f4e79d11fa",
+                   sha256="2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246",
+                   checksum_source=_FLOWERS_SUMS, size=344_862_509,
+                   size_mb=345, extract=True,
+                   source=_FLOWERS_SRC),
         RemoteFile("imagelabels.mat", ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat",),
-                   md5="e0620be6f572b9609742df49c70aed4d", checksum_source="torchvision Flowers102 (MD5)",
-                   size_mb=0.01),
+                   md5="e0620be6f572b9609742df49c70aed4d",
+                   sha256="4903e94206bac23bf772aadf06451916df56b58fc483a62db32a97b82656651d",
+                   checksum_source=_FLOWERS_SUMS, size=502,
+                   size_mb=0.01,
+                   source=_FLOWERS_SRC),
         RemoteFile("setid.mat", ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat",),
-                   md5="a5357ecc9cb78c4bef273ce3793fc85c", checksum_source="torchvision Flowers102 (MD5)",
-                   size_mb=0.01),
+                   md5="a5357ecc9cb78c4bef273ce3793fc85c",
+                   sha256="46b8678f91fd95d3c8f4feab80d271a6c834a1dd896fe29fd3e6ad9ce5c8dccd",
+                   checksum_source=_FLOWERS_SUMS, size=14_989,
+                   size_mb=0.01,
+                   source=_FLOWERS_SRC),
     ),
     licence="research use (Oxford VGG); no explicit licence",
     citation="M.-E. Nilsback, A. Zisserman. Automated flower classification over a large number of classes. "
@@ -250,7 +319,9 @@ _add(DatasetSpec(
 _add(DatasetSpec(
     name="wikipedia", title="Wikipedia cross-media (2,866 image–article pairs, 10 categories; 2,173 / 693)",
     files=(RemoteFile("wikipedia_dataset.zip", ("http://www.svcl.ucsd.edu/projects/crossmodal/wikipedia_dataset.zip",),
-                      size_mb=140, extract=True),),
+                      size_mb=140, extract=True,
+                      source=("unverified: written from the SVCL cross-modal page's known layout "
+                              "(http://www.svcl.ucsd.edu/projects/crossmodal/); no checksum published")),),
     licence="research use (SVCL, UCSD); texts from Wikipedia (CC BY-SA)",
     citation="N. Rasiwasia, J. Costa Pereira, E. Coviello, G. Doyle, G. Lanckriet, R. Levy, N. Vasconcelos. A New "
              "Approach to Cross-Modal Multimedia Retrieval. ACM MM 2010.",
@@ -264,7 +335,8 @@ _add(DatasetSpec(
 _add(DatasetSpec(
     name="pascal_sentence", title="UIUC Pascal Sentence (1,000 images, 20 classes, 5 sentences each)",
     files=(RemoteFile("pascal_sentence", manual=True, size_mb=70,
-                      note="a folder: dataset/<class>/*.jpg and sentence/<class>/*.txt"),),
+                      note="a folder: dataset/<class>/*.jpg and sentence/<class>/*.txt",
+                      source="the UIUC Pascal Sentence page (by hand; no archive, no checksum)"),),
     licence="images: PASCAL VOC 2008 (Flickr terms); sentences: research use (UIUC)",
     citation="C. Rashtchian, P. Young, M. Hodosh, J. Hockenmaier. Collecting Image Annotations Using Amazon's "
              "Mechanical Turk. NAACL-HLT workshop 2010.",
@@ -279,8 +351,10 @@ _add(DatasetSpec(
 
 _add(DatasetSpec(
     name="mediaeval2017_div", title="MediaEval 2017 Retrieving Diverse Social Images (devset / testset)",
-    files=(RemoteFile("devset", manual=True, note="the organisers' folder"),
-           RemoteFile("testset", manual=True, optional=True, note="the organisers' folder")),
+    files=(RemoteFile("devset", manual=True, note="the organisers' folder",
+                      source="MediaEval 2017 organisers (registration; by hand)"),
+           RemoteFile("testset", manual=True, optional=True, note="the organisers' folder",
+                      source="MediaEval 2017 organisers (registration; by hand)")),
     licence="MediaEval data licence (registration); images are Creative Commons Flickr photos",
     citation="M. Zaharieva, B. Ionescu, A. L. Gînscă, R. L. T. Santos, H. Müller. Retrieving Diverse Social Images "
              "at MediaEval 2017. MediaEval 2017.",
@@ -292,8 +366,8 @@ _add(DatasetSpec(
 
 _add(DatasetSpec(
     name="pascal2019_targets", title="The 90 ImageNet-21k target synsets of the CBMI'19 transfer paper",
-    files=(RemoteFile("train", manual=True, note="train/<wnid>/*.JPEG"),
-           RemoteFile("test", manual=True, note="test/<wnid>/*.JPEG")),
+    files=(RemoteFile("train", manual=True, note="train/<wnid>/*.JPEG", source="image-net.org (account; by hand)"),
+           RemoteFile("test", manual=True, note="test/<wnid>/*.JPEG", source="image-net.org (account; by hand)")),
     licence="ImageNet terms of access (non-commercial research)",
     citation="ImageNet (Deng et al., CVPR 2009); the synset lists of the CBMI 2019 paper.",
     homepage="https://image-net.org/",
@@ -308,7 +382,9 @@ _add(DatasetSpec(
     files=(RemoteFile("retrievalSfM120k-resnet101-gem-b80fb85.pth",
                       ("http://cmp.felk.cvut.cz/cnnimageretrieval/data/networks/retrieval-SfM-120k/"
                        "retrievalSfM120k-resnet101-gem-b80fb85.pth",), size_mb=170,
-                      note="the name's suffix looks like a hash prefix, but no checksum is published"),),
+                      note="the name's suffix looks like a hash prefix, but no checksum is published",
+                      source=("cnnimageretrieval-pytorch cirtorch/examples/test.py PRETRAINED"
+                              "['retrievalSfM120k-resnet101-gem']; no checksum published")),),
     licence="cnnimageretrieval-pytorch: MIT (code); network weights released by the authors for research",
     citation="F. Radenović, G. Tolias, O. Chum. Fine-tuning CNN Image Retrieval with No Human Annotation. TPAMI "
              "2018.",

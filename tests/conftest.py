@@ -17,3 +17,77 @@ def run_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("XMR_RUN_DIR", str(d))
     monkeypatch.setenv("XMR_NOTEBOOK", "00_test")
     return d
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# socket guard: no test may reach the network. Loopback (the local HTTP servers of the download tests, Jupyter
+# kernels' ZeroMQ ports) and Unix sockets stay allowed; anything else fails at once with a clear error, before a
+# packet is sent (host names other than localhost are not even resolved). Child processes are not covered.
+
+import ipaddress  # noqa: E402
+import socket  # noqa: E402
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+_SAVED: dict = {}
+
+
+class NetworkBlockedInTests(ConnectionRefusedError):
+    """Raised by the test suite's socket guard (tests/conftest.py) for a non-loopback address."""
+
+
+def _is_loopback(host) -> bool:
+    if host is None or host == "":
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).strip("[]").split("%")[0]
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse(what, host):
+    raise NetworkBlockedInTests(f"tests must not reach the network: {what} {host!r} refused by the socket guard in "
+                                "tests/conftest.py (only 127.0.0.1 / ::1 / localhost are allowed; serve test data "
+                                "from a local http.server)")
+
+
+def _guard_connect(orig):
+    def connect(self, address, *a, **k):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            _refuse("connect to", address[0])
+        return orig(self, address, *a, **k)
+    return connect
+
+
+def _guard_resolve(orig, what):
+    def resolve(host, *a, **k):
+        if not _is_loopback(host):
+            _refuse(what, host)
+        return orig(host, *a, **k)
+    return resolve
+
+
+def pytest_configure(config):
+    if _SAVED:
+        return
+    _SAVED.update(connect=socket.socket.connect, connect_ex=socket.socket.connect_ex,
+                  getaddrinfo=socket.getaddrinfo, gethostbyname=socket.gethostbyname,
+                  gethostbyname_ex=socket.gethostbyname_ex)
+    socket.socket.connect = _guard_connect(_SAVED["connect"])
+    socket.socket.connect_ex = _guard_connect(_SAVED["connect_ex"])
+    socket.getaddrinfo = _guard_resolve(_SAVED["getaddrinfo"], "resolving")
+    socket.gethostbyname = _guard_resolve(_SAVED["gethostbyname"], "resolving")
+    socket.gethostbyname_ex = _guard_resolve(_SAVED["gethostbyname_ex"], "resolving")
+
+
+def pytest_unconfigure(config):
+    if not _SAVED:
+        return
+    socket.socket.connect, socket.socket.connect_ex = _SAVED["connect"], _SAVED["connect_ex"]
+    socket.getaddrinfo, socket.gethostbyname = _SAVED["getaddrinfo"], _SAVED["gethostbyname"]
+    socket.gethostbyname_ex = _SAVED["gethostbyname_ex"]
+    _SAVED.clear()
