@@ -653,3 +653,16 @@ def test_benchmark_quick_runs():
                          text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Hamming" in res.stdout and "revisited" in res.stdout and "max |diff|" in res.stdout
+
+
+def test_revisited_ranks_with_a_repeated_id_raise():
+    """Before: a positive listed three times in a ranking counted three times (AP = 3.0)."""
+    with pytest.raises(ValueError, match=r"^ranks: database index 0 appears 3 times in the ranking of query 0"):
+        M.revisited_ap(np.array([[0, 0, 0, 1]]), [np.array([0])])
+    ranks = np.array([[0, 1, 2, 3], [3, 2, 1, 1]])
+    with pytest.raises(ValueError, match=r"^ranks_or_scores: database index 1 appears 2 times .*query 1"):
+        M.revisited_map(ranks, [{"easy": [0], "hard": []}, {"easy": [2], "hard": []}])
+    with pytest.raises(ValueError, match="appears 2 times"):
+        M.revisited_precision_at_k(ranks, [[0], [2]])
+    ok = M.revisited_ap(np.array([[0, 1, 2, 3], [3, 2, 1, 0]]), [[0], [2]])
+    assert ok.tolist() == [1.0, 0.25]                    # distinct ids: unchanged (a lone positive at rank 2: 0.25)

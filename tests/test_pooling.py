@@ -245,3 +245,42 @@ def test_bad_inputs_raise_value_errors():
         P.combine_scales(torch.ones(2, 3))
     with pytest.raises(ValueError, match="scales"):
         P.extract_multiscale(torch.nn.Identity(), torch.ones(1, 3, 4, 4), P.mac_pool, scales=(0.0,), device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bad p / a / b raise a ValueError naming the argument (before: tensor p = 0 gave MAC, p < 0 or NaN ran silently,
+# CroW b = 0 raised ZeroDivisionError, a <= 0 or b < 0 ran silently)
+
+
+@pytest.mark.parametrize("p,where", [(torch.tensor(0.0), "got 0.0"), (torch.tensor([-1.0]), "got -1.0"),
+                                     (torch.tensor(float("nan")), "got nan"),
+                                     (torch.tensor([3.0, 3.0, -2.0, 3.0]), r"got -2.0 \(channel 2\)"),
+                                     (torch.tensor([3, 0, 3, 3]), r"got 0.0 \(channel 1\)")])
+def test_gem_tensor_p_must_be_positive(p, where):
+    x = torch.rand(2, 4, 3, 3)
+    with pytest.raises(ValueError, match=rf"p: expected p > 0, {where}"):
+        P.gem_pool(x, p)
+    g = P.GeM(3.0)
+    with torch.no_grad():
+        g.p.fill_(-1.0)                                   # e.g. a learnable p driven negative by a large lr
+    with pytest.raises(ValueError, match="p: expected p > 0, got -1.0"):
+        g(x)
+
+
+def test_gem_tensor_p_valid_values_unchanged():
+    x = torch.rand(2, 4, 3, 3)
+    assert torch.equal(P.gem_pool(x, torch.tensor(3.0)), P.gem_pool(x, torch.tensor([3.0])))
+    assert torch.allclose(P.gem_pool(x, torch.tensor(float("inf"))), P.mac_pool(x))          # p = inf is MAC
+    assert torch.allclose(P.gem_pool(x, torch.tensor(1.0)), P.avg_pool(x.clamp(min=P.EPS)), atol=1e-6)
+
+
+@pytest.mark.parametrize("a,b,bad", [(2.0, 0, "b"), (2.0, -1.0, "b"), (0, 2.0, "a"), (-2.0, 2.0, "a"),
+                                     (float("nan"), 2.0, "a"), (2.0, float("nan"), "b"), (2.0, "x", "b")])
+def test_crow_a_b_must_be_positive(a, b, bad):
+    x = torch.rand(2, 4, 3, 3)
+    with pytest.raises(ValueError, match=rf"^{bad}: expected a number > 0"):
+        P.crow_pool(x, a, b)
+    with pytest.raises(ValueError, match=rf"^{bad}: expected a number > 0"):
+        P.CroW(a, b)
+    with pytest.raises(ValueError, match=rf"^{bad}: expected a number > 0"):
+        P.crow_spatial_weight(x, a, b)

@@ -118,3 +118,49 @@ def test_gram_path_equals_covariance_path():
     assert np.allclose(a.eigenvalues, b.eigenvalues, rtol=1e-8)
     assert np.allclose(np.abs(np.sum(a.projection * b.projection, axis=1)),
                        np.linalg.norm(a.projection, axis=1) * np.linalg.norm(b.projection, axis=1), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# degenerate learning sets (before: all-equal vectors gave a whitening mapping everything to 0, uninformative
+# pairs raised torch's LinAlgError, eps = 0 or NaN gave inf / NaN projections)
+
+
+@pytest.mark.parametrize("x", [np.ones((5, 4)), np.tile(np.arange(4.0), (2, 1)), np.zeros((3, 8))])
+def test_pca_whitening_without_variance_raises(x):
+    with pytest.raises(ValueError, match=r"^x: the \d+ learning vectors have no variance"):
+        learn_pca_whitening(x)
+
+
+def test_pca_whitening_rank_deficient_keeps_the_floor_and_dim_keeps_the_non_null_directions():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 10))
+    x = rng.normal(size=(100, 3)) @ basis                 # rank 3 in 10 dimensions
+    w = learn_pca_whitening(x)
+    assert np.allclose(w.eigenvalues[3:], 1e-10 * w.eigenvalues[0])        # documented floor, finite gain
+    w3 = learn_pca_whitening(x, dim=3)
+    y = w3(rng.normal(size=(5, 3)) @ basis)
+    assert np.allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)         # never zero vectors
+
+
+def test_whitening_eps_and_overflow():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 6))
+    assert np.array_equal(learn_pca_whitening(x, eps=0).projection, learn_pca_whitening(x, eps=0.0).projection)
+    for eps in (-1.0, float("nan"), float("inf"), "a"):
+        with pytest.raises(ValueError, match=r"^eps: expected a finite number >= 0|^eps: expected a number >= 0"):
+            learn_pca_whitening(x, eps=eps)
+    with pytest.raises(ValueError, match=r"^eps: 0.0 leaves \d+ eigenvalue\(s\) at or below 0"):
+        learn_pca_whitening(x[:3], eps=0)                 # rank 2 in 6 dims: infinite gains
+    with pytest.raises(ValueError, match=r"^eps: 0.0 leaves"):
+        learn_supervised_whitening(x, [0, 1], [2, 3], eps=0)
+    with pytest.raises(ValueError, match=r"^x: values too large"), np.errstate(over="ignore"):
+        learn_pca_whitening(x * 1e160)
+
+
+@pytest.mark.parametrize("make", [lambda x: (x, [0, 1, 2], [0, 1, 2]),                  # each vector with itself
+                                  lambda x: (np.vstack([x, x]), np.arange(20), np.arange(20, 40))])  # duplicates
+def test_supervised_whitening_on_uninformative_pairs_raises(make):
+    x = np.random.default_rng(2).normal(size=(20, 10))
+    a, q, p = make(x)
+    with pytest.raises(ValueError, match=r"^query_idx, positive_idx: the \d+ pairs carry no information"):
+        learn_supervised_whitening(a, q, p)

@@ -21,7 +21,9 @@ into ``DIR/NAME/`` (``images/``, ``index.csv``, ``classes.txt``, ``captions.csv`
 ``flowers102``, ``wikipedia``, ``pascal_sentence``, ``flickr30k``, ``coco``, ``mirflickr25k``, ``nuswide``
 (splits ``train`` / ``val`` / ``test`` / ``all`` as the dataset defines them). Their images are files of different
 sizes, read on access (:class:`LazyImages`). A dataset that is not there raises ``FileNotFoundError`` naming the
-folder and the ``data_scripts`` command.
+folder and the ``data_scripts`` command. The files are checked when a dataset is opened (:func:`load_converted`,
+:func:`revisited`): a malformed one raises ``ValueError`` naming the file, the 1-based line (or the pickle entry) and
+the value; missing image files raise :class:`MissingImagesError` (both ``FileNotFoundError`` and ``ValueError``).
 
 **Instance retrieval**: :func:`photo_instances` (generated offline from the photos pip packages bundle, revisited
 easy / hard / junk ground truth) and :func:`revisited` (ROxford5k / RParis6k from disk), both
@@ -30,15 +32,20 @@ easy / hard / junk ground truth) and :func:`revisited` (ROxford5k / RParis6k fro
 from __future__ import annotations
 
 import gzip
+import os
+import posixpath
 from dataclasses import dataclass, field, replace
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ._retrieval_benchmarks import LazyImages, RetrievalBenchmark, photo_instances, revisited, source_photos
+from ._retrieval_benchmarks import LazyImages, RetrievalBenchmark, _find_revisited, photo_instances, source_photos
+from ._retrieval_benchmarks import revisited as _revisited_unchecked
 
-__all__ = ["ImageSet", "LazyImages", "RetrievalBenchmark", "load", "load_converted", "list_datasets",
+__all__ = ["ImageSet", "LazyImages", "RetrievalBenchmark", "MissingImagesError", "load", "load_converted",
+           "list_datasets",
            "converted_available", "photo_instances", "revisited", "source_photos", "stratified_subset",
            "with_captions", "dataset_assets", "CONVERTED_DATASETS", "REVISITED_DATASETS"]
 
@@ -271,8 +278,168 @@ def converted_available(name: str, root: str | Path | None) -> bool:
     return root is not None and (Path(root) / name / "index.csv").is_file()
 
 
+class MissingImagesError(FileNotFoundError, ValueError):
+    """Image files listed by a dataset's index are not on disk (a partial download or conversion). Both a
+    ``FileNotFoundError`` (the dataset is not fully there) and a ``ValueError`` (the project's bad-input error)."""
+
+
+_SPLIT_VALUES = ("train", "val", "test", "all")
+
+
+def _read_text(path: Path) -> str:
+    """A converted text file as UTF-8 (a leading BOM is dropped); ``ValueError`` naming the file, line and byte."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: line {line}: not UTF-8 (byte {raw[e.start:e.start + 1]!r} at offset {e.start}); "
+                         "the converted files are UTF-8: re-run `python -m data_scripts convert NAME --root DIR`"
+                         ) from None
+
+
+def _csv_line(text: str, k: int) -> int:
+    """1-based line number (in the file) where the ``k``-th non-blank record after the header starts (only called
+    to report an error, so the file is parsed again rather than tracking line numbers on the fast path)."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader, None)
+    i, start = -1, reader.line_num + 1
+    for r in reader:
+        if r:
+            i += 1
+            if i == k:
+                return start
+        start = reader.line_num + 1
+    return start
+
+
+class _Table:
+    """A converted CSV file read once: header, records (lists of str, blank lines skipped as ``csv.DictReader``
+    does) and columns (tuples of str), with ``where(k)`` = ``"FILE: line L"`` of record ``k`` for error messages."""
+
+    def __init__(self, path: Path, required: Sequence[str], layout: str):
+        import csv
+        import io
+
+        self.path = path
+        self.text = _read_text(path)
+        reader = csv.reader(io.StringIO(self.text, newline=""))
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"{path}: the file is empty; expected a header line {layout} and one row per item "
+                                 "(re-run `python -m data_scripts convert NAME --root DIR`)")
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise ValueError(f"{path}: line 1: no {missing[0]!r} column in the header {','.join(header)!r}; "
+                                 f"expected {layout}")
+            self.records = [r for r in reader if r]
+        except csv.Error as e:
+            raise ValueError(f"{path}: line {reader.line_num}: not a readable CSV line ({e})") from None
+        self.header = header
+        n = len(self.records)
+        lengths = np.fromiter(map(len, self.records), np.int64, count=n)
+        bad = np.flatnonzero(lengths != len(header))
+        if bad.size:
+            k = int(bad[0])
+            raise ValueError(f"{self.where(k)}: expected {len(header)} fields ({','.join(header)}), got "
+                             f"{lengths[k]}: {self.records[k]!r}" + (" (a comma in an unquoted field?)"
+                                                                     if lengths[k] > len(header) else ""))
+        self.columns = dict(zip(header, zip(*self.records))) if n else {h: () for h in header}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def where(self, k: int) -> str:
+        return f"{self.path}: line {_csv_line(self.text, int(k))}"
+
+    def ints(self, column: str, values: Sequence[str] | None = None) -> np.ndarray:
+        """The column as int64 (``int()`` of each field); ``ValueError`` naming the line of the first non-integer."""
+        col = self.columns[column] if values is None else values
+        try:
+            return np.fromiter(map(int, col), np.int64, count=len(col))
+        except (ValueError, OverflowError):
+            k = _first_non_int64(col)
+            raise ValueError(f"{self.where(k)}: {column} {col[k]!r} is not an integer (64-bit)") from None
+
+    def check_range(self, column: str, values: np.ndarray, low: int, high: int, what: str) -> None:
+        """Every value in ``[low, high)``; else ``ValueError`` naming the line and value of the first one outside."""
+        bad = np.flatnonzero((values < low) | (values >= high))
+        if bad.size:
+            k = int(bad[0])
+            expect = f"{low}..{high - 1}" if high > low + 1 else f"{low}" if high > low else "nothing"
+            raise ValueError(f"{self.where(k)}: {column} {int(values[k])} is out of range (expected {expect}, "
+                             f"{what}){'' if bad.size == 1 else f'; {bad.size} rows are out of range'}")
+
+
+def _first_non_int64(values: Sequence[str]) -> int:
+    """Index of the first string that ``int()`` does not read as a 64-bit integer (error path only)."""
+    for k, v in enumerate(values):
+        try:
+            if -2 ** 63 <= int(v) < 2 ** 63:
+                continue
+        except ValueError:
+            pass
+        return k
+    return len(values)
+
+
+def _image_paths_inside(table: _Table, column: str = "path") -> None:
+    """Every path is relative, non-empty and stays inside ``images/`` (no ``..`` escaping it, not absolute)."""
+    col = table.columns[column]
+    n = len(col)
+    empty = np.fromiter(map(len, col), np.int64, count=n) == 0
+    absolute = np.fromiter(map(str.startswith, col, repeat("/")), bool, count=n)
+    dots = np.fromiter(map(str.__contains__, col, repeat("..")), bool, count=n)
+    escapes = np.zeros(n, dtype=bool)
+    for k in np.flatnonzero(dots):                         # rare: normalise only the candidates
+        norm = posixpath.normpath(col[k])
+        escapes[k] = norm == ".." or norm.startswith("../")
+    bad = np.flatnonzero(empty | absolute | escapes)
+    if bad.size:
+        k = int(bad[0])
+        why = "is empty" if empty[k] else "is absolute" if absolute[k] else "leaves the images/ folder"
+        raise ValueError(f"{table.where(k)}: {column} {col[k]!r} {why}; paths in index.csv are relative to "
+                         f"{table.path.parent / 'images'} and must stay inside it")
+
+
+def _missing_files(paths: Sequence[str]) -> list[int]:
+    """Indices of ``paths`` that are not files: one directory listing per folder (cheap on slow or network file
+    systems), then ``os.path.isfile`` for the names not listed (so case-insensitive file systems agree)."""
+    listing: dict[str, set] = {}
+    missing = []
+    for k, p in enumerate(paths):
+        d, f = os.path.split(p)
+        names = listing.get(d)
+        if names is None:
+            try:
+                names = listing[d] = set(os.listdir(d))
+            except OSError:
+                names = listing[d] = set()
+        if f not in names:
+            missing.append(k)
+    return [k for k in missing if not os.path.isfile(paths[k])]
+
+
+def _raise_missing(missing: list[int], paths: Sequence[str], where, what: str, fix: str) -> None:
+    if missing:
+        k = missing[0]
+        raise MissingImagesError(f"{where(k)}: image file {paths[k]} not found; {len(missing)} of {len(paths)} "
+                                 f"{what} are missing (a partial download or conversion): {fix}")
+
+
 def load_converted(name: str, root: str | Path | None, split: str = "all") -> ImageSet:
     """A real dataset in xmr's converted layout (``data_scripts/README.md``) as an :class:`ImageSet`.
+
+    The files are checked when the dataset is opened (vectorised over rows), not when an image is first read:
+    ``index.csv`` (a header with ``path``, ``label``, ``split``; every row complete; integer labels, ``-1`` or an id
+    into ``classes.txt``; splits ``train`` / ``val`` / ``test`` / ``all``; paths relative and inside ``images/``),
+    the ``labels`` (multi-label ids into ``classes.txt``), ``coarse`` and ``bbox`` columns, ``captions.csv``
+    (``image`` = a row of ``index.csv``), UTF-8 everywhere, and that the image file of every row of ``split``
+    exists.
 
     Args:
         name: one of :data:`CONVERTED_DATASETS`.
@@ -285,9 +452,10 @@ def load_converted(name: str, root: str | Path | None, split: str = "all") -> Im
         ``meta["all_captions"]`` = all of them (caption sets); ``meta["paths"]``, ``meta["bbox"]`` (CUB).
     Raises:
         FileNotFoundError: naming the missing folder and the ``data_scripts`` command.
+        ValueError: a malformed file, naming the file, the 1-based line and the value.
+        MissingImagesError: (a ``FileNotFoundError`` and a ``ValueError``) image files of ``split`` are missing,
+            naming the first one, its line in ``index.csv`` and how many are missing.
     """
-    import csv
-
     if name not in CONVERTED_DATASETS:
         hint = " (use xmr_lib.data.revisited)" if name in REVISITED_DATASETS else ""
         raise ValueError(f"name: {name!r} is not a converted dataset{hint}; expected one of {CONVERTED_DATASETS}")
@@ -301,47 +469,175 @@ def load_converted(name: str, root: str | Path | None, split: str = "all") -> Im
     if not index.is_file():
         raise FileNotFoundError(f"{index} not found: {name} is not there (or not converted); fetch it with "
                                 f"`{_fetch_cmd(name, root)}`")
-    with open(index, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    splits = sorted({r["split"] for r in rows})
+    tab = _Table(index, ("path", "label", "split"), "path,label,split[,labels][,coarse][,bbox]")
+    if not len(tab):
+        raise ValueError(f"{index}: no rows after the header; {name} was not converted completely (re-run "
+                         f"`{_fetch_cmd(name, root)}`)")
+    classes_file = base / "classes.txt"
+    class_names = [ln.rstrip("\n") for ln in _read_text(classes_file).splitlines()] \
+        if classes_file.is_file() else []
+    n_cls = len(class_names)
+    cls_what = f"{n_cls} classes in {classes_file}" if classes_file.is_file() else f"{classes_file} is missing"
+
+    split_col = np.asarray(tab.columns["split"], dtype=str)
+    bad = np.flatnonzero(~np.isin(split_col, _SPLIT_VALUES))
+    if bad.size:
+        raise ValueError(f"{tab.where(bad[0])}: split {str(split_col[bad[0]])!r} is not one of {_SPLIT_VALUES}")
+    all_labels = tab.ints("label")
+    tab.check_range("label", all_labels, -1, n_cls, f"-1 = no single class, {cls_what}")
+    _image_paths_inside(tab)
+    splits = sorted(set(split_col.tolist()))
     want = {"all": None, "trainval": {"train", "val"}}.get(split, {split})
     if want is not None and not want & set(splits):
         raise ValueError(f"split: {name} has the splits {splits}, not {split!r}")
-    keep = [i for i, r in enumerate(rows) if want is None or r["split"] in want]
-    rows_k = [rows[i] for i in keep]
-    classes_file = base / "classes.txt"
-    class_names = [ln.rstrip("\n") for ln in classes_file.read_text(encoding="utf-8").splitlines()] \
-        if classes_file.is_file() else []
-    labels = np.asarray([int(r["label"]) for r in rows_k], dtype=np.int64)
+    keep = (np.arange(len(tab)) if want is None else np.flatnonzero(np.isin(split_col, sorted(want)))).tolist()
+    labels = all_labels[keep]
     ml = ml_names = None
-    if rows and "labels" in rows[0]:
+    if "labels" in tab.header:
         ml_names = list(class_names)
-        ml = np.zeros((len(rows_k), len(ml_names)), dtype=bool)
-        for i, r in enumerate(rows_k):
-            ids = [int(t) for t in r["labels"].split()]
-            ml[i, ids] = True
+        col = tab.columns["labels"]
+        counts = np.fromiter(map(len, map(str.split, col)), np.int64, count=len(col))
+        tokens = list(chain.from_iterable(map(str.split, col)))
+        row_of = np.repeat(np.arange(len(col)), counts)
+        try:
+            ids = np.fromiter(map(int, tokens), np.int64, count=len(tokens))
+        except (ValueError, OverflowError):
+            k = _first_non_int64(tokens)
+            raise ValueError(f"{tab.where(row_of[k])}: labels {col[row_of[k]]!r}: {tokens[k]!r} is not an integer "
+                             "label id") from None
+        bad = np.flatnonzero((ids < 0) | (ids >= n_cls))
+        if bad.size:
+            k = int(bad[0])
+            raise ValueError(f"{tab.where(row_of[k])}: labels {col[row_of[k]]!r}: id {ids[k]} is out of range "
+                             f"(expected ids 0..{n_cls - 1} into {cls_what}, separated by spaces)")
+        ml_all = np.zeros((len(col), n_cls), dtype=bool)
+        ml_all[row_of, ids] = True
+        ml = ml_all[keep]
     coarse = coarse_names = None
-    if rows and "coarse" in rows[0] and (base / "coarse_classes.txt").is_file():
-        coarse_names = (base / "coarse_classes.txt").read_text(encoding="utf-8").splitlines()
-        coarse = np.asarray([int(r["coarse"]) if r["coarse"] != "" else -1 for r in rows_k], dtype=np.int64)
+    if "coarse" in tab.header and (base / "coarse_classes.txt").is_file():
+        coarse_names = _read_text(base / "coarse_classes.txt").splitlines()
+        col = tab.columns["coarse"]
+        all_coarse = tab.ints("coarse", [v if v != "" else "-1" for v in col])
+        tab.check_range("coarse", all_coarse, -1, len(coarse_names),
+                        f"-1 or empty = none, {len(coarse_names)} names in {base / 'coarse_classes.txt'}")
+        coarse = all_coarse[keep]
+    paths = [str(base / "images" / tab.columns["path"][i]) for i in keep]
+    _raise_missing(_missing_files(paths), paths, lambda k: tab.where(keep[k]), f"{split!r} images of {name}",
+                   f"fetch the rest with `{_fetch_cmd(name, root)}` (or `--from-dir` with files downloaded by hand)")
     captions, all_caps = None, None
     if (base / "captions.csv").is_file():
+        caps = _Table(base / "captions.csv", ("image", "caption"), "image,caption")
+        img = caps.ints("image")
+        caps.check_range("image", img, 0, len(tab), f"a row of {index}, which has {len(tab)} rows")
         pos = {j: i for i, j in enumerate(keep)}
         all_caps = [[] for _ in keep]
-        with open(base / "captions.csv", newline="", encoding="utf-8") as f:
-            for r in csv.DictReader(f):
-                i = pos.get(int(r["image"]))
-                if i is not None:
-                    all_caps[i].append(r["caption"])
+        for j, c in zip(img.tolist(), caps.columns["caption"]):
+            i = pos.get(j)
+            if i is not None:
+                all_caps[i].append(c)
         captions = [c[0] if c else "" for c in all_caps]
-    paths = [str(base / "images" / r["path"]) for r in rows_k]
-    meta = {"source": str(base), "paths": paths, "splits": [r["split"] for r in rows_k]}
+    meta = {"source": str(base), "paths": paths, "splits": split_col[keep].tolist()}
     if all_caps is not None:
         meta["all_captions"] = all_caps
-    if rows and "bbox" in rows[0]:
-        meta["bbox"] = [[float(v) for v in r["bbox"].split()] if r["bbox"] else None for r in rows_k]
+    if "bbox" in tab.header:
+        col = tab.columns["bbox"]
+        boxes = []
+        for i, v in enumerate(col):                        # CUB only (~12k rows)
+            try:
+                b = [float(t) for t in v.split()] if v else None
+            except ValueError:
+                b = []
+            if b is not None and (len(b) != 4 or not np.isfinite(b).all()):
+                raise ValueError(f"{tab.where(i)}: bbox {v!r} is not 4 finite numbers 'x y w h' (or empty)")
+            boxes.append(b)
+        meta["bbox"] = [boxes[i] for i in keep]
     return ImageSet(name, split, LazyImages(paths), labels, class_names, captions=captions, multilabels=ml,
                     multilabel_names=ml_names, coarse_labels=coarse, coarse_names=coarse_names, meta=meta)
+
+
+def _check_gnd(name: str, root) -> None:
+    """Open ``gnd_<name>.pkl`` (as :func:`revisited` finds it) and check it: a readable pickle of a dict with
+    ``imlist``, ``qimlist`` (image names inside ``jpg/``) and ``gnd`` (one dict per query: ``easy`` / ``hard`` /
+    ``junk`` integer ids into ``imlist``, ``bbx`` None or ``x1 y1 x2 y2`` with ``x1 < x2``, ``y1 < y2``), and that
+    every image file exists. ``ValueError`` naming the file, the entry and the value."""
+    import pickle
+
+    pkl, jpg = _find_revisited(name, root)               # FileNotFoundError with the fetch command
+    fetch = f"re-fetch it with `python -m data_scripts fetch {name} --root {root}`"
+    try:
+        with open(pkl, "rb") as f:
+            cfg = pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError, TypeError,
+            ValueError, UnicodeDecodeError, MemoryError) as e:
+        raise ValueError(f"{pkl}: not a readable gnd pickle ({type(e).__name__}: {e}); {fetch}") from None
+    if not isinstance(cfg, dict) or any(k not in cfg for k in ("imlist", "qimlist", "gnd")):
+        got = sorted(map(str, cfg)) if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"{pkl}: expected a dict with 'imlist', 'qimlist' and 'gnd', got {got}; {fetch}")
+    lists = {}
+    for key in ("imlist", "qimlist", "gnd"):
+        v = cfg[key]
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"{pkl}: {key} is a {type(v).__name__}, expected a list; {fetch}")
+        lists[key] = v
+    imlist, qimlist, gnd = lists["imlist"], lists["qimlist"], lists["gnd"]
+    if len(gnd) != len(qimlist):
+        raise ValueError(f"{pkl}: gnd has {len(gnd)} entries but qimlist has {len(qimlist)} queries (one each); "
+                         f"{fetch}")
+    for key, names in (("imlist", imlist), ("qimlist", qimlist)):
+        for i, n in enumerate(names):                    # ~5k names: a plain loop is milliseconds
+            if not isinstance(n, str) or not n:
+                raise ValueError(f"{pkl}: {key}[{i}] = {n!r}, expected a non-empty image name")
+            norm = posixpath.normpath(n)
+            if n.startswith("/") or norm == ".." or norm.startswith("../"):
+                raise ValueError(f"{pkl}: {key}[{i}] = {n!r} leaves the image folder {jpg}")
+    n_db = len(imlist)
+    for q, g in enumerate(gnd):
+        at = f"{pkl}: gnd[{q}] (query {qimlist[q]!r})"
+        if not isinstance(g, dict):
+            raise ValueError(f"{at}: expected a dict with 'easy', 'hard', 'junk', 'bbx', got {type(g).__name__}")
+        for key in ("easy", "hard", "junk"):
+            a = np.asarray(g.get(key, []))
+            if a.size and (a.ndim != 1 or a.dtype.kind not in "iu"):
+                if a.ndim == 1 and a.dtype.kind == "f" and np.isfinite(a).all() and (a == np.round(a)).all():
+                    a = a.astype(np.int64)
+                else:
+                    raise ValueError(f"{at}: {key} = {g.get(key)!r}, expected a list of integer ids into imlist")
+            bad = np.flatnonzero((a < 0) | (a >= n_db)) if a.size else ()
+            if len(bad):
+                raise ValueError(f"{at}: {key} id {int(a[bad[0]])} is out of range (imlist has {n_db} images, "
+                                 f"ids 0..{n_db - 1})")
+        box = g.get("bbx")
+        if box is not None:
+            try:
+                b = np.asarray(box, dtype=np.float64).ravel()
+                ok = b.size == 4 and np.isfinite(b).all() and b[0] < b[2] and b[1] < b[3]
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{at}: bbx {box!r} is not a box x1 y1 x2 y2 with x1 < x2 and y1 < y2")
+    paths = [str(jpg / f"{n}.jpg") for n in list(imlist) + list(qimlist)]
+    _raise_missing(_missing_files(paths), paths,
+                   lambda k: f"{pkl}: {'imlist' if k < n_db else 'qimlist'}[{k if k < n_db else k - n_db}]",
+                   f"images of {name}", fetch)
+
+
+def revisited(name: str, root, train_from: str | None = None) -> RetrievalBenchmark:
+    """ROxford5k / RParis6k with the official ground truth, checked when opened (see
+    :func:`xmr_lib._retrieval_benchmarks.revisited` for the benchmark itself).
+
+    Both ``gnd_<name>.pkl`` and the training set's (``train_from``, default the other dataset) are checked first: a
+    readable pickle, ids within ``imlist``, boxes ``x1 < x2``, ``y1 < y2``, image names inside ``jpg/`` and every
+    image file present — so a corrupt or partial download fails here with a ``ValueError`` naming the file, the
+    entry and the value (a :class:`MissingImagesError` for missing images), not when an image is first read.
+    """
+    if name in REVISITED_DATASETS:
+        _check_gnd(name, root)
+        other = train_from or {"roxford5k": "rparis6k", "rparis6k": "roxford5k"}[name]
+        if other != name:
+            _check_gnd(other, root)
+    return _revisited_unchecked(name, root, train_from)
 
 
 def load(name: str, split: str = "train", root: str | Path | None = None, n: int | None = None, seed: int = 0,

@@ -476,8 +476,10 @@ def _index_lists(x: Any, n_queries: int, name: str) -> tuple[np.ndarray, np.ndar
 
 
 def _revisited_chunk(ranks: np.ndarray, s0: int, n: int, groups: list, setups: list,
-                     kappas: Sequence[int]) -> list:
+                     kappas: Sequence[int], distinct: str | None = None) -> list:
     """AP and P@k (official rules) of the queries s0 … s0+C−1, for each (positive bits, junk bits) setup.
+    ``distinct``: the argument's name when ``ranks`` are given ranks (checked for repeated ids), None for rankings
+    computed from scores (permutations).
 
     Every listed (query, item) pair gets a bit per group in a (C, N) uint8 table; one gather along the rankings
     and one ``nonzero`` leave only the listed items, in rank order, and the rest works on those alone.
@@ -492,6 +494,8 @@ def _revisited_chunk(ranks: np.ndarray, s0: int, n: int, groups: list, setups: l
         pairs.append((r, col))
     pairs = [(r, cat[r, col]) for r, col in pairs]  # every bit of each listed pair
     flat = np.add(ranks, (np.arange(c, dtype=np.int64) * n)[:, None], dtype=np.int64)
+    if distinct is not None:
+        _check_distinct_ranks(flat, c, s0, n, distinct)
     listed = np.take(cat.ravel(), flat)  # (C, M): the bits of the item at each rank
     hit = np.flatnonzero(listed != 0)  # listed items in rank order, query by query
     rows_l, rank_l = hit // m, hit % m
@@ -533,6 +537,20 @@ def _revisited_chunk(ranks: np.ndarray, s0: int, n: int, groups: list, setups: l
     return out
 
 
+def _check_distinct_ranks(flat: np.ndarray, c: int, s0: int, n: int, name: str) -> None:
+    """Each row of a ranking lists a database index at most once (a repeated positive would be counted at every
+    occurrence, giving AP > 1). ``flat`` = row·n + index of the chunk's C rows; one scatter into a (C, N) bool
+    table: linear in the chunk's size."""
+    flat = flat.ravel()
+    seen = np.zeros(c * n, dtype=bool)
+    seen[flat] = True
+    if np.count_nonzero(seen) != flat.size:             # error path only from here
+        counts = np.bincount(flat, minlength=c * n)
+        k = int(np.argmax(counts > 1))
+        raise ValueError(f"{name}: database index {k % n} appears {int(counts[k])} times in the ranking of query "
+                         f"{s0 + k // n}; each row must list distinct database indices")
+
+
 def _revisited(ranks_or_scores: Any, groups: list, setups: list, n_q: int, kappas: Sequence[int],
                kind: str = "auto", name: str = "ranks") -> list:
     """[(aps (Q,), prs (Q, len(kappas)))] per (positive bits, junk bits) setup over the flat-list ``groups``."""
@@ -548,7 +566,8 @@ def _revisited(ranks_or_scores: Any, groups: list, setups: list, n_q: int, kappa
     res = [(np.empty(n_q), np.empty((n_q, len(kappas)))) for _ in setups]
     for sl in _chunks(n_q, n):
         ranks = np.argsort(-a[sl], axis=1, kind="stable") if is_scores else a[sl]
-        for (aps, prs), (ca, cp) in zip(res, _revisited_chunk(ranks, sl.start, n, groups, setups, kappas)):
+        chunk = _revisited_chunk(ranks, sl.start, n, groups, setups, kappas, None if is_scores else name)
+        for (aps, prs), (ca, cp) in zip(res, chunk):
             aps[sl], prs[sl] = ca, cp
     return res
 
@@ -569,7 +588,8 @@ def revisited_ap(ranks, positives, junk=None, *, kind: str = "auto") -> np.ndarr
     :func:`average_precision` (a lone positive at rank 2 gets 0.25, not 0.5).
 
     Args:
-        ranks: (Q, M) database indices, best first, ``M ≤ N`` (a truncated ranking is fine). **Our layout is
+        ranks: (Q, M) distinct database indices per row (a repeated one raises ``ValueError``), best first,
+            ``M ≤ N`` (a truncated ranking is fine). **Our layout is
             (n_queries, n_db)**; the official ``compute_map`` takes the transpose (n_db, n_queries). A float
             array is taken as (Q, N) scores (higher = better) and ranked with a stable sort (ties by index); force
             the reading with ``kind="ranks"`` / ``"scores"``.

@@ -127,7 +127,8 @@ def gem_pool(x: torch.Tensor, p: float | torch.Tensor = 3.0, eps: float = EPS, n
     Args:
         x: ``(N, C, H, W)`` feature maps.
         p: a number, a 0-d / 1-element tensor (shared p, possibly an ``nn.Parameter``) or a ``(C,)`` tensor (one p
-            per channel, cirtorch's GeMmp).
+            per channel, cirtorch's GeMmp). Every p must be > 0 (``p = 0`` would silently give MAC, a negative p a
+            harmonic-like mean of the weakest activations): a ``ValueError`` names the offending value.
         eps: lower clamp of the activations.
     """
     x = _check_maps(x)
@@ -145,7 +146,21 @@ def gem_pool(x: torch.Tensor, p: float | torch.Tensor = 3.0, eps: float = EPS, n
     else:
         raise ValueError(f"p: expected a number, a 1-element tensor or a ({x.shape[1]},) tensor (one per channel), "
                          f"got shape {tuple(p.shape)}")
+    _check_positive_p(p)
     return _finish(_stable_gem(x.clamp(min=eps), pv.to(x.dtype)), normalize)
+
+
+def _check_positive_p(p: torch.Tensor) -> None:
+    """Every entry of a tensor ``p`` is > 0 (``+inf`` allowed: MAC); NaN, 0 and negative values raise."""
+    pd = p.detach()
+    if not pd.is_floating_point():
+        pd = pd.double()
+    bad = ~(pd > 0)                                      # NaN compares False
+    if bool(bad.any()):                                  # one device sync per call (a scalar read)
+        i = int(bad.reshape(-1).nonzero()[0, 0])
+        where = "" if pd.numel() == 1 else f" (channel {i})"
+        raise ValueError(f"p: expected p > 0, got {pd.reshape(-1)[i].item()!r}{where}; p = 0 would give MAC and "
+                         "p < 0 a mean dominated by the weakest activations")
 
 
 def _stable_gem(x: torch.Tensor, p: float | torch.Tensor) -> torch.Tensor:
@@ -302,9 +317,25 @@ def rmac_pool(x: torch.Tensor, levels: int = 3, include_global: bool = False,
 # CroW
 
 
+def _check_crow_ab(a, b) -> tuple[float, float]:
+    """CroW's norm order ``a`` and power ``b``: numbers > 0 (``inf`` allowed); 0, negative or NaN raise."""
+    out = []
+    for name, v in (("a", a), ("b", b)):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected a number > 0, got {v!r}") from None
+        if not f > 0:
+            raise ValueError(f"{name}: expected a number > 0 (CroW uses a = b = 2), got {v!r}")
+        out.append(f)
+    return out[0], out[1]
+
+
 def crow_spatial_weight(x: torch.Tensor, a: float = 2.0, b: float = 2.0) -> torch.Tensor:
-    """CroW spatial weights ``S = (S' / ||S'||_a)^{1/b}`` with ``S' = Σ_k x_k``: ``(N, C, H, W) → (N, H, W)``."""
+    """CroW spatial weights ``S = (S' / ||S'||_a)^{1/b}`` with ``S' = Σ_k x_k``: ``(N, C, H, W) → (N, H, W)``.
+    ``a`` and ``b`` must be > 0 (``ValueError`` otherwise)."""
     x = _check_maps(x)
+    _check_crow_ab(a, b)
     s = x.sum(dim=1)
     z = torch.linalg.vector_norm(s.flatten(1), ord=a, dim=1).clamp(min=EPS)
     return (s / z[:, None, None]).clamp(min=0).pow(1.0 / b)
@@ -485,7 +516,7 @@ class CroW(nn.Module):
 
     def __init__(self, a: float = 2.0, b: float = 2.0):
         super().__init__()
-        self.a, self.b = float(a), float(b)
+        self.a, self.b = _check_crow_ab(a, b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return crow_pool(x, self.a, self.b)

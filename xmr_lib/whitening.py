@@ -128,6 +128,33 @@ class Whitening:
         return lin
 
 
+def _check_eps(eps: Any) -> float:
+    try:
+        e = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"eps: expected a number >= 0 (a relative eigenvalue floor, e.g. 1e-10), "
+                         f"got {eps!r}") from None
+    if not 0.0 <= e < float("inf"):
+        raise ValueError(f"eps: expected a finite number >= 0 (a relative eigenvalue floor, e.g. 1e-10), got {eps!r}")
+    return e
+
+
+def _check_floored(w: np.ndarray, eps: float) -> None:
+    """After the floor every eigenvalue must be > 0, else its gain ``λ^{-power}`` is infinite (only with eps = 0)."""
+    if not (w > 0).all():
+        raise ValueError(f"eps: {eps!r} leaves {int(np.count_nonzero(~(w > 0)))} eigenvalue(s) at or below 0 (the "
+                         "learning data has no variance along them), whose gain would be infinite; pass eps > 0 "
+                         "(default 1e-10) or a smaller dim")
+
+
+def _check_cov(c: np.ndarray, name: str) -> np.ndarray:
+    """A covariance that overflowed float64 (descriptors of norm ~1e154 and beyond) would make ``eigh`` fail."""
+    if not np.isfinite(c).all():
+        raise ValueError(f"{name}: values too large: their covariance overflows float64 (|x| beyond ~1e150); "
+                         "L2-normalise the descriptors first")
+    return c
+
+
 def _sorted_eigh(c: np.ndarray, top: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Eigen-decomposition of a symmetric matrix (float64), eigenvalues in decreasing order, the ``top`` largest
     pairs when ``top`` is given. Uses ``torch.linalg.eigh``, several times faster than numpy's on small CPUs."""
@@ -138,6 +165,15 @@ def _sorted_eigh(c: np.ndarray, top: int | None = None) -> tuple[np.ndarray, np.
     return np.ascontiguousarray(w), np.ascontiguousarray(v)
 
 
+def _check_variance(top: float, a: np.ndarray) -> None:
+    """The largest variance must be a meaningful fraction of the vectors' squared norm (and a normal float)."""
+    scale = float(np.mean(np.einsum("ij,ij->i", a, a)))
+    if not (top > 1e-24 * scale and top > np.finfo(np.float64).tiny / np.finfo(np.float64).eps):
+        raise ValueError(f"x: the {len(a)} learning vectors have no variance (largest eigenvalue {top:.3g}, mean "
+                         f"squared norm {scale:.3g}): they are all the same vector (or too small to be resolved), so there is "
+                         "no direction to whiten; learn the whitening on distinct descriptors")
+
+
 def learn_pca_whitening(x: Any, dim: int | None = None, power: float = 0.5, eps: float = 1e-10) -> Whitening:
     """Learn PCA-whitening on ``x`` (``(N, D)``, one descriptor per row — a set disjoint from the test data).
 
@@ -146,28 +182,42 @@ def learn_pca_whitening(x: Any, dim: int | None = None, power: float = 0.5, eps:
     directions without variance in the learning set (there are ``D − N + 1`` of them when ``N ≤ D``) get a large
     but finite gain — which is exactly why full whitening learned on too few samples hurts retrieval.
 
+    Rank-deficient learning sets (choice made here): as long as the learning set has *some* variance, the null
+    directions are kept with the floored eigenvalue above (documented, finite, the classic behaviour; use ``dim``
+    ≤ the rank to keep only the non-null directions). A learning set with **no** variance at all (every vector
+    the same, up to ``1e-12`` relative to the vectors' norm) defines no direction to whiten: it raises a
+    ``ValueError`` instead of returning a whitening that maps every vector to zero.
+
     Args:
         x: learning descriptors (L2-normalised, as produced by :mod:`xmr_lib.pooling`).
         dim: output dimensions kept (``None`` = ``D``).
         power: 0.5 full whitening, 0.25 partial (dirtorch), 0 PCA rotation only.
-        eps: relative eigenvalue floor.
+        eps: relative eigenvalue floor (>= 0; 0 only for full-rank data).
+    Raises:
+        ValueError: ``x`` has no variance (all vectors equal), or values whose covariance overflows; ``eps`` < 0, or
+            0 on rank-deficient data (infinite gains).
     """
     a = _as_matrix(x, "x", min_rows=2)
     d = _check_dim(dim, a.shape[1])
     if not 0.0 <= float(power) <= 1.0:
         raise ValueError(f"power: expected a number in [0, 1] (0.5 = full whitening), got {power!r}")
+    eps = _check_eps(eps)
     m = a.mean(axis=0)
     xc = a - m
     n = len(a)
     if d <= n - 1 < a.shape[1]:
         # fewer vectors than dimensions: the N×N Gram matrix has the same non-zero eigenvalues, and its eigenvectors
         # map to the covariance's (v = xcᵀu / √(N λ)) — O(N²D) instead of O(D³)
-        w, u = _sorted_eigh(xc @ xc.T / n, top=d)
+        w, u = _sorted_eigh(_check_cov(xc @ xc.T / n, "x"), top=d)
+        _check_variance(float(w[0]), a)
         w = np.maximum(w, eps * max(float(w[0]), np.finfo(np.float64).tiny))
+        _check_floored(w, eps)
         v = xc.T @ u / np.sqrt(n * w)[None, :]
     else:
-        w, v = _sorted_eigh(xc.T @ xc / n, top=d)
+        w, v = _sorted_eigh(_check_cov(xc.T @ xc / n, "x"), top=d)
+        _check_variance(float(w[0]), a)
     w = np.maximum(w, eps * max(float(w[0]), np.finfo(np.float64).tiny))
+    _check_floored(w[:d], eps)
     P = (w[:d] ** -float(power))[:, None] * v[:, :d].T
     return Whitening(mean=m, projection=P, eigenvalues=w[:d], kind="pca", power=float(power), n_samples=len(a))
 
@@ -189,7 +239,11 @@ def learn_supervised_whitening(x: Any, query_idx: Any, positive_idx: Any, dim: i
         x: ``(N, D)`` descriptors of the learning set.
         query_idx, positive_idx: ``(M,)`` row indices of matching pairs (``M ≥ 1``).
         dim: output dimensions kept.
-        eps: relative eigenvalue floor of ``C_S`` (fewer pairs than dimensions leave it singular).
+        eps: relative eigenvalue floor of ``C_S`` (fewer pairs than dimensions leave it singular); >= 0 (0 only
+            when ``C_S`` has full rank).
+    Raises:
+        ValueError: the pairs are uninformative (every pair joins two equal vectors, e.g. a vector with itself, so
+            ``C_S = 0`` and no direction is defined), ``x`` overflows, or ``eps`` < 0 (or 0 with a singular ``C_S``).
     """
     a = _as_matrix(x, "x", min_rows=2)
     qi = np.asarray(query_idx, dtype=np.int64).reshape(-1)
@@ -201,11 +255,20 @@ def learn_supervised_whitening(x: Any, query_idx: Any, positive_idx: Any, dim: i
         if idx.min() < 0 or idx.max() >= len(a):
             raise ValueError(f"{name}: indices must be in [0, {len(a)}), got range [{idx.min()}, {idx.max()}]")
     d = _check_dim(dim, a.shape[1])
+    eps = _check_eps(eps)
     m = a[qi].mean(axis=0)
     df = a[qi] - a[pi]
-    cs = df.T @ df / len(df)
+    cs = _check_cov(df.T @ df / len(df), "x")
     ws, vs = _sorted_eigh(cs)
+    scale = float(np.mean(np.einsum("ij,ij->i", a, a)))
+    if not (float(ws[0]) > 1e-24 * scale and float(ws[0]) > np.finfo(np.float64).tiny / np.finfo(np.float64).eps):
+        same = int(np.count_nonzero(qi == pi))
+        raise ValueError(f"query_idx, positive_idx: the {len(qi)} pairs carry no information: x[query_idx] − "
+                         f"x[positive_idx] is zero for every pair ({same} pair(s) join a vector with itself, the rest "
+                         "equal vectors), so the matching-pair covariance is 0 and learned whitening is undefined; "
+                         "pass pairs of distinct matching descriptors")
     ws = np.maximum(ws, eps * max(float(ws[0]), np.finfo(np.float64).tiny))
+    _check_floored(ws, eps)
     p1 = (ws ** -0.5)[:, None] * vs.T                                               # P₁ C_S P₁ᵀ = I
     z = (a - m) @ p1.T
     w, u = _sorted_eigh(z.T @ z / len(a), top=d)
