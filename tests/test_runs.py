@@ -99,3 +99,28 @@ def test_params_starts_each_record_afresh(run_dir):
     rec = runs.recorded()
     assert rec["metrics"] == {} and rec["profile"] == "smoke"
     assert rec["settings"]["threads"] >= 1 and rec["settings"]["numpy_version"]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"n_queries": -5}, r"n_queries: expected an integer ≥ 0"),
+    ({"n_queries": "ten"}, "n_queries"), ({"pca_dim": 2.5}, "pca_dim"), ({"n_db": float("nan")}, "n_db"),
+    ({"data_root": "/no/such/folder"}, "data_root"), ({"device": 3}, "device")])
+def test_resolve_checks_values_before_anything_runs(bad, match):
+    with pytest.raises(ValueError, match=match):
+        runs.resolve("00", "default", **bad)
+
+
+def test_declared_knobs_and_inferred_types():
+    from xmr_lib import knobs
+
+    k = knobs.ListOf(knobs.Int(8, 1024))
+    k.check("bits", [16, 32])
+    with pytest.raises(ValueError, match=r"bits\[1\]: expected an integer ≥ 8 and ≤ 1024"):
+        k.check("bits", [16, 4])
+    with pytest.raises(ValueError, match="one of 'a', 'b'"):
+        knobs.Choice("a", "b").check("mode", "c")
+    assert knobs.infer([1, 2.5, None]) == knobs.Knob("float", lo=0, none_ok=True)
+    assert knobs.infer([-1, 2]).lo is None
+    for ch in ("00", "02", "03", "04", "05", "06", "07", "08", "09", "10"):  # every profile passes its own checks
+        for prof in runs.PROFILE_NAMES:
+            runs.resolve(ch, prof)

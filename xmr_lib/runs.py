@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from . import knobs
 from ._setup import setup
 
 PROFILE_NAMES = ("smoke", "default", "full")
@@ -127,8 +128,16 @@ def resolve(chapter: str, profile: str = "default", **given: Any) -> Params:
                data_root=given.get("data_root"))
     for k, v in table[profile].items():
         p[k] = given[k] if given.get(k) is not None else v
-    if not isinstance(p.seed, int) or isinstance(p.seed, bool):
-        raise ValueError(f"seed: expected an int, got {p.seed!r}")
+    if not isinstance(p.seed, int) or isinstance(p.seed, bool) or not 0 <= p.seed < 2**31:
+        raise ValueError(f"seed: expected a whole number from 0 to 2**31 - 1, got {p.seed!r}")
+    if p.device is not None and not isinstance(p.device, str):
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {p.device!r}")
+    if p.data_root is not None:
+        if not isinstance(p.data_root, (str, os.PathLike)) or not Path(p.data_root).expanduser().is_dir():
+            raise ValueError(f"data_root: {p.data_root!r} is not a folder (fetch the real sets with "
+                             "`python -m data_scripts fetch NAME --root DIR`, then pass that DIR)")
+    mod = chapter_module(chapter)
+    knobs.check(table, getattr(mod, "KNOBS", None), {k: p[k] for k in table[profile]})
     return p
 
 
