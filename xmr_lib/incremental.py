@@ -1072,7 +1072,7 @@ class IncrementalTrainer:
             self._col_lut[c] = i
         self.result = IncrementalResult(name, self.eval_groups)
         self._gen = torch.Generator().manual_seed(int(self.config.seed))
-        self._global_it = 0
+        self._global_it = 0                                 # optimisation steps over all tasks (saved, resumed)
 
     # ---------------------------------------------------------------------------------------------- helpers
     def n_old_for(self, task: int) -> int:
@@ -1104,8 +1104,47 @@ class IncrementalTrainer:
                "n_train": len(self.train_set), "n_test": len(self.test_set),
                "plugins": [p.describe() for p in self.plugins], "model": type(self.model.trunk).__name__,
                "n_params": sum(p.numel() for p in self.model.parameters()),
-               "base": getattr(self, "_base_digest", None)}
+               "base": getattr(self, "_base_digest", None),
+               "data": self._data_digest()}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _data_digest(self) -> str:
+        """A digest of the training and test sets' content (labels, and images — all of them up to 64 M values,
+        else an evenly spaced sample of 512 and the shape), so that a checkpoint is never reused for other data
+        of the same size."""
+        if getattr(self, "_data_digest_cache", None) is None:
+            h = hashlib.sha256()
+            for ds in (self.train_set, self.test_set):
+                h.update(ds.labels.cpu().numpy().tobytes())
+                imgs = ds.images
+                h.update(str(tuple(imgs.shape)).encode())
+                if imgs.numel() > 64_000_000:
+                    imgs = imgs[torch.linspace(0, len(imgs) - 1, 512).long()]
+                h.update(imgs.cpu().contiguous().numpy().tobytes())
+            self._data_digest_cache = h.hexdigest()[:16]
+        return self._data_digest_cache
+
+    def _rng_state(self) -> dict:
+        """Every random state of the data path and of the training step: the augmentation generator, torch's global
+        (and CUDA) generators, NumPy's and Python's — saved with each task so that a resumed run goes on exactly
+        as the uninterrupted one."""
+        import random
+
+        st = {"augment": self._gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+              "python": random.getstate()}
+        if torch.cuda.is_available():
+            st["cuda"] = torch.cuda.get_rng_state_all()
+        return st
+
+    def _set_rng_state(self, st: dict) -> None:
+        import random
+
+        self._gen.set_state(st["augment"])
+        torch.set_rng_state(st["torch"])
+        np.random.set_state(st["numpy"])
+        random.setstate(st["python"])
+        if "cuda" in st and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(st["cuda"])
 
     def _set_train_mode(self) -> None:
         from .finetune import freeze_batchnorm
@@ -1215,7 +1254,8 @@ class IncrementalTrainer:
                 self.checkpoint.save(f"task{t}", {"fingerprint": fp, "task": t, "model": self.model.state_dict(),
                                                   "n_classes": self.model.n_classes,
                                                   "result": self.result.to_dict(),
-                                                  "plugins": [p.state() for p in self.plugins]})
+                                                  "plugins": [p.state() for p in self.plugins],
+                                                  "rng": self._rng_state(), "global_iteration": self._global_it})
         self.result.model = self.model
         self.result.plugins = self.plugins
         return self.result
@@ -1251,6 +1291,9 @@ class IncrementalTrainer:
         for p, st in zip(self.plugins, states[last].get("plugins", [])):
             if st is not None:
                 p.load_state(st)
+        if "rng" in states[last]:
+            self._set_rng_state(states[last]["rng"])
+            self._global_it = int(states[last].get("global_iteration", 0))
         print(f"{self.name}: resumed after task {last} from {self.checkpoint.dir}")
         return last + 1
 
