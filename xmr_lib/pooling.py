@@ -132,6 +132,8 @@ def gem_pool(x: torch.Tensor, p: float | torch.Tensor = 3.0, eps: float = EPS, n
         eps: lower clamp of the activations.
     """
     x = _check_maps(x)
+    if not (isinstance(eps, (int, float)) and eps > 0):
+        raise ValueError(f"eps: the lower clamp of the activations must be > 0, got {eps!r}")
     if not isinstance(p, torch.Tensor):
         p = float(p)
         if math.isinf(p) and p > 0:
@@ -300,7 +302,7 @@ def rmac_pool(x: torch.Tensor, levels: int = 3, include_global: bool = False,
         ``(N, D)`` descriptors (``D = C`` without a transform).
     """
     x = _check_maps(x)
-    if int(levels) < 1:
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels: expected an int >= 1, got {levels!r}")
     # a map of short side w has regions at levels l ≤ 2w − 1 only; tiny maps keep the levels that fit
     reg = rmac_regions(x.shape[2], x.shape[3], min(int(levels), 2 * min(x.shape[2], x.shape[3]) - 1))

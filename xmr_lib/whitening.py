@@ -246,6 +246,12 @@ def learn_supervised_whitening(x: Any, query_idx: Any, positive_idx: Any, dim: i
             ``C_S = 0`` and no direction is defined), ``x`` overflows, or ``eps`` < 0 (or 0 with a singular ``C_S``).
     """
     a = _as_matrix(x, "x", min_rows=2)
+    for name, idx in (("query_idx", query_idx), ("positive_idx", positive_idx)):
+        raw = np.asarray(idx)
+        if raw.dtype.kind not in "iu" and not (raw.dtype.kind == "f" and np.all(np.mod(raw, 1) == 0)):
+            raise ValueError(f"{name}: expected integer row indices, got dtype {raw.dtype}"
+                             + (f" with a fractional value {raw[np.mod(raw, 1) != 0].flat[0]!r}"
+                                if raw.dtype.kind == "f" else ""))
     qi = np.asarray(query_idx, dtype=np.int64).reshape(-1)
     pi = np.asarray(positive_idx, dtype=np.int64).reshape(-1)
     if qi.shape != pi.shape or len(qi) == 0:
