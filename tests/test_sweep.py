@@ -66,9 +66,7 @@ def test_sweep_on_a_local_ray_cluster_of_two_workers_equals_serial(tmp_path, mon
     root = _fake_repo(tmp_path)
     grid = {"seed": [0, 1], "n_db": [100, 600]}
     serial, _ = sweep.sweep(["00"], grid, profile="smoke", executor="serial", out_root=tmp_path / "s", root=root)
-    monkeypatch.setenv("RAY_raylet_start_wait_time_s", "180")  # a busy 2-core CI machine starts Ray slowly
-    monkeypatch.setenv("RAY_agent_register_timeout_ms", "180000")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a local cluster: two 1-CPU workers
+    sweep.start_ray(num_cpus=2)  # a local cluster: two 1-CPU workers
     try:
         assert ray.cluster_resources()["CPU"] == 2
         d, state = sweep.sweep(["00"], grid, profile="smoke", executor="ray", out_root=tmp_path / "r", root=root)

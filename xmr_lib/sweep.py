@@ -90,15 +90,34 @@ def run_point(notebooks: list[str], point_dir: str, parameters: dict[str, Any], 
     return status
 
 
+def start_ray(address: str | None = None, num_cpus: int | None = None, attempts: int = 3) -> None:
+    """Connect to the Ray cluster at ``address``, or start a local instance (``num_cpus`` workers' CPUs).
+
+    On a busy machine a local raylet can miss its agents' start-up deadline (about 30 s, not configurable); the
+    start is then retried, ``attempts`` times in all, before the error is raised.
+    """
+    import ray
+
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
+    for i in range(attempts):
+        if ray.is_initialized():
+            return
+        try:
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                     log_to_driver=False,
+                     runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("XMR_")}})
+            return
+        except Exception:  # noqa: BLE001 - Ray raises a bare Exception for a start-up time-out
+            ray.shutdown()
+            if i == attempts - 1 or address is not None:
+                raise
+
+
 def _ray_executor(address: str | None, cpus: float, gpus: float) -> Callable:
     import ray
 
-    # a busy machine starts Ray's agents slowly; Ray's own defaults (30 s) then abort the start
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
-    os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("XMR_")}})
+    start_ray(address)
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(run_point)
 
     def submit(jobs):
