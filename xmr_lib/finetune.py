@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import losses, mining
+from . import distributed, losses, mining
 from .pooling import GeM, l2_normalize
 
 __all__ = ["RetrievalNet", "split_trunk", "parameter_groups", "freeze_batchnorm", "embed", "FinetuneHistory",
@@ -225,7 +225,11 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
         raise ValueError(f"groups: need more than n_negatives={n_negatives} groups to mine distinct negatives, "
                          f"got {len(np.unique(g))}")
     dev = torch.device(resolve_device(device))
+    dist = distributed.context(dev)
+    if dist.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", dist.local_rank)
     net.to(dev)
+    model = dist.wrap(net, dev)                    # DistributedDataParallel under torchrun, else net itself
     opt = torch.optim.Adam(parameter_groups(net, lr, pool_lr_mult, weight_decay))
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
     hist, start = FinetuneHistory(), 0
@@ -241,7 +245,7 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
                 start = e + 1
                 break
     epoch_iter = range(start, int(epochs))
-    if progress:
+    if progress and dist.is_main:
         from tqdm.auto import tqdm
 
         epoch_iter = tqdm(epoch_iter, desc="fine-tuning", initial=start, total=int(epochs), leave=False)
@@ -268,31 +272,38 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
         freeze_batchnorm(net)
         total, order = 0.0, rng.permutation(len(qi))
         for b in range(0, len(order), int(batch_tuples)):
-            sel = order[b:b + int(batch_tuples)]
+            sel = order[b:b + int(batch_tuples)]               # the global batch
             B, k = len(sel), n_negatives
-            idx = np.concatenate([qi[sel], pi[sel], neg[sel].reshape(-1)])
-            out = _forward(net, _take(inputs, idx), dev)
-            q, p, n = out[:B], out[B:2 * B], out[2 * B:].view(B, k, -1)
+            mine, weight = dist.shard(sel), 1.0                 # this rank's tuples (all of them in one process)
+            if len(mine) == 0:                                  # a short last batch: join the gradient reduction
+                mine, weight = sel[:1], 0.0
+            Bm = len(mine)
+            idx = np.concatenate([qi[mine], pi[mine], neg[mine].reshape(-1)])
+            out = _forward(model, _take(inputs, idx), dev)
+            q, p, n = out[:Bm], out[Bm:2 * Bm], out[2 * Bm:].view(Bm, k, -1)
             if loss == "contrastive":
                 x1 = torch.cat([q, q.repeat_interleave(k, dim=0)])
-                x2 = torch.cat([p, n.reshape(B * k, -1)])
-                lab = torch.cat([torch.ones(B), torch.zeros(B * k)]).to(dev)
+                x2 = torch.cat([p, n.reshape(Bm * k, -1)])
+                lab = torch.cat([torch.ones(Bm), torch.zeros(Bm * k)]).to(dev)
                 value = losses.contrastive_loss(x1, x2, lab, margin, form=contrastive_form, reduction="sum") / B
             else:
                 value = losses.triplet_loss(q, p, n, margin, reduction="sum") / B
             opt.zero_grad(set_to_none=True)
-            value.backward()
+            # DDP averages gradients over the ranks: scaled by the world size, the average is the gradient of the
+            # global batch's loss (this rank's share of it is `value`)
+            (value * (dist.world * weight)).backward()
             opt.step()
-            total += float(value.detach()) * B
+            total += dist.sum(float(value.detach()) * weight) * B
         hist.lr.append(float(opt.param_groups[0]["lr"]))
         sched.step()
         net.eval()
         hist.loss.append(total / len(qi))
         hist.p.append(_gem_p(net))
         hist.seconds.append(time.time() - t0)
-        if checkpoint is not None:
+        if checkpoint is not None and dist.is_main:
             checkpoint.save(f"epoch_{epoch}", {"net": net.state_dict(), "optimizer": opt.state_dict(),
                                                "scheduler": sched.state_dict(), "history": hist.as_dict()})
+        dist.barrier()
         if callback is not None:
             callback(epoch, net)
     return hist
