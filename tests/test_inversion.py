@@ -138,3 +138,15 @@ def test_invert_bn_validates_arguments(digits_net):
         inv.invert_bn(digits_net, 4, (1, 8, 8), lambda_bn=-1, progress=False)
     with pytest.raises(ValueError, match="lr"):
         inv.invert_bn(digits_net, 4, (1, 8, 8), lr=0, progress=False)
+
+
+def test_generation_lowers_its_whole_objective(digits_net):
+    """Algorithm 2, lines 12-16: the generation lowers L_g = L_BN + L_cluster (Eqs. 7.4-7.5) from the noise start
+    (was the notebook claim 07.generation_lowers_its_loss, a check of our implementation)."""
+    r = inv.invert_bn(digits_net, 16, (1, 8, 8), steps=40, lr=0.05, lambda_bn=0.1, lambda_cluster=0.1, n_clusters=4,
+                      normalize=((0.3,), (0.4,)), log_every=10, progress=False, seed=3)
+    _, total = r.curve("total")
+    _, bn = r.curve("bn")
+    _, cl = r.curve("cluster")
+    assert total[-1] < total[0], total
+    assert np.allclose(np.asarray(total), np.asarray(bn) + np.asarray(cl), rtol=1e-5, atol=1e-7)

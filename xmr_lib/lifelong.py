@@ -1,4 +1,4 @@
-"""Lifelong image retrieval across datasets by dual knowledge distillation (thesis chapter 7, seed 003 l. 2223-2547).
+"""Lifelong image retrieval across datasets by dual knowledge distillation (thesis chapter 7).
 
 A retrieval network learns a *sequence of datasets* (birds → dogs → cars in the thesis; here e.g. SynthSpecies →
 Fashion-MNIST → digits): a task is a whole dataset, with a large semantic shift to the previous one. Each dataset
@@ -78,7 +78,7 @@ def gram_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 4
     """Eqs. (7.2)-(7.3) without λ: ``T²/N Σ_i KL(σ(G_o[i]/T) ‖ σ(G_n[i]/T))`` with ``G = F Fᵀ`` (inner products).
 
     The softmax runs over the rows of the Gram matrices; the temperature and the ``T²/N`` normalisation are the
-    released chapter-6 code's (the thesis gives neither, spec §8 item 2). Teacher detached.
+    released chapter-6 code's (the thesis gives neither). Teacher detached.
     ``student``, ``teacher``: ``(N, D)`` embeddings of the same images.
     """
     return distill.correlation_distillation_loss(student, teacher, temperature)
@@ -96,7 +96,7 @@ def harmonic_mean(s: Any, u: Any) -> Any:
 # benchmark: a sequence of datasets, each with seen and unseen classes
 
 
-#: SynthSpecies classes for a colour task: 6 body hues × 3 head hues (no stripes, aspect 0.6), spec §6.2 / §6.4
+#: SynthSpecies classes for a colour task: 6 body hues × 3 head hues (no stripes, aspect 0.6)
 SPECIES_HUE_CLASSES = [dict(body_hue=bh, head_hue=hh, stripes=0, aspect=0.6)
                        for bh in (0.0, 0.166, 0.333, 0.5, 0.666, 0.833) for hh in (0.0, 0.33, 0.66)]
 
@@ -506,7 +506,7 @@ def lifelong_plugins(method: str, *, make_model: Callable[[int], nn.Module] | No
         method: a key of :data:`LIFELONG_METHODS`.
         make_model: builds the on-the-fly teacher (needed by ``otf``, ``dkd*``).
         lambda_s, lambda_kd1, lambda_kd2, lambda_te2: the weights of Eq. 7.9 (thesis 1, 80, 20, 1 — our Gram KL
-            carries ``T²``, so 80/20 become 8/2 here, spec §6.4).
+            carries ``T²``, so 80/20 become 8/2 here, see :func:`gram_kl`).
         temperature: of both Gram KLs. margin: δ of every triplet loss.
         replay: :class:`GeneratedReplay` settings. replay_cache: a dict shared across runs (see there).
         otf_lr: the on-the-fly teacher's learning rate (default: the trainer's).
