@@ -1,4 +1,4 @@
-"""Command line: ``python -m xmr_lib {run,sweep,assets,scorecard,list}`` (also installed as ``xmr``)."""
+"""Command line: ``python -m xmr_lib {run,sweep,book,assets,scorecard,list}`` (also installed as ``xmr``)."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep")
     w.add_argument("--out", metavar="DIR", help="parent folder of the sweep folder (default: runs/)")
     w.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+
+    b = sub.add_parser("book", help="a static site from a run folder: the executed notebooks and the scorecard")
+    b.add_argument("run_dir")
+    b.add_argument("--out", default=None, help="where to write it (default: RUN_DIR/book)")
 
     sub.add_parser("assets", help="list what is available offline (--install-wordnet: build the WordNet corpus)",
                    add_help=False)
@@ -68,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"{len(failed)} execution(s) failed: {', '.join(failed[:10])}", file=sys.stderr)
             return 1
+        return 0
+    if args.cmd == "book":
+        from .book import build
+
+        try:
+            index = build(args.run_dir, args.out)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"book: {index}")
         return 0
     if args.cmd == "assets":
         from . import assets
