@@ -1,4 +1,4 @@
-"""Command line: ``python -m xmr_lib {run,sweep,book,assets,scorecard,list}`` (also installed as ``xmr``)."""
+"""Command line: ``python -m xmr_lib {run,sweep,book,student,assets,scorecard,list}`` (also installed as ``xmr``)."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("book", help="a static site from a run folder: the executed notebooks and the scorecard")
     b.add_argument("run_dir")
     b.add_argument("--out", default=None, help="where to write it (default: RUN_DIR/book)")
+
+    st = sub.add_parser("student", help="write the learner copies of the notebooks (exercise solutions stubbed)")
+    st.add_argument("out", help="folder for the learner notebooks")
 
     sub.add_parser("assets", help="list what is available offline (--install-wordnet: build the WordNet corpus)",
                    add_help=False)
@@ -82,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(f"book: {index}")
+        return 0
+    if args.cmd == "student":
+        from .exercises import write_student_copies
+
+        paths = write_student_copies(args.out)
+        print(f"{len(paths)} learner notebooks → {args.out}")
         return 0
     if args.cmd == "assets":
         from . import assets
