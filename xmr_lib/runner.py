@@ -120,8 +120,10 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict[str, Any], 
     out_dir.mkdir(parents=True, exist_ok=True)
     validate_parameters(notebook, parameters)
     out = out_dir / notebook.name
-    old = {k: os.environ.get(k) for k in ("XMR_RUN_DIR", "XMR_NOTEBOOK", "MPLBACKEND", "PYTHONWARNINGS")}
+    old = {k: os.environ.get(k) for k in ("XMR_RUN_DIR", "XMR_NOTEBOOK", "MPLBACKEND", "PYTHONWARNINGS",
+                                          "XMR_HEADLESS")}
     os.environ["XMR_RUN_DIR"] = str(out_dir.resolve())
+    os.environ["XMR_HEADLESS"] = "1"  # explorers show their static figure: nobody moves a widget in a saved run
     os.environ["XMR_NOTEBOOK"] = notebook.stem
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:

@@ -132,6 +132,11 @@ def metric_curves(curves: Mapping[str, Sequence[float]] | Mapping[str, tuple[Seq
         if x.shape != y.shape:
             raise ValueError(f"curves[{name!r}]: x has shape {x.shape} but y has shape {y.shape}")
         ax.plot(x, y, label=name, marker=marker)
+    if all(float(v).is_integer() for c in curves.values()
+           for v in (c[0] if isinstance(c, tuple) and len(c) == 2 else range(len(c)))):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, steps, K: no 2.5-th epoch
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
@@ -228,3 +233,82 @@ def fig_to_html(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     return f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'/>"
+
+
+def is_headless() -> bool:
+    """True when no person watches the kernel: a run by ``xmr run`` / the tests (``$XMR_HEADLESS``), whose saved
+    outputs are read as a static page, where a live widget would show as an empty placeholder."""
+    import os
+
+    return os.environ.get("XMR_HEADLESS", "") not in ("", "0")
+
+
+def _widget(name: str, spec: Any):
+    """A control: a widget as is; ``(lo, hi[, step])`` numbers → a slider at ``lo``; a list → a dropdown."""
+    import ipywidgets as W
+
+    if isinstance(spec, W.Widget):
+        return spec
+    if isinstance(spec, tuple) and len(spec) in (2, 3) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+        lo, hi, *rest = spec
+        if all(isinstance(v, int) for v in spec):
+            return W.IntSlider(value=lo, min=lo, max=hi, step=rest[0] if rest else 1, description=name)
+        return W.FloatSlider(value=lo, min=lo, max=hi, step=rest[0] if rest else (hi - lo) / 20, description=name)
+    if isinstance(spec, list) and spec:
+        first = spec[0][1] if isinstance(spec[0], tuple) else spec[0]
+        return W.Dropdown(options=spec, value=first, description=name)
+    raise ValueError(f"controls[{name!r}]: expected a widget, (lo, hi[, step]) numbers or a non-empty list of "
+                     f"options; got {spec!r}")
+
+
+def explorer(draw, controls: Mapping[str, Any], *, values: Mapping[str, Any] | None = None):
+    """An interactive figure, drawn once when shown.
+
+    Args:
+        draw: ``draw(**values) -> matplotlib Figure`` for one setting of the controls.
+        controls: ``{name: control}``, a control being an ipywidgets widget, ``(lo, hi[, step])`` (an int or a float
+            slider starting at ``lo``) or a list of options (a dropdown starting at the first; ``(label, value)``
+            pairs allowed).
+        values: the initial values (default: each control's own).
+
+    In a live notebook the controls sit above one output that ``draw`` fills at once and again whenever a control
+    moves. In a headless run (``xmr run``, the tests — see :func:`is_headless`) or without ipywidgets, only the
+    static figure of the initial values is shown — one view, never both. Returns the widget box, or the figure.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    try:
+        import ipywidgets as W
+    except ImportError:
+        W = None
+    widgets = {k: _widget(k, v) for k, v in controls.items()} if W is not None else {}
+    initial = {k: w.value for k, w in widgets.items()} if widgets else {
+        k: ((v[0][1] if isinstance(v[0], tuple) else v[0]) if isinstance(v, (list, tuple)) else getattr(v, "value", v))
+        for k, v in controls.items()}
+    for k, v in (values or {}).items():
+        if k not in controls:
+            raise ValueError(f"values: {k!r} is not one of the controls {sorted(controls)}")
+        initial[k] = v
+        if k in widgets:
+            widgets[k].value = v
+    if W is None or is_headless():
+        fig = draw(**initial)
+        return fig
+    out = W.Output()
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig = draw(**{k: w.value for k, w in widgets.items()})
+            if fig is not None:
+                display(fig)
+                plt.close(fig)
+
+    for w in widgets.values():
+        w.observe(redraw, names="value")
+    box = W.VBox([W.HBox(list(widgets.values())), out])
+    display(box)
+    redraw()
+    return box
