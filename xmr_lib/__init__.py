@@ -6,7 +6,19 @@ One module per concept: ``pooling``, ``losses``, ``hashing``, ``metrics``, ``ind
 """
 from __future__ import annotations
 
+import os as _os
+
 from ._setup import resolve_device, setup
+
+if _os.environ.get("XMR_HEADLESS", "") not in ("", "0"):
+    # A saved (headless) run would keep each tqdm.auto widget's first text, "0%| 0/600", for ever: text bars
+    # instead, updated every few seconds, so that a saved notebook shows each bar as it ended.
+    import functools as _functools
+
+    import tqdm.auto as _tqdm_auto
+    import tqdm.std as _tqdm_std
+
+    _tqdm_auto.tqdm = _functools.partial(_tqdm_std.tqdm, mininterval=5.0, ncols=100)
 
 __all__ = ["setup", "resolve_device", "__version__"]
 __version__ = "0.1.0"
