@@ -12,7 +12,7 @@ def assert_gated_on_real_data(chapter_module, real_keys=(claims.REAL_DATA,)) -> 
     gated = [c for c in chapter_module.CLAIMS if set(real_keys) & set(c.metrics)]
     assert gated, "some full-profile claims must be gated on real data"
     assert all(c.profiles == ("full",) for c in gated)
-    metrics = {m: 1.0 for c in gated for m in c.metrics if m not in real_keys}
+    metrics = {m: [1.0] * claims.MIN_SEEDS for c in gated for m in c.metrics if m not in real_keys}
     fallback = {"profile": "full", "metrics": {**metrics, "data/fallback": 1}}
     assert all(claims.evaluate_claim(c, fallback)["status"] == claims.NOT_RUN for c in gated)
     real = {"profile": "full", "metrics": {**metrics, "data/fallback": 0, **{k: 1 for k in real_keys}}}

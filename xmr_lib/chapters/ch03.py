@@ -5,9 +5,32 @@ quantisation (3.1), label prediction (3.6), multi-level similarity (3.3) and the
 (3.2), combined by Eq. 3.7. Default profile: the offline ``shapes`` set (easy-vqa images, one templated caption
 each, labels colour / shape / size) with frozen EfficientNet-Lite0 features and a caption bag-of-words; full
 profile: MIRFlickr-25K (and NUS-WIDE with ``-p dataset=nuswide``) prepared by ``python -m data_scripts``.
+
+**What the default profile tests.** The chapter's central result, Table 3.3's cumulative ablation (Baseline1 =
+L_pairs + L_q → Baseline2 + L_l → Baseline3 + L_m → Full + L_d), is registered step by step in the default
+profile with the paper's gaps (a quarter of each must be reached, decided over 5 seeds); so are Table 3.2's
+16 → 32-bit gain and the paper's statement that the trained domain predictor is uncertain about the modality.
+They are decided on ``shapes`` and fail when our numbers do not support them.
+
+**Loss normalisation (``loss_reduction``).** The printed Eq. 3.7 adds *sums*: Eqs. 3.3 and 3.5 over N² pairs,
+Eqs. 3.1, 3.2 and 3.6 over N samples. ``"dcmh"`` (DCMH's code: every summed term divided by batch × n_partners)
+keeps exactly those relative weights, so it is the literal reading, and under it a per-sample term (γ L_l,
+ε L_q, α L_d) weighs about 1/n_train of the pair term per sample — which is what makes α = 100 plausible, and
+which also makes γ = 1 weak: the Baseline1 → Baseline2 step is close to a no-op by construction. The
+alternative ``"mean"`` (each term a mean over its own items, so γ = ε = 1 weigh like the pair term) was run
+while preparing this profile (n_train 1,000, 8 epochs, seeds 0–1): with the paper's weights every
+configuration retrieved at the chance level (mAP 0.60–0.66 against a chance level of 0.60; with the balance
+term normalised like a pair term instead, the quantisation term froze every bit constant, the prototype's
+failure). No reading gives every ablation step a strong weight with the printed weights; the default keeps
+``"dcmh"`` and the claims state the paper's gaps, so that a step that does nothing reads "does not hold".
+
+**Default-profile cost (5 seeds on 2 cores).** n_train 1,500 → 1,000 and 12 → 8 epochs (each run ~2.5× cheaper;
+the ablation's mAP moves from ≈ 0.90 to ≈ 0.86, far above the 0.60 chance level), 64 bits and the α = 15 / in-batch
+α sweeps at one seed dropped; every metric an ordering claim reads is recorded per seed over 5 seeds. At
+n_train = 1,000 the thesis's α = 100 over 10,000 training pairs weighs like α = 10 here (α / n_train).
 """
 
-from xmr_lib.claims import at_least, close_to, custom, greater, requiring
+from xmr_lib.claims import FINDING, PAPER, SANITY, at_least, close_to, custom, greater, paired_gap, real_data_only
 
 _COMMON = {
     "image_encoder": "efficientnet_lite0",   # frozen ImageNet trunk (the thesis fine-tunes CNN-F)
@@ -33,17 +56,18 @@ _COMMON = {
 
 PROFILES = {
     "smoke": {**_COMMON, "dataset": "shapes", "image_encoder": "pixels", "n_query": 100, "n_retrieval": 800,
-              "n_train": 300, "bits": [16], "ablation_bits": 16, "n_seeds": 1, "epochs": 12, "batch_size": 64,
-              "image_hidden": [256], "text_hidden": 256, "common_dim": 128,
+              "n_train": 300, "bits": [16], "ablation_bits": 16, "n_seeds": 1, "sweep_seeds": 1, "epochs": 12,
+              "batch_size": 64, "image_hidden": [256], "text_hidden": 256, "common_dim": 128,
               "alpha_sweep": [10.0], "in_batch_alpha_sweep": [0.0, 100.0], "eta_sweep": [],
               "extra_ablations": ["printed_eq37"], "n_tsne": 200, "n_examples": 3},
-    "default": {**_COMMON, "dataset": "shapes", "n_query": 500, "n_retrieval": None, "n_train": 1500,
-                "bits": [16, 32, 64], "ablation_bits": 32, "n_seeds": 3, "epochs": 12,
-                "alpha_sweep": [15.0, 1000.0], "in_batch_alpha_sweep": [0.0, 100.0], "eta_sweep": [],
+    "default": {**_COMMON, "dataset": "shapes", "n_query": 500, "n_retrieval": None, "n_train": 1000,
+                "bits": [16, 32], "ablation_bits": 32, "n_seeds": 5, "sweep_seeds": 5, "epochs": 8,
+                "alpha_sweep": [1000.0], "in_batch_alpha_sweep": [0.0, 100.0], "eta_sweep": [],
                 "extra_ablations": ["printed_eq37", "literal_entropy"], "n_tsne": 500, "n_examples": 3},
     "full": {**_COMMON, "dataset": "mirflickr25k", "n_query": 2000, "n_retrieval": None, "n_train": 10000,
-             "bits": [16, 32, 64], "ablation_bits": 32, "n_seeds": 3, "epochs": 60,
-             "image_size": 224, "image_hidden": [1024], "alpha_sweep": [1.0, 10.0, 1000.0], "in_batch_alpha_sweep": [0.0, 1.0, 100.0],
+             "bits": [16, 32, 64], "ablation_bits": 32, "n_seeds": 5, "sweep_seeds": 5, "epochs": 60,
+             "image_size": 224, "image_hidden": [1024], "alpha_sweep": [1.0, 10.0, 1000.0],
+             "in_batch_alpha_sweep": [0.0, 1.0, 100.0],
              "eta_sweep": [0.01, 1.0], "extra_ablations": ["printed_eq37", "literal_entropy"],
              "n_tsne": 2000, "n_examples": 4},
 }
@@ -65,106 +89,159 @@ PAPER_TABLE_32 = {  # (task, method) -> {(dataset, bits): mAP}
 }
 PAPER_TABLE_33 = {"Baseline1": (.773, .792), "Baseline2": (.795, .814), "Baseline3": (.810, .827),
                   "Full": (.834, .859)}
-
-
-def _mean(xs):
-    xs = xs if isinstance(xs, list) else [xs]
-    return sum(xs) / len(xs)
-
-
-def _mean_greater(a, b, margin=0.0):
-    """Mean over seeds of ``a`` exceeds that of ``b`` by ``margin`` (for quantities too noisy per seed)."""
-    def decide(v):
-        ma, mb = _mean(v[a]), _mean(v[b])
-        return ma > mb + margin, f"{ma:.4f} vs {mb:.4f}"
-    return decide
+_TASKS = (("i2t", "I→T", 0), ("t2i", "T→I", 1))
 
 
 def _full_targets():
+    """Table 3.2's absolute numbers, per dataset: a MIRFlickr run is scored against MIRFlickr's row only."""
     out = []
     for ds, src in (("mirflickr25k", "MIRFlickr-25K"), ("nuswide", "NUS-WIDE")):
-        for task, word in (("i2t", "I→T"), ("t2i", "T→I")):
+        for task, word, _ in _TASKS:
             for bits in (16, 32, 64):
                 target = PAPER_TABLE_32[(task, "Ours")][(ds, bits)]
-                out.append(requiring(close_to(f"03.full_{ds}_{task}_{bits}", f"{src} {word} mAP at {bits} bits",
-                                    metric=f"map/{ds}/{task}/{bits}", target=target, tol=0.03,
-                                    paper=f"{target:.3f}", source="Table 3.2"), "data/real"))
+                out.append(real_data_only(close_to(
+                    f"03.full_{ds}_{task}_{bits}", f"{src} {word} mAP at {bits} bits", metric=f"map/{ds}/{task}/{bits}",
+                    target=target, tol=0.03, paper=f"{target:.3f}", source="Table 3.2")))
     return out
 
 
+_NORM_NOTE = ("our loss normalisation is the literal sum of Eq. 3.7 (DCMH's): a per-sample term weighs about "
+              "1/n_train of the pair term, so this term's push is weak by construction; the per-term mean "
+              "reading does not train at all with the paper's weights (see the chapter module)")
+_ENTROPY_NOTE = ("the domain predictor becomes confident within a few epochs, and the entropy of a confident "
+                 "predictor passes back almost no gradient (§1 and §5 of the notebook)")
+
+
+def _ablation_claims():
+    """Table 3.3, step by step and overall, both directions, with the paper's gaps (MIRFlickr-25K, 32 bits)."""
+    steps = (("label", "Baseline2", "Baseline1", "Baseline2 (+ L_l, Eq. 3.6) beats Baseline1 (L_pairs + L_q)", _NORM_NOTE),
+             ("multilevel", "Baseline3", "Baseline2", "Baseline3 (+ L_m, Eq. 3.3) beats Baseline2",
+              "w = t/c asks a pair sharing one label for σ(uᵀv) = 1/c, against the pairwise term (§2 of the "
+              "notebook), and η = 0.1 under the literal sums keeps the term small"),
+             ("entropy", "Full", "Baseline3", "Full (+ L_d, the domain-uncertainty entropy of Eq. 3.2) beats "
+              "Baseline3 — the largest step of the ablation", _ENTROPY_NOTE),
+             ("full_vs_baseline1", "Full", "Baseline1", "Full beats Baseline1 (the DCMH-style L_pairs + L_q)",
+              "the sum of the three steps above"))
+    out = []
+    for key, a, b, statement, note in steps:
+        for task, word, i in _TASKS:
+            pa, pb = PAPER_TABLE_33[a][i], PAPER_TABLE_33[b][i]
+            out.append(greater(
+                f"03.ablation_{key}_{task}", f"{statement}, {word} mAP", a=f"ablation/{a}/{task}",
+                b=f"ablation/{b}/{task}", kind=PAPER, paper_gap=round(pa - pb, 3), paper=f"{pa:.3f} vs {pb:.3f}",
+                source="Table 3.3", note=note, profiles=("default", "full")))
+    return out
+
+
+def _bits_claims():
+    out = []
+    for task, word, _ in _TASKS:
+        p16, p32 = (PAPER_TABLE_32[(task, "Ours")][("mirflickr25k", b)] for b in (16, 32))
+        n16, n32 = (PAPER_TABLE_32[(task, "Ours")][("nuswide", b)] for b in (16, 32))
+        out.append(greater(
+            f"03.bits_32_beat_16_{task}", f"32-bit codes beat 16-bit codes, {word} mAP (the full model)",
+            a=f"map/shapes/{task}/32", b=f"map/shapes/{task}/16", kind=PAPER, paper_gap=round(p32 - p16, 3),
+            paper=f"{p32:.3f} vs {p16:.3f} (MIRFlickr-25K; NUS-WIDE {n32:.3f} vs {n16:.3f})", source="Table 3.2",
+            note="held to MIRFlickr's gap, the larger of the two datasets'; our 14 labels need fewer bits than "
+                 "MIRFlickr's 24", profiles=("default",)))
+    return out
+
+
+def _noninferior(a: str, b: str, slack: float):
+    """``a`` is not worse than ``b`` by more than ``slack``: the paired rule applied to ``a + slack`` vs ``b``."""
+    def decide(v):
+        ok, text = paired_gap([x + slack for x in v[a]], v[b], 0.0)
+        return ok, f"{a.split('/')[1]} + {slack:g} vs {b.split('/')[1]}: " + text
+    return decide
+
+
+def _alpha100_harmless(v):
+    ok_i, ti = _noninferior("ablation/Full/i2t", "ablation/Baseline3/i2t", 0.02)(v)
+    ok_t, tt = _noninferior("ablation/Full/t2i", "ablation/Baseline3/t2i", 0.02)(v)
+    return ok_i and ok_t, f"I→T {ti}; T→I {tt}"
+
+
+def _seeds(base, step=0.0):
+    return [base + step + 0.002 * i for i in range(5)]
+
+
 CLAIMS = [
-    # sanity (every profile)
+    # ---- the paper's statements (Table 3.3, Table 3.2, §3.1)
+    *_ablation_claims(),
+    *_bits_claims(),
+    at_least("03.domain_predictor_uncertain", "After training, the domain predictor on the common features F/G "
+             "is uncertain about the modality: its mean entropy over the training pairs is at least half of the "
+             "1-bit maximum", metric="training/D_real_entropy_bits", threshold=0.5, kind=PAPER,
+             paper="\"the network, after being trained well, will yield a high uncertainty with respect to the "
+                   "modality\" (no number; 1 bit is the maximum)", source="§3.1, §3.3.1, Fig. 3.2",
+             note=_ENTROPY_NOTE, profiles=("default", "full")),
+    greater("03.entropy_fools_a_fresh_probe", "The entropy term makes image and text codes harder to tell apart: a "
+            "fresh linear modality probe on the soft codes is less accurate for Full than for Baseline3",
+            a="ablation/Baseline3/probe_codes", b="ablation/Full/probe_codes", kind=PAPER, sign_only=True,
+            paper="\"maximizing the domain uncertainty … minimizes the influence of the individual modality\" "
+                  "(no number)", source="§3.5, §3.3.1",
+            note="sign only: the paper reports no modality-probe number; the probe is a classifier the encoders "
+                 "were not trained against", profiles=("default", "full")),
+    # ---- sanity
     at_least("03.learns_beyond_chance", "Trained codes retrieve far above the chance level (mAP − chance ≥ 0.1, "
-             "both directions, every configuration of the ablation)", metric="sanity/min_map_over_chance",
-             threshold=0.1, paper="sanity check", source="—", profiles=("default", "full")),
+             "both directions, every configuration and seed of the ablation)", metric="sanity/min_map_over_chance",
+             threshold=0.1, kind=SANITY, source="—", profiles=("default", "full")),
     at_least("03.smoke_learns", "Even the tiny smoke run retrieves above chance (mean mAP − chance over the "
-             "ablation ≥ 0.02)", metric="sanity/mean_map_over_chance", threshold=0.02, paper="sanity check",
-             source="—", profiles=("smoke",)),
+             "ablation ≥ 0.02)", metric="sanity/mean_map_over_chance", threshold=0.02, kind=SANITY, source="—",
+             profiles=("smoke",)),
     at_least("03.codes_not_constant", "With the bit-balance term no bit of the full model's codes is constant "
-             "(min over bits of min(p, 1 − p) ≥ 0.05)", metric="sanity/full_min_bit_balance", threshold=0.05,
-             paper="DCMH balance term", source="detail spec D.7", profiles=("smoke", "default", "full")),
-    # printed formulas that cannot work as written
-    greater("03.printed_eq37_collapses", "Trained as printed (no balance term) codes lose bits: the minimum "
-            "per-bit balance is lower than with DCMH's balance term", a="sanity/full_min_bit_balance",
-            b="printed_eq37/min_bit_balance", paper="(our finding)", source="Eq. 3.7 vs DCMH",
-            profiles=("default", "full")),
+             "(min over bits of min(p, 1 − p) ≥ 0.05, every seed)", metric="sanity/full_min_bit_balance",
+             threshold=0.05, kind=SANITY, source="DCMH's balance term", profiles=("smoke", "default", "full")),
+    # ---- our findings: the printed formulas, trained as printed
+    greater("03.printed_eq37_collapses", "Trained as printed (Eq. 3.7 without DCMH's balance term) the codes lose "
+            "bits: the minimum per-bit balance is lower than with the balance term", a="sanity/full_min_bit_balance",
+            b="printed_eq37/min_bit_balance", kind=FINDING, source="Eq. 3.7 vs DCMH", profiles=("default", "full")),
     greater("03.printed_eq37_costs_map", "… and retrieval suffers: the full model with the balance term beats the "
-            "printed loss by more than 0.03 I→T mAP on every seed", a="ablation/Full/i2t", b="printed_eq37/i2t",
-            margin=0.03, paper="(our finding)", source="Eq. 3.7 vs DCMH", profiles=("default", "full")),
+            "printed loss, I→T mAP", a="ablation/Full/i2t", b="printed_eq37/i2t", kind=FINDING,
+            source="Eq. 3.7 vs DCMH", profiles=("default", "full")),
     at_least("03.literal_entropy_is_uniform", "Eq. 3.2 as printed (θ_d inside the same min) drives the domain "
              "predictor to P = ½ everywhere: its entropy on F/G is ≥ 0.99 bit, so it cannot steer the encoders",
-             metric="literal_entropy/D_real_entropy_bits", threshold=0.99, paper="(our finding)",
-             source="Eq. 3.2", profiles=("default", "full")),
-    # the α = 100 question
-    greater("03.alpha100_in_batch_hurts", "With in-batch pairs (n_partners = batch) α = 100 costs mAP: I→T mAP "
-            "at α = 0 exceeds α = 100 by more than 0.05", a="in_batch_alpha/0/i2t", b="in_batch_alpha/100/i2t",
-            margin=0.05, paper="prototype: 0.75 → 0.39", source="detail spec D.2", profiles=("default", "full")),
+             metric="literal_entropy/D_real_entropy_bits", threshold=0.99, kind=FINDING, source="Eq. 3.2",
+             profiles=("default", "full")),
+    # ---- our findings: why α = 100 collapsed the in-batch prototype (per-sample weight α / n_partners)
+    greater("03.alpha100_in_batch_hurts", "With in-batch pairs (n_partners = batch, per-sample weight of α = 100 "
+            "≈ 0.8) α = 100 costs mAP: I→T mAP at α = 0 exceeds α = 100 by at least 0.05",
+            a="in_batch_alpha/0/i2t", b="in_batch_alpha/100/i2t", kind=FINDING, min_gap=0.05,
+            source="Fig. 3.4 (α = 100), §3.4.1", note="0.05 = 'several points'; an in-batch prototype lost 0.36",
+            profiles=("default", "full")),
     custom("03.alpha100_buffer_harmless", "With DCMH's buffer (n_partners = n_train) α = 100 costs at most 0.02 "
-           "mAP against the same model without the entropy term (Baseline3), both directions",
+           "mAP against the same model without the entropy term (Baseline3), both directions (paired rule on "
+           "Full + 0.02 vs Baseline3)",
            metrics=("ablation/Full/i2t", "ablation/Baseline3/i2t", "ablation/Full/t2i", "ablation/Baseline3/t2i"),
-           decide=lambda v: ((_mean(v["ablation/Full/i2t"]) > _mean(v["ablation/Baseline3/i2t"]) - 0.02)
-                             and (_mean(v["ablation/Full/t2i"]) > _mean(v["ablation/Baseline3/t2i"]) - 0.02),
-                             f"I→T {_mean(v['ablation/Full/i2t']):.3f} vs {_mean(v['ablation/Baseline3/i2t']):.3f}; "
-                             f"T→I {_mean(v['ablation/Full/t2i']):.3f} vs {_mean(v['ablation/Baseline3/t2i']):.3f}"),
-           paper="α = 100 chosen in Fig. 3.4", source="§3.4.1", profiles=("default", "full")),
-    custom("03.alpha_effective_weight", "Over the buffer a much larger α (1000, per-sample weight α / n_train of "
-           "the order of in-batch α = 100) also costs mAP: I→T and T→I at α = 1000 are more than 0.02 below α = 10 "
-           "(which weighs like the thesis's α = 100 over 10,000 pairs)",
-           metrics=("alpha/1000/i2t", "alpha/15/i2t", "alpha/1000/t2i", "alpha/15/t2i"),
-           decide=lambda v: (v["alpha/1000/i2t"] < v["alpha/15/i2t"] - 0.02 and v["alpha/1000/t2i"] < v["alpha/15/t2i"]
-                             - 0.02, f"I→T {v['alpha/1000/i2t']:.3f} vs {v['alpha/15/i2t']:.3f}; "
-                                     f"T→I {v['alpha/1000/t2i']:.3f} vs {v['alpha/15/t2i']:.3f}"),
-           paper="(our finding)", source="Fig. 3.4", profiles=("default",)),
-    greater("03.bits_32_beat_16_i2t", "32-bit codes beat 16-bit codes, I→T (by more than 0.02)",
-            a="map/shapes/i2t/32", b="map/shapes/i2t/16", margin=0.02, paper="0.833 vs 0.825 (MIRFlickr)",
-            source="Table 3.2", profiles=("default",)),
-    greater("03.bits_32_beat_16_t2i", "32-bit codes beat 16-bit codes, T→I (by more than 0.02)",
-            a="map/shapes/t2i/32", b="map/shapes/t2i/16", margin=0.02, paper="0.859 vs 0.845 (MIRFlickr)",
-            source="Table 3.2", profiles=("default",)),
-    # Table 3.3 orderings, decided per seed (they hold only if they hold for every seed)
-    requiring(greater("03.ablation_label_i2t", "Baseline2 (+ L_l) beats Baseline1 (L_pairs + L_q), I→T",
-            a="ablation/Baseline2/i2t", b="ablation/Baseline1/i2t", paper="0.795 vs 0.773", source="Table 3.3",
-            profiles=("full",)), "data/real"),
-    requiring(greater("03.ablation_label_t2i", "Baseline2 (+ L_l) beats Baseline1, T→I",
-            a="ablation/Baseline2/t2i", b="ablation/Baseline1/t2i", paper="0.814 vs 0.792", source="Table 3.3",
-            profiles=("full",)), "data/real"),
-    requiring(greater("03.ablation_multilevel_i2t", "Baseline3 (+ L_m) beats Baseline2, I→T",
-            a="ablation/Baseline3/i2t", b="ablation/Baseline2/i2t", paper="0.810 vs 0.795", source="Table 3.3",
-            profiles=("full",)), "data/real"),
-    requiring(greater("03.ablation_multilevel_t2i", "Baseline3 (+ L_m) beats Baseline2, T→I",
-            a="ablation/Baseline3/t2i", b="ablation/Baseline2/t2i", paper="0.827 vs 0.814", source="Table 3.3",
-            profiles=("full",)), "data/real"),
-    requiring(greater("03.ablation_entropy_i2t", "Full (+ L_d) beats Baseline3, I→T",
-            a="ablation/Full/i2t", b="ablation/Baseline3/i2t", paper="0.834 vs 0.810", source="Table 3.3",
-            profiles=("full",)), "data/real"),
-    requiring(greater("03.ablation_entropy_t2i", "Full (+ L_d) beats Baseline3, T→I",
-            a="ablation/Full/t2i", b="ablation/Baseline3/t2i", paper="0.859 vs 0.827", source="Table 3.3",
-            profiles=("full",)), "data/real"),
-    requiring(greater("03.full_beats_dcmh_i2t", "Full beats the DCMH-style Baseline1, I→T",
-            a="ablation/Full/i2t", b="ablation/Baseline1/i2t", paper="0.834 vs 0.773", source="Table 3.3",
-            profiles=("full",)), "data/real"),
-    requiring(greater("03.full_beats_dcmh_t2i", "Full beats the DCMH-style Baseline1, T→I",
-            a="ablation/Full/t2i", b="ablation/Baseline1/t2i", paper="0.859 vs 0.792", source="Table 3.3",
-            profiles=("full",)), "data/real"),
+           decide=_alpha100_harmless, kind=FINDING, source="Fig. 3.4 (α = 100), §3.4.1",
+           examples=({"ablation/Full/i2t": _seeds(0.80), "ablation/Baseline3/i2t": _seeds(0.80, 0.001),
+                      "ablation/Full/t2i": _seeds(0.80), "ablation/Baseline3/t2i": _seeds(0.80, -0.01)},
+                     {"ablation/Full/i2t": _seeds(0.80), "ablation/Baseline3/i2t": _seeds(0.80, 0.05),
+                      "ablation/Full/t2i": _seeds(0.80), "ablation/Baseline3/t2i": _seeds(0.80)}),
+           profiles=("default", "full")),
+    greater("03.alpha_effective_weight", "Over the buffer a ten times larger α costs mAP: I→T mAP at α = 100 (the "
+            "Full model) exceeds α = 1000 (per-sample weight α / n_train = 1 at n_train = 1,000, of the order of "
+            "in-batch α = 100)", a="ablation/Full/i2t", b="alpha/1000/i2t", kind=FINDING, min_gap=0.0,
+            source="Fig. 3.4 (α = 100)", profiles=("default",)),
     *_full_targets(),
+]
+
+NOT_CLAIMED = [
+    ("Ours beats SSAH and DCMH at every code length on both datasets (e.g. +5.4 / +8.1 points over SSAH at 32 "
+     "bits on MIRFlickr)", "Table 3.2", "SSAH is not implemented; DCMH's rows are SSAH's published numbers with "
+     "another pipeline. Our DCMH-style Baseline1 is compared through Table 3.3 (03.ablation_full_vs_baseline1_*)"),
+    ("Absolute mAPs of Table 3.2 and Table 3.3", "Tables 3.2, 3.3",
+     "need MIRFlickr-25K / NUS-WIDE and CNN-F: checked per dataset on real data only (03.full_<dataset>_*); "
+     "Table 3.3's absolute numbers are not targets, its gaps are (the 03.ablation_* claims)"),
+    ("64-bit codes change mAP little against 32 bits (+0.005 / +0.002 on MIRFlickr, −0.005 / −0.012 on "
+     "NUS-WIDE)", "Table 3.2", "a gap whose sign differs between the paper's two datasets; a quarter of it is "
+     "below what 5 seeds can resolve; the default profile trains 16 and 32 bits only"),
+    ("N = 512 gives the best common feature dimension (0.833 / 0.859 against 0.831 / 0.852 at N = 256)",
+     "Table 3.1", "gaps of 0.002–0.007 need a five-point sweep of N over 5 seeds, beyond the default budget"),
+    ("α = 100, β = γ = ε = 1, η = 0.1 are the best weights", "Fig. 3.4",
+     "the figure has no numbers in the text; our α sweep is a finding (03.alpha_*), not a reproduction"),
+    ("The full method's hash-lookup precision–recall curve covers a larger area than DCMH's and SSAH's (16 bits) "
+     "and than the baselines' (32 bits)", "Figs. 3.5, 3.6",
+     "DCMH / SSAH curves need their code; the ablation's curves are plotted, and its ordering is claimed through "
+     "mAP (Table 3.3)"),
 ]
