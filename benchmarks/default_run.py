@@ -36,23 +36,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated notebook numbers (default: all)")
     ap.add_argument("--out", default="results/default", help="where the records and scorecard are kept")
     ap.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter for every notebook")
+    ap.add_argument("--collect", nargs="+", metavar="RUN_DIR",
+                    help="do not run: take the default-profile records and times of these run folders (e.g. the "
+                         "notebooks run one by one) — each record keeps its own date, commit and settings")
     args = ap.parse_args(argv)
     root = runner.repo_root()
     out = (root / args.out) if not Path(args.out).is_absolute() else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timings_path = out / "timings.json"
     previous = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    with tempfile.TemporaryDirectory(prefix="xmr-default-") as tmp:
-        t0 = time.time()
-        run_dir, status = runner.run("default", only=args.only.split(",") if args.only else None,
-                                     parameters=runner.parse_assignments(args.param), out_root=tmp, root=root)
-        total = time.time() - t0
-        for p in run_dir.glob("*.metrics.json"):
-            shutil.copy2(p, out / p.name)
+    if args.collect:
+        status, total = {}, 0.0
+        for d in map(Path, args.collect):
+            state = json.loads((d / "run.json").read_text())
+            if state.get("profile") != "default":
+                raise SystemExit(f"--collect: {d} is a {state.get('profile')} run, not default")
+            for nb, st in state["notebooks"].items():
+                if st.get("status") == "ok" and (d / f"{nb}.metrics.json").is_file():
+                    shutil.copy2(d / f"{nb}.metrics.json", out / f"{nb}.metrics.json")
+                    status[nb] = st
+                    total += st.get("seconds") or 0
+    else:
+        with tempfile.TemporaryDirectory(prefix="xmr-default-") as tmp:
+            t0 = time.time()
+            run_dir, status = runner.run("default", only=args.only.split(",") if args.only else None,
+                                         parameters=runner.parse_assignments(args.param), out_root=tmp, root=root)
+            total = time.time() - t0
+            for p in run_dir.glob("*.metrics.json"):
+                shutil.copy2(p, out / p.name)
     timings = dict(previous.get("notebooks", {}))
     for nb, st in status.items():
         timings[nb] = {"seconds": st.get("seconds"), "status": st.get("status")}
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(root), "machine":
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(root),
+            "how": ("collected from " + ", ".join(args.collect)) if args.collect else "one run", "machine":
             f"{platform.system()} {platform.machine()}, {__import__('os').cpu_count()} CPUs",
             "python": platform.python_version(), "notebooks": timings}
     timings_path.write_text(json.dumps(meta, indent=1))
