@@ -51,3 +51,13 @@ def test_threads_are_pinned_whatever_the_load(monkeypatch):
     monkeypatch.setenv("XMR_THREADS", "zero")
     with pytest.raises(ValueError, match="XMR_THREADS"):
         _setup.default_threads()
+
+
+def test_auto_picks_mps_when_present(monkeypatch):
+    from xmr_lib import _setup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert _setup.resolve_device("auto") == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert _setup.resolve_device("auto") == "cpu"

@@ -33,13 +33,16 @@ class Settings:
 def resolve_device(device: str = "auto") -> str:
     """Return ``"cuda"`` or ``"cpu"`` (or an explicit ``"cuda:N"``/``"mps"``) for ``device``.
 
-    ``"auto"`` picks CUDA when available, else CPU. Asking for CUDA on a machine without it raises a
+    ``"auto"`` picks CUDA when available, else Apple's MPS when available, else the CPU. Asking for CUDA on a machine without it raises a
     ValueError instead of failing later inside a kernel.
     """
     import torch
 
     if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
     if not isinstance(device, str):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
     if device.startswith("cuda"):
