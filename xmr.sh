@@ -55,7 +55,8 @@ setup() {
     "$VENV/bin/python" -m pip install -q $(torch_spec)
   fi
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
-  "$VENV/bin/python" -m ipykernel install --sys-prefix --name xmr --display-name "Python 3 (xmr)" >/dev/null
+  # one kernel: the environment's own "python3" (ipykernel installs it); drop the "xmr" duplicate of older setups
+  "$VENV/bin/python" -m jupyter kernelspec remove -y xmr >/dev/null 2>&1 || true
   "$VENV/bin/python" -m xmr_lib assets --install-wordnet
   echo "$stamp" > "$VENV/.xmr-installed"
   echo "xmr: environment ready ($VENV)"

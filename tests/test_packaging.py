@@ -67,3 +67,14 @@ def test_notebook_is_clean_and_parameterised(nb):
     for c in book.cells:  # every code cell parses
         if c.cell_type == "code" and not c.source.lstrip().startswith(("%", "!")):
             ast.parse(c.source)
+
+
+def test_one_kernel_name():
+    """Every notebook declares the kernel the runner uses and xmr.sh registers no second one."""
+    import json
+
+    from xmr_lib.runner import discover_notebooks, kernel_name
+
+    for p in discover_notebooks():
+        assert json.loads(p.read_text())["metadata"]["kernelspec"]["name"] == kernel_name(), p.name
+    assert "--name xmr" not in (ROOT / "xmr.sh").read_text()

@@ -21,7 +21,7 @@ from typing import Any
 from . import claims as claims_mod
 from . import runs
 
-KERNEL_NAME = "xmr"
+KERNEL_NAME = "python3"  # the environment's own kernel, the one the notebooks declare
 
 
 def repo_root() -> Path:
@@ -97,16 +97,9 @@ def validate_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
 
 
 def kernel_name() -> str:
-    """The ``xmr`` kernel if registered (``python -m ipykernel install --sys-prefix --name xmr``), else python3."""
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        specs = KernelSpecManager().find_kernel_specs()
-        if KERNEL_NAME in specs:
-            return KERNEL_NAME
-    except Exception:  # noqa: BLE001
-        pass
-    return "python3"
+    """``python3``: the kernel every notebook declares, run with the interpreter that runs xmr (ipykernel's own
+    kernel spec in the environment)."""
+    return KERNEL_NAME
 
 
 def execute_notebook(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: int | None = None,
