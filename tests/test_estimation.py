@@ -154,3 +154,42 @@ def test_latin_square_groups_have_every_stripe_count():
     stripes = [[inc.DISJOINT_TASKS["B"][c - 9]["stripes"] for c in g] for g in groups[1:]]
     assert all(sorted(s) == [0, 3, 6] for s in stripes)
     assert sorted(order) == list(range(18))
+
+
+def test_expected_virtual_gram_at_the_thesis_range():
+    # E[G_virtual] = (1 + kᾱ)² G + k² Var(α) diag(||F_i||²) at the thesis' range of task t = 1 (§6.4.3), unit-norm
+    # features as the network outputs them: the Monte-Carlo mean of 2000 draws is within 5% (relative Frobenius)
+    g = torch.Generator().manual_seed(0)
+    F = torch.nn.functional.normalize(torch.randn(32, 64, generator=g), dim=1)
+    lo, hi = -0.0325, 0.7528
+    mc = torch.stack([est.estimate_features(F, [(lo, hi)], 1.0, g)[0] for _ in range(2000)])
+    G_mc = torch.einsum("snd,smd->nm", mc, mc) / len(mc)
+    G_th = est.expected_virtual_gram(F, lo, hi, 1.0)
+    assert float((G_mc - G_th).norm() / G_th.norm()) < 0.05
+    scale = (1 + (lo + hi) / 2) ** 2
+    off = ~torch.eye(32, dtype=torch.bool)
+    torch.testing.assert_close(G_th[off], scale * (F @ F.T)[off])          # off the diagonal: the stored Gram, rescaled
+    assert torch.all(torch.diagonal(G_th) > scale)                          # the diagonal gets Var(α) on top
+
+
+def test_ch06_paper_claims_accept_the_papers_own_numbers():
+    """Every chapter-6 paper ordering states the paper's two numbers; their difference is its paper_gap, and a record
+    made of those numbers (5 seeds) satisfies it. Sign-only claims say why in their note."""
+    from xmr_lib import claims
+    from xmr_lib.chapters import ch06
+
+    for c in ch06.CLAIMS:
+        if c.kind != claims.PAPER or not c.ordering:
+            continue
+        if c.sign_only:
+            assert c.note.startswith("sign only"), c.id
+            continue
+        assert c.id in ch06.PAPER_VALUES, f"{c.id}: no paper numbers in ch06.PAPER_VALUES"
+        a_val, b_val = ch06.PAPER_VALUES[c.id]
+        assert a_val - b_val == pytest.approx(c.paper_gap, abs=1e-6), c.id
+        a, b = c.metrics[:2]
+        metrics = {a: [a_val + 1e-6 * i for i in range(claims.MIN_SEEDS)], b: [b_val] * claims.MIN_SEEDS}
+        metrics.update({m: 1 for m in c.metrics[2:]})                     # the data/real marker of real-data claims
+        row = claims.evaluate_claim(c, {"profile": c.profiles[0], "metrics": metrics})
+        assert row["status"] == claims.HOLDS, f"{c.id}: {row['status']} on the paper's numbers — {row['ours'] or row['why']}"
+    assert set(ch06.PAPER_VALUES) <= {c.id for c in ch06.CLAIMS}
