@@ -22,6 +22,7 @@ Metrics go to ``<run dir>/<notebook>.metrics.json`` through :func:`record`; the 
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import json
@@ -144,15 +145,38 @@ def resolve(chapter: str, profile: str = "default", **given: Any) -> Params:
 _FIRST_NAMES = "_xmr_parameter_names"
 
 
+def _parameters_cell_names(namespace: dict) -> set[str]:
+    """Names assigned by the cell run just before this one, when it looks like a ``parameters`` cell (only
+    assignments of literal values) — read from IPython's input history ``In``; empty when unknown."""
+    hist = namespace.get("In")
+    if not isinstance(hist, list) or len(hist) < 2 or not isinstance(hist[-2], str):
+        return set()
+    try:
+        body = ast.parse(hist[-2]).body
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in body:
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            return set()
+        try:
+            ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return set()
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
 def _candidates(chapter: str, namespace: dict) -> dict[str, Any]:
     """The names of ``namespace`` that are meant as parameters.
 
     On the first call in a namespace every user-level name is a candidate, so that a misspelt ``papermill -p`` name
-    (injected beside the ``parameters`` cell) is refused. The names seen then are remembered in the namespace; on a
+    (injected beside the ``parameters`` cell) is refused. The names seen then are remembered in the namespace. On a
     re-run in a live kernel (the ``parameters`` cell edited and run again, or "Run All" twice) the names the
-    notebook defined since (``P``, figures, results) are not parameters: only the remembered names and the valid
-    parameter names are candidates, and a new name close to a valid one (a misspelt knob) is refused with a
-    suggestion.
+    notebook defined since (``P``, figures, results such as ``alphas``) are not parameters: the candidates are the
+    remembered names and the valid parameter names; a new name assigned by the ``parameters`` cell just run (IPython's
+    input history) that is close to a valid one — a misspelt knob — is refused with a suggestion.
     """
     names = _user_names(namespace)
     first = namespace.get(_FIRST_NAMES)
@@ -160,7 +184,8 @@ def _candidates(chapter: str, namespace: dict) -> dict[str, Any]:
         namespace[_FIRST_NAMES] = frozenset(names)
         return names
     valid = set(valid_parameters(chapter))
-    for k in sorted(set(names) - set(first) - valid):
+    typed = _parameters_cell_names(namespace)
+    for k in sorted((set(names) & typed) - set(first) - valid):
         near = difflib.get_close_matches(k, sorted(valid), n=1, cutoff=0.8)
         if near:
             raise ValueError(f"unknown parameter {k!r} for notebook {normalise_chapter(chapter)}: did you mean "
