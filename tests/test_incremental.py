@@ -485,6 +485,7 @@ def test_compare_methods_base_plugins_and_returned_plugins():
 def test_ch05_full_profile_falls_back_to_synth_species():
     """Notebook 05's full profile runs CUB-200 when present, else ``fallback``: embedded SynthSpecies settings
     that build the disjoint-attribute benchmark (tiny trunk, 32 px)."""
+    from xmr_lib import claims
     from xmr_lib.chapters import ch05
 
     full, fb = ch05.PROFILES["full"], ch05.PROFILES["full"]["fallback"]
@@ -493,4 +494,67 @@ def test_ch05_full_profile_falls_back_to_synth_species():
     train, test, names = inc.synth_species_disjoint(fb["n_old"], fb["n_new"], 2, 1, fb["image_size"], seed=0)
     assert train.images.shape == (2 * (fb["n_old"] + fb["n_new"]), 3, 32, 32) and len(names) == 18
     full_claims = [c for c in ch05.CLAIMS if c.profiles == ("full",)]
-    assert full_claims and all(m.startswith("full/") for c in full_claims for m in c.metrics)
+    # one gate (the data/real marker), and each dataset scored against its own tables
+    assert full_claims and all(claims.is_real_data_only(c) for c in full_claims)
+    for c in full_claims:
+        ds = {m.split("/")[0] for m in c.metrics if m != claims.REAL_DATA}
+        assert ds in ({"cub200"}, {"stanford_dogs"}), c.id
+        tables = {"cub200": ("Table 5.2", "Table 5.7", "Table 5.9"), "stanford_dogs": ("Table 5.3", "Table 5.10")}
+        assert c.source in tables[ds.pop()], c.id
+    assert {c.id.split("_")[0] for c in full_claims} == {"05.cub200", "05.stanford"}
+
+
+class _Crash(inc.Plugin):
+    """Simulates the machine dying at the start of task ``at`` (not part of the fingerprint: same in every run)."""
+
+    name = "crash"
+
+    def __init__(self, at=None):
+        self.at = at
+
+    def before_task(self, trainer, task):
+        if task == self.at:
+            raise KeyboardInterrupt(f"killed before task {task}")
+
+
+def _augmented(plugins, checkpoint=None):
+    torch.manual_seed(0)
+    data = _toy_data()
+    model = inc.IncrementalNet(*inc.tiny_bn_cnn(3, 4), embed_dim=8, n_classes=2)
+    cfg = inc.TrainConfig(iterations=[4, 3, 3], P=2, K=4, lr=1e-2, device="cpu", progress=False, log_every=1)
+    transform = inc.BatchTransform(size=12, flip=True, crop_scale=(0.3, 1.0))
+    tasks = inc.multi_step_protocol([0, 1, 2, 3], 2, n_steps=2)
+    return inc.IncrementalTrainer(model, data, data, tasks, plugins, cfg, transform, name="aug",
+                                  checkpoint=checkpoint)
+
+
+def _without_times(res):
+    return [{k: v for k, v in s.items() if k != "seconds"} for s in res.steps], res.losses
+
+
+def test_resume_after_every_task_with_augmentation_is_bit_identical(tmp_path):
+    """Interrupted after each task in turn and resumed from its checkpoint, a run with random crops and flips
+    ends with the same metrics, loss curve and weights as the uninterrupted run: every RNG state is checkpointed."""
+    ref_tr = _augmented(inc.method_plugins("kd_mmd") + [_Crash()])
+    ref = ref_tr.run()
+    for at in (1, 2):
+        ck = Checkpoint(f"crash{at}", root=tmp_path)
+        with pytest.raises(KeyboardInterrupt):
+            _augmented(inc.method_plugins("kd_mmd") + [_Crash(at)], checkpoint=ck).run()
+        assert ck.steps() == [f"task{t}" for t in range(at)]
+        tr = _augmented(inc.method_plugins("kd_mmd") + [_Crash()], checkpoint=ck)
+        res = tr.run()
+        assert _without_times(res) == _without_times(ref)
+        for a, b in zip(tr.model.state_dict().values(), ref_tr.model.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_checkpoint_is_not_reused_for_other_data_of_the_same_size(tmp_path):
+    ck = Checkpoint("data", root=tmp_path)
+    tr = _augmented(inc.method_plugins("ft"), checkpoint=ck)
+    tr.run()
+    other = _augmented(inc.method_plugins("ft"), checkpoint=ck)
+    other.train_set.images[0] = 255 - other.train_set.images[0]           # same size, other content
+    other._data_digest_cache = None
+    with pytest.warns(UserWarning, match="other settings"):
+        other.run()
