@@ -34,8 +34,9 @@ def test_params_from_namespace_catches_injected_typos(run_dir):
           "pca_dim": None, "top_k": None, "In": [], "_": None, "np": __import__("numpy")}
     p = runs.params("00", ns)
     assert p.settings["seed"] == 1 and p.n_db == 500 and p.device == "cpu"
+    fresh = {k: v for k, v in ns.items() if k != "_xmr_parameter_names"}  # papermill: a new kernel each run
     with pytest.raises(ValueError, match="'n_querys'"):
-        runs.params("00", dict(ns, n_querys=3))
+        runs.params("00", dict(fresh, n_querys=3))
 
 
 def test_record_writes_json_beside_the_notebook(run_dir):
@@ -80,13 +81,18 @@ def test_checkpoint_roundtrip_and_corrupt_file(run_dir):
 def test_params_twice_in_one_live_kernel_namespace(run_dir):
     """Re-running the parameters cell and the next one (a learner editing a knob, or Run All twice) works, and a
     misspelt knob typed into the parameters cell is still refused, with a suggestion."""
+    params_cell = 'profile = "smoke"\nseed = 1\nn_db = None'
     ns = {"profile": "smoke", "seed": 1, "device": "cpu", "data_root": None, "n_db": None, "n_queries": None,
-          "pca_dim": None, "top_k": None, "In": [], "np": __import__("numpy")}
+          "pca_dim": None, "top_k": None, "In": ["", params_cell, "P = runs.params('00', globals())"],
+          "np": __import__("numpy")}
     p = runs.params("00", ns)
-    ns.update(P=p, X=[1, 2], agreement=0.99, F=None, n_db=200)  # what the notebook defined, and an edited knob
+    # what the notebook defined since (one name close to a knob, like 09's `alphas` next to `alpha`), an edited knob
+    ns.update(P=p, X=[1, 2], agreement=0.99, F=None, n_dbs=[1, 2], n_db=200)
+    ns["In"] += ["n_dbs = [1, 2]", "X = 1", params_cell.replace("None", "200"), "P = runs.params('00', globals())"]
     p2 = runs.params("00", ns)
     assert p2.n_db == 200 and p2.seed == 1
-    ns["n_dbb"] = 300
+    ns["n_dbb"] = 300                                      # typed into the parameters cell, then run
+    ns["In"] += [params_cell + "\nn_dbb = 300", "P = runs.params('00', globals())"]
     with pytest.raises(ValueError, match="'n_dbb'.*did you mean 'n_db'"):
         runs.params("00", ns)
 
@@ -108,6 +114,26 @@ def test_params_starts_each_record_afresh(run_dir):
 def test_resolve_checks_values_before_anything_runs(bad, match):
     with pytest.raises(ValueError, match=match):
         runs.resolve("00", "default", **bad)
+
+
+def test_any_of_takes_a_value_of_one_of_its_options():
+    from xmr_lib import knobs
+
+    its = knobs.AnyOf(knobs.Int(1), knobs.ListOf(knobs.Int(1)))      # one count, or one per group
+    its.check("step_iterations", 5)
+    its.check("step_iterations", [160, 80, 80])
+    for bad in ("abc", 0, [10, "a"], [10, 2.5], None, 1.5):
+        with pytest.raises(ValueError, match=r"step_iterations: .*expected an integer ≥ 1 or a list of an integer ≥ 1"):
+            its.check("step_iterations", bad)
+    sig = knobs.AnyOf(knobs.Choice("auto"), knobs.ListOf(knobs.Float(0, exclusive_lo=True)), none_ok=True)
+    for good in ("auto", [0.5, 1.0], None):
+        sig.check("mmd_sigmas", good)
+    for bad in ("abc", [0.5, -1.0], 2.0):
+        with pytest.raises(ValueError, match=r"mmd_sigmas: expected one of 'auto' or a list of a number > 0 \(or None\)"):
+            sig.check("mmd_sigmas", bad)
+    with pytest.raises(ValueError, match="options"):
+        knobs.AnyOf()
+    assert knobs.Knob("int", 1) == knobs.Int(1)                      # the older knobs are unchanged
 
 
 def test_declared_knobs_and_inferred_types():

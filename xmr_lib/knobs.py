@@ -2,10 +2,12 @@
 
 A chapter module may declare, beside its ``PROFILES``, the type and range of each knob::
 
-    from xmr_lib.knobs import Choice, Float, Int, ListOf
+    from xmr_lib.knobs import AnyOf, Choice, Float, Int, ListOf
 
     KNOBS = {"n_query": Int(1), "bits": ListOf(Int(8, 1024)), "lr_start": Float(0, exclusive_lo=True),
-             "dataset": Choice("shapes", "mirflickr25k", "nuswide")}
+             "dataset": Choice("shapes", "mirflickr25k", "nuswide"),
+             "iterations": AnyOf(Int(1), ListOf(Int(1))),               # one count, or one per group
+             "sigmas": AnyOf(Choice("auto"), ListOf(Float(0, exclusive_lo=True)))}
 
 A knob it does not declare gets a type inferred from its profile values (an int knob takes ints, a list knob a
 list, a string knob a string; ``None`` is accepted where a profile uses it; a number that is non-negative in every
@@ -21,7 +23,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Knob:
-    """A knob's type (``int``, ``float``, ``bool``, ``str``, ``list``, ``dict`` or ``any``) and range."""
+    """A knob's type (``int``, ``float``, ``bool``, ``str``, ``list``, ``dict``, ``any`` or ``anyof``) and range.
+
+    ``anyof`` (made by :func:`AnyOf`) accepts a value that one of its ``options`` accepts.
+    """
 
     kind: str
     lo: float | None = None
@@ -30,6 +35,7 @@ class Knob:
     choices: tuple | None = None
     item: "Knob | None" = None
     none_ok: bool = False
+    options: "tuple[Knob, ...] | None" = None
 
     def check(self, name: str, value: Any) -> None:
         """Raise ``ValueError`` naming ``name`` when ``value`` is not of this knob's type or range."""
@@ -38,6 +44,14 @@ class Knob:
                 return
             raise ValueError(f"{name}: None is not a value of this knob (expected {self.describe()})")
         bad = ValueError(f"{name}: expected {self.describe()}, got {value!r}")
+        if self.kind == "anyof":
+            for option in self.options or ():
+                try:
+                    option.check(name, value)
+                except ValueError:
+                    continue
+                return
+            raise bad
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise bad
@@ -69,6 +83,9 @@ class Knob:
             raise ValueError(f"{name}: expected one of {', '.join(map(repr, self.choices))}; got {value!r}")
 
     def describe(self) -> str:
+        if self.kind == "anyof":
+            s = " or ".join(o.describe() for o in self.options or ())
+            return s + (" (or None)" if self.none_ok else "")
         if self.choices is not None:
             return "one of " + ", ".join(map(repr, self.choices))
         s = {"int": "an integer", "float": "a number", "bool": "True or False", "str": "a string",
@@ -99,6 +116,14 @@ def Choice(*values: Any, none_ok: bool = False) -> Knob:
 
 def ListOf(item: Knob, *, none_ok: bool = False) -> Knob:
     return Knob("list", item=item, none_ok=none_ok)
+
+
+def AnyOf(*options: Knob, none_ok: bool = False) -> Knob:
+    """A knob that takes a value of any of ``options``: ``AnyOf(Int(1), ListOf(Int(1)))`` (a count, or one per
+    group), ``AnyOf(Choice("auto"), Float(0))`` (a number or ``"auto"``)."""
+    if not options or not all(isinstance(o, Knob) for o in options):
+        raise ValueError(f"options: expected one or more Knob, got {options!r}")
+    return Knob("anyof", options=tuple(options), none_ok=none_ok)
 
 
 def _kind(v: Any) -> str:
