@@ -324,3 +324,16 @@ def test_image_features_efficientnet(tmp_path, monkeypatch):
     assert (raw @ raw.T).min() > 0      # uncentred ReLU-pooled features all point the same way
     with pytest.raises(ValueError, match="exactly one"):
         dv.image_features()
+
+
+def test_toy_lists_shapes_clusters_and_bad_input():
+    rel, f, cl = dv.toy_lists(n_queries=4, n_docs=10, n_clusters=3, dim=5, seed=1)
+    assert rel.shape == (4, 10) and f.shape == (4, 10, 5) and cl.shape == (4, 10)
+    assert rel.min() >= 0 and rel.max() <= 1 and np.allclose(np.linalg.norm(f, axis=2), 1)
+    assert set(np.unique(cl)) <= {-1, 0, 1, 2}
+    again = dv.toy_lists(n_queries=4, n_docs=10, n_clusters=3, dim=5, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip((rel, f, cl), again))
+    with pytest.raises(ValueError, match="n_docs"):
+        dv.toy_lists(n_docs=0)
+    with pytest.raises(ValueError, match="p_relevant"):
+        dv.toy_lists(p_relevant=1.5)

@@ -178,9 +178,11 @@ for t, d in enumerate(bench.datasets):
     cls = list(bench.seen[t][:6]) + list(bench.unseen[t][:3])
     ims = [bench.train.images[bench.train.labels == c][0] if c in bench.seen[t] else bench.test.images[bench.test.labels == c][0]
            for c in cls]
-    viz.image_grid([im.permute(1, 2, 0).numpy() for im in ims], nrow=len(ims), ax_size=1.0,
-                   titles=[("seen " if c in bench.seen[t] else "unseen ") + str(c) for c in cls],
-                   suptitle=f"task {t + 1}: {d} — {ll.DATASETS[d][1]}")
+    fig = viz.image_grid([im.permute(1, 2, 0).numpy() for im in ims], nrow=len(ims), ax_size=1.0,
+                         titles=[("seen " if c in bench.seen[t] else "unseen ") + str(c) for c in cls],
+                         suptitle=f"task {t + 1}: {d} — {ll.DATASETS[d][1]}")
+    for ax in fig.axes:
+        ax.title.set_fontsize(9)
     plt.show()
 """),
     md(r"""
@@ -301,9 +303,9 @@ for r_, (step, ims) in enumerate(snaps):
     for c_ in range(n_col):
         ax = axes[r_, c_]; ax.imshow(ims[c_].permute(1, 2, 0).numpy()); ax.set_xticks([]); ax.set_yticks([])
         if c_ == 0:
-            ax.set_ylabel(f"step {step}", fontsize=7)
+            ax.set_ylabel(f"step {step}", fontsize=9)
         if r_ == 0:
-            ax.set_title(f"c{int(g0.labels[c_])}", fontsize=7)
+            ax.set_title(f"c{int(g0.labels[c_])}", fontsize=9)
 plt.suptitle("Generated images over the optimisation (first images of the batch; c = cluster)", y=1.0)
 plt.tight_layout(); plt.show()
 """),
@@ -315,7 +317,7 @@ for term, ax in zip(("bn", "cluster"), axes[:2]):
 gm, gv = g0.layer_gaps["mean"], g0.layer_gaps["var"]
 for l in range(gm.shape[1]):
     axes[2].plot(g0.layer_steps, gm[:, l] + gv[:, l], label=f"BN {l}")
-axes[2].set(yscale="log", title="per-layer gap ‖Δμ‖² + ‖Δσ²‖²", xlabel="step"); axes[2].legend(fontsize=7)
+axes[2].set(yscale="log", title="per-layer gap ‖Δμ‖² + ‖Δσ²‖²", xlabel="step"); axes[2].legend(fontsize=9)
 plt.tight_layout(); plt.show()
 bn_curve, cl_curve = g0.curve("bn")[1], g0.curve("cluster")[1]
 print(f"L_BN {bn_curve[0]:.4g} → {bn_curve[-1]:.4g}; L_cluster {cl_curve[0]:.4g} → {cl_curve[-1]:.4g}")
@@ -369,7 +371,10 @@ for k in range(min(P.gen_clusters, 6)):
     nn_ = (e_real @ e_gen[i]).topk(3).indices
     ims += [g0.images[i].permute(1, 2, 0).numpy()] + [bench.train.images[t1][j].permute(1, 2, 0).numpy() for j in nn_]
     titles += [f"gen c{k}"] + [f"class {int(lab_real[j])}" for j in nn_]
-viz.image_grid(ims, nrow=4, ax_size=1.0, titles=titles, suptitle="generated image → its 3 nearest real task-1 images (teacher's view)")
+fig = viz.image_grid(ims, nrow=4, ax_size=1.0, titles=titles,
+                     suptitle="generated image → its 3 nearest real task-1 images (teacher's view)")
+for ax in fig.axes:
+    ax.title.set_fontsize(9)
 plt.show()
 """),
     md(r"""
@@ -497,7 +502,9 @@ for ax, (t, k, title) in zip(axes, ((0, "mAP_s", f"task 1 ({bench.datasets[0]}):
     for i, v in enumerate(vals):
         ax.scatter(np.full(len(v), x[i]), v, s=10, c="k", zorder=3)
     ax.set_xticks(x, ["after task 1" if m == "initial" else m for m in rows], rotation=20); ax.set_title(title, fontsize=10)
-    ax.set_ylim(max(0, vals.min() - 0.1), 1.0)
+    lo = max(0, vals.min() - 0.1)
+    ax.set_ylim(lo, 1.0)   # zoomed: the methods differ by a few points, which a 0-based axis would flatten
+    ax.set_ylabel(k + (f" (axis from {lo:.2f}, zoomed)" if lo > 0 else ""))
 plt.tight_layout(); plt.show()
 """),
     md(r"""
@@ -517,6 +524,57 @@ if cols_:
     for ax, c in zip(np.atleast_1d(axes), cols_):
         ax.plot(Lk["global_iteration"], Lk[c]); ax.set_title(c + " (DKD, weighted)"); ax.set_xlabel("iteration")
     plt.tight_layout(); plt.show()
+"""),
+    md(r"""
+### Explore one run
+
+Pick a method and a seed. Left: every dataset's seen-class mAP (forgetting, solid) and H (R@1, dashed) after each
+task, the method against fine-tuning (grey) from the same first network. Right: the method's weighted loss terms
+while it learns the later dataset(s). What to look for: how far task 1's mAP falls when the second dataset is
+learnt, and which loss terms hold it up. In a live notebook the controls sit above the figure; an exported or
+headless run shows the figure at the initial values (DKD, first seed).
+"""),
+    code(r"""
+def trajectory(s, m):
+    # (label, scores) of run m of seed s after each task, the first network's scores first
+    r = results[s][m]
+    pts = [("after task 1", scores(s, "initial"))]
+    if m == "joint":
+        return pts + [("joint (all seen sets)", ll.lifelong_scores(r, T, step=-1))]
+    for i, st in enumerate(r.steps):
+        if st["task"] >= 1:
+            pts.append((f"after task {st['task'] + 1}", ll.lifelong_scores(r, T, step=i)))
+    return pts
+
+def run_view(method, seed):
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 3.9), layout="constrained")
+    for m, colour, lw in (("ft", "0.6", 1.2), (method, None, 2.2)):
+        if m not in results[seed] or (m == "ft" and method == "ft"):
+            continue
+        pts = trajectory(seed, m)
+        x = np.arange(len(pts))
+        for t in range(T):
+            c = colour or f"C{t}"
+            axes[0].plot(x, [p[1][t]["mAP_s"] for p in pts], "-o", c=c, lw=lw,
+                         label=f"{m}: task {t + 1} seen mAP" if m == method or t == 0 else None)
+            axes[0].plot(x, [p[1][t]["H"] for p in pts], "--s", c=c, lw=lw,
+                         label=f"{m}: task {t + 1} H" if m == method else None)
+        axes[0].set_xticks(x, [p[0] for p in pts])
+    axes[0].set(ylim=(0, 1.02), ylabel="score", title=f"{method}, seed {seed}: scores after each task")
+    axes[0].legend(fontsize=9, loc="lower left")
+    L_ = pd.DataFrame(results[seed][method].losses)
+    L_ = L_[L_["task"] >= 1] if method != "joint" else L_
+    terms = [c for c in ("L_s", "L_kd1", "L_kd2", "L_te2") if c in L_ and L_[c].notna().any()]
+    for c in terms:
+        axes[1].plot(L_["global_iteration"] if "global_iteration" in L_ else L_["iteration"], L_[c], label=c)
+    axes[1].set(xlabel="iteration", ylabel="weighted loss", title=f"{method}: loss terms on the later dataset(s)"
+                if method != "joint" else "joint: L_s on every seen set")
+    if terms:
+        axes[1].legend(fontsize=9)
+    return fig
+
+_ = viz.explorer(run_view, {"method": list(P.methods), "seed": list(seeds)},
+                 values={"method": "dkd" if "dkd" in P.methods else P.methods[0], "seed": seeds[0]})
 """),
     md(r"""
 ## 7 · The rest of the ablation and the on-the-fly teacher itself (Tables 7.4, 7.6)
@@ -577,8 +635,10 @@ if P.showcase:
     for step, im in sc.snapshots:
         for j in range(len(targets)):
             ims.append(im[j].permute(1, 2, 0).numpy()); titles.append(f"step {step}")
-    viz.image_grid(ims, nrow=len(targets), ax_size=1.6, titles=titles,
-                   suptitle="EfficientNet-Lite0 inversion, targets: " + ", ".join(names_))
+    fig = viz.image_grid(ims, nrow=len(targets), ax_size=1.6, titles=titles,
+                         suptitle="EfficientNet-Lite0 inversion, targets: " + ", ".join(names_))
+    for ax in fig.axes:
+        ax.title.set_fontsize(9)
     plt.show()
     ce = sc.curve("ce")[1]
     print(f"{len(targets)} images at {P.showcase_size} px, {P.showcase_steps} steps: {sc.images_per_second:.2f} images/s; "
@@ -620,6 +680,85 @@ either way (the chapter's numbers are shown beside them, not claimed).
     code(r"""
 print(f"notebook compute time: {time.time() - T0:.0f} s")
 _ = runs.record("seconds", time.time() - T0)
+"""),
+    md(r"""
+## Exercises
+
+Each exercise ends with a check cell that tells you whether your answer is right. The cells of this section
+import what they use and make their own small inputs, so you can run them on their own (seconds).
+"""),
+    md(r"""
+**Exercise 07.1 — implement a formula.** The clustering loss of Eq. 7.5 (§7.4.2), without λ_cluster: for each
+cluster $k$ of the generated batch, with $M_k$ the mean of its embeddings,
+$\max\big(\Delta + \max_{i \in k}\lVert f_i - M_k\rVert_2 - \min_{j \notin k}\lVert f_j - M_k\rVert_2,\ 0\big)$,
+summed over the clusters. Write `my_clustering_loss(features, labels, margin)` for a `(N, D)` tensor of embeddings
+and `(N,)` cluster ids; return a scalar tensor.
+"""),
+    code(r"""
+import numpy as np
+import torch
+from xmr_lib import check
+
+### BEGIN SOLUTION
+def my_clustering_loss(features, labels, margin):
+    total = features.new_zeros(())
+    for k in labels.unique():
+        member = labels == k
+        d = (features - features[member].mean(0)).norm(dim=1)       # every embedding's distance to M_k
+        total = total + torch.clamp(margin + d[member].max() - d[~member].min(), min=0)
+    return total
+### END SOLUTION
+"""),
+    code(r"""
+check.ex07_1(my_clustering_loss)
+"""),
+    md(r"""
+**Exercise 07.2 — extend a method: read the BatchNorm statistics with hooks.** Eq. 7.4 compares, at every BN
+layer $l$, the mean and variance of the layer's *input* on a batch with the running statistics the layer stored,
+$\sum_l \lVert\mu_l(x)-\hat\mu_l\rVert_2^2 + \lVert\sigma^2_l(x)-\hat\sigma^2_l\rVert_2^2$ (without λ_BN). Write
+`my_bn_gap(model, x)`: register a forward hook on every BatchNorm layer of `model` (an eval-mode network), run `x`
+through it once, compute the sum from what the hooks saw, and remove the hooks before returning (the released
+DeepInversion code forgot to). Statistics over every axis but the channels, biased variance, as BatchNorm does.
+"""),
+    code(r"""
+### BEGIN SOLUTION
+def my_bn_gap(model, x):
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    seen = []
+
+    def hook(module, inputs, output):
+        z = inputs[0]
+        dims = [0] + list(range(2, z.ndim))                          # all but the channel axis
+        seen.append((module, z.mean(dims), z.var(dims, unbiased=False)))
+
+    handles = [m.register_forward_hook(hook) for m in layers]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(((mu - m.running_mean) ** 2).sum() + ((var - m.running_var) ** 2).sum() for m, mu, var in seen)
+### END SOLUTION
+"""),
+    code(r"""
+check.ex07_2(my_bn_gap)
+"""),
+    md(r"""
+**Exercise 07.3 — change a knob and predict: `freeze_bn`.** The generation of §7.4.2 can only recover what the
+BN layers stored. Take a small BN network whose statistics were first set on grey images (its "pre-training"),
+then let it see red task-1 images either with BatchNorm in training mode (`freeze_bn=False`, this notebook) or
+frozen in eval mode (`freeze_bn=True`, the author's code base). Now generate images from its BN statistics
+(Eq. 7.4 only). With `freeze_bn=True`, will the generated images come out mostly `"red"` (like task 1) or
+`"grey"`? The check runs both cases (a few seconds) and shows the mean colours.
+"""),
+    code(r"""
+### BEGIN SOLUTION
+answer = "grey"
+### END SOLUTION
+"""),
+    code(r"""
+check.ex07_3(answer)
 """),
     md(r"""
 ## 10 · Claims

@@ -45,7 +45,7 @@ import numpy as np
 __all__ = [
     "diversity_metrics", "mean_metrics", "METRIC_NAMES",
     "TopicLists", "ShapePool", "COLOURS", "SHAPES", "ASPECTS", "render_aspect", "easy_vqa_shapes", "shape_pool",
-    "make_shape_topics",
+    "make_shape_topics", "toy_lists",
     "load_div2017", "write_trec_run", "RUNS", "Run", "table1_runs", "beta_sweep", "evaluate_runs",
     "concat_lists", "document_image", "image_features", "text_features",
 ]
@@ -463,6 +463,42 @@ def make_shape_topics(pool: ShapePool, *, n_docs: int = 150, relevant_fraction: 
 # MediaEval 2017 (Div150-family layout)
 
 FETCH_HINT = "python -m data_scripts fetch mediaeval2017_div --root DIR"
+
+
+def toy_lists(n_queries: int = 30, n_docs: int = 40, n_clusters: int = 5, *, dim: int = 16, p_relevant: float = 0.5,
+              noise: float = 0.6, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A small synthetic batch of topic lists for exercises and tests (no images, seconds to make).
+
+    Each list has ``n_docs`` documents, relevant with probability ``p_relevant``; a relevant document belongs to one
+    of ``n_clusters`` sub-topic clusters drawn with Zipf-skewed proportions (cluster 0 dominates, as one look does on
+    Flickr). Features: the cluster's centre plus noise (relevant), a random direction (irrelevant), L2-normalised.
+    Relevance: 1 for a relevant document, +0.3 for the dominant cluster, plus Gaussian ``noise``, min-max normalised.
+
+    Returns:
+        relevance ``(Q, N)`` in [0, 1], features ``(Q, N, dim)`` (unit rows), clusters ``(Q, N)`` int
+        (−1 = irrelevant).
+    """
+    for name, v in (("n_queries", n_queries), ("n_docs", n_docs), ("n_clusters", n_clusters), ("dim", dim)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    if not 0.0 < float(p_relevant) <= 1.0:
+        raise ValueError(f"p_relevant: expected a probability in (0, 1], got {p_relevant!r}")
+    if not float(noise) >= 0:
+        raise ValueError(f"noise: expected a standard deviation >= 0, got {noise!r}")
+    from .rerank import minmax_normalise
+
+    rng = np.random.default_rng(seed)
+    Q, N, C = int(n_queries), int(n_docs), int(n_clusters)
+    centres = rng.normal(size=(Q, C + 1, dim))
+    p = 1.0 / np.arange(1, C + 1) ** 1.5
+    p /= p.sum()
+    rel = rng.random((Q, N)) < p_relevant
+    cl = np.where(rel, np.array([rng.choice(C, N, p=p) for _ in range(Q)]), -1)
+    f = np.take_along_axis(centres, np.where(cl >= 0, cl, C)[:, :, None], 1) + 0.35 * rng.normal(size=(Q, N, dim))
+    f[~rel] = rng.normal(size=(int((~rel).sum()), dim))
+    f /= np.linalg.norm(f, axis=2, keepdims=True)
+    score = rel * 1.0 + 0.3 * (cl == 0) + float(noise) * rng.normal(size=(Q, N))
+    return minmax_normalise(score), f, cl
 
 
 def _find(root: Path, patterns: Sequence[str]) -> list[Path]:

@@ -32,6 +32,7 @@ points); SANITY — the first network learns, the generation lowers L_BN, the sh
 targets. ``NOT_CLAIMED`` lists the rest of the chapter's results and why.
 """
 from xmr_lib.claims import SANITY, at_least, custom, greater
+from xmr_lib.knobs import Choice, Float, Int, ListOf
 
 PROFILES = {
     "smoke": {
@@ -201,6 +202,60 @@ PROFILES = {
 }
 
 
+_DATASETS = ("synth_species", "fashion_mnist", "digits", "mnist5k", "cub200", "stanford_dogs")   # lifelong.DATASETS
+_METHODS = ("ft", "kd", "kd_replay", "otf", "dkd_no_ls", "dkd_no_replay", "dkd", "joint")   # lifelong.LIFELONG_METHODS
+
+#: Types and ranges the profiles cannot show (checked by ``runs.resolve`` before anything runs).
+KNOBS = {
+    "datasets": ListOf(Choice(*_DATASETS)),
+    "n_seen": ListOf(Int(2)),                   # a triplet needs a negative class
+    "n_unseen": ListOf(Int(1)),
+    "train_per_class": Int(2),
+    "test_per_class": Int(1),
+    "unseen_per_class": Int(2),                 # R@1 of an unseen class needs a second image of it
+    "image_size": Int(8),
+    "backbone": Choice("tiny", "efficientnet_lite0", "resnet50", "resnet18"),
+    "width": Int(1),
+    "embed_dim": Int(1),
+    "classes_per_batch": Int(2),                # P of the P×K sampler
+    "images_per_class": Int(2),                 # K: every anchor needs a positive
+    "lr": Float(0, exclusive_lo=True),
+    "lr_trunk": Float(0, exclusive_lo=True, none_ok=True),
+    "weight_decay": Float(0),
+    "base_iterations": Int(1),
+    "inc_iterations": Int(1),
+    "joint_iterations": Int(1),
+    "margin": Float(0),
+    "temperature": Float(0, exclusive_lo=True),
+    "lambda_s": Float(0),
+    "lambda_kd1": Float(0),
+    "lambda_kd2": Float(0),
+    "lambda_te2": Float(0),
+    "kd_scale": Float(0),
+    "gen_images": Int(2),
+    "gen_clusters": Int(2),                     # Eq. 7.5 needs two clusters
+    "gen_steps": Int(1),
+    "gen_lr": Float(0, exclusive_lo=True),
+    "lambda_bn": Float(0),
+    "lambda_cluster": Float(0),
+    "cluster_margin": Float(0),
+    "gen_tv": Float(0),
+    "gen_l2": Float(0),
+    "gen_jitter": Int(0),
+    "snapshot_every": Int(0),
+    "methods": ListOf(Choice(*_METHODS)),
+    "ablation_methods": ListOf(Choice(*_METHODS)),
+    "n_seeds": Int(1),
+    "showcase_images": Int(1),
+    "showcase_size": Int(8),
+    "showcase_steps": Int(1),
+    "showcase_lr": Float(0, exclusive_lo=True),
+    "showcase_lambda_bn": Float(0),
+    "showcase_classes": ListOf(Int(0, 999)),    # ImageNet class indices
+    "cpu_threads": Int(1, none_ok=True),
+}
+
+
 def _drop(first: str, last: str, factor: float):
     """Every seed: ``last <= factor · first``."""
 
@@ -314,3 +369,136 @@ NOT_CLAIMED = [
      "not claimed even on the real data: our backbone (ResNet-50 for BN-Inception), schedule and splits differ, "
      "and the full profile runs one seed"),
 ]
+
+
+# ---- exercises (notebook section "Exercises"; xmr_lib.exercises)
+
+def _check_clustering_loss(fn):
+    """Exercise 07.1: ``fn(features, labels, margin)`` = Eq. 7.5 without λ, as :func:`inversion.clustering_loss`."""
+    import torch
+
+    from xmr_lib import inversion as inv
+
+    g = torch.Generator().manual_seed(0)
+    for K, P, margin in ((2, 3, 1.0), (4, 5, 0.5), (3, 4, 3.0)):
+        labels = torch.arange(K).repeat_interleave(P)
+        feats = torch.randn(K * P, 6, generator=g) + 0.7 * torch.randn(K, 6, generator=g).repeat_interleave(P, 0)
+        want = float(inv.clustering_loss(feats, labels, margin))
+        got = fn(feats, labels, margin)
+        got = float(got.detach() if isinstance(got, torch.Tensor) else got)
+        if abs(got - want) <= 1e-4 * max(1.0, abs(want)):
+            continue
+        onehot = torch.nn.functional.one_hot(labels, K).float()
+        M = onehot.T @ feats / onehot.sum(0)[:, None]
+        d = torch.cdist(feats, M)
+        intra = d.masked_fill(~onehot.bool(), float("-inf")).amax(0)
+        inter = d.masked_fill(onehot.bool(), float("inf")).amin(0)
+        if abs(got - float(torch.clamp(margin + intra.pow(2) - inter.pow(2), min=0).sum())) < 1e-4 * max(1, abs(got)):
+            return False, "you use squared distances; Eq. 7.5 compares plain Euclidean distances ‖f − M_k‖₂"
+        if abs(got - float(torch.clamp(margin + intra - inter, min=0).mean())) < 1e-4 * max(1, abs(got)):
+            return False, "you average over the clusters; Eq. 7.5 sums the K hinges"
+        return False, (f"K={K}, P={P}, Δ={margin}: you return {got:.4f}, expected {want:.4f}. Per cluster k: its mean "
+                       "M_k, the largest distance of a member to M_k, the smallest distance of a non-member to M_k, "
+                       "then max(Δ + intra − inter, 0), summed over k")
+    return True, "Eq. 7.5 matches xmr_lib.inversion.clustering_loss (K = 2, 3, 4; Δ = 0.5, 1, 3)"
+
+
+def _bn_net(seed: int = 0):
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                        nn.Conv2d(6, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4), nn.BatchNorm1d(4))
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = 1.0                            # one batch sets the running statistics
+    with torch.no_grad():
+        net.train()(torch.rand(4, 3, 2, 2, generator=torch.Generator().manual_seed(seed + 100)))
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_var.mul_(1.5)
+    return net.eval()
+
+
+def _check_bn_gap(fn):
+    """Exercise 07.2: ``fn(model, x)`` = Σ_l ‖μ_l(x) − μ̂_l‖² + ‖σ²_l(x) − σ̂²_l‖² (Eq. 7.4 without λ), no hook left."""
+    import torch
+    import torch.nn as nn
+
+    from xmr_lib import inversion as inv
+
+    for seed in (0, 1):
+        net = _bn_net(seed)
+        x = torch.rand(4, 3, 2, 2, generator=torch.Generator().manual_seed(seed + 10))
+        with inv.BNStatistics(net) as h, torch.no_grad():
+            net(x)
+            want = float(inv.bn_matching_loss(h.means, h.variances, h.running_means, h.running_variances))
+            n = [x.shape[0] * (x.shape[2] * x.shape[3] if i < 2 else 1) for i in range(3)]
+            unbiased = float(inv.bn_matching_loss(h.means, [v * k / (k - 1) for v, k in zip(h.variances, n)],
+                                                  h.running_means, h.running_variances))
+        got = fn(net, x)
+        got = float(got.detach() if isinstance(got, torch.Tensor) else got)
+        bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if any(len(m._forward_hooks) or len(m._forward_pre_hooks) for m in bns):
+            return False, ("the value may be right, but hooks are still attached to the BN layers: keep the handles of "
+                           "register_forward_hook and call .remove() on each (DeepInversion's code forgot to)")
+        if abs(got - want) <= 1e-4 * max(1.0, want):
+            continue
+        if abs(got - unbiased) <= 1e-4 * max(1.0, want):
+            return False, "you use the unbiased variance; BatchNorm normalises with the biased one (unbiased=False)"
+        return False, (f"you return {got:.4f}, expected {want:.4f}. Hook the *input* of every BN layer (inputs[0] in "
+                       "a forward hook), take its mean and biased variance over every axis but the channels "
+                       "(dims 0, 2, 3 for images; 0 for vectors), compare with running_mean / running_var")
+    return True, "your hooks read what every BN layer sees and leave the model as it was: Eq. 7.4 without λ_BN"
+
+
+def _freeze_bn_colours(freeze_bn: bool):
+    """Mean colour of images generated from a small BN net whose statistics came from grey, then red images."""
+    import torch
+    import torch.nn as nn
+
+    from xmr_lib import inversion as inv
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=0.5), nn.ReLU(),
+                            nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=0.5), nn.ReLU(),
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+        g = torch.Generator().manual_seed(0)
+        grey = (0.5 + 0.1 * torch.randn(32, 3, 8, 8, generator=g)).clamp(0, 1)
+        red = (torch.tensor([0.9, 0.15, 0.15]).view(1, 3, 1, 1) + 0.05 * torch.randn(32, 3, 8, 8, generator=g)
+               ).clamp(0, 1)
+        with torch.no_grad():
+            net.train()
+            for _ in range(12):
+                net(grey)                                   # "pre-training": the statistics of grey images
+            net.eval() if freeze_bn else net.train()        # task 1: BN frozen (eval) or updated (train)
+            for _ in range(12):
+                net(red)
+        res = inv.invert_bn(net, 8, (3, 8, 8), n_clusters=2, steps=60, lr=0.05, lambda_bn=1.0, lambda_cluster=0.0,
+                            device="cpu", seed=0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return [round(float(v), 2) for v in res.images.mean((0, 2, 3))]
+
+
+def _check_freeze_bn(answer):
+    """Exercise 07.3: with BN frozen while learning red task-1 images, do generated images come out 'red' or 'grey'?"""
+    if not isinstance(answer, str) or answer.strip().lower() not in ("red", "grey", "gray"):
+        return False, 'expected answer = "red" or answer = "grey"'
+    a = "grey" if answer.strip().lower() == "gray" else answer.strip().lower()
+    frozen, updated = _freeze_bn_colours(True), _freeze_bn_colours(False)
+    truth = "red" if frozen[0] - max(frozen[1:]) > 0.2 else "grey"
+    seen = f"mean RGB of the generated images: BN frozen {frozen}, BN updated {updated}"
+    if a == truth:
+        return True, (f"{seen}. Frozen BN layers keep the statistics of the data before task 1, and that is all the "
+                      "generation can recover: with freeze_bn=True the replay would dream up the wrong data")
+    return False, (f"{seen}. The generation only sees the running statistics; in eval mode BatchNorm does not update "
+                   "them, so which data do they describe?")
+
+
+EXERCISES = {"1": _check_clustering_loss, "2": _check_bn_gap, "3": _check_freeze_bn}

@@ -19,6 +19,7 @@ The visual features of the pool are computed once and cached on disk (``$XMR_CAC
 draws a collection, encodes its texts, scores the runs, sweeps β and trains the joint embedding.
 """
 from xmr_lib.claims import FINDING, SANITY, at_least, at_most, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib.knobs import Choice, Float, Int, ListOf
 
 _BETAS = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5]
 
@@ -68,6 +69,24 @@ PROFILES = {
         "joint_epochs": 30,
         "text_encoder": "minilm",
     },
+}
+
+
+#: Types and ranges the profiles cannot show (checked by ``runs.resolve`` before anything runs).
+KNOBS = {
+    "dataset": Choice("shapes", "mediaeval2017", none_ok=True),
+    "text_encoder": Choice("minilm", "tfidf"),
+    "n_seeds": Int(1),
+    "per_combo": Int(1),
+    "image_size": Int(8),
+    "n_docs": Int(2),
+    "n_topics": Int(2, 24),            # colour-shape pairs; half dev, half test
+    "p_mention": Float(0, 1),
+    "p_wrong": Float(0, 1),
+    "K": Int(1),
+    "alpha": Float(0, 1),
+    "betas": ListOf(Float(0)),         # MMR penalties β ≥ 0
+    "joint_epochs": Int(0),
 }
 
 
@@ -226,3 +245,116 @@ PAPER_TABLE1 = {
     "RUN5 (VT, joint + PRF)": {"P@20": 78.1, "CR@20": 66.4, "F1@20": 69.4, "ERR-IA@20": 73.0,
                                "alpha-nDCG@20": 68.6},
 }
+
+
+# ---- exercises (notebook section "Exercises"; xmr_lib.exercises)
+
+def _check_prf_score(fn):
+    """Exercise 09.1: ``fn(first, features, k)`` = Eq. (1) for a batch of lists, as :func:`xmr_lib.rerank.prf_score`."""
+    import numpy as np
+
+    from xmr_lib import rerank
+
+    rng = np.random.default_rng(0)
+    for k in (1, 3, 8):
+        first = rng.random((4, 12))
+        f = rng.normal(size=(4, 12, 6))
+        f /= np.linalg.norm(f, axis=2, keepdims=True)
+        want = rerank.prf_score(first, k, features=f)
+        got = np.asarray(fn(first, f, k), dtype=float)
+        if got.shape != want.shape:
+            return False, f"expected shape {want.shape} (one score per document of each list), got {got.shape}"
+        if np.allclose(got, want, atol=1e-8):
+            continue
+        top = np.argsort(-first, axis=1, kind="stable")[:, :k]
+        sims = np.einsum("qnd,qkd->qnk", f, np.take_along_axis(f, top[:, :, None], 1))
+        w = np.take_along_axis(first, top, 1)
+        if np.allclose(got, sims.mean(2), atol=1e-8):
+            return False, (f"k={k}: you average the similarities to the top-K documents with equal weights; Eq. (1) "
+                           "weights each by its first-step score S_T(d_i, q)")
+        if np.allclose(got, np.einsum("qnk,qk->qn", sims, w), atol=1e-8):
+            return False, f"k={k}: the weighted sum is right, but Eq. (1) divides it by the sum of the K weights"
+        every = (np.einsum("qnd,qmd->qnm", f, f) * first[:, None, :]).sum(2) / first.sum(1)[:, None]
+        if np.allclose(got, every, atol=1e-8):
+            return False, f"k={k}: you use every document of the list; Eq. (1) sums over the K best by S_T only"
+        return False, (f"k={k}: largest difference {np.abs(got - want).max():.3g} from Eq. (1); take the K documents "
+                       "with the highest first-step score, their dot products with every document, and the "
+                       "first-step-score-weighted mean of these")
+    return True, "Eq. (1) matches xmr_lib.rerank.prf_score for K = 1, 3, 8 — one einsum, no loop over queries"
+
+
+def _check_beta_prediction(answer):
+    """Exercise 09.2: the direction of CR@10 on ``diversity.toy_lists()`` for β 0 → 0.5 and β 1 → 2."""
+    import numpy as np
+
+    from xmr_lib import diversity, rerank
+
+    ok = ("higher", "lower")
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2 or not all(isinstance(a, str) for a in answer):
+        return False, 'expected a pair of words, e.g. answer = ("higher", "higher")'
+    got = tuple(a.strip().lower() for a in answer)
+    if any(a not in ok for a in got):
+        return False, f"each word must be 'higher' or 'lower', got {answer!r}"
+    rel, f, cl = diversity.toy_lists(seed=0)
+    m = {b: diversity.diversity_metrics(rerank.mmr_rerank(rel, b, features=f), cl, 10) for b in (0.0, 0.5, 1.0, 2.0)}
+    cr = {b: float(np.mean(v["CR"])) for b, v in m.items()}
+    p = {b: float(np.mean(v["P"])) for b, v in m.items()}
+    truth = ("higher" if cr[0.5] > cr[0.0] else "lower", "higher" if cr[2.0] > cr[1.0] else "lower")
+    seen = (f"CR@10 {cr[0.0]:.3f} (β=0) → {cr[0.5]:.3f} (β=0.5); {cr[1.0]:.3f} (β=1) → {cr[2.0]:.3f} (β=2); "
+            f"P@10 {p[0.0]:.2f} → {p[0.5]:.2f} → {p[1.0]:.2f} → {p[2.0]:.2f}")
+    if got == truth:
+        return True, (f"{seen}. A little β buys cluster recall; a large β picks photos just because they look "
+                      "different, and an irrelevant photo represents no cluster")
+    if got[0] != truth[0]:
+        return False, (f"not the first: {seen}. From β = 0, MMR starts to skip near-duplicates of the dominant look")
+    return False, (f"not the second: {seen}. Look at P@10 at β = 2: what does an irrelevant photo add to CR?")
+
+
+def _mean_mmr(rel, sim, beta):
+    """Reference for exercise 09.3: MMR whose redundancy is the mean similarity to the chosen documents."""
+    import numpy as np
+
+    n = len(rel)
+    chosen, left = [], list(range(n))
+    for t in range(n):
+        red = sim[np.ix_(left, chosen)].mean(1) if chosen else np.zeros(len(left))
+        obj = rel[left] - beta * red
+        pick = left[int(np.argmax(obj))]
+        chosen.append(pick)
+        left.remove(pick)
+    return np.array(chosen)
+
+
+def _check_mean_mmr(fn):
+    """Exercise 09.3: ``fn(rel, sim, beta)`` = MMR with the *mean* similarity to the chosen set as redundancy."""
+    import numpy as np
+
+    from xmr_lib import rerank
+
+    rng = np.random.default_rng(3)
+    for trial in range(4):
+        n = 12
+        rel = rng.random(n)
+        x = rng.normal(size=(n, 5))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        sim = x @ x.T
+        for beta in (0.0, 0.4, 1.5):
+            got = np.asarray(fn(rel, sim, beta)).astype(int).reshape(-1)
+            if sorted(got.tolist()) != list(range(n)):
+                return False, f"expected a permutation of range({n}) (every document once), got {got.tolist()}"
+            want = _mean_mmr(rel, sim, beta)
+            if np.array_equal(got, want):
+                continue
+            if beta == 0.0:
+                return False, "with β = 0 the order must be the relevance order (the first pick is the most relevant)"
+            lib = rerank.mmr_rerank(rel[None], beta, similarity=sim[None])[0]
+            if np.array_equal(got, lib):
+                return False, (f"β={beta}: this is the library's MMR (max similarity to the chosen set); the variant "
+                               "takes the mean over the chosen documents")
+            return False, (f"β={beta}: first difference at rank {int(np.argmax(got != want)) + 1}; the objective is "
+                           "rel(d) − β · mean_{d' chosen} sim(d, d'), and the first pick is the most relevant")
+    return True, ("mean-redundancy MMR: a photo that repeats one chosen look is penalised less than with the max, "
+                  "so it diversifies more gently at the same β")
+
+
+EXERCISES = {"1": _check_prf_score, "2": _check_beta_prediction, "3": _check_mean_mmr}
