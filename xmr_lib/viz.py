@@ -67,13 +67,13 @@ def ranked_grid(query: Any, results: Sequence[Any], status: Sequence[str | None]
         a = _to_image(img)
         ax.imshow(a, cmap=cmap if a.ndim == 2 else None)
         ax.set_xticks([]), ax.set_yticks([])
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
         colour = FRAME_COLOURS.get(st, FRAME_COLOURS[None])
         for sp in ax.spines.values():
             sp.set_edgecolor(colour)
             sp.set_linewidth(4 if st is not None else 1.5)
             sp.set_visible(True)
-    axes[0].set_title(query_title, fontsize=8, fontweight="bold")
+    axes[0].set_title(query_title, fontsize=9, fontweight="bold")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
@@ -107,10 +107,10 @@ def ranked_grids(queries: Sequence[Any], results: Sequence[Sequence[Any]],
                 sp.set_edgecolor(colour)
                 sp.set_linewidth(4 if st is not None else 1.5)
         if row_titles:
-            axes[i, 0].set_ylabel(row_titles[i], fontsize=8)
-    axes[0, 0].set_title("query", fontsize=8, fontweight="bold")
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=9)
+    axes[0, 0].set_title("query", fontsize=9, fontweight="bold")
     for j in range(1, k + 1):
-        axes[0, j].set_title(f"#{j}", fontsize=8)
+        axes[0, j].set_title(f"#{j}", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -144,7 +144,7 @@ def metric_curves(curves: Mapping[str, Sequence[float]] | Mapping[str, tuple[Seq
     if title:
         ax.set_title(title)
     if len(curves) > 1:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     return ax
 
 
@@ -197,7 +197,7 @@ def embedding_scatter(x: Any, labels: Sequence[Any] | None = None, method: str =
     if title:
         ax.set_title(title)
     if ax.get_legend() is not None:
-        ax.legend(fontsize=7, markerscale=0.8, loc="best", ncol=1 if hue is None or len(set(hue)) <= 12 else 2)
+        ax.legend(fontsize=9, markerscale=0.8, loc="best", ncol=1 if hue is None or len(set(hue)) <= 12 else 2)
     return ax
 
 
@@ -218,7 +218,7 @@ def image_grid(images: Sequence[Any], nrow: int | None = None, titles: Sequence[
             a = _to_image(images[i])
             ax.imshow(a, cmap=cmap if a.ndim == 2 else None)
             if titles:
-                ax.set_title(titles[i], fontsize=7)
+                ax.set_title(titles[i], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
