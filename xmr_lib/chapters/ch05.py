@@ -27,6 +27,8 @@ Profiles:
   recorded ``data/real`` (``real_data_only``). Without the data it falls back to SynthSpecies at a larger scale
   (``fallback``; banner, ``data/fallback`` = 1, no ``data/real``), and those claims read "not run".
 """
+from xmr_lib.incremental import METHODS
+from xmr_lib.knobs import AnyOf, Choice, Float, ListOf
 from xmr_lib.claims import (GAP_FRACTION, MIN_SEEDS, PAPER, SANITY, at_least, at_most, close_to, custom, greater,
                             paired_gap, real_data_only)
 
@@ -332,3 +334,12 @@ NOT_CLAIMED = [
      "need the real benchmark: full profile, real data only (05.cub200_* / 05.stanford_dogs_*, ±5 points with a "
      "ResNet-50 trunk)"),
 ]
+
+
+# Types and ranges the profile values cannot show (xmr_lib/knobs.py); the other knobs' types are inferred.
+KNOBS = {
+    "dataset": Choice("synth_species", "cub200", "stanford_dogs"),
+    "backbone": Choice("tiny", "resnet50", "efficientnet_lite0", "resnet18"),
+    "mmd_sigmas": AnyOf(Choice("auto"), ListOf(Float(0, exclusive_lo=True))),
+    "methods": ListOf(Choice(*METHODS)),
+}
