@@ -193,3 +193,50 @@ def test_ch06_paper_claims_accept_the_papers_own_numbers():
         row = claims.evaluate_claim(c, {"profile": c.profiles[0], "metrics": metrics})
         assert row["status"] == claims.HOLDS, f"{c.id}: {row['status']} on the paper's numbers — {row['ours'] or row['why']}"
     assert set(ch06.PAPER_VALUES) <= {c.id for c in ch06.CLAIMS}
+
+
+def test_ch06_knobs_refuse_bad_values_and_name_the_library_choices():
+    from xmr_lib import runs
+    from xmr_lib.chapters import ch06
+
+    assert ch06._METHODS == tuple(est.METHODS)
+    assert set(ch06.KNOBS["ranking"].choices) == set(est.RANKING_LOSSES)
+    p = runs.resolve("06", "default", step_iterations=50, mmd_sigmas="auto")
+    assert p.step_iterations == 50 and p.mmd_sigmas == "auto"
+    for bad, match in [({"step_iterations": "abc"}, "step_iterations: expected an integer ≥ 1 or a list"),
+                       ({"step_iterations": [160, 0, 80]}, "step_iterations"),
+                       ({"mmd_sigmas": "abc"}, "mmd_sigmas: expected one of 'auto' or a list of a number > 0"),
+                       ({"mmd_sigmas": [0.5, -1.0]}, "mmd_sigmas"),
+                       ({"multi_methods": ["ft", "ewc"]}, r"multi_methods\[1\]"),
+                       ({"acc_metric": "map"}, "acc_metric"), ({"decay": 2.0}, "decay")]:
+        with pytest.raises(ValueError, match=match):
+            runs.resolve("06", "default", **bad)
+
+
+def test_ch06_exercise_checks_pass_the_solution_and_explain_a_wrong_answer():
+    import torch.nn.functional as F
+
+    from xmr_lib.chapters import ch06
+
+    def corr(s, t, T):
+        lp, lq = F.log_softmax(t @ t.T / T, 1), F.log_softmax(s @ s.T / T, 1)
+        return (lp.exp() * (lp - lq)).sum() * T ** 2 / len(s)
+
+    assert ch06.EXERCISES["1"](corr)[0]
+    ok, why = ch06.EXERCISES["1"](lambda s, t, T: corr(t, s, T))
+    assert not ok and "KL(student ‖ teacher)" in why
+    ok, why = ch06.EXERCISES["1"](lambda s, t, T: corr(s, t, T) / T ** 2)
+    assert not ok and "T²" in why
+    assert ch06.EXERCISES["2"]("higher")[0] and not ch06.EXERCISES["2"]("lower")[0]
+    assert not ch06.EXERCISES["2"](3)[0]
+
+    def mean_estimate(actual, ranges, k=1.0, forward=False):
+        out, f = [], actual
+        for lo, hi in (ranges if forward else reversed(ranges)):
+            f = (1 + k * (lo + hi) / 2) * f
+            out.append(f)
+        return out
+
+    assert ch06.EXERCISES["3"](mean_estimate)[0]
+    ok, why = ch06.EXERCISES["3"](lambda a, r, k: mean_estimate(a, r, k, forward=True))
+    assert not ok and "ranges[-1]" in why

@@ -209,8 +209,10 @@ ims, titles = [], []
 for g, grp in enumerate(multi_task):
     for c in grp[:3]:
         ims.append(as_image(train.images[train.labels == c][0])); titles.append(f"g{g}: {c}")
-viz.image_grid(ims, nrow=len(ims), ax_size=0.9, titles=titles,
-               suptitle="one image of the first classes of each group (g0 = old classes)")
+fig = viz.image_grid(ims, nrow=len(ims), ax_size=1.4, titles=titles,
+                     suptitle="one image of the first classes of each group (g0 = old classes)")
+for ax in fig.axes:
+    ax.title.set_fontsize(9)
 plt.show()
 ''')
 
@@ -384,7 +386,7 @@ display(pd.DataFrame(rows).T.style.set_caption(f"Ours: {P.dataset}, one task {P.
 ''')
 
 C('''
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
 ms = list(P.onetask_methods) + [m for m in P.baseline_methods if m not in P.onetask_methods]
 x = np.arange(len(ms))
 for k_, (which, c) in enumerate((("old", "C0"), ("new", "C1"))):
@@ -393,7 +395,7 @@ for k_, (which, c) in enumerate((("old", "C0"), ("new", "C1"))):
                 label=f"{which} classes")
 axes[0].axhline(np.mean(init_old), ls=":", c="k", lw=1, label="f_0 on old (before)")
 axes[0].set_xticks(x, ms); axes[0].set_ylabel("mAP"); axes[0].set_title("One task, after learning the new classes")
-axes[0].legend(fontsize=8)
+axes[0].set_ylim(0, 1.2); axes[0].legend(fontsize=9, loc="upper center", ncols=3)
 first = one[P.seed]
 pts = [(0.0, first["ft"])] if "ft" in first else []
 pts += [(P.lambda2, first["corr"])] if "corr" in first else []
@@ -402,9 +404,10 @@ pts.sort(key=lambda t: t[0])
 if pts:
     axes[1].plot([r.final("new") for _, r in pts], [r.final("old") for _, r in pts], marker="o")
     for lam, r in pts:
-        axes[1].annotate(f"λ2={lam:g}", (r.final("new"), r.final("old")), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        axes[1].annotate(f"λ2={lam:g}", (r.final("new"), r.final("old")), fontsize=9, xytext=(3, 3), textcoords="offset points")
 axes[1].set(xlabel="new-class mAP (plasticity)", ylabel="old-class mAP (stability)", title=f"λ2 sweep (seed {P.seed}; λ2 = 0 is ft)")
-plt.tight_layout(); plt.show()
+axes[1].margins(0.15)
+plt.show()
 ''')
 
 M(r"""
@@ -507,16 +510,19 @@ learnt (backward transfer) counts negative.
 C('''
 mm = [m for m in P.multi_methods if m != "joint"]
 fm = multi[P.seed]
-fig, axes = plt.subplots(1, len(mm), figsize=(2.9 * len(mm), 2.9), squeeze=False)
+fig, axes = plt.subplots(1, len(mm), figsize=(3.0 * len(mm), 3.4), squeeze=False, layout="constrained")
 for ax, m in zip(axes[0], mm):
     R_ = fm[m].matrix("mAP")
-    ax.imshow(np.ma.masked_invalid(R_), vmin=0, vmax=1, cmap="viridis")
+    ax.imshow(np.ma.masked_invalid(R_), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for (i, j), v in np.ndenumerate(R_):
         if not np.isnan(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-    ax.set(title=f"{m}\\nforgetting {fm[m].forgetting():.3f}", xlabel="group", ylabel="after step")
-    ax.set_xticks(range(R_.shape[1]), ["orig"] + [f"g{g}" for g in range(1, R_.shape[1])], fontsize=7)
-plt.suptitle(f"Results matrices R[step, group] (mAP, seed {P.seed})", y=1.04); plt.tight_layout(); plt.show()
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9, color="w" if v < 0.6 else "k")
+    ax.set_title(f"{m}\\nforgetting {fm[m].forgetting():.3f}", fontsize=10)
+    ax.set(xlabel="group", ylabel="after step")
+    ax.set_xticks(range(R_.shape[1]), ["orig"] + [f"g{g}" for g in range(1, R_.shape[1])], fontsize=9)
+    ax.set_yticks(range(R_.shape[0]))
+    ax.grid(False)
+fig.suptitle(f"Results matrices R[step, group] (mAP, seed {P.seed})"); plt.show()
 
 for m in mm:
     runs.record(f"multi/{m}/forgetting_seeds", [multi[s][m].forgetting() for s in seeds])
@@ -528,23 +534,26 @@ for m in mm:
 ''')
 
 C('''
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
 steps_ = np.arange(1, P.n_steps + 1)
 for m in mm:
     curves = np.array([multi[s][m].forgetting_curve() for s in seeds])
     axes[0].errorbar(steps_, curves.mean(0), yerr=curves.std(0) if len(seeds) > 1 else None, marker="o", label=m, capsize=2)
     col0 = np.array([[st["groups"][0]["mAP"] for st in multi[s][m].steps] for s in seeds])
     axes[1].plot(np.arange(P.n_steps + 1), col0.mean(0), marker="o", label=m)
-axes[0].set(xlabel="step t", ylabel="average forgetting (mAP)", title=f"Eq. 6.12 after each step (Fig. 6.7), {len(seeds)} seed(s)")
-axes[1].set(xlabel="step t", ylabel="mAP on the original classes", title="The original classes, step after step (Fig. 6.11)")
-axes[0].legend(fontsize=8)
+axes[0].set(xlabel="step t", ylabel="average forgetting (mAP)", xticks=steps_)
+axes[0].set_title(f"Eq. 6.12 after each step (Fig. 6.7), {len(seeds)} seed(s)", fontsize=10)
+axes[1].set(xlabel="step t", ylabel="mAP on the original classes", xticks=np.arange(P.n_steps + 1))
+axes[1].set_title("The original classes, step after step (Fig. 6.11)", fontsize=10)
+axes[0].legend(fontsize=9)
 w = 0.8 / len(mm)
 for i, m in enumerate(mm):
     fin = np.array([[multi[s][m].steps[-1]["groups"][g]["R@1"] for g in range(P.n_steps + 1)] for s in seeds]).mean(0)
     axes[2].bar(np.arange(P.n_steps + 1) + (i - (len(mm) - 1) / 2) * w, fin, w, label=m)
 axes[2].set_xticks(range(P.n_steps + 1), ["orig"] + [f"g{g}" for g in range(1, P.n_steps + 1)])
-axes[2].set(ylabel="R@1 of the final model", title="Every group after the last step (Fig. 6.8)")
-plt.tight_layout(); plt.show()
+axes[2].set(ylabel="R@1 of the final model", xlabel="group")
+axes[2].set_title("Every group after the last step (Fig. 6.8)", fontsize=10)
+plt.show()
 ''')
 
 M(r"""
@@ -611,15 +620,15 @@ if len(rec_models) >= 3:
     display(rep.style.format(precision=3).hide(axis="index").set_caption(
         "Estimated (virtual) vs stored features, against the actual features of each unsaved model f_model"))
     runs.record("estimation/report", rep.to_dict("records"))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     lab = rep["step t"].astype(str) + ": f" + rep["model"].astype(str)
     xx = np.arange(len(rep))
     for ax, (col, ttl) in zip(axes, (("cos", "mean cosine to the actual features (higher = closer)"),
                                       ("kl", "L_corr to the actual Gram matrix (lower = closer)"))):
         ax.plot(xx, rep[f"{col}_virtual"], marker="o", label="virtual (estimated)")
-        ax.plot(xx, rep[f"{col}_stored"], marker="s", label="stored f_{t−1} as is")
-        ax.set_xticks(xx, lab, fontsize=8); ax.set_title(ttl, fontsize=10); ax.set_xlabel("step: unsaved model")
-    axes[0].legend(fontsize=8); plt.tight_layout(); plt.show()
+        ax.plot(xx, rep[f"{col}_stored"], marker="s", label="stored f_t−1, as is")
+        ax.set_xticks(xx, lab, fontsize=9); ax.set_title(ttl, fontsize=10); ax.set_xlabel("step: unsaved model")
+    axes[0].legend(fontsize=9); plt.show()
     runs.record("estimation/virtual_closer_fraction", float((rep["kl_virtual"] < rep["kl_stored"]).mean()))
 ''')
 
@@ -636,14 +645,61 @@ if len(rec_models) >= 3:
     virt0 = est.estimate_features(stored, est.accuracy_ranges(r_fe.steps[:t], P.acc_metric), P.k,
                                   torch.Generator().manual_seed(P.seed))[-1]
     pca = PCA(2, random_state=P.seed).fit(torch.cat([actual0, stored, virt0]).cpu().numpy())
-    Z = {n: pca.transform(v.cpu().numpy()) for n, v in (("actual f_0", actual0), ("stored f_{t−1}", stored), ("virtual f_0", virt0))}
-    fig, ax = plt.subplots(figsize=(6, 4.6))
+    Z = {n: pca.transform(v.cpu().numpy()) for n, v in (("actual f_0", actual0), (f"stored f_{t - 1}", stored), ("virtual f_0", virt0))}
+    fig, ax = plt.subplots(figsize=(8, 4.6))
     for (n, z), mk in zip(Z.items(), ("o", "s", "^")):
         ax.scatter(z[:, 0], z[:, 1], s=14, marker=mk, label=n, alpha=0.7)
     for i in range(0, len(y_), max(1, len(y_) // 15)):
         ax.plot([Z["actual f_0"][i, 0], Z["virtual f_0"][i, 0]], [Z["actual f_0"][i, 1], Z["virtual f_0"][i, 1]], c="grey", lw=0.6)
-    ax.set(title=f"Features of group {t}'s test images (PCA): f_0 as it was, and as estimated at step {t}")
-    ax.legend(fontsize=8); plt.tight_layout(); plt.show()
+    ax.plot([], [], c="grey", lw=0.6, label="one image: actual → virtual f_0")
+    ax.set(xlabel="PC 1", ylabel="PC 2")
+    ax.set_title(f"Group {t}'s test images (PCA): f_0 as it was, and as estimated at step {t}", fontsize=10)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1)); plt.tight_layout(); plt.show()
+''')
+
+M(r'''
+**Explore the virtual teacher.** Pick an unsaved model and the scaling factor k of Eq. 6.8: the three panels are
+the Gram rows (softmax of G / T, T as in training) that the loss term of that model compares the student with —
+the actual model's (which the chapter no longer has), the stored f_{t−1}'s, and the virtual ones estimated from it
+at step t = `n_steps` (one draw of α). The titles give each stand-in's L_corr to the actual rows. k = 0 is the stored
+model itself; a larger k sharpens the rows (the scale (1 + kᾱ)² of section 4) — closer to the actual model only if
+that model's rows were sharper. (A headless run shows one setting: f_{t−2} and this run's k.)
+''')
+
+C('''
+if len(rec_models) >= 3:
+    # features computed once here (inference only): moving a control re-draws, it never trains
+    t_x = P.n_steps
+    by_class = np.argsort(y_, kind="stable")
+    pick = torch.as_tensor(by_class[np.linspace(0, len(by_class) - 1, min(24, len(by_class))).astype(int)])
+    with torch.no_grad():
+        F_actual = {j: rec_models[j](x_[pick]).embedding.cpu() for j in range(t_x - 1)}
+        F_stored = rec_models[t_x - 1](x_[pick]).embedding.cpu()
+    ranges_x = est.accuracy_ranges(r_fe.steps[:t_x], P.acc_metric)
+
+    def gram_rows(F):
+        return torch.softmax(F @ F.T / P.temperature, dim=1).numpy()
+
+    def draw_virtual_teacher(model, k):
+        virt = est.estimate_features(F_stored, ranges_x, k, torch.Generator().manual_seed(P.seed))[t_x - 2 - model]
+        panels = [(f"actual f_{model}", F_actual[model]), (f"stored f_{t_x - 1}, as is", F_stored),
+                  (f"virtual f_{model}, k = {k:g}", virt)]
+        fig, axs = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
+        rows_ = [gram_rows(F) for _, F in panels]          # one colour scale for the three panels
+        lo_, hi_ = min(float(r.min()) for r in rows_), max(float(r.max()) for r in rows_)
+        for ax, (name, F), r in zip(axs, panels, rows_):
+            im = ax.imshow(r, vmin=lo_, vmax=hi_, cmap="viridis")
+            if not name.startswith("actual"):
+                name += f"\\nL_corr to the actual rows: {est.gram_kl_matrix(F_actual[model], F, P.temperature):.4f}"
+            ax.set_title(name, fontsize=10)
+            ax.set(xlabel="image j (sorted by class)", ylabel="image i")
+            ax.grid(False)
+        fig.colorbar(im, ax=list(axs), shrink=0.85, label=f"softmax of row i of G / T (T = {P.temperature:g})")
+        fig.suptitle(f"Step {t_x}: what the loss term of f_{model} compares with ({len(pick)} test images of group {t_x})")
+        return fig
+
+    _ = viz.explorer(draw_virtual_teacher, {"model": [(f"f_{j}", j) for j in range(t_x - 1)], "k": (0.0, 3.0, 0.25)},
+                     values={"model": t_x - 2, "k": float(P.k)})
 ''')
 
 M(r"""
@@ -670,9 +726,11 @@ mem = pd.DataFrame(mem)
 piv = mem.pivot(index="step t", columns="method", values="bytes")
 display(piv.loc[:P.n_steps].style.format("{:,}").set_caption(f"bytes kept besides the trained network ({sum(p.numel() for p in net_.parameters()):,} parameters)"))
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
-for m_, d in mem.groupby("method"):
-    ax.plot(d["step t"], d["MB"], marker="o", label=m_)
-ax.set(xlabel="step t", ylabel="MB kept", title="memory of the teachers"); ax.legend(fontsize=8); plt.tight_layout(); plt.show()
+for m_, d in mem.groupby("method"):      # corr and corr_fe overlap: one model (+ 2 floats per task)
+    ax.plot(d["step t"], d["MB"], **{"corr": dict(marker="o", ms=8), "corr_fe": dict(marker="x", ls="--"),
+                                     "corr_all": dict(marker="s")}[m_], label=m_)
+ax.set(xlabel="step t", ylabel="MB kept", title="memory of the teachers", xticks=sorted(mem["step t"].unique()), ylim=(0, None))
+ax.legend(fontsize=9); plt.tight_layout(); plt.show()
 last = est.memory_cost(net_, "corr_fe", P.n_steps)["model_bytes"] / est.memory_cost(net_, "corr_all", P.n_steps)["model_bytes"]
 runs.record("memory/fe_over_all_ratio", last)
 runs.record("memory/bytes_per_model", est.memory_cost(net_, "corr", 1)["model_bytes"])
@@ -722,7 +780,82 @@ the first new group gets twice the steps of the later ones, and the class order 
 (section 1); EWC, ALASSO and NCE are not reproduced (notebook 05 has EWC); ResNet-50 stands in for BN-Inception at
 full scale. The default profile is sized to run five seeds in about four minutes on two CPU cores (P×K batches of
 8 × 4 images, 200 base / one-task steps, 160 + 80 + 80 multi-task steps; `xmr_lib/chapters/ch06.py` says why).
+""")
 
+M(r"""
+## Exercises
+
+Each exercise ends with a check cell that tells you whether your answer is right. The cells of this section
+import what they use (small synthetic features, no training), so you can run them on their own.
+""")
+
+M(r"""
+**Exercise 06.1 — implement a formula.** The correlation loss of Eqs. 6.4–6.5 in the released code's form: with
+$G_o = F_o F_o^\top$ (teacher) and $G_n = F_n F_n^\top$ (student) for the same N images,
+$L_{corr} = \frac{T^2}{N} \sum_i KL\big(\sigma(G_o[i] / T) \,\Vert\, \sigma(G_n[i] / T)\big)$, σ a softmax over
+row i. Write `my_corr_loss(student, teacher, T)` for `(N, d)` tensors, without `xmr_lib.distill`.
+""")
+
+C('''
+import torch
+import torch.nn.functional as F
+from xmr_lib import check
+from xmr_lib import estimation as est      # to try things out (exercises 06.2, 06.3)
+
+### BEGIN SOLUTION
+def my_corr_loss(student, teacher, T):
+    log_p = F.log_softmax(teacher @ teacher.T / T, dim=1)     # σ(G_o / T), row by row: the target
+    log_q = F.log_softmax(student @ student.T / T, dim=1)     # σ(G_n / T)
+    return (log_p.exp() * (log_p - log_q)).sum() * T ** 2 / len(student)
+### END SOLUTION
+''')
+
+C('''
+check.ex06_1(my_corr_loss)
+''')
+
+M(r"""
+**Exercise 06.2 — change a knob and predict.** Feature estimation (Eqs. 6.7–6.8) makes the virtual features of an
+unsaved model as $(1 + k\,\boldsymbol\alpha) \odot F_{t-1}$, α drawn from the recorded range — here the thesis'
+(α_drop, α_gain) = (−0.0325, 0.7528) of §6.4.3. Predict, before you try: if the scaling factor k goes from 1 (the
+thesis) to 2, does the correlation loss between the virtual f_0 and the stored f_1 (T = 4) get `"higher"`,
+`"lower"` or stay the `"same"`? The check measures it on 32 random unit features, averaged over 20 draws of α.
+""")
+
+C('''
+### BEGIN SOLUTION
+answer = "higher"      # (1 + kᾱ)² grows from 1.85 to 2.96: sharper rows, further from the stored model
+### END SOLUTION
+''')
+
+C('''
+check.ex06_2(answer)
+''')
+
+M(r"""
+**Exercise 06.3 — extend a method.** `est.estimate_features(actual, ranges, k, generator)` (Eq. 6.9) returns
+$[F_{t-2}, F_{t-3}, \dots, F_0]$, stepping back one transition at a time from the most recent one, `ranges[-1]`,
+and drawing a fresh α for every entry. Write its deterministic variant `mean_estimate(actual, ranges, k)`: every α
+replaced by its mean $\bar\alpha_j = (\alpha_{drop} + \alpha_{gain}) / 2$. The check compares it with the mean of
+many random estimates — and the feedback says what the randomness adds to the virtual Gram matrix.
+""")
+
+C('''
+### BEGIN SOLUTION
+def mean_estimate(actual, ranges, k=1.0):
+    out, f = [], actual
+    for lo, hi in reversed(ranges):             # (t−2)→(t−1) first, back to 0→1
+        f = (1 + k * (lo + hi) / 2) * f
+        out.append(f)
+    return out
+### END SOLUTION
+''')
+
+C('''
+check.ex06_3(mean_estimate)
+''')
+
+M(r"""
 ## 9 · Claims
 
 Each claim is decided from the metrics this run recorded. Paper claims state the chapter's numbers and gap; the

@@ -27,6 +27,7 @@ Profiles:
   SynthSpecies run (banner, ``data/fallback`` = 1, no ``data/real``), and those claims read "not run".
 """
 from xmr_lib.claims import FINDING, SANITY, at_least, at_most, close_to, greater, real_data_only
+from xmr_lib.knobs import AnyOf, Choice, Float, Int, ListOf
 
 PROFILES = {
     "smoke": {
@@ -171,6 +172,52 @@ PROFILES = {
                      "joint_iterations": 4500, "multi_lambda2": 30.0, "l2_weight": 1.0, "mmd_sigmas": [0.5, 1.0, 2.0],
                      "n_seeds": 3},
     },
+}
+
+_METHODS = ("ft", "l2", "mmd", "corr", "corr_aug", "corr_fe", "corr_all", "joint")   # estimation.METHODS
+
+#: Types and ranges the profiles cannot show (checked by ``runs.resolve`` before anything runs).
+KNOBS = {
+    "dataset": Choice("synth_species", "cub200", "stanford_dogs"),
+    "n_old": Int(2),                            # a triplet needs a negative class
+    "n_new": Int(1),
+    "n_steps": Int(1),
+    "class_order": Choice("natural", "latin"),
+    "train_per_class": Int(2, none_ok=True),    # every anchor needs a positive
+    "test_per_class": Int(1, none_ok=True),
+    "image_size": Int(8),
+    "backbone": Choice("tiny", "resnet50", "efficientnet_lite0", "resnet18"),
+    "width": Int(1),
+    "embed_dim": Int(1),
+    "classes_per_batch": Int(2),                # P of the P×K sampler
+    "images_per_class": Int(2),                 # K: every anchor needs a positive
+    "lr": Float(0, exclusive_lo=True),
+    "lr_trunk": Float(0, exclusive_lo=True, none_ok=True),
+    "weight_decay": Float(0),
+    "augment": Choice("flip", "crop_flip"),
+    "base_iterations": Int(1),
+    "onetask_iterations": Int(1),
+    "step_iterations": AnyOf(Int(1), ListOf(Int(1))),      # one count for every group, or one per group
+    "joint_iterations": Int(1),
+    "ranking": Choice("hard_mining", "triplet"),           # estimation.RANKING_LOSSES
+    "margin": Float(0, none_ok=True),
+    "lambda1": Float(0),
+    "lambda2": Float(0),
+    "multi_lambda2": Float(0),
+    "temperature": Float(0, exclusive_lo=True),
+    "k": Float(0),
+    "decay": Float(0, 1),                       # Eq. 6.11: older virtual terms weigh less
+    "acc_metric": Choice("mAP", "R@1"),
+    "kl_direction": Choice("thesis", "code"),
+    "l2_weight": Float(0),
+    "mmd_weight": Float(0),
+    "mmd_sigmas": AnyOf(Choice("auto"), ListOf(Float(0, exclusive_lo=True))),   # Gaussian bandwidths, or "auto"
+    "onetask_methods": ListOf(Choice(*_METHODS)),
+    "baseline_methods": ListOf(Choice(*_METHODS)),
+    "multi_methods": ListOf(Choice(*_METHODS)),
+    "lambda2_grid": ListOf(Float(0)),
+    "n_seeds": Int(1),
+    "cpu_threads": Int(1, none_ok=True),
 }
 
 _ALL = ("smoke", "default", "full")
@@ -390,3 +437,118 @@ NOT_CLAIMED = [
     ("Gram matrices and retrieved images: ours keeps the most semantics", "Figs. 6.6(b), 6.11, 6.12–6.16",
      "visual statements"),
 ]
+
+
+# ---- exercises (the notebook's "Exercises" section; xmr_lib.exercises): fn(answer) -> (passed, feedback)
+
+
+def _check_corr_loss(fn):
+    """Exercise 06.1: ``fn(student, teacher, T)`` = L_corr of Eqs. 6.4–6.5 as :func:`xmr_lib.distill.
+    correlation_distillation_loss` computes it (row softmax of G / T, KL(teacher ‖ student), · T² / N)."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from xmr_lib import distill
+
+    g = torch.Generator().manual_seed(0)
+    for T in (1.0, 4.0):
+        s = F.normalize(torch.randn(12, 16, generator=g), dim=1)
+        t = F.normalize(torch.randn(12, 16, generator=g), dim=1)
+        want = float(distill.correlation_distillation_loss(s, t, T))
+        out = fn(s.clone(), t.clone(), T)
+        try:
+            got = float(out)
+        except (TypeError, ValueError, RuntimeError):
+            return False, f"expected one number (a 0-d tensor or a float), got {type(out).__name__}"
+        if not math.isfinite(got):
+            return False, f"for T = {T:g} you return {got}: take log_softmax rather than log(softmax(·))"
+        if abs(got - want) <= 1e-5 * max(1.0, abs(want)):
+            continue
+        swapped = float(distill.correlation_distillation_loss(s, t, T, direction="code"))
+        n = len(s)
+        hints = [(swapped, "you took KL(student ‖ teacher): Eq. 6.5 has the teacher's Gram rows as the target, "
+                           "KL(σ(G_o) ‖ σ(G_n)) = Σ p (log p − log q) with p from the teacher"),
+                 (want / (T * T), "multiply by T² (the released code's scaling, which keeps the gradient's size "
+                                  "independent of T)"),
+                 (want * n, "divide the summed KL by the batch size N"),
+                 (want / n, "average over the rows (÷ N) once, not over every entry (÷ N²)")]
+        why = next((h for v, h in hints if abs(got - v) <= 1e-5 * max(1.0, abs(v))), None)
+        return False, (f"for T = {T:g} you return {got:.5f}, expected {want:.5f}: "
+                       + (why or "softmax each row of G / T (G = F Fᵀ), take KL(teacher rows ‖ student rows), sum, "
+                                 "then · T² / N"))
+    return True, ("L_corr matches xmr_lib.distill.correlation_distillation_loss for T = 1 (Eq. 6.5 as printed) and "
+                  "T = 4 (the released code)")
+
+
+def _virtual_vs_stored_kl(k: float, n_draws: int = 20) -> float:
+    """Mean L_corr (T = 4) between the virtual f_0 estimated with the thesis' range and k, and the stored features."""
+    import torch
+    import torch.nn.functional as F
+
+    from xmr_lib import estimation as est
+
+    g = torch.Generator().manual_seed(0)
+    stored = F.normalize(torch.randn(32, 16, generator=g), dim=1)
+    vals = [est.gram_kl_matrix(est.estimate_features(stored, [(-0.0325, 0.7528)], k, g)[0], stored, 4.0)
+            for _ in range(n_draws)]
+    return sum(vals) / len(vals)
+
+
+def _check_k_knob(answer):
+    """Exercise 06.2: predict how L_corr(virtual f_0, stored f_1) moves when k goes from 1 to 2."""
+    options = ("higher", "lower", "same")
+    a = str(answer).strip().lower()
+    if a not in options:
+        return False, f"answer with one of {', '.join(map(repr, options))}, got {answer!r}"
+    k1, k2 = _virtual_vs_stored_kl(1.0), _virtual_vs_stored_kl(2.0)
+    truth = "same" if abs(k2 - k1) <= 0.05 * max(k1, 1e-12) else ("higher" if k2 > k1 else "lower")
+    measured = f"L_corr(virtual, stored) = {k1:.3f} at k = 1, {k2:.3f} at k = 2 (mean of 20 draws)"
+    if a == truth:
+        return True, (f"{measured}. E[G_virtual] = (1 + kᾱ)² G + k² Var(α) diag(‖F_i‖²): with ᾱ = 0.36 the scale "
+                      "grows from 1.85 to 2.96 and the diagonal with k², so the virtual teacher's rows get sharper "
+                      "and it lies further from the stored model: k sets how far the virtual teacher strays from it")
+    return False, (f"not {a!r}. Hint: the virtual features are (1 + kα) ⊙ F with α ~ U(−0.03, 0.75); what does a "
+                   "larger factor on every feature do to G = F Fᵀ, and to a softmax of its rows? (Section 4's "
+                   "closed form E[G_virtual] answers it; try est.estimate_features and est.gram_kl_matrix.)")
+
+
+def _check_mean_estimate(fn):
+    """Exercise 06.3: ``fn(actual, ranges, k)`` = Eq. 6.9 with every α replaced by its mean: a deterministic
+    ``[F_{t−2}, …, F_0]`` that is the Monte-Carlo mean of :func:`xmr_lib.estimation.estimate_features`."""
+    import torch
+
+    from xmr_lib import estimation as est
+
+    g = torch.Generator().manual_seed(3)
+    actual = torch.randn(6, 5, generator=g)
+    ranges = [(-0.03, 0.75), (-0.10, 0.30), (0.0, 0.50)]      # 0→1, 1→2, 2→3: task t = 4 is training
+    k = 1.5
+    out = fn(actual.clone(), list(ranges), k)
+    if not isinstance(out, (list, tuple)) or len(out) != len(ranges):
+        return False, (f"expected a list of {len(ranges)} tensors [F_2, F_1, F_0] (one per unsaved model), got "
+                       f"{type(out).__name__}" + (f" of length {len(out)}" if hasattr(out, "__len__") else ""))
+    out = [torch.as_tensor(o, dtype=actual.dtype) for o in out]
+    if any(o.shape != actual.shape for o in out):
+        return False, f"every virtual feature set has the shape of `actual` {tuple(actual.shape)}"
+    scale = 1.0
+    for i, (lo, hi) in enumerate(reversed(ranges)):
+        scale *= 1 + k * (lo + hi) / 2
+        if not torch.allclose(out[i], scale * actual, atol=1e-5):
+            first = ("out[0] is F_{t−2}: it steps back over the most recent transition, ranges[-1], first"
+                     if i == 0 else f"out[{i}] multiplies the factors (1 + k ᾱ_j) of the last {i + 1} transitions")
+            return False, f"{first}; ᾱ_j = (α_drop + α_gain) / 2 of ranges[j], and k multiplies ᾱ (Eq. 6.8)"
+    mc = torch.zeros_like(actual)
+    n = 4000
+    for _ in range(n):
+        mc += est.estimate_features(actual, ranges, k, g)[-1]
+    if not torch.allclose(mc / n, out[-1], atol=0.05 * float(out[-1].abs().max())):
+        return False, "your F_0 is not the mean of est.estimate_features' F_0 over many draws"
+    if not torch.allclose(fn(actual.clone(), list(ranges), 0.0)[-1].to(actual.dtype), actual, atol=1e-6):
+        return False, "with k = 0 the estimate must be the stored features themselves (F + 0·Δ)"
+    return True, ("deterministic, and the mean of the random estimate over 4000 draws; its Gram matrix is "
+                  "(Π_j (1 + kᾱ_j))² G — E[G_virtual] without the diagonal noise term: the randomness adds only that")
+
+
+EXERCISES = {"1": _check_corr_loss, "2": _check_k_knob, "3": _check_mean_estimate}
