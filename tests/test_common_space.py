@@ -206,3 +206,18 @@ def test_clamp_fashion_wiki_sizes_keeps_what_fits_and_clamps_the_rest():
     assert cs.clamp_fashion_wiki_sizes(10 ** 7, 10 ** 7) == (n_tr, n_te)
     with pytest.raises(ValueError, match="n_test"):
         cs.clamp_fashion_wiki_sizes(100, 3)
+
+
+def test_ch10_table1_claim_compares_fixed_sizes_above_the_class_count():
+    # the former 10.table1_small_latent_worse compared the best size (picked on the same seeds) with l = 8, below the
+    # 10 classes; Table 1's statement is l = 64 below l = 128, with both sizes above the class count
+    from xmr_lib.chapters import ch10
+
+    dims = ch10.PROFILES["default"]["latent_dims"]
+    assert min(dims) > 10 and {64, 128} <= set(dims)
+    assert ch10.PROFILES["default"]["n_seeds"] >= 5
+    ids = {c.id: c for c in ch10.CLAIMS}
+    assert "10.table1_small_latent_worse" not in ids
+    assert ids["10.table1_l128_beats_l64"].metrics == ("sweep/l128/average", "sweep/l64/average")
+    assert not any("best" in m for c in ch10.CLAIMS for m in c.metrics)
+    assert ids["10.supervised_objectives_beat_cca"].kind == "finding"
