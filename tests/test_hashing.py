@@ -28,6 +28,19 @@ def test_binary_entropy_peaks_at_half():
     assert H.binary_entropy(0.5, base=math.e) == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="p:"):
         H.binary_entropy([1.5])
+    assert math.copysign(1.0, float(H.binary_entropy(0.0))) == 1.0      # +0, not −0
+
+
+@pytest.mark.parametrize("p", [math.nan, [0.3, math.nan], np.array([[np.nan]]), "half", None])
+def test_binary_entropy_refuses_nan_and_non_numbers_by_name(p):
+    with pytest.raises(ValueError, match=r"^p: expected probabilities"):
+        H.binary_entropy(p)
+
+
+@pytest.mark.parametrize("base", [1, 0, -2, math.nan, "2"])
+def test_binary_entropy_refuses_a_bad_base(base):
+    with pytest.raises(ValueError, match=r"^base:"):
+        H.binary_entropy(0.3, base=base)
 
 
 def test_modality_entropy_and_negative_entropy_loss():
@@ -183,6 +196,30 @@ def test_config_validation_and_ablations():
     assert H.ablation_config(c, "Baseline3").eta == 0.1 and H.ablation_config(c, "Baseline3").alpha == 0
     with pytest.raises(ValueError, match="name"):
         H.ablation_config(c, "Baseline9")
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("d_steps", -1), ("d_steps", 1.5), ("batch_size", 2.7), ("batch_size", 0), ("batch_size", True),
+    ("epochs", "8"), ("epochs", math.nan), ("n_bits", 0), ("n_bits", 16.5), ("common_dim", -1), ("text_hidden", None),
+    ("image_hidden", [2.5]), ("image_hidden", [0]), ("image_hidden", "1024"),
+    ("alpha", math.nan), ("alpha", math.inf), ("beta", -1.0), ("gamma", "1"), ("eta", math.nan), ("eps", None),
+    ("balance_weight", True), ("dropout", math.nan), ("dropout", 1.0), ("lr_start", 0.0), ("lr_end", math.nan),
+    ("d_lr", -1e-3), ("weight_decay", math.inf), ("grad_clip", -1.0), ("text_multiscale", "yes"),
+    ("domain_on", "real"), ("domain_on", ("real", "codes")), ("entropy_mode", None), ("pair_scope", ["buffer"]),
+])
+def test_config_refuses_every_bad_field_by_name(field, bad):
+    with pytest.raises(ValueError, match=rf"^{field}(\[\d+\])?: expected"):
+        H.HashingConfig(**{field: bad})
+
+
+def test_config_keeps_good_values_as_given():
+    """Validation does not retype what it accepts (the run checkpoints key on the config's JSON)."""
+    c = H.HashingConfig(alpha=0, n_bits=np.int64(16), image_hidden=[np.int32(8)], d_steps=0, grad_clip=0)
+    assert c.alpha == 0 and type(c.alpha) is int
+    assert type(c.n_bits) is int and c.image_hidden == (8,) and c.d_steps == 0
+    assert type(H.HashingConfig(batch_size=16.0).batch_size) is int       # integral, as the knobs accept
+    from dataclasses import replace
+    assert replace(c, batch_size=32).batch_size == 32
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -88,15 +88,25 @@ def binary_entropy(p: np.ndarray | float, base: float = 2.0) -> np.ndarray:
     """Entropy of a two-outcome distribution (p, 1−p); ``base=2`` gives bits, peak 1 at p = 0.5 (Fig. 3.2b).
 
     Args:
-        p: probabilities in [0, 1], any shape.
+        p: probabilities in [0, 1], any shape (NaN is refused: ValueError naming ``p``).
+        base: the logarithm's base (2: bits, e: nats).
     Returns:
         entropy, same shape as ``p`` (0 at p ∈ {0, 1}).
     """
-    p = np.asarray(p, dtype=np.float64)
+    try:
+        p = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"p: expected probabilities in [0, 1], got {p!r}") from None
+    if np.isnan(p).any():
+        raise ValueError(f"p: expected probabilities in [0, 1], got NaN ({int(np.isnan(p).sum())} of {p.size} "
+                         "values)")
+    if not isinstance(base, (int, float, np.integer, np.floating)) or isinstance(base, bool) \
+            or not math.isfinite(base) or base <= 0 or base == 1:
+        raise ValueError(f"base: expected a logarithm base > 0 and ≠ 1 (2 for bits, e for nats), got {base!r}")
     if np.any((p < 0) | (p > 1)):
         raise ValueError(f"p: expected probabilities in [0, 1], got values in [{p.min()}, {p.max()}]")
     with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(p < 1, (1 - p) * np.log(1 - p), 0.0))
+        h = 0.0 - (np.where(p > 0, p * np.log(p), 0.0) + np.where(p < 1, (1 - p) * np.log(1 - p), 0.0))  # +0 at 0, 1
     return h / math.log(base)
 
 
@@ -471,6 +481,22 @@ class DomainPredictor(nn.Module):
 # configuration and ablations
 
 
+def _whole(name: str, v: Any, lo: int) -> int:
+    """``v`` as an int when it is a whole number ≥ ``lo`` (an int, numpy int or integral float such as 16.0, as
+    the notebook knobs accept), else ValueError naming ``name`` (2.7, True, "8", NaN)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(v)) or not float(v).is_integer() or v < lo:
+        raise ValueError(f"{name}: expected a whole number ≥ {lo}, got {v!r}")
+    return int(v)
+
+
+def _real(name: str, v: Any, what: str, ok: Callable[[float], bool]) -> None:
+    """ValueError naming ``name`` unless ``v`` is a finite real number (not a bool) for which ``ok`` holds."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(v)) or not ok(float(v)):
+        raise ValueError(f"{name}: expected {what}, got {v!r}")
+
+
 @dataclass
 class HashingConfig:
     """Every setting of the ch. 3 model and its training. Defaults follow the thesis where it says something.
@@ -538,22 +564,31 @@ class HashingConfig:
                    "pairwise_sign": PAIRWISE_SIGNS, "entropy_mode": ("adversarial", "literal"),
                    "feat_activation": ("none", "relu")}
         for k, allowed in choices.items():
-            if getattr(self, k) not in allowed:
+            if not isinstance(getattr(self, k), str) or getattr(self, k) not in allowed:
                 raise ValueError(f"{k}: expected one of {allowed}, got {getattr(self, k)!r}")
-        self.image_hidden = tuple(int(h) for h in self.image_hidden)
+        # counts: whole numbers (not 2.7, not True), ≥ 1 (d_steps ≥ 0: 0 leaves the domain predictors untrained)
+        for k, lo in (("n_bits", 1), ("common_dim", 1), ("text_hidden", 1), ("epochs", 1), ("batch_size", 1),
+                      ("d_steps", 0)):
+            setattr(self, k, _whole(k, getattr(self, k), lo))
+        if isinstance(self.image_hidden, (str, bytes)) or not isinstance(self.image_hidden, (list, tuple)):
+            raise ValueError(f"image_hidden: expected a list of layer widths ≥ 1 (e.g. [1024] or []), "
+                             f"got {self.image_hidden!r}")
+        self.image_hidden = tuple(_whole(f"image_hidden[{i}]", h, 1) for i, h in enumerate(self.image_hidden))
+        if not isinstance(self.text_multiscale, (bool, np.bool_)):
+            raise ValueError(f"text_multiscale: expected True or False, got {self.text_multiscale!r}")
+        if isinstance(self.domain_on, str) or not isinstance(self.domain_on, (list, tuple)):
+            raise ValueError(f"domain_on: expected a subset of ('real', 'binary') as a tuple, got {self.domain_on!r}")
         self.domain_on = tuple(self.domain_on)
         if not set(self.domain_on) <= {"real", "binary"}:
             raise ValueError(f"domain_on: expected a subset of ('real', 'binary'), got {self.domain_on!r}")
-        for k in ("n_bits", "common_dim", "epochs", "batch_size", "text_hidden"):
-            if int(getattr(self, k)) < 1:
-                raise ValueError(f"{k}: expected ≥ 1, got {getattr(self, k)!r}")
+        # real numbers: finite (NaN compares False with every bound, so it is refused by name here)
         for k in ("alpha", "beta", "gamma", "eta", "eps", "balance_weight"):
-            if float(getattr(self, k)) < 0:
-                raise ValueError(f"{k}: expected a weight ≥ 0, got {getattr(self, k)!r}")
-        if not (0.0 <= self.dropout < 1.0):
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
-        if self.lr_start <= 0 or self.lr_end <= 0:
-            raise ValueError(f"lr_start, lr_end: expected > 0, got {self.lr_start!r}, {self.lr_end!r}")
+            _real(k, getattr(self, k), "a weight ≥ 0", lambda v: v >= 0)
+        _real("dropout", self.dropout, "a probability in [0, 1)", lambda v: 0.0 <= v < 1.0)
+        for k in ("lr_start", "lr_end", "d_lr"):
+            _real(k, getattr(self, k), "a learning rate > 0", lambda v: v > 0)
+        _real("weight_decay", self.weight_decay, "a number ≥ 0", lambda v: v >= 0)
+        _real("grad_clip", self.grad_clip, "a norm ≥ 0 (0 = no clipping)", lambda v: v >= 0)
 
     def weights(self) -> dict[str, float]:
         """The Eq. 3.7 weights as keyword arguments of :func:`total_loss`."""

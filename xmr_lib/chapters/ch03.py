@@ -31,6 +31,7 @@ n_train = 1,000 the thesis's α = 100 over 10,000 training pairs weighs like α 
 """
 
 from xmr_lib.claims import FINDING, PAPER, SANITY, at_least, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib.knobs import Choice, Float, Int, ListOf
 
 _COMMON = {
     "image_encoder": "efficientnet_lite0",   # frozen ImageNet trunk (the thesis fine-tunes CNN-F)
@@ -70,6 +71,29 @@ PROFILES = {
              "in_batch_alpha_sweep": [0.0, 1.0, 100.0],
              "eta_sweep": [0.01, 1.0], "extra_ablations": ["printed_eq37", "literal_entropy"],
              "n_tsne": 2000, "n_examples": 4},
+}
+
+# Types and ranges the profiles cannot show (checked by runs.resolve before anything runs; the rest is inferred).
+_WEIGHT = Float(0)
+KNOBS = {
+    "dataset": Choice("shapes", "fashion_mnist", "mirflickr25k", "nuswide"),
+    "text_encoder": Choice("bow", "tfidf", "minilm"),
+    "n_query": Int(1), "n_retrieval": Int(1, none_ok=True), "n_train": Int(2),
+    "image_size": Int(1), "caption_drop": Float(0, 1),
+    "bits": ListOf(Int(1, 4096)), "ablation_bits": Int(1, 4096),
+    "n_seeds": Int(1), "sweep_seeds": Int(1), "epochs": Int(1), "batch_size": Int(1),
+    "lr_start": Float(0, exclusive_lo=True), "lr_end": Float(0, exclusive_lo=True),
+    "common_dim": Int(1), "image_hidden": ListOf(Int(1)), "text_hidden": Int(1),
+    "alpha": _WEIGHT, "beta": _WEIGHT, "gamma": _WEIGHT, "eta": _WEIGHT, "eps": _WEIGHT, "balance_weight": _WEIGHT,
+    "loss_reduction": Choice("dcmh", "mean"),
+    "pair_scope": Choice("buffer", "in_batch"),
+    "multilevel_norm": Choice("num_classes", "jaccard", "max_shared", "cosine"),
+    "quant_target": Choice("own_sign", "shared"),
+    "pairwise_sign": Choice("nll", "printed"),
+    "entropy_mode": Choice("adversarial", "literal"),
+    "alpha_sweep": ListOf(_WEIGHT), "in_batch_alpha_sweep": ListOf(_WEIGHT), "eta_sweep": ListOf(_WEIGHT),
+    "extra_ablations": ListOf(Choice("printed_eq37", "literal_entropy")),
+    "n_tsne": Int(2), "n_examples": Int(1),
 }
 
 # The paper's numbers (Tables 3.2 and 3.3, MIRFlickr-25K / NUS-WIDE, CNN-F).
@@ -245,3 +269,176 @@ NOT_CLAIMED = [
      "DCMH / SSAH curves need their code; the ablation's curves are plotted, and its ordering is claimed through "
      "mAP (Table 3.3)"),
 ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exercises (checked by ``check.ex03_1`` … in the notebook; see xmr_lib/exercises.py)
+
+
+def _scalar(out, what: str):
+    """``out`` as a 0-d torch tensor, or a feedback string saying why it is not one."""
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        return None, (f"{what} returned {type(out).__name__}; return a torch scalar computed with torch operations "
+                      "(the encoders are trained through it, so it must carry a gradient)")
+    if out.numel() != 1:
+        return None, (f"{what} returned shape {tuple(out.shape)}; expected one number, the sum over the rows "
+                      "(items) and the columns (domains)")
+    return out.reshape(()), None
+
+
+def _f(t) -> float:
+    return float(t.detach()) if hasattr(t, "detach") else float(t)
+
+
+def _check_negative_entropy(fn):
+    """Exercise 03.1: ``fn(logits)`` = Eq. 3.2 for one set of features, Σ_i Σ_j P_ij log P_ij, as a torch scalar."""
+    import torch
+
+    from xmr_lib import hashing as H
+
+    g = torch.Generator().manual_seed(0)
+    cases = (("random logits, 2 domains", torch.randn(6, 2, generator=g)),
+             ("random logits, 3 domains", torch.randn(5, 3, generator=g)),
+             ("confident logits (margins up to ~150)", 60.0 * torch.randn(6, 2, generator=g)))
+    for what, logits in cases:
+        want_x = logits.clone().requires_grad_(True)
+        want = H.negative_entropy_loss(want_x)
+        want.backward()
+        x = logits.clone().requires_grad_(True)
+        got, why = _scalar(fn(x), "your function")
+        if why:
+            return False, why
+        if not torch.isfinite(got):
+            return False, (f"{what}: you return {_f(got)}: a confident prediction has P_j = 0 and 0 · log 0 is "
+                           "NaN in floating point; compute log P with torch.log_softmax and P as its exp()")
+        w, v = _f(want), _f(got)
+        if abs(v - w) > 1e-4 * max(1.0, abs(w)):
+            if abs(v + w) <= 1e-4 * max(1.0, abs(w)) and abs(w) > 1e-6:
+                return False, (f"{what}: you return {v:.4f}, expected {w:.4f}: the sign is flipped — Eq. 3.2 is "
+                               "Σ P log P, the *negative* entropy (≤ 0), which the encoders minimise")
+            n = logits.shape[0]
+            if abs(v * n - w) <= 1e-4 * max(1.0, abs(w)):
+                return False, f"{what}: you return the mean over rows ({v:.4f}); Eq. 3.2 sums over i (→ {w:.4f})"
+            return False, (f"{what}: you return {v:.4f}, expected {w:.4f} = Σ_i Σ_j P_ij log P_ij with "
+                           "P = softmax(logits) over the domains (dim=1)")
+        if got.requires_grad:
+            got.backward()
+        if x.grad is None or not torch.allclose(x.grad, want_x.grad, atol=1e-5, rtol=1e-4):
+            return False, (f"{what}: the value is right but the gradient is not (or missing): compute it with "
+                           "torch operations on the logits, without .detach() or numpy")
+    return True, ("Σ P log P matches xmr_lib.hashing.negative_entropy_loss, value and gradient, for 2 and 3 "
+                  "domains and for confident predictions")
+
+
+_DIRECTIONS = ("up", "down")
+
+
+def _multilevel_directions() -> dict[str, str]:
+    """Which way one gradient step on each term moves uᵀv from 0 for a pair with identical label sets."""
+    import torch
+
+    from xmr_lib import hashing as H
+
+    la = torch.zeros(1, 14)
+    la[0, [2, 8, 12]] = 1                                   # a colour, a shape and a size: 3 of c = 14 labels
+    out = {}
+    for name in ("num_classes", "jaccard", "pairwise"):
+        x = torch.zeros(1, 1, requires_grad=True)           # u = (x), v = (1): uᵀv = x = 0
+        v = torch.ones(1, 1)
+        if name == "pairwise":
+            loss = H.pairwise_likelihood_loss(x, v, H.binary_similarity(la, la))
+        else:
+            loss = H.multilevel_similarity_loss(x, v, H.multilevel_similarity(la, la, name))
+        (g,) = torch.autograd.grad(loss, x)
+        out[name] = "up" if float(-g) > 0 else "down"
+    return out
+
+
+def _check_multilevel_direction(answer):
+    """Exercise 03.2: ``answer`` = {"num_classes", "jaccard", "pairwise"} → "up" / "down"."""
+    from xmr_lib import hashing as H
+
+    keys = ("num_classes", "jaccard", "pairwise")
+    if not isinstance(answer, dict):
+        return False, f"expected a dict like {{'num_classes': 'up', 'jaccard': 'up', 'pairwise': 'up'}}, got {answer!r}"
+    missing = [k for k in keys if k not in answer]
+    if missing:
+        return False, f"missing key(s) {missing}: give 'up' or 'down' for each of {list(keys)}"
+    given = {k: str(answer[k]).strip().lower() for k in keys}
+    bad = [k for k in keys if given[k] not in _DIRECTIONS]
+    if bad:
+        return False, f"{bad}: answer 'up' or 'down' (the direction in which a gradient step moves uᵀv)"
+    want = _multilevel_directions()
+    import torch
+
+    la = torch.zeros(1, 14)
+    la[0, [2, 8, 12]] = 1
+    w = {n: float(H.multilevel_similarity(la, la, n)) for n in ("num_classes", "jaccard")}
+    wrong = [k for k in keys if given[k] != want[k]]
+    if wrong:
+        hints = {"num_classes": f"w = t / c = 3 / 14 = {w['num_classes']:.3f}, and σ(uᵀv) = ½ at uᵀv = 0",
+                 "jaccard": f"w = t / |l_i ∪ l_j| = {w['jaccard']:.3f}, and σ(uᵀv) = ½ at uᵀv = 0",
+                 "pairwise": "S = 1 (they share a label); −log σ(Δ) falls as Δ = ½ uᵀv grows"}
+        return False, "not quite — " + "; ".join(f"{k}: {hints[k]}" for k in wrong)
+    return True, (f"the printed target w = t/c = {w['num_classes']:.3f} pulls even a perfectly matching pair's uᵀv "
+                  "below 0 while the pairwise likelihood pushes it up — the conflict of §2; with the Jaccard "
+                  "target (w = 1) both terms agree")
+
+
+def _check_confusion_loss(fn):
+    """Exercise 03.3: ``fn(logits)`` = a domain-confusion loss that is lowest at P = ½ and does not saturate."""
+    import torch
+
+    from xmr_lib import hashing as H
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 2, generator=g)
+    val, why = _scalar(fn(x.clone()), "your function")
+    if why:
+        return False, why
+    # 1. lowest (and flat) where the predictor cannot tell the modality
+    eq = torch.full((6, 2), 0.7, requires_grad=True)
+    v_eq, why = _scalar(fn(eq), "your function")
+    if why:
+        return False, why
+    if not _f(v_eq) < _f(val) - 1e-6:
+        return False, (f"at P = ½ for every row your loss is {_f(v_eq):.4f}, not lower than at random logits "
+                       f"({_f(val):.4f}): the encoders minimise it, so it must be lowest where 𝒟 is uncertain")
+    if not v_eq.requires_grad:
+        return False, ("your loss carries no gradient: compute it with torch operations on the logits (no .detach(), "
+                       "no numpy), so that it can train the encoders")
+    (g_eq,) = torch.autograd.grad(v_eq, eq, allow_unused=True)
+    if g_eq is None or g_eq.abs().max() > 1e-5:
+        return False, "at P = ½ the gradient should vanish (it is the minimum); yours does not"
+    # 2. a sum over the rows, like Eq. 3.2
+    v2, why = _scalar(fn(torch.cat([x, x])), "your function")
+    if why:
+        return False, why
+    if abs(_f(v2) - 2 * _f(val)) > 1e-4 * max(1.0, abs(_f(val))):
+        return False, "a sum over the rows (like Eq. 3.2): the same rows twice should give twice the loss"
+    # 3. finite for a very confident predictor
+    big = torch.tensor([[200.0, -200.0], [-150.0, 150.0]], requires_grad=True)
+    v_big, why = _scalar(fn(big), "your function")
+    if why:
+        return False, why
+    (g_big,) = torch.autograd.grad(v_big, big, allow_unused=True)
+    if not torch.isfinite(v_big) or g_big is None or not torch.isfinite(g_big).all():
+        return False, "NaN or inf for confident logits (±200): use torch.log_softmax rather than log(softmax(·))"
+    # 4. the point of the exercise: the gradient does not vanish when 𝒟 is confident
+    conf = torch.tensor([[5.0, -5.0]], requires_grad=True)
+    (g_conf,) = torch.autograd.grad(_scalar(fn(conf), "")[0], conf, allow_unused=True)
+    ent = torch.tensor([[5.0, -5.0]], requires_grad=True)
+    (g_ent,) = torch.autograd.grad(H.negative_entropy_loss(ent), ent)
+    if g_conf is None or _f(g_conf.norm()) < 0.3:
+        got = 0.0 if g_conf is None else _f(g_conf.norm())
+        return False, (f"at a logit margin of 10 your gradient norm is {got:.4f} (Eq. 3.2's is "
+                       f"{_f(g_ent.norm()):.4f}): it saturates like the entropy. Try the cross-entropy against "
+                       "the uniform target, −(1/M) Σ_j log P_j per row")
+    return True, (f"lowest at P = ½, summed over rows, finite at ±200, and at margin 10 its gradient norm is "
+                  f"{_f(g_conf.norm()):.2f} against Eq. 3.2's {_f(g_ent.norm()):.4f}: a confident 𝒟 still "
+                  "steers the encoders")
+
+
+EXERCISES = {"1": _check_negative_entropy, "2": _check_multilevel_direction, "3": _check_confusion_loss}
