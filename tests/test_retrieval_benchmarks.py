@@ -76,4 +76,4 @@ def test_ch02_full_paper_claims_are_not_decided_on_fallback_data():
     from xmr_lib.chapters import ch02
 
     ids = assert_gated_on_real_data(ch02, ["data/real"])
-    assert {"02.multiscale_helps", "02.full_whitening_helps", "02.revisitop_rgem_oxf_m"} <= ids
+    assert {"02.revisitop_rgem_oxf_m", "02.cirtorch_rgem_par_h"} <= ids

@@ -392,3 +392,12 @@ def test_paper_targets_split_30_30_30_and_anchor_hook():
     s = T.wordnet_similarity([T.synset(anchor.synset)], sources)[0]
     assert sources[int(s.argmax())].name() == "hook.n.04" or "hook" in sources[int(s.argmax())].name()
     assert s.max() == pytest.approx(0.952, abs=1e-3)
+
+
+def test_ch08_table2_targets_are_decided_on_the_paper_images_only():
+    from claim_checks import assert_gated_on_real_data
+    from xmr_lib.chapters import ch08
+
+    ids = assert_gated_on_real_data(ch08, ["data/real"])
+    assert {"08.table2_inference_first_100", "08.table2_random_best_1"} <= ids
+    assert not any(m.startswith("real/") for c in ch08.CLAIMS for m in c.metrics)
