@@ -65,7 +65,7 @@ def build(run_dir: str | Path, out: str | Path | None = None) -> Path:
         parts.append(f"<li><a href='{e(stem)}.html'>{e(title)}</a> — {e(str(st.get('profile', '')))} "
                      f"{e(str(st.get('status', '')))} {e(str(st.get('seconds', '')))} s</li>")
     parts.append("</ul>")
-    colour = {claims_mod.HOLDS: "#e6f4ea", claims_mod.FAILS: "#fce8e6", claims_mod.NOT_RUN: "#f1f3f4"}
+    colour = claims_mod.STATUS_COLOUR
     for kind in claims_mod.KINDS:
         part = [r for r in rows if r["kind"] == kind]
         if not part:

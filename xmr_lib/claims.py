@@ -139,10 +139,18 @@ def _fmt(xs: Sequence[float]) -> str:
     return f"{np.mean(xs):.4g} ± {np.std(xs, ddof=1):.2g}"
 
 
-def _t_quantile(n: int) -> float:
+def mean_interval(xs: Sequence[float]) -> tuple[float, float, float, float]:
+    """``(mean, sd, lo, hi)`` of ``xs``: its mean, standard deviation (ddof 1) and the 95% t-interval of the mean
+    (``nan`` for the last three with fewer than 2 values) — the interval of the scorecard's rule and of sweeps."""
     from scipy import stats
 
-    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+    x = np.asarray(xs, dtype=float)
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, float("nan"), float("nan"), float("nan")
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 1)) * sd / math.sqrt(len(x))
+    return m, sd, m - half, m + half
 
 
 def paired_gap(a: Sequence[float], b: Sequence[float], required: float = 0.0, *,
@@ -168,10 +176,7 @@ def paired_gap(a: Sequence[float], b: Sequence[float], required: float = 0.0, *,
     n = len(a)
     if n < min_seeds:
         raise Undecided(f"needs ≥ {min_seeds} seeds to decide an ordering; {n} recorded")
-    d = np.asarray(a) - np.asarray(b)
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
-    half = _t_quantile(n) * sd / math.sqrt(n)
-    lo, hi = mean - half, mean + half
+    mean, sd, lo, hi = mean_interval(np.asarray(a) - np.asarray(b))
     ok = lo > 0 and mean >= required
     text = (f"{np.mean(a):.4g} vs {np.mean(b):.4g}: gap {mean:+.4g} ± {sd:.2g} "
             f"(95% CI {lo:+.3g}…{hi:+.3g}, n={n}; needs ≥ {required:+.3g})")
@@ -426,6 +431,7 @@ def load_records(run_dir: str | Path) -> dict[str, dict]:
 # reports
 
 _ICON = {HOLDS: "✅ holds", FAILS: "❌ does not hold", NOT_RUN: "➖ not run"}
+STATUS_COLOUR = {HOLDS: "#e6f4ea", FAILS: "#fce8e6", NOT_RUN: "#f1f3f4"}  # row backgrounds (scorecard, book)
 _KIND_TITLE = {PAPER: "Paper claims", SANITY: "Sanity checks (our code does what the formula says)",
                FINDING: "Findings (our own observations)"}
 
@@ -511,7 +517,7 @@ def _run_meta(records: dict[str, dict]) -> str:
 
 
 def _html(name: str, rows: list[dict], notebooks: dict | None, meta: str) -> str:
-    colour = {HOLDS: "#e6f4ea", FAILS: "#fce8e6", NOT_RUN: "#f1f3f4"}
+    colour = STATUS_COLOUR
     e = html.escape
     body = [f"<h1>xmr scorecard — {e(name)}</h1>", f"<p><b>{e(headline(rows))}</b></p>",
             f"<p><i>Rule.</i> {e(RULE)}</p>"]

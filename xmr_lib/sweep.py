@@ -225,18 +225,6 @@ def sweep(notebooks: list[str], grid: dict[str, list[Any]], *, profile: str | No
 # the sweep scorecard
 
 
-def _mean_ci(xs: list[float]) -> tuple[float, float, float, float]:
-    """Mean, standard deviation and the 95% t-interval of the mean of ``xs``."""
-    m = float(np.mean(xs))
-    if len(xs) < 2:
-        return m, float("nan"), float("nan"), float("nan")
-    sd = float(np.std(xs, ddof=1))
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, len(xs) - 1)) * sd / math.sqrt(len(xs))
-    return m, sd, m - half, m + half
-
-
 def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """One row per (claim, setting): verdicts at every seed of the setting and the metrics' spread."""
     sweep_dir = Path(sweep_dir)
@@ -266,7 +254,7 @@ def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
                     except claims_mod.BadValue:
                         pass
                 if vals:
-                    spread[m] = _mean_ci(vals)
+                    spread[m] = claims_mod.mean_interval(vals)
             rows.append({"id": c.id, "kind": c.kind, "statement": c.statement, "setting": setting,
                          "holds": sum(v["status"] == claims_mod.HOLDS for v in decided), "decided": len(decided),
                          "points": len(members), "metrics": spread})
