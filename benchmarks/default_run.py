@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from xmr_lib import claims, runner
+from xmr_lib.core import claims
+from xmr_lib.course import runner
+from xmr_lib.course import scorecard
 
 
 def _commit(root: Path) -> str:
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{platform.system()} {platform.machine()}, {__import__('os').cpu_count()} CPUs",
             "python": platform.python_version(), "notebooks": timings}
     timings_path.write_text(json.dumps(meta, indent=1))
-    rows = claims.write_scorecard(out, notebooks={k: {"profile": "default", **v} for k, v in timings.items()})
+    rows = scorecard.write_scorecard(out, notebooks={k: {"profile": "default", **v} for k, v in timings.items()})
     prev = previous.get("notebooks", {})
     print(f"{'notebook':34s} {'seconds':>8s} {'before':>8s}  status")
     for nb, st in sorted(timings.items()):
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         before = prev.get(nb, {}).get("seconds")
         print(f"{nb:34s} {st['seconds'] or 0:8.0f} {before if before is not None else '—':>8}  {st['status']}")
     print(f"total this run: {total:.0f} s ({total / 60:.1f} min) for {len(status)} notebook(s)")
-    print(claims.headline(rows))
+    print(scorecard.headline(rows))
     print(f"records and scorecard: {out}")
     return 0 if all(s.get("status") == "ok" for s in status.values()) else 1
 

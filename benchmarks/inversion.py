@@ -1,8 +1,8 @@
-"""Images generated per second by BatchNorm-statistics inversion (:func:`xmr_lib.inversion.invert_bn`):
+"""Images generated per second by BatchNorm-statistics inversion (:func:`xmr_lib.train.inversion.invert_bn`):
 
     python -m benchmarks.inversion [--device auto] [--steps 50] [--quick]
 
-Two teachers: the small BN trunk of notebooks 05-07 (:func:`xmr_lib.incremental.make_net`, 32 px) and the
+Two teachers: the small BN trunk of notebooks 05-07 (:func:`xmr_lib.train.incremental.make_net`, 32 px) and the
 pretrained EfficientNet-Lite0 (224 px, 49 BN layers). For each batch size the table shows the wall time of
 ``steps`` Adam steps on the whole batch and the images per second that makes (a generated image costs
 ``steps`` forward + backward passes; the thesis uses 2,000 steps, so divide by 2000 / steps for its setting).
@@ -15,10 +15,10 @@ import time
 
 import torch
 
-from xmr_lib import _setup
-from xmr_lib import incremental as inc
-from xmr_lib import inversion
-from xmr_lib import models
+from xmr_lib.core import setup as _setup
+from xmr_lib.train import incremental as inc
+from xmr_lib.train import inversion
+from xmr_lib.encoders import backbones as models
 
 
 def _teachers(quick: bool):

@@ -3,10 +3,10 @@
     python -m benchmarks.metrics [--queries 2000 --db 20000 --bits 64] [--quick]
 
 1. **Hamming-ranking mAP** (cross-modal hashing: multi-label, relevant = shares a label, ties by database index):
-   :func:`xmr_lib.metrics.hamming_map` against the loop below — one query at a time, distances by a ±1
+   :func:`xmr_lib.retrieval.metrics.hamming_map` against the loop below — one query at a time, distances by a ±1
    matrix–vector product, a stable ``np.argsort``, AP from the cumulative hits (the DCMH/SSAH ``calc_map``
    pattern, with a stable sort so that both sides use the same tie rule).
-2. **Revisited mAP** (Easy/Medium/Hard, mP@1/5/10): :func:`xmr_lib.metrics.revisited_map` against a per-query
+2. **Revisited mAP** (Easy/Medium/Hard, mP@1/5/10): :func:`xmr_lib.retrieval.metrics.revisited_map` against a per-query
    loop written the way the official ``compute_map`` works (``np.isin`` for the positions of the positives and
    the junk, a Python loop for the junk shift and the trapezoids). Both get the same (Q, N) ranks.
 
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from xmr_lib import metrics as M
+from xmr_lib.retrieval import metrics as M
 
 TARGET_SPEEDUP = 5.0
 TARGET_DIFF = 1e-6

@@ -1,7 +1,7 @@
 """Vectorised R-MAC and batched multi-scale extraction against loops: ``python -m benchmarks.pooling``
 
-1. **R-MAC** on 64 feature maps of 1280×14×14 (EfficientNet-Lite0 at 448 px): ``xmr_lib.pooling.rmac_pool``
-   (all regions at once, :func:`xmr_lib.pooling.regional_max`) against the per-region loop written below — the
+1. **R-MAC** on 64 feature maps of 1280×14×14 (EfficientNet-Lite0 at 448 px): ``xmr_lib.retrieval.pooling.rmac_pool``
+   (all regions at once, :func:`xmr_lib.retrieval.pooling.regional_max`) against the per-region loop written below — the
    way cnnimageretrieval-pytorch's ``rmac`` does it (slice, ``max_pool2d``, L2, accumulate). Same output to 1e-5,
    speed-up ≥ 5× is the target. One extra row runs the same loop on channels-last maps, for the record: the loop
    is slow mostly because every slice of a standard (NCHW) map is a strided copy.
@@ -22,11 +22,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from xmr_lib import pooling
+from xmr_lib.retrieval import pooling
 
 
 def rmac_region_loop(x: torch.Tensor, levels: int = 3) -> torch.Tensor:
-    """The baseline: R-MAC with a Python loop over the regions of :func:`xmr_lib.pooling.rmac_regions`."""
+    """The baseline: R-MAC with a Python loop over the regions of :func:`xmr_lib.retrieval.pooling.rmac_regions`."""
     v = torch.zeros(x.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
     for t, le, h, w in pooling.rmac_regions(x.shape[2], x.shape[3], levels).tolist():
         r = F.max_pool2d(x[:, :, t:t + h, le:le + w], (h, w)).flatten(1)
@@ -67,7 +67,7 @@ def _median(v):
 
 def _trunk():
     try:
-        from xmr_lib import models
+        from xmr_lib.encoders import backbones as models
 
         m = models.efficientnet_lite0(pretrained=True)
         trunk = getattr(m, "extract_features", None) or m
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: what xmr_lib.setup picks — one per idle core)")
     args = ap.parse_args(argv)
-    from xmr_lib._setup import default_threads
+    from xmr_lib.core.setup import default_threads
 
     torch.set_num_threads(args.threads or default_threads())
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads")

@@ -146,7 +146,7 @@ _add(DatasetSpec(
     layout=("labels.npy (N,24) 0/1, tags_bow.npy (N,T) 0/1 (tags in >= 20 images), images.npy (N,S,S,3) uint8, "
             "meta.json (label_names, vocab); images/, index.csv (path,label,split,labels,tags). Alternatively the "
             "DCMH-style .mat files (LAll, YAll, IAll / images) placed in raw/. Loaders: "
-            "xmr_lib.crossmodal.load_crossmodal_pairs('mirflickr25k', root) and xmr_lib.data.load"),
+            "xmr_lib.chapters.ch03.crossmodal.load_crossmodal_pairs('mirflickr25k', root) and xmr_lib.data.load"),
     manual_steps=("Alternatively put the processed DCMH files (FLICKR-25K.mat, or mirflickr25k-lall.mat / -yall.mat "
                   "/ -iall.mat) in <root>/mirflickr25k/raw/ and run `python -m data_scripts convert mirflickr25k "
                   "--root DIR` (MATLAB v7.3 files need `pip install h5py`)."),
@@ -328,7 +328,7 @@ _add(DatasetSpec(
     homepage="http://www.svcl.ucsd.edu/projects/crossmodal/",
     layout=_LABELLED_LAYOUT.format(n="wikipedia", extra="") + "; captions.csv (image,caption = the article text)",
     manual_steps=("Notebook 10's full profile reads isomorphic_features.npz (AlexNet fc7 + LDA features, see "
-                  "xmr_lib.common_space.load_feature_pairs); the converter writes the images and texts, not those "
+                  "xmr_lib.chapters.ch10.common_space.load_feature_pairs); the converter writes the images and texts, not those "
                   "features."),
     used_by="notebook 10 (full profile)"))
 
@@ -359,7 +359,7 @@ _add(DatasetSpec(
     citation="M. Zaharieva, B. Ionescu, A. L. Gînscă, R. L. T. Santos, H. Müller. Retrieving Diverse Social Images "
              "at MediaEval 2017. MediaEval 2017.",
     homepage="https://multimediaeval.github.io/",
-    layout="devset/ and testset/ as released (topics XML, xml/, img/, gt/): read by xmr_lib.diversity",
+    layout="devset/ and testset/ as released (topics XML, xml/, img/, gt/): read by xmr_lib.chapters.ch09.diversity",
     manual_steps="Register with the MediaEval organisers, then pass the folder holding devset/ (and testset/) "
                  "with --from-dir.",
     used_by="notebook 09 (full profile)"))
@@ -371,7 +371,7 @@ _add(DatasetSpec(
     licence="ImageNet terms of access (non-commercial research)",
     citation="ImageNet (Deng et al., CVPR 2009); the synset lists of the CBMI 2019 paper.",
     homepage="https://image-net.org/",
-    layout="train/<wnid>/*.JPEG and test/<wnid>/*.JPEG (read by xmr_lib.transfer.imagenet_folder_targets)",
+    layout="train/<wnid>/*.JPEG and test/<wnid>/*.JPEG (read by xmr_lib.chapters.ch08.transfer.imagenet_folder_targets)",
     manual_steps="ImageNet-21k needs an account: put the folders train/ and test/ in one folder and pass it with "
                  "--from-dir.",
     used_by="notebook 08 (full profile)"))

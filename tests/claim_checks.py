@@ -1,7 +1,7 @@
 """Assertions on chapter claims shared by the chapter tests (imported like ``fixtures_real_formats``)."""
 from __future__ import annotations
 
-from xmr_lib import claims
+from xmr_lib.core import claims
 
 
 def assert_gated_on_real_data(chapter_module, real_keys=(claims.REAL_DATA,)) -> set[str]:

@@ -1,12 +1,16 @@
-"""Tests for xmr_lib.adversarial (thesis ch. 4): hand-computed losses, the thesis-compatible mAP, training."""
+"""Tests for xmr_lib.chapters.ch04.adversarial (thesis ch. 4): hand-computed losses, the thesis-compatible mAP, training."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from xmr_lib import adversarial as adv
+from xmr_lib.chapters.ch04 import adversarial as adv
 from claim_checks import assert_gated_on_real_data
+from xmr_lib.retrieval import modality
+from xmr_lib.retrieval import losses
+from xmr_lib.data import shape_captions
+from xmr_lib.core import checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -22,34 +26,34 @@ def _one_thread():
 
 def test_negative_modality_entropy_extremes():
     zeros = torch.zeros(4, 2)
-    assert adv.negative_modality_entropy_loss(zeros, zeros).item() == pytest.approx(-2 * math.log(2))
+    assert modality.negative_modality_entropy_loss(zeros, zeros).item() == pytest.approx(-2 * math.log(2))
     confident = torch.tensor([[20.0, -20.0]] * 3)
-    assert adv.negative_modality_entropy_loss(confident, confident).item() == pytest.approx(0.0, abs=1e-6)
+    assert modality.negative_modality_entropy_loss(confident, confident).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_modality_classification_loss_hand_value():
     zeros = torch.zeros(5, 2)
-    assert adv.modality_classification_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
+    assert modality.modality_classification_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
     li = torch.tensor([[math.log(3.0), 0.0]])  # P(image) = 3/4
     lt = torch.tensor([[0.0, 0.0]])             # P(text) = 1/2
-    assert adv.modality_classification_loss(li, lt).item() == pytest.approx(-math.log(0.75) - math.log(0.5))
+    assert modality.modality_classification_loss(li, lt).item() == pytest.approx(-math.log(0.75) - math.log(0.5))
 
 
 def test_entropy_gradient_pushes_towards_half():
     logits = torch.tensor([[2.0, -1.0]], requires_grad=True)
-    adv.negative_modality_entropy_loss(logits, torch.zeros(1, 2)).backward()
+    modality.negative_modality_entropy_loss(logits, torch.zeros(1, 2)).backward()
     # descending the gradient must shrink the gap between the two logits
     assert logits.grad[0, 0] > 0 > logits.grad[0, 1]
 
 
 def test_grad_reverse():
     x = torch.tensor([1.0, 2.0], requires_grad=True)
-    y = adv.grad_reverse(x, 0.5)
+    y = modality.grad_reverse(x, 0.5)
     assert torch.equal(y, x.detach())
     y.sum().backward()
     assert torch.allclose(x.grad, torch.tensor([-0.5, -0.5]))
     with pytest.raises(ValueError, match="coeff"):
-        adv.grad_reverse(x, -1.0)
+        modality.grad_reverse(x, -1.0)
 
 
 # --------------------------------------------------------------------------------------------- projection + KL
@@ -135,11 +139,11 @@ def test_tempered_kl_detach_stops_one_side():
 def test_bidirectional_triplet_hand_values():
     y = torch.tensor([0, 1])
     zi = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert adv.bidirectional_triplet_loss(zi, zi.clone(), y).item() == pytest.approx(0.0)
+    assert losses.bidirectional_triplet_loss(zi, zi.clone(), y).item() == pytest.approx(0.0)
     # swapped texts: every cross-modal anchor has S_pos = 0, S_neg = 1 → 0.5 − 0 + 1 = 1.5; four anchors; / N = 2
-    assert adv.bidirectional_triplet_loss(zi, zi.flip(0), y).item() == pytest.approx(3.0)
+    assert losses.bidirectional_triplet_loss(zi, zi.flip(0), y).item() == pytest.approx(3.0)
     # "all" mining equals "hardest" when each anchor has a single negative
-    assert adv.bidirectional_triplet_loss(zi, zi.flip(0), y, mining="all").item() == pytest.approx(3.0)
+    assert losses.bidirectional_triplet_loss(zi, zi.flip(0), y, mining="all").item() == pytest.approx(3.0)
 
 
 def test_bidirectional_triplet_intra_term():
@@ -147,8 +151,8 @@ def test_bidirectional_triplet_intra_term():
     y = torch.tensor([0, 0, 1])
     zi = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     zt = torch.tensor([[1.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
-    with_intra = adv.bidirectional_triplet_loss(zi, zt, y, margin=0.5, intra=True)
-    without = adv.bidirectional_triplet_loss(zi, zt, y, margin=0.5, intra=False)
+    with_intra = losses.bidirectional_triplet_loss(zi, zt, y, margin=0.5, intra=True)
+    without = losses.bidirectional_triplet_loss(zi, zt, y, margin=0.5, intra=False)
     # intra, images: anchor 0: pos 1 (S=0), hardest neg 2 (S=1) → 1.5; anchor 1: pos 0 (0), neg 2 (0) → 0.5;
     # anchor 2: no positive. Texts: anchors 0/1: pos (S=1), neg text 2 (S=−1/√2) → 0. Sum 2.0, / N = 3.
     assert (with_intra - without).item() == pytest.approx(2.0 / 3.0, rel=1e-5)
@@ -156,11 +160,11 @@ def test_bidirectional_triplet_intra_term():
 
 def test_triplet_validation():
     with pytest.raises(ValueError, match="labels"):
-        adv.bidirectional_triplet_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
+        losses.bidirectional_triplet_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="z_text"):
-        adv.bidirectional_triplet_loss(torch.zeros(2, 3), torch.zeros(3, 3), torch.tensor([0, 1]))
+        losses.bidirectional_triplet_loss(torch.zeros(2, 3), torch.zeros(3, 3), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="mining"):
-        adv.bidirectional_triplet_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0, 1]), mining="semi")
+        losses.bidirectional_triplet_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0, 1]), mining="semi")
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -224,8 +228,8 @@ def test_cross_modal_relevance():
 def test_modality_probe_accuracy():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((200, 8))
-    assert adv.modality_probe_accuracy(a, a + 5.0) > 0.95
-    assert adv.modality_probe_accuracy(a[:100], a[100:]) < 0.7
+    assert modality.modality_probe_accuracy(a, a + 5.0) > 0.95
+    assert modality.modality_probe_accuracy(a[:100], a[100:]) < 0.7
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -295,18 +299,18 @@ def test_noise_stability_and_complexity():
 
 def test_shape_caption_benchmark_structure():
     pytest.importorskip("easy_vqa")
-    b = adv.shape_caption_benchmark(30, captions_per_image=3, seed=1)
+    b = shape_captions.shape_caption_benchmark(30, captions_per_image=3, seed=1)
     assert len(b.images) == 30 and len(b.captions) == 90
     assert np.array_equal(b.pair_image, np.repeat(np.arange(30), 3))
     sub = b.subset(np.array([4, 7]))
     assert len(sub.captions) == 6 and sub.pair_image.tolist() == [0, 0, 0, 1, 1, 1]
     assert sub.captions[:3] == b.captions[12:15]
     with pytest.raises(ValueError, match="n_images"):
-        adv.shape_caption_benchmark(1)
+        shape_captions.shape_caption_benchmark(1)
 
 
 def test_split_benchmark_and_run_configs_resume(tmp_path):
-    from xmr_lib import runs
+    from xmr_lib.course import runs
 
     img, txt, pair = _toy(30, 2)
     sp = adv.split_benchmark(img, txt, pair, 20, 10, seed=0)
@@ -316,7 +320,7 @@ def test_split_benchmark_and_run_configs_resume(tmp_path):
     assert np.array_equal(pair[sp.test_caption_index], sp.test_index[sp.test_pair])
     with pytest.raises(ValueError, match="n_train"):
         adv.split_benchmark(img, txt, pair, 25, 10)
-    ck = runs.Checkpoint("ch04", root=tmp_path)
+    ck = checkpoint.Checkpoint("ch04", root=tmp_path)
     cfg = adv.CommonSpaceConfig(dim=8, hidden=16, epochs=2, batch_size=10)
     a = adv.run_configs(sp, cfg, ["B1"], [0], checkpoint=ck, progress=False)
     b = adv.run_configs(sp, cfg, ["B1"], [0], checkpoint=ck, progress=False)  # reloaded, not retrained
@@ -325,7 +329,7 @@ def test_split_benchmark_and_run_configs_resume(tmp_path):
 
 
 def test_ch04_full_paper_claims_are_not_decided_on_fallback_data():
-    from xmr_lib.chapters import ch04
+    from xmr_lib.chapters.ch04 import config as ch04
 
     ids = assert_gated_on_real_data(ch04)
     assert ids == {"04.full_flickr30k_i2t_r1", "04.full_flickr30k_t2i_r1", "04.full_coco_i2t_r1", "04.full_coco_t2i_r1",
@@ -338,7 +342,7 @@ def test_ch04_full_paper_claims_are_not_decided_on_fallback_data():
 
 
 def test_ch04_has_no_claim_that_holds_by_construction():
-    from xmr_lib.chapters import ch04
+    from xmr_lib.chapters.ch04 import config as ch04
 
     assert not {"04.thesis_map_is_r1", "04.thesis_map_below_standard"} & {c.id for c in ch04.CLAIMS}
     paper = [c for c in ch04.CLAIMS if c.kind == "paper" and c.ordering]

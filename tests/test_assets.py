@@ -1,4 +1,4 @@
-"""xmr_lib.assets: the offline asset listing, folders, the weight-file table and the CLI."""
+"""xmr_lib.course.assets: the offline asset listing, folders, the weight-file table and the CLI."""
 from __future__ import annotations
 
 import sys
@@ -6,7 +6,8 @@ import types
 
 import pytest
 
-from xmr_lib import assets as A
+from xmr_lib.course import assets as A
+from xmr_lib.core import paths
 
 
 def _by_name(records):
@@ -35,16 +36,12 @@ def test_report_is_a_dataframe():
 
 
 def test_dataset_records_from_the_data_module_are_included(monkeypatch):
-    fake = types.ModuleType("xmr_lib.data")
-    fake.dataset_assets = lambda: [{"name": "toy set", "kind": "dataset", "source": "here", "size_mb": 1.5,
-                                    "licence": "MIT", "available": True, "how_to_get": "nothing to do"}]
-    import xmr_lib
-
-    monkeypatch.setitem(sys.modules, "xmr_lib.data", fake)
-    monkeypatch.setattr(xmr_lib, "data", fake, raising=False)
+    monkeypatch.setattr(A.data, "dataset_assets", lambda: [
+        {"name": "toy set", "kind": "dataset", "source": "here", "size_mb": 1.5, "licence": "MIT", "available": True,
+         "how_to_get": "nothing to do"}])
     toy = _by_name(A.available())["toy set"]
     assert toy.available and toy.size_mb == 1.5 and toy.path == ""
-    fake.dataset_assets = lambda: (_ for _ in ()).throw(RuntimeError("broken"))  # noqa: E731
+    monkeypatch.setattr(A.data, "dataset_assets", lambda: (_ for _ in ()).throw(RuntimeError("broken")))
     with pytest.raises(RuntimeError):   # a broken data module is not hidden
         A.available()
 
@@ -54,10 +51,10 @@ def test_folders_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.setenv("XMR_WEIGHTS_DIR", str(tmp_path / "w"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "t"))
-    assert A.data_dir() == tmp_path / "d" and A.cache_dir() == tmp_path / "c"
-    assert A.weights_dirs() == [tmp_path / "w", tmp_path / "d" / "weights", tmp_path / "t" / "hub" / "checkpoints"]
+    assert paths.data_dir() == tmp_path / "d" and paths.cache_dir() == tmp_path / "c"
+    assert paths.weights_dirs() == [tmp_path / "w", tmp_path / "d" / "weights", tmp_path / "t" / "hub" / "checkpoints"]
     monkeypatch.delenv("XMR_WEIGHTS_DIR")
-    assert A.weights_dirs()[0] == tmp_path / "d" / "weights"
+    assert paths.weights_dirs()[0] == tmp_path / "d" / "weights"
 
 
 def test_find_weights_searches_the_folders_in_order(tmp_path, monkeypatch):
@@ -66,15 +63,15 @@ def test_find_weights_searches_the_folders_in_order(tmp_path, monkeypatch):
     hub = tmp_path / "TORCH_HOME" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     (hub / "resnet50-11ad3fa6.pth").write_bytes(b"x")
-    assert A.find_weights("resnet50") == hub / "resnet50-11ad3fa6.pth"      # a torchvision download made earlier
+    assert paths.find_weights("resnet50") == hub / "resnet50-11ad3fa6.pth"      # a torchvision download made earlier
     mine = tmp_path / "XMR_WEIGHTS_DIR"
     mine.mkdir()
     (mine / "resnet50-0676ba61.pth").write_bytes(b"y")
-    assert A.find_weights("resnet50") == mine / "resnet50-0676ba61.pth"     # $XMR_WEIGHTS_DIR first
-    assert A.find_weights("resnet50", weights=hub) == hub / "resnet50-11ad3fa6.pth"
-    assert A.TORCHVISION_WEIGHTS["vgg16"][0].sha256_prefix == "397923af"
+    assert paths.find_weights("resnet50") == mine / "resnet50-0676ba61.pth"     # $XMR_WEIGHTS_DIR first
+    assert paths.find_weights("resnet50", weights=hub) == hub / "resnet50-11ad3fa6.pth"
+    assert paths.TORCHVISION_WEIGHTS["vgg16"][0].sha256_prefix == "397923af"
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
-        A.find_weights("vgg16")
+        paths.find_weights("vgg16")
 
 
 def test_cli_prints_the_table(capsys):
@@ -84,7 +81,7 @@ def test_cli_prints_the_table(capsys):
 
 
 def test_cli_install_wordnet_reports_success_and_failure(monkeypatch, capsys):
-    from xmr_lib import wordnet
+    from xmr_lib.encoders import wordnet
 
     monkeypatch.setattr(wordnet, "ensure_wordnet", lambda verbose=False: "/some/root")
     assert A.main(["--install-wordnet"]) == 0

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from xmr_lib import cache
+from xmr_lib.core import cache
 
 
 def test_hit_miss_and_dicts(tmp_path):

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from xmr_lib import claims
+from xmr_lib.core import claims
+from xmr_lib.course import scorecard
 
 
 def rec(profile="default", **metrics):
@@ -101,7 +102,7 @@ def test_bad_values_do_not_hold(bad):
 def test_corrupt_and_wrongly_shaped_records_name_their_file(tmp_path):
     (tmp_path / "00_getting_started.metrics.json").write_text("{not json")
     (tmp_path / "02_survey.metrics.json").write_text("[1, 2]")
-    rows = claims.write_scorecard(tmp_path)
+    rows = scorecard.write_scorecard(tmp_path)
     assert rows and all(r["status"] == claims.FAILS for r in rows)
     whys = {r["chapter"]: r["why"] for r in rows}
     assert "00_getting_started.metrics.json" in whys["00"] and "02_survey.metrics.json" in whys["02"]
@@ -109,7 +110,7 @@ def test_corrupt_and_wrongly_shaped_records_name_their_file(tmp_path):
 
 
 def test_non_finite_values_are_recorded_as_text_and_fail(run_dir):
-    from xmr_lib import runs
+    from xmr_lib.course import runs
 
     runs.params("00", profile="smoke", device="cpu")
     runs.record("pixels/mAP_over_chance", float("inf"))
@@ -123,7 +124,7 @@ def test_non_finite_values_are_recorded_as_text_and_fail(run_dir):
 # the registry: every claim can fail, every claim is well formed
 
 
-ALL = claims.all_claims()
+ALL = scorecard.all_claims()
 
 
 @pytest.mark.parametrize("claim", ALL, ids=[c.id for c in ALL])
@@ -178,7 +179,7 @@ def test_scorecard_sections_and_headline(tmp_path):
         {"chapter": "00", "profile": "smoke", "metrics": {"pixels/mAP_over_chance": 5.0,
                                                           "index/top1_agreement": 1.0,
                                                           "index/agreement_floor": 0.99}}))
-    rows = claims.write_scorecard(tmp_path, notebooks={"00_getting_started": {"status": "ok", "profile": "smoke"}})
+    rows = scorecard.write_scorecard(tmp_path, notebooks={"00_getting_started": {"status": "ok", "profile": "smoke"}})
     assert {r["chapter"] for r in rows} == {"00"}  # only the notebooks that ran are listed
     md = (tmp_path / "scorecard.md").read_text()
     assert md.count("Paper claims:") == 1 and "*Rule.*" in md
@@ -189,19 +190,19 @@ def test_scorecard_sections_and_headline(tmp_path):
 def test_headline_counts_only_paper_claims():
     rows = [{"kind": claims.PAPER, "status": claims.HOLDS}, {"kind": claims.SANITY, "status": claims.HOLDS},
             {"kind": claims.FINDING, "status": claims.FAILS}]
-    h = claims.headline(rows)
+    h = scorecard.headline(rows)
     assert h.startswith("Paper claims: 1 hold · 0 do not hold · 0 not run")
 
 
 def test_what_this_shows_is_rendered_from_rows():
     ch00 = [c for c in ALL if c.chapter == "00"]
     record = rec("smoke", **{m: 5.0 for c in ch00 for m in c.metrics})
-    text = claims.what_this_shows("00", record).data
+    text = scorecard.what_this_shows("00", record).data
     assert "What this run shows" in text and ("✅" in text or "❌" in text)
     assert not math.isnan(len(text))
 
 
-CHAPTERS = {ch: mod for ch, mod in claims.chapter_modules().items() if ch != "00"}
+CHAPTERS = {ch: mod for ch, mod in scorecard.chapter_modules().items() if ch != "00"}
 
 
 @pytest.mark.parametrize("chapter", sorted(CHAPTERS))
@@ -233,7 +234,7 @@ def test_the_committed_default_run_decides_every_default_claim():
     from pathlib import Path
 
     d = Path(__file__).resolve().parent.parent / "results" / "default"
-    records = claims.load_records(d)
+    records = scorecard.load_records(d)
     assert records, f"{d} holds no metrics records: run `python -m benchmarks.default_run`"
     undecided = {c.id: claims.evaluate_claim(c, records.get(c.chapter))["why"] for c in ALL
                  if "default" in c.profiles

@@ -1,9 +1,9 @@
-"""Tests for xmr_lib.common_space: Eq. (2), the three network variants, training, Euclidean cross-modal mAP, CCA."""
+"""Tests for xmr_lib.chapters.ch10.common_space: Eq. (2), the three network variants, training, Euclidean cross-modal mAP, CCA."""
 import numpy as np
 import pytest
 import torch
 
-from xmr_lib import common_space as cs
+from xmr_lib.chapters.ch10 import common_space as cs
 
 
 @pytest.fixture(autouse=True)
@@ -199,7 +199,7 @@ def test_load_feature_pairs_names_the_fetch_command(tmp_path):
 
 
 def test_clamp_fashion_wiki_sizes_keeps_what_fits_and_clamps_the_rest():
-    from xmr_lib import data
+    from xmr_lib.data import registry as data
 
     n_tr, n_te = len(data.load("fashion_mnist", "train").labels), len(data.load("fashion_mnist", "test").labels)
     assert cs.clamp_fashion_wiki_sizes(2173, 693) == (min(2173, n_tr), min(693, n_te))
@@ -211,7 +211,7 @@ def test_clamp_fashion_wiki_sizes_keeps_what_fits_and_clamps_the_rest():
 def test_ch10_table1_claim_compares_fixed_sizes_above_the_class_count():
     # the former 10.table1_small_latent_worse compared the best size (picked on the same seeds) with l = 8, below the
     # 10 classes; Table 1's statement is l = 64 below l = 128, with both sizes above the class count
-    from xmr_lib.chapters import ch10
+    from xmr_lib.chapters.ch10 import config as ch10
 
     dims = ch10.PROFILES["default"]["latent_dims"]
     assert min(dims) > 10 and {64, 128} <= set(dims)

@@ -1,9 +1,9 @@
-"""Tests for xmr_lib.crossmodal: splits, feature preparation, evaluation of cross-modal hashing."""
+"""Tests for xmr_lib.chapters.ch03.crossmodal: splits, feature preparation, evaluation of cross-modal hashing."""
 import numpy as np
 import pytest
 
-from xmr_lib import crossmodal as cm
-from xmr_lib.metrics import hamming_distance
+from xmr_lib.chapters.ch03 import crossmodal as cm
+from xmr_lib.retrieval.metrics import hamming_distance
 from claim_checks import assert_gated_on_real_data
 
 
@@ -150,8 +150,8 @@ def test_prepared_layout_is_read(tmp_path):
 
 
 def test_run_hashing_end_to_end_and_checkpoint(tmp_path):
-    from xmr_lib import hashing as H
-    from xmr_lib.runs import Checkpoint
+    from xmr_lib.chapters.ch03 import hashing as H
+    from xmr_lib.core.checkpoint import Checkpoint
 
     pairs = _pairs(120)
     f = cm.prepare_crossmodal_features(pairs, image_encoder="pixels", split={"n_query": 20, "n_train": 60})
@@ -165,7 +165,7 @@ def test_run_hashing_end_to_end_and_checkpoint(tmp_path):
 
 
 def test_ch03_full_paper_claims_are_not_decided_on_fallback_data():
-    from xmr_lib.chapters import ch03
+    from xmr_lib.chapters.ch03 import config as ch03
 
     ids = assert_gated_on_real_data(ch03, ["data/real"])
     assert {"03.full_mirflickr25k_i2t_32", "03.full_nuswide_t2i_64"} <= ids

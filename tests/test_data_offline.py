@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from xmr_lib import data
+from xmr_lib.data import registry as data
 
 
 @pytest.mark.parametrize("name,shape", [("digits", (8, 8)), ("mnist5k", (28, 28)), ("fashion_mnist", (28, 28))])

@@ -1,5 +1,5 @@
 """data_scripts: the downloader (against a loopback HTTP server — never the internet), safe extraction, the CLI, and
-each converter on a tiny fixture written here in the dataset's real format, read back through xmr_lib.data."""
+each converter on a tiny fixture written here in the dataset's real format, read back through xmr_lib.data.registry."""
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +21,7 @@ import pytest
 from data_scripts import cli, registry
 from data_scripts.convert import ConversionError, convert
 from data_scripts.download import ChecksumMismatch, DownloadError, NetworkUnavailable, download, safe_extract
-from xmr_lib import data
+from xmr_lib.data import registry as data
 
 scipy_io = pytest.importorskip("scipy.io")
 
@@ -301,7 +301,7 @@ def test_mirflickr_raw_converter(tmp_path):
 
 
 def test_mirflickr_mat_converter_feeds_crossmodal(tmp_path, monkeypatch):
-    from xmr_lib import crossmodal
+    from xmr_lib.chapters.ch03 import crossmodal
 
     rng = np.random.default_rng(0)
     n, t = 7, 11
@@ -329,7 +329,7 @@ def test_mirflickr_mat_converter_feeds_crossmodal(tmp_path, monkeypatch):
 
 
 def test_flickr30k_karpathy_converter(tmp_path):
-    from xmr_lib.adversarial import karpathy_caption_benchmark
+    from xmr_lib.chapters.ch04.adversarial import karpathy_caption_benchmark
 
     flickr30k_raw(tmp_path / "flickr30k" / "raw")
     rep = convert("flickr30k", tmp_path)

@@ -1,11 +1,11 @@
-"""xmr_lib.distill: the losses of thesis chapter 5 on hand-computed cases."""
+"""xmr_lib.train.distill: the losses of thesis chapter 5 on hand-computed cases."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from xmr_lib import distill
+from xmr_lib.train import distill
 
 
 @pytest.fixture(autouse=True, scope="module")

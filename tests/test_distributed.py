@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from xmr_lib import distributed
+from xmr_lib.train import distributed
 
 
 def test_single_process_context_is_a_no_op():
@@ -22,10 +22,10 @@ def test_single_process_context_is_a_no_op():
 def test_two_gloo_ranks_match_one_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     args = ["--epochs", "3", "--batch-tuples", "5", "--queries", "13"]   # 13 tuples: a short last batch of 3
-    subprocess.run([sys.executable, "-m", "xmr_lib.finetune_job", "--out", str(tmp_path / "one"), *args],
+    subprocess.run([sys.executable, "-m", "xmr_lib.train.finetune_job", "--out", str(tmp_path / "one"), *args],
                    check=True, env=env, timeout=600)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    "-m", "xmr_lib.finetune_job", "--out", str(tmp_path / "two"), *args],
+                    "-m", "xmr_lib.train.finetune_job", "--out", str(tmp_path / "two"), *args],
                    check=True, env=env, timeout=600)
     one = json.loads((tmp_path / "one" / "history.json").read_text())
     two = json.loads((tmp_path / "two" / "history.json").read_text())

@@ -1,4 +1,4 @@
-"""Tests for xmr_lib.diversity: the MediaEval diversity metrics, the offline collection, the Div150 loader."""
+"""Tests for xmr_lib.chapters.ch09.diversity: the MediaEval diversity metrics, the offline collection, the Div150 loader."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from xmr_lib import diversity as dv
+from xmr_lib.retrieval import rerank
+from xmr_lib.chapters.ch09 import diversity as dv
+from xmr_lib.encoders import features
+from xmr_lib.data import easy_vqa
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -113,8 +116,8 @@ def test_metrics_validation():
 
 def _fake_pool(n_per=30, seed=0):
     rng = np.random.default_rng(seed)
-    colour = np.repeat(np.arange(len(dv.COLOURS)), len(dv.SHAPES) * n_per)
-    shape = np.tile(np.repeat(np.arange(len(dv.SHAPES)), n_per), len(dv.COLOURS))
+    colour = np.repeat(np.arange(len(easy_vqa.COLOURS)), len(easy_vqa.SHAPES) * n_per)
+    shape = np.tile(np.repeat(np.arange(len(easy_vqa.SHAPES)), n_per), len(easy_vqa.COLOURS))
     aspect = rng.integers(0, len(dv.ASPECTS), len(colour))
     images = rng.integers(0, 255, (len(colour), 8, 8, 3), dtype=np.uint8)
     return dv.ShapePool(images, colour, shape, aspect, np.arange(len(colour)))
@@ -139,12 +142,12 @@ def test_render_aspect_every_aspect():
 def test_make_shape_topics_structure():
     pool = _fake_pool()
     L = dv.make_shape_topics(pool, n_docs=50, relevant_fraction=(0.3, 0.5), seed=1)
-    Q = len(dv.COLOURS) * len(dv.SHAPES)
+    Q = len(easy_vqa.COLOURS) * len(easy_vqa.SHAPES)
     assert L.doc.shape == (Q, 50) and L.mask.all()
     assert len(L.texts) == len(pool) and L.images is pool.images
     for q in range(Q):
         c, s = L.titles[q].split()
-        col, shp = dv.COLOURS.index(c), dv.SHAPES.index(s)
+        col, shp = easy_vqa.COLOURS.index(c), easy_vqa.SHAPES.index(s)
         ids = L.doc[q]
         assert len(set(ids.tolist())) == 50                                   # no duplicate documents
         assert np.array_equal(L.relevant[q], (pool.colour[ids] == col) & (pool.shape[ids] == shp))
@@ -169,10 +172,10 @@ def test_make_shape_topics_text_noise_knobs():
     quiet = dv.make_shape_topics(pool, n_docs=40, p_mention=1.0, p_wrong=0.0, p_synonym=0.0, seed=0)
     for i in range(0, len(pool), 37):
         words = quiet.texts[i].split()
-        assert dv.COLOURS[pool.colour[i]] in words and dv.SHAPES[pool.shape[i]] in words
-        assert not any(w in words for w in dv.COLOURS if w != dv.COLOURS[pool.colour[i]])
+        assert easy_vqa.COLOURS[pool.colour[i]] in words and easy_vqa.SHAPES[pool.shape[i]] in words
+        assert not any(w in words for w in easy_vqa.COLOURS if w != easy_vqa.COLOURS[pool.colour[i]])
     silent = dv.make_shape_topics(pool, n_docs=40, p_mention=0.0, p_wrong=0.0, p_aspect_word=0.0, seed=0)
-    assert not any(w in t.split() for t in silent.texts for w in dv.COLOURS + dv.SHAPES)
+    assert not any(w in t.split() for t in silent.texts for w in easy_vqa.COLOURS + easy_vqa.SHAPES)
     with pytest.raises(ValueError, match="p_mention"):
         dv.make_shape_topics(pool, p_mention=1.5)
     with pytest.raises(ValueError, match="n_docs"):
@@ -184,7 +187,7 @@ def test_make_shape_topics_text_noise_knobs():
 def test_shape_pool_reads_easy_vqa():
     pytest.importorskip("easy_vqa")
     pool = dv.shape_pool(per_combo=3, seed=0, progress=False)
-    assert len(pool) == 3 * len(dv.COLOURS) * len(dv.SHAPES)
+    assert len(pool) == 3 * len(easy_vqa.COLOURS) * len(easy_vqa.SHAPES)
     assert pool.images.shape[1:] == (64, 64, 3)
     counts = np.bincount(pool.colour * 3 + pool.shape, minlength=24)
     assert (counts == 3).all()
@@ -245,7 +248,7 @@ def test_load_div2017_missing_data_names_the_fetch_command(tmp_path):
 def _synthetic_features(pool, seed=0):
     """Visual features = topic centroid + aspect centroid + noise; the aspect dominates, as with real features."""
     rng = np.random.default_rng(seed)
-    combo = pool.colour * len(dv.SHAPES) + pool.shape
+    combo = pool.colour * len(easy_vqa.SHAPES) + pool.shape
     topic_c = rng.normal(size=(24, 32))
     aspect_c = rng.normal(size=(len(dv.ASPECTS), 32))
     v = 1.0 * topic_c[combo] + 1.5 * aspect_c[pool.aspect] + 0.5 * rng.normal(size=(len(pool), 32))
@@ -256,8 +259,8 @@ def test_table1_runs_and_evaluate_runs():
     pool = _fake_pool(n_per=30)
     L = dv.make_shape_topics(pool, n_docs=50, p_mention=0.4, p_wrong=0.3, seed=0)
     V = _synthetic_features(pool)
-    T = dv.text_features(L.texts, encoder="tfidf")
-    QT = dv.text_features(L.titles, encoder="tfidf", fit_texts=L.texts)
+    T = features.text_features(L.texts, encoder="tfidf")
+    QT = features.text_features(L.titles, encoder="tfidf", fit_texts=L.texts)
     runs, info = dv.table1_runs(L, V, T, QT, k=10, alpha=0.15, joint_epochs=2, triplets_per_epoch=256,
                                 joint_hidden=32, joint_dim=16, progress=False)
     assert set(runs) == set(dv.RUNS)
@@ -268,7 +271,7 @@ def test_table1_runs_and_evaluate_runs():
     assert len(info["joint_loss"]) == 2 and 0.0 <= info["pseudo_positive_precision"] <= 1.0
     # feedback through the pictures raises precision over the text score on this collection
     test = L.split == "test"
-    p = {k: dv.mean_metrics(__import__("xmr_lib.rerank").rerank.ranking_from_scores(r.scores), L.cluster,
+    p = {k: dv.mean_metrics(rerank.ranking_from_scores(r.scores), L.cluster,
                             queries=test)["P@20"] for k, r in runs.items()}
     assert p["run3"] > p["text"]
     betas = [0.0, 0.5, 1.0]
@@ -302,12 +305,12 @@ def test_concat_lists_and_document_image():
 
 def test_text_features_tfidf_and_validation():
     texts = ["red circle photo", "blue square", "red red square art", "green triangle"]
-    e = dv.text_features(texts, encoder="tfidf")
+    e = features.text_features(texts, encoder="tfidf")
     assert e.shape[0] == 4 and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6)
-    q = dv.text_features(["red square"], encoder="tfidf", fit_texts=texts)
+    q = features.text_features(["red square"], encoder="tfidf", fit_texts=texts)
     assert np.argmax(e @ q[0]) == 2
     with pytest.raises(ValueError, match="encoder"):
-        dv.text_features(texts, encoder="bert")
+        features.text_features(texts, encoder="bert")
 
 
 def test_image_features_efficientnet(tmp_path, monkeypatch):
@@ -315,15 +318,15 @@ def test_image_features_efficientnet(tmp_path, monkeypatch):
     monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path))
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
-    f = dv.image_features(imgs, size=32, cache_key={"test": 1}, progress=False)
+    f = features.image_features(imgs, size=32, cache_key={"test": 1}, progress=False)
     assert f.shape == (6, 1280) and np.allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
     assert len(list(tmp_path.rglob("*.npy"))) == 1
-    again = dv.image_features(imgs, size=32, cache_key={"test": 1}, progress=False)   # from the cache
+    again = features.image_features(imgs, size=32, cache_key={"test": 1}, progress=False)   # from the cache
     np.testing.assert_allclose(again, f)
-    raw = dv.image_features(imgs, size=32, center=False, progress=False)
+    raw = features.image_features(imgs, size=32, center=False, progress=False)
     assert (raw @ raw.T).min() > 0      # uncentred ReLU-pooled features all point the same way
     with pytest.raises(ValueError, match="exactly one"):
-        dv.image_features()
+        features.image_features()
 
 
 def test_toy_lists_shapes_clusters_and_bad_input():

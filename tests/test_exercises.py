@@ -8,8 +8,8 @@ import sys
 import nbformat
 import pytest
 
-from xmr_lib import exercises
-from xmr_lib.runner import discover_notebooks, kernel_name
+from xmr_lib.course import exercises
+from xmr_lib.course.runner import discover_notebooks, kernel_name
 
 
 def test_stub_solutions_keeps_the_names_and_drops_the_answer():

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib import runs
-from xmr_lib.finetune import RetrievalNet, embed, parameter_groups, train_retrieval_net
-from xmr_lib.pooling import GeM
+from xmr_lib.course import runs
+from xmr_lib.train.finetune import RetrievalNet, embed, parameter_groups, train_retrieval_net
+from xmr_lib.retrieval.pooling import GeM
+from xmr_lib.core import checkpoint
 
 
 def _toy(seed=0, groups=12, per=6):
@@ -60,7 +61,7 @@ def test_checkpoint_resume_gives_the_same_result(run_dir):
     kw = dict(queries_per_epoch=24, pool_size=48, n_negatives=2, lr=5e-3, seed=3, device="cpu", progress=False)
     ref = _net(1)
     h_ref = train_retrieval_net(ref, x, g, epochs=3, **kw)
-    ck = runs.Checkpoint("ft_test")
+    ck = checkpoint.Checkpoint("ft_test")
     net = _net(1)
     train_retrieval_net(net, x, g, epochs=2, checkpoint=ck, **kw)
     resumed = _net(1)                                                # fresh weights: must come from the checkpoint
@@ -86,8 +87,8 @@ def test_triplet_loss_option_and_validation(run_dir):
 
 
 def test_split_trunk_efficientnet_and_sequential():
-    from xmr_lib import models
-    from xmr_lib.finetune import split_trunk
+    from xmr_lib.encoders import backbones as models
+    from xmr_lib.train.finetune import split_trunk
 
     torch.manual_seed(0)
     net = models.efficientnet_lite0(pretrained=False)
@@ -124,7 +125,7 @@ def test_variable_size_inputs_as_a_list(run_dir):
 def test_load_cirtorch_network_from_a_local_checkpoint(tmp_path):
     import torchvision
 
-    from xmr_lib.finetune import load_cirtorch_network
+    from xmr_lib.train.finetune import load_cirtorch_network
 
     torch.manual_seed(0)
     tv = torchvision.models.resnet18(weights=None)

@@ -11,7 +11,7 @@ import pytest
 from data_scripts.convert import convert
 from fixtures_real_formats import (coco_official_raw, cub_fixture, flickr30k_raw, mirflickr_raw, nuswide_raw,
                                    pascal_sentence_raw, revisited_raw, stanford_dogs_raw, wikipedia_raw)
-from xmr_lib import data
+from xmr_lib.data import registry as data
 
 pytest.importorskip("scipy.io")
 
@@ -58,7 +58,7 @@ def test_nb02_needs_the_other_benchmark_and_says_so(tmp_path):
 
 
 def test_nb03_mirflickr_converted_from_the_raw_release(tmp_path):
-    from xmr_lib import crossmodal as cm
+    from xmr_lib.chapters.ch03 import crossmodal as cm
 
     mirflickr_raw(tmp_path / "mirflickr25k" / "raw")
     convert("mirflickr25k", tmp_path, min_tag_count=1, image_size=8)
@@ -75,7 +75,7 @@ def test_nb03_mirflickr_converted_from_the_raw_release(tmp_path):
 
 
 def test_nb03_nuswide_with_and_without_images(tmp_path):
-    from xmr_lib import crossmodal as cm
+    from xmr_lib.chapters.ch03 import crossmodal as cm
 
     nuswide_raw(tmp_path / "nuswide" / "raw")
     convert("nuswide", tmp_path, n_labels=2, image_size=4)
@@ -99,8 +99,8 @@ def test_nb03_nuswide_with_and_without_images(tmp_path):
 
 
 def test_nb04_flickr30k_karpathy_split_and_image_features(tmp_path):
-    from xmr_lib import adversarial as adv
-    from xmr_lib.diversity import image_features
+    from xmr_lib.chapters.ch04 import adversarial as adv
+    from xmr_lib.encoders.features import image_features
 
     flickr30k_raw(tmp_path / "flickr30k" / "raw")
     convert("flickr30k", tmp_path)
@@ -117,7 +117,7 @@ def test_nb04_flickr30k_karpathy_split_and_image_features(tmp_path):
 
 
 def test_nb04_missing_images_and_coco_subfolders(tmp_path):
-    from xmr_lib import adversarial as adv
+    from xmr_lib.chapters.ch04 import adversarial as adv
 
     flickr30k_raw(tmp_path / "flickr30k" / "raw", with_images=False)
     convert("flickr30k", tmp_path)
@@ -137,7 +137,7 @@ def test_nb04_missing_images_and_coco_subfolders(tmp_path):
 
 
 def test_nb05_06_cub200_per_class_split_and_resize(tmp_path):
-    from xmr_lib import incremental as inc
+    from xmr_lib.train import incremental as inc
 
     cub_fixture(tmp_path / "cub200" / "raw", n_classes=3, per_class=5)
     convert("cub200", tmp_path)
@@ -152,7 +152,7 @@ def test_nb05_06_cub200_per_class_split_and_resize(tmp_path):
 
 
 def test_nb05_06_stanford_dogs_official_split(tmp_path):
-    from xmr_lib import incremental as inc
+    from xmr_lib.train import incremental as inc
 
     stanford_dogs_raw(tmp_path / "stanford_dogs" / "raw")
     convert("stanford_dogs", tmp_path)
@@ -177,7 +177,7 @@ def _wiki_rows(n_train_per_class=4, n_test_per_class=2):
 
 
 def test_nb10_wikipedia_features_built_from_the_converted_layout(tmp_path, capsys):
-    from xmr_lib import common_space as cs
+    from xmr_lib.chapters.ch10 import common_space as cs
 
     wikipedia_raw(tmp_path / "wikipedia" / "raw", rows=_wiki_rows())
     convert("wikipedia", tmp_path)
@@ -205,7 +205,7 @@ def test_nb10_wikipedia_features_built_from_the_converted_layout(tmp_path, capsy
 
 
 def test_nb10_pascal_sentence_paper_split_and_errors(tmp_path):
-    from xmr_lib import common_space as cs
+    from xmr_lib.chapters.ch10 import common_space as cs
 
     pascal_sentence_raw(tmp_path / "pascal_sentence" / "raw", per_class=50)
     convert("pascal_sentence", tmp_path)
@@ -231,7 +231,7 @@ def test_nb10_pascal_sentence_paper_split_and_errors(tmp_path):
 def test_nb08_paper_targets_from_dir(tmp_path):
     from data_scripts import cli
     from fixtures_real_formats import imagenet_targets_dir
-    from xmr_lib import transfer
+    from xmr_lib.chapters.ch08 import transfer
 
     wnids = ["n01234567", "n07654321"]
     imagenet_targets_dir(tmp_path / "manual", wnids)
@@ -246,7 +246,7 @@ def test_nb08_paper_targets_from_dir(tmp_path):
 def test_nb09_mediaeval_from_dir(tmp_path):
     from data_scripts import cli
     from fixtures_real_formats import mediaeval_split_dir
-    from xmr_lib import diversity
+    from xmr_lib.chapters.ch09 import diversity
 
     mediaeval_split_dir(tmp_path / "manual" / "devset", {"angkor": [("11", 1, 1), ("12", 0, 0), ("13", 1, 2)]})
     mediaeval_split_dir(tmp_path / "manual" / "testset", {"big_ben": [("21", 1, 1), ("22", 1, 1)]})

@@ -1,4 +1,4 @@
-"""Tests for xmr_lib.hashing: hand-computed losses (Eqs. 3.1–3.7), networks, training on a tiny problem."""
+"""Tests for xmr_lib.chapters.ch03.hashing: hand-computed losses (Eqs. 3.1–3.7), networks, training on a tiny problem."""
 import math
 
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xmr_lib import hashing as H
+from xmr_lib.chapters.ch03 import hashing as H
+from xmr_lib.retrieval import modality
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -45,11 +46,11 @@ def test_binary_entropy_refuses_a_bad_base(base):
 
 def test_modality_entropy_and_negative_entropy_loss():
     logits = torch.tensor([[0.0, 0.0], [10.0, -10.0]])
-    ent = H.modality_entropy(logits)
+    ent = modality.modality_entropy(logits)
     assert ent[0].item() == pytest.approx(math.log(2)) and ent[1].item() < 1e-6
     # Eq. 3.2 = Σ P log P = −Σ entropy
-    assert H.negative_entropy_loss(logits).item() == pytest.approx(-math.log(2), abs=1e-6)
-    assert H.negative_entropy_loss(logits, "mean").item() == pytest.approx(-math.log(2) / 2, abs=1e-6)
+    assert modality.negative_entropy_loss(logits).item() == pytest.approx(-math.log(2), abs=1e-6)
+    assert modality.negative_entropy_loss(logits, "mean").item() == pytest.approx(-math.log(2) / 2, abs=1e-6)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -139,9 +140,9 @@ def test_label_prediction_loss_is_bce_sum():
 
 def test_domain_classification_and_balance():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
-    ce = H.domain_classification_loss(logits, torch.tensor([0, 1]))
+    ce = modality.domain_classification_loss(logits, torch.tensor([0, 1]))
     assert ce.item() == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 1)))
-    assert H.domain_classification_loss(logits, 0).item() == pytest.approx(
+    assert modality.domain_classification_loss(logits, 0).item() == pytest.approx(
         F.cross_entropy(logits, torch.tensor([0, 0])).item())
     h = torch.tensor([[1.0, -0.5], [1.0, 0.5]])
     assert H.balance_loss(h).item() == pytest.approx(4.0)          # column sums (2, 0)
@@ -252,7 +253,7 @@ def test_gradients_reach_both_branches_and_heads():
     terms = {"pairs": H.pairwise_likelihood_loss(f, g, S) + H.pairwise_likelihood_loss(h, ht, S),
              "multilevel": H.multilevel_similarity_loss(f, g, W), "quant": H.quantization_loss(h),
              "label": H.label_prediction_loss(m.label_predictor(f), L),
-             "domain": H.negative_entropy_loss(m.domain_real(f)) + H.negative_entropy_loss(m.domain_binary(ht))}
+             "domain": modality.negative_entropy_loss(m.domain_real(f)) + modality.negative_entropy_loss(m.domain_binary(ht))}
     H.total_loss(terms).backward()
     for mod in (m.image_net, m.text_net, m.label_predictor, m.domain_real, m.domain_binary):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in mod.parameters())
@@ -261,7 +262,7 @@ def test_gradients_reach_both_branches_and_heads():
 
 
 def test_training_lowers_the_pair_loss_and_beats_chance():
-    from xmr_lib.metrics import hamming_map
+    from xmr_lib.retrieval.metrics import hamming_map
 
     x, y, lab = _toy(200)
     c = H.HashingConfig(**{**SMALL, "epochs": 15}, alpha=1.0)

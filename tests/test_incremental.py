@@ -1,4 +1,4 @@
-"""xmr_lib.incremental: protocol, sampler, model, evaluation, trainer (teachers, plugins, checkpoints)."""
+"""xmr_lib.train.incremental: protocol, sampler, model, evaluation, trainer (teachers, plugins, checkpoints)."""
 import math
 import warnings
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib import incremental as inc
-from xmr_lib.runs import Checkpoint
+from xmr_lib.train import incremental as inc
+from xmr_lib.core.checkpoint import Checkpoint
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -485,8 +485,8 @@ def test_compare_methods_base_plugins_and_returned_plugins():
 def test_ch05_full_profile_falls_back_to_synth_species():
     """Notebook 05's full profile runs CUB-200 when present, else ``fallback``: embedded SynthSpecies settings
     that build the disjoint-attribute benchmark (tiny trunk, 32 px)."""
-    from xmr_lib import claims
-    from xmr_lib.chapters import ch05
+    from xmr_lib.core import claims
+    from xmr_lib.chapters.ch05 import config as ch05
 
     full, fb = ch05.PROFILES["full"], ch05.PROFILES["full"]["fallback"]
     assert full["dataset"] == "cub200" and ch05.PROFILES["smoke"]["fallback"] is None

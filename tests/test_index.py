@@ -1,4 +1,4 @@
-"""xmr_lib.index: faiss and the NumPy fallback agree with brute force (tie-tolerantly where faiss is free to
+"""xmr_lib.retrieval.index: faiss and the NumPy fallback agree with brute force (tie-tolerantly where faiss is free to
 order equal scores), k is clipped, bad input is rejected."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib import index as I
+from xmr_lib.retrieval import index as I
 
 needs_faiss = pytest.mark.skipif(not I.faiss_available(), reason="faiss is not installed")
 

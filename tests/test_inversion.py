@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from xmr_lib import inversion as inv
+from xmr_lib.train import inversion as inv
 
 torch.set_num_threads(1)
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib import incremental as inc
-from xmr_lib import lifelong as ll
+from xmr_lib.train import incremental as inc
+from xmr_lib.chapters.ch07 import lifelong as ll
 
 torch.set_num_threads(1)
 
@@ -138,7 +138,7 @@ def test_benchmark_reads_converted_cub_lazily_and_resizes(tmp_path, monkeypatch)
     from data_scripts.convert import convert
     from fixtures_real_formats import cub_fixture
 
-    from xmr_lib import data
+    from xmr_lib.data import registry as data
 
     monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
     cub_fixture(tmp_path / "cub200" / "raw", n_classes=4, per_class=5, n_train=3)   # 3 train + 2 test per class
@@ -159,7 +159,7 @@ def test_benchmark_reads_converted_cub_lazily_and_resizes(tmp_path, monkeypatch)
 def test_full_profile_uses_cub_then_dogs_and_falls_back_to_the_embedded_sequence(tmp_path):
     """Notebook 07's full profile: the chapter's CUB → Dogs sequence from data_root; without it the notebook catches
     the FileNotFoundError below and runs ``fallback`` (embedded datasets only, one setting per task)."""
-    from xmr_lib.chapters import ch07
+    from xmr_lib.chapters.ch07 import config as ch07
 
     full = ch07.PROFILES["full"]
     assert full["datasets"] == ["cub200", "stanford_dogs"] and full["n_seen"] == [150, 100]

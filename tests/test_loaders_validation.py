@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fixtures_real_formats import jpg
-from xmr_lib import data
+from xmr_lib.data import registry as data
 
 SINGLE = "path,label,split\na/1.jpg,0,train\na/2.jpg,0,test\nb/3.jpg,1,train\nb/4.jpg,1,test\n"
 MULTI = "path,label,split,labels\nim1.jpg,-1,all,0 2\nim2.jpg,-1,all,1\nim3.jpg,-1,all,\n"

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from xmr_lib.losses import contrastive_loss, double_margin_contrastive_loss, squared_distance, triplet_loss
+from xmr_lib.retrieval.losses import contrastive_loss, double_margin_contrastive_loss, squared_distance, triplet_loss
 
 O = torch.zeros(1, 2)
 A = torch.tensor([[0.6, 0.8]])     # ||O − A||² = 1

@@ -1,4 +1,4 @@
-"""xmr_lib.metrics: hand-computed cases, tie and junk rules, validation, and the vectorised code against
+"""xmr_lib.retrieval.metrics: hand-computed cases, tie and junk rules, validation, and the vectorised code against
 straightforward per-query reference implementations written here."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib import metrics as M
+from xmr_lib.retrieval import metrics as M
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -625,7 +625,7 @@ def test_forgetting_variants_and_nan_convention():
     R = np.array([[0.9, 0.95], [0.8, 0.6], [0.7, 0.5]])
     assert M.average_forgetting(R) == pytest.approx(((0.9 - 0.7) + (0.6 - 0.5)) / 2)
     assert M.average_forgetting(R, max_over="all") == pytest.approx(((0.9 - 0.7) + (0.95 - 0.5)) / 2)
-    # NaN = not evaluated yet (xmr_lib.incremental's matrix): same values; a truncated matrix works too
+    # NaN = not evaluated yet (xmr_lib.train.incremental's matrix): same values; a truncated matrix works too
     Rn = R4.copy()
     Rn[np.triu_indices(4, 1)] = np.nan
     assert M.average_forgetting(Rn) == pytest.approx(0.20)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib.mining import hard_negatives, positive_pairs, random_negatives
+from xmr_lib.retrieval.mining import hard_negatives, positive_pairs, random_negatives
 
 
 def test_hard_negatives_hand_computed():

@@ -1,4 +1,4 @@
-"""xmr_lib.models: the offline EfficientNet-Lite0, preprocessing, feature trunks, weight files, small nets."""
+"""xmr_lib.encoders.backbones: the offline EfficientNet-Lite0, preprocessing, feature trunks, weight files, small nets."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from xmr_lib import models as M
+from xmr_lib.encoders import backbones as M
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from xmr_lib import claims
-from xmr_lib.runner import discover_notebooks, execute_notebook
+from xmr_lib.core import claims
+from xmr_lib.course.runner import discover_notebooks, execute_notebook
+from xmr_lib.course import scorecard
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = discover_notebooks(ROOT)
@@ -27,7 +28,7 @@ def test_notebook_runs_in_smoke_profile(nb, smoke_run):
     rec = json.loads((smoke_run / f"{nb.stem}.metrics.json").read_text())
     assert rec["profile"] == "smoke" and rec["metrics"], f"{nb.name} recorded no metrics"
     chapter = nb.name[:2]
-    smoke_claims = [c for c in claims.all_claims() if c.chapter == chapter and "smoke" in c.profiles]
+    smoke_claims = [c for c in scorecard.all_claims() if c.chapter == chapter and "smoke" in c.profiles]
     for c in smoke_claims:
         row = claims.evaluate_claim(c, rec)
         assert row["status"] == claims.HOLDS, f"{c.id}: {row['status']} — {row['why'] or row['ours']}"
@@ -39,7 +40,7 @@ def test_book_builds_from_the_smoke_run(smoke_run):
     """`xmr book`: a page per executed notebook, the scorecard with every claim linked to a cell of its page."""
     import re
 
-    from xmr_lib import book
+    from xmr_lib.course import book
 
     ran = sorted(p.stem for p in smoke_run.glob("[0-9][0-9]_*.ipynb"))
     if not ran:

@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from xmr_lib import runs
-from xmr_lib.runner import discover_notebooks, parameter_names
+from xmr_lib.course import runs
+from xmr_lib.course.runner import discover_notebooks, parameter_names
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = discover_notebooks(ROOT)
@@ -73,7 +73,7 @@ def test_one_kernel_name():
     """Every notebook declares the kernel the runner uses and xmr.sh registers no second one."""
     import json
 
-    from xmr_lib.runner import discover_notebooks, kernel_name
+    from xmr_lib.course.runner import discover_notebooks, kernel_name
 
     for p in discover_notebooks():
         assert json.loads(p.read_text())["metadata"]["kernelspec"]["name"] == kernel_name(), p.name

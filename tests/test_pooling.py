@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xmr_lib import pooling as P
+from xmr_lib.retrieval import pooling as P
 
 
 def _unit(v):

@@ -1,4 +1,4 @@
-"""Tests for xmr_lib.rerank: Eq. (1) PRF, recombination, MMR, clustering diversification, joint embedding."""
+"""Tests for xmr_lib.retrieval.rerank: Eq. (1) PRF, recombination, MMR, clustering diversification, joint embedding."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib import rerank as rr
+from xmr_lib.retrieval import rerank as rr
 
 
 def _unit(x):

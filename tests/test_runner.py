@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tools.nbbuild import code, params, write
-from xmr_lib import runner
+from xmr_lib.course import runner
 
 
 def test_parse_assignments():

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from xmr_lib import runs
+from xmr_lib.course import runs
+from xmr_lib.core import checkpoint
 
 
 def test_resolve_takes_profile_values_and_overrides():
@@ -68,7 +69,7 @@ def test_corrupt_metrics_file_is_reported(run_dir):
 def test_checkpoint_roundtrip_and_corrupt_file(run_dir):
     import torch
 
-    ck = runs.Checkpoint("demo")
+    ck = checkpoint.Checkpoint("demo")
     assert ck.load("task1") is None
     ck.save("task1", {"w": torch.ones(2)})
     assert torch.equal(ck.load("task1")["w"], torch.ones(2))
@@ -117,7 +118,7 @@ def test_resolve_checks_values_before_anything_runs(bad, match):
 
 
 def test_any_of_takes_a_value_of_one_of_its_options():
-    from xmr_lib import knobs
+    from xmr_lib.core import knobs
 
     its = knobs.AnyOf(knobs.Int(1), knobs.ListOf(knobs.Int(1)))      # one count, or one per group
     its.check("step_iterations", 5)
@@ -137,7 +138,7 @@ def test_any_of_takes_a_value_of_one_of_its_options():
 
 
 def test_declared_knobs_and_inferred_types():
-    from xmr_lib import knobs
+    from xmr_lib.core import knobs
 
     k = knobs.ListOf(knobs.Int(8, 1024))
     k.check("bits", [16, 32])

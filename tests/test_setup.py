@@ -43,7 +43,7 @@ def test_bad_seed():
 
 def test_threads_are_pinned_whatever_the_load(monkeypatch):
     """Same seed, same numbers: the thread count never depends on the load average."""
-    from xmr_lib import _setup
+    from xmr_lib.core import setup as _setup
 
     monkeypatch.delenv("XMR_THREADS", raising=False)
     monkeypatch.setattr(_setup.os, "getloadavg", lambda: (50.0, 50.0, 50.0))
@@ -54,7 +54,7 @@ def test_threads_are_pinned_whatever_the_load(monkeypatch):
 
 
 def test_auto_picks_mps_when_present(monkeypatch):
-    from xmr_lib import _setup
+    from xmr_lib.core import setup as _setup
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)

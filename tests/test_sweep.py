@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tools.nbbuild import code, params, write
-from xmr_lib import sweep
+from xmr_lib.course import sweep
 
 
 def test_parse_grid_and_points():
@@ -26,7 +26,7 @@ def _fake_repo(tmp_path):
     write(str(nbdir / "00_fake.ipynb"), [
         params('profile = "default"\nseed = 0\ndevice = "cpu"\ndata_root = None\nn_db = None\nn_queries = None\n'
                'pca_dim = None\ntop_k = None'),
-        code('from xmr_lib import runs\nP = runs.params("00", globals())\n'
+        code('from xmr_lib.course import runs\nP = runs.params("00", globals())\n'
              'runs.record("pixels/mAP_over_chance", 2.5 + P.seed + P.n_db / 1000)\n'
              'runs.record("index/top1_agreement", 1.0)')])
     return tmp_path

@@ -1,4 +1,4 @@
-"""xmr_lib.text: MiniLM embeddings with an on-disk cache, bag of words / tf-idf, GloVe phrase vectors."""
+"""xmr_lib.encoders.text: MiniLM embeddings with an on-disk cache, bag of words / tf-idf, GloVe phrase vectors."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from xmr_lib import text as T
+from xmr_lib.encoders import text as T
 
 
 @pytest.fixture

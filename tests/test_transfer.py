@@ -1,8 +1,8 @@
-"""Tests for xmr_lib.transfer: F-score similarities, the similarity-based initialisation, fine-tuning heads."""
+"""Tests for xmr_lib.chapters.ch08.transfer: F-score similarities, the similarity-based initialisation, fine-tuning heads."""
 import numpy as np
 import pytest
 
-from xmr_lib import transfer as T
+from xmr_lib.chapters.ch08 import transfer as T
 
 
 # ------------------------------------------------------------------------------------------------ F-scores
@@ -375,7 +375,7 @@ def test_offline_candidates_are_well_formed():
 def _wordnet_and_classes():
     """The WordNet synsets of the 1000 ImageNet classes, or skip when the offline assets are not installed."""
     try:
-        from xmr_lib import models
+        from xmr_lib.encoders import backbones as models
 
         wnids, _ = T._imagenet_wnids_names(models)
         return T.synsets_from_wnids(wnids)
@@ -396,7 +396,7 @@ def test_paper_targets_split_30_30_30_and_anchor_hook():
 
 def test_ch08_table2_targets_are_decided_on_the_paper_images_only():
     from claim_checks import assert_gated_on_real_data
-    from xmr_lib.chapters import ch08
+    from xmr_lib.chapters.ch08 import config as ch08
 
     ids = assert_gated_on_real_data(ch08, ["data/real"])
     assert {"08.table2_inference_first_100", "08.table2_random_best_1"} <= ids

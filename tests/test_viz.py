@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from xmr_lib import viz  # noqa: E402
+from xmr_lib.course import viz
 
 
 def _draw(k, mode):

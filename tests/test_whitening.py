@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib.whitening import Whitening, apply_whitening, learn_pca_whitening, learn_supervised_whitening
+from xmr_lib.retrieval.whitening import Whitening, apply_whitening, learn_pca_whitening, learn_supervised_whitening
 
 # four points, mean 0: variance 0.5 along x, 2 along y
 X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])

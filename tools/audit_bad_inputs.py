@@ -80,7 +80,7 @@ def _array_bad(shape):
 
 
 def metric_cases() -> list[Case]:
-    from xmr_lib import metrics as M
+    from xmr_lib.retrieval import metrics as M
 
     q, n = 4, 12
     scores, rel = _arr(q, n), (np.arange(q * n).reshape(q, n) % 3 == 0).astype(np.float32)
@@ -132,7 +132,7 @@ def metric_cases() -> list[Case]:
 def pooling_cases() -> list[Case]:
     import torch
 
-    from xmr_lib import pooling as Pl
+    from xmr_lib.retrieval import pooling as Pl
 
     x = torch.rand(2, 8, 5, 6)
     # (NaN maps give NaN descriptors, visibly; negative maps are clamped by GeM's definition: neither is a case)
@@ -158,10 +158,10 @@ def pooling_cases() -> list[Case]:
 def retrieval_cases() -> list[Case]:
     import torch
 
-    from xmr_lib import expansion as E
-    from xmr_lib import index as I
-    from xmr_lib import losses as L
-    from xmr_lib import whitening as W
+    from xmr_lib.retrieval import expansion as E
+    from xmr_lib.retrieval import index as I
+    from xmr_lib.retrieval import losses as L
+    from xmr_lib.retrieval import whitening as W
 
     cases = []
     X = _arr(40, 8)
@@ -206,7 +206,7 @@ def retrieval_cases() -> list[Case]:
 
 def knob_cases() -> list[Case]:
     """Every knob of every notebook given a wrong-typed value, and every non-negative numeric knob a negative one."""
-    from xmr_lib import runs
+    from xmr_lib.course import runs
 
     cases = []
     for ch in ("00", "02", "03", "04", "05", "06", "07", "08", "09", "10"):
@@ -234,7 +234,7 @@ def knob_cases() -> list[Case]:
 
 
 def scorecard_cases() -> list[Case]:
-    from xmr_lib import claims
+    from xmr_lib.core import claims
 
     def decide(claim, value):
         row = claims.evaluate_claim(claim, {"profile": "default", "metrics": {m: value for m in claim.metrics}})
@@ -258,7 +258,7 @@ def loader_cases() -> list[Case]:
     """Converted-dataset folders with one thing wrong each (the real layout: images/, index.csv, classes.txt)."""
     from PIL import Image
 
-    from xmr_lib import data
+    from xmr_lib.data import registry as data
 
     def folder(index: str | bytes, classes: str = "a\nb\n", images=("x.png", "y.png")) -> Path:
         d = Path(tempfile.mkdtemp()) / "cub200"

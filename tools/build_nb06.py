@@ -29,7 +29,7 @@ Its answers, in two parts:
 What this notebook does:
 
 1. builds the offline benchmark of notebook 05 (with a class order that makes every step learnable — §1);
-2. writes each formula of the chapter as code (`xmr_lib.estimation`, `xmr_lib.distill`) with a small check;
+2. writes each formula of the chapter as code (`xmr_lib.chapters.ch06.estimation`, `xmr_lib.train.distill`) with a small check;
 3. reproduces the one-task table (Table 6.1) as orderings over five seeds;
 4. runs the multi-task protocol with the chapter's ablation — only the previous model (a), the same extra weight
    without extra knowledge (b), estimated features (c), every old model stored (d) — with results matrices and the
@@ -503,7 +503,7 @@ $$\text{forgetting}_t = \frac{1}{t-1}\sum_{j=1}^{t-1}\Big(\max_{l \in \{1,\dots,
 
 — the *max-over* form: for each earlier group, the best it ever was minus what it is now. We index the original
 classes as group 0 and include them (the thesis' own description of t = 2 does), take the max over the steps since
-the group was learnt (`xmr_lib.metrics.average_forgetting`), and do not clip: a group that *improves* after it was
+the group was learnt (`xmr_lib.retrieval.metrics.average_forgetting`), and do not clip: a group that *improves* after it was
 learnt (backward transfer) counts negative.
 """)
 
@@ -793,7 +793,7 @@ M(r"""
 **Exercise 06.1 — implement a formula.** The correlation loss of Eqs. 6.4–6.5 in the released code's form: with
 $G_o = F_o F_o^\top$ (teacher) and $G_n = F_n F_n^\top$ (student) for the same N images,
 $L_{corr} = \frac{T^2}{N} \sum_i KL\big(\sigma(G_o[i] / T) \,\Vert\, \sigma(G_n[i] / T)\big)$, σ a softmax over
-row i. Write `my_corr_loss(student, teacher, T)` for `(N, d)` tensors, without `xmr_lib.distill`.
+row i. Write `my_corr_loss(student, teacher, T)` for `(N, d)` tensors, without `xmr_lib.train.distill`.
 """)
 
 C('''

@@ -29,7 +29,7 @@ What this notebook does:
 
 1. builds a lifelong sequence of offline datasets with a real semantic shift (procedural "birds" → Fashion-MNIST),
    with seen / unseen classes per dataset;
-2. writes the chapter's losses (Eqs. 7.1–7.10) in `xmr_lib.lifelong` and `xmr_lib.inversion`, with small checks;
+2. writes the chapter's losses (Eqs. 7.1–7.10) in `xmr_lib.chapters.ch07.lifelong` and `xmr_lib.train.inversion`, with small checks;
 3. generates images from the first network's BatchNorm statistics and watches them form, step by step, with the
    statistics they match;
 4. runs the ablation of Table 7.6 (fine-tuning, KD, KD + replay of generated images, DKD, joint training) over five
@@ -41,7 +41,7 @@ profile = "default"     # "smoke" | "default" | "full"
 seed = 0
 device = "auto"         # "auto" picks CUDA when present, else the CPU
 data_root = None        # full profile: folder with cub200 / stanford_dogs from `python -m data_scripts fetch NAME --root DIR`
-datasets = None         # the task sequence, names from xmr_lib.lifelong.DATASETS
+datasets = None         # the task sequence, names from xmr_lib.chapters.ch07.lifelong.DATASETS
 n_seen = None           # seen classes per dataset
 n_unseen = None         # unseen classes per dataset
 train_per_class = None  # training images per seen class
@@ -138,7 +138,7 @@ head whose 18 species differ in body × head colour, with strong nuisances; note
 of one object class against grey textures of another.
 
 The `full` profile runs the chapter's CUB-200 → Stanford Dogs sequence when `data_root` holds both (converted by
-`python -m data_scripts fetch cub200 --root DIR` and `... fetch stanford_dogs --root DIR`; `xmr_lib.lifelong` reads
+`python -m data_scripts fetch cub200 --root DIR` and `... fetch stanford_dogs --root DIR`; `xmr_lib.chapters.ch07.lifelong` reads
 their image files lazily and resizes them). Without them it prints a **FALLING BACK** banner and runs the embedded
 sequence at a larger scale, with a third dataset (digits) — see section 9.
 """),
@@ -656,7 +656,7 @@ if P.showcase:
 `profile="full"` is meant for a GPU (`device="auto"`). With `data_root` holding CUB-200-2011 and Stanford Dogs
 (`python -m data_scripts fetch cub200 --root DIR`, `python -m data_scripts fetch stanford_dogs --root DIR`) it runs
 the chapter's sequence CUB-200 (150 seen / 50 unseen classes) → Stanford Dogs (100 / 20), read lazily from the
-converted image files by `xmr_lib.lifelong` and resized to 224 px, with an ImageNet **ResNet-50** standing in for
+converted image files by `xmr_lib.chapters.ch07.lifelong` and resized to 224 px, with an ImageNet **ResNet-50** standing in for
 BN-Inception (as in notebooks 05 and 06), a 512-d embedding, the chapter's learning rates (1e-5, trunk 1e-6) and batch
 of 32, 2,000 generation steps, 128 generated images per task and every ablation case of Table 7.6. Two departures:
 the seen classes' train/test images follow each dataset's official split (the chapter re-splits CUB 60/40 and Dogs

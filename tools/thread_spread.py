@@ -12,7 +12,8 @@ import sys
 
 import numpy as np
 
-from xmr_lib import claims
+from xmr_lib.core import claims
+from xmr_lib.course import scorecard
 
 
 def _gap(claim: claims.Claim, rec: dict) -> float | None:
@@ -29,9 +30,9 @@ def _gap(claim: claims.Claim, rec: dict) -> float | None:
 
 
 def compare(run_a: str, run_b: str) -> list[dict]:
-    ra, rb = claims.load_records(run_a), claims.load_records(run_b)
+    ra, rb = scorecard.load_records(run_a), scorecard.load_records(run_b)
     rows = []
-    for c in claims.all_claims():
+    for c in scorecard.all_claims():
         ga, gb = _gap(c, ra.get(c.chapter)), _gap(c, rb.get(c.chapter))
         if ga is None or gb is None:
             continue

@@ -2,13 +2,13 @@
 
 One module per concept: ``pooling``, ``losses``, ``hashing``, ``metrics``, ``index``, ``distill``,
 ``data``, ``models``, ``viz``, ``runs``, ``claims``. Start every notebook with :func:`setup`
-(usually through :func:`xmr_lib.runs.params`, which calls it).
+(usually through :func:`xmr_lib.course.runs.params`, which calls it).
 """
 from __future__ import annotations
 
 import os as _os
 
-from ._setup import resolve_device, setup
+from xmr_lib.core.setup import resolve_device, setup
 
 if _os.environ.get("XMR_HEADLESS", "") not in ("", "0"):
     # A saved (headless) run would keep each tqdm.auto widget's first text, "0%| 0/600", for ever: text bars
