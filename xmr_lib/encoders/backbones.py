@@ -38,7 +38,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from xmr_lib.course import assets as _assets
 from xmr_lib.core.setup import resolve_device
 from xmr_lib.core import paths
 

@@ -29,7 +29,6 @@ from typing import Sequence
 
 import numpy as np
 
-from xmr_lib.course import assets as _assets
 from xmr_lib.core.setup import resolve_device
 from xmr_lib.core import paths
 

@@ -57,7 +57,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from xmr_lib.course import assets as _assets
 from xmr_lib.core import paths
 
 __all__ = [
