@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# the test helpers (claim_checks, fixtures_real_formats) live beside this file; the tests, in folders that mirror
+# xmr_lib's layers, import them by name
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -209,6 +209,11 @@ def params(chapter: str, namespace: dict | None = None, **given: Any) -> Params:
     values.update(given)
     profile = values.pop("profile", "default")
     p = resolve(chapter, profile, **values)
+    fallback = getattr(chapter_module(chapter), "FALLBACK", None)
+    real, fell_back, banner = fallback.apply(p) if fallback is not None else (False, False, "")
+    if banner:
+        print(banner)
+    p.fell_back = fell_back
     settings = setup(p.seed, p.device)
     p.device = settings.device
     p.settings = asdict(settings)
@@ -217,8 +222,12 @@ def params(chapter: str, namespace: dict | None = None, **given: Any) -> Params:
     if path.is_file():
         _load(path)  # a corrupt earlier record is reported, not silently replaced
     rec = dict(chapter=normalise_chapter(chapter), notebook=_CURRENT["notebook"], profile=p.profile,
-               seed=p.seed, params=_jsonable({k: v for k, v in p.items() if k != "settings"}),
+               seed=p.seed, params=_jsonable({k: v for k, v in p.items() if k not in ("settings", "fell_back")}),
                settings=p.settings, commit=_git_commit(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), metrics={})
+    if fallback is not None:  # the markers of the chapter's fallback rule (claims.real_data_only reads data/real)
+        rec["metrics"]["data/fallback"] = int(fell_back)
+        if real:
+            rec["metrics"]["data/real"] = 1
     _save(path, rec)
     return p
 

@@ -14,7 +14,7 @@ import torch
 
 from xmr_lib.retrieval import metrics as M
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from xmr_lib.core import claims
 from xmr_lib.course.runner import discover_notebooks, execute_notebook
 from xmr_lib.course import scorecard
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = discover_notebooks(ROOT)
 
 

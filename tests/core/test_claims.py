@@ -219,7 +219,7 @@ def test_each_chapter_gates_paper_targets_on_the_one_real_data_marker(chapter):
     assert not ungated, f"full-profile paper claims not gated by real_data_only: {ungated}"
     if targets:
         assert_gated_on_real_data(mod)
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         sources = list((root / "notebooks").glob(f"{chapter}_*.ipynb")) + list((root / "tools").glob(f"build_nb{chapter}.py"))
         assert any(claims.REAL_DATA in p.read_text() for p in sources) or claims.REAL_DATA in Path(mod.__file__).read_text(), \
             f"notebook {chapter} never records {claims.REAL_DATA!r}"
@@ -233,7 +233,7 @@ def test_the_committed_default_run_decides_every_default_claim():
     decided there (holds or does not hold) — a claim added or renamed without a rerun fails here."""
     from pathlib import Path
 
-    d = Path(__file__).resolve().parent.parent / "results" / "default"
+    d = Path(__file__).resolve().parents[2] / "results" / "default"
     records = scorecard.load_records(d)
     assert records, f"{d} holds no metrics records: run `python -m benchmarks.default_run`"
     undecided = {c.id: claims.evaluate_claim(c, records.get(c.chapter))["why"] for c in ALL
