@@ -89,7 +89,8 @@ def parameter_names(notebook: Path) -> list[str]:
 
 def validate_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
     """Fail before running if a ``-p`` name is not a parameter of ``notebook`` (or the profile is unknown)."""
-    names = parameter_names(notebook)
+    # the parameters cell shows the knobs a learner changes most; every knob of the chapter's PROFILES is valid
+    names = list(dict.fromkeys(parameter_names(notebook) + runs.valid_parameters(notebook.name[:2])))
     unknown = sorted(set(parameters) - set(names))
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {notebook.name}; "

@@ -106,6 +106,19 @@ def _user_names(namespace: dict) -> dict[str, Any]:
     return out
 
 
+def knob_table(chapter: str):
+    """Every knob of a chapter with its value in each profile and what it does (``KNOB_HELP`` of the chapter's
+    config, else empty): a pandas DataFrame indexed by knob. The ``parameters`` cell shows only the knobs a learner
+    changes most; any knob here can be set there or with ``-p name=value``."""
+    import pandas as pd  # heavy; only this view needs it
+
+    table = profile_table(chapter)
+    helps = getattr(chapter_module(chapter), "KNOB_HELP", {})
+    rows = {k: {prof: table[prof].get(k) for prof in PROFILE_NAMES} | {"what": helps.get(k, "")}
+            for k in table["default"]}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def resolve(chapter: str, profile: str = "default", **given: Any) -> Params:
     """Resolve a chapter's parameters without side effects (no seeding, no run context).
 
