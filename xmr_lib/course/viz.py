@@ -312,3 +312,25 @@ def explorer(draw, controls: Mapping[str, Any], *, values: Mapping[str, Any] | N
     display(box)
     redraw()
     return box
+
+
+def show_source(*objects: Any) -> None:
+    """Show the source of library functions / classes / methods in the notebook, as highlighted code — the lecture
+    reads the code it runs. Prints plain text outside IPython."""
+    import inspect
+
+    text = "\n\n".join(f"```python\n{inspect.getsource(o)}```" for o in objects)
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:  # outside Jupyter
+        print(text)
+        return
+    display(Markdown(text))
+
+
+def fallback_banner(p: Any) -> None:
+    """Say, in a notebook, whether this run read the real dataset or fell back to the embedded one (the rule lives
+    in the chapter's ``FALLBACK`` and was applied by :func:`xmr_lib.course.runs.params`)."""
+    if p.get("fell_back"):
+        print("!! This run FELL BACK to the embedded data (see the message above the parameters): the numbers below "
+              "are not the paper's, and claims decided on real data read 'not run'.")
