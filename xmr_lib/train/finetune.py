@@ -17,6 +17,7 @@ whitening ``nn.Linear`` → L2; :class:`RetrievalNet`) is trained on tuples ``(q
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from xmr_lib.train import distributed
+from xmr_lib.train import distributed, loop
 from xmr_lib.retrieval import losses, mining
 from xmr_lib.retrieval.pooling import GeM, l2_normalize
 from xmr_lib.core.setup import resolve_device
@@ -209,7 +210,8 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
         batch_tuples: tuples per optimizer step (the loss is summed over a tuple's pairs, averaged over tuples).
         seed: seeds the pair / pool draws and torch.
         device: ``"auto"`` | ``"cpu"`` | ``"cuda"``.
-        checkpoint: an ``xmr_lib.core.checkpoint.Checkpoint``; the state is saved after every epoch and training resumes
+        checkpoint: an ``xmr_lib.core.checkpoint.Checkpoint``; the state (network, optimiser, schedule, history and
+            every random state, :class:`xmr_lib.train.loop.Trainer`) is saved after every epoch and training resumes
             from the last saved epoch.
         callback: ``callback(epoch, net)`` after every epoch (e.g. to evaluate).
     Returns:
@@ -230,32 +232,22 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
     dist = distributed.context(dev)
     if dist.enabled and dev.type == "cuda":
         dev = torch.device("cuda", dist.local_rank)
-    net.to(dev)
-    model = dist.wrap(net, dev)                    # DistributedDataParallel under torchrun, else net itself
-    opt = torch.optim.Adam(parameter_groups(net, lr, pool_lr_mult, weight_decay))
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
-    hist, start = FinetuneHistory(), 0
-    if checkpoint is not None:
-        done = sorted((int(s.split("_")[1]) for s in checkpoint.steps() if s.startswith("epoch_")), reverse=True)
-        for e in done:
-            state = checkpoint.load(f"epoch_{e}")
-            if state is not None:
-                net.load_state_dict(state["net"])
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                hist = FinetuneHistory(**state["history"])
-                start = e + 1
-                break
-    epoch_iter = range(start, int(epochs))
-    if progress and dist.is_main:
-        from tqdm.auto import tqdm
+    model = None                                   # DistributedDataParallel under torchrun, else net itself
+    opt = sched = None
+    hist = FinetuneHistory()
+    ep: dict[str, Any] = {}                        # this epoch's mined tuples, running loss and clock
 
-        epoch_iter = tqdm(epoch_iter, desc="fine-tuning", initial=start, total=int(epochs), leave=False)
-    import time
+    def on_fit_start(tr: loop.Trainer) -> None:
+        nonlocal model, opt, sched
+        net.to(tr.device)
+        model = dist.wrap(net, tr.device)
+        opt = torch.optim.Adam(parameter_groups(net, lr, pool_lr_mult, weight_decay))
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
 
-    for epoch in epoch_iter:
-        t0 = time.time()
-        rng = np.random.default_rng([int(seed), epoch])
+    def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
+        # every epoch reseeds its own draws, so that an epoch does not depend on how the run got there
+        ep["t0"] = time.time()
+        rng = ep["rng"] = np.random.default_rng([int(seed), epoch])
         torch.manual_seed(int(seed) * 1000 + epoch)
         qi, pi = mining.positive_pairs(g, int(queries_per_epoch), rng)
         pool = rng.choice(len(inputs), size=min(int(pool_size), len(inputs)), replace=False)
@@ -270,44 +262,65 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
             qd[:, None, :] - pd[torch.as_tensor(np.where(found, neg_local, 0))], dim=2)[torch.as_tensor(found)].mean()))
         hist.positive_distance.append(float(torch.linalg.vector_norm(qd - embed(net, _take(inputs, pi), device=dev),
                                                                      dim=1).mean()))
+        ep.update(qi=qi, pi=pi, neg=neg, total=0.0)
         net.train()
         freeze_batchnorm(net)
-        total, order = 0.0, rng.permutation(len(qi))
+
+    def batches(tr: loop.Trainer, epoch: int):
+        order = ep["rng"].permutation(len(ep["qi"]))
         for b in range(0, len(order), int(batch_tuples)):
-            sel = order[b:b + int(batch_tuples)]               # the global batch
-            B, k = len(sel), n_negatives
-            mine, weight = dist.shard(sel), 1.0                 # this rank's tuples (all of them in one process)
-            if len(mine) == 0:                                  # a short last batch: join the gradient reduction
-                mine, weight = sel[:1], 0.0
-            Bm = len(mine)
-            idx = np.concatenate([qi[mine], pi[mine], neg[mine].reshape(-1)])
-            out = _forward(model, _take(inputs, idx), dev)
-            q, p, n = out[:Bm], out[Bm:2 * Bm], out[2 * Bm:].view(Bm, k, -1)
-            if loss == "contrastive":
-                x1 = torch.cat([q, q.repeat_interleave(k, dim=0)])
-                x2 = torch.cat([p, n.reshape(Bm * k, -1)])
-                lab = torch.cat([torch.ones(Bm), torch.zeros(Bm * k)]).to(dev)
-                value = losses.contrastive_loss(x1, x2, lab, margin, form=contrastive_form, reduction="sum") / B
-            else:
-                value = losses.triplet_loss(q, p, n, margin, reduction="sum") / B
-            opt.zero_grad(set_to_none=True)
-            # DDP averages gradients over the ranks: scaled by the world size, the average is the gradient of the
-            # global batch's loss (this rank's share of it is `value`)
-            (value * (dist.world * weight)).backward()
-            opt.step()
-            total += dist.sum(float(value.detach()) * weight) * B
+            yield order[b:b + int(batch_tuples)]                # the global batch
+
+    def training_step(tr: loop.Trainer, sel: np.ndarray) -> dict:
+        qi, pi, neg = ep["qi"], ep["pi"], ep["neg"]
+        B, k = len(sel), n_negatives
+        mine, weight = dist.shard(sel), 1.0                     # this rank's tuples (all of them in one process)
+        if len(mine) == 0:                                      # a short last batch: join the gradient reduction
+            mine, weight = sel[:1], 0.0
+        Bm = len(mine)
+        idx = np.concatenate([qi[mine], pi[mine], neg[mine].reshape(-1)])
+        out = _forward(model, _take(inputs, idx), dev)
+        q, p, n = out[:Bm], out[Bm:2 * Bm], out[2 * Bm:].view(Bm, k, -1)
+        if loss == "contrastive":
+            x1 = torch.cat([q, q.repeat_interleave(k, dim=0)])
+            x2 = torch.cat([p, n.reshape(Bm * k, -1)])
+            lab = torch.cat([torch.ones(Bm), torch.zeros(Bm * k)]).to(dev)
+            value = losses.contrastive_loss(x1, x2, lab, margin, form=contrastive_form, reduction="sum") / B
+        else:
+            value = losses.triplet_loss(q, p, n, margin, reduction="sum") / B
+        # DDP averages gradients over the ranks: scaled by the world size, the average is the gradient of the
+        # global batch's loss (this rank's share of it is `value`)
+        return {"loss": value * (dist.world * weight), "value": value, "weight": weight, "B": B}
+
+    def on_step_end(tr: loop.Trainer, sel: np.ndarray, out: dict) -> None:
+        ep["total"] += dist.sum(float(out["value"].detach()) * out["weight"]) * out["B"]
+
+    def on_epoch_end(tr: loop.Trainer, epoch: int) -> None:
         hist.lr.append(float(opt.param_groups[0]["lr"]))
         sched.step()
         net.eval()
-        hist.loss.append(total / len(qi))
+        hist.loss.append(ep["total"] / len(ep["qi"]))
         hist.p.append(_gem_p(net))
-        hist.seconds.append(time.time() - t0)
-        if checkpoint is not None and dist.is_main:
-            checkpoint.save(f"epoch_{epoch}", {"net": net.state_dict(), "optimizer": opt.state_dict(),
-                                               "scheduler": sched.state_dict(), "history": hist.as_dict()})
-        dist.barrier()
+        hist.seconds.append(time.time() - ep["t0"])
         if callback is not None:
             callback(epoch, net)
+
+    def state_dict() -> dict:
+        return {"net": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "history": hist.as_dict()}
+
+    def load_state_dict(state: dict) -> None:
+        nonlocal hist
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        hist = FinetuneHistory(**state["history"])
+
+    task = loop.Task(on_fit_start=on_fit_start, on_epoch_start=on_epoch_start, batches=batches,
+                     training_step=training_step, optimizers=lambda tr, sel: [opt], on_step_end=on_step_end,
+                     on_epoch_end=on_epoch_end, state_dict=state_dict, load_state_dict=load_state_dict)
+    loop.Trainer(max_epochs=int(epochs), device=dev, progress=progress, desc="fine-tuning", checkpoint=checkpoint,
+                 dist=dist).fit(task)
     return hist
 
 
