@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures_real_formats import jpg
+
 from xmr_lib.data import registry as data
 
 SINGLE = "path,label,split\na/1.jpg,0,train\na/2.jpg,0,test\nb/3.jpg,1,train\nb/4.jpg,1,test\n"

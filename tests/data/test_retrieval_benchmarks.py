@@ -3,10 +3,10 @@ import pickle
 
 import numpy as np
 import pytest
+from claim_checks import assert_gated_on_real_data
 from PIL import Image
 
 from xmr_lib.data.registry import LazyImages, RetrievalBenchmark, photo_instances, revisited
-from claim_checks import assert_gated_on_real_data
 
 
 def test_photo_instances_is_deterministic_and_consistent():

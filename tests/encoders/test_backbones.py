@@ -126,6 +126,94 @@ def test_preprocess_bad_input():
         M.imagenet_transform()(np.zeros((2, 8, 8), np.uint8))
 
 
+# ------------------------------------------------------------------- the one preprocessing path: its variants
+
+
+def test_decode_image_files_pil_and_arrays(tmp_path):
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    rgb = M.decode_image(tmp_path / "g.png")
+    assert rgb.shape == (6, 8, 3) and rgb.dtype == np.uint8 and (rgb == grey[..., None]).all()
+    assert np.array_equal(M.decode_image(str(tmp_path / "g.png")), rgb)
+    assert np.array_equal(M.decode_image(Image.fromarray(grey)), rgb)
+    assert np.array_equal(M.decode_image(grey), rgb) and np.array_equal(M.decode_image(grey[..., None]), rgb)
+    rgba = np.dstack([rgb, np.zeros((6, 8), np.uint8)])
+    assert np.array_equal(M.decode_image(rgba), rgb)                         # alpha dropped, not composited
+    assert np.array_equal(M.decode_image(rgb / 255.0), rgb)                  # floats in [0, 1]
+    with pytest.raises(ValueError, match="image"):
+        M.decode_image(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_resize_image_crop_rounding_torchvision_vs_floor():
+    # 8 x 11 image whose pixel value is 10 x its column; the shorter side is already 8, so only the crop differs:
+    # torchvision starts at round(3 / 2) = 2, "floor" at 3 // 2 = 1
+    a = np.repeat((np.arange(11, dtype=np.uint8) * 10)[None, :, None], 8, axis=0).repeat(3, axis=2)
+    tv = M.resize_image(a, 8)
+    fl = M.resize_image(a, 8, rounding="floor")
+    assert tv.shape == fl.shape == (8, 8, 3)
+    assert tv[0, :, 0].tolist() == [20, 30, 40, 50, 60, 70, 80, 90]
+    assert fl[0, :, 0].tolist() == [10, 20, 30, 40, 50, 60, 70, 80]
+    # the longer side: 10 x 17 to a shorter side of 8 is int(13.6) = 13 wide (torchvision) or round(13.6) = 14
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 256, (10, 17, 3), dtype=np.uint8)
+    assert not np.array_equal(M.resize_image(b, 8), M.resize_image(b, 8, rounding="floor"))
+
+
+def test_resize_image_square_and_squash():
+    a = np.repeat((np.arange(12, dtype=np.uint8) * 10)[None, :, None], 8, axis=0).repeat(3, axis=2)
+    assert np.array_equal(M.resize_image(a, 8, fit="square", rounding="floor"), a[:, 2:10])  # centre square, as is
+    grey = np.full((8, 16), 77, np.uint8)
+    for interpolation in M.INTERPOLATIONS:
+        s = M.resize_image(grey, 8, fit="squash", interpolation=interpolation)
+        assert s.shape == (8, 8, 3) and (s == 77).all()
+    with pytest.raises(ValueError, match="fit"):
+        M.resize_image(grey, 8, fit="stretch")
+    with pytest.raises(ValueError, match="interpolation"):
+        M.resize_image(grey, 8, interpolation="nearest")
+
+
+def test_resize_tensor_and_normalise():
+    x = torch.full((2, 3, 20, 30), 0.25)
+    y = M.resize_tensor(x, 10)
+    assert y.shape == (2, 3, 10, 10) and torch.allclose(y, torch.tensor(0.25))
+    assert M.resize_tensor(y, 10) is y                                       # already there: untouched
+    with pytest.raises(ValueError, match="float"):
+        M.resize_tensor(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 8)
+    u = np.full((1, 4, 4, 3), 255, np.uint8)
+    n = M.normalise(u, M.IMAGENET_MEAN, M.IMAGENET_STD)
+    assert n.shape == (1, 3, 4, 4) and torch.equal(n, M.normalise(torch.ones(1, 3, 4, 4), M.IMAGENET_MEAN,
+                                                                 M.IMAGENET_STD))
+    assert n[0, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229)
+
+
+def test_preprocess_torch_backend_squashes_float_pixels():
+    import torch.nn.functional as F
+
+    grey = np.full((28, 28), 255, np.uint8)
+    colour = np.zeros((64, 64, 3), np.uint8)
+    x = M.preprocess([grey, colour], 32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), fit="squash", backend="torch")
+    assert tuple(x.shape) == (2, 3, 32, 32)
+    assert float(x[0].min()) == pytest.approx(1.0) and float(x[1].max()) == pytest.approx(-1.0)
+    # by hand: [0, 1] floats, torch's antialiased bilinear filter, no rounding to uint8 in between
+    a = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    t = F.interpolate(torch.from_numpy(a).permute(2, 0, 1).float().div(255.0)[None], size=(24, 24), mode="bilinear",
+                      align_corners=False, antialias=True)
+    m, s = torch.tensor(M.LITE0_MEAN).view(1, 3, 1, 1), torch.tensor(M.LITE0_STD).view(1, 3, 1, 1)
+    assert torch.equal(M.preprocess(a, 24, fit="squash", backend="torch"), (t - m) / s)
+    with pytest.raises(ValueError, match="images"):
+        M.preprocess([np.zeros((4, 4, 2), np.uint8)], 32, fit="squash", backend="torch")
+    with pytest.raises(ValueError, match="backend"):
+        M.preprocess(a, 24, backend="torch")                                  # the torch backend only squashes
+
+
+def test_preprocess_reads_files(tmp_path):
+    a = np.random.default_rng(1).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    Image.fromarray(a).save(tmp_path / "a.png")
+    assert torch.equal(M.preprocess([tmp_path / "a.png"], 16), M.preprocess(a, 16))
+    assert torch.equal(M.preprocess(str(tmp_path / "a.png"), 16, resize=18, rounding="floor"),
+                       M.preprocess(a, 16, resize=18, rounding="floor"))
+
+
 def test_extract_feature_maps_batches_reduce_and_mode(photos):
     trunk = M.backbone("efficientnet_lite0", device="cpu")
     ims = [photos["chelsea"], photos["coffee"][::2, ::2]]

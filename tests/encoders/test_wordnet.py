@@ -123,7 +123,7 @@ def test_anchor_nearest_source_is_hook(wn, imagenet_wnids):
 def test_hypernym_relation_hand_checked(wn):
     src = ["dog.n.01", "car.n.01"]
     assert W.hypernym_relation("puppy", src) == "included"                  # puppy -> dog
-    assert W.hypernym_relation("dog", src) == "included"                    # a source class itself
+    assert W.hypernym_relation("dog", src) == "identical"                   # a source class itself: no new class
     assert W.hypernym_relation("canine.n.02", src, return_witnesses=True) == ("inclusive", [wn.synset("dog.n.01")])
     assert W.hypernym_relation("motor_vehicle.n.01", src) == "inclusive"
     assert W.hypernym_relation("cat", src) == "disjoint"
@@ -131,6 +131,22 @@ def test_hypernym_relation_hand_checked(wn):
     assert W.hypernym_relations(["puppy", "canine.n.02", "cat"], src) == ["included", "inclusive", "disjoint"]
     with pytest.raises(ValueError, match="source_synsets"):
         W.hypernym_relation("cat", [])
+
+
+def test_a_source_class_itself_is_identical_not_included(wn):
+    """Pascal, Bost & Huet (CBMI 2019) §IV.B take targets "not part of" the source classes; their types are strict
+    relations, so a target that is a source synset is "identical" whatever else holds. Hand example: sources dog,
+    puppy (dog's hyponym) and canine (dog's hypernym)."""
+    dog, puppy, canine = wn.synset("dog.n.01"), wn.synset("puppy.n.01"), wn.synset("canine.n.02")
+    assert canine in dog.hypernyms() and dog in puppy.hypernyms()
+    # dog is also below canine ("included") and above puppy ("inclusive"): "identical" wins
+    assert W.hypernym_relation(dog, [puppy, canine]) == "included"          # without itself: below canine first
+    assert W.hypernym_relation(dog, [dog, puppy, canine], return_witnesses=True) == ("identical", [dog, canine])
+    assert W.hypernym_relation(dog, [puppy]) == "inclusive"                 # without dog among the sources
+    assert W.hypernym_relation(dog, [canine]) == "included"
+    assert W.hypernym_relations([dog, puppy, canine, "cat"], [dog]) == ["identical", "included", "inclusive",
+                                                                        "disjoint"]
+    assert set(W.RELATIONS) == {"identical", "included", "inclusive", "disjoint"}
 
 
 def test_paper_targets_split_30_30_30(wn, imagenet_wnids):

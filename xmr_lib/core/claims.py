@@ -38,6 +38,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from xmr_lib.core.checks import check_choice
+
 HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run"
 PAPER, SANITY, FINDING = "paper", "sanity", "finding"
 KINDS = (PAPER, SANITY, FINDING)
@@ -184,11 +186,6 @@ def _check_id(id: str) -> None:
         raise ValueError(f"id: claim ids look like '02.some_name'; got {id!r}")
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # constructors
 
@@ -203,7 +200,7 @@ def greater(id: str, statement: str, a: str, b: str, *, kind: str = PAPER, paper
     :data:`FINDING` claim may state a ``min_gap`` (``margin`` is its old name).
     """
     _check_id(id)
-    _check_kind(kind)
+    check_choice(kind, "kind", KINDS)
     if margin is not None:
         min_gap = margin
     if paper_gap is not None and not paper_gap > 0:
@@ -230,7 +227,7 @@ def at_least(id: str, statement: str, metric: str, threshold: float, *, kind: st
              source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
     """Claim ``metric ≥ threshold`` on every seed."""
     _check_id(id)
-    _check_kind(kind)
+    check_choice(kind, "kind", KINDS)
 
     def decide(v):
         xs = as_values(v[metric], metric)
@@ -245,7 +242,7 @@ def at_most(id: str, statement: str, metric: str, threshold: float, *, kind: str
             source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
     """Claim ``metric ≤ threshold`` on every seed."""
     _check_id(id)
-    _check_kind(kind)
+    check_choice(kind, "kind", KINDS)
 
     def decide(v):
         xs = as_values(v[metric], metric)
@@ -260,7 +257,7 @@ def close_to(id: str, statement: str, metric: str, target: float, tol: float, *,
              paper: str = "", source: str = "", note: str = "", profiles: Sequence[str] = ("full",)) -> Claim:
     """Claim ``|mean over seeds of metric − target| ≤ tol`` — reproducing a paper's number."""
     _check_id(id)
-    _check_kind(kind)
+    check_choice(kind, "kind", KINDS)
     if not tol >= 0:
         raise ValueError(f"tol: expected ≥ 0, got {tol!r} in claim {id}")
 
@@ -282,7 +279,7 @@ def custom(id: str, statement: str, metrics: Sequence[str], decide: Callable[[di
     claim can hold by construction. Orderings over seeds should call :func:`paired_gap` inside ``decide``.
     """
     _check_id(id)
-    _check_kind(kind)
+    check_choice(kind, "kind", KINDS)
     if examples is not None and not (isinstance(examples, tuple) and len(examples) == 2 and all(isinstance(e, dict) for e in examples)):
         raise ValueError(f"examples: expected (holding_values, failing_values), two dicts; got {examples!r} "
                          f"in claim {id}")

@@ -320,7 +320,7 @@ def revisited(name: str, root, train_from: str | None = None) -> RetrievalBenchm
         ocfg = pickle.load(f)
     groups = -1 - np.arange(len(ocfg["imlist"]))                     # singletons unless a landmark claims them
     marks = sorted({"_".join(q.split("_")[:-1]) for q in ocfg["qimlist"]})
-    for qi, (qname, g) in enumerate(zip(ocfg["qimlist"], ocfg["gnd"])):
+    for qname, g in zip(ocfg["qimlist"], ocfg["gnd"]):
         lm = marks.index("_".join(qname.split("_")[:-1]))
         pos = np.concatenate([np.asarray(g.get("easy", []), dtype=np.int64), np.asarray(g.get("hard", []), dtype=np.int64)])
         groups[pos] = lm

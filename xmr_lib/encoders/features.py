@@ -1,21 +1,16 @@
 """Image and text features of a pool: the one entry point every chapter extracts with."""
 from __future__ import annotations
+
 from typing import Sequence
+
 import numpy as np
+
+from xmr_lib.core.cache import cached
 from xmr_lib.encoders import backbones as models
 from xmr_lib.encoders import text as _text
-from xmr_lib.core.cache import _cached_array
 
-
-def _load_image(path: str, size: int) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        s = min(w, h)
-        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((size, size))
-        return np.asarray(im, dtype=np.uint8)
+# Pool files: the centre square, bicubic to ``size`` (how these pools were always read; see resize_image).
+_FILE_FIT = {"fit": "square", "interpolation": "bicubic", "rounding": "floor"}
 
 
 def image_features(images=None, *, paths: Sequence[str] | None = None, size: int = 128, device: str = "cpu",
@@ -29,8 +24,11 @@ def image_features(images=None, *, paths: Sequence[str] | None = None, size: int
     (when ``center``) and L2-normalised, so dot products are cosines around the pool's average picture.
 
     Args:
-        images: (M, H, W, 3) uint8, or ``paths``: M image files (centre-cropped and resized to ``size``).
-        cache_key: when given, the result is cached on disk under ``$XMR_CACHE_DIR`` (default ``~/.cache/xmr``).
+        images: (M, H, W, 3) uint8 (shorter side to ``size``, centre crop), or ``paths``: M image files (their
+            centre square, bicubic to ``size``: :func:`xmr_lib.encoders.backbones.resize_image` with
+            ``fit="square"``).
+        cache_key: when given, the result is cached on disk (:func:`xmr_lib.core.cache.cached`, under
+            ``$XMR_CACHE_DIR``, default ``~/.cache/xmr``).
     Returns:
         (M, 1280) float32.
     """
@@ -55,14 +53,13 @@ def image_features(images=None, *, paths: Sequence[str] | None = None, size: int
         out = []  # image files: decode a chunk at a time
         chunk = max(batch_size, 1024)
         for s in tqdm(range(0, M, chunk), desc="EfficientNet-Lite0 features", disable=not progress, leave=False):
-            ims = np.stack([_load_image(p, size) for p in paths[s:s + chunk]])
+            ims = np.stack([models.resize_image(p, size, **_FILE_FIT) for p in paths[s:s + chunk]])
             out.append(models.extract_feature_maps(trunk, ims, batch_size=batch_size, device=device, reduce=pool,
                                                    transform=prep, progress=False).numpy())
         return np.concatenate(out)
 
-    raw = _cached_array({"what": "effnet_lite0_gap", "size": size, "n": M, "prep": "models.preprocess",
-                         **cache_key}, compute) \
-        if cache_key is not None else compute()
+    raw = cached({"what": "effnet_lite0_gap", "size": size, "n": M, "prep": "models.preprocess", **cache_key},
+                 compute) if cache_key is not None else compute()
     f = raw - raw.mean(0, keepdims=True) if center else raw
     return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 

@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from xmr_lib.core.setup import resolve_device
 from xmr_lib.core import paths
+from xmr_lib.core.setup import resolve_device
 
 __all__ = [
     "MODEL_ID", "EMBED_DIM", "minilm_path", "load_text_model", "encode", "clear_memory_cache", "bag_of_words",

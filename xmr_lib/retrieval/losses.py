@@ -18,19 +18,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from xmr_lib.core.checks import check_int_labels
-from xmr_lib.core.checks import check_same_shape
+
+from xmr_lib.core.checks import check_int_labels, check_same_shape
 
 __all__ = ["squared_distance", "contrastive_loss", "double_margin_contrastive_loss", "triplet_loss"]
-
-
-def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
-    for n, t in zip(names, (a, b)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 2:
-            raise ValueError(f"{n}: expected a (B, D) tensor, got "
-                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
-    if a.shape != b.shape:
-        raise ValueError(f"{names[0]}, {names[1]}: shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
 
 
 def _reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -55,7 +46,7 @@ def _labels(similar, n: int, device) -> torch.Tensor:
 
 def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Eq. (2.14): ``D = ||a − b||²₂`` row by row, ``(B, D), (B, D) → (B,)``."""
-    _check_pair(a, b, ("a", "b"))
+    check_same_shape(a, "a", b, "b")
     return (a - b).pow(2).sum(dim=1)
 
 
@@ -74,7 +65,7 @@ def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, similar, margin: float 
     Returns:
         the loss (a scalar, or ``(B,)`` for ``reduction="none"``).
     """
-    _check_pair(x1, x2, ("x1", "x2"))
+    check_same_shape(x1, "x1", x2, "x2")
     s = _labels(similar, len(x1), x1.device).to(x1.dtype)
     if not float(margin) > 0:
         raise ValueError(f"margin: expected a positive number, got {margin!r}")
@@ -96,7 +87,7 @@ def double_margin_contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, similar, 
     Matching pairs are only pulled together once their squared distance exceeds ``margin_pos`` (m₁); non-matching
     ones pushed apart while closer than ``margin_neg`` (m₂). The thesis gives no values; ours are placeholders.
     """
-    _check_pair(x1, x2, ("x1", "x2"))
+    check_same_shape(x1, "x1", x2, "x2")
     s = _labels(similar, len(x1), x1.device).to(x1.dtype)
     if not (float(margin_pos) >= 0 and float(margin_neg) > 0):
         raise ValueError(f"margin_pos, margin_neg: expected m1 >= 0 and m2 > 0, got {margin_pos!r}, {margin_neg!r}")
@@ -116,7 +107,7 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
         margin: ``m`` on squared distances (cirtorch default 0.1).
         reduction: over triplets (``"none"`` returns ``(B,)`` or ``(B, K)``).
     """
-    _check_pair(anchor, positive, ("anchor", "positive"))
+    check_same_shape(anchor, "anchor", positive, "positive")
     if not isinstance(negative, torch.Tensor) or negative.ndim not in (2, 3) or negative.shape[0] != anchor.shape[0] \
             or negative.shape[-1] != anchor.shape[1]:
         raise ValueError(f"negative: expected shape ({anchor.shape[0]}, {anchor.shape[1]}) or "
@@ -163,7 +154,7 @@ def bidirectional_triplet_loss(z_image: torch.Tensor, z_text: torch.Tensor, labe
         scalar ≥ 0.
     """
     check_same_shape(z_image, "z_image", z_text, "z_text")
-    check_int_labels(labels, z_image.shape[0])
+    check_int_labels(labels, "labels", z_image.shape[0])
     if not (isinstance(margin, (int, float)) and margin >= 0):
         raise ValueError(f"margin: expected a number >= 0, got {margin!r}")
     if mining not in ("hardest", "all"):

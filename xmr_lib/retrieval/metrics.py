@@ -30,6 +30,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from xmr_lib.core.checks import check_choice, check_int
+
 __all__ = [
     "TIES", "NORMALIZE",
     "average_precision", "mean_average_precision", "precision_at_k", "recall_at_k", "precision_recall_curve",
@@ -62,22 +64,6 @@ def _np(x: Any, name: str) -> np.ndarray:
         return np.asarray(x)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name}: cannot be read as an array ({type(x).__name__}): {e}") from None
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
-    return value
-
-
-def _check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
-    v = int(value)
-    if v < low or (high is not None and v > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name}: expected an integer {rng}, got {v}")
-    return v
 
 
 def _first_nan(a: np.ndarray) -> tuple[int, ...] | None:
@@ -297,10 +283,10 @@ def average_precision(scores, relevance, k: int | None = None, *, ties: str = "i
     """
     s = _scores(scores)
     r = _relevance(relevance, s.shape)
-    _check_choice("ties", ties, TIES)
-    _check_choice("normalize", normalize, NORMALIZE)
+    check_choice(ties, "ties", TIES)
+    check_choice(normalize, "normalize", NORMALIZE)
     if k is not None:
-        k = _check_int("k", k)
+        k = check_int(k, "k")
         if ties == "expected" and normalize == "retrieved":
             raise ValueError("normalize: 'retrieved' cannot be used with ties='expected'; use 'min' or 'relevant'")
     out = np.empty(s.shape[0])
@@ -316,7 +302,7 @@ def mean_average_precision(scores, relevance, k: int | None = None, *, ties: str
     Queries with no relevant item are left out (``empty="exclude"``, as the revisited Oxford/Paris code) or count
     as 0 (``empty="zero"``, as DCMH/SSAH's ``calc_map``). Returns NaN when no query counts.
     """
-    _check_choice("empty", empty, _EMPTY)
+    check_choice(empty, "empty", _EMPTY)
     return _mean(average_precision(scores, relevance, k, ties=ties, normalize=normalize), empty)
 
 
@@ -332,8 +318,8 @@ def precision_at_k(scores, relevance, k: int, *, ties: str = "index", per_query:
     """
     s = _scores(scores)
     r = _relevance(relevance, s.shape)
-    _check_choice("ties", ties, TIES)
-    k = _check_int("k", k, 1, s.shape[1])
+    check_choice(ties, "ties", TIES)
+    k = check_int(k, "k", 1, s.shape[1])
     out = np.empty(s.shape[0])
     for sl in _chunks(*s.shape):
         out[sl] = _relevant_in_topk(-s[sl], r[sl], k, ties)[0] / k
@@ -355,8 +341,8 @@ def recall_at_k(scores, relevance, ks: Sequence[int] = (1, 5, 10), *, ties: str 
     """
     s = _scores(scores)
     r = _relevance(relevance, s.shape)
-    _check_choice("ties", ties, TIES)
-    ks = [_check_int("ks", kk, 1, s.shape[1]) for kk in np.atleast_1d(np.asarray(ks)).tolist()]
+    check_choice(ties, "ties", TIES)
+    ks = [check_int(kk, "ks", 1, s.shape[1]) for kk in np.atleast_1d(np.asarray(ks)).tolist()]
     if not ks:
         raise ValueError("ks: expected at least one cut-off, got none")
     hits = {kk: np.empty(s.shape[0]) for kk in ks}
@@ -386,7 +372,7 @@ def precision_recall_curve(scores, relevance, *, ties: str = "index", cutoffs=No
     """
     s = _scores(scores)
     r = _relevance(relevance, s.shape)
-    _check_choice("ties", ties, TIES)
+    check_choice(ties, "ties", TIES)
     n = s.shape[1]
     cut = np.arange(1, n + 1) if cutoffs is None else np.atleast_1d(_np(cutoffs, "cutoffs")).astype(np.int64)
     if cut.ndim != 1 or cut.size == 0 or cut.min() < 1 or cut.max() > n:
@@ -557,7 +543,7 @@ def _revisited(ranks_or_scores: Any, groups: list, setups: list, n_q: int, kappa
     if len(groups) > 8:
         raise ValueError(f"groups: at most 8 index lists, got {len(groups)}")
     a, is_scores = _ranks(ranks_or_scores, n_q, kind, name)
-    kappas = [_check_int("kappas", kk) for kk in kappas]
+    kappas = [check_int(kk, "kappas") for kk in kappas]
     n = a.shape[1] if is_scores else int(a.max()) + 1
     listed = [int(cols.max()) + 1 for _, cols in groups if cols.size]
     if is_scores and listed and max(listed) > n:
@@ -599,7 +585,7 @@ def revisited_ap(ranks, positives, junk=None, *, kind: str = "auto") -> np.ndarr
     Returns:
         (Q,) float64, NaN for queries without positives (the official code skips them).
     """
-    _check_choice("kind", kind, ("auto", "ranks", "scores"))
+    check_choice(kind, "kind", ("auto", "ranks", "scores"))
     n_q = _n_queries(positives)
     groups = [_index_lists(positives, n_q, "positives"), _index_lists(junk, n_q, "junk")]
     return _revisited(ranks, groups, [(1, 2)], n_q, (), kind)[0][0]
@@ -617,7 +603,7 @@ def revisited_precision_at_k(ranks, positives, junk=None, kappas: Sequence[int] 
     Returns:
         (Q, len(kappas)) float64, NaN rows for queries without positives.
     """
-    _check_choice("kind", kind, ("auto", "ranks", "scores"))
+    check_choice(kind, "kind", ("auto", "ranks", "scores"))
     n_q = _n_queries(positives)
     groups = [_index_lists(positives, n_q, "positives"), _index_lists(junk, n_q, "junk")]
     return _revisited(ranks, groups, [(1, 2)], n_q, kappas, kind)[0][1]
@@ -655,9 +641,9 @@ def revisited_map(ranks_or_scores, gnd: Sequence[dict], kappas: Sequence[int] = 
         'medium': ..., 'hard': ...}``; values in [0, 1] (the official script prints them × 100). Queries
         without positives in a setup have NaN in ``aps``/``prs`` and are left out of the means.
     """
-    _check_choice("kind", kind, ("auto", "ranks", "scores"))
+    check_choice(kind, "kind", ("auto", "ranks", "scores"))
     for s in setups:
-        _check_choice("setups", s, tuple(_SETUPS))
+        check_choice(s, "setups", tuple(_SETUPS))
     if isinstance(gnd, dict) and "gnd" in gnd:
         gnd = gnd["gnd"]
     if not isinstance(gnd, (list, tuple)) or not gnd:
@@ -859,15 +845,15 @@ def hamming_map(query_codes, db_codes, query_labels, db_labels, top_k: int | Non
     Returns:
         float mAP, or the (Q,) per-query AP (NaN: no relevant item) with ``per_query=True``.
     """
-    _check_choice("ties", ties, TIES)
-    _check_choice("normalize", normalize, NORMALIZE)
-    _check_choice("empty", empty, _EMPTY)
+    check_choice(ties, "ties", TIES)
+    check_choice(normalize, "normalize", NORMALIZE)
+    check_choice(empty, "empty", _EMPTY)
     if top_k is not None:
-        top_k = _check_int("top_k", top_k)
+        top_k = check_int(top_k, "top_k")
         if ties == "expected" and normalize == "retrieved":
             raise ValueError("normalize: 'retrieved' cannot be used with ties='expected'; use 'min' or 'relevant'")
     if chunk_size is not None:
-        chunk_size = _check_int("chunk_size", chunk_size)
+        chunk_size = check_int(chunk_size, "chunk_size")
     q, d, bits, relevance = _hamming_setup(query_codes, db_codes, query_labels, db_labels)
     ap = np.empty(q.shape[0])
     chunks = list(_chunks(q.shape[0], d.shape[0], chunk_size))
@@ -883,9 +869,9 @@ def hamming_topk_precision(query_codes, db_codes, query_labels, db_labels, k: in
     Relevance: shares at least one label. Ranking by ascending distance, ties by ``ties`` (default: ascending
     database index). ``1 ≤ k ≤ N``. Returns a float, or (Q,) with ``per_query=True``.
     """
-    _check_choice("ties", ties, TIES)
+    check_choice(ties, "ties", TIES)
     q, d, bits, relevance = _hamming_setup(query_codes, db_codes, query_labels, db_labels)
-    k = _check_int("k", k, 1, d.shape[0])
+    k = check_int(k, "k", 1, d.shape[0])
     out = np.empty(q.shape[0])
     for sl in _chunks(q.shape[0], d.shape[0]):
         out[sl] = _relevant_in_topk(_hamming_block(q[sl], d, bits), relevance(sl), k, ties)[0] / k
@@ -914,7 +900,7 @@ def hamming_radius_precision(query_codes, db_codes, query_labels, db_labels, rad
     least one label. No ties (the ball is a set). Returns a float, or (Q,) with ``per_query=True``.
     """
     q, d, bits, relevance = _hamming_setup(query_codes, db_codes, query_labels, db_labels)
-    radius = _check_int("radius", radius, 0, bits)
+    radius = check_int(radius, "radius", 0, bits)
     tot, hit = _radius_counts(q, d, bits, relevance)
     t, h = tot[:, radius], hit[:, radius]
     out = np.where(t > 0, h / np.maximum(t, 1), 0.0)
@@ -935,7 +921,7 @@ def pr_curve_hamming(query_codes, db_codes, query_labels, db_labels, *, average:
     Returns:
         ``(precision, recall, radii)``, three arrays of length bits + 1.
     """
-    _check_choice("average", average, ("micro", "macro"))
+    check_choice(average, "average", ("micro", "macro"))
     q, d, bits, relevance = _hamming_setup(query_codes, db_codes, query_labels, db_labels)
     tot, hit = _radius_counts(q, d, bits, relevance)
     n_rel = hit[:, -1]
@@ -971,7 +957,7 @@ def _results(R: Any) -> np.ndarray:
 def _learned_at(r: np.ndarray, learned_at: Any) -> np.ndarray:
     t, g = r.shape
     if isinstance(learned_at, str):
-        _check_choice("learned_at", learned_at, ("diagonal", "first_finite"))
+        check_choice(learned_at, "learned_at", ("diagonal", "first_finite"))
         if learned_at == "diagonal":
             return np.arange(g)
         fin = np.isfinite(r)
@@ -1001,8 +987,8 @@ def task_forgetting(R, step: int = -1, *, learned_at="diagonal", max_over: str =
     """
     r = _results(R)
     t_all, g = r.shape
-    step = _check_int("step", step, -t_all, t_all - 1) % t_all
-    _check_choice("max_over", max_over, ("learned", "all"))
+    step = check_int(step, "step", -t_all, t_all - 1) % t_all
+    check_choice(max_over, "max_over", ("learned", "all"))
     la = _learned_at(r, learned_at)
     rows = np.arange(t_all)[:, None]
     lo = la[None, :] if max_over == "learned" else np.zeros((1, g), dtype=np.int64)
