@@ -157,14 +157,14 @@ def test_benchmark_reads_converted_cub_lazily_and_resizes(tmp_path, monkeypatch)
 
 
 def test_full_profile_uses_cub_then_dogs_and_falls_back_to_the_embedded_sequence(tmp_path):
-    """Notebook 07's full profile: the chapter's CUB → Dogs sequence from data_root; without it the notebook catches
-    the FileNotFoundError below and runs ``fallback`` (embedded datasets only, one setting per task)."""
+    """Notebook 07's full profile: the chapter's CUB → Dogs sequence from data_root; without it the fallback rule catches
+    the FileNotFoundError below and runs ``FALLBACK_KNOBS`` (embedded datasets only, one setting per task)."""
     from xmr_lib.chapters.ch07 import config as ch07
 
     full = ch07.PROFILES["full"]
     assert full["datasets"] == ["cub200", "stanford_dogs"] and full["n_seen"] == [150, 100]
-    fb = full["fallback"]
-    assert set(fb) <= set(full) and ch07.PROFILES["default"]["fallback"] is None
+    fb = ch07.FALLBACK_KNOBS
+    assert set(fb) <= set(full)
     assert all(d in ll.DATASETS and d not in ("cub200", "stanford_dogs") for d in fb["datasets"])
     assert len(fb["n_seen"]) == len(fb["n_unseen"]) == len(fb["datasets"])
     with pytest.raises(FileNotFoundError, match="fetch cub200"):

@@ -331,16 +331,6 @@ def test_initial_heads_and_data_reduction():
     assert hist[1].fscore.shape == (3, 3)
 
 
-def test_to_batch_resizes_grey_and_colour():
-    grey = np.full((28, 28), 255, np.uint8)
-    colour = np.zeros((64, 64, 3), np.uint8)
-    x = T._to_batch([grey, colour], 32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    assert tuple(x.shape) == (2, 3, 32, 32)
-    assert float(x[0].min()) == pytest.approx(1.0) and float(x[1].max()) == pytest.approx(-1.0)
-    with pytest.raises(ValueError, match="images"):
-        T._to_batch([np.zeros((4, 4, 2), np.uint8)], 32, (0, 0, 0), (1, 1, 1))
-
-
 def test_target_pool_needs_data_root_for_the_paper_targets():
     t = [T.TargetClass("anchor", "pascal2019_targets", "n02709367", "anchor.n.01")]
     with pytest.raises(FileNotFoundError, match="data_scripts fetch pascal2019_targets"):

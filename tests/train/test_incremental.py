@@ -483,13 +483,13 @@ def test_compare_methods_base_plugins_and_returned_plugins():
 
 
 def test_ch05_full_profile_falls_back_to_synth_species():
-    """Notebook 05's full profile runs CUB-200 when present, else ``fallback``: embedded SynthSpecies settings
+    """Notebook 05's full profile runs CUB-200 when present, else ``FALLBACK_KNOBS``: embedded SynthSpecies settings
     that build the disjoint-attribute benchmark (tiny trunk, 32 px)."""
     from xmr_lib.core import claims
     from xmr_lib.chapters.ch05 import config as ch05
 
-    full, fb = ch05.PROFILES["full"], ch05.PROFILES["full"]["fallback"]
-    assert full["dataset"] == "cub200" and ch05.PROFILES["smoke"]["fallback"] is None
+    full, fb = ch05.PROFILES["full"], ch05.FALLBACK_KNOBS
+    assert full["dataset"] == "cub200"
     assert set(fb) <= set(full) and fb["dataset"] == "synth_species" and fb["backbone"] == "tiny"
     train, test, names = inc.synth_species_disjoint(fb["n_old"], fb["n_new"], 2, 1, fb["image_size"], seed=0)
     assert train.images.shape == (2 * (fb["n_old"] + fb["n_new"]), 3, 32, 32) and len(names) == 18

@@ -35,6 +35,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from xmr_lib.core.checks import check_2d, check_int_labels
 from xmr_lib.retrieval.losses import triplet_loss
 
 __all__ = ["new_class_cross_entropy", "semantic_triplet_loss", "semantic_preserving_loss", "distillation_loss",
@@ -52,19 +53,6 @@ def _shape(t) -> str:
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
-def _check_2d(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D tensor (B, D), got {_shape(x)}")
-
-
-def _check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.shape != (n,):
-        raise ValueError(f"{name}: expected a ({n},) tensor of class ids, got {_shape(labels)}")
-    if labels.dtype.is_floating_point:
-        raise ValueError(f"{name}: expected integer class ids, got dtype {labels.dtype}")
-    return labels.long()
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # semantic preserving loss (§5.3.1)
 
@@ -80,8 +68,8 @@ def new_class_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, n_old: i
     Returns:
         the mean cross-entropy (scalar).
     """
-    _check_2d(logits, "logits")
-    labels = _check_labels(labels, logits.shape[0])
+    check_2d(logits, "logits")
+    labels = check_int_labels(labels, "labels", logits.shape[0]).long()
     n_old = int(n_old)
     if not 0 <= n_old < logits.shape[1]:
         raise ValueError(f"n_old: expected 0 <= n_old < {logits.shape[1]} (the number of logits), got {n_old}")
@@ -100,8 +88,8 @@ def hardest_triplets(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[to
         ``(anchor, positive, negative)`` index tensors ``(A,)`` over the ``A`` anchors that have at least one other
         item of their class and one item of another class in the batch (similarity = inner product).
     """
-    _check_2d(embeddings, "embeddings")
-    labels = _check_labels(labels, embeddings.shape[0])
+    check_2d(embeddings, "embeddings")
+    labels = check_int_labels(labels, "labels", embeddings.shape[0]).long()
     with torch.no_grad():
         s = embeddings @ embeddings.T
         same = labels[:, None] == labels[None, :]
@@ -128,7 +116,7 @@ def semantic_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
     Returns:
         the mean over anchors with a valid triplet (0, still attached to the graph, when there are none).
     """
-    _check_2d(embeddings, "embeddings")
+    check_2d(embeddings, "embeddings")
     norms = embeddings.detach().norm(dim=1)
     if len(norms) and not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
         raise ValueError("embeddings: Eq. 5.2 is written for L2-normalised embeddings; got row norms in "
@@ -165,8 +153,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
             ``"kl"`` — ``KL(p ‖ p')`` = the same minus that entropy: identical gradients, 0 when B = A.
         t_squared: multiply by ``T²`` (Hinton et al.'s gradient-scale correction; not in Eq. 5.3).
     """
-    _check_2d(student_logits, "student_logits")
-    _check_2d(teacher_logits, "teacher_logits")
+    check_2d(student_logits, "student_logits")
+    check_2d(teacher_logits, "teacher_logits")
     n = teacher_logits.shape[1]
     if student_logits.shape[0] != teacher_logits.shape[0] or student_logits.shape[1] < n:
         raise ValueError(f"student_logits, teacher_logits: expected (B, >= n) and (B, n), got "
@@ -203,8 +191,8 @@ def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] | 
 
     A sum of Gaussians is itself a characteristic kernel (the DAN/RTN multi-kernel MMD the thesis cites [222]).
     """
-    _check_2d(x, "x")
-    _check_2d(y, "y")
+    check_2d(x, "x")
+    check_2d(y, "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x, y: feature dimensions differ: {_shape(x)} vs {_shape(y)}")
     s = _sigmas(sigmas, x.device, x.dtype)
@@ -223,8 +211,8 @@ def mmd_bandwidths(x: torch.Tensor, y: torch.Tensor, n_kernels: int = 5, multipl
     Returns:
         ``(n_kernels,)`` bandwidths σ_m.
     """
-    _check_2d(x, "x")
-    _check_2d(y, "y")
+    check_2d(x, "x")
+    check_2d(y, "y")
     if int(n_kernels) < 1 or not float(multiplier) > 0:
         raise ValueError(f"n_kernels, multiplier: expected >= 1 and > 0, got {n_kernels!r}, {multiplier!r}")
     with torch.no_grad():
@@ -245,8 +233,8 @@ def mmd_squared(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] | torc
     ``MMD² = mean k(x_i, x_j) + mean k(y_i, y_j) − 2 mean k(x_i, y_j)`` ≥ 0. ``sigmas="auto"`` uses
     :func:`mmd_bandwidths` on the pooled batch.
     """
-    _check_2d(x, "x")
-    _check_2d(y, "y")
+    check_2d(x, "x")
+    check_2d(y, "y")
     if isinstance(sigmas, str):
         if sigmas != "auto":
             raise ValueError(f"sigmas: expected bandwidths or 'auto', got {sigmas!r}")
@@ -271,8 +259,8 @@ def mmd_loss(teacher: torch.Tensor, student: torch.Tensor,
         eps: floor under the square root: at the start of training B = A, so MMD² = 0 and the gradient of the
             square root would be infinite; below ``eps`` the gradient is 0 instead.
     """
-    _check_2d(teacher, "teacher")
-    _check_2d(student, "student")
+    check_2d(teacher, "teacher")
+    check_2d(student, "student")
     if teacher.shape != student.shape:
         raise ValueError(f"teacher, student: expected the same (N, D), got {_shape(teacher)} and {_shape(student)}")
     m2 = mmd_squared(teacher.detach(), student, sigmas)
@@ -297,8 +285,8 @@ def l2_feature_loss(student: torch.Tensor, teacher: torch.Tensor, squared: bool 
     Ties each image's student embedding to its own teacher embedding (teacher detached). Not squared, as in the
     author's released ``L2Norm``.
     """
-    _check_2d(student, "student")
-    _check_2d(teacher, "teacher")
+    check_2d(student, "student")
+    check_2d(teacher, "teacher")
     if student.shape != teacher.shape:
         raise ValueError(f"student, teacher: expected the same (N, D), got {_shape(student)} and {_shape(teacher)}")
     d = student - teacher.detach()
@@ -317,8 +305,8 @@ def correlation_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, 
         student, teacher: ``(N, D)`` embeddings (teacher detached).
         temperature: ``T`` (4 in the released code).
     """
-    _check_2d(student, "student")
-    _check_2d(teacher, "teacher")
+    check_2d(student, "student")
+    check_2d(teacher, "teacher")
     if student.shape != teacher.shape:
         raise ValueError(f"student, teacher: expected the same (N, D), got {_shape(student)} and {_shape(teacher)}")
     if not float(temperature) > 0:

@@ -62,12 +62,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from xmr_lib.train import distill
+from xmr_lib.train import distill, loop
 from xmr_lib.core.setup import resolve_device
 from xmr_lib.retrieval import metrics
 from xmr_lib.core.checkpoint import Checkpoint
 from xmr_lib.encoders import backbones as models
 from xmr_lib.train.finetune import freeze_batchnorm
+from xmr_lib.data import registry
 
 __all__ = [
     "class_increments", "one_step_protocol", "multi_step_protocol", "author_epoch_iterations",
@@ -1235,8 +1236,6 @@ class IncrementalTrainer:
             return self._run()
 
     def _run(self) -> IncrementalResult:
-        from tqdm.auto import tqdm
-
         start = getattr(self, "_done", 0)
         fp = self._fingerprint()
         if self.checkpoint is not None:
@@ -1248,7 +1247,7 @@ class IncrementalTrainer:
                 torch.manual_seed(int(self.config.seed) * 1000 + t)
                 self.model.set_num_classes(need)
             self.model.to(self.device)
-            self._train_task(t, tqdm)
+            self._train_task(t)
             self.result.steps.append(self._step_record(t, time.time() - t0))
             self.teachers.append(snapshot(self.model))
             if self.checkpoint is not None:
@@ -1298,7 +1297,7 @@ class IncrementalTrainer:
         print(f"{self.name}: resumed after task {last} from {self.checkpoint.dir}")
         return last + 1
 
-    def _train_task(self, t: int, tqdm) -> None:
+    def _train_task(self, t: int) -> None:
         cfg = self.config
         n_old = self.n_old_for(t)
         for p in self.plugins:
@@ -1322,9 +1321,14 @@ class IncrementalTrainer:
         n_it = cfg.iterations_for(t)
         if cfg.eval_every and t > 0:
             self._curve_point(t, 0)
-        bar = tqdm(range(n_it), desc=f"{self.name} · task {t}", disable=not cfg.progress, leave=False)
-        for it in bar:
-            x, y = self.batch(sampler.next_batch(), train=True)
+
+        def batches(tr: loop.Trainer, epoch: int):
+            while True:                                     # P×K batches, drawn (and augmented) one step at a time
+                yield self.batch(sampler.next_batch(), train=True)
+
+        def training_step(tr: loop.Trainer, batch) -> dict:
+            it = tr.global_step
+            x, y = batch
             for p in self.plugins:
                 x, y = p.adapt_batch(self, x, y)
             out = self.model(x)
@@ -1346,20 +1350,27 @@ class IncrementalTrainer:
                 raise FloatingPointError(f"{self.name}: non-finite loss at task {t}, iteration {it}: "
                                          + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items()))
             ctx.terms, ctx.loss = terms, loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            return {"loss": loss, "ctx": ctx}
+
+        def on_step_end(tr: loop.Trainer, batch, out: dict) -> None:
+            it, ctx = tr.global_step - 1, out["ctx"]
             for p in self.plugins:
                 p.after_step(self, ctx)
             self._global_it += 1
             if cfg.log_every and (it % cfg.log_every == 0 or it == n_it - 1):
                 rec = {"task": t, "iteration": it, "global_iteration": self._global_it,
-                       **{k: float(v.detach()) for k, v in terms.items()}, "total": float(loss.detach())}
+                       **{k: float(v.detach()) for k, v in ctx.terms.items()}, "total": float(ctx.loss.detach())}
                 self.result.losses.append(rec)
-                bar.set_postfix(loss=f"{rec['total']:.3f}")
+                tr.set_postfix(loss=f"{rec['total']:.3f}")
             if cfg.eval_every and t > 0 and ((it + 1) % cfg.eval_every == 0 or it == n_it - 1):
                 self._curve_point(t, it + 1)
                 self._set_train_mode()
+
+        # the task's checkpoint is the trainer's own (after each task, with its fingerprint): none inside a task
+        task = loop.Task(batches=batches, training_step=training_step, optimizers=lambda tr, batch: [opt],
+                         on_step_end=on_step_end)
+        loop.Trainer(max_steps=n_it, device=self.device, progress=cfg.progress, desc=f"{self.name} · task {t}"
+                     ).fit(task)
         for p in self.plugins:
             p.after_task(self, t)
         self._set_train_mode()
@@ -1535,3 +1546,27 @@ def results_table(results: dict[str, IncrementalResult], metrics: Sequence[str] 
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.columns = pd.MultiIndex.from_tuples(df.columns)
     return df.reindex(columns=pd.MultiIndex.from_product([("old", "new"), list(metrics)]))
+
+
+def load_fine_grained(dataset: str, data_root: Any, image_size: int) -> tuple[LabelledImages, LabelledImages, list[str]]:
+    """``(train, test, class names)`` of CUB-200-2011 or Stanford Dogs read from ``data_root`` (converted by
+    ``python -m data_scripts fetch NAME --root DIR``), as chapters 5 and 6 use them.
+
+    CUB-200-2011: all 11,788 images split 60/40 within each class (:func:`per_class_split`, seed 0; thesis Table 5.1,
+    §6.4.1). Stanford Dogs: its official train / test split. Images are stored at 256 px for a 224-px network (the
+    thesis' Resize(256) before 224-px crops), else at ``image_size`` (:func:`to_labelled`: shorter side, centre crop).
+    Raises FileNotFoundError naming the fetch command when the dataset is not under ``data_root``.
+    """
+    if dataset == "cub200":
+        ds = registry.load("cub200", "all", root=data_root)
+        tr, te = per_class_split(ds.labels, 0.6, seed=0)
+        # ds.images[i]: an array, or LazyImages (files read one at a time by to_labelled, resized as read)
+        parts = [(ds.images[i], ds.labels[i]) for i in (tr, te)]
+    elif dataset == "stanford_dogs":
+        parts = [(d.images, d.labels) for d in (registry.load(dataset, sp, root=data_root) for sp in ("train", "test"))]
+        ds = registry.load(dataset, "test", root=data_root)
+    else:
+        raise ValueError(f"dataset: expected 'cub200' or 'stanford_dogs', got {dataset!r}")
+    store = 256 if image_size == 224 else image_size
+    train, test = (to_labelled(x, y, size=store) for x, y in parts)
+    return train, test, list(ds.class_names)

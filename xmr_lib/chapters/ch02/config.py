@@ -20,7 +20,20 @@ two thirds of the fine-tuning; every setting a claim reads is unchanged.
 """
 import math
 
-from xmr_lib.core.claims import FINDING, PAPER, SANITY, Undecided, at_most, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib import data
+from xmr_lib.core.claims import (
+    FINDING,
+    PAPER,
+    SANITY,
+    Undecided,
+    at_most,
+    close_to,
+    custom,
+    greater,
+    paired_gap,
+    real_data_only,
+)
+from xmr_lib.core.fallback import Fallback
 
 _INF = math.inf
 
@@ -101,6 +114,54 @@ PROFILES = {
         "top_k": 8,
     },
 }
+
+KNOB_HELP = {
+    "datasets": 'test benchmarks: ["photo_instances"] or ["roxford5k", "rparis6k"]',
+    "n_seeds": "number of seeds; orderings are decided from the paired per-seed differences (≥ 5)",
+    "n_instances": "photo_instances: instances per split (None: the generator's default)",
+    "image_size": "longer image side fed to the trunk, px",
+    "poolings": "pooling methods compared (names of xmr_lib.retrieval.pooling.POOLINGS)",
+    "gem_p_values": "GeM powers of the mAP-vs-p sweep (inf: MAC)",
+    "whiten_dim": "dimensions kept by the whitening",
+    "whiten_power": "eigenvalue power: 0.5 full PCA-whitening, 0.25 partial, 0 plain PCA",
+    "qe_n": "database vectors added by query expansion",
+    "qe_alpha": "α of α-query expansion (0: average QE)",
+    "dba_k": "neighbours of database-side augmentation",
+    "scales": "image scales of the multi-scale descriptor",
+    "ft_heads": "pooling heads fine-tuned end to end (the GeM paper's ablation)",
+    "ft_blocks": "trainable top blocks of the trunk; the lower part is frozen and its maps cached",
+    "ft_epochs": "fine-tuning epochs",
+    "ft_queries": "query-positive pairs per epoch",
+    "ft_pool": "images embedded per epoch to mine hard negatives from",
+    "ft_negatives": "hard negatives per query",
+    "ft_lr": "Adam learning rate of the trainable blocks",
+    "ft_p_lr_mult": "learning-rate multiplier of GeM's p (no weight decay on it)",
+    "ft_margin": "contrastive margin (cirtorch form)",
+    "n_show": "queries in the ranked-result grids",
+    "top_k": "results shown per query",
+}
+
+
+def _probe_revisited(p):
+    """The full profile's real benchmarks: the ground truth and image lists under data_root (images load lazily)."""
+    for ds in p.datasets:
+        if ds == "photo_instances":
+            continue
+        if not p.data_root:
+            raise ValueError(f"data_root: the {ds} benchmark is read from disk; fetch it with "
+                             f"`python -m data_scripts fetch {ds} --root DIR` and pass data_root=DIR")
+        data.revisited(ds, p.data_root)
+
+
+FALLBACK = Fallback(
+    wants_real=lambda p: p.profile == "full" and p.datasets != ["photo_instances"],
+    probe=_probe_revisited,
+    instead=lambda p, e: {"datasets": ["photo_instances"], "image_size": min(p.image_size, 512)},
+    what="the embedded photo_instances benchmark (the default profile's) with the full profile's settings, images "
+         "clamped to 512 px (the bundled photos' size)",
+    fetch=lambda p: " && ".join(f"python -m data_scripts fetch {d} --root DIR" for d in p.datasets),
+)
+
 
 def _max_on_sparse_maps(v):
     """§2.3.2.1: max pooling suits sparse maps — decided only when the maps are sparse (≥ half the activations 0)."""

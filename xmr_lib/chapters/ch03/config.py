@@ -30,9 +30,13 @@ the ablation's mAP moves from ≈ 0.90 to ≈ 0.86, far above the 0.60 chance le
 n_train = 1,000 the thesis's α = 100 over 10,000 training pairs weighs like α = 10 here (α / n_train).
 """
 
-from xmr_lib.core.claims import FINDING, PAPER, SANITY, at_least, close_to, custom, greater, paired_gap, real_data_only
-from xmr_lib.core.knobs import Choice, Float, Int, ListOf
+from pathlib import Path
+
+from xmr_lib.chapters.ch03 import crossmodal as cm
 from xmr_lib.chapters.ch03 import hashing as H
+from xmr_lib.core.claims import FINDING, PAPER, SANITY, at_least, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib.core.fallback import Fallback
+from xmr_lib.core.knobs import Choice, Float, Int, ListOf
 from xmr_lib.retrieval import modality
 
 _COMMON = {
@@ -97,6 +101,82 @@ KNOBS = {
     "extra_ablations": ListOf(Choice("printed_eq37", "literal_entropy")),
     "n_tsne": Int(2), "n_examples": Int(1),
 }
+
+# What each knob does (runs.knob_table("03") shows them with their value per profile; the parameters cell shows
+# only the ones a learner changes most).
+KNOB_HELP = {
+    "dataset": '"shapes" (offline easy-vqa + captions) | "fashion_mnist" | "mirflickr25k" | "nuswide"',
+    "n_query": "query pairs (DCMH protocol: 2,000 on MIRFlickr)",
+    "n_retrieval": "retrieval pairs; None: every non-query pair",
+    "n_train": "training pairs, drawn from the retrieval set (10,000 on MIRFlickr)",
+    "image_encoder": '"efficientnet_lite0" (frozen) | "pixels" | features shipped with a prepared dataset',
+    "image_size": "input size of the frozen CNN",
+    "text_encoder": '"bow" (thesis) | "tfidf" | "minilm"',
+    "caption_drop": "shapes: probability that a caption leaves out the size / the position",
+    "bits": "code lengths K of the results table (16 / 32 / 64, Table 3.2)",
+    "ablation_bits": "code length of the ablation and the sweeps (32 in Table 3.3)",
+    "n_seeds": "seeds of the ablation (orderings are decided over ≥ 5 seeds)",
+    "sweep_seeds": "seeds of the other comparisons: code lengths, α / η sweeps, printed Eq. 3.7",
+    "epochs": "training epochs, each an image pass then a text pass",
+    "batch_size": "training pairs per batch",
+    "lr_start": 'Adam, log-linear decay lr_start → lr_end ("from 1e-4 to 1e-8" in the thesis)',
+    "lr_end": "the learning rate of the last epoch",
+    "common_dim": "N, the common real-valued feature (512, Table 3.1)",
+    "image_hidden": "trainable layers between the frozen image feature and F",
+    "text_hidden": "the text branch's hidden layer (2000)",
+    "text_multiscale": "SSAH's multi-scale fusion of the bag-of-words",
+    "alpha": "Eq. 3.7 weight α of L_d, the domain-uncertainty entropy (100)",
+    "beta": "Eq. 3.7 weight β of L_pairs, the pairwise likelihood (1)",
+    "gamma": "Eq. 3.7 weight γ of L_l, the label prediction (1)",
+    "eta": "Eq. 3.7 weight η of L_m, the multi-level similarity (0.1)",
+    "eps": "Eq. 3.7 weight ε of L_q, the quantisation (1)",
+    "balance_weight": "DCMH bit-balance term, not in Eq. 3.7; 0 trains as printed",
+    "loss_reduction": '"dcmh": sums divided by batch × partners | "mean"',
+    "pair_scope": '"buffer" (DCMH: pairs with the whole training set) | "in_batch"',
+    "multilevel_norm": '"num_classes" for t/c as printed | "jaccard" | "max_shared" | "cosine"',
+    "quant_target": '"own_sign" as Eq. 3.1 | "shared" as DCMH, sign of H_v + H_t',
+    "pairwise_sign": '"nll" (minimise −log-likelihood) | "printed" (Eqs. 3.4–3.5 as printed)',
+    "entropy_mode": '"adversarial": D learns the modality | "literal": Eq. 3.2 as printed',
+    "alpha_sweep": "extra α values at the default pair scope (Fig. 3.4)",
+    "in_batch_alpha_sweep": "α values with in-batch pairs (where α = 100 weighs ~80× more per sample)",
+    "eta_sweep": "extra η values (Fig. 3.4)",
+    "extra_ablations": '"printed_eq37" (no balance term), "literal_entropy" (θ_d inside the min)',
+    "n_tsne": "items per modality in the t-SNE maps",
+    "n_examples": "retrieval examples per direction",
+}
+
+# ---- the full profile's fallback: MIRFlickr-25K / NUS-WIDE when prepared under data_root, else the embedded set
+SHAPES_PAIRS = 5000  # the embedded 'shapes' set: every easy-vqa image with one caption
+
+
+def _probe_prepared(p) -> None:
+    """Raise ValueError naming what is missing when ``p.dataset`` is not prepared under ``p.data_root`` (the
+    files :func:`xmr_lib.chapters.ch03.crossmodal.load_crossmodal_pairs` reads; a broken file raises there)."""
+    hint = f"python -m data_scripts fetch {p.dataset} --root DIR"
+    if p.data_root is None:
+        raise ValueError(f"data_root: the {p.dataset} dataset is not offline; fetch it with `{hint}` and pass "
+                         "data_root=DIR")
+    d = Path(p.data_root) / p.dataset
+    if not (d / "labels.npy").is_file() or not (d / "tags_bow.npy").is_file():
+        raise ValueError(f"data_root: {d} has no labels.npy / tags_bow.npy; fetch the dataset with `{hint}`")
+    if not (d / "images.npy").is_file() and not any(d.glob("image_features_*.npy")):
+        raise ValueError(f"data_root: {d} has neither images.npy nor image_features_<encoder>.npy")
+
+
+def _clamped_to_shapes(p, error) -> dict:
+    """The default profile's data at the full profile's settings: sizes clamped to the embedded set (a fifth of
+    it at most as queries, the training pairs within the retrieval set)."""
+    n_query = min(p.n_query, SHAPES_PAIRS // 5)
+    n_ret = SHAPES_PAIRS - n_query if p.n_retrieval is None else min(p.n_retrieval, SHAPES_PAIRS - n_query)
+    return {"dataset": "shapes", "n_query": n_query, "n_train": min(p.n_train, n_ret),
+            "n_retrieval": None if p.n_retrieval is None else n_ret}
+
+
+FALLBACK = Fallback(
+    wants_real=lambda p: p.dataset in cm.PREPARED_DATASETS, probe=_probe_prepared, instead=_clamped_to_shapes,
+    what=f"the embedded 'shapes' set (the default profile's) with the full profile's training settings, sizes "
+         f"clamped to its {SHAPES_PAIRS} pairs",
+    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR")
 
 # The paper's numbers (Tables 3.2 and 3.3, MIRFlickr-25K / NUS-WIDE, CNN-F).
 PAPER_TABLE_32 = {  # (task, method) -> {(dataset, bits): mAP}

@@ -38,6 +38,7 @@ from xmr_lib.encoders import text as _text
 from xmr_lib.retrieval.metrics import hamming_distance
 from xmr_lib.retrieval.metrics import hamming_map, hamming_topk_precision, pr_curve_hamming
 from xmr_lib.retrieval.index import HammingIndex
+from xmr_lib.retrieval.modality import modality_probe_accuracy  # one probe for chapters 3 and 4
 from xmr_lib.chapters.ch03 import hashing as H
 from xmr_lib.core.setup import resolve_device
 from xmr_lib.encoders.features import image_features
@@ -171,48 +172,14 @@ def _fashion(seed: int, n: int | None) -> CrossModalPairs:
 
 
 def _prepared(name: str, root: str | Path | None) -> CrossModalPairs:
-    hint = f"python -m data_scripts fetch {name} --root DIR"
-    if root is None:
-        raise ValueError(f"data_root: the {name} dataset is not offline; fetch it with `{hint}` and pass "
-                         "data_root=DIR")
-    d = Path(root) / name
-    if not (d / "labels.npy").is_file() or not (d / "tags_bow.npy").is_file():
-        raise ValueError(f"data_root: {d} has no labels.npy / tags_bow.npy; fetch the dataset with `{hint}`")
-    labels = np.load(d / "labels.npy").astype(np.uint8)
-    bow = (np.load(d / "tags_bow.npy") > 0).astype(np.float32)
-    meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
-    feats = {p.stem[len("image_features_"):]: np.load(p, mmap_mode="r")
-             for p in sorted(d.glob("image_features_*.npy"))}
-    images = np.load(d / "images.npy", mmap_mode="r") if (d / "images.npy").is_file() else None
-    if images is None and not feats:
-        raise ValueError(f"data_root: {d} has neither images.npy nor image_features_<encoder>.npy (the converter "
-                         "writes images.npy only when the image files are there; NUS-WIDE's images come by hand); "
-                         f"add them and re-run `python -m data_scripts convert {name} --root {root}` (with "
-                         "--image-size > 0)")
-    exp = PREPARED_DATASETS[name]
-    if labels.ndim != 2 or len(labels) != len(bow):
-        raise ValueError(f"{d}: labels.npy {labels.shape} and tags_bow.npy {bow.shape} must be (N, c) and (N, T)")
-    n_names = len(meta.get("label_names") or [])
-    if n_names and n_names != labels.shape[1]:
-        raise ValueError(f"{d}/labels.npy: {labels.shape[1]} label columns but meta.json names {n_names}; re-run "
-                         f"`python -m data_scripts convert {name} --root {root}`")
-    if not n_names and labels.shape[1] != exp["n_labels"]:
-        raise ValueError(f"{d}/labels.npy: expected {exp['n_labels']} label columns, got shape {labels.shape}")
-    if labels.shape[1] != exp["n_labels"]:             # e.g. NUS-WIDE converted with --n-labels 10
-        import warnings
-
-        warnings.warn(f"{name}: {labels.shape[1]} labels ({d / 'meta.json'}), not the {exp['n_labels']} of the "
-                      "papers' protocol; results are not comparable with their tables")
-    if images is not None and len(images) != len(labels):
-        raise ValueError(f"{d}: images.npy has {len(images)} images but labels.npy {len(labels)} rows; re-run "
-                         f"`python -m data_scripts convert {name} --root {root}`")
-    for k, v in feats.items():
-        if len(v) != len(labels):
-            raise ValueError(f"{d}/image_features_{k}.npy: {len(v)} rows, labels.npy {len(labels)}")
-    keep = labels.sum(1) > 0           # DCMH / SSAH keep only pairs with at least one label
+    """A prepared tagged collection (files read and checked by :func:`xmr_lib.data.registry.read_tagged_images`)
+    as pairs; DCMH / SSAH keep only the pairs with at least one label."""
+    raw = data.read_tagged_images(name, root, PREPARED_DATASETS[name]["n_labels"])
+    labels, meta = raw.labels, raw.meta
+    keep = labels.sum(1) > 0
     label_names = meta.get("label_names") or [f"label{i}" for i in range(labels.shape[1])]
-    pairs = CrossModalPairs(name, labels, list(label_names), images=images, bow=bow, vocab=meta.get("vocab"),
-                            image_features=dict(feats), meta={**meta, "root": str(d)})
+    pairs = CrossModalPairs(name, labels, list(label_names), images=raw.images, bow=raw.bow, vocab=meta.get("vocab"),
+                            image_features=dict(raw.image_features), meta={**meta, "root": str(raw.folder)})
     return pairs if keep.all() else _subset_pairs(pairs, np.flatnonzero(keep))
 
 
@@ -464,31 +431,6 @@ def hamming_neighbours(query_codes: np.ndarray, db_codes: np.ndarray, k: int = 8
     if db.ndim != 2:
         raise ValueError(f"db_codes: expected (N, K) codes, got shape {db.shape}")
     return HammingIndex(db.shape[1]).add(db).search(query_codes, k)
-
-
-def modality_probe_accuracy(image_z: np.ndarray, text_z: np.ndarray, seed: int = 0, test_fraction: float = 0.3
-                            ) -> float:
-    """Held-out accuracy of a fresh logistic-regression modality classifier (image vs text) on features or codes.
-
-    0.5 = the modalities cannot be told apart (what the entropy term aims at); 1.0 = perfectly separable.
-
-    Args:
-        image_z: (n, d); text_z: (m, d) features or codes of the two modalities.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    a, b = np.asarray(image_z, dtype=np.float32), np.asarray(text_z, dtype=np.float32)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"image_z, text_z: expected (n, d) and (m, d), got {a.shape} and {b.shape}")
-    x = np.concatenate([a, b])
-    y = np.r_[np.zeros(len(a)), np.ones(len(b))]
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(x))
-    n_test = max(2, int(round(test_fraction * len(x))))
-    te, tr = perm[:n_test], perm[n_test:]
-    mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-6
-    clf = LogisticRegression(max_iter=500).fit((x[tr] - mu) / sd, y[tr])
-    return float(clf.score((x[te] - mu) / sd, y[te]))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from xmr_lib.core.setup import resolve_device
 from xmr_lib.core.checks import check_2d
+from xmr_lib.train import loop
 from xmr_lib.retrieval.modality import domain_classification_loss
 from xmr_lib.retrieval.modality import modality_entropy
 from xmr_lib.retrieval.modality import negative_entropy_loss
@@ -688,9 +689,6 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
         term (``"<pass>/<term>"``, unweighted, normalised as in the total), the total, the domain predictors'
         entropy and accuracy, the bit balance and the gradient norms of the weighted terms.
     """
-    from tqdm.auto import tqdm
-
-
     c = config or HashingConfig()
     X = _as_tensor("image_x", image_x)
     n = X.shape[0]
@@ -731,90 +729,100 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
         S_full = binary_similarity(L, L)
         W_full = multilevel_similarity(L, L, c.multilevel_norm) if c.eta > 0 else None
 
-    bar = tqdm(range(c.epochs), desc=f"hashing {c.n_bits} bits", disable=not progress, leave=False)
     t0 = time.perf_counter()
     n_seen = 0
-    for epoch in bar:
+    ep: dict[str, Any] = {}                         # this epoch's lr, running sums and counts, probe flag
+
+    def acc(key: str, val: float) -> None:
+        ep["sums"][key] = ep["sums"].get(key, 0.0) + float(val)
+        ep["counts"][key] = ep["counts"].get(key, 0) + 1
+
+    def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
         lr = _lr_at(c, epoch)
         for o in [*opt.values(), opt_heads]:
             for g in (o.param_groups if o is not None else []):
                 g["lr"] = lr
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        ep.update(lr=lr, sums={}, counts={},
+                  probe_now=probe_every > 0 and (epoch % probe_every == 0 or epoch == c.epochs - 1))
 
-        def acc(key: str, val: float) -> None:
-            sums[key] = sums.get(key, 0.0) + float(val)
-            counts[key] = counts.get(key, 0) + 1
-
-        probe_now = probe_every > 0 and (epoch % probe_every == 0 or epoch == c.epochs - 1)
-        for mod in ("image", "text"):
-            other = "text" if mod == "image" else "image"
-            net = model.branch(mod)
+    def batches(tr: loop.Trainer, epoch: int):
+        for mod in ("image", "text"):                   # the image pass, then the text pass
             perm = torch.randperm(n, generator=gen).to(dev)
-            n_batches = max(1, n // bs)
-            for b in range(n_batches):
-                ind = perm[b * bs:(b + 1) * bs]
-                f, h = net(inputs[mod][ind])
-                if c.pair_scope == "buffer":
-                    of, oh = buf[other][0], buf[other][1]
-                    S = S_full[ind]
-                    W = W_full[ind] if W_full is not None else None
-                else:
-                    with torch.no_grad():
-                        of, oh = model.branch(other)(inputs[other][ind])
-                    S = binary_similarity(L[ind], L[ind])
-                    W = multilevel_similarity(L[ind], L[ind], c.multilevel_norm) if c.eta > 0 else None
-                n_part = of.shape[0]
-                terms = _loss_terms(model, c, f, h, of, oh, S, W, L[ind], mod, shared_b[ind], domain_id[mod])
-                terms = {k: v / _normaliser(k, c.loss_reduction, len(ind), n_part) for k, v in terms.items()}
-                total = total_loss(terms, **wts)
-                if probe_now and b == 0:
-                    weighted = {k: wts[_WEIGHT_OF[k]] * v for k, v in terms.items() if wts[_WEIGHT_OF[k]] > 0}
-                    for k, g in term_gradient_norms(weighted, f).items():
-                        acc(f"{mod}/grad_F/{k}", g)
-                    for k, g in term_gradient_norms(weighted, h).items():
-                        acc(f"{mod}/grad_H/{k}", g)
-                opts = [o for o in (opt[mod], opt_heads) if o is not None]
-                for o in opts:
-                    o.zero_grad(set_to_none=True)
-                total.backward()
-                if c.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(enc_params[mod], c.grad_clip)
-                for o in opts:
-                    o.step()
-                n_seen += len(ind)
-                for k, v in terms.items():
-                    acc(f"{mod}/{k}", v.item())
-                acc(f"{mod}/total", total.item())
-                with torch.no_grad():
-                    fd, hd = f.detach(), h.detach()
-                    if c.pair_scope == "buffer":
-                        buf[mod][0][ind], buf[mod][1][ind] = fd, hd
-                    if opt_d is not None:
-                        ofd, ohd = (buf[other][0][ind], buf[other][1][ind]) if c.pair_scope == "buffer" else (of, oh)
-                for _ in range(c.d_steps if opt_d is not None else 0):
-                    dl = _domain_step_loss(model, fd, hd, ofd, ohd, domain_id[mod])
-                    opt_d.zero_grad(set_to_none=True)
-                    dl.backward()
-                    opt_d.step()
-                    acc("domain_ce", dl.item())
+            for b in range(max(1, n // bs)):
+                yield mod, b, perm[b * bs:(b + 1) * bs]
+
+    def training_step(tr: loop.Trainer, batch) -> dict:
+        mod, b, ind = batch
+        other = "text" if mod == "image" else "image"
+        f, h = model.branch(mod)(inputs[mod][ind])
+        if c.pair_scope == "buffer":
+            of, oh = buf[other][0], buf[other][1]
+            S = S_full[ind]
+            W = W_full[ind] if W_full is not None else None
+        else:
+            with torch.no_grad():
+                of, oh = model.branch(other)(inputs[other][ind])
+            S = binary_similarity(L[ind], L[ind])
+            W = multilevel_similarity(L[ind], L[ind], c.multilevel_norm) if c.eta > 0 else None
+        n_part = of.shape[0]
+        terms = _loss_terms(model, c, f, h, of, oh, S, W, L[ind], mod, shared_b[ind], domain_id[mod])
+        terms = {k: v / _normaliser(k, c.loss_reduction, len(ind), n_part) for k, v in terms.items()}
+        total = total_loss(terms, **wts)
+        if ep["probe_now"] and b == 0:
+            weighted = {k: wts[_WEIGHT_OF[k]] * v for k, v in terms.items() if wts[_WEIGHT_OF[k]] > 0}
+            for k, g in term_gradient_norms(weighted, f).items():
+                acc(f"{mod}/grad_F/{k}", g)
+            for k, g in term_gradient_norms(weighted, h).items():
+                acc(f"{mod}/grad_H/{k}", g)
+        return {"loss": total, "terms": terms, "f": f, "h": h, "of": of, "oh": oh}
+
+    def clip_gradients(tr: loop.Trainer, batch) -> None:
+        if c.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(enc_params[batch[0]], c.grad_clip)
+
+    def on_step_end(tr: loop.Trainer, batch, out: dict) -> None:
+        nonlocal n_seen
+        mod, _, ind = batch
+        other = "text" if mod == "image" else "image"
+        n_seen += len(ind)
+        for k, v in out["terms"].items():
+            acc(f"{mod}/{k}", v.item())
+        acc(f"{mod}/total", out["loss"].item())
+        with torch.no_grad():
+            fd, hd = out["f"].detach(), out["h"].detach()
+            if c.pair_scope == "buffer":
+                buf[mod][0][ind], buf[mod][1][ind] = fd, hd
+            if opt_d is not None:
+                ofd, ohd = (buf[other][0][ind], buf[other][1][ind]) if c.pair_scope == "buffer" else (out["of"],
+                                                                                                       out["oh"])
+        for _ in range(c.d_steps if opt_d is not None else 0):
+            dl = _domain_step_loss(model, fd, hd, ofd, ohd, domain_id[mod])
+            tr.optimize(dl, [opt_d])
+            acc("domain_ce", dl.item())
+
+    def on_epoch_end(tr: loop.Trainer, epoch: int) -> None:
+        nonlocal buf, shared_b
         if c.pair_scope == "in_batch" or c.quant_target == "shared" or epoch == c.epochs - 1:
             model.eval()
             with torch.no_grad():
                 buf = {"image": list(_batched(model.image_net, X)), "text": list(_batched(model.text_net, Y))}
             model.train()
         shared_b = sign_codes(buf["image"][1] + buf["text"][1])
-        stats = {k: sums[k] / counts[k] for k in sums}
-        stats.update(epoch=epoch, lr=lr, seconds=time.perf_counter() - t0, pairs_per_s=n_seen / max(
+        stats = {k: ep["sums"][k] / ep["counts"][k] for k in ep["sums"]}
+        stats.update(epoch=epoch, lr=ep["lr"], seconds=time.perf_counter() - t0, pairs_per_s=n_seen / max(
             time.perf_counter() - t0, 1e-9))
         stats.update(_domain_diagnostics(model, buf))
         bb = bit_balance(torch.cat([buf["image"][1], buf["text"][1]]))
         stats["bit_balance_min"] = float(np.minimum(bb, 1 - bb).min())
         model.history.append(stats)
-        if progress:
-            bar.set_postfix(loss=f"{stats.get('image/total', 0):.3g}/{stats.get('text/total', 0):.3g}")
+        tr.set_postfix(loss=f"{stats.get('image/total', 0):.3g}/{stats.get('text/total', 0):.3g}")
         if on_epoch is not None:
             on_epoch(epoch, stats)
+
+    task = loop.Task(on_epoch_start=on_epoch_start, batches=batches, training_step=training_step,
+                     optimizers=lambda tr, batch: [opt[batch[0]], opt_heads], clip_gradients=clip_gradients,
+                     on_step_end=on_step_end, on_epoch_end=on_epoch_end)
+    loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc=f"hashing {c.n_bits} bits").fit(task)
     model.eval()
     return model
 

@@ -47,9 +47,11 @@ import torch.nn.functional as F
 from xmr_lib.retrieval.modality import modality_entropy
 from xmr_lib.retrieval.metrics import mean_average_precision, recall_at_k
 from xmr_lib.core.setup import resolve_device
+from xmr_lib.train import loop
 from xmr_lib.encoders.features import image_features
 from xmr_lib.encoders import text as _text
 from xmr_lib.retrieval.modality import IMAGE, TEXT, ModalityClassifier, modality_probe_accuracy
+from xmr_lib.data.registry import karpathy_caption_benchmark  # the reader lives in data/; kept importable here
 from xmr_lib.data.shape_captions import ShapeCaptions
 from xmr_lib.retrieval.losses import bidirectional_triplet_loss
 from xmr_lib.core.checks import check_2d
@@ -170,7 +172,7 @@ def kl_projection_loss(z_image: torch.Tensor, z_text: torch.Tensor, labels: torc
         scalar ≥ 0 up to ε (0 when each row's softmax equals the target).
     """
     check_same_shape(z_image, "z_image", z_text, "z_text")
-    check_int_labels(labels, z_image.shape[0])
+    check_int_labels(labels, "labels", z_image.shape[0])
     log_q = torch.log(label_target(labels, target) + eps)
     loss = z_image.new_zeros(())
     for a in (projection_similarity(z_image, z_text), projection_similarity(z_text, z_image)):
@@ -194,7 +196,7 @@ def norm_softmax_projection_loss(logits_i2t: torch.Tensor, logits_t2i: torch.Ten
         scalar ``CE(i→t) + CE(t→i)`` (each averaged over the N pairs).
     """
     check_same_shape(logits_i2t, "logits_i2t", logits_t2i, "logits_t2i")
-    check_int_labels(labels, logits_i2t.shape[0])
+    check_int_labels(labels, "labels", logits_i2t.shape[0])
     return F.cross_entropy(logits_i2t, labels) + F.cross_entropy(logits_t2i, labels)
 
 
@@ -443,9 +445,6 @@ def train_common_space(image_features: np.ndarray | torch.Tensor, text_features:
     Returns:
         ``(model, history)``; the model is in eval mode.
     """
-    from tqdm.auto import tqdm
-
-
     c = config or CommonSpaceConfig()
     dev = torch.device(resolve_device(device))
     xi_all = torch.as_tensor(np.asarray(image_features, dtype=np.float32))
@@ -468,53 +467,59 @@ def train_common_space(image_features: np.ndarray | torch.Tensor, text_features:
     g = torch.Generator().manual_seed(seed)
     hist = TrainHistory()
     n = len(pi)
-    step = 0
-    for epoch in tqdm(range(c.epochs), desc="epochs", disable=not progress, leave=False):
+    ep: dict[str, Any] = {}                          # this epoch's running sums, batch count and clock
+
+    def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
         model.train()
-        t0 = time.time()
-        sums: dict[str, float] = {}
-        count = 0
+        ep.update(t0=time.time(), sums={}, count=0)
+
+    def batches(tr: loop.Trainer, epoch: int):
         order = torch.randperm(n, generator=g).to(dev)
-        n_batches = n // c.batch_size  # drop the last, incomplete batch (BatchNorm, in-batch negatives)
-        for b in range(n_batches):
-            idx = order[b * c.batch_size:(b + 1) * c.batch_size]
-            y = pi[idx]
-            xi, xt = xi_all[y], xt_all[idx]
-            for p in model.adversary_parameters():
-                p.requires_grad_(False)   # θ_D fixed during the encoder step
-            total, terms = _generator_terms(model, c, xi, xt, y, c.grl_coeff)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            for p in model.adversary_parameters():
-                p.requires_grad_(True)
-            step += 1
-            with torch.no_grad():
-                zi, zt = model.image(xi), model.text(xt)  # θ_E fixed from here on
-            li, lt = model.discriminator(zi), model.discriminator(zt)
-            with torch.no_grad():
-                ent = 0.5 * (modality_entropy(li).mean() + modality_entropy(lt).mean())
-                acc = 0.5 * ((li.argmax(1) == IMAGE).float().mean() + (lt.argmax(1) == TEXT).float().mean())
-            # one D step on L_c (Eq. 4.5) every k encoder steps; with adversary="none" D still learns every step
-            # (for the diagnostics) but never acts on the encoders
-            if c.adversary == "none" or step % c.k_steps == 0:
-                l_c = modality_classification_loss(li, lt)
-                if c.adversary == "separate":
-                    l_c = l_c + modality_classification_loss(model.uncertainty(zi), model.uncertainty(zt))
-                opt_d.zero_grad(set_to_none=True)
-                l_c.backward()
-                opt_d.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            sums["total"] = sums.get("total", 0.0) + float(total.detach())
-            sums["d_entropy"] = sums.get("d_entropy", 0.0) + float(ent)
-            sums["d_accuracy"] = sums.get("d_accuracy", 0.0) + float(acc)
-            count += 1
-        rec = {k: v / max(count, 1) for k, v in sums.items()}
-        rec["seconds"] = time.time() - t0
+        for b in range(n // c.batch_size):  # drop the last, incomplete batch (BatchNorm, in-batch negatives)
+            yield order[b * c.batch_size:(b + 1) * c.batch_size]
+
+    def training_step(tr: loop.Trainer, idx: torch.Tensor) -> dict:
+        y = pi[idx]
+        xi, xt = xi_all[y], xt_all[idx]
+        for p in model.adversary_parameters():
+            p.requires_grad_(False)   # θ_D fixed during the encoder step
+        total, terms = _generator_terms(model, c, xi, xt, y, c.grl_coeff)
+        return {"loss": total, "terms": terms, "xi": xi, "xt": xt}
+
+    def on_step_end(tr: loop.Trainer, idx: torch.Tensor, out: dict) -> None:
+        for p in model.adversary_parameters():
+            p.requires_grad_(True)
+        with torch.no_grad():
+            zi, zt = model.image(out["xi"]), model.text(out["xt"])  # θ_E fixed from here on
+        li, lt = model.discriminator(zi), model.discriminator(zt)
+        with torch.no_grad():
+            ent = 0.5 * (modality_entropy(li).mean() + modality_entropy(lt).mean())
+            acc = 0.5 * ((li.argmax(1) == IMAGE).float().mean() + (lt.argmax(1) == TEXT).float().mean())
+        # one D step on L_c (Eq. 4.5) every k encoder steps (tr.global_step counts the encoder steps); with
+        # adversary="none" D still learns every step (for the diagnostics) but never acts on the encoders
+        if c.adversary == "none" or tr.global_step % c.k_steps == 0:
+            l_c = modality_classification_loss(li, lt)
+            if c.adversary == "separate":
+                l_c = l_c + modality_classification_loss(model.uncertainty(zi), model.uncertainty(zt))
+            tr.optimize(l_c, [opt_d])
+        sums = ep["sums"]
+        for k, v in out["terms"].items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        sums["total"] = sums.get("total", 0.0) + float(out["loss"].detach())
+        sums["d_entropy"] = sums.get("d_entropy", 0.0) + float(ent)
+        sums["d_accuracy"] = sums.get("d_accuracy", 0.0) + float(acc)
+        ep["count"] += 1
+
+    def on_epoch_end(tr: loop.Trainer, epoch: int) -> None:
+        rec = {k: v / max(ep["count"], 1) for k, v in ep["sums"].items()}
+        rec["seconds"] = time.time() - ep["t0"]
         hist.epochs.append(rec)
         if callback is not None:
             callback(epoch, model)
+
+    task = loop.Task(on_epoch_start=on_epoch_start, batches=batches, training_step=training_step,
+                     optimizers=lambda tr, idx: [opt], on_step_end=on_step_end, on_epoch_end=on_epoch_end)
+    loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc="epochs").fit(task)
     model.eval()
     return model, hist
 
@@ -807,45 +812,3 @@ def run_configs(split: CaptionSplit, base: CommonSpaceConfig, names: Sequence[st
         r["probe"].append(modality_probe_accuracy(zi, zt, seed=seed))
         r["seconds"].append(time.time() - t0)
     return out
-
-
-def karpathy_caption_benchmark(name: str, root: str, split: str = "test", max_images: int | None = None
-                               ) -> tuple[list[str], list[str], np.ndarray]:
-    """Read a Karpathy-style caption dataset prepared by ``python -m data_scripts fetch NAME --root DIR``.
-
-    Expects ``<root>/<name>/dataset_<name>.json`` (``images[].filename / split / sentences[].raw``) and the images
-    under ``<root>/<name>/images/``. Karpathy's ``restval`` counts as training.
-
-    Returns:
-        ``(image_paths (n,), captions (m,), pair_image (m,))`` for the split.
-    """
-    import json
-    from pathlib import Path
-
-    base = Path(root) / name
-    meta = base / f"dataset_{name}.json"
-    if not meta.is_file():
-        raise ValueError(f"data_root: no {meta}; fetch the dataset first with "
-                         f"`python -m data_scripts fetch {name} --root {root}`")
-    want = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}.get(split)
-    if want is None:
-        raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
-    imgs = [im for im in json.loads(meta.read_text())["images"] if im.get("split") in want]
-    if max_images:
-        imgs = imgs[:max_images]
-    if not imgs:
-        raise ValueError(f"split: {meta} has no {split!r} images (Karpathy splits {sorted(want)})")
-    paths, caps, pair = [], [], []
-    for i, im in enumerate(imgs):
-        sub = im.get("filepath", "")
-        paths.append(str(base / "images" / sub / im["filename"]))
-        for s in im["sentences"]:
-            caps.append(s.get("raw") or " ".join(s["tokens"]))
-            pair.append(i)
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{name}: {len(missing)} of the {len(paths)} {split} images are not under "
-                                f"{base / 'images'} (e.g. {missing[0]}); the captions are there but the image files "
-                                f"are not: get them (Flickr30K's images come by hand) and run `python -m data_scripts "
-                                f"fetch {name} --root {root} --from-dir FOLDER`")
-    return paths, caps, np.asarray(pair, dtype=np.int64)

@@ -19,7 +19,7 @@ gradient-reversal heads of Fig. 4.8 (Table 4.8). They are decided on the offline
 and a Bi-LSTM, and read "does not hold" when our numbers do not support them.
 
 The chapter's T→I "mAP" equals T→I R@1 by construction (CMPM's AP drops the hit itself); that identity is a unit
-test of :func:`xmr_lib.chapters.ch04.adversarial.thesis_map_excluding_hit` (``tests/test_adversarial.py``), not a claim.
+test of :func:`xmr_lib.chapters.ch04.adversarial.thesis_map_excluding_hit` (``tests/chapters/test_adversarial.py``), not a claim.
 
 **Default-profile cost (5 seeds on 2 cores).** Against the earlier 3-seed default: 1,500 → 1,000 training images
 and 5 → 4 epochs (each run about 2× cheaper; Full's I→T R@1 stays far above chance), and only the configurations a
@@ -28,7 +28,9 @@ claim reads are trained — B1, B2, B3, Full, Full-separate and τ = 1 (the diag
 Metrics are recorded per seed; seeds ``seed … seed + n_seeds − 1``.
 """
 
+from xmr_lib.chapters.ch04 import adversarial as adv
 from xmr_lib.core.claims import FINDING, PAPER, SANITY, at_least, close_to, greater, real_data_only
+from xmr_lib.core.fallback import Fallback
 
 PROFILES = {
     "smoke": {
@@ -54,6 +56,68 @@ PROFILES = {
         "tau_sweep": [1.0, 2.0, 3.0, 5.0, 6.0], "noise_sigmas": [0.0, 0.025, 0.05, 0.075, 0.1], "n_scatter": 40,
     },
 }
+
+# What each knob does (runs.knob_table("04") shows them with their value per profile; the parameters cell shows
+# only the ones a learner changes most).
+KNOB_HELP = {
+    "dataset": '"shapes" (offline easy-vqa caption benchmark) | "flickr30k" | "coco" | "flickr8k"',
+    "n_train_images": "training images (each with all its captions)",
+    "n_test_images": "test images (1,000 in the thesis's Flickr30K protocol)",
+    "captions_per_image": "5 as in Flickr30K; 1 removes the caption imbalance",
+    "text_encoder": '"bow" (bag of words) | "minilm" (sentence embeddings; needed for real captions)',
+    "image_size": "pixels fed to the frozen EfficientNet-Lite0",
+    "n_seeds": "number of seeds; orderings are decided from the paired per-seed differences (≥ 5)",
+    "epochs": "training epochs per run",
+    "batch_size": "image–caption pairs per batch (64 in the thesis)",
+    "dim": "common-space dimension (512 in the thesis)",
+    "hidden": "0: linear projection heads (CMPM); > 0: two-layer MLP heads",
+    "lr": "Adam learning rate of encoders, classifier and discriminator",
+    "k_steps": "encoder steps per discriminator step (Algorithm 1; 5 in the thesis)",
+    "tau": "temperature of L_di (4 in the thesis, Table 4.5)",
+    "margin": "triplet margin m (0.5)",
+    "kl_target": '"cmpm" (mask / rowsum, default) | "softmax" (Eq. 4.8 as printed)',
+    "di_form": '"symmetric" (default) | "printed" (Eq. 4.11 as printed: ≈ 0)',
+    "ablation": "configurations to train (keys of xmr_lib.chapters.ch04.adversarial.ABLATIONS)",
+    "tau_sweep": "extra τ values for the Table 4.5 sweep (τ of the full method is reused)",
+    "noise_sigmas": "σ of the Gaussian input noise of the stability study (Table 4.7)",
+    "n_scatter": "image–caption pairs in the distribution plots (40 in Fig. 4.5)",
+}
+
+
+# ---- the full profile's fallback: a Karpathy caption set when fetched under data_root, else the embedded one
+SHAPES_IMAGES = 5000  # the embedded shape-caption benchmark: every easy-vqa image
+
+
+def _probe_karpathy(p) -> None:
+    """Raise ValueError naming what is missing when the Karpathy file lists of ``p.dataset`` are not under
+    ``p.data_root`` (reads the lists only; the image features come in the notebook)."""
+    if p.data_root is None:
+        raise ValueError(f"data_root: dataset={p.dataset!r} is read from disk and data_root is None")
+    for part, n in (("train", p.n_train_images), ("test", p.n_test_images)):
+        adv.karpathy_caption_benchmark(p.dataset, p.data_root, part, max_images=n)
+
+
+def _clamped_to_shapes(p, error) -> dict:
+    """The default profile's data (bag-of-words captions) at the full profile's settings: at most 1,000 test
+    images and the rest of the embedded set for training."""
+    n_test = min(p.n_test_images, 1000)
+    return {"dataset": "shapes", "text_encoder": "bow", "n_test_images": n_test,
+            "n_train_images": min(p.n_train_images, SHAPES_IMAGES - n_test)}
+
+
+FALLBACK = Fallback(
+    wants_real=lambda p: p.dataset != "shapes", probe=_probe_karpathy, instead=_clamped_to_shapes,
+    what="the embedded 'shapes' caption benchmark (the default profile's, bag-of-words text) with the full "
+         "profile's training settings, at most 4,000 training + 1,000 test images",
+    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR")
+
+# The paper's numbers: Table 4.4 (Flickr30K, MobileNet): I→T R@1, R@10, "mAP"; T→I R@1, R@10, "mAP"
+PAPER_TABLE_44 = {
+    "B1": (40.6, 80.8, 23.1, 31.9, 72.2, 31.9), "B2": (42.3, 80.6, 24.4, 32.5, 73.0, 32.5),
+    "B3": (44.7, 81.0, 25.2, 32.6, 73.2, 32.6), "Full": (46.6, 82.5, 26.3, 34.4, 74.1, 34.4)}
+# Table 4.5 (Flickr30K): τ → (I→T R@1, T→I R@1)
+PAPER_TABLE_45 = {1: (44.0, 32.9), 2: (45.3, 33.6), 3: (46.2, 33.3), 4: (46.6, 34.4), 5: (46.0, 34.3),
+                  6: (45.9, 33.1)}
 
 _DF = ("default", "full")
 _T44 = "Table 4.4 (Flickr30K, MobileNet), §4.5.3"

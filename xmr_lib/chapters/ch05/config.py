@@ -25,11 +25,27 @@ Profiles:
   learning rates, P×K = 16×5 sampling and its schedule in iterations; its claims are the numbers of the run's own
   dataset (CUB: Tables 5.2 / 5.7 / 5.9, Dogs: Tables 5.3 / 5.10) within ±5 R@1 points, decided only when the run
   recorded ``data/real`` (``real_data_only``). Without the data it falls back to SynthSpecies at a larger scale
-  (``fallback``; banner, ``data/fallback`` = 1, no ``data/real``), and those claims read "not run".
+  (``FALLBACK``, applied by ``runs.params``: banner, ``data/fallback`` = 1, no ``data/real``), and those claims read
+  "not run".
 """
-from xmr_lib.train.incremental import METHODS
+from dataclasses import dataclass
+
+from xmr_lib.core.claims import (
+    GAP_FRACTION,
+    MIN_SEEDS,
+    SANITY,
+    at_least,
+    at_most,
+    close_to,
+    custom,
+    greater,
+    paired_gap,
+    real_data_only,
+)
+from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import AnyOf, Choice, Float, ListOf
-from xmr_lib.core.claims import GAP_FRACTION, MIN_SEEDS, SANITY, at_least, at_most, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib.data import registry
+from xmr_lib.train.incremental import METHODS
 
 _METHODS = ["ft", "lwf", "l2", "ewc", "mmd", "kd_mmd", "joint"]
 
@@ -74,7 +90,6 @@ PROFILES = {
         "fmnist_methods": ["ft", "kd_mmd", "joint"],
         "checkpoint": False,           # checkpoint every task of every run (resume a long run)
         "cpu_threads": 1,              # torch CPU threads (None: xmr_lib.setup's choice); see the notebook
-        "fallback": None,              # full profile: SynthSpecies settings used when the real data is absent
     },
     "default": {
         "dataset": "synth_species",
@@ -116,7 +131,6 @@ PROFILES = {
         "fmnist_methods": ["ft", "kd_mmd", "joint"],
         "checkpoint": False,
         "cpu_threads": 1,
-        "fallback": None,
     },
     "full": {
         "dataset": "cub200",
@@ -158,16 +172,6 @@ PROFILES = {
         "fmnist_methods": ["ft", "kd_mmd", "joint"],
         "checkpoint": True,
         "cpu_threads": None,
-        # without CUB-200 / Stanford Dogs under data_root: SynthSpecies at a larger scale on the same device, as in
-        # notebook 06 (32 px, tiny trunk, the default profile's learning rates and weights, 5x its iterations); the
-        # notebook says so and records data/fallback = 1 and no full/... metric, so the Table 5.x claims read "not run"
-        "fallback": {"dataset": "synth_species", "n_old": 9, "n_new": 9, "n_steps": 3, "train_per_class": 150,
-                     "test_per_class": 50, "image_size": 32, "backbone": "tiny", "width": 16, "embed_dim": 128,
-                     "classes_per_batch": 8, "images_per_class": 8, "lr": 1e-3, "lr_trunk": None, "weight_decay": 0.0,
-                     "freeze_bn": False, "augment": "flip", "base_iterations": 1500, "inc_iterations": 1500,
-                     "joint_iterations": 4500, "step_iterations": 600, "mmd_sigmas": [0.5, 1.0, 2.0],
-                     "l2_weight": 0.3, "ewc_weight": 1000.0, "n_seeds": 3, "beta_grid": [0.3, 3.0],
-                     "eval_every": 150},
     },
 }
 
@@ -341,4 +345,92 @@ KNOBS = {
     "backbone": Choice("tiny", "resnet50", "efficientnet_lite0", "resnet18"),
     "mmd_sigmas": AnyOf(Choice("auto"), ListOf(Float(0, exclusive_lo=True))),
     "methods": ListOf(Choice(*METHODS)),
+}
+
+
+# ---- the full profile without CUB-200 / Stanford Dogs under data_root (applied by xmr_lib.course.runs.params)
+
+#: SynthSpecies at a larger scale on the same device, as in notebook 06: 32 px, the tiny trunk, the default profile's
+#: learning rates and loss weights, 5× its iterations. The run records data/fallback = 1 and no data/real, so the
+#: Table 5.x claims read "not run". A knob given explicitly (a value other than the profile's) is kept.
+FALLBACK_KNOBS = {"dataset": "synth_species", "n_old": 9, "n_new": 9, "n_steps": 3, "train_per_class": 150,
+                  "test_per_class": 50, "image_size": 32, "backbone": "tiny", "width": 16, "embed_dim": 128,
+                  "classes_per_batch": 8, "images_per_class": 8, "lr": 1e-3, "lr_trunk": None, "weight_decay": 0.0,
+                  "freeze_bn": False, "augment": "flip", "base_iterations": 1500, "inc_iterations": 1500,
+                  "joint_iterations": 4500, "step_iterations": 600, "mmd_sigmas": [0.5, 1.0, 2.0],
+                  "l2_weight": 0.3, "ewc_weight": 1000.0, "n_seeds": 3, "beta_grid": [0.3, 3.0], "eval_every": 150}
+
+#: old + new classes of the thesis' protocol on each real dataset (§5.4.1)
+PAPER_SPLIT = {"cub200": (100, 100), "stanford_dogs": (60, 60)}
+
+
+def _probe(p) -> None:
+    """Raise FileNotFoundError when ``p.dataset`` is not under ``p.data_root`` (reads its index files only)."""
+    for split in ("all",) if p.dataset == "cub200" else ("train", "test"):
+        registry.load(p.dataset, split, root=p.data_root)
+
+
+def _instead(p, error) -> dict:
+    return {k: v for k, v in FALLBACK_KNOBS.items() if k == "dataset" or p[k] == PROFILES[p.profile][k]}
+
+
+@dataclass(frozen=True)
+class _Rule(Fallback):
+    """The fallback rule, and one more step on real data: a Stanford Dogs run takes the thesis' 60 + 60 classes
+    (the profiles' 100 + 100 are CUB's) unless ``n_old`` / ``n_new`` were set to other values."""
+
+    def apply(self, p):
+        real, fell_back, banner = super().apply(p)
+        prof = PROFILES[p.profile]
+        if real and p.dataset == "stanford_dogs" and (p.n_old, p.n_new) == (prof["n_old"], prof["n_new"]):
+            p.update(n_old=PAPER_SPLIT["stanford_dogs"][0], n_new=PAPER_SPLIT["stanford_dogs"][1])
+        return real, fell_back, banner
+
+
+FALLBACK = _Rule(wants_real=lambda p: p.dataset != "synth_species", probe=_probe, instead=_instead,
+                 what="the embedded SynthSpecies benchmark at a larger scale (9 + 9 classes at 32 px, the tiny trunk "
+                      "with the default profile's learning rates and loss weights, 5× its iterations, 3 seeds)",
+                 fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR")
+
+#: one line per knob for ``runs.knob_table("05")`` (the parameters cell shows the knobs a learner changes most)
+KNOB_HELP = {
+    "dataset": '"synth_species" (offline) | "cub200" | "stanford_dogs" (full profile, data_root)',
+    "n_old": "classes of the first (old) group",
+    "n_new": "new classes (one-step: all at once; multi-step: in n_steps groups)",
+    "n_steps": "groups of new classes in the multi-step run (Tables 5.9 / 5.10: 4)",
+    "train_per_class": "SynthSpecies training images per class",
+    "test_per_class": "SynthSpecies test images per class",
+    "image_size": "network input side, px",
+    "backbone": '"tiny" (CPU trunk) | "resnet50" | "efficientnet_lite0" | "resnet18"',
+    "width": "channels of the tiny trunk's first block",
+    "embed_dim": "embedding size D (thesis: 512)",
+    "classes_per_batch": "P of the P×K sampler (thesis code: 16)",
+    "images_per_class": "K of the P×K sampler (thesis code: 5)",
+    "lr": "Adam learning rate of the embedding layer and classifier (thesis: 1e-5)",
+    "lr_trunk": "Adam learning rate of the trunk (None: lr; thesis: 1e-6)",
+    "weight_decay": "Adam weight decay (thesis: 5e-4)",
+    "freeze_bn": "keep the trunk's BatchNorm statistics frozen (thesis code: True)",
+    "augment": '"flip" | "crop_flip" (random-resized crop 0.16–1 + flip, thesis code)',
+    "base_iterations": "steps on the old classes (network A)",
+    "inc_iterations": "steps of each one-step incremental run (network B)",
+    "joint_iterations": "steps of the joint reference on all classes",
+    "step_iterations": "steps per group in the multi-step run",
+    "margin": "λ of the triplet loss (Eq. 5.2)",
+    "temperature": "T of the distillation loss (Eq. 5.3)",
+    "alpha": "weight of L_dist (Eq. 5.6)",
+    "beta": "weight of L_mmd (Eq. 5.6)",
+    "mmd_sigmas": 'Gaussian bandwidths of L_mmd (not given in the thesis), or "auto"',
+    "l2_weight": "weight of the L2 feature baseline",
+    "ewc_weight": "weight of the EWC baseline",
+    "methods": "one-step methods on every seed: ft, lwf, l2, ewc, mmd, kd_mmd, joint",
+    "n_seeds": "seeds seed, seed+1, ... of the one-step comparison (orderings need 5)",
+    "beta_grid": "extra β values run on every seed (Table 5.8: 0.1 and 10)",
+    "sweep": "{regulariser: [weights]} run on the first seed (trade-off figure; not claimed)",
+    "multi_methods": "methods of the multi-step run",
+    "eval_every": "evaluate old / new classes every this many steps inside a task (forgetting curves)",
+    "fmnist": "run the Fashion-MNIST track (5 + 5 classes)",
+    "fmnist_iterations": "[base, incremental, joint] steps of that track",
+    "fmnist_methods": "methods of that track",
+    "checkpoint": "checkpoint every task of every run, resume after an interruption",
+    "cpu_threads": "torch CPU threads for the small networks (None: xmr_lib.core.setup's choice)",
 }

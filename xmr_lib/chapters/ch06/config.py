@@ -24,12 +24,15 @@ Profiles:
   ``data_scripts`` on a GPU with an ImageNet ResNet-50 standing in for BN-Inception. Its claims are the numbers of
   the run's own dataset (CUB: Tables 6.1 and 6.3, Fig. 6.8's text; Dogs: Table 6.2) within ±5 R@1 points, decided
   only when the run recorded ``data/real`` (``real_data_only``). Without the data it falls back to a larger
-  SynthSpecies run (banner, ``data/fallback`` = 1, no ``data/real``), and those claims read "not run".
+  SynthSpecies run (``FALLBACK``, applied by ``runs.params``: banner, ``data/fallback`` = 1, no ``data/real``), and
+  those claims read "not run".
 """
-from xmr_lib.core.claims import FINDING, SANITY, at_least, at_most, close_to, greater, real_data_only
-from xmr_lib.core.knobs import AnyOf, Choice, Float, Int, ListOf
-from xmr_lib.train import distill
 from xmr_lib.chapters.ch06 import estimation as est
+from xmr_lib.core.claims import FINDING, SANITY, at_least, at_most, close_to, greater, real_data_only
+from xmr_lib.core.fallback import Fallback
+from xmr_lib.core.knobs import AnyOf, Choice, Float, Int, ListOf
+from xmr_lib.data import registry
+from xmr_lib.train import distill
 
 PROFILES = {
     "smoke": {
@@ -75,7 +78,6 @@ PROFILES = {
         "n_seeds": 1,                  # seeds seed, seed+1, ... (ordering claims need 5)
         "checkpoint": False,           # checkpoint every task of every run (resume a long run)
         "cpu_threads": 1,              # torch CPU threads (None: xmr_lib.setup's choice)
-        "fallback": None,              # full profile: SynthSpecies settings used when the real data is absent
     },
     "default": {
         "dataset": "synth_species",
@@ -120,7 +122,6 @@ PROFILES = {
         "n_seeds": 5,
         "checkpoint": False,
         "cpu_threads": 1,
-        "fallback": None,
     },
     "full": {
         "dataset": "cub200",
@@ -165,14 +166,6 @@ PROFILES = {
         "n_seeds": 1,
         "checkpoint": True,
         "cpu_threads": None,
-        # without data_root: SynthSpecies at a larger scale on the same device (stated in the notebook)
-        "fallback": {"dataset": "synth_species", "n_old": 9, "n_new": 9, "n_steps": 3, "class_order": "latin",
-                     "train_per_class": 150, "test_per_class": 50, "image_size": 32, "backbone": "tiny",
-                     "width": 16, "embed_dim": 128, "classes_per_batch": 8, "images_per_class": 8, "lr": 1e-3,
-                     "lr_trunk": None, "weight_decay": 0.0, "freeze_bn": False, "augment": "flip",
-                     "base_iterations": 1500, "onetask_iterations": 1500, "step_iterations": [1500, 750, 750],
-                     "joint_iterations": 4500, "multi_lambda2": 30.0, "l2_weight": 1.0, "mmd_sigmas": [0.5, 1.0, 2.0],
-                     "n_seeds": 3},
     },
 }
 
@@ -439,6 +432,78 @@ NOT_CLAIMED = [
     ("Gram matrices and retrieved images: ours keeps the most semantics", "Figs. 6.6(b), 6.11, 6.12–6.16",
      "visual statements"),
 ]
+
+
+# ---- the full profile without CUB-200 / Stanford Dogs under data_root (applied by xmr_lib.course.runs.params)
+
+#: SynthSpecies at a larger scale on the same device (stated in the notebook); these settings replace the profile's.
+#: The run records data/fallback = 1 and no data/real, so the full-profile claims read "not run".
+FALLBACK_KNOBS = {"dataset": "synth_species", "n_old": 9, "n_new": 9, "n_steps": 3, "class_order": "latin",
+                  "train_per_class": 150, "test_per_class": 50, "image_size": 32, "backbone": "tiny",
+                  "width": 16, "embed_dim": 128, "classes_per_batch": 8, "images_per_class": 8, "lr": 1e-3,
+                  "lr_trunk": None, "weight_decay": 0.0, "freeze_bn": False, "augment": "flip",
+                  "base_iterations": 1500, "onetask_iterations": 1500, "step_iterations": [1500, 750, 750],
+                  "joint_iterations": 4500, "multi_lambda2": 30.0, "l2_weight": 1.0, "mmd_sigmas": [0.5, 1.0, 2.0],
+                  "n_seeds": 3}
+
+
+def _probe(p) -> None:
+    """Raise FileNotFoundError when ``p.dataset`` is not under ``p.data_root`` (reads its index files only)."""
+    for split in ("all",) if p.dataset == "cub200" else ("train", "test"):
+        registry.load(p.dataset, split, root=p.data_root)
+
+
+FALLBACK = Fallback(wants_real=lambda p: p.dataset != "synth_species", probe=_probe,
+                    instead=lambda p, error: dict(FALLBACK_KNOBS),
+                    what="the embedded SynthSpecies benchmark at a larger scale (9 + 9 classes in a Latin-square "
+                         "order, 32 px, the tiny trunk, 1,500 base and one-task steps, 3 seeds)",
+                    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR")
+
+#: one line per knob for ``runs.knob_table("06")`` (the parameters cell shows the knobs a learner changes most)
+KNOB_HELP = {
+    "dataset": '"synth_species" (offline) | "cub200" | "stanford_dogs" (full profile, data_root)',
+    "n_old": "classes of the first (old) group",
+    "n_new": "new classes (one task: all at once; multi-task: in n_steps groups)",
+    "n_steps": "groups of new classes in the multi-task run (thesis: 4)",
+    "class_order": '"natural" | "latin" (SynthSpecies 9 + 9: each group holds every stripe count once)',
+    "train_per_class": "SynthSpecies training images per class",
+    "test_per_class": "SynthSpecies test images per class",
+    "image_size": "network input side, px",
+    "backbone": '"tiny" (CPU trunk) | "resnet50" | "efficientnet_lite0" | "resnet18"',
+    "width": "channels of the tiny trunk's first block",
+    "embed_dim": "embedding size d (thesis: 512)",
+    "classes_per_batch": "P of the P×K sampler (thesis code: 16)",
+    "images_per_class": "K of the P×K sampler (thesis code: 5)",
+    "lr": "Adam learning rate of the embedding layer (thesis: 1e-5)",
+    "lr_trunk": "Adam learning rate of the trunk (None: lr; thesis: 1e-6)",
+    "weight_decay": "Adam weight decay (thesis: 5e-4)",
+    "freeze_bn": "keep the trunk's BatchNorm statistics frozen (thesis code: True)",
+    "augment": '"flip" | "crop_flip" (random-resized crop 0.16–1 + flip, thesis code)',
+    "base_iterations": "steps on the old classes (f_0)",
+    "onetask_iterations": "steps of the one-task runs (all new classes at once)",
+    "step_iterations": "steps per group in the multi-task runs (one per group, or one int)",
+    "joint_iterations": "steps of the joint reference (all classes, from scratch)",
+    "ranking": '"hard_mining" (the released code\'s ranking loss) | "triplet" (Eq. 6.1 as printed)',
+    "margin": "its margin (None: 0.1 for hard_mining, δ = 1.0 on squared distances for the triplet)",
+    "lambda1": "weight of the ranking loss (plasticity, Eq. 6.3)",
+    "lambda2": "weight of L_corr (stability, Eq. 6.3), one task (thesis: 10)",
+    "multi_lambda2": "λ2 of the multi-task runs (thesis: 10; re-tuned for the toy, a departure)",
+    "temperature": "T of the Gram-row softmax (released code: 4; printed Eq. 6.5: 1)",
+    "k": "scaling factor of the estimated drift (Eq. 6.8)",
+    "decay": "importance decay of older virtual terms (Eq. 6.11)",
+    "acc_metric": 'accuracy behind the accuracy changes (Eq. 6.6): "mAP" | "R@1"',
+    "kl_direction": '"thesis" (teacher Gram rows as target) | "code" (the released code\'s swap)',
+    "l2_weight": "weight of the L2 feature baseline",
+    "mmd_weight": "weight of the MMD baseline (chapter 5)",
+    "mmd_sigmas": 'its Gaussian bandwidths, or "auto"',
+    "onetask_methods": "one-task methods on every seed: ft, l2, mmd, corr, joint",
+    "baseline_methods": "more one-task methods, first seed only (shown, not claimed)",
+    "multi_methods": "multi-task methods: ft, l2, mmd, corr, corr_aug, corr_fe, corr_all",
+    "lambda2_grid": "extra λ2 values of the one-task corr run (first seed; trade-off figure)",
+    "n_seeds": "seeds seed, seed+1, ... (ordering claims need 5)",
+    "checkpoint": "checkpoint every task of every run, resume after an interruption",
+    "cpu_threads": "torch CPU threads for the small networks (None: xmr_lib.core.setup's choice)",
+}
 
 
 # ---- exercises (the notebook's "Exercises" section; xmr_lib.course.exercises): fn(answer) -> (passed, feedback)

@@ -23,8 +23,8 @@ Profiles:
   cub200 --root DIR``, same for ``stanford_dogs``) it runs the chapter's CUB-200 → Stanford-Dogs sequence with an
   ImageNet ResNet-50 at 224 px (Stanford Cars, the thesis' third dataset, has no ``data_scripts`` entry) and records
   ``data/real`` = 1. Without them the notebook prints a FALLING BACK banner and runs the embedded datasets at a
-  larger scale (``fallback``: SynthSpecies → Fashion-MNIST → digits, three tasks, longer training, every ablation
-  case), recording ``data/fallback`` = 1. Its orderings need five seeds, so with one seed they read "not run".
+  larger scale (``FALLBACK``, applied by ``runs.params``: SynthSpecies → Fashion-MNIST → digits, three tasks,
+  longer training, every ablation case), recording ``data/fallback`` = 1. Its orderings need five seeds, so with one seed they read "not run".
 
 Claims: PAPER — the orderings of Tables 7.1, 7.4 and 7.6 (forgetting and what protects against it on the first
 dataset; the cost of replay and the on-the-fly teacher's gain on the new one), each with the chapter's gap (R@1
@@ -32,7 +32,9 @@ points); SANITY — the first network learns, the generation lowers L_BN, the sh
 targets. ``NOT_CLAIMED`` lists the rest of the chapter's results and why.
 """
 from xmr_lib.core.claims import SANITY, at_least, custom, greater
+from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import Choice, Float, Int, ListOf
+from xmr_lib.data import registry
 from xmr_lib.train import inversion as inv
 
 PROFILES = {
@@ -62,7 +64,7 @@ PROFILES = {
         "lambda_kd1": 80.0,            # λ_kd1 (frozen teacher), Eq. 7.9
         "lambda_kd2": 20.0,            # λ_kd2 (on-the-fly teacher), Eq. 7.9
         "lambda_te2": 1.0,             # λ_te2, Eq. 7.9
-        "kd_scale": 0.1,               # multiplies λ_kd1 and λ_kd2: our KL carries T² (spec §6.4)
+        "kd_scale": 0.1,               # multiplies λ_kd1 and λ_kd2: our KL carries T²
         "gen_images": 16,              # generated images per task (K clusters × P)
         "gen_clusters": 4,             # K: clusters of the generated batch (Eq. 7.5)
         "gen_steps": 15,               # Adam steps of the generation (thesis: 2000)
@@ -86,7 +88,6 @@ PROFILES = {
         "showcase_classes": [1, 207, 948, 291],   # ImageNet targets: goldfish, golden retriever, Granny Smith, lion
         "checkpoint": False,           # checkpoint every task of every run (resume a long run)
         "cpu_threads": 1,              # torch CPU threads for the small networks (None: xmr_lib.setup's choice)
-        "fallback": None,              # full profile: embedded-sequence settings used when the real data is absent
     },
     "default": {
         "datasets": ["synth_species", "fashion_mnist"],
@@ -138,7 +139,6 @@ PROFILES = {
         "showcase_classes": [1, 207, 948, 291],
         "checkpoint": False,
         "cpu_threads": 1,
-        "fallback": None,
     },
     "full": {
         # the chapter's first two datasets, converted by `python -m data_scripts fetch cub200|stanford_dogs --root DIR`
@@ -192,13 +192,6 @@ PROFILES = {
         "showcase_classes": [1, 207, 948, 291],
         "checkpoint": True,
         "cpu_threads": None,
-        # without CUB-200 / Stanford Dogs under data_root: the embedded sequence at a larger scale (the notebook prints
-        # a FALLING BACK banner and records data/fallback = 1); knobs given explicitly are kept
-        "fallback": {"datasets": ["synth_species", "fashion_mnist", "digits"], "n_seen": [12, 7, 7],
-                     "n_unseen": [6, 3, 3], "train_per_class": 100, "test_per_class": 40, "unseen_per_class": 60,
-                     "image_size": 32, "backbone": "tiny", "width": 32, "embed_dim": 128, "lr": 1e-3,
-                     "lr_trunk": None, "base_iterations": 1500, "inc_iterations": 1000, "joint_iterations": 3500,
-                     "n_seeds": 3},
     },
 }
 
@@ -273,6 +266,92 @@ def _drop(first: str, last: str, factor: float):
 def _ce_falls(v):
     a, b = v["showcase/ce_first"], v["showcase/ce_last"]
     return b < a, f"{a:.3g} → {b:.3g}"
+
+
+# ---- the full profile without CUB-200 / Stanford Dogs under data_root (applied by xmr_lib.course.runs.params)
+
+_REAL = ("cub200", "stanford_dogs")
+
+#: the embedded sequence at a larger scale (SynthSpecies → Fashion-MNIST → digits: the three-task scenario of Table
+#: 7.3); the run records data/fallback = 1. A knob given explicitly (a value other than the profile's) is kept.
+FALLBACK_KNOBS = {"datasets": ["synth_species", "fashion_mnist", "digits"], "n_seen": [12, 7, 7],
+                  "n_unseen": [6, 3, 3], "train_per_class": 100, "test_per_class": 40, "unseen_per_class": 60,
+                  "image_size": 32, "backbone": "tiny", "width": 32, "embed_dim": 128, "lr": 1e-3,
+                  "lr_trunk": None, "base_iterations": 1500, "inc_iterations": 1000, "joint_iterations": 3500,
+                  "n_seeds": 3}
+
+
+def _probe(p) -> None:
+    """Raise FileNotFoundError when a dataset of the sequence is not under ``p.data_root`` (index files only: the
+    images are read lazily later)."""
+    for d in (d for d in p.datasets if d in _REAL):
+        registry.load(d, "train", root=p.data_root), registry.load(d, "test", root=p.data_root)
+
+
+def _instead(p, error) -> dict:
+    return {k: v for k, v in FALLBACK_KNOBS.items() if k == "datasets" or p[k] == PROFILES[p.profile][k]}
+
+
+FALLBACK = Fallback(wants_real=lambda p: any(d in _REAL for d in p.datasets), probe=_probe, instead=_instead,
+                    what="the embedded sequence SynthSpecies → Fashion-MNIST → digits at the full profile's larger "
+                         "scale (a wider tiny trunk, longer training, every ablation case, 3 seeds); these are not "
+                         "the chapter's datasets: compare orderings, not numbers",
+                    # the banner puts the command between backquotes: two commands become two quoted spans
+                    fetch=lambda p: "` and `".join(f"python -m data_scripts fetch {d} --root DIR"
+                                                   for d in p.datasets if d in _REAL))
+
+#: one line per knob for ``runs.knob_table("07")`` (the parameters cell shows the knobs a learner changes most)
+KNOB_HELP = {
+    "datasets": "the task sequence, names from xmr_lib.chapters.ch07.lifelong.DATASETS",
+    "n_seen": "seen classes per dataset (trained; their test images measure forgetting)",
+    "n_unseen": "unseen classes per dataset (test only: generalisation)",
+    "train_per_class": "training images per seen class",
+    "test_per_class": "test images per seen class",
+    "unseen_per_class": "images per unseen class",
+    "image_size": "common image side, px (grey datasets are replicated to RGB)",
+    "backbone": '"tiny" (CPU BN CNN) | "efficientnet_lite0" | "resnet50" | "resnet18"',
+    "width": "channels of the tiny trunk's first block",
+    "embed_dim": "embedding size D (thesis: 512)",
+    "classes_per_batch": "P of the P×K sampler",
+    "images_per_class": "K of the P×K sampler (thesis: batch 32, P and K not given)",
+    "lr": "Adam learning rate of the embedding layer (thesis: 1e-5)",
+    "lr_trunk": "Adam learning rate of the trunk (None: lr; thesis: 1e-6)",
+    "weight_decay": "Adam weight decay",
+    "freeze_bn": "keep BN statistics frozen while training (must be False for the replay to mean anything)",
+    "base_iterations": "steps on the first dataset (the first frozen teacher)",
+    "inc_iterations": "steps on every later dataset",
+    "joint_iterations": "steps of the joint reference on all seen training sets",
+    "margin": "δ of the triplet loss (Eq. 7.1)",
+    "temperature": "T of the Gram-matrix KL (Eqs. 7.3, 7.8; released chapter-6 code)",
+    "lambda_s": "λ_s (Eq. 7.9)",
+    "lambda_kd1": "λ_kd1, frozen teacher (Eq. 7.9; thesis 80)",
+    "lambda_kd2": "λ_kd2, on-the-fly teacher (Eq. 7.9; thesis 20)",
+    "lambda_te2": "λ_te2 (Eq. 7.9)",
+    "kd_scale": "multiplies λ_kd1 and λ_kd2 (our KL carries T²)",
+    "gen_images": "generated images per task",
+    "gen_clusters": "clusters K of the generated batch (Eq. 7.5)",
+    "gen_steps": "Adam steps of the generation (thesis 2000)",
+    "gen_lr": "generation learning rate, [0, 1] pixel units",
+    "lambda_bn": "λ_BN (Eq. 7.4)",
+    "lambda_cluster": "λ_cluster (Eq. 7.5)",
+    "cluster_margin": "Δ (Eq. 7.5)",
+    "gen_tv": "total-variation prior weight (thesis: 0)",
+    "gen_l2": "L2 image prior weight (thesis: 0)",
+    "gen_jitter": "random shifts in px during generation (thesis: 0)",
+    "snapshot_every": "keep generated images every this many steps",
+    "methods": "ft, kd, kd_replay, dkd, joint (+ otf, dkd_no_ls, dkd_no_replay)",
+    "ablation_methods": "the other cases of Table 7.6, first seed only",
+    "n_seeds": "seeds seed, seed+1, … (ordering claims need 5)",
+    "showcase": "invert EfficientNet-Lite0's ImageNet statistics",
+    "showcase_images": "images of the showcase",
+    "showcase_size": "their side, px",
+    "showcase_steps": "optimisation steps of the showcase",
+    "showcase_lr": "its learning rate",
+    "showcase_lambda_bn": "its λ_BN",
+    "showcase_classes": "ImageNet class indices to aim at",
+    "checkpoint": "checkpoint every task of every run, resume after an interruption",
+    "cpu_threads": "torch CPU threads for the small networks (None: xmr_lib.core.setup's choice)",
+}
 
 
 _ALL = ("smoke", "default", "full")

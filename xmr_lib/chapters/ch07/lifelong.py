@@ -39,7 +39,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from xmr_lib.train import distill
 from xmr_lib.train import incremental as inc
@@ -48,6 +47,7 @@ from xmr_lib.retrieval.losses import triplet_loss
 from xmr_lib.data import registry as data
 from xmr_lib.train.inversion import invert_bn
 from xmr_lib.train.finetune import freeze_batchnorm
+from xmr_lib.encoders import backbones as models
 
 __all__ = ["PSEUDO_LABEL_BASE", "lifelong_triplet_loss", "gram_kl", "harmonic_mean", "DATASETS",
            "LifelongBenchmark", "lifelong_benchmark", "student_triplet_term", "frozen_teacher_term",
@@ -159,15 +159,15 @@ class LifelongBenchmark:
 
 
 def _fit(images: np.ndarray, size: int, channels: int) -> np.ndarray:
-    """uint8 ``(N, H, W[, C])`` → uint8 ``(N, channels, size, size)`` (bilinear, antialiased; grey → replicated)."""
+    """uint8 ``(N, H, W[, C])`` → uint8 ``(N, channels, size, size)``: squashed to ``size`` by
+    :func:`xmr_lib.encoders.backbones.resize_tensor` (bilinear, antialiased, on the 0–255 floats, rounded once at
+    the end); grey → replicated, colour → its channel mean when ``channels=1``."""
     a = np.asarray(images)
     if a.ndim == 3:
         a = a[:, None]
     elif a.ndim == 4 and a.shape[-1] in (1, 3):
         a = a.transpose(0, 3, 1, 2)
-    x = torch.from_numpy(np.ascontiguousarray(a)).float()
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    x = models.resize_tensor(torch.from_numpy(np.ascontiguousarray(a)).float(), size)
     if x.shape[1] != channels:
         if x.shape[1] == 1:
             x = x.expand(-1, channels, -1, -1)

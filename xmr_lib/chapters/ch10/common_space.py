@@ -50,7 +50,9 @@ import torch.nn.functional as F
 from xmr_lib.retrieval.modality import ModalityClassifier, grad_reverse, modality_classification_loss
 from xmr_lib.retrieval.losses import bidirectional_triplet_loss
 from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
+from xmr_lib.core.checks import check_2d, check_int, check_matrix
 from xmr_lib.core.setup import resolve_device
+from xmr_lib.train import loop
 from xmr_lib.data.registry import FASHION_COARSE
 from xmr_lib.encoders.text import bag_of_words
 from xmr_lib.data import registry as data
@@ -75,20 +77,6 @@ OBJECTIVES = ("semantic", "triplet", "adversarial")
 # helpers
 
 
-def _as_float_2d(name: str, x: Any, cols: int | None = None) -> np.ndarray:
-    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
-    if a.ndim != 2 or (cols is not None and a.shape[1] != cols):
-        want = f"(n, {cols})" if cols is not None else "(n, d)"
-        raise ValueError(f"{name}: expected a 2-D array {want}, got shape {a.shape}")
-    return a.astype(np.float32, copy=False)
-
-
-def _check_int(name: str, v: Any, low: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {v!r}")
-    return int(v)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # the objective of Eq. (1)/(2)
 
@@ -103,7 +91,7 @@ def label_targets(labels: Any, n_classes: int) -> torch.Tensor:
     Returns:
         (N, c) float32 tensor whose rows sum to 1 (an all-zero multi-hot row stays zero).
     """
-    c = _check_int("n_classes", n_classes, 2)
+    c = check_int(n_classes, "n_classes", 2)
     y = torch.as_tensor(np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels))
     if y.ndim == 1:
         if y.dtype.is_floating_point or y.dtype == torch.bool:
@@ -191,8 +179,8 @@ class IsomorphicNet(nn.Module):
                  init_std: float | None = None, seed: int = 0):
         super().__init__()
         for name, v in (("image_dim", image_dim), ("text_dim", text_dim), ("hidden", hidden), ("latent", latent)):
-            _check_int(name, v)
-        _check_int("n_classes", n_classes, 2)
+            check_int(v, name)
+        check_int(n_classes, "n_classes", 2)
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
         if share not in ("head", "latent+head"):
@@ -227,12 +215,12 @@ class IsomorphicNet(nn.Module):
 
     def image_latent(self, x: torch.Tensor) -> torch.Tensor:
         """φ(x): (N, image_dim) → (N, latent_dim) (fc7 output for mode O)."""
-        _check_t("x_image", x, self.image_dim)
+        check_2d(x, "x_image", self.image_dim)
         return self.image_latent_layer(self.image_body(x))
 
     def text_latent(self, t: torch.Tensor) -> torch.Tensor:
         """φ(t): (N, text_dim) → (N, latent_dim)."""
-        _check_t("x_text", t, self.text_dim)
+        check_2d(t, "x_text", self.text_dim)
         return self.text_latent_layer(self.text_body(t))
 
     def forward(self, x_image: torch.Tensor, x_text: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -244,12 +232,6 @@ class IsomorphicNet(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def _check_t(name: str, x: Any, cols: int) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != cols:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name}: expected a 2-D tensor (N, {cols}), got {got}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -297,7 +279,7 @@ class CommonSpaceTrainConfig:
             raise ValueError(f"mode: the {self.objective!r} objective acts on the latent layer; use 'O-LE' or "
                              f"'O-LE-J', got {self.mode!r}")
         for k in ("iterations", "batch_size", "hidden", "latent"):
-            _check_int(k, getattr(self, k))
+            check_int(getattr(self, k), k)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr: expected a number > 0, got {self.lr!r}")
         if not 0 < self.lr_drop <= 1:
@@ -318,12 +300,9 @@ def train_common_space_model(image_features: Any, text_features: Any, labels: An
         ``(model, history)``, model in eval mode; history ``{"loss": [...], "adv": [...]}`` per iteration
         (``"adv"``: D's modality cross-entropy, adversarial objective only).
     """
-    from tqdm.auto import tqdm
-
-
     c = config or CommonSpaceTrainConfig()
-    xi = _as_float_2d("image_features", image_features)
-    xt = _as_float_2d("text_features", text_features)
+    xi = check_matrix(image_features, "image_features", dtype=np.float32)
+    xt = check_matrix(text_features, "text_features", dtype=np.float32)
     if len(xt) != len(xi):
         raise ValueError(f"text_features: expected {len(xi)} rows (one per image), got shape {xt.shape}")
     lab = np.asarray(labels)
@@ -351,23 +330,30 @@ def train_common_space_model(image_features: Any, text_features: Any, labels: An
     g = torch.Generator().manual_seed(seed)
     n, bs = len(xi), min(c.batch_size, len(xi))
     hist: dict[str, list[float]] = {"loss": [], "adv": []}
-    order, pos = torch.randperm(n, generator=g), 0
     model.train()
-    for it in tqdm(range(c.iterations), desc=f"{c.objective} {c.mode}", disable=not progress, leave=False):
-        if it == drop_at:
+
+    def batches(tr: loop.Trainer, epoch: int):
+        # one endless stream: batches cycle through shuffled passes over the pairs (a short rest is skipped)
+        order, pos = torch.randperm(n, generator=g), 0
+        while True:
+            if pos + bs > n:
+                order, pos = torch.randperm(n, generator=g), 0
+            yield order[pos:pos + bs].to(dev)
+            pos += bs
+
+    def on_step_start(tr: loop.Trainer, idx: torch.Tensor) -> None:
+        if tr.global_step == drop_at:
             for pg in opt.param_groups:
                 pg["lr"] = pg["lr"] / 10
-        if pos + bs > n:
-            order, pos = torch.randperm(n, generator=g), 0
-        idx = order[pos:pos + bs].to(dev)
-        pos += bs
+
+    def training_step(tr: loop.Trainer, idx: torch.Tensor) -> torch.Tensor:
         out = model(Xi[idx], Xt[idx])
         if c.objective == "triplet":
             loss = ranking_loss(out["latent_image"], out["latent_text"], Yid[idx], c.margin, c.mining)
         else:
             loss = semantic_matching_loss(out["logits_image"].softmax(1), out["logits_text"].softmax(1), Y[idx])
         if disc is not None:
-            p = it / max(c.iterations - 1, 1)
+            p = tr.global_step / max(c.iterations - 1, 1)
             lam = 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
             # D sees the direction of φ (L2-normalised): with ReLU latents, "φ = 0" would otherwise be an easy way
             # to fool it (the image branch collapses to dead units)
@@ -375,10 +361,14 @@ def train_common_space_model(image_features: Any, text_features: Any, labels: An
                                                disc(grad_reverse(F.normalize(out["latent_text"], dim=1), lam)))
             loss = loss + c.w_adv * adv
             hist["adv"].append(float(adv.detach()))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return loss
+
+    def on_step_end(tr: loop.Trainer, idx: torch.Tensor, loss: torch.Tensor) -> None:
         hist["loss"].append(float(loss.detach()))
+
+    task = loop.Task(batches=batches, on_step_start=on_step_start, training_step=training_step,
+                     optimizers=lambda tr, idx: [opt], on_step_end=on_step_end)
+    loop.Trainer(max_steps=c.iterations, device=dev, progress=progress, desc=f"{c.objective} {c.mode}").fit(task)
     model.eval()
     return model, hist
 
@@ -399,7 +389,7 @@ def represent(model: IsomorphicNet, image_features: Any, text_features: Any, spa
     outs = []
     for x, lat, head, name in ((image_features, model.image_latent, model.image_head, "image_features"),
                                (text_features, model.text_latent, model.text_head, "text_features")):
-        a = torch.from_numpy(_as_float_2d(name, x))
+        a = torch.from_numpy(check_matrix(x, name, dtype=np.float32))
         parts = []
         for s in range(0, len(a), batch_size):
             z = lat(a[s:s + batch_size].to(dev))
@@ -414,8 +404,8 @@ def represent(model: IsomorphicNet, image_features: Any, text_features: Any, spa
 
 def euclidean_distances(queries: Any, database: Any) -> np.ndarray:
     """(Q, d), (N, d) → (Q, N) float64 Euclidean distances, ``sqrt(max(‖q‖² + ‖x‖² − 2 q·x, 0))``."""
-    q = _as_float_2d("queries", queries).astype(np.float64)
-    x = _as_float_2d("database", database).astype(np.float64)
+    q = check_matrix(queries, "queries", dtype=np.float32).astype(np.float64)
+    x = check_matrix(database, "database", dtype=np.float32).astype(np.float64)
     if q.shape[1] != x.shape[1]:
         raise ValueError(f"database: expected {q.shape[1]} columns like queries, got shape {x.shape}")
     d2 = (q * q).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2.0 * q @ x.T
@@ -435,7 +425,7 @@ def cross_modal_map(image_repr: Any, text_repr: Any, image_labels: Any, text_lab
     Returns:
         ``{"i2t": mAP, "t2i": mAP, "average": mean of the two}`` in [0, 1].
     """
-    zi, zt = _as_float_2d("image_repr", image_repr), _as_float_2d("text_repr", text_repr)
+    zi, zt = check_matrix(image_repr, "image_repr", dtype=np.float32), check_matrix(text_repr, "text_repr", dtype=np.float32)
     if zi.shape[1] != zt.shape[1]:
         raise ValueError(f"text_repr: expected {zi.shape[1]} columns like image_repr, got shape {zt.shape}")
     li = np.asarray(image_labels)
@@ -460,7 +450,7 @@ def cross_modal_map(image_repr: Any, text_repr: Any, image_labels: Any, text_lab
 def pair_consistency(image_repr: Any, text_repr: Any) -> float:
     """Mean Euclidean distance between the representations of paired images and texts (row i ↔ row i):
     the "consistency of semantic representations" the shared W is meant to improve (seed 004 §2.3)."""
-    zi, zt = _as_float_2d("image_repr", image_repr), _as_float_2d("text_repr", text_repr)
+    zi, zt = check_matrix(image_repr, "image_repr", dtype=np.float32), check_matrix(text_repr, "text_repr", dtype=np.float32)
     if zi.shape != zt.shape:
         raise ValueError(f"text_repr: expected the shape of image_repr {zi.shape}, got {zt.shape}")
     return float(np.linalg.norm(zi.astype(np.float64) - zt, axis=1).mean()) if len(zi) else float("nan")
@@ -480,8 +470,8 @@ class CCABaseline:
     """
 
     def __init__(self, n_components: int = 10, pca_dim: int | None = 32, max_iter: int = 500, seed: int = 0):
-        self.n_components = _check_int("n_components", n_components)
-        self.pca_dim = None if pca_dim is None else _check_int("pca_dim", pca_dim)
+        self.n_components = check_int(n_components, "n_components")
+        self.pca_dim = None if pca_dim is None else check_int(pca_dim, "pca_dim")
         self.max_iter, self.seed = max_iter, seed
 
     def fit(self, image_features: Any, text_features: Any) -> "CCABaseline":
@@ -489,7 +479,7 @@ class CCABaseline:
         from sklearn.cross_decomposition import CCA
         from sklearn.decomposition import PCA
 
-        xi, xt = _as_float_2d("image_features", image_features), _as_float_2d("text_features", text_features)
+        xi, xt = check_matrix(image_features, "image_features", dtype=np.float32), check_matrix(text_features, "text_features", dtype=np.float32)
         if len(xi) != len(xt):
             raise ValueError(f"text_features: expected {len(xi)} rows (one per image), got shape {xt.shape}")
         self.pcas = []
@@ -507,8 +497,8 @@ class CCABaseline:
         """Project (n_i, Di) images and (n_t, Dt) texts into the common space: ((n_i, k), (n_t, k))."""
         if not hasattr(self, "cca"):
             raise ValueError("CCABaseline: call fit() before transform()")
-        xi = _as_float_2d("image_features", image_features)
-        xt = _as_float_2d("text_features", text_features)
+        xi = check_matrix(image_features, "image_features", dtype=np.float32)
+        xt = check_matrix(text_features, "text_features", dtype=np.float32)
         xi = self.pcas[0].transform(xi) if self.pcas[0] is not None else xi
         xt = self.pcas[1].transform(xt) if self.pcas[1] is not None else xt
         # sklearn's CCA.transform projects X (and Y) with their own rotations; call it per modality
@@ -626,7 +616,7 @@ def lda_features(train_docs: Sequence[str], test_docs: Sequence[str], n_topics: 
     from sklearn.decomposition import LatentDirichletAllocation
 
 
-    n_topics = _check_int("n_topics", n_topics, 2)
+    n_topics = check_int(n_topics, "n_topics", 2)
     xtr, vocab = bag_of_words(list(train_docs))
     xte, _ = bag_of_words(list(test_docs), vocab=vocab)
     lda = LatentDirichletAllocation(n_components=n_topics, learning_method="batch", max_iter=max_iter,
@@ -638,7 +628,7 @@ def clamp_fashion_wiki_sizes(n_train: int, n_test: int) -> tuple[int, int]:
     """``(n_train, n_test)`` clamped to the offline Fashion-MNIST splits :func:`fashion_wiki_pairs` draws from (e.g.
     when the full profile falls back to the offline set). Raises ValueError naming a size below 10."""
 
-    n_train, n_test = _check_int("n_train", n_train, 10), _check_int("n_test", n_test, 10)
+    n_train, n_test = check_int(n_train, "n_train", 10), check_int(n_test, "n_test", 10)
     return (min(n_train, len(data.load("fashion_mnist", "train").labels)),
             min(n_test, len(data.load("fashion_mnist", "test").labels)))
 
@@ -661,8 +651,8 @@ def fashion_wiki_pairs(n_train: int = 3000, n_test: int = 1000, text_features: s
 
     if text_features not in ("lda", "minilm", "tfidf"):
         raise ValueError(f"text_features: expected 'lda', 'minilm' or 'tfidf', got {text_features!r}")
-    tr = data.load("fashion_mnist", "train", n=_check_int("n_train", n_train, 10), seed=seed)
-    te = data.load("fashion_mnist", "test", n=_check_int("n_test", n_test, 10), seed=seed)
+    tr = data.load("fashion_mnist", "train", n=check_int(n_train, "n_train", 10), seed=seed)
+    te = data.load("fashion_mnist", "test", n=check_int(n_test, "n_test", 10), seed=seed)
     rng = np.random.default_rng(seed + 7919)
     imgs = []
     for ds in (tr, te):
@@ -730,7 +720,7 @@ def _converted_text_features(name: str, docs: Sequence[str], tr: np.ndarray, te:
         # in the paper (no stemming / lemmatisation here)
         cv = CountVectorizer(stop_words="english", max_features=max_vocab, token_pattern=r"(?u)\b[^\W\d_]{2,}\b")
         xtr = cv.fit_transform(train_docs)
-        lda = LatentDirichletAllocation(n_components=_check_int("n_topics", n_topics, 2), learning_method="batch",
+        lda = LatentDirichletAllocation(n_components=check_int(n_topics, "n_topics", 2), learning_method="batch",
                                         max_iter=lda_iter, random_state=seed).fit(xtr)
         return (lda.transform(xtr).astype(np.float32), lda.transform(cv.transform(test_docs)).astype(np.float32))
     if text_features == "tfidf":
@@ -776,7 +766,7 @@ def converted_feature_pairs(name: str, root: str | Path, text_features: str = "l
                          f"got {name!r}")
     if text_features not in ("lda", "tfidf", "minilm"):
         raise ValueError(f"text_features: expected 'lda', 'tfidf' or 'minilm', got {text_features!r}")
-    image_size = _check_int("image_size", image_size, 32)
+    image_size = check_int(image_size, "image_size", 32)
     ds = data.load_converted(name, root, "all")           # FileNotFoundError with the fetch command
     if ds.meta.get("all_captions") is None:
         raise ValueError(f"{Path(root) / name}: no captions.csv; re-run `python -m data_scripts convert {name} "

@@ -9,8 +9,8 @@ built by ``common_space.converted_feature_pairs`` — 1280-d EfficientNet-Lite0 
 weights; not the paper's AlexNet fc7, which does not ship offline) and 100-d LDA texts; a hand-written
 ``<data_root>/wikipedia/isomorphic_features.npz`` (e.g. the paper's fc7 features) is used instead when present.
 Pascal Sentence and VOC 2007 with ``-p dataset=…``. Without the data the full profile falls back to the offline set
-at its own training settings (a banner says so) and the paper targets read "not run": the notebook records
-``data/real`` and the ``<dataset>/…`` keys the targets read only on the real set.
+at its own training settings (a banner says so; ``FALLBACK`` below) and the paper targets read "not run":
+``data/real`` and the ``<dataset>/…`` keys the targets read are recorded only on the real set.
 
 **What the default profile tests.** The paper's central results where the offline set can test them, with the
 paper's Wikipedia gaps (a quarter of each must be reached, decided from the paired differences over 5 seeds):
@@ -22,7 +22,10 @@ l = 128, and Table 3's semantic matching far above CCA. They fail when our numbe
 and one more (l ∈ {64, 128, 256}; l = 64 is the Table 2 run of O/LE/J and is not trained twice) instead of
 {8, 16, 64, 256} — l = 8 was below the 10 classes and made "the smallest l is worse" hold by construction.
 """
+from xmr_lib.chapters.ch10 import common_space, lecture
 from xmr_lib.core.claims import FINDING, PAPER, SANITY, at_least, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib.core.fallback import Fallback
+from xmr_lib.core.knobs import Choice
 
 PROFILES = {
     "smoke": {
@@ -86,6 +89,44 @@ PROFILES = {
         "cca_components": 10,
     },
 }
+
+#: Types the profiles cannot show (checked by ``runs.resolve`` before anything runs).
+KNOBS = {"dataset": Choice("fashion_wiki", *common_space.PAPER_DATASETS)}
+
+#: What each knob does (``runs.knob_table("10")``; the ``parameters`` cell shows only the most changed ones).
+KNOB_HELP = {
+    "dataset": '"fashion_wiki" (offline) | "wikipedia" | "pascal_sentence" | "voc2007"',
+    "n_seeds": "number of seeds; orderings are decided from the paired per-seed differences (≥ 5)",
+    "n_train": "training pairs (offline set)",
+    "n_test": "test pairs (offline set)",
+    "text_features": '"lda" (the paper\'s) | "minilm" | "tfidf" (offline set)',
+    "n_topics": "LDA topics (paper: 100)",
+    "text_signal": "mean share of class words per document (offline set)",
+    "hidden": "width of fc6/fc7 and of T_Net's first layer (paper: 4096)",
+    "latent": "latent dimension l (paper: 128 / 512)",
+    "latent_dims": "Table 1 sweep",
+    "iterations": "mini-batches per training run",
+    "batch_size": "pairs per mini-batch (paper: 256)",
+    "triplet_batch_size": "pairs per mini-batch of the ranking objective (all-negatives mining costs O(B³))",
+    "optimizer": '"adam" | "sgd"',
+    "lr": "learning rate, divided by 10 at half of the run",
+    "margin": "triplet margin (ranking objective)",
+    "w_adv": "weight of the modality adversary",
+    "cca_components": "CCA dimension",
+}
+
+#: Full profile without the paper's dataset: the offline Fashion-MNIST 'wiki' set at the full profile's training
+#: settings (sizes clamped to its splits); the per-dataset targets of Tables 1-3 then read "not run".
+FALLBACK = Fallback(
+    wants_real=lambda p: p.dataset != "fashion_wiki",
+    probe=lambda p: lecture.probe_feature_pairs(p.dataset, p.data_root),
+    instead=lambda p, e: dict(zip(("dataset", "n_train", "n_test"),
+                                  ("fashion_wiki", *common_space.clamp_fashion_wiki_sizes(p.n_train, p.n_test)))),
+    what="the offline Fashion-MNIST 'wiki' set",
+    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
+    is_missing=lecture.is_missing,
+)
+
 
 _ALL = ("smoke", "default", "full")
 _DF = ("default", "full")
@@ -152,7 +193,7 @@ CLAIMS = [
             source="thesis §8.3.3 (no numbers)", profiles=_DF),
 ]
 
-# ---- per-dataset paper targets, real data only (the notebook records "<dataset>/…" keys and data/real) ----
+# ---- per-dataset paper targets, real data only (runs.params records data/real, the notebook the "<dataset>/…" keys) ----
 _NAMES = {"wikipedia": "Wikipedia", "pascal_sentence": "Pascal Sentence", "voc2007": "Pascal VOC 2007"}
 for _ds, _joint, _cca, _img, _txt in (("wikipedia", 0.441, 0.236, 0.430, 0.451),
                                       ("pascal_sentence", 0.495, 0.309, 0.465, 0.524),

@@ -1,0 +1,469 @@
+"""The steps notebook 02 calls: benchmarks, the split trunk and its cached maps, the revisited evaluation of
+descriptor pipelines (whitening, query expansion, DBA), multi-scale descriptors, fine-tuning of the pooling heads,
+and the full profile's checks of published descriptors and networks.
+
+Descriptors are kept as ``desc[(dataset, seed, pooling)] = {"db": (N, D), "queries": (Q, D), "train": (T, D)}``
+float32 arrays, L2-normalised, so that ``queries @ db.T`` is the cosine. mAPs are in percent, with the official
+revisited protocol (Easy / Medium / Hard) of :func:`xmr_lib.retrieval.metrics.revisited_map`.
+
+Figures and records stay in the notebook (``xmr_lib.course`` sits above the chapters): the functions here return
+the numbers, the images and the metric names.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from xmr_lib import data
+from xmr_lib.core import checkpoint
+from xmr_lib.encoders import backbones, extract
+from xmr_lib.retrieval import expansion, metrics, mining, pooling, whitening
+from xmr_lib.train import finetune
+
+PROTOCOLS = ("easy", "medium", "hard")
+PARTS = ("db", "queries", "train")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# benchmarks
+
+
+def load_benchmark(ds: str, seed: int, p: Any) -> data.RetrievalBenchmark:
+    """One test benchmark: the generated photo_instances at ``seed`` (``p.n_instances``, ``p.image_size``), or a
+    real revisited one read from ``p.data_root`` (a ValueError naming the fetch command when there is none)."""
+    if ds == "photo_instances":
+        return data.photo_instances(seed=seed, n_instances=p.n_instances, image_size=p.image_size)
+    if not p.data_root:
+        raise ValueError(f"data_root: the {ds} benchmark is read from disk; fetch it with "
+                         f"`python -m data_scripts fetch {ds} --root DIR` and pass data_root=DIR")
+    return data.revisited(ds, p.data_root)
+
+
+def load_benchmarks(p: Any, seeds: Sequence[int]) -> dict:
+    """``{(dataset, seed): benchmark}`` for every dataset of ``p.datasets``: photo_instances once per seed (each
+    seed generates another benchmark), a real benchmark once (first seed)."""
+    return {(ds, s): load_benchmark(ds, s, p)
+            for ds in p.datasets for s in (seeds if ds == "photo_instances" else seeds[:1])}
+
+
+def benchmark_table(bench: Mapping) -> pd.DataFrame:
+    """One row per benchmark: database, queries, train images and the mean easy / hard / junk counts per query."""
+    return pd.DataFrame([{"dataset": ds, "seed": s, "database": len(b.db), "queries": len(b.queries),
+                          "train (whitening, fine-tuning)": len(b.train),
+                          "easy / hard / junk per query": "{:.1f} / {:.1f} / {:.1f}".format(
+                              *[np.mean([len(g[k]) for g in b.gnd]) for k in ("easy", "hard", "junk")])}
+                         for (ds, s), b in bench.items()])
+
+
+def query_truth(b: Any, qi: int, n: int = 3) -> dict:
+    """Query ``qi`` with up to ``n`` easy and ``n`` hard positives and 2 junk images, as the keyword arguments of
+    :func:`xmr_lib.course.viz.ranked_grid` (``query, results, status, titles, query_title``)."""
+    g = b.gnd[qi]
+    imgs = [b.db[j] for j in list(g["easy"][:n]) + list(g["hard"][:n]) + list(g["junk"][:2])]
+    ne, nh, nj = min(n, len(g["easy"])), min(n, len(g["hard"])), min(2, len(g["junk"]))
+    return dict(query=b.queries[qi], results=imgs, status=["relevant"] * (ne + nh) + ["junk"] * nj,
+                titles=["easy"] * ne + ["hard"] * nh + ["junk"] * nj, query_title=f"query {qi}")
+
+
+def chance_levels(bench: Mapping, ds: str, seeds: Sequence[int]) -> dict[str, float]:
+    """Expected fraction of positives in a random ranking, per protocol (mean over queries and seeds), in [0, 1]."""
+    return {k: float(np.mean([np.mean([len(np.concatenate([g[x] for x in pos])) / len(bench[(ds, s)].db)
+                                       for g in bench[(ds, s)].gnd]) for s in seeds]))
+            for k, pos in {"easy": ["easy"], "medium": ["easy", "hard"], "hard": ["hard"]}.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the trunk and its maps
+
+
+def extractor(p: Any) -> tuple[nn.Module, extract.MapExtractor]:
+    """EfficientNet-Lite0 split into a frozen lower part and its top ``p.ft_blocks`` blocks (+ head convolution):
+    ``(trunk, MapExtractor)`` at ``p.image_size`` on ``p.device``."""
+    trunk = backbones.backbone("efficientnet_lite0", device=p.device)
+    lower, upper = finetune.split_trunk(trunk, p.ft_blocks)
+    return trunk, extract.MapExtractor(lower, upper, model="efficientnet_lite0", lower_blocks=len(lower.blocks),
+                                       mean=trunk.mean, std=trunk.std, image_size=p.image_size, device=p.device)
+
+
+def lower_maps(ex: extract.MapExtractor, bench: Mapping, scale: float = 1.0) -> dict:
+    """``{(dataset, seed): {"db", "queries", "train": cached lower maps}}`` of every benchmark at one scale."""
+    return {key: {part: ex.maps(getattr(b, part), b.name, part, scale) for part in PARTS}
+            for key, b in bench.items()}
+
+
+def describe_parts(ex: extract.MapExtractor, low: Mapping, fns: Mapping, net: nn.Module | None = None) -> dict:
+    """Every pooling of ``fns`` on every benchmark part: ``{(dataset, seed, pooling): {part: (N, D) array}}``."""
+    desc = {}
+    for key, parts in low.items():
+        per_part = {part: ex.describe(v, fns, net=net) for part, v in parts.items()}
+        for name in fns:
+            desc[key + (name,)] = {part: per_part[part][name] for part in per_part}
+    return desc
+
+
+def rmac_region_loop(x: torch.Tensor, levels: int = 3) -> torch.Tensor:
+    """R-MAC the slow way, one region at a time, as the reference code does: (N, K, H, W) maps → (N, K)."""
+    v = torch.zeros(x.shape[:2])
+    for t, l, h, w in pooling.rmac_regions(x.shape[2], x.shape[3], levels).tolist():
+        r = x[:, :, t:t + h, l:l + w].amax(dim=(2, 3))
+        v += r / (r.norm(dim=1, keepdim=True) + 1e-6)
+    return v / (v.norm(dim=1, keepdim=True) + 1e-6)
+
+
+def max_diff(f: Callable, g: Callable, maps: Sequence[torch.Tensor]) -> float:
+    """Largest |f(m) - g(m)| over a few (K, H, W) maps, each pooled as a batch of one."""
+    return max(float((f(m[None]) - g(m[None])).abs().max()) for m in maps)
+
+
+@torch.no_grad()
+def zero_fraction(net: nn.Module, low: extract.Maps, device: str = "cpu") -> float:
+    """Share of exact zeros in ``net``'s output maps (mean over the images of ``low``, one at a time)."""
+    net = net.to(device).eval()
+    low = torch.stack(list(low)) if isinstance(low, list) and len({t.shape for t in low}) == 1 else low
+    return float(np.mean([(net(m[None].to(device)) == 0).float().mean().item() for m in low]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+def rmap(q: np.ndarray, db: np.ndarray, gnd: Sequence[dict]) -> dict[str, float]:
+    """Revisited mAP in percent for queries q (Q, D) against db (N, D): ``{'easy', 'medium', 'hard'}``."""
+    r = metrics.revisited_map(np.asarray(q) @ np.asarray(db).T, gnd)
+    return {k: 100.0 * float(r[k]["mAP"]) for k in PROTOCOLS}
+
+
+def mean_std(vals: Sequence[float]) -> str:
+    """``"mean ± std"`` with one decimal (just the value for one seed)."""
+    return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}" if len(vals) > 1 else f"{vals[0]:.1f}"
+
+
+@dataclass
+class Evaluator:
+    """The revisited evaluation of descriptor pipelines on one dataset over the seeds.
+
+    A pipeline is: descriptors → optional whitening (learned on the train split, cached per network, seed, pooling
+    and kind) → optional DBA on the database → optional α-QE of the queries → revisited mAP (%).
+
+    Args:
+        bench: ``{(dataset, seed): benchmark}``.
+        dataset: the dataset evaluated (the first of the run).
+        seeds: the seeds, one benchmark each.
+        whiten_dim, whiten_power: the main tables' PCA-whitening (kept dimensions, eigenvalue power β).
+        qe_n, qe_alpha: α-query expansion (top-n database vectors, α; 0 = average QE).
+        dba_k: neighbours of database-side augmentation (same α).
+    """
+
+    bench: Mapping
+    dataset: str
+    seeds: Sequence[int]
+    whiten_dim: int
+    whiten_power: float
+    qe_n: int
+    qe_alpha: float
+    dba_k: int
+    cache: dict = field(default_factory=dict)   # (network, dataset, seed, pooling, kind) → Whitening
+
+    @classmethod
+    def from_params(cls, bench: Mapping, p: Any, seeds: Sequence[int]) -> "Evaluator":
+        return cls(bench, p.datasets[0], list(seeds), p.whiten_dim, p.whiten_power, p.qe_n, p.qe_alpha, p.dba_k)
+
+    def b(self, s: int):
+        """The benchmark of seed ``s``."""
+        return self.bench[(self.dataset, s)]
+
+    def whitener(self, desc: Mapping, net: str, s: int, name: str, kind: str = "PCA-w") -> whitening.Whitening:
+        """The whitening of ``desc[(dataset, s, name)]``, learned once per ``(net, dataset, s, name, kind)``.
+
+        kind: ``"PCA-w"`` (``whiten_dim``, β = ``whiten_power``), ``"full PCA-w"`` (β = ½), ``"Lw"`` (the learned
+        whitening on matching train pairs) or ``"PCA-w on test db"`` (the over-fitting mistake: learned on the
+        test database itself).
+        """
+        key = (net, self.dataset, s, name, kind)
+        if key not in self.cache:
+            d = desc[(self.dataset, s, name)]
+            dim = min(self.whiten_dim, d["train"].shape[1])
+            if kind == "PCA-w":
+                self.cache[key] = whitening.learn_pca_whitening(d["train"], dim=dim, power=self.whiten_power)
+            elif kind == "full PCA-w":
+                self.cache[key] = whitening.learn_pca_whitening(d["train"], dim=dim, power=0.5)
+            elif kind == "Lw":
+                qi, pi = mining.positive_pairs(self.b(s).train_groups, n=4 * len(d["train"]), seed=s)
+                self.cache[key] = whitening.learn_supervised_whitening(d["train"], qi, pi, dim=dim)
+            elif kind == "PCA-w on test db":
+                self.cache[key] = whitening.learn_pca_whitening(d["db"], dim=dim, power=self.whiten_power)
+            else:
+                raise ValueError(f"kind: expected 'PCA-w', 'full PCA-w', 'Lw' or 'PCA-w on test db', got {kind!r}")
+        return self.cache[key]
+
+    def post(self, d: Mapping, w: Callable | None = None, qe: bool = False,
+             dba: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(queries, db)`` of ``d`` after whitening ``w`` (if any) → DBA (if ``dba``) → α-QE (if ``qe``)."""
+        q, db = (d["queries"], d["db"]) if w is None else (w(d["queries"]), w(d["db"]))
+        if dba:
+            db = expansion.database_side_augmentation(db, k=self.dba_k, alpha=self.qe_alpha)
+        if qe:
+            q = expansion.alpha_query_expansion(q, db, n=self.qe_n, alpha=self.qe_alpha)
+        return q, db
+
+    def pipeline(self, desc: Mapping, name: str, s: int, kind: str | None = None, net: str = "ots",
+                 qe: bool = False, dba: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(queries, db)`` of pooling ``name`` on seed ``s``, whitened with ``kind`` (None: not whitened)."""
+        d = desc[(self.dataset, s, name)]
+        return self.post(d, None if kind is None else self.whitener(desc, net, s, name, kind), qe=qe, dba=dba)
+
+    def scores(self, desc: Mapping, name: str, kind: str | None = None, net: str = "ots", qe: bool = False,
+               dba: bool = False) -> dict[str, list[float]]:
+        """Revisited mAP (%) of one pipeline on every seed: ``{'easy', 'medium', 'hard': [one per seed]}``."""
+        per = {k: [] for k in PROTOCOLS}
+        for s in self.seeds:
+            r = rmap(*self.pipeline(desc, name, s, kind, net, qe, dba), self.b(s).gnd)
+            for k in per:
+                per[k].append(r[k])
+        return per
+
+    def whitening_sweep(self, desc: Mapping, name: str, n: int, dims: Sequence[int], beta: float) -> tuple:
+        """Medium mAP of PCA-whitening learned on ``n`` train descriptors (a seeded subset) at every dimension
+        ``d < n`` of ``dims``: ``(dims kept, mean over seeds (len(dims kept),))``."""
+        ys, dn = [], [dd for dd in dims if dd < n]      # d ≤ N - 1: beyond, the extra directions have no variance
+        for s in self.seeds:
+            d = desc[(self.dataset, s, name)]
+            sub = np.random.default_rng(s).permutation(len(d["train"]))[:n]
+            ys.append([rmap(*self.post(d, whitening.learn_pca_whitening(d["train"][sub], dim=dd, power=beta)),
+                            self.b(s).gnd)["medium"] for dd in dn])
+        return dn, np.mean(ys, 0)
+
+    def qe_per_query(self, desc: Mapping, name: str, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per query of seed ``s``: the precision of the top ``qe_n`` results before α-QE (Q,) and the change of
+        Medium AP that α-QE makes, as a fraction in [-1, 1] (Q,); PCA-whitened ``name`` descriptors."""
+        d, b = desc[(self.dataset, s, name)], self.b(s)
+        q0, db0 = self.post(d, self.whitener(desc, "ots", s, name))
+        q1, _ = self.post(d, self.whitener(desc, "ots", s, name), qe=True)
+        ap0 = np.asarray(metrics.revisited_map(q0 @ db0.T, b.gnd)["medium"]["aps"])
+        ap1 = np.asarray(metrics.revisited_map(q1 @ db0.T, b.gnd)["medium"]["aps"])
+        top = np.argsort(-(q0 @ db0.T), axis=1)[:, :self.qe_n]
+        prec = np.array([np.isin(top[i], np.concatenate([g["easy"], g["hard"]])).mean() for i, g in enumerate(b.gnd)])
+        return prec, ap1 - ap0
+
+
+def gem_sweep(ex: extract.MapExtractor, low: Mapping, ev: Evaluator, p_values: Sequence[float]) -> dict:
+    """Revisited mAP of GeM at every power of ``p_values`` on the off-the-shelf maps:
+    ``{seed: [rmap dict per p]}``."""
+    sweep = {s: [] for s in ev.seeds}
+    for s in ev.seeds:
+        fns = {p: (lambda m, p=p: pooling.gem_pool(m, p)) for p in p_values}
+        d = {part: ex.describe(low[(ev.dataset, s)][part], fns) for part in ("queries", "db")}
+        for p in p_values:
+            sweep[s].append(rmap(d["queries"][p], d["db"][p], ev.b(s).gnd))
+    return sweep
+
+
+def multiscale_scores(ex: extract.MapExtractor, ev: Evaluator, fn: nn.Module, name: str,
+                      scales: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Medium mAP per seed of pooling ``name`` at the first scale and of its multi-scale descriptor (the scales'
+    descriptors combined by :func:`xmr_lib.retrieval.pooling.combine_scales`, power 3 for GeM, else 1): the maps of
+    every scale are extracted once and cached. Returns ``(single, multi)``."""
+    single, multi = [], []
+    for s in ev.seeds:
+        b = ev.b(s)
+        per_scale = {part: [] for part in ("db", "queries")}
+        for sc in scales:
+            for part in per_scale:
+                per_scale[part].append(torch.from_numpy(
+                    ex.describe(ex.maps(getattr(b, part), b.name, part, sc), {name: fn})[name]))
+        power = 3.0 if name == "gem" else 1.0
+        q = pooling.combine_scales(per_scale["queries"], power).numpy()
+        db = pooling.combine_scales(per_scale["db"], power).numpy()
+        single.append(rmap(per_scale["queries"][0].numpy(), per_scale["db"][0].numpy(), b.gnd)["medium"])
+        multi.append(rmap(q, db, b.gnd)["medium"])
+    return single, multi
+
+
+def big_table(ev: Evaluator, desc: Mapping, label: str, net: str, poolings: Sequence[str]) -> tuple[list, dict]:
+    """Every pooling × {no whitening, PCA-w} × {no QE, α-QE}: ``(rows of mean E / M / H mAP, metrics)``, the
+    metrics named ``table/<label>/<pooling>/<none|PCA-w>/<noqe|aqe>/<protocol>`` (one value per seed)."""
+    rows, rec = [], {}
+    for name in poolings:
+        for wname in ("none", "PCA-w"):
+            for qe in (False, True):
+                per = ev.scores(desc, name, "PCA-w" if wname == "PCA-w" else None, net, qe=qe)
+                rec.update({f"table/{label}/{name}/{wname}/{'aqe' if qe else 'noqe'}/{k}": v for k, v in per.items()})
+                rows.append({"network": label, "pooling": name, "whitening": wname, "QE": "α-QE" if qe else "—",
+                             **{k[0].upper(): np.mean(v) for k, v in per.items()}})
+    return rows, rec
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fine-tuning
+
+
+def ft_net(upper: nn.Module, head: str) -> finetune.RetrievalNet:
+    """A copy of the trunk's upper part with a pooling head (GeM starts at p = 3, learnable)."""
+    pool = pooling.GeM(p=3.0, learnable=True) if head == "gem" else pooling.get_pooling(head)
+    return finetune.RetrievalNet(copy.deepcopy(upper), pool)
+
+
+def finetune_heads(upper: nn.Module, bench: Mapping, low: Mapping, p: Any, full: bool) -> tuple[dict, dict]:
+    """Fine-tune one network per head of ``p.ft_heads`` and per benchmark (the first dataset only unless ``full``)
+    on the cached lower maps of its train split, with the cirtorch contrastive loss and hard negatives (full
+    profile: checkpointed, resumable). Returns ``({(ds, s, head): net (CPU, eval)}, {(ds, s, head): history})``."""
+    nets, hist = {}, {}
+    for (ds, s), b in bench.items():
+        if ds != p.datasets[0] and not full:
+            continue
+        for head in p.ft_heads:
+            net = ft_net(upper, head)
+            ck = checkpoint.Checkpoint(f"02_finetune/{ds}_seed{s}_{head}") if full else None
+            hist[(ds, s, head)] = finetune.train_retrieval_net(
+                net, low[(ds, s)]["train"], b.train_groups, epochs=p.ft_epochs, queries_per_epoch=p.ft_queries,
+                pool_size=p.ft_pool, n_negatives=p.ft_negatives, loss="contrastive", margin=p.ft_margin,
+                contrastive_form="cirtorch", lr=p.ft_lr, pool_lr_mult=p.ft_p_lr_mult, seed=s, device=p.device,
+                checkpoint=ck)
+            nets[(ds, s, head)] = net.cpu().eval()
+    return nets, hist
+
+
+def finetuned_descriptors(ex: extract.MapExtractor, nets: Mapping, low: Mapping, fns: Mapping, ref_head: str,
+                          device: str = "cpu") -> tuple[dict, dict]:
+    """Descriptors of the fine-tuned networks: ``(own, on_maps)``.
+
+    ``own[(ds, s, head)]`` = ``{part: (N, D)}``: each network with its own head, L2-normalised;
+    ``on_maps[(ds, s, pooling)]``: every pooling of ``fns`` on the maps of the ``ref_head`` network."""
+    own, on_maps = {}, {}
+    for (ds, s, head), net in nets.items():
+        f = {"own": net.pool.to(device)} | (dict(fns) if head == ref_head else {})
+        d = {part: ex.describe(v, f, net=net.features) for part, v in low[(ds, s)].items()}
+        own[(ds, s, head)] = {part: pooling.l2_normalize(torch.from_numpy(d[part]["own"])).numpy() for part in d}
+        if head == ref_head:
+            for name in fns:
+                on_maps[(ds, s, name)] = {part: d[part][name] for part in d}
+    return own, on_maps
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ranked results
+
+
+def pipeline_names(ft_heads: Sequence[str]) -> list[str]:
+    """The three descriptors shown in the ranked grids (the fine-tuned one when a GeM head was fine-tuned)."""
+    return ["MAC", "GeM + PCA-w + αQE"] + (["fine-tuned GeM + PCA-w + αQE"] if "gem" in ft_heads else [])
+
+
+def named_pipeline(ev: Evaluator, desc: Mapping, ft_desc: Mapping, kind: str, s: int) -> tuple:
+    """(queries, db) descriptors of a pipeline of :func:`pipeline_names` on seed ``s``."""
+    if kind == "MAC":
+        d = desc[(ev.dataset, s, "mac")]
+        return d["queries"], d["db"]
+    src, net = (desc, "ots") if kind.startswith("GeM") else (ft_desc, "ft-head")
+    return ev.pipeline(src, "gem", s, "PCA-w", net, qe=True)
+
+
+def status_of(b: Any, qi: int, ids: Sequence[int]) -> list[str]:
+    """``"relevant"`` (easy or hard), ``"junk"`` or ``"irrelevant"`` for database ids ranked for query ``qi``."""
+    g = b.gnd[qi]
+    ok, junk = set(np.concatenate([g["easy"], g["hard"]]).tolist()), set(g["junk"].tolist())
+    return ["relevant" if j in ok else "junk" if j in junk else "irrelevant" for j in ids]
+
+
+def ranked(ev: Evaluator, desc: Mapping, ft_desc: Mapping, kind: str, s: int, queries: Sequence[int],
+           k: int) -> dict:
+    """The top ``k`` of some queries under a named pipeline, as the keyword arguments of
+    :func:`xmr_lib.course.viz.ranked_grids` (``queries, results, status, row_titles``)."""
+    b = ev.b(s)
+    q, db = named_pipeline(ev, desc, ft_desc, kind, s)
+    ids = np.argsort(-(q[queries] @ db.T), axis=1, kind="stable")[:, :k]
+    return dict(queries=[b.queries[i] for i in queries], results=[[b.db[j] for j in r] for r in ids],
+                status=[status_of(b, i, r) for i, r in zip(queries, ids)], row_titles=[f"q{i}" for i in queries])
+
+
+def explorer(draw: Callable[[str, int, int], Any], n_queries: int, pipes: Sequence[str], top_k: int):
+    """Show ipywidgets: a query slider, a pipeline menu and a k slider redrawing ``draw(pipeline, query, k)`` (which
+    makes a figure). Returns the widget box, or None when ipywidgets is not installed."""
+    try:
+        import ipywidgets as W
+    except ImportError:
+        return None
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    qw = W.IntSlider(0, 0, n_queries - 1, description="query")
+    mw = W.Dropdown(options=list(pipes), value=pipes[-1], description="pipeline")
+    kw = W.IntSlider(top_k, 1, 16, description="k")
+    out = W.Output()
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            draw(mw.value, qw.value, kw.value)
+            plt.show()
+
+    for w_ in (qw, mw, kw):
+        w_.observe(redraw, names="value")
+    box = W.VBox([W.HBox([qw, mw, kw]), out])
+    display(box)
+    redraw()
+    return box
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# full profile: published descriptors and networks
+
+
+def revisitop_scores(root: Path | None, bench: Mapping) -> dict:
+    """Revisited mAP of revisitop's R-GeM descriptors (``<ds>_resnet_rsfm120k_gem.mat`` under ``root``) with our
+    protocol: ``{dataset: {'easy', 'medium', 'hard'}}`` for the files found (a missing one is reported)."""
+    import scipy.io
+
+    found = {}
+    for ds in ("roxford5k", "rparis6k"):
+        hits = sorted(root.rglob(f"{ds}_resnet_rsfm120k_gem.mat")) if root else []
+        b = next((v for (d_, _), v in bench.items() if d_ == ds), None)
+        if not hits or b is None:
+            why = f"revisitop R-GeM features not found under {root}" if not hits else "benchmark not loaded"
+            print(f"{ds}: {why}; skipping the evaluation-path check")
+            continue
+        m = scipy.io.loadmat(hits[0])
+        X, Q = np.asarray(m["X"], np.float32), np.asarray(m["Q"], np.float32)      # (D, N), (D, Nq) as published
+        found[ds] = rmap(Q.T, X.T, b.gnd)
+    return found
+
+
+def descriptors_multiscale(net: nn.Module, images: Sequence, mean: Sequence[float], std: Sequence[float],
+                           power: float, size: int, scales: Sequence[float], device: str = "cpu") -> np.ndarray:
+    """cirtorch's multi-scale descriptors of a :class:`xmr_lib.train.finetune.RetrievalNet`, one image at a time
+    (longer side ``size`` at scale 1): (N, D)."""
+    return torch.cat([pooling.extract_multiscale(net.features, extract.to_input(images[i], size, mean, std)[None],
+                                                 net.pool, scales=scales, power=power, device=device)
+                      for i in range(len(images))]).numpy()
+
+
+def cirtorch_scores(root: Path | None, bench: Mapping, p: Any) -> tuple[dict, bool] | None:
+    """The released ``retrievalSfM120k-resnet101-gem`` network (under ``root``; never downloaded), multi-scale at
+    ``p.image_size`` with its learned whitening when its meta holds one, on the real benchmarks:
+    ``({dataset: {'easy', 'medium', 'hard'}}, whether L_w was applied)``, or None when the file is absent."""
+    nets = sorted(root.rglob("retrievalSfM120k-resnet101-gem*.pth")) if root else []
+    if not nets:
+        print(f"no retrievalSfM120k-resnet101-gem*.pth under {root}; skipping the published-network check")
+        return None
+    rgem, meta = finetune.load_cirtorch_network(nets[0], device=p.device)
+    Lw = meta.get("Lw", {}).get("retrieval-SfM-120k", {}).get("ms")
+    wl = None if Lw is None else whitening.Whitening(mean=np.asarray(Lw["m"]).ravel(), projection=np.asarray(Lw["P"]),
+                                                    eigenvalues=np.ones(len(Lw["P"])), kind="supervised")
+    res = {}
+    for ds in ("roxford5k", "rparis6k"):
+        b = next((v for (d_, _), v in bench.items() if d_ == ds), None)
+        if b is None:
+            continue
+        q, db = (descriptors_multiscale(rgem, imgs, meta["mean"], meta["std"], float(rgem.pool.p), p.image_size,
+                                        p.scales, p.device) for imgs in (b.queries, b.db))
+        if wl is not None:
+            q, db = wl(q), wl(db)
+        res[ds] = rmap(q, db, b.gnd)
+    return res, wl is not None
