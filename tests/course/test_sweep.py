@@ -1,8 +1,8 @@
 import json
 
 import pytest
+from notebook_files import code, params, write
 
-from tools.nbbuild import code, params, write
 from xmr_lib.course import sweep
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xmr_lib.core import claims as claims_mod
+from xmr_lib import chapters
 from xmr_lib.course import runs
 from xmr_lib.core.setup import resolve_device
 from xmr_lib.core import paths
@@ -90,7 +91,8 @@ def parameter_names(notebook: Path) -> list[str]:
 def validate_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
     """Fail before running if a ``-p`` name is not a parameter of ``notebook`` (or the profile is unknown)."""
     # the parameters cell shows the knobs a learner changes most; every knob of the chapter's PROFILES is valid
-    names = list(dict.fromkeys(parameter_names(notebook) + runs.valid_parameters(notebook.name[:2])))
+    knobs = runs.valid_parameters(notebook.name[:2]) if notebook.name[:2] in chapters.CONFIGS else []
+    names = list(dict.fromkeys(parameter_names(notebook) + knobs))
     unknown = sorted(set(parameters) - set(names))
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {notebook.name}; "
