@@ -20,9 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from xmr_lib.core import claims
-from xmr_lib.course import runner
-from xmr_lib.course import scorecard
+from xmr_lib.course import runner, scorecard
 
 
 def _commit(root: Path) -> str:

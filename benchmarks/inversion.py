@@ -11,14 +11,13 @@ On a GPU larger batches amortise the kernel launches; on a CPU the rate is about
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from xmr_lib.core import setup as _setup
+from xmr_lib.encoders import backbones as models
 from xmr_lib.train import incremental as inc
 from xmr_lib.train import inversion
-from xmr_lib.encoders import backbones as models
 
 
 def _teachers(quick: bool):

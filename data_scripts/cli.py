@@ -22,8 +22,17 @@ import sys
 from pathlib import Path
 
 from . import registry
-from .download import (CorruptArchive, DownloadError, NetworkUnavailable, archive_kind, check_archive, check_file,
-                       download, move_aside, safe_extract)
+from .download import (
+    CorruptArchive,
+    DownloadError,
+    NetworkUnavailable,
+    archive_kind,
+    check_archive,
+    check_file,
+    download,
+    move_aside,
+    safe_extract,
+)
 
 __all__ = ["main", "fetch", "verify", "list_datasets"]
 
@@ -330,7 +339,7 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
 
 
 def _convert(name: str, root, **options) -> int:
-    from . import convert as conv          # numpy / scipy / PIL: only needed from here on
+    from . import convert as conv  # numpy / scipy / PIL: only needed from here on
 
     _say(f"converting {name} → {Path(root) / name}")
     try:

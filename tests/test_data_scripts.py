@@ -199,9 +199,18 @@ def test_safe_extract_refuses_path_traversal(tmp_path):
 # fixtures in the datasets' real formats
 
 
-from fixtures_real_formats import (coco_official_raw, cub_fixture as _cub_fixture, flickr30k_raw,  # noqa: E402
-                                    jpg as _jpg, mirflickr_raw as _mirflickr_raw, nuswide_raw,
-                                    pascal_sentence_raw, stanford_dogs_raw, tgz as _tgz, wikipedia_raw)
+from fixtures_real_formats import (  # noqa: E402
+    coco_official_raw,
+    flickr30k_raw,
+    nuswide_raw,
+    pascal_sentence_raw,
+    stanford_dogs_raw,
+    wikipedia_raw,
+)
+from fixtures_real_formats import cub_fixture as _cub_fixture
+from fixtures_real_formats import jpg as _jpg
+from fixtures_real_formats import mirflickr_raw as _mirflickr_raw
+from fixtures_real_formats import tgz as _tgz
 
 
 def test_cub200_converter_and_loader(tmp_path):

@@ -17,8 +17,17 @@ import numpy as np
 import pytest
 
 from data_scripts import cli, registry
-from data_scripts.download import (ChecksumMismatch, CorruptArchive, DownloadError, NetworkUnavailable, NotTheFile,
-                                   TransferStalled, check_archive, download, safe_extract)
+from data_scripts.download import (
+    ChecksumMismatch,
+    CorruptArchive,
+    DownloadError,
+    NetworkUnavailable,
+    NotTheFile,
+    TransferStalled,
+    check_archive,
+    download,
+    safe_extract,
+)
 
 PAYLOAD = np.random.default_rng(1).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -273,8 +282,8 @@ def test_truncated_archive_is_refused_moved_aside_and_fetched_again(server, tmp_
 
 def _flowers_on(server, tmp_path, monkeypatch) -> dict:
     """flowers102 served by the loopback server, pinned to the fixture's own bytes."""
-    from fixtures_real_formats import jpg
     import scipy.io
+    from fixtures_real_formats import jpg
 
     src = tmp_path / "src"
     for i in range(4):

@@ -2,7 +2,6 @@
 import ast
 import re
 import statistics
-import re
 import tomllib
 from pathlib import Path
 

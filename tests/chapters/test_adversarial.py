@@ -4,13 +4,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from claim_checks import assert_gated_on_real_data
 
 from xmr_lib.chapters.ch04 import adversarial as adv
-from claim_checks import assert_gated_on_real_data
-from xmr_lib.retrieval import modality
-from xmr_lib.retrieval import losses
-from xmr_lib.data import shape_captions
 from xmr_lib.core import checkpoint
+from xmr_lib.data import shape_captions
+from xmr_lib.retrieval import losses, modality
 
 
 @pytest.fixture(autouse=True)
@@ -310,7 +309,6 @@ def test_shape_caption_benchmark_structure():
 
 
 def test_split_benchmark_and_run_configs_resume(tmp_path):
-    from xmr_lib.course import runs
 
     img, txt, pair = _toy(30, 2)
     sp = adv.split_benchmark(img, txt, pair, 20, 10, seed=0)

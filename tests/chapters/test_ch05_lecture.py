@@ -124,8 +124,9 @@ def test_real_data_is_found_read_and_split(tmp_path, monkeypatch):
     """With CUB-200 / Stanford Dogs converted under data_root the rule keeps the real dataset (data/real) and
     load_fine_grained reads CUB's per-class 60/40 split and Dogs' official split."""
     pytest.importorskip("scipy.io")
-    from data_scripts.convert import convert
     from fixtures_real_formats import cub_fixture, stanford_dogs_raw
+
+    from data_scripts.convert import convert
 
     monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
     cub_fixture(tmp_path / "cub200" / "raw", n_classes=3, per_class=5)

@@ -1,10 +1,10 @@
 """Tests for xmr_lib.chapters.ch03.crossmodal: splits, feature preparation, evaluation of cross-modal hashing."""
 import numpy as np
 import pytest
+from claim_checks import assert_gated_on_real_data
 
 from xmr_lib.chapters.ch03 import crossmodal as cm
 from xmr_lib.retrieval.metrics import hamming_distance
-from claim_checks import assert_gated_on_real_data
 
 
 def test_crossmodal_split_follows_the_dcmh_protocol():

@@ -6,11 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from xmr_lib.retrieval import rerank
 from xmr_lib.chapters.ch09 import diversity as dv
-from xmr_lib.encoders import features
 from xmr_lib.data import easy_vqa
-
+from xmr_lib.encoders import features
+from xmr_lib.retrieval import rerank
 
 # ---------------------------------------------------------------------------------------------------------------
 # metrics
@@ -264,7 +263,7 @@ def test_table1_runs_and_evaluate_runs():
     runs, info = dv.table1_runs(L, V, T, QT, k=10, alpha=0.15, joint_epochs=2, triplets_per_epoch=256,
                                 joint_hidden=32, joint_dim=16, progress=False)
     assert set(runs) == set(dv.RUNS)
-    for key, run in runs.items():
+    for run in runs.values():
         assert run.scores.shape == L.doc.shape and np.isfinite(run.scores).all()
     assert runs["run2"].diversity_features.shape[2] == T.shape[1]
     assert runs["run3"].diversity_features.shape[2] == V.shape[1]

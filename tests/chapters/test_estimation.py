@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib.train import distill
 from xmr_lib.chapters.ch06 import estimation as est
+from xmr_lib.train import distill
 from xmr_lib.train import incremental as inc
 
 
@@ -175,8 +175,8 @@ def test_expected_virtual_gram_at_the_thesis_range():
 def test_ch06_paper_claims_accept_the_papers_own_numbers():
     """Every chapter-6 paper ordering states the paper's two numbers; their difference is its paper_gap, and a record
     made of those numbers (5 seeds) satisfies it. Sign-only claims say why in their note."""
-    from xmr_lib.core import claims
     from xmr_lib.chapters.ch06 import config as ch06
+    from xmr_lib.core import claims
 
     for c in ch06.CLAIMS:
         if c.kind != claims.PAPER or not c.ordering:
@@ -196,8 +196,8 @@ def test_ch06_paper_claims_accept_the_papers_own_numbers():
 
 
 def test_ch06_knobs_refuse_bad_values_and_name_the_library_choices():
-    from xmr_lib.course import runs
     from xmr_lib.chapters.ch06 import config as ch06
+    from xmr_lib.course import runs
 
     assert ch06._METHODS == tuple(est.METHODS)
     assert set(ch06.KNOBS["ranking"].choices) == set(est.RANKING_LOSSES)

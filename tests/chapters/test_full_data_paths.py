@@ -7,10 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_real_formats import (
+    coco_official_raw,
+    cub_fixture,
+    flickr30k_raw,
+    mirflickr_raw,
+    nuswide_raw,
+    pascal_sentence_raw,
+    revisited_raw,
+    stanford_dogs_raw,
+    wikipedia_raw,
+)
 
 from data_scripts.convert import convert
-from fixtures_real_formats import (coco_official_raw, cub_fixture, flickr30k_raw, mirflickr_raw, nuswide_raw,
-                                   pascal_sentence_raw, revisited_raw, stanford_dogs_raw, wikipedia_raw)
 from xmr_lib.data import registry as data
 
 pytest.importorskip("scipy.io")
@@ -229,8 +238,9 @@ def test_nb10_pascal_sentence_paper_split_and_errors(tmp_path):
 
 
 def test_nb08_paper_targets_from_dir(tmp_path):
-    from data_scripts import cli
     from fixtures_real_formats import imagenet_targets_dir
+
+    from data_scripts import cli
     from xmr_lib.chapters.ch08 import transfer
 
     wnids = ["n01234567", "n07654321"]
@@ -244,8 +254,9 @@ def test_nb08_paper_targets_from_dir(tmp_path):
 
 
 def test_nb09_mediaeval_from_dir(tmp_path):
-    from data_scripts import cli
     from fixtures_real_formats import mediaeval_split_dir
+
+    from data_scripts import cli
     from xmr_lib.chapters.ch09 import diversity
 
     mediaeval_split_dir(tmp_path / "manual" / "devset", {"angkor": [("11", 1, 1), ("12", 0, 0), ("13", 1, 2)]})

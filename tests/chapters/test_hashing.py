@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from xmr_lib.chapters.ch03 import hashing as H
 from xmr_lib.retrieval import modality
 
-
 # --------------------------------------------------------------------------------------------------------------
 # codes and entropy
 

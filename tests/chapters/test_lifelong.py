@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib.train import incremental as inc
 from xmr_lib.chapters.ch07 import lifelong as ll
+from xmr_lib.train import incremental as inc
 
 torch.set_num_threads(1)
 
@@ -135,9 +135,9 @@ def test_benchmark_reads_converted_cub_lazily_and_resizes(tmp_path, monkeypatch)
     """A data_scripts-converted CUB (JPEG files of their own size, read through LazyImages) as a lifelong task:
     every image is resized to the common size; unseen classes take their test images first."""
     pytest.importorskip("scipy.io")
-    from data_scripts.convert import convert
     from fixtures_real_formats import cub_fixture
 
+    from data_scripts.convert import convert
     from xmr_lib.data import registry as data
 
     monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))

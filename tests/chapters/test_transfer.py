@@ -4,7 +4,6 @@ import pytest
 
 from xmr_lib.chapters.ch08 import transfer as T
 
-
 # ------------------------------------------------------------------------------------------------ F-scores
 
 
@@ -386,6 +385,7 @@ def test_paper_targets_split_30_30_30_and_anchor_hook():
 
 def test_ch08_table2_targets_are_decided_on_the_paper_images_only():
     from claim_checks import assert_gated_on_real_data
+
     from xmr_lib.chapters.ch08 import config as ch08
 
     ids = assert_gated_on_real_data(ch08, ["data/real"])

@@ -1,13 +1,10 @@
 """xmr_lib.course.assets: the offline asset listing, folders, the weight-file table and the CLI."""
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
-from xmr_lib.course import assets as A
 from xmr_lib.core import paths
+from xmr_lib.course import assets as A
 
 
 def _by_name(records):

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from xmr_lib.core import claims
-from xmr_lib.course.runner import discover_notebooks, execute_notebook
 from xmr_lib.course import scorecard
+from xmr_lib.course.runner import discover_notebooks, execute_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = discover_notebooks(ROOT)

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from xmr_lib.course import runs
 from xmr_lib.core import checkpoint
+from xmr_lib.course import runs
 
 
 def test_resolve_takes_profile_values_and_overrides():

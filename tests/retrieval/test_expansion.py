@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib.retrieval.expansion import alpha_query_expansion, average_query_expansion, database_side_augmentation, top_neighbours
+from xmr_lib.retrieval.expansion import (
+    alpha_query_expansion,
+    average_query_expansion,
+    database_side_augmentation,
+    top_neighbours,
+)
 
 Q = np.array([[1.0, 0.0]], dtype=np.float32)
 DB = np.array([[0.8, 0.6], [0.0, 1.0], [0.6, -0.8]], dtype=np.float32)   # similarities to Q: 0.8, 0, 0.6

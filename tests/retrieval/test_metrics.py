@@ -208,8 +208,8 @@ def test_expected_ties_equal_exhaustive_enumeration():
         if n_rel == 0:
             assert math.isnan(got[i])
             continue
-        assert got[i] == pytest.approx(ref_expected(s[i], r[i], lambda x: ref_ap(x, n_rel)), abs=1e-12)
-        assert got_k[i] == pytest.approx(ref_expected(s[i], r[i], lambda x: ref_ap(x, n_rel, 4)), abs=1e-12)
+        assert got[i] == pytest.approx(ref_expected(s[i], r[i], lambda x: ref_ap(x, n_rel)), abs=1e-12)  # noqa: B023 - called at once, inside the loop
+        assert got_k[i] == pytest.approx(ref_expected(s[i], r[i], lambda x: ref_ap(x, n_rel, 4)), abs=1e-12)  # noqa: B023 - called at once, inside the loop
     p3 = M.precision_at_k(s, r, 3, ties="expected", per_query=True)
     hit = M.recall_at_k(s, r, (2,), ties="expected", per_query=True)[2]
     for i in range(len(s)):

@@ -1,7 +1,6 @@
 """Pooling functions on hand-computed feature maps; R-MAC grid and vectorised regions against a per-region loop."""
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

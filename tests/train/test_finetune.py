@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from xmr_lib.course import runs
-from xmr_lib.train.finetune import RetrievalNet, embed, parameter_groups, train_retrieval_net
-from xmr_lib.retrieval.pooling import GeM
 from xmr_lib.core import checkpoint
+from xmr_lib.retrieval.pooling import GeM
+from xmr_lib.train.finetune import RetrievalNet, embed, parameter_groups, train_retrieval_net
 
 
 def _toy(seed=0, groups=12, per=6):

@@ -1,13 +1,12 @@
 """xmr_lib.train.incremental: protocol, sampler, model, evaluation, trainer (teachers, plugins, checkpoints)."""
 import math
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from xmr_lib.train import incremental as inc
 from xmr_lib.core.checkpoint import Checkpoint
+from xmr_lib.train import incremental as inc
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -485,8 +484,8 @@ def test_compare_methods_base_plugins_and_returned_plugins():
 def test_ch05_full_profile_falls_back_to_synth_species():
     """Notebook 05's full profile runs CUB-200 when present, else ``FALLBACK_KNOBS``: embedded SynthSpecies settings
     that build the disjoint-attribute benchmark (tiny trunk, 32 px)."""
-    from xmr_lib.core import claims
     from xmr_lib.chapters.ch05 import config as ch05
+    from xmr_lib.core import claims
 
     full, fb = ch05.PROFILES["full"], ch05.FALLBACK_KNOBS
     assert full["dataset"] == "cub200"

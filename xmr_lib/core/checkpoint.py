@@ -1,9 +1,11 @@
 """Atomic, resumable checkpoints: one file per named step under the run folder."""
 from __future__ import annotations
+
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
 from xmr_lib.core.paths import run_dir
 
 

@@ -1,11 +1,11 @@
 """Where things live: the package's shipped assets, the data / cache / weights folders, the checkout and the
 run folder."""
 from __future__ import annotations
+
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-import subprocess
-
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"  # package data shipped in xmr_lib/assets/
 

@@ -24,12 +24,11 @@ import importlib.util
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
-from xmr_lib.encoders import wordnet as _wn
+
+from xmr_lib.core.paths import ASSETS_DIR, TORCHVISION_WEIGHTS, find_weights
 from xmr_lib.data import registry as data
 from xmr_lib.encoders import wordnet
-from xmr_lib.core.paths import ASSETS_DIR
-from xmr_lib.core.paths import TORCHVISION_WEIGHTS
-from xmr_lib.core.paths import find_weights
+from xmr_lib.encoders import wordnet as _wn
 
 __all__ = [
     "Asset", "available", "report", "main",

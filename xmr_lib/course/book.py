@@ -59,7 +59,7 @@ def build(run_dir: str | Path, out: str | Path | None = None) -> Path:
     e = html.escape
     parts = [f"<h1>xmr — {e(run_dir.name)}</h1>", f"<p><b>{e(scorecard.headline(rows))}</b></p>",
              f"<p><i>Rule.</i> {e(claims_mod.RULE)}</p>", "<h2>Notebooks</h2><ul>"]
-    for ch, (stem, nb) in pages.items():
+    for stem, nb in pages.values():
         title = next((c.source.splitlines()[0].lstrip("# ") for c in nb.cells
                       if c.cell_type == "markdown" and c.source.startswith("#")), stem)
         st = state.get("notebooks", {}).get(stem, {})

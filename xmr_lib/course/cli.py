@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from xmr_lib.course.runner import main_run
-from xmr_lib.course.runner import parse_assignments
-from xmr_lib.course.sweep import parse_grid, sweep
+
+from xmr_lib.course import assets
 from xmr_lib.course.book import build
 from xmr_lib.course.exercises import write_student_copies
-from xmr_lib.course import assets
-from xmr_lib.course.scorecard import write_scorecard
-from xmr_lib.course.scorecard import headline
-from xmr_lib.course.runner import discover_notebooks, parameter_names
+from xmr_lib.course.runner import discover_notebooks, main_run, parameter_names, parse_assignments
+from xmr_lib.course.scorecard import headline, write_scorecard
+from xmr_lib.course.sweep import parse_grid, sweep
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Callable
+
 from xmr_lib.course import runs
 from xmr_lib.course.runner import discover_notebooks, repo_root
 

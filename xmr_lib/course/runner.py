@@ -18,12 +18,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from xmr_lib.core import claims as claims_mod
 from xmr_lib import chapters
-from xmr_lib.course import runs
-from xmr_lib.core.setup import resolve_device
+from xmr_lib.core import claims as claims_mod
 from xmr_lib.core import paths
-from xmr_lib.course import scorecard
+from xmr_lib.core.setup import resolve_device
+from xmr_lib.course import runs, scorecard
 
 KERNEL_NAME = "python3"  # the environment's own kernel, the one the notebooks declare
 

@@ -36,11 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from xmr_lib.core import knobs
-from xmr_lib.core.setup import setup
 from xmr_lib import chapters
-from xmr_lib.core.paths import _git_commit
-from xmr_lib.core.paths import run_dir
+from xmr_lib.core import knobs
+from xmr_lib.core.paths import _git_commit, run_dir
+from xmr_lib.core.setup import setup
 
 PROFILE_NAMES = ("smoke", "default", "full")
 COMMON_PARAMETERS = ("profile", "seed", "device", "data_root")

@@ -1,23 +1,27 @@
 """The scorecard: every chapter's claims decided from a run's records, written as md / html / json, and the
  per-notebook views (``claims_table``, ``coverage``, ``what_this_shows``)."""
 from __future__ import annotations
+
 import html
 import json
 from pathlib import Path
 from typing import Any, Iterable
+
 from xmr_lib import chapters
+from xmr_lib.core.claims import (
+    FAILS,
+    FINDING,
+    HOLDS,
+    KINDS,
+    NOT_RUN,
+    PAPER,
+    RULE,
+    SANITY,
+    Claim,
+    evaluate_claim,
+    is_real_data_only,
+)
 from xmr_lib.course import runs
-from xmr_lib.core.claims import Claim
-from xmr_lib.core.claims import FAILS
-from xmr_lib.core.claims import FINDING
-from xmr_lib.core.claims import HOLDS
-from xmr_lib.core.claims import KINDS
-from xmr_lib.core.claims import NOT_RUN
-from xmr_lib.core.claims import PAPER
-from xmr_lib.core.claims import RULE
-from xmr_lib.core.claims import SANITY
-from xmr_lib.core.claims import evaluate_claim
-from xmr_lib.core.claims import is_real_data_only
 
 
 def chapter_modules() -> dict[str, Any]:

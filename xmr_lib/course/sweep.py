@@ -23,8 +23,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from xmr_lib.core import claims as claims_mod
-from xmr_lib.course import runner, runs
-from xmr_lib.course import scorecard
+from xmr_lib.course import runner, runs, scorecard
 
 STATE = "sweep.json"
 

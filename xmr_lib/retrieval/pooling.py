@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from xmr_lib.core.setup import resolve_device
 
 __all__ = [

@@ -25,11 +25,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from xmr_lib.train import distributed, loop
-from xmr_lib.retrieval import losses, mining
-from xmr_lib.retrieval.pooling import GeM, l2_normalize
 from xmr_lib.core.setup import resolve_device
-from xmr_lib.retrieval.pooling import AvgPool, MAC
+from xmr_lib.retrieval import losses, mining
+from xmr_lib.retrieval.pooling import MAC, AvgPool, GeM, l2_normalize
+from xmr_lib.train import distributed, loop
 
 __all__ = ["RetrievalNet", "split_trunk", "parameter_groups", "freeze_batchnorm", "embed", "FinetuneHistory",
            "train_retrieval_net", "load_cirtorch_network"]

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from xmr_lib.train import distributed
 from xmr_lib.core.setup import setup
-from xmr_lib.train.finetune import RetrievalNet, train_retrieval_net
 from xmr_lib.retrieval.pooling import GeM
+from xmr_lib.train import distributed
+from xmr_lib.train.finetune import RetrievalNet, train_retrieval_net
 
 
 def instances(n_groups: int = 8, per_group: int = 6, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:

@@ -62,13 +62,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from xmr_lib.train import distill, loop
-from xmr_lib.core.setup import resolve_device
-from xmr_lib.retrieval import metrics
 from xmr_lib.core.checkpoint import Checkpoint
-from xmr_lib.encoders import backbones as models
-from xmr_lib.train.finetune import freeze_batchnorm
+from xmr_lib.core.setup import resolve_device
 from xmr_lib.data import registry
+from xmr_lib.encoders import backbones as models
+from xmr_lib.retrieval import metrics
+from xmr_lib.train import distill, loop
+from xmr_lib.train.finetune import freeze_batchnorm
 
 __all__ = [
     "class_increments", "one_step_protocol", "multi_step_protocol", "author_epoch_iterations",

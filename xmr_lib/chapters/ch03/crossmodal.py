@@ -31,17 +31,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from xmr_lib.data.shape_captions import SIZE_WORDS, shape_caption_benchmark
-from xmr_lib.data.easy_vqa import COLOURS, SHAPES
-from xmr_lib.data import registry as data
-from xmr_lib.encoders import text as _text
-from xmr_lib.retrieval.metrics import hamming_distance
-from xmr_lib.retrieval.metrics import hamming_map, hamming_topk_precision, pr_curve_hamming
-from xmr_lib.retrieval.index import HammingIndex
-from xmr_lib.retrieval.modality import modality_probe_accuracy  # one probe for chapters 3 and 4
+
 from xmr_lib.chapters.ch03 import hashing as H
 from xmr_lib.core.setup import resolve_device
+from xmr_lib.data import registry as data
+from xmr_lib.data.easy_vqa import COLOURS, SHAPES
+from xmr_lib.data.shape_captions import SIZE_WORDS, shape_caption_benchmark
+from xmr_lib.encoders import text as _text
 from xmr_lib.encoders.features import image_features
+from xmr_lib.retrieval.index import HammingIndex
+from xmr_lib.retrieval.metrics import hamming_distance, hamming_map, hamming_topk_precision, pr_curve_hamming
+from xmr_lib.retrieval.modality import modality_probe_accuracy  # one probe for chapters 3 and 4
 
 __all__ = ["CrossModalPairs", "CrossModalFeatures", "OFFLINE_DATASETS", "PREPARED_DATASETS", "load_crossmodal_pairs",
            "crossmodal_split", "prepare_crossmodal_features", "evaluate_hashing", "hamming_ndcg",

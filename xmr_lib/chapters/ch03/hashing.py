@@ -38,13 +38,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from xmr_lib.core.setup import resolve_device
+
 from xmr_lib.core.checks import check_2d
-from xmr_lib.train import loop
-from xmr_lib.retrieval.modality import domain_classification_loss
-from xmr_lib.retrieval.modality import modality_entropy
-from xmr_lib.retrieval.modality import negative_entropy_loss
+from xmr_lib.core.setup import resolve_device
 from xmr_lib.retrieval.losses import reduce_loss
+from xmr_lib.retrieval.modality import domain_classification_loss, modality_entropy, negative_entropy_loss
+from xmr_lib.train import loop
 
 __all__ = [
     "sign_codes", "binary_entropy", "modality_entropy",

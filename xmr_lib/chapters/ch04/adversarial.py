@@ -44,23 +44,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from xmr_lib.retrieval.modality import modality_entropy
-from xmr_lib.retrieval.metrics import mean_average_precision, recall_at_k
+from xmr_lib.core.checks import check_2d, check_int_labels, check_positive, check_same_shape
 from xmr_lib.core.setup import resolve_device
-from xmr_lib.train import loop
-from xmr_lib.encoders.features import image_features
-from xmr_lib.encoders import text as _text
-from xmr_lib.retrieval.modality import IMAGE, TEXT, ModalityClassifier, modality_probe_accuracy
 from xmr_lib.data.registry import karpathy_caption_benchmark  # the reader lives in data/; kept importable here
 from xmr_lib.data.shape_captions import ShapeCaptions
+from xmr_lib.encoders import text as _text
+from xmr_lib.encoders.features import image_features
 from xmr_lib.retrieval.losses import bidirectional_triplet_loss
-from xmr_lib.core.checks import check_2d
-from xmr_lib.core.checks import check_int_labels
-from xmr_lib.core.checks import check_positive
-from xmr_lib.core.checks import check_same_shape
-from xmr_lib.retrieval.modality import grad_reverse
-from xmr_lib.retrieval.modality import modality_classification_loss
-from xmr_lib.retrieval.modality import negative_modality_entropy_loss
+from xmr_lib.retrieval.metrics import mean_average_precision, recall_at_k
+from xmr_lib.retrieval.modality import (
+    IMAGE,
+    TEXT,
+    ModalityClassifier,
+    grad_reverse,
+    modality_classification_loss,
+    modality_entropy,
+    modality_probe_accuracy,
+    negative_modality_entropy_loss,
+)
+from xmr_lib.train import loop
 
 __all__ = [
     # losses

@@ -49,10 +49,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from xmr_lib.retrieval.losses import triplet_loss
 from xmr_lib.train import distill
 from xmr_lib.train import incremental as inc
 from xmr_lib.train.incremental import LossTerm, Plugin, StepContext
-from xmr_lib.retrieval.losses import triplet_loss
 
 __all__ = ["triplet_distance_loss", "triplet_distance_term", "hard_mining_loss", "ranking_term", "RANKING_LOSSES",
            "accuracy_change", "accuracy_ranges", "sample_alpha", "estimate_features", "importance_weights", "expected_virtual_gram", "CASES",

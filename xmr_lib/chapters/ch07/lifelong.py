@@ -40,14 +40,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from xmr_lib.data import registry as data
+from xmr_lib.encoders import backbones as models
+from xmr_lib.retrieval.losses import triplet_loss
 from xmr_lib.train import distill
 from xmr_lib.train import incremental as inc
-from xmr_lib.train.incremental import LabelledImages, LossTerm, Plugin
-from xmr_lib.retrieval.losses import triplet_loss
-from xmr_lib.data import registry as data
-from xmr_lib.train.inversion import invert_bn
 from xmr_lib.train.finetune import freeze_batchnorm
-from xmr_lib.encoders import backbones as models
+from xmr_lib.train.incremental import LabelledImages, LossTerm, Plugin
+from xmr_lib.train.inversion import invert_bn
 
 __all__ = ["PSEUDO_LABEL_BASE", "lifelong_triplet_loss", "gram_kl", "harmonic_mean", "DATASETS",
            "LifelongBenchmark", "lifelong_benchmark", "student_triplet_term", "frozen_teacher_term",
@@ -199,10 +199,13 @@ def _load_dataset(name: str, n_classes: int, n_train: int, n_test: int, n_unseen
         tri, trl, tei, tel = [], [], [], []
         for c, a in enumerate(attrs):
             if c < n_seen:
-                tri.append(inc.render_species(a, n_train, rng, size)); trl.append(np.full(n_train, c))
-                tei.append(inc.render_species(a, n_test, rng, size)); tel.append(np.full(n_test, c))
+                tri.append(inc.render_species(a, n_train, rng, size))
+                trl.append(np.full(n_train, c))
+                tei.append(inc.render_species(a, n_test, rng, size))
+                tel.append(np.full(n_test, c))
             else:
-                tei.append(inc.render_species(a, n_unseen_img, rng, size)); tel.append(np.full(n_unseen_img, c))
+                tei.append(inc.render_species(a, n_unseen_img, rng, size))
+                tel.append(np.full(n_unseen_img, c))
         names = [f"species body {a['body_hue']:.2f} head {a['head_hue']:.2f}" for a in attrs]
         return (np.concatenate(tri), np.concatenate(trl), np.concatenate(tei), np.concatenate(tel), names)
 
@@ -215,12 +218,15 @@ def _load_dataset(name: str, n_classes: int, n_train: int, n_test: int, n_unseen
         if c < n_seen:
             if len(a) < 1 or len(b) < 1:
                 raise ValueError(f"{name}: class {c} has no train or test images")
-            tri.append(_as_array(tr.images[a[:n_train]], size)); trl.append(np.full(min(n_train, len(a)), c))
-            tei.append(_as_array(te.images[b[:n_test]], size)); tel.append(np.full(min(n_test, len(b)), c))
+            tri.append(_as_array(tr.images[a[:n_train]], size))
+            trl.append(np.full(min(n_train, len(a)), c))
+            tei.append(_as_array(te.images[b[:n_test]], size))
+            tel.append(np.full(min(n_test, len(b)), c))
         else:
             b, a = b[:n_unseen_img], a[:max(0, n_unseen_img - len(b))]          # unseen classes: test images first
             imgs = np.concatenate([_as_array(te.images[b], size), _as_array(tr.images[a], size)])
-            tei.append(imgs); tel.append(np.full(len(imgs), c))
+            tei.append(imgs)
+            tel.append(np.full(len(imgs), c))
     return (np.concatenate(tri), np.concatenate(trl), np.concatenate(tei), np.concatenate(tel),
             [f"{name} {n}" for n in list(tr.class_names)[:n_classes]])
 
@@ -273,8 +279,10 @@ def lifelong_benchmark(datasets: Sequence[str] = ("synth_species", "fashion_mnis
     for t, d in enumerate(ds):
         tri, trl, tei, tel, cn = _load_dataset(d, ns[t] + nu[t], ntr[t], nte[t], nun[t], ns[t], rng, seed, size,
                                                data_root)
-        parts["tri"].append(_fit(tri, size, channels)); parts["trl"].append(trl + offset)
-        parts["tei"].append(_fit(tei, size, channels)); parts["tel"].append(tel + offset)
+        parts["tri"].append(_fit(tri, size, channels))
+        parts["trl"].append(trl + offset)
+        parts["tei"].append(_fit(tei, size, channels))
+        parts["tel"].append(tel + offset)
         seen.append(np.arange(offset, offset + ns[t], dtype=np.int64))
         unseen.append(np.arange(offset + ns[t], offset + ns[t] + nu[t], dtype=np.int64))
         names += cn

@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from xmr_lib.encoders import text
-from xmr_lib.encoders import wordnet
-from xmr_lib.encoders import backbones as models
+import pandas as pd
+
+from xmr_lib.core import cache
 from xmr_lib.core.checks import check_class_ids, check_matrix
 from xmr_lib.core.setup import resolve_device
-from xmr_lib.train import loop
 from xmr_lib.data import registry as data
-from xmr_lib.core import cache
-import pandas as pd
+from xmr_lib.encoders import backbones as models
+from xmr_lib.encoders import text, wordnet
+from xmr_lib.train import loop
 
 TARGET_TYPES = ("included", "inclusive", "disjoint")
 """The paper's three kinds of target class with respect to the source synsets (§IV.B)."""

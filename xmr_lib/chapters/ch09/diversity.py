@@ -40,14 +40,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from xmr_lib.retrieval.rerank import minmax_normalise
-from xmr_lib.retrieval import rerank as rr
+
 from xmr_lib.data import registry as data
-from xmr_lib.data.easy_vqa import COLOURS
-from xmr_lib.data.easy_vqa import SHAPES
+from xmr_lib.data.easy_vqa import COLOURS, SHAPES, _shape_mask, easy_vqa_shapes
 from xmr_lib.encoders import backbones as models
-from xmr_lib.data.easy_vqa import _shape_mask
-from xmr_lib.data.easy_vqa import easy_vqa_shapes
+from xmr_lib.retrieval import rerank as rr
+from xmr_lib.retrieval.rerank import minmax_normalise
 
 __all__ = [
     "diversity_metrics", "mean_metrics", "METRIC_NAMES",

@@ -47,19 +47,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from xmr_lib.retrieval.modality import ModalityClassifier, grad_reverse, modality_classification_loss
-from xmr_lib.retrieval.losses import bidirectional_triplet_loss
-from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
+from xmr_lib.core.cache import cached
 from xmr_lib.core.checks import check_2d, check_int, check_matrix
 from xmr_lib.core.setup import resolve_device
-from xmr_lib.train import loop
-from xmr_lib.data.registry import FASHION_COARSE
-from xmr_lib.encoders.text import bag_of_words
 from xmr_lib.data import registry as data
+from xmr_lib.data.registry import FASHION_COARSE, converted_available
 from xmr_lib.encoders import text
-from xmr_lib.core.cache import cached
 from xmr_lib.encoders.features import image_features
-from xmr_lib.data.registry import converted_available
+from xmr_lib.encoders.text import bag_of_words
+from xmr_lib.retrieval.losses import bidirectional_triplet_loss
+from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
+from xmr_lib.retrieval.modality import ModalityClassifier, grad_reverse, modality_classification_loss
+from xmr_lib.train import loop
 
 __all__ = [
     "MODES", "OBJECTIVES", "label_targets", "semantic_matching_loss", "ranking_loss", "IsomorphicNet",
@@ -700,7 +699,8 @@ def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str],
         for c in np.unique(labels):
             idx = np.flatnonzero(labels == c)          # index.csv keeps each class's files sorted by name
             k = 30 if len(idx) == 50 else int(round(0.6 * len(idx)))
-            tr.extend(idx[:k]); te.extend(idx[k:])
+            tr.extend(idx[:k])
+            te.extend(idx[k:])
         tr, te = np.sort(np.asarray(tr, np.int64)), np.sort(np.asarray(te, np.int64))
     if len(tr) == 0 or len(te) == 0:
         raise ValueError(f"{name}: the {protocol!r} protocol leaves {len(tr)} training and {len(te)} test pairs")
