@@ -8,6 +8,7 @@ record, the run state and the scorecard (``scorecard.md`` / ``.html`` / ``.json`
 total. It is a measurement, not a timed test: compare times from the same machine. ``--only`` re-runs some
 notebooks and keeps the others' records, so the scorecard in ``--out`` always covers every notebook recorded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ from xmr_lib.course import runner, scorecard
 
 def _commit(root: Path) -> str:
     try:
-        return subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -36,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated notebook numbers (default: all)")
     ap.add_argument("--out", default="results/default", help="where the records and scorecard are kept")
     ap.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter for every notebook")
-    ap.add_argument("--collect", nargs="+", metavar="RUN_DIR",
-                    help="do not run: take the default-profile records and times of these run folders (e.g. the "
-                         "notebooks run one by one) — each record keeps its own date, commit and settings")
+    ap.add_argument(
+        "--collect",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="do not run: take the default-profile records and times of these run folders (e.g. the "
+        "notebooks run one by one) — each record keeps its own date, commit and settings",
+    )
     args = ap.parse_args(argv)
     root = runner.repo_root()
     out = (root / args.out) if not Path(args.out).is_absolute() else Path(args.out)
@@ -59,18 +65,27 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="xmr-default-") as tmp:
             t0 = time.time()
-            run_dir, status = runner.run("default", only=args.only.split(",") if args.only else None,
-                                         parameters=runner.parse_assignments(args.param), out_root=tmp, root=root)
+            run_dir, status = runner.run(
+                "default",
+                only=args.only.split(",") if args.only else None,
+                parameters=runner.parse_assignments(args.param),
+                out_root=tmp,
+                root=root,
+            )
             total = time.time() - t0
             for p in run_dir.glob("*.metrics.json"):
                 shutil.copy2(p, out / p.name)
     timings = dict(previous.get("notebooks", {}))
     for nb, st in status.items():
         timings[nb] = {"seconds": st.get("seconds"), "status": st.get("status")}
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(root),
-            "how": ("collected from " + ", ".join(args.collect)) if args.collect else "one run", "machine":
-            f"{platform.system()} {platform.machine()}, {__import__('os').cpu_count()} CPUs",
-            "python": platform.python_version(), "notebooks": timings}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": _commit(root),
+        "how": ("collected from " + ", ".join(args.collect)) if args.collect else "one run",
+        "machine": f"{platform.system()} {platform.machine()}, {__import__('os').cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "notebooks": timings,
+    }
     timings_path.write_text(json.dumps(meta, indent=1))
     rows = scorecard.write_scorecard(out, notebooks={k: {"profile": "default", **v} for k, v in timings.items()})
     prev = previous.get("notebooks", {})

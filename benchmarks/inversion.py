@@ -8,6 +8,7 @@ pretrained EfficientNet-Lite0 (224 px, 49 BN layers). For each batch size the ta
 ``steps`` forward + backward passes; the thesis uses 2,000 steps, so divide by 2000 / steps for its setting).
 On a GPU larger batches amortise the kernel launches; on a CPU the rate is about flat in the batch size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,24 @@ def main(argv=None) -> int:
     print(f"{'teacher':20s} {'image':>11s} {'batch':>6s} {'seconds':>8s} {'images/s':>9s} {'img-steps/s':>12s}")
     for label, model, shape, batches, norm in _teachers(args.quick):
         for b in batches:
-            res = inversion.invert_bn(model, n_images=b, image_shape=shape, steps=args.steps, batch_size=b,
-                                      lambda_cluster=0.0, squared=False, normalize=norm, device=device,
-                                      progress=False, log_every=args.steps)
+            res = inversion.invert_bn(
+                model,
+                n_images=b,
+                image_shape=shape,
+                steps=args.steps,
+                batch_size=b,
+                lambda_cluster=0.0,
+                squared=False,
+                normalize=norm,
+                device=device,
+                progress=False,
+                log_every=args.steps,
+            )
             ips = res.images_per_second
-            print(f"{label:20s} {'x'.join(map(str, shape[1:])):>11s} {b:6d} {res.seconds:8.2f} {ips:9.1f} "
-                  f"{ips * args.steps:12.0f}")
+            print(
+                f"{label:20s} {'x'.join(map(str, shape[1:])):>11s} {b:6d} {res.seconds:8.2f} {ips:9.1f} "
+                f"{ips * args.steps:12.0f}"
+            )
     return 0
 
 

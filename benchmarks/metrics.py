@@ -14,6 +14,7 @@ The table shows the times, the speed-up and the largest absolute difference of t
 status is 1 if the values differ by more than 1e-6, or — at 2,000 queries × 20,000 database items or more —
 if a speed-up is below 5×. ``--quick`` runs a small size (the values are still checked).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,11 @@ def loop_hamming_map(qB: np.ndarray, dB: np.ndarray, qL: np.ndarray, dL: np.ndar
 
 def loop_revisited(ranks: np.ndarray, gnd: list[dict], kappas=(1, 5, 10)) -> dict:
     """Revisited AP and P@k per query and setup, one query at a time (official-code structure)."""
-    setups = {"easy": (("easy",), ("junk", "hard")), "medium": (("easy", "hard"), ("junk",)),
-              "hard": (("hard",), ("junk", "easy"))}
+    setups = {
+        "easy": (("easy",), ("junk", "hard")),
+        "medium": (("easy", "hard"), ("junk",)),
+        "hard": (("hard",), ("junk", "easy")),
+    }
     out = {}
     for name, (pk, jk) in setups.items():
         aps = np.full(len(gnd), np.nan)
@@ -117,7 +121,7 @@ def revisited_data(n_q: int, n_db: int, seed: int):
     for i in range(n_q):
         ne, nh, nj = rng.integers(10, 70), rng.integers(0, 60), rng.integers(0, 60)
         pick = rng.choice(n_db, ne + nh + nj, replace=False)
-        g = {"easy": pick[:ne], "hard": pick[ne:ne + nh], "junk": pick[ne + nh:]}
+        g = {"easy": pick[:ne], "hard": pick[ne : ne + nh], "junk": pick[ne + nh :]}
         scores[i, g["easy"]] += 2.0
         scores[i, g["hard"]] += 1.0
         scores[i, g["junk"]] += 1.5
@@ -173,15 +177,21 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each side; the best time is kept")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a small size (200 queries × 2,000 items) for tests")
-    ap.add_argument("--loop-blas-threads", type=int, default=1,
-                    help="BLAS threads for the loop's matrix-vector products (0 = leave as is); see _blas_threads")
+    ap.add_argument(
+        "--loop-blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads for the loop's matrix-vector products (0 = leave as is); see _blas_threads",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.queries, args.db = 200, 2000
     check_speed = args.queries >= TARGET_SIZE[0] and args.db >= TARGET_SIZE[1]
-    print(f"numpy {np.__version__}, {os.cpu_count()} cores; {args.queries} queries × {args.db} database items, "
-          f"{args.bits} bits, {args.labels} labels; best of {args.repeats}; loop BLAS threads: "
-          f"{args.loop_blas_threads or 'default'}")
+    print(
+        f"numpy {np.__version__}, {os.cpu_count()} cores; {args.queries} queries × {args.db} database items, "
+        f"{args.bits} bits, {args.labels} labels; best of {args.repeats}; loop BLAS threads: "
+        f"{args.loop_blas_threads or 'default'}"
+    )
 
     qB, dB, qL, dL = hashing_data(args.queries, args.db, args.bits, args.labels, args.seed)
     with _blas_threads(args.loop_blas_threads):
@@ -192,21 +202,34 @@ def main(argv=None) -> int:
     t_loop_r, ref_r = _timed(lambda: loop_revisited(ranks, gnd), args.repeats)
     t_vec_r, got_r = _timed(lambda: M.revisited_map(ranks, gnd), args.repeats)
 
-    rows = [("Hamming mAP (ties by index)", t_loop_h, t_vec_h, _maxdiff(got_h, ref_h), float(np.nanmean(got_h))),
-            ("revisited mAP + mP@1/5/10, 3 setups", t_loop_r, t_vec_r,
-             max(max(_maxdiff(got_r[s]["aps"], ref_r[s]["aps"]), _maxdiff(got_r[s]["prs"], ref_r[s]["prs"]))
-                 for s in ref_r), got_r["medium"]["mAP"])]
-    print(f"\n{'metric':38s} {'loop s':>9s} {'vectorised s':>13s} {'speed-up':>9s} {'max |diff|':>11s} "
-          f"{'value':>7s}")
+    rows = [
+        ("Hamming mAP (ties by index)", t_loop_h, t_vec_h, _maxdiff(got_h, ref_h), float(np.nanmean(got_h))),
+        (
+            "revisited mAP + mP@1/5/10, 3 setups",
+            t_loop_r,
+            t_vec_r,
+            max(
+                max(_maxdiff(got_r[s]["aps"], ref_r[s]["aps"]), _maxdiff(got_r[s]["prs"], ref_r[s]["prs"]))
+                for s in ref_r
+            ),
+            got_r["medium"]["mAP"],
+        ),
+    ]
+    print(f"\n{'metric':38s} {'loop s':>9s} {'vectorised s':>13s} {'speed-up':>9s} {'max |diff|':>11s} {'value':>7s}")
     failed = False
     for name, tl, tv, diff, val in rows:
         ratio = tl / tv
         print(f"{name:38s} {tl:9.3f} {tv:13.3f} {ratio:8.1f}× {diff:11.1e} {val:7.4f}")
         failed |= diff > TARGET_DIFF or (check_speed and ratio < TARGET_SPEEDUP)
-    speed_note = (f"speed-up ≥ {TARGET_SPEEDUP:g}×" if check_speed else
-                  f"speed-up not checked below {TARGET_SIZE[0]} × {TARGET_SIZE[1]}")
-    print(f"\ntargets: max |diff| ≤ {TARGET_DIFF:g}, {speed_note} → {'FAIL' if failed else 'PASS'}"
-          "  (value: Hamming mAP / revisited Medium mAP)")
+    speed_note = (
+        f"speed-up ≥ {TARGET_SPEEDUP:g}×"
+        if check_speed
+        else f"speed-up not checked below {TARGET_SIZE[0]} × {TARGET_SIZE[1]}"
+    )
+    print(
+        f"\ntargets: max |diff| ≤ {TARGET_DIFF:g}, {speed_note} → {'FAIL' if failed else 'PASS'}"
+        "  (value: Hamming mAP / revisited Medium mAP)"
+    )
     return 1 if failed else 0
 
 

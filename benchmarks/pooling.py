@@ -13,6 +13,7 @@
 Timings are medians over interleaved repeats (the baseline and the candidate alternate, so load on a shared
 machine hits both alike); the speed-up is the median of the per-repeat ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ def rmac_region_loop(x: torch.Tensor, levels: int = 3) -> torch.Tensor:
     """The baseline: R-MAC with a Python loop over the regions of :func:`xmr_lib.retrieval.pooling.rmac_regions`."""
     v = torch.zeros(x.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
     for t, le, h, w in pooling.rmac_regions(x.shape[2], x.shape[3], levels).tolist():
-        r = F.max_pool2d(x[:, :, t:t + h, le:le + w], (h, w)).flatten(1)
+        r = F.max_pool2d(x[:, :, t : t + h, le : le + w], (h, w)).flatten(1)
         v += r / (r.norm(dim=1, keepdim=True) + 1e-6)
     return v / (v.norm(dim=1, keepdim=True) + 1e-6)
 
@@ -39,7 +40,7 @@ def multiscale_image_loop(trunk, images, pool_fn, scales, power=1.0):
     """The baseline: one image at a time, one trunk call per image and scale (cirtorch ``extract_vectors``)."""
     out = []
     for i in range(len(images)):
-        img = images[i:i + 1]
+        img = images[i : i + 1]
         per = []
         for s in scales:
             b = img if s == 1 else F.interpolate(img, scale_factor=float(s), mode="bilinear", align_corners=False)
@@ -75,10 +76,15 @@ def _trunk():
     except Exception:  # noqa: BLE001 - any missing piece → the stand-in trunk
         torch.manual_seed(0)
         net = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(32, 64, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(64, 128, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(128, 256, 3, stride=2, padding=1), torch.nn.ReLU()).eval()
+            torch.nn.Conv2d(3, 32, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(64, 128, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(128, 256, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+        ).eval()
         return net, "4-layer conv stand-in trunk (EfficientNet-Lite0 not available)"
 
 
@@ -88,8 +94,14 @@ def bench_rmac(repeats: int, n: int = 64, c: int = 1280, hw: int = 14) -> tuple[
     ref, got = rmac_region_loop(x), pooling.rmac_pool(x)
     err = float((ref - got).abs().max())
     xcl = x.contiguous(memory_format=torch.channels_last)
-    t = _interleaved({"loop": lambda: rmac_region_loop(x), "vectorised": lambda: pooling.rmac_pool(x),
-                      "loop_cl": lambda: rmac_region_loop(xcl)}, repeats)
+    t = _interleaved(
+        {
+            "loop": lambda: rmac_region_loop(x),
+            "vectorised": lambda: pooling.rmac_pool(x),
+            "loop_cl": lambda: rmac_region_loop(xcl),
+        },
+        repeats,
+    )
     ratio = _median([a / b for a, b in zip(t["loop"], t["vectorised"])])
     n_reg = len(pooling.rmac_regions(hw, hw))
     print(f"R-MAC, {n}×{c}×{hw}×{hw} maps, {n_reg} regions, {torch.get_num_threads()} thread(s)")
@@ -105,15 +117,16 @@ def bench_multiscale(repeats: int, n_images: int, size: int) -> float:
     trunk, name = _trunk()
     g = torch.Generator().manual_seed(1)
     imgs = torch.randn(n_images, 3, size, size, generator=g)
-    scales = (1.0, 2 ** -0.5, 0.5)
+    scales = (1.0, 2**-0.5, 0.5)
     gem = pooling.GeM(p=3.0, learnable=False)
-    batched = lambda: pooling.extract_multiscale(trunk, imgs, gem, scales, power=3.0, batch_size=n_images,
-                                                 device="cpu")
+    batched = lambda: pooling.extract_multiscale(trunk, imgs, gem, scales, power=3.0, batch_size=n_images, device="cpu")
     looped = lambda: multiscale_image_loop(trunk, imgs, gem, scales, power=3.0)
     err = float((batched() - looped()).abs().max())
     t = _interleaved({"loop": looped, "batched": batched}, repeats)
     ratio = _median([a / b for a, b in zip(t["loop"], t["batched"])])
-    print(f"\nMulti-scale GeM descriptors, {n_images} images of {size} px, scales {[round(s, 3) for s in scales]}, {name}")
+    print(
+        f"\nMulti-scale GeM descriptors, {n_images} images of {size} px, scales {[round(s, 3) for s in scales]}, {name}"
+    )
     print(f"  loop over images (batch 1)          {_median(t['loop']) * 1e3:8.1f} ms")
     print(f"  extract_multiscale (batched)        {_median(t['batched']) * 1e3:8.1f} ms")
     print(f"  speed-up                            {ratio:8.1f} ×   max |difference| {err:.1e}")
@@ -125,8 +138,10 @@ def bench_poolings(repeats: int) -> None:
     x = torch.relu(torch.randn(64, 1280, 14, 14, generator=g))
     fns = {name: (lambda name=name: pooling.pool(name, x)) for name in pooling.pooling_names()}
     t = _interleaved(fns, repeats)
-    print("\nEvery pooling on the same 64×1280×14×14 maps (median ms): "
-          + ", ".join(f"{k} {_median(v) * 1e3:.1f}" for k, v in t.items()))
+    print(
+        "\nEvery pooling on the same 64×1280×14×14 maps (median ms): "
+        + ", ".join(f"{k} {_median(v) * 1e3:.1f}" for k, v in t.items())
+    )
 
 
 def main(argv=None) -> int:
@@ -136,8 +151,12 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=224, help="image side for the multi-scale benchmark")
     ap.add_argument("--skip-multiscale", action="store_true")
     ap.add_argument("--check", action="store_true", help="exit 1 unless R-MAC is ≥ 5× faster and equal to 1e-5")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (default: what xmr_lib.setup picks — one per idle core)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: what xmr_lib.setup picks — one per idle core)",
+    )
     args = ap.parse_args(argv)
     from xmr_lib.core.setup import default_threads
 

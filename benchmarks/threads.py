@@ -5,6 +5,7 @@ a small MLP step, and one EfficientNet-sized 224 px convolution stack — with 1
 and prints the time ratio against 1 thread. ``xmr_lib.setup`` uses 1 thread on machines with ≤ 2 cores because
 of this measurement (see README, "Performance notes").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,34 +29,63 @@ def _time(fn, repeats: int) -> float:
 
 def workloads():
     g = torch.Generator().manual_seed(0)
-    small = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(32, 64))
+    small = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 64),
+    )
     x28 = torch.randn(64, 1, 28, 28, generator=g)
-    rgb = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(64, 64))
+    rgb = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 64),
+    )
     x64 = torch.randn(32, 3, 64, 64, generator=g)
     mlp = nn.Sequential(nn.Linear(1280, 512), nn.ReLU(), nn.Linear(512, 128))
     xm = torch.randn(256, 1280, generator=g)
-    big = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1),
-                        nn.ReLU(), nn.Conv2d(64, 128, 3, stride=2, padding=1))
+    big = nn.Sequential(
+        nn.Conv2d(3, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 128, 3, stride=2, padding=1),
+    )
     x224 = torch.randn(8, 3, 224, 224, generator=g)
 
     def step(model, x):
         def f():
             model.zero_grad()
             model(x).square().mean().backward()
+
         return f
 
     def fwd(model, x):
         def f():
             with torch.no_grad():
                 model(x)
+
         return f
 
-    return {"small conv 28px fwd+bwd (b64)": step(small, x28), "small conv 64px fwd+bwd (b32)": step(rgb, x64),
-            "MLP 1280→512→128 fwd+bwd (b256)": step(mlp, xm), "conv stack 224px fwd (b8)": fwd(big, x224)}
+    return {
+        "small conv 28px fwd+bwd (b64)": step(small, x28),
+        "small conv 64px fwd+bwd (b32)": step(rgb, x64),
+        "MLP 1280→512→128 fwd+bwd (b256)": step(mlp, xm),
+        "conv stack 224px fwd (b8)": fwd(big, x224),
+    }
 
 
 def main(argv=None) -> int:

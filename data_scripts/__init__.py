@@ -5,4 +5,5 @@ verify NAME --root DIR``. The registry (:mod:`data_scripts.registry`) holds each
 licence and citation; :mod:`data_scripts.download` downloads with the standard library only (resumable, verified);
 :mod:`data_scripts.convert` writes the layout that :mod:`xmr_lib.data` reads (see ``data_scripts/README.md``).
 """
+
 from .registry import DATASETS  # noqa: F401

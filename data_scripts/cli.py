@@ -13,6 +13,7 @@ Exit status: 0 done, 1 error (a download that failed or stalled, a checksum mism
 error — every failure is listed at the end; a rerun resumes or fetches again), 2 files missing (no network, or files
 that must be downloaded by hand) — the message says which files and where to put them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,12 @@ from .download import (
 
 __all__ = ["main", "fetch", "verify", "list_datasets"]
 
-SUMS = "SHA256SUMS"                    # sha256 of files that matched a PUBLISHED checksum
-ARRIVED = "UNPINNED.sha256"            # sha256 of unpinned files as they arrived — not a published checksum
-_ARRIVED_HEAD = ("# sha256 of files WITHOUT a published checksum, as they arrived. Not a published checksum: it shows a "
-                 "later change, not that the download was whole.\n")
+SUMS = "SHA256SUMS"  # sha256 of files that matched a PUBLISHED checksum
+ARRIVED = "UNPINNED.sha256"  # sha256 of unpinned files as they arrived — not a published checksum
+_ARRIVED_HEAD = (
+    "# sha256 of files WITHOUT a published checksum, as they arrived. Not a published checksum: it shows a "
+    "later change, not that the download was whole.\n"
+)
 
 
 def _say(msg: str = "") -> None:
@@ -56,11 +59,18 @@ def list_datasets() -> int:
     _say(f"{'name':<20} {'size':>9}  {'how':<8} {'licence':<40} title")
     for name, s in registry.DATASETS.items():
         size = sum(f.size_mb or 0 for f in s.files if not f.optional) or None
-        how = "manual" if all(f.manual for f in s.files if not f.optional) else \
-            "partial" if any(f.manual for f in s.files if not f.optional) else "script"
+        how = (
+            "manual"
+            if all(f.manual for f in s.files if not f.optional)
+            else "partial"
+            if any(f.manual for f in s.files if not f.optional)
+            else "script"
+        )
         _say(f"{name:<20} {_fmt_mb(size):>9}  {how:<8} {s.licence[:40]:<40} {s.title}")
-    _say("\n'script': `fetch` downloads everything; 'partial' / 'manual': some files need a registration or a form "
-         "(see `python -m data_scripts info NAME`).")
+    _say(
+        "\n'script': `fetch` downloads everything; 'partial' / 'manual': some files need a registration or a form "
+        "(see `python -m data_scripts info NAME`)."
+    )
     return 0
 
 
@@ -71,8 +81,7 @@ def info(name: str) -> int:
         _say(f"  used by:  {s.used_by}")
     _say("  files:")
     for f in s.files:
-        flags = ", ".join(x for x, on in (("optional", f.optional), ("manual", f.manual), ("archive", f.extract))
-                          if on)
+        flags = ", ".join(x for x, on in (("optional", f.optional), ("manual", f.manual), ("archive", f.extract)) if on)
         size = f"{f.size:,} bytes" if f.size else f"~{_fmt_mb(f.size_mb)}"
         _say(f"    - {f.name} ({size}{'; ' + flags if flags else ''})")
         for u in f.urls:
@@ -83,8 +92,10 @@ def info(name: str) -> int:
             _say(f"        checksum: {', '.join(sums)}")
             _say(f"          from: {f.checksum_source}")
         else:
-            _say("        checksum: none published — unpinned" +
-                 (" (accepted on length + a full archive read)" if f.extract else " (accepted on length only)"))
+            _say(
+                "        checksum: none published — unpinned"
+                + (" (accepted on length + a full archive read)" if f.extract else " (accepted on length only)")
+            )
         _say(f"        source:   {f.source or 'unverified: no source recorded'}")
         if f.note:
             _say(f"        note:     {f.note}")
@@ -100,11 +111,14 @@ def info(name: str) -> int:
 
 def _record_sum(dl: Path, name: str, sha256: str, published: bool) -> None:
     """Record a sha256: in SHA256SUMS only when the file matched a published checksum, else in UNPINNED.sha256."""
-    for fn in (SUMS, ARRIVED):                      # a file lives in exactly one of the two
+    for fn in (SUMS, ARRIVED):  # a file lives in exactly one of the two
         p = dl / fn
         if p.is_file():
-            lines = [ln for ln in p.read_text().splitlines() if ln and not ln.endswith(f"  {name}")
-                     and not ln.startswith("#")]
+            lines = [
+                ln
+                for ln in p.read_text().splitlines()
+                if ln and not ln.endswith(f"  {name}") and not ln.startswith("#")
+            ]
             if lines or fn == SUMS:
                 p.write_text((_ARRIVED_HEAD if fn == ARRIVED else "") + "".join(f"{ln}\n" for ln in lines))
             else:
@@ -117,7 +131,7 @@ def _record_sum(dl: Path, name: str, sha256: str, published: bool) -> None:
 def _recorded_sums(dl: Path, fn: str = ARRIVED) -> dict:
     p = dl / fn
     out = {}
-    for ln in (p.read_text().splitlines() if p.is_file() else []):
+    for ln in p.read_text().splitlines() if p.is_file() else []:
         if "  " in ln and not ln.startswith("#"):
             h, n = ln.split("  ", 1)
             out[n] = h
@@ -128,11 +142,16 @@ def _report_check(f: registry.RemoteFile, res: dict) -> None:
     if res["verified"]:
         _say(f"  {f.name}: checksum OK ({'sha256' if f.sha256 else 'md5'} published by {f.checksum_source})")
     else:
-        how = "its length matched and the archive reads to its last byte" if archive_kind(f.name) else \
-            "only its length was checked"
-        _say(f"  {f.name}: UNPINNED — no published checksum exists for this file; {how}. Its sha256 as it arrived "
-             f"is\n      {res['sha256']}\n      (kept in downloads/{ARRIVED} to notice a later change; it is not a "
-             "published checksum)")
+        how = (
+            "its length matched and the archive reads to its last byte"
+            if archive_kind(f.name)
+            else "only its length was checked"
+        )
+        _say(
+            f"  {f.name}: UNPINNED — no published checksum exists for this file; {how}. Its sha256 as it arrived "
+            f"is\n      {res['sha256']}\n      (kept in downloads/{ARRIVED} to notice a later change; it is not a "
+            "published checksum)"
+        )
 
 
 def _check_present(f: registry.RemoteFile, p: Path) -> tuple[bool, str, dict | None]:
@@ -187,18 +206,31 @@ def _manual_help(spec: registry.DatasetSpec, missing: list[registry.RemoteFile],
     for f in missing:
         where = f.urls[0] if f.urls else spec.homepage
         cs = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5}" if f.md5 else "no published checksum"
-        _say(f"  - {f.name}{' (a folder)' if f.manual and not f.extract and '.' not in f.name else ''}  "
-             f"~{_fmt_mb(f.size_mb)}  from {where}  [{cs}]")
+        _say(
+            f"  - {f.name}{' (a folder)' if f.manual and not f.extract and '.' not in f.name else ''}  "
+            f"~{_fmt_mb(f.size_mb)}  from {where}  [{cs}]"
+        )
     if spec.manual_steps:
         _say(f"Note: {spec.manual_steps}")
-    _say("Then put them in one folder and run\n"
-         f"  python -m data_scripts fetch {spec.name} --root {root} --from-dir FOLDER\n"
-         f"(or copy them into {dl}/ and run the same command without --from-dir; an interrupted download left as "
-         "<file>.part there is resumed).")
+    _say(
+        "Then put them in one folder and run\n"
+        f"  python -m data_scripts fetch {spec.name} --root {root} --from-dir FOLDER\n"
+        f"(or copy them into {dl}/ and run the same command without --from-dir; an interrupted download left as "
+        "<file>.part there is resumed)."
+    )
 
 
-def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float = 30.0, link: bool = False,
-          convert: bool = True, quiet: bool = False, **convert_options) -> int:
+def fetch(
+    name: str,
+    root,
+    from_dir=None,
+    optional: bool = False,
+    timeout: float = 30.0,
+    link: bool = False,
+    convert: bool = True,
+    quiet: bool = False,
+    **convert_options,
+) -> int:
     """Download / take / verify / unpack / convert one dataset (module docstring). Returns the exit status.
 
     Every file is tried even when another one fails (a stall, an HTML page, a corrupt archive); all failures are
@@ -221,7 +253,7 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
         local = _find_in(from_dir, f.name) if from_dir is not None else None
         unpacked = _find_in(from_dir, _archive_stem(f.name)) if from_dir is not None and f.extract else None
         if local is None and unpacked is not None and unpacked.is_dir() and not dest.is_file():
-            target = raw / unpacked.name                 # an archive the user already unpacked
+            target = raw / unpacked.name  # an archive the user already unpacked
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _say(f"  {f.name}: taking the unpacked folder {unpacked}")
@@ -255,8 +287,13 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
             usable, why, res = _check_present(f, dest)
             if not usable:
                 dest.unlink()
-                failed.append((f, f"the file in --from-dir ({local}) is not usable: {why}; not used — replace it "
-                                  "with a good copy and run the command again"))
+                failed.append(
+                    (
+                        f,
+                        f"the file in --from-dir ({local}) is not usable: {why}; not used — replace it "
+                        "with a good copy and run the command again",
+                    )
+                )
                 continue
             _record_sum(dl, f.name, res["sha256"], published=res["verified"])
             _report_check(f, res)
@@ -267,18 +304,26 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
         if not want:
             continue
         if from_dir is not None or f.manual or not f.urls or offline is not None:
-            missing.append(f)                            # --from-dir never goes to the network
+            missing.append(f)  # --from-dir never goes to the network
             continue
         errors = []
         for url in f.urls:
             _say(f"  {f.name}: downloading {url}")
             try:
-                res = download(url, dest, sha256=f.sha256, md5=f.md5, size=f.size, timeout=timeout, quiet=quiet,
-                               archive=bool(f.extract) or None)
+                res = download(
+                    url,
+                    dest,
+                    sha256=f.sha256,
+                    md5=f.md5,
+                    size=f.size,
+                    timeout=timeout,
+                    quiet=quiet,
+                    archive=bool(f.extract) or None,
+                )
             except NetworkUnavailable as e:
                 offline = str(e)
                 break
-            except DownloadError as e:                   # stall, HTML page, truncation, mismatch: next mirror
+            except DownloadError as e:  # stall, HTML page, truncation, mismatch: next mirror
                 _say(f"  {e}")
                 errors.append(str(e))
                 continue
@@ -294,20 +339,25 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
         _say(f"\n{len(failed)} file(s) of {name} failed:")
         for f, why in failed:
             _say(f"  - {f.name}: {why}")
-        _say(f"Run the same command again: an interrupted download left as <file>.part in {dl} is resumed, a file "
-             "moved to <file>.corrupt is downloaded again.")
+        _say(
+            f"Run the same command again: an interrupted download left as <file>.part in {dl} is resumed, a file "
+            "moved to <file>.corrupt is downloaded again."
+        )
     if missing:
-        reason = (f"N{offline[1:]}." if offline else
-                  f"--from-dir {from_dir}: these files are not there (nothing is downloaded with --from-dir)."
-                  if from_dir is not None else
-                  "Some files cannot be downloaded by a script (registration or request form).")
+        reason = (
+            f"N{offline[1:]}."
+            if offline
+            else f"--from-dir {from_dir}: these files are not there (nothing is downloaded with --from-dir)."
+            if from_dir is not None
+            else "Some files cannot be downloaded by a script (registration or request form)."
+        )
         _manual_help(spec, missing, root, reason)
     if failed:
         return 1
     if any(not f.optional for f in missing):
         return 2
     problems = []
-    for f in spec.files:                               # unpack archives; plain files are linked into raw/
+    for f in spec.files:  # unpack archives; plain files are linked into raw/
         dest = dl / f.name
         if not f.extract and dest.is_file() and not (raw / f.name).exists():
             raw.mkdir(parents=True, exist_ok=True)
@@ -320,8 +370,10 @@ def fetch(name: str, root, from_dir=None, optional: bool = False, timeout: float
                 safe_extract(dest, raw)
             except CorruptArchive as e:
                 bad = move_aside(dest)
-                problems.append(f"{f.name}: {e} — moved to {bad}; nothing of it was unpacked. Run the same command "
-                                "again to download it again (or put a good copy in a folder and pass --from-dir)")
+                problems.append(
+                    f"{f.name}: {e} — moved to {bad}; nothing of it was unpacked. Run the same command "
+                    "again to download it again (or put a good copy in a folder and pass --from-dir)"
+                )
                 continue
             except (ValueError, OSError) as e:
                 problems.append(f"{f.name}: cannot unpack ({e}); nothing of it was unpacked")
@@ -445,21 +497,30 @@ def layout_problems(name: str, ds: Path) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m data_scripts", description=__doc__.split("::")[0].strip(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m data_scripts",
+        description=__doc__.split("::")[0].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="the registered datasets")
     q = sub.add_parser("info", help="URLs, checksums, licence, citation and layout of one dataset")
     q.add_argument("name")
-    for cmd, hlp in (("fetch", "download (or take from --from-dir), verify, unpack and convert"),
-                     ("convert", "convert what is already under ROOT/NAME"),
-                     ("verify", "checksums of the downloads and completeness of the converted layout")):
+    for cmd, hlp in (
+        ("fetch", "download (or take from --from-dir), verify, unpack and convert"),
+        ("convert", "convert what is already under ROOT/NAME"),
+        ("verify", "checksums of the downloads and completeness of the converted layout"),
+    ):
         q = sub.add_parser(cmd, help=hlp)
         q.add_argument("name")
         q.add_argument("--root", required=True, help="data root; the dataset goes to ROOT/NAME/")
         if cmd in ("fetch", "convert"):
-            q.add_argument("--image-size", type=int, default=None,
-                           help="MIRFlickr / NUS-WIDE: side of images.npy (0: do not write it)")
+            q.add_argument(
+                "--image-size",
+                type=int,
+                default=None,
+                help="MIRFlickr / NUS-WIDE: side of images.npy (0: do not write it)",
+            )
             q.add_argument("--min-tag-count", type=int, default=None, help="MIRFlickr: keep tags in >= N images")
             q.add_argument("--n-labels", type=int, default=None, help="NUS-WIDE: most frequent concepts kept")
         if cmd == "fetch":
@@ -485,8 +546,17 @@ def main(argv=None) -> int:
         opts = {"image_size": a.image_size, "min_tag_count": a.min_tag_count, "n_labels": a.n_labels}
         if a.cmd == "convert":
             return _convert(a.name, a.root, **opts)
-        return fetch(a.name, a.root, from_dir=a.from_dir, optional=a.optional, timeout=a.timeout, link=a.link,
-                     convert=not a.no_convert, quiet=a.quiet, **opts)
+        return fetch(
+            a.name,
+            a.root,
+            from_dir=a.from_dir,
+            optional=a.optional,
+            timeout=a.timeout,
+            link=a.link,
+            convert=not a.no_convert,
+            quiet=a.quiet,
+            **opts,
+        )
     except ValueError as e:
         _say(str(e))
         return 1

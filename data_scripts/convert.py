@@ -15,6 +15,7 @@ placed anywhere below the folder) — finds its files by name, and writes:
 
 Each converter returns a report ``{"n": rows, "missing": [what is absent], ...}``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -48,9 +49,11 @@ def _search(ds: Path, pattern: str, required: bool = True, what: str = "") -> Pa
     hits.sort(key=lambda p: (len(p.parts), str(p)))
     if not hits:
         if required:
-            raise ConversionError(f"{ds}: no {pattern} found{' (' + what + ')' if what else ''}; unpack the "
-                                  f"dataset's archives under {ds / 'raw'} or run `python -m data_scripts fetch "
-                                  f"{ds.name} --root {ds.parent}`")
+            raise ConversionError(
+                f"{ds}: no {pattern} found{' (' + what + ')' if what else ''}; unpack the "
+                f"dataset's archives under {ds / 'raw'} or run `python -m data_scripts fetch "
+                f"{ds.name} --root {ds.parent}`"
+            )
         return None
     return hits[0]
 
@@ -62,7 +65,7 @@ def _adopt_images(ds: Path, src: Path | None) -> Path:
         return out
     if not out.exists():
         os.replace(src, out)
-    else:                                             # merge (e.g. COCO's train2014/ and val2014/)
+    else:  # merge (e.g. COCO's train2014/ and val2014/)
         for p in src.iterdir():
             t = out / p.name
             if not t.exists():
@@ -70,8 +73,14 @@ def _adopt_images(ds: Path, src: Path | None) -> Path:
     return out
 
 
-def _write_index(ds: Path, rows: list[dict], classes: list[str], coarse: list[str] | None = None,
-                 captions: list[tuple[int, str]] | None = None, meta: dict | None = None) -> dict:
+def _write_index(
+    ds: Path,
+    rows: list[dict],
+    classes: list[str],
+    coarse: list[str] | None = None,
+    captions: list[tuple[int, str]] | None = None,
+    meta: dict | None = None,
+) -> dict:
     cols = ["path", "label", "split"] + [c for c in ("labels", "coarse", "bbox") if any(c in r for r in rows)]
     with open(ds / "index.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
@@ -89,8 +98,15 @@ def _write_index(ds: Path, rows: list[dict], classes: list[str], coarse: list[st
     img = ds / "images"
     missing = [r["path"] for r in rows if not (img / r["path"]).is_file()]
     splits = {s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})}
-    info = {"name": ds.name, "converter_version": CONVERTER_VERSION, "n_images": len(rows), "splits": splits,
-            "n_classes": len(classes), "images_missing": len(missing), **(meta or {})}
+    info = {
+        "name": ds.name,
+        "converter_version": CONVERTER_VERSION,
+        "n_images": len(rows),
+        "splits": splits,
+        "n_classes": len(classes),
+        "images_missing": len(missing),
+        **(meta or {}),
+    }
     if captions is not None:
         info["n_captions"] = len(captions)
     (ds / "meta.json").write_text(json.dumps(info, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -115,8 +131,10 @@ def _loadmat(path: Path) -> dict:
         try:
             import h5py
         except ImportError:
-            raise ConversionError(f"{path}: a MATLAB v7.3 (HDF5) file; install h5py (`pip install h5py`) to read "
-                                  f"it, or re-save it in MATLAB with save(..., '-v7') ({e})") from e
+            raise ConversionError(
+                f"{path}: a MATLAB v7.3 (HDF5) file; install h5py (`pip install h5py`) to read "
+                f"it, or re-save it in MATLAB with save(..., '-v7') ({e})"
+            ) from e
         out = {}
         with h5py.File(path, "r") as f:
             for k in f.keys():
@@ -141,13 +159,14 @@ def _images_npy(ds: Path, paths: list[Path], size: int) -> str | None:
     """Write ``images.npy`` (N, size, size, 3) uint8 (memory-mapped while writing); None when images are absent."""
     if size <= 0 or not paths or not all(p.is_file() for p in paths[:50]):
         return None
-    arr = np.lib.format.open_memmap(ds / "images.npy.part", mode="w+", dtype=np.uint8,
-                                    shape=(len(paths), size, size, 3))
+    arr = np.lib.format.open_memmap(
+        ds / "images.npy.part", mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3)
+    )
     bad = []
     for i, p in enumerate(paths):
         try:
             arr[i] = _resize_square(p, size)
-        except (OSError, ValueError, SyntaxError):    # a missing or unreadable file stays black
+        except (OSError, ValueError, SyntaxError):  # a missing or unreadable file stays black
             bad.append(str(p))
         if (i + 1) % 1000 == 0:
             sys.stderr.write(f"\r  images.npy: {i + 1:,} / {len(paths):,}")
@@ -156,8 +175,9 @@ def _images_npy(ds: Path, paths: list[Path], size: int) -> str | None:
     os.replace(ds / "images.npy.part", ds / "images.npy")
     if bad:
         (ds / "images_npy_unreadable.txt").write_text("".join(f"{b}\n" for b in bad))
-        sys.stderr.write(f"\n  images.npy: {len(bad)} unreadable images left black (listed in "
-                         f"{ds / 'images_npy_unreadable.txt'})\n")
+        sys.stderr.write(
+            f"\n  images.npy: {len(bad)} unreadable images left black (listed in {ds / 'images_npy_unreadable.txt'})\n"
+        )
     return str(ds / "images.npy")
 
 
@@ -188,19 +208,25 @@ def _revisited(ds: Path, **_) -> dict:
     jpg.mkdir(exist_ok=True)
     raw = ds / "raw"
     moved = 0
-    if raw.is_dir():                                   # the archives hold <landmark>/<file>.jpg: flatten
+    if raw.is_dir():  # the archives hold <landmark>/<file>.jpg: flatten
         for p in raw.rglob("*.jpg"):
             t = jpg / p.name
             if not t.exists():
                 os.replace(p, t)
                 moved += 1
-    for p in ds.joinpath("downloads").glob(f"{name}_*.mat"):    # optional published descriptors
+    for p in ds.joinpath("downloads").glob(f"{name}_*.mat"):  # optional published descriptors
         if not (ds / p.name).exists():
             shutil.copy2(p, ds / p.name)
     need = list(cfg["imlist"]) + list(cfg["qimlist"])
     missing = [n for n in need if not (jpg / f"{n}.jpg").is_file()]
-    meta = {"name": name, "converter_version": CONVERTER_VERSION, "n_database": len(cfg["imlist"]),
-            "n_queries": len(cfg["qimlist"]), "images_missing": len(missing), "layout": "revisitop"}
+    meta = {
+        "name": name,
+        "converter_version": CONVERTER_VERSION,
+        "n_database": len(cfg["imlist"]),
+        "n_queries": len(cfg["qimlist"]),
+        "images_missing": len(missing),
+        "layout": "revisitop",
+    }
     (ds / "meta.json").write_text(json.dumps(meta, indent=1))
     rep = {"n": len(cfg["imlist"]), "queries": len(cfg["qimlist"]), "moved": moved, "missing": []}
     if missing:
@@ -219,8 +245,11 @@ def _cub200(ds: Path, **_) -> dict:
     labels = {i: int(c) - 1 for i, c in _read_pairs(base / "image_class_labels.txt")}
     train = {i: t == "1" for i, t in _read_pairs(base / "train_test_split.txt")}
     classes = [c.split(".", 1)[-1] for _, c in sorted(_read_pairs(base / "classes.txt"), key=lambda r: int(r[0]))]
-    boxes = {r[0]: " ".join(r[1:]) for r in _read_pairs(base / "bounding_boxes.txt")} \
-        if (base / "bounding_boxes.txt").is_file() else {}
+    boxes = (
+        {r[0]: " ".join(r[1:]) for r in _read_pairs(base / "bounding_boxes.txt")}
+        if (base / "bounding_boxes.txt").is_file()
+        else {}
+    )
     _adopt_images(ds, base / "images" if (base / "images").is_dir() else None)
     rows = []
     for i in sorted(paths, key=int):
@@ -250,8 +279,11 @@ def _fgvc_aircraft(ds: Path, **_) -> dict:
     variants = _search(ds, "variants.txt", what="fgvc-aircraft-2013b/data/variants.txt")
     data = variants.parent
     classes = [ln.strip() for ln in variants.read_text().splitlines() if ln.strip()]
-    makers = [ln.strip() for ln in (data / "manufacturers.txt").read_text().splitlines() if ln.strip()] \
-        if (data / "manufacturers.txt").is_file() else None
+    makers = (
+        [ln.strip() for ln in (data / "manufacturers.txt").read_text().splitlines() if ln.strip()]
+        if (data / "manufacturers.txt").is_file()
+        else None
+    )
     rows = []
     for split in ("train", "val", "test"):
         f = data / f"images_variant_{split}.txt"
@@ -266,14 +298,19 @@ def _fgvc_aircraft(ds: Path, **_) -> dict:
         for ln in f.read_text().splitlines():
             if not ln.strip():
                 continue
-            i, name = ln.strip().split(" ", 1)          # variant names contain spaces and slashes
+            i, name = ln.strip().split(" ", 1)  # variant names contain spaces and slashes
             r = {"path": f"{i}.jpg", "label": classes.index(name), "split": split}
             if mk:
                 r["coarse"] = mk[i]
             rows.append(r)
     _adopt_images(ds, data / "images" if (data / "images").is_dir() else None)
-    return _write_index(ds, rows, classes, coarse=makers if makers and any("coarse" in r for r in rows) else None,
-                        meta={"coarse": "manufacturer", "note": "images keep the 20-px copyright banner at the bottom"})
+    return _write_index(
+        ds,
+        rows,
+        classes,
+        coarse=makers if makers and any("coarse" in r for r in rows) else None,
+        meta={"coarse": "manufacturer", "note": "images keep the 20-px copyright banner at the bottom"},
+    )
 
 
 def _flowers102(ds: Path, **_) -> dict:
@@ -284,8 +321,9 @@ def _flowers102(ds: Path, **_) -> dict:
         split[np.asarray(sets[key]).ravel().astype(int) - 1] = s
     jpg = _search(ds, "jpg", required=False)
     _adopt_images(ds, jpg if jpg is not None and jpg.is_dir() else None)
-    rows = [{"path": f"image_{i + 1:05d}.jpg", "label": int(lab[i]), "split": split[i] or "train"}
-            for i in range(len(lab))]
+    rows = [
+        {"path": f"image_{i + 1:05d}.jpg", "label": int(lab[i]), "split": split[i] or "train"} for i in range(len(lab))
+    ]
     classes = [f"class_{c + 1:03d}" for c in range(int(lab.max()) + 1)]
     return _write_index(ds, rows, classes, meta={"split": "official setid.mat (trnid / valid / tstid)"})
 
@@ -336,30 +374,41 @@ def _mirflickr_mat(ds: Path, n_labels: int) -> dict | None:
     if img is not None:
         np.save(ds / "images.npy", _orient_images(img, n))
     names = _mat_strings(arrays["fall"]) if "fall" in arrays else [f"{i}" for i in range(n)]
-    rows = [{"path": names[i], "label": -1, "split": "all", "labels": " ".join(map(str, np.flatnonzero(lab[i])))}
-            for i in range(n)]
+    rows = [
+        {"path": names[i], "label": -1, "split": "all", "labels": " ".join(map(str, np.flatnonzero(lab[i])))}
+        for i in range(n)
+    ]
     rep = _write_index(ds, rows, [f"label{i}" for i in range(lab.shape[1])], meta={"source": "processed .mat"})
-    _write_crossmodal(ds, lab, tags, [f"label{i}" for i in range(lab.shape[1])],
-                      [f"tag{i}" for i in range(tags.shape[1])], {"source": "processed .mat (LAll / YAll / IAll)"})
+    _write_crossmodal(
+        ds,
+        lab,
+        tags,
+        [f"label{i}" for i in range(lab.shape[1])],
+        [f"tag{i}" for i in range(tags.shape[1])],
+        {"source": "processed .mat (LAll / YAll / IAll)"},
+    )
     rep["missing"] = [] if img is not None else ["images.npy (no IAll / images matrix in the .mat files)"]
     return rep
 
 
 def _mirflickr25k(ds: Path, image_size: int = 224, min_tag_count: int = 20, **_) -> dict:
     ann_dir = None
-    for p in ds.rglob("*_r1.txt"):                       # the annotation folder holds <concept>.txt + <concept>_r1.txt
+    for p in ds.rglob("*_r1.txt"):  # the annotation folder holds <concept>.txt + <concept>_r1.txt
         if "downloads" not in p.relative_to(ds).parts[:1]:
             ann_dir = p.parent
             break
     if ann_dir is None:
         rep = _mirflickr_mat(ds, 24)
         if rep is None:
-            raise ConversionError(f"{ds}: neither the MIRFlickr annotation files (<concept>.txt, <concept>_r1.txt) "
-                                  "nor processed .mat files (LAll / YAll) were found; unpack mirflickr25k.zip and "
-                                  "mirflickr25k_annotations_v080.zip under raw/")
+            raise ConversionError(
+                f"{ds}: neither the MIRFlickr annotation files (<concept>.txt, <concept>_r1.txt) "
+                "nor processed .mat files (LAll / YAll) were found; unpack mirflickr25k.zip and "
+                "mirflickr25k_annotations_v080.zip under raw/"
+            )
         return rep
-    concepts = sorted(p.stem for p in ann_dir.glob("*.txt")
-                      if not p.stem.endswith("_r1") and p.stem.lower() != "readme")
+    concepts = sorted(
+        p.stem for p in ann_dir.glob("*.txt") if not p.stem.endswith("_r1") and p.stem.lower() != "readme"
+    )
     n_all = 25000
     tags_dir = _search(ds, "tags", required=False)
     im1 = _search(ds, "im1.jpg", required=False)
@@ -374,8 +423,11 @@ def _mirflickr25k(ds: Path, image_size: int = 224, min_tag_count: int = 20, **_)
     docs = []
     for i in range(1, n_all + 1):
         f = tags_dir / f"tags{i}.txt"
-        docs.append([t.strip().lower() for t in f.read_text(encoding="utf-8", errors="replace").splitlines()
-                     if t.strip()] if f.is_file() else [])
+        docs.append(
+            [t.strip().lower() for t in f.read_text(encoding="utf-8", errors="replace").splitlines() if t.strip()]
+            if f.is_file()
+            else []
+        )
     counts: dict[str, int] = {}
     for d in docs:
         for t in set(d):
@@ -387,13 +439,22 @@ def _mirflickr25k(ds: Path, image_size: int = 224, min_tag_count: int = 20, **_)
         for t in d:
             if t in pos:
                 bow[i, pos[t]] = 1
-    keep = np.flatnonzero((lab.sum(1) > 0) & (bow.sum(1) > 0))      # the DCMH protocol (20,015 pairs)
+    keep = np.flatnonzero((lab.sum(1) > 0) & (bow.sum(1) > 0))  # the DCMH protocol (20,015 pairs)
     _adopt_images(ds, img_dir)
-    rows = [{"path": f"im{i + 1}.jpg", "label": -1, "split": "all",
-             "labels": " ".join(map(str, np.flatnonzero(lab[i])))} for i in keep]
-    rep = _write_index(ds, rows, concepts, captions=[(r, " ".join(docs[i])) for r, i in enumerate(keep)],
-                       meta={"protocol": f"DCMH: tags in >= {min_tag_count} images; pairs with a label and a tag",
-                             "source_ids": (keep + 1).tolist()})
+    rows = [
+        {"path": f"im{i + 1}.jpg", "label": -1, "split": "all", "labels": " ".join(map(str, np.flatnonzero(lab[i])))}
+        for i in keep
+    ]
+    rep = _write_index(
+        ds,
+        rows,
+        concepts,
+        captions=[(r, " ".join(docs[i])) for r, i in enumerate(keep)],
+        meta={
+            "protocol": f"DCMH: tags in >= {min_tag_count} images; pairs with a label and a tag",
+            "source_ids": (keep + 1).tolist(),
+        },
+    )
     _write_crossmodal(ds, lab[keep], bow[keep], concepts, vocab, {"min_tag_count": min_tag_count})
     npy = _images_npy(ds, [ds / "images" / r["path"] for r in rows], image_size)
     if npy is None and image_size > 0:
@@ -412,8 +473,11 @@ def _nuswide(ds: Path, image_size: int = 128, n_labels: int = 21, **_) -> dict:
         p = _search(ds, "Labels_*.txt", what="Groundtruth/AllLabels/Labels_<concept>.txt")
         lab_dir = p.parent
     clist = _search(ds, "Concepts81.txt", required=False)
-    concepts = ([ln.strip() for ln in clist.read_text().splitlines() if ln.strip()] if clist is not None else
-                sorted(p.stem[len("Labels_"):] for p in lab_dir.glob("Labels_*.txt")))
+    concepts = (
+        [ln.strip() for ln in clist.read_text().splitlines() if ln.strip()]
+        if clist is not None
+        else sorted(p.stem[len("Labels_") :] for p in lab_dir.glob("Labels_*.txt"))
+    )
     cols = [np.loadtxt(lab_dir / f"Labels_{c}.txt", dtype=np.uint8, ndmin=1) for c in concepts]
     lab81 = np.stack(cols, 1)
     top = np.sort(np.argsort(-lab81.sum(0), kind="stable")[:n_labels])
@@ -424,11 +488,15 @@ def _nuswide(ds: Path, image_size: int = 128, n_labels: int = 21, **_) -> dict:
 
     bow = pd.read_csv(tags_file, sep=r"\s+", header=None, dtype=np.uint8, engine="c").to_numpy()
     tl = _search(ds, "TagList1k.txt", required=False)
-    vocab = [ln.strip() for ln in tl.read_text().splitlines() if ln.strip()] if tl is not None else \
-        [f"tag{i}" for i in range(bow.shape[1])]
+    vocab = (
+        [ln.strip() for ln in tl.read_text().splitlines() if ln.strip()]
+        if tl is not None
+        else [f"tag{i}" for i in range(bow.shape[1])]
+    )
     il = _search(ds, "Imagelist.txt", required=False) or _search(ds, "ImageList.txt", what="ImageList/Imagelist.txt")
-    paths = ["/".join(ln.strip().replace("\\", "/").split("/")[-2:]) for ln in il.read_text().splitlines()
-             if ln.strip()]
+    paths = [
+        "/".join(ln.strip().replace("\\", "/").split("/")[-2:]) for ln in il.read_text().splitlines() if ln.strip()
+    ]
     if not (len(paths) == len(lab) == len(bow)):
         raise ConversionError(f"{ds}: {len(paths)} images in {il.name}, {len(lab)} label rows, {len(bow)} tag rows")
     keep = np.flatnonzero(lab.sum(1) > 0)
@@ -440,10 +508,19 @@ def _nuswide(ds: Path, image_size: int = 128, n_labels: int = 21, **_) -> dict:
                 img_dir = hit.parent.parent
                 break
     _adopt_images(ds, img_dir)
-    rows = [{"path": paths[i], "label": -1, "split": "all", "labels": " ".join(map(str, np.flatnonzero(lab[i])))}
-            for i in keep]
-    rep = _write_index(ds, rows, names, meta={"protocol": f"{n_labels} most frequent of the 81 concepts; images "
-                                                          "with at least one of them", "concepts81": concepts})
+    rows = [
+        {"path": paths[i], "label": -1, "split": "all", "labels": " ".join(map(str, np.flatnonzero(lab[i])))}
+        for i in keep
+    ]
+    rep = _write_index(
+        ds,
+        rows,
+        names,
+        meta={
+            "protocol": f"{n_labels} most frequent of the 81 concepts; images with at least one of them",
+            "concepts81": concepts,
+        },
+    )
     _write_crossmodal(ds, lab[keep], bow[keep], names, vocab, {"n_labels": n_labels})
     if img_dir is not None:
         _images_npy(ds, [ds / "images" / r["path"] for r in rows], image_size)
@@ -482,23 +559,33 @@ def _coco(ds: Path, **_) -> dict:
         if js.parent != ds:
             shutil.copy2(js, ds / js.name)
         d = json.loads((ds / js.name).read_text())
-    else:                                              # official captions_<split>.json → Karpathy-style file
+    else:  # official captions_<split>.json → Karpathy-style file
         files = sorted(p for p in ds.rglob("captions_*.json") if "downloads" not in p.relative_to(ds).parts[:1])
         if not files:
             raise ConversionError(f"{ds}: neither dataset_coco.json (Karpathy) nor captions_<split>.json found")
         images = []
         for f in files:
-            sub = f.stem[len("captions_"):]           # train2017, val2014, ...
+            sub = f.stem[len("captions_") :]  # train2017, val2014, ...
             j = json.loads(f.read_text())
             caps: dict[int, list] = {}
             for a in j["annotations"]:
                 caps.setdefault(a["image_id"], []).append({"raw": a["caption"].strip()})
             split = "test" if sub.startswith("val") else "train"
             for im in sorted(j["images"], key=lambda x: x["id"]):
-                images.append({"filepath": sub, "filename": im["file_name"], "cocoid": im["id"], "split": split,
-                               "sentences": caps.get(im["id"], [])})
-        d = {"dataset": "coco", "images": images, "note": "built from the official captions files: train→train, "
-                                                           "val→test"}
+                images.append(
+                    {
+                        "filepath": sub,
+                        "filename": im["file_name"],
+                        "cocoid": im["id"],
+                        "split": split,
+                        "sentences": caps.get(im["id"], []),
+                    }
+                )
+        d = {
+            "dataset": "coco",
+            "images": images,
+            "note": "built from the official captions files: train→train, val→test",
+        }
         (ds / "dataset_coco.json").write_text(json.dumps(d))
     for sub in sorted({im.get("filepath", "") for im in d["images"]} - {""}):
         src = _search(ds, sub, required=False)
@@ -523,8 +610,11 @@ def _wiki_text(path: Path) -> str:
 def _wikipedia(ds: Path, **_) -> dict:
     tr = _search(ds, "trainset_txt_img_cat.list", what="wikipedia_dataset.zip")
     base = tr.parent
-    cats = [ln.strip() for ln in (base / "categories.list").read_text().splitlines() if ln.strip()] \
-        if (base / "categories.list").is_file() else None
+    cats = (
+        [ln.strip() for ln in (base / "categories.list").read_text().splitlines() if ln.strip()]
+        if (base / "categories.list").is_file()
+        else None
+    )
     rows, caps = [], []
     entries = []
     for split, f in (("train", tr), ("test", base / "testset_txt_img_cat.list")):
@@ -565,11 +655,12 @@ def _pascal_sentence(ds: Path, **_) -> dict:
             split = "train" if k < n_tr else "val" if k < n_tr + n_va else "test"
             rows.append({"path": f"{name}/{p.name}", "label": c, "split": split})
             t = sent / name / f"{p.stem}.txt"
-            for ln in (t.read_text(encoding="utf-8", errors="replace").splitlines() if t.is_file() else []):
+            for ln in t.read_text(encoding="utf-8", errors="replace").splitlines() if t.is_file() else []:
                 if ln.strip():
                     caps.append((len(rows) - 1, ln.strip()))
-    return _write_index(ds, rows, classes, captions=caps,
-                        meta={"split": "per class, sorted by file name: 40 train / 5 val / 5 test"})
+    return _write_index(
+        ds, rows, classes, captions=caps, meta={"split": "per class, sorted by file name: 40 train / 5 val / 5 test"}
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -580,6 +671,7 @@ def _as_is(required: tuple[str, ...]):
     def conv(ds: Path, **_) -> dict:
         missing = [r for r in required if not (ds / r).exists()]
         return {"n": 0, "missing": [f"{ds / r}" for r in missing]}
+
     return conv
 
 
@@ -587,8 +679,11 @@ def _copy_downloads(ds: Path, **_) -> dict:
     """Files used as released: linked from downloads/ into the dataset folder."""
     got = []
     for p in sorted((ds / "downloads").glob("*")):
-        if p.is_file() and p.name not in ("SHA256SUMS", "UNPINNED.sha256") and \
-                not p.name.endswith((".part", ".corrupt")):
+        if (
+            p.is_file()
+            and p.name not in ("SHA256SUMS", "UNPINNED.sha256")
+            and not p.name.endswith((".part", ".corrupt"))
+        ):
             if not (ds / p.name).exists():
                 try:
                     os.link(p, ds / p.name)
@@ -599,10 +694,20 @@ def _copy_downloads(ds: Path, **_) -> dict:
 
 
 CONVERTERS = {
-    "roxford5k": _revisited, "rparis6k": _revisited, "cub200": _cub200, "stanford_dogs": _stanford_dogs,
-    "fgvc_aircraft": _fgvc_aircraft, "flowers102": _flowers102, "mirflickr25k": _mirflickr25k, "nuswide": _nuswide,
-    "flickr30k": _flickr30k, "coco": _coco, "wikipedia": _wikipedia, "pascal_sentence": _pascal_sentence,
-    "mediaeval2017_div": _as_is(("devset",)), "pascal2019_targets": _as_is(("train", "test")),
+    "roxford5k": _revisited,
+    "rparis6k": _revisited,
+    "cub200": _cub200,
+    "stanford_dogs": _stanford_dogs,
+    "fgvc_aircraft": _fgvc_aircraft,
+    "flowers102": _flowers102,
+    "mirflickr25k": _mirflickr25k,
+    "nuswide": _nuswide,
+    "flickr30k": _flickr30k,
+    "coco": _coco,
+    "wikipedia": _wikipedia,
+    "pascal_sentence": _pascal_sentence,
+    "mediaeval2017_div": _as_is(("devset",)),
+    "pascal2019_targets": _as_is(("train", "test")),
     "cirtorch_networks": _copy_downloads,
 }
 

@@ -21,6 +21,7 @@
 ``safe_extract`` refuses path traversal and unpacks into a temporary folder next to the target, moving the result
 into place only after the whole archive was read without error; a corrupt archive raises :class:`CorruptArchive`.
 """
+
 from __future__ import annotations
 
 import errno
@@ -40,9 +41,22 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-__all__ = ["DownloadError", "NetworkUnavailable", "TransferStalled", "NotTheFile", "ChecksumMismatch",
-           "CorruptArchive", "file_hashes", "check_file", "archive_kind", "check_archive", "download",
-           "safe_extract", "move_aside", "USER_AGENT"]
+__all__ = [
+    "DownloadError",
+    "NetworkUnavailable",
+    "TransferStalled",
+    "NotTheFile",
+    "ChecksumMismatch",
+    "CorruptArchive",
+    "file_hashes",
+    "check_file",
+    "archive_kind",
+    "check_archive",
+    "download",
+    "safe_extract",
+    "move_aside",
+    "USER_AGENT",
+]
 
 USER_AGENT = "xmr-data-scripts/0.2 (+python urllib)"
 CHUNK = 1 << 20
@@ -103,7 +117,7 @@ def check_file(path, sha256: str | None = None, md5: str | None = None) -> dict:
 def move_aside(path) -> Path:
     """Rename ``path`` (or ``NAME.part``) to ``NAME.corrupt`` (replacing an older one) and return the new path."""
     path = Path(path)
-    stem = path.name[:-len(".part")] if path.name.endswith(".part") else path.name
+    stem = path.name[: -len(".part")] if path.name.endswith(".part") else path.name
     bad = path.with_name(stem + ".corrupt")
     os.replace(path, bad)
     return bad
@@ -137,8 +151,10 @@ def _sniff(path: Path) -> str:
     if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")) or head[257:262] == b"ustar":
         return "tar"
     if _looks_like_html(head):
-        raise ValueError(f"{path}: neither a tar nor a zip archive — it is an HTML page (an error or login page "
-                         "saved instead of the file?); delete it and download the file again")
+        raise ValueError(
+            f"{path}: neither a tar nor a zip archive — it is an HTML page (an error or login page "
+            "saved instead of the file?); delete it and download the file again"
+        )
     kind = archive_kind(path.name)
     if kind is None or not head:
         raise ValueError(f"{path}: neither a tar nor a zip archive ({len(head)} leading bytes not recognised)")
@@ -146,14 +162,23 @@ def _sniff(path: Path) -> str:
 
 
 # what a damaged archive raises while it is read (a disk-full OSError while writing is not one of them)
-_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError,
-                NotImplementedError)
+_READ_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    lzma.LZMAError,
+    NotImplementedError,
+)
 
 
 def _corrupt(path: Path, e: BaseException | str) -> CorruptArchive:
     why = e if isinstance(e, str) else f"{type(e).__name__}: {e}"
-    return CorruptArchive(f"{path.name}: corrupt or truncated archive ({why}); it cannot be used — delete it (or let "
-                          "`fetch` move it to .corrupt) and download it again")
+    return CorruptArchive(
+        f"{path.name}: corrupt or truncated archive ({why}); it cannot be used — delete it (or let "
+        "`fetch` move it to .corrupt) and download it again"
+    )
 
 
 def _tar_tail_check(t: tarfile.TarFile, path: Path) -> None:
@@ -162,9 +187,9 @@ def _tar_tail_check(t: tarfile.TarFile, path: Path) -> None:
     f = t.fileobj
     f.seek(t.offset)
     tail = f.read(2 * tarfile.BLOCKSIZE)
-    if len(tail) < tarfile.BLOCKSIZE or tail[:tarfile.BLOCKSIZE].strip(b"\0"):
+    if len(tail) < tarfile.BLOCKSIZE or tail[: tarfile.BLOCKSIZE].strip(b"\0"):
         raise _corrupt(path, f"no end-of-archive marker after {t.offset:,} bytes: the file was cut short")
-    while f.read(CHUNK):            # gzip / bz2 / xz: decompress to the end (CRC, truncated stream → error)
+    while f.read(CHUNK):  # gzip / bz2 / xz: decompress to the end (CRC, truncated stream → error)
         pass
 
 
@@ -209,8 +234,14 @@ def check_archive(path, kind: str | None = None) -> int:
 # download
 
 
-_NET_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.ENETDOWN,
-               errno.EHOSTDOWN}
+_NET_ERRNOS = {
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.ECONNREFUSED,
+    errno.ETIMEDOUT,
+    errno.ENETDOWN,
+    errno.EHOSTDOWN,
+}
 
 
 def _is_network_error(e: BaseException) -> bool:
@@ -244,8 +275,9 @@ class _Restart(Exception):
     """Drop the ``.part`` and start again from byte 0 (internal)."""
 
 
-def _transfer(url: str, part: Path, name: str, size: int | None, pinned: bool, archive: bool, timeout: float,
-              quiet: bool) -> dict:
+def _transfer(
+    url: str, part: Path, name: str, size: int | None, pinned: bool, archive: bool, timeout: float, quiet: bool
+) -> dict:
     """One HTTP exchange into ``part``. Returns ``{"resumed_from", "total"}``; raises DownloadError / _Restart."""
     have = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
@@ -263,15 +295,17 @@ def _transfer(url: str, part: Path, name: str, size: int | None, pinned: bool, a
                 return {"resumed_from": have, "total": total, "note": "416: the .part already has every byte"}
             if total is not None and have > total:
                 raise _Restart(f"the .part has {have:,} bytes but the file has {total:,} (HTTP 416)") from None
-            if pinned:                      # the published checksum decides
+            if pinned:  # the published checksum decides
                 return {"resumed_from": have, "total": None, "note": "416 without a total"}
             raise _Restart("HTTP 416 without the file's length: the .part cannot be checked") from None
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
         raise NetworkUnavailable(f"no network: cannot reach {url} ({type(e.reason).__name__}: {e.reason})") from e
     except (TimeoutError, socket.timeout) as e:
-        raise TransferStalled(f"{url}: stalled — the server accepted the connection but sent no answer within "
-                              f"{timeout:g} s; run the same command again (or raise --timeout)") from e
+        raise TransferStalled(
+            f"{url}: stalled — the server accepted the connection but sent no answer within "
+            f"{timeout:g} s; run the same command again (or raise --timeout)"
+        ) from e
     except (http.client.HTTPException, ConnectionError) as e:
         if isinstance(e, ConnectionRefusedError):
             raise NetworkUnavailable(f"no network: cannot reach {url} ({e})") from e
@@ -284,41 +318,53 @@ def _transfer(url: str, part: Path, name: str, size: int | None, pinned: bool, a
         status = getattr(resp, "status", 200)
         ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype in ("text/html", "application/xhtml+xml"):
-            raise NotTheFile(f"{url}: the server sent an HTML page (Content-Type {ctype}), not {name} — an error, "
-                             "login or consent page; nothing was kept. Open the URL in a browser, download the "
-                             "file by hand and use --from-dir")
+            raise NotTheFile(
+                f"{url}: the server sent an HTML page (Content-Type {ctype}), not {name} — an error, "
+                "login or consent page; nothing was kept. Open the URL in a browser, download the "
+                "file by hand and use --from-dir"
+            )
         clen = _int_header(resp.headers, "Content-Length")
         if status == 206:
             m = _RANGE.match(resp.headers.get("Content-Range") or "")
             if not m:
-                raise DownloadError(f"{url}: HTTP 206 without a valid Content-Range "
-                                    f"({resp.headers.get('Content-Range')!r}); nothing was written, {kept}")
+                raise DownloadError(
+                    f"{url}: HTTP 206 without a valid Content-Range "
+                    f"({resp.headers.get('Content-Range')!r}); nothing was written, {kept}"
+                )
             s, e_, t = int(m.group(1)), int(m.group(2)), m.group(3)
             t = None if t == "*" else int(t)
             if clen is not None and clen != e_ - s + 1:
-                raise DownloadError(f"{url}: Content-Length {clen:,} disagrees with Content-Range bytes {s}-{e_}; "
-                                    f"nothing was written, {kept}")
+                raise DownloadError(
+                    f"{url}: Content-Length {clen:,} disagrees with Content-Range bytes {s}-{e_}; "
+                    f"nothing was written, {kept}"
+                )
             if s == have:
                 mode, start = "ab", have
             elif s == 0 and (t is None or e_ + 1 == t):
-                mode, start = "wb", 0       # honestly labelled full body: a fresh start
+                mode, start = "wb", 0  # honestly labelled full body: a fresh start
             else:
-                raise DownloadError(f"{url}: asked for bytes {have}- but the server sent bytes {s}-{e_} (HTTP 206 "
-                                    f"at the wrong offset); nothing was written, {kept}")
+                raise DownloadError(
+                    f"{url}: asked for bytes {have}- but the server sent bytes {s}-{e_} (HTTP 206 "
+                    f"at the wrong offset); nothing was written, {kept}"
+                )
             total = t if t is not None else e_ + 1
         elif status == 200:
             mode, start, total = "wb", 0, clen
             if clen is None:
                 if size is None and not pinned and not archive:
-                    raise DownloadError(f"{url}: the server sent no Content-Length and {name} has no published "
-                                        "size or checksum, so a cut transfer could not be told from a whole file; "
-                                        "nothing was kept. Download it by hand and use --from-dir")
+                    raise DownloadError(
+                        f"{url}: the server sent no Content-Length and {name} has no published "
+                        "size or checksum, so a cut transfer could not be told from a whole file; "
+                        "nothing was kept. Download it by hand and use --from-dir"
+                    )
                 total = size
         else:
             raise DownloadError(f"{url}: unexpected HTTP {status}")
         if size is not None and total is not None and total != size:
-            raise DownloadError(f"{url}: the server announces {total:,} bytes but the published size of {name} is "
-                                f"{size:,} — a different file or an error page; nothing was written")
+            raise DownloadError(
+                f"{url}: the server announces {total:,} bytes but the published size of {name} is "
+                f"{size:,} — a different file or an error page; nothing was written"
+            )
         if not quiet and start:
             sys.stderr.write(f"  resuming {name} at {start / 1e6:,.1f} MB\n")
         done, first = start, True
@@ -328,20 +374,25 @@ def _transfer(url: str, part: Path, name: str, size: int | None, pinned: bool, a
                     block = resp.read(READ)
                 except (TimeoutError, socket.timeout) as e:
                     f.flush()
-                    raise TransferStalled(f"{url}: stalled — no data for {timeout:g} s after {done:,} bytes (the "
-                                          f"server stopped sending; this is not a network outage); {kept}") from e
+                    raise TransferStalled(
+                        f"{url}: stalled — no data for {timeout:g} s after {done:,} bytes (the "
+                        f"server stopped sending; this is not a network outage); {kept}"
+                    ) from e
                 except (http.client.HTTPException, OSError) as e:
                     f.flush()
-                    raise DownloadError(f"{url}: transfer interrupted after {done:,} bytes ({type(e).__name__}); "
-                                        f"{kept}") from e
+                    raise DownloadError(
+                        f"{url}: transfer interrupted after {done:,} bytes ({type(e).__name__}); {kept}"
+                    ) from e
                 if not block:
                     break
                 if first and start == 0 and _looks_like_html(block[:64]):
                     f.close()
                     part.unlink(missing_ok=True)
-                    raise NotTheFile(f"{url}: the server sent an HTML page, not {name} (the body starts with "
-                                     f"{block[:15]!r}); nothing was kept. Open the URL in a browser, download the "
-                                     "file by hand and use --from-dir")
+                    raise NotTheFile(
+                        f"{url}: the server sent an HTML page, not {name} (the body starts with "
+                        f"{block[:15]!r}); nothing was kept. Open the URL in a browser, download the "
+                        "file by hand and use --from-dir"
+                    )
                 first = False
                 f.write(block)
                 done += len(block)
@@ -352,13 +403,23 @@ def _transfer(url: str, part: Path, name: str, size: int | None, pinned: bool, a
         raise DownloadError(f"{url}: truncated transfer ({done:,} of {total:,} bytes); {kept}")
     if total is not None and done > total:
         bad = move_aside(part)
-        raise DownloadError(f"{url}: {done:,} bytes arrived but {total:,} were announced; not used (moved to {bad}) "
-                            "— run the same command again")
+        raise DownloadError(
+            f"{url}: {done:,} bytes arrived but {total:,} were announced; not used (moved to {bad}) "
+            "— run the same command again"
+        )
     return {"resumed_from": start, "total": total}
 
 
-def download(url: str, dest, sha256: str | None = None, md5: str | None = None, size: int | None = None,
-             timeout: float = 30.0, quiet: bool = False, archive: bool | None = None) -> dict:
+def download(
+    url: str,
+    dest,
+    sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
+    timeout: float = 30.0,
+    quiet: bool = False,
+    archive: bool | None = None,
+) -> dict:
     """Download ``url`` to ``dest`` (resumable, checked; module docstring).
 
     Args:
@@ -378,11 +439,14 @@ def download(url: str, dest, sha256: str | None = None, md5: str | None = None, 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    kind = archive_kind(dest.name) if archive is None else ("tar" if archive and not dest.name.endswith(".zip")
-                                                            else "zip" if archive else None)
+    kind = (
+        archive_kind(dest.name)
+        if archive is None
+        else ("tar" if archive and not dest.name.endswith(".zip") else "zip" if archive else None)
+    )
     pinned = bool(sha256 or md5)
     if part.is_file() and size is not None and part.stat().st_size > size:
-        part.unlink()                       # longer than the published file: cannot be a prefix of it
+        part.unlink()  # longer than the published file: cannot be a prefix of it
     info = None
     for attempt in range(2):
         try:
@@ -397,8 +461,10 @@ def download(url: str, dest, sha256: str | None = None, md5: str | None = None, 
     got = part.stat().st_size
     if size is not None and got != size:
         if got < size:
-            raise DownloadError(f"{url}: {dest.name} has {got:,} of {size:,} bytes; {part} is kept — run the same "
-                                "command again to resume")
+            raise DownloadError(
+                f"{url}: {dest.name} has {got:,} of {size:,} bytes; {part} is kept — run the same "
+                "command again to resume"
+            )
         bad = move_aside(part)
         raise DownloadError(f"{dest.name}: {got:,} bytes, the published size is {size:,}; not used (moved to {bad})")
     res = check_file(part, sha256, md5)
@@ -406,21 +472,30 @@ def download(url: str, dest, sha256: str | None = None, md5: str | None = None, 
         bad = move_aside(part)
         want = f"sha256 {sha256}" if sha256 else f"md5 {md5}"
         have_sum = f"sha256 {res['sha256']}" if sha256 else f"md5 {res['md5']}"
-        raise ChecksumMismatch(f"{dest.name}: checksum mismatch (expected {want}, got {have_sum}); the download "
-                               f"is corrupt or truncated and was NOT used (moved to {bad}); run the command again "
-                               "to download it again")
+        raise ChecksumMismatch(
+            f"{dest.name}: checksum mismatch (expected {want}, got {have_sum}); the download "
+            f"is corrupt or truncated and was NOT used (moved to {bad}); run the command again "
+            "to download it again"
+        )
     archive_ok = None
     if not pinned and kind is not None:
         try:
             check_archive(part, kind)
         except (CorruptArchive, ValueError) as e:
             bad = move_aside(part)
-            raise CorruptArchive(f"{str(e).replace(part.name, dest.name, 1)} [{url}; moved to {bad}; run the "
-                                 "same command again to download it again]") from e
+            raise CorruptArchive(
+                f"{str(e).replace(part.name, dest.name, 1)} [{url}; moved to {bad}; run the "
+                "same command again to download it again]"
+            ) from e
         archive_ok = True
     os.replace(part, dest)
-    return {**res, "path": str(dest), "resumed_from": info["resumed_from"], "pinned": res["verified"],
-            "archive_ok": archive_ok}
+    return {
+        **res,
+        "path": str(dest),
+        "resumed_from": info["resumed_from"],
+        "pinned": res["verified"],
+        "archive_ok": archive_ok,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -461,7 +536,7 @@ def _extract_zip(archive: Path, out: Path) -> list[str]:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(target, "wb") as dst:     # z.open checks each member's CRC
+            with z.open(info) as src, open(target, "wb") as dst:  # z.open checks each member's CRC
                 shutil.copyfileobj(src, dst, CHUNK)
         return [i.filename for i in infos]
 
@@ -474,8 +549,9 @@ def _extract_tar(archive: Path, out: Path) -> list[str]:
             if m.issym() or m.islnk():
                 link = (target.parent / m.linkname) if m.issym() else out / m.linkname
                 if m.linkname.startswith("/") or out.resolve() not in Path(os.path.normpath(link)).resolve().parents:
-                    raise ValueError(f"archive member {m.name!r}: link to {m.linkname!r} outside the target folder; "
-                                     "refusing")
+                    raise ValueError(
+                        f"archive member {m.name!r}: link to {m.linkname!r} outside the target folder; refusing"
+                    )
             elif not (m.isfile() or m.isdir()):
                 raise ValueError(f"archive member {m.name!r}: device or special file; refusing to extract")
         kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -504,7 +580,7 @@ def safe_extract(archive, dest) -> list[str]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.unpacking-{archive.name}"
     if tmp.exists():
-        shutil.rmtree(tmp)                  # left by an interrupted run
+        shutil.rmtree(tmp)  # left by an interrupted run
     tmp.mkdir()
     try:
         try:

@@ -1,4 +1,5 @@
 """Assertions on chapter claims shared by the chapter tests (imported like ``fixtures_real_formats``)."""
+
 from __future__ import annotations
 
 from xmr_lib.core import claims

@@ -1,4 +1,5 @@
 """Shared test fixtures. Tests run offline, on CPU, and fast."""
+
 from __future__ import annotations
 
 import os
@@ -56,9 +57,11 @@ def _is_loopback(host) -> bool:
 
 
 def _refuse(what, host):
-    raise NetworkBlockedInTests(f"tests must not reach the network: {what} {host!r} refused by the socket guard in "
-                                "tests/conftest.py (only 127.0.0.1 / ::1 / localhost are allowed; serve test data "
-                                "from a local http.server)")
+    raise NetworkBlockedInTests(
+        f"tests must not reach the network: {what} {host!r} refused by the socket guard in "
+        "tests/conftest.py (only 127.0.0.1 / ::1 / localhost are allowed; serve test data "
+        "from a local http.server)"
+    )
 
 
 def _guard_connect(orig):
@@ -66,6 +69,7 @@ def _guard_connect(orig):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
             _refuse("connect to", address[0])
         return orig(self, address, *a, **k)
+
     return connect
 
 
@@ -74,15 +78,20 @@ def _guard_resolve(orig, what):
         if not _is_loopback(host):
             _refuse(what, host)
         return orig(host, *a, **k)
+
     return resolve
 
 
 def pytest_configure(config):
     if _SAVED:
         return
-    _SAVED.update(connect=socket.socket.connect, connect_ex=socket.socket.connect_ex,
-                  getaddrinfo=socket.getaddrinfo, gethostbyname=socket.gethostbyname,
-                  gethostbyname_ex=socket.gethostbyname_ex)
+    _SAVED.update(
+        connect=socket.socket.connect,
+        connect_ex=socket.socket.connect_ex,
+        getaddrinfo=socket.getaddrinfo,
+        gethostbyname=socket.gethostbyname,
+        gethostbyname_ex=socket.gethostbyname_ex,
+    )
     socket.socket.connect = _guard_connect(_SAVED["connect"])
     socket.socket.connect_ex = _guard_connect(_SAVED["connect_ex"])
     socket.getaddrinfo = _guard_resolve(_SAVED["getaddrinfo"], "resolving")

@@ -1,6 +1,7 @@
 """Tiny fixtures in the real datasets' published formats (written at test time, never downloaded), shared by
 ``tests/test_data_scripts.py`` (the converters) and ``tests/test_full_data_paths.py`` (the notebooks' full-profile
 loaders on the converted layout). Each builder writes what the dataset's archives unpack to, under ``raw``."""
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,14 @@ def flickr30k_raw(raw: Path, splits=("train", "restval", "val", "test", "test"),
         fn = f"{1000 + k}.jpg"
         if with_images:
             jpg(raw / "flickr30k-images" / fn, (30 * k) % 256)
-        imgs.append({"filename": fn, "split": split, "imgid": k,
-                     "sentences": [{"raw": f"image {k} sentence {j}.", "tokens": ["image"]} for j in range(5)]})
+        imgs.append(
+            {
+                "filename": fn,
+                "split": split,
+                "imgid": k,
+                "sentences": [{"raw": f"image {k} sentence {j}.", "tokens": ["image"]} for j in range(5)],
+            }
+        )
     raw.mkdir(parents=True, exist_ok=True)
     (raw / "dataset_flickr30k.json").write_text(json.dumps({"dataset": "flickr30k", "images": imgs}))
 
@@ -107,9 +114,12 @@ def coco_official_raw(raw: Path) -> None:
     for sub, ids in (("train2017", [9, 25]), ("val2017", [139])):
         for i in ids:
             jpg(raw / sub / f"{i:012d}.jpg")
-        j = {"images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 12, "height": 9} for i in ids],
-             "annotations": [{"id": 100 * i + k, "image_id": i, "caption": f" A photo {i} #{k}. "} for i in ids
-                             for k in range(2)]}
+        j = {
+            "images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 12, "height": 9} for i in ids],
+            "annotations": [
+                {"id": 100 * i + k, "image_id": i, "caption": f" A photo {i} #{k}. "} for i in ids for k in range(2)
+            ],
+        }
         (ann / f"captions_{sub}.json").write_text(json.dumps(j))
 
 
@@ -118,20 +128,30 @@ def stanford_dogs_raw(raw: Path, split: dict | None = None) -> None:
     import scipy.io
 
     folders = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
-    split = split or {"train": [(0, "n02085620_5927.jpg"), (1, "n02085782_2.jpg")],
-                      "test": [(0, "n02085620_10074.jpg")]}
+    split = split or {
+        "train": [(0, "n02085620_5927.jpg"), (1, "n02085782_2.jpg")],
+        "test": [(0, "n02085620_10074.jpg")],
+    }
     raw.mkdir(parents=True, exist_ok=True)
     for s, items in split.items():
         files = np.empty((len(items), 1), dtype=object)
         for k, (c, fn) in enumerate(items):
             files[k, 0] = np.array([f"{folders[c]}/{fn}"])
             jpg(raw / "Images" / folders[c] / fn)
-        scipy.io.savemat(raw / f"{s}_list.mat", {"file_list": files, "annotation_list": files,
-                                                 "labels": np.array([[c + 1] for c, _ in items], dtype=np.uint8)})
+        scipy.io.savemat(
+            raw / f"{s}_list.mat",
+            {
+                "file_list": files,
+                "annotation_list": files,
+                "labels": np.array([[c + 1] for c, _ in items], dtype=np.uint8),
+            },
+        )
 
 
-WIKI_WORDS = {"art": "painting museum painter canvas gallery sculpture portrait",
-              "biology": "species cell protein genus organism evolution gene"}
+WIKI_WORDS = {
+    "art": "painting museum painter canvas gallery sculpture portrait",
+    "biology": "species cell protein genus organism evolution gene",
+}
 
 
 def wikipedia_raw(raw: Path, rows: dict | None = None, categories=("art", "biology")) -> Path:
@@ -147,8 +167,9 @@ def wikipedia_raw(raw: Path, rows: dict | None = None, categories=("art", "biolo
             cat = categories[c - 1]
             jpg(base / "images" / cat / f"{i}.jpg", 60 + 120 * (c - 1))
             words = WIKI_WORDS.get(cat, cat)
-            (base / "texts" / f"{t}.xml").write_text(f"<document><title>T</title><text>Article {t} &amp; "
-                                                     f"more\n text about {words}.</text></document>")
+            (base / "texts" / f"{t}.xml").write_text(
+                f"<document><title>T</title><text>Article {t} &amp; more\n text about {words}.</text></document>"
+            )
     return base
 
 
@@ -160,7 +181,8 @@ def pascal_sentence_raw(raw: Path, classes=("aeroplane", "bird"), per_class: int
             jpg(base / "dataset" / cls / f"2008_{k:06d}.jpg", 50 + 100 * c)
             (base / "sentence" / cls).mkdir(parents=True, exist_ok=True)
             (base / "sentence" / cls / f"2008_{k:06d}.txt").write_text(
-                "".join(f"A {cls} number {k}, sentence {j}.\n" for j in range(5)))
+                "".join(f"A {cls} number {k}, sentence {j}.\n" for j in range(5))
+            )
     return base
 
 
@@ -189,8 +211,10 @@ def mediaeval_split_dir(base: Path, topics: dict) -> None:
     xml = "".join(f"<topic><number>{k + 1}</number><title>{t}</title></topic>" for k, t in enumerate(topics))
     (base / f"{base.name}_topics.xml").write_text(f"<topics>{xml}</topics>")
     for t, photos in topics.items():
-        rows = "".join(f'<photo id="{pid}" title="{t} photo {pid}" tags="{t} tag{pid}" description="" rank="{r + 1}"/>'
-                       for r, (pid, _, _) in enumerate(photos))
+        rows = "".join(
+            f'<photo id="{pid}" title="{t} photo {pid}" tags="{t} tag{pid}" description="" rank="{r + 1}"/>'
+            for r, (pid, _, _) in enumerate(photos)
+        )
         (base / "xml" / f"{t}.xml").write_text(f"<photos>{rows}</photos>")
         for pid, _, _ in photos:
             jpg(base / "img" / t / f"{pid}.jpg", 30 + 7 * int(pid) % 200)

@@ -1,4 +1,5 @@
 """Write small notebooks for the runner and sweep tests (imported like ``fixtures_real_formats``)."""
+
 from __future__ import annotations
 
 import nbformat

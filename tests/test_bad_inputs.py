@@ -1,5 +1,6 @@
 """The bad-input audit (tools/audit_bad_inputs.py): every wrong argument, knob, metric value and dataset file it
 tries gives an error naming what is wrong — no bare library traceback, no silent wrong result."""
+
 import pytest
 
 from tools import audit_bad_inputs as audit

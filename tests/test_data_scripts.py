@@ -1,5 +1,6 @@
 """data_scripts: the downloader (against a loopback HTTP server — never the internet), safe extraction, the CLI, and
 each converter on a tiny fixture written here in the dataset's real format, read back through xmr_lib.data.registry."""
+
 from __future__ import annotations
 
 import hashlib
@@ -63,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
         part = body[start:]
         self.send_header("Content-Length", str(len(part)))
         self.end_headers()
-        if mode == "truncate":                       # announce everything, send half, hang up
+        if mode == "truncate":  # announce everything, send half, hang up
             self.wfile.write(part[: len(part) // 2])
             self.wfile.flush()
             self.close_connection = True
@@ -127,7 +128,7 @@ def test_truncated_download_is_kept_as_part_and_resumed(server, tmp_path):
     _Handler.mode["f.bin"] = "truncate"
     with pytest.raises(DownloadError, match="resume"):
         download(f"{url}/f.bin", tmp_path / "f.bin", sha256=PAYLOAD_SHA, quiet=True)
-    assert not (tmp_path / "f.bin").exists()                       # never renamed into place
+    assert not (tmp_path / "f.bin").exists()  # never renamed into place
     part = tmp_path / "f.bin.part"
     assert part.is_file() and 0 < part.stat().st_size < len(PAYLOAD)
     _Handler.mode["f.bin"] = "ok"
@@ -241,7 +242,7 @@ def test_cli_fetch_downloads_verifies_unpacks_and_converts(server, tmp_path, mon
     f = replace(spec.files[0], urls=(f"{url}/missing.tgz", f"{url}/CUB_200_2011.tgz"), sha256=sha, md5=None)
     monkeypatch.setitem(registry.DATASETS, "cub200", replace(spec, files=(f,)))
     root = tmp_path / "data"
-    assert cli.main(["fetch", "cub200", "--root", str(root), "--quiet"]) == 0    # first URL 404 → mirror
+    assert cli.main(["fetch", "cub200", "--root", str(root), "--quiet"]) == 0  # first URL 404 → mirror
     assert len(data.load("cub200", "test", root=root)) == 2
     assert (root / "cub200" / "downloads" / "SHA256SUMS").read_text().startswith(sha)
     assert cli.main(["verify", "cub200", "--root", str(root)]) == 0
@@ -249,7 +250,7 @@ def test_cli_fetch_downloads_verifies_unpacks_and_converts(server, tmp_path, mon
     p = root / "cub200" / "downloads" / "CUB_200_2011.tgz"
     p.write_bytes(p.read_bytes()[:-10])
     assert cli.main(["verify", "cub200", "--root", str(root)]) == 1
-    shutil.rmtree(root / "cub200" / "raw")                  # a fresh unpack re-checks the archive first
+    shutil.rmtree(root / "cub200" / "raw")  # a fresh unpack re-checks the archive first
     assert cli.main(["fetch", "cub200", "--root", str(root), "--quiet"]) == 0
     assert p.read_bytes() == arc.read_bytes() and p.with_name(p.name + ".corrupt").exists()
 
@@ -281,7 +282,7 @@ def test_from_dir_unverified_files_are_reported_and_recorded(tmp_path, capsys):
     assert cli.main(["fetch", "roxford5k", "--root", str(root), "--from-dir", str(src)]) == 0
     out = capsys.readouterr().out
     assert "UNPINNED" in out and hashlib.sha256((src / "gnd_roxford5k.pkl").read_bytes()).hexdigest() in out
-    assert not (root / "roxford5k" / "downloads" / "SHA256SUMS").exists()    # no arrival hash passed as published
+    assert not (root / "roxford5k" / "downloads" / "SHA256SUMS").exists()  # no arrival hash passed as published
     assert (root / "roxford5k" / "gnd_roxford5k.pkl").is_file()
     assert sorted(p.stem for p in (root / "roxford5k" / "jpg").glob("*.jpg")) == sorted(imlist + qimlist)
     b = data.revisited("roxford5k", root, train_from="roxford5k")
@@ -300,7 +301,13 @@ def test_mirflickr_raw_converter(tmp_path):
     d = tmp_path / "mirflickr25k"
     lab, bow = np.load(d / "labels.npy"), np.load(d / "tags_bow.npy")
     meta = json.loads((d / "meta.json").read_text())
-    assert meta["label_names"] == ["animals", "sky", "water"] and meta["vocab"] == ["blue", "cute", "dog", "lake", "sky"]
+    assert meta["label_names"] == ["animals", "sky", "water"] and meta["vocab"] == [
+        "blue",
+        "cute",
+        "dog",
+        "lake",
+        "sky",
+    ]
     assert lab.tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]]
     assert bow[0].tolist() == [0, 1, 1, 0, 0]
     assert np.load(d / "images.npy").shape == (4, 8, 8, 3)
@@ -317,7 +324,7 @@ def test_mirflickr_mat_converter_feeds_crossmodal(tmp_path, monkeypatch):
     lab = (rng.random((n, 24)) < 0.2).astype(np.uint8)
     lab[:, 0] = 1
     tags = (rng.random((n, t)) < 0.3).astype(np.uint8)
-    imgs = rng.integers(0, 256, (n, 3, 6, 6), dtype=np.uint8)   # DJSRH-style IAll (N, 3, H, W)
+    imgs = rng.integers(0, 256, (n, 3, 6, 6), dtype=np.uint8)  # DJSRH-style IAll (N, 3, H, W)
     raw = tmp_path / "mirflickr25k" / "raw"
     raw.mkdir(parents=True)
     scipy_io.savemat(raw / "mirflickr25k-lall.mat", {"LAll": lab})
@@ -356,7 +363,9 @@ def test_coco_official_captions_converter(tmp_path):
     assert rep["splits"] == {"test": 1, "train": 2} and rep["missing"] == []
     assert (tmp_path / "coco" / "dataset_coco.json").is_file()
     ds = data.load("coco", "train", root=tmp_path)
-    assert ds.captions == ["A photo 9 #0.", "A photo 25 #0."] and ds.meta["paths"][0].endswith("train2017/000000000009.jpg")
+    assert ds.captions == ["A photo 9 #0.", "A photo 25 #0."] and ds.meta["paths"][0].endswith(
+        "train2017/000000000009.jpg"
+    )
 
 
 def test_flowers102_converter(tmp_path):
@@ -365,8 +374,9 @@ def test_flowers102_converter(tmp_path):
     for i in range(8):
         _jpg(raw / "jpg" / f"image_{i + 1:05d}.jpg", 25 * i)
     scipy_io.savemat(raw / "imagelabels.mat", {"labels": labels})
-    scipy_io.savemat(raw / "setid.mat", {"trnid": np.array([[1, 3, 5]]), "valid": np.array([[2, 4]]),
-                                         "tstid": np.array([[6, 7, 8]])})
+    scipy_io.savemat(
+        raw / "setid.mat", {"trnid": np.array([[1, 3, 5]]), "valid": np.array([[2, 4]]), "tstid": np.array([[6, 7, 8]])}
+    )
     rep = convert("flowers102", tmp_path)
     assert rep["splits"] == {"test": 3, "train": 3, "val": 2}
     ds = data.load("flowers102", "test", root=tmp_path)
@@ -379,8 +389,11 @@ def test_fgvc_aircraft_converter(tmp_path):
     d.mkdir(parents=True)
     (d / "variants.txt").write_text("707-320\nF/A-18\nA320\n")
     (d / "manufacturers.txt").write_text("Boeing\nMcDonnell Douglas\nAirbus\n")
-    split_rows = {"train": [("0034309", "707-320", "Boeing"), ("0056978", "F/A-18", "McDonnell Douglas")],
-                  "val": [("0062780", "A320", "Airbus")], "test": [("1101541", "F/A-18", "McDonnell Douglas")]}
+    split_rows = {
+        "train": [("0034309", "707-320", "Boeing"), ("0056978", "F/A-18", "McDonnell Douglas")],
+        "val": [("0062780", "A320", "Airbus")],
+        "test": [("1101541", "F/A-18", "McDonnell Douglas")],
+    }
     for split, rows in split_rows.items():
         (d / f"images_variant_{split}.txt").write_text("".join(f"{i} {v}\n" for i, v, _ in rows))
         (d / f"images_manufacturer_{split}.txt").write_text("".join(f"{i} {m}\n" for i, _, m in rows))
@@ -422,7 +435,7 @@ def test_pascal_sentence_converter(tmp_path):
 def test_nuswide_converter(tmp_path):
     nuswide_raw(tmp_path / "nuswide" / "raw")
     rep = convert("nuswide", tmp_path, n_labels=2, image_size=4)
-    assert rep["n"] == 4 and rep["missing"] == []                     # "rare"-only image 3 dropped
+    assert rep["n"] == 4 and rep["missing"] == []  # "rare"-only image 3 dropped
     d = tmp_path / "nuswide"
     assert json.loads((d / "meta.json").read_text())["label_names"] == ["animal", "sky"]
     assert np.load(d / "labels.npy").tolist() == [[1, 0], [0, 1], [0, 1], [0, 1]]
@@ -447,8 +460,20 @@ def test_missing_dataset_errors_name_the_command(tmp_path):
 
 
 def test_registry_is_complete_and_never_invents_checksums():
-    want = {"roxford5k", "rparis6k", "mirflickr25k", "nuswide", "flickr30k", "coco", "cub200", "stanford_dogs",
-            "fgvc_aircraft", "flowers102", "wikipedia", "pascal_sentence"}
+    want = {
+        "roxford5k",
+        "rparis6k",
+        "mirflickr25k",
+        "nuswide",
+        "flickr30k",
+        "coco",
+        "cub200",
+        "stanford_dogs",
+        "fgvc_aircraft",
+        "flowers102",
+        "wikipedia",
+        "pascal_sentence",
+    }
     assert want <= set(registry.DATASETS)
     from data_scripts.convert import CONVERTERS
 
@@ -465,14 +490,19 @@ def test_registry_is_complete_and_never_invents_checksums():
 
 def test_cli_from_dir_takes_archives_and_unpacked_folders(tmp_path, capsys, monkeypatch):
     """Flickr30K by hand: the Karpathy zip plus the images folder the user already unpacked."""
-    spec = registry.DATASETS["flickr30k"]            # the fixture zip is not the published file: unpin it here
-    monkeypatch.setitem(registry.DATASETS, "flickr30k", replace(
-        spec, files=tuple(replace(f, sha256=None, size=None) for f in spec.files)))
+    spec = registry.DATASETS["flickr30k"]  # the fixture zip is not the published file: unpin it here
+    monkeypatch.setitem(
+        registry.DATASETS,
+        "flickr30k",
+        replace(spec, files=tuple(replace(f, sha256=None, size=None) for f in spec.files)),
+    )
     src = tmp_path / "manual"
     for k in range(3):
         _jpg(src / "flickr30k-images" / f"{k}.jpg")
-    imgs = [{"filename": f"{k}.jpg", "split": s, "sentences": [{"raw": f"cap {k}"}]}
-            for k, s in enumerate(["train", "val", "test"])]
+    imgs = [
+        {"filename": f"{k}.jpg", "split": s, "sentences": [{"raw": f"cap {k}"}]}
+        for k, s in enumerate(["train", "val", "test"])
+    ]
     with zipfile.ZipFile(src / "caption_datasets.zip", "w") as z:
         z.writestr("dataset_flickr30k.json", json.dumps({"images": imgs}))
     root = tmp_path / "data"

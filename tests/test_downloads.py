@@ -2,6 +2,7 @@
 without Content-Length, a 416 for a .part longer than the file, a 206 that restarts at byte 0 or at a wrong offset,
 an HTML error page with status 200, a stall mid-body, truncated tgz / tar / zip archives; plus --from-dir never
 going to the network, `verify` saying "unpinned", the registry citing its sources, and the socket guard."""
+
 from __future__ import annotations
 
 import hashlib
@@ -52,7 +53,7 @@ class _H(BaseHTTPRequestHandler):
         body, mode = self.files[name], self.mode.get(name, "ok")
         n = len(body)
         start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-        if mode == "html":                                  # an error page, status 200
+        if mode == "html":  # an error page, status 200
             page = b"<!DOCTYPE html><html><body>Please log in</body></html>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -60,7 +61,7 @@ class _H(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(page)
             return
-        if mode == "html_as_binary":                        # the same page, mislabelled as a binary
+        if mode == "html_as_binary":  # the same page, mislabelled as a binary
             page = b"\n  <html><head><title>404</title></head></html>"
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
@@ -75,14 +76,14 @@ class _H(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if rng and mode == "206_at_zero":                   # says 206, sends (and labels) the file from byte 0
+        if rng and mode == "206_at_zero":  # says 206, sends (and labels) the file from byte 0
             self.send_response(206)
             self.send_header("Content-Range", f"bytes 0-{n - 1}/{n}")
             self.send_header("Content-Length", str(n))
             self.end_headers()
             self.wfile.write(body)
             return
-        if rng and mode == "206_lying":                     # says 206 from the offset, sends from byte 0
+        if rng and mode == "206_lying":  # says 206 from the offset, sends from byte 0
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{n - 1}/{n}")
             self.send_header("Content-Length", str(n - start))
@@ -105,11 +106,11 @@ class _H(BaseHTTPRequestHandler):
         if mode != "no_length_cut":
             self.send_header("Content-Length", str(len(part)))
         self.end_headers()
-        if mode == "no_length_cut":                         # no Content-Length, half the body, hang up
+        if mode == "no_length_cut":  # no Content-Length, half the body, hang up
             self.wfile.write(part[: len(part) // 2])
             self.close_connection = True
             return
-        if mode == "stall":                                 # half the body, then silence
+        if mode == "stall":  # half the body, then silence
             self.wfile.write(part[: len(part) // 2])
             self.wfile.flush()
             type(self).release.wait(10)
@@ -162,16 +163,16 @@ def _nothing_taken(d, name):
 def test_no_content_length_cut_is_never_accepted(server, tmp_path):
     _H.files["f.bin"] = PAYLOAD
     _H.mode["f.bin"] = "no_length_cut"
-    with pytest.raises(DownloadError, match="no Content-Length"):               # unpinned: refused outright
+    with pytest.raises(DownloadError, match="no Content-Length"):  # unpinned: refused outright
         download(f"{server}/f.bin", tmp_path / "f.bin", quiet=True)
     _nothing_taken(tmp_path, "f.bin")
-    with pytest.raises(ChecksumMismatch):                                        # pinned: the checksum decides
+    with pytest.raises(ChecksumMismatch):  # pinned: the checksum decides
         download(f"{server}/f.bin", tmp_path / "g.bin", sha256=SHA, quiet=True)
     _nothing_taken(tmp_path, "g.bin")
-    with pytest.raises(DownloadError, match=r"100,000 of 200,000"):             # published size: short
+    with pytest.raises(DownloadError, match=r"100,000 of 200,000"):  # published size: short
         download(f"{server}/f.bin", tmp_path / "h.bin", size=len(PAYLOAD), quiet=True)
     _nothing_taken(tmp_path, "h.bin")
-    arc = _archives(tmp_path)["a.tgz"]                                           # unpinned archive: read to its end
+    arc = _archives(tmp_path)["a.tgz"]  # unpinned archive: read to its end
     _H.files["a.tgz"], _H.mode["a.tgz"] = arc, "no_length_cut"
     with pytest.raises(CorruptArchive, match="a.tgz"):
         download(f"{server}/a.tgz", tmp_path / "a.tgz", quiet=True)
@@ -181,8 +182,8 @@ def test_no_content_length_cut_is_never_accepted(server, tmp_path):
 
 def test_416_with_a_longer_part_restarts_instead_of_accepting(server, tmp_path):
     _H.files["f.bin"] = PAYLOAD
-    (tmp_path / "f.bin.part").write_bytes(PAYLOAD + b"junk" * 100)             # longer than the file
-    res = download(f"{server}/f.bin", tmp_path / "f.bin", quiet=True)         # unpinned: still not "complete"
+    (tmp_path / "f.bin.part").write_bytes(PAYLOAD + b"junk" * 100)  # longer than the file
+    res = download(f"{server}/f.bin", tmp_path / "f.bin", quiet=True)  # unpinned: still not "complete"
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD and res["resumed_from"] == 0
     assert _H.log[0] == ("f.bin", f"bytes={len(PAYLOAD) + 400}-") and _H.log[1] == ("f.bin", None)
     # a .part of the right length but wrong bytes: 416 → verified → mismatch, never taken
@@ -200,17 +201,17 @@ def test_416_with_a_longer_part_restarts_instead_of_accepting(server, tmp_path):
 def test_206_must_start_at_the_requested_offset(server, tmp_path):
     _H.files["f.bin"] = PAYLOAD
     half = len(PAYLOAD) // 2
-    _H.mode["f.bin"] = "206_at_zero"                    # labelled honestly as bytes 0-: a fresh start, not appended
+    _H.mode["f.bin"] = "206_at_zero"  # labelled honestly as bytes 0-: a fresh start, not appended
     (tmp_path / "f.bin.part").write_bytes(PAYLOAD[:half])
     res = download(f"{server}/f.bin", tmp_path / "f.bin", quiet=True)
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD and res["resumed_from"] == 0
-    _H.mode["f.bin"] = "206_wrong_offset"               # any other offset: refused, the .part untouched
+    _H.mode["f.bin"] = "206_wrong_offset"  # any other offset: refused, the .part untouched
     (tmp_path / "g.bin.part").write_bytes(PAYLOAD[:half])
     with pytest.raises(DownloadError, match="wrong offset"):
         download(f"{server}/f.bin", tmp_path / "g.bin", quiet=True)
     _nothing_taken(tmp_path, "g.bin")
     assert (tmp_path / "g.bin.part").read_bytes() == PAYLOAD[:half]
-    _H.mode["f.bin"] = "206_lying"                      # claims the offset, sends byte 0 on: the checksum catches it
+    _H.mode["f.bin"] = "206_lying"  # claims the offset, sends byte 0 on: the checksum catches it
     (tmp_path / "h.bin.part").write_bytes(PAYLOAD[:half])
     with pytest.raises(ChecksumMismatch):
         download(f"{server}/f.bin", tmp_path / "h.bin", sha256=SHA, quiet=True)
@@ -240,7 +241,7 @@ def test_a_stall_is_not_no_network_and_resumes(server, tmp_path):
     _nothing_taken(tmp_path, "f.bin")
     part = tmp_path / "f.bin.part"
     kept = part.stat().st_size
-    assert 0 < kept < len(PAYLOAD) and part.read_bytes() == PAYLOAD[:kept]     # a clean prefix, kept for a resume
+    assert 0 < kept < len(PAYLOAD) and part.read_bytes() == PAYLOAD[:kept]  # a clean prefix, kept for a resume
     _H.mode["f.bin"] = "ok"
     res = download(f"{server}/f.bin", tmp_path / "f.bin", sha256=SHA, quiet=True)
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD and res["resumed_from"] == kept
@@ -251,13 +252,13 @@ def test_truncated_archive_is_refused_moved_aside_and_fetched_again(server, tmp_
     good = _archives(tmp_path)[name]
     # tgz / zip: cut in the middle; tar: cut exactly after the 2nd member (tarfile alone reads that as a valid,
     # shorter archive — only the missing end-of-archive marker gives it away)
-    cut = good[: len(good) // 2] if name != "a.tar" else good[:tarfile.BLOCKSIZE * 120]
-    _H.files[name] = cut                                # the server itself holds a truncated copy
+    cut = good[: len(good) // 2] if name != "a.tar" else good[: tarfile.BLOCKSIZE * 120]
+    _H.files[name] = cut  # the server itself holds a truncated copy
     with pytest.raises(CorruptArchive, match=rf"^{name}: corrupt or truncated"):
         download(f"{server}/{name}", tmp_path / name, quiet=True)
     _nothing_taken(tmp_path, name)
     assert (tmp_path / f"{name}.corrupt").read_bytes() == cut
-    _H.files[name] = good                               # a rerun fetches it again
+    _H.files[name] = good  # a rerun fetches it again
     res = download(f"{server}/{name}", tmp_path / name, quiet=True)
     assert (tmp_path / name).read_bytes() == good and res["archive_ok"] and not res["verified"]
     # extraction is all or nothing
@@ -292,13 +293,25 @@ def _flowers_on(server, tmp_path, monkeypatch) -> dict:
     with tarfile.open(fileobj=buf, mode="w:gz") as t:
         t.add(src / "jpg", arcname="jpg")
     scipy.io.savemat(src / "imagelabels.mat", {"labels": np.array([[1, 1, 2, 2]])})
-    scipy.io.savemat(src / "setid.mat", {"trnid": np.array([[1, 3]]), "valid": np.array([[2]]),
-                                         "tstid": np.array([[4]])})
-    blobs = {"102flowers.tgz": buf.getvalue(), "imagelabels.mat": (src / "imagelabels.mat").read_bytes(),
-             "setid.mat": (src / "setid.mat").read_bytes()}
+    scipy.io.savemat(
+        src / "setid.mat", {"trnid": np.array([[1, 3]]), "valid": np.array([[2]]), "tstid": np.array([[4]])}
+    )
+    blobs = {
+        "102flowers.tgz": buf.getvalue(),
+        "imagelabels.mat": (src / "imagelabels.mat").read_bytes(),
+        "setid.mat": (src / "setid.mat").read_bytes(),
+    }
     spec = registry.DATASETS["flowers102"]
-    files = tuple(replace(f, urls=(f"{server}/{f.name}",), sha256=hashlib.sha256(blobs[f.name]).hexdigest(),
-                          md5=hashlib.md5(blobs[f.name]).hexdigest(), size=len(blobs[f.name])) for f in spec.files)
+    files = tuple(
+        replace(
+            f,
+            urls=(f"{server}/{f.name}",),
+            sha256=hashlib.sha256(blobs[f.name]).hexdigest(),
+            md5=hashlib.md5(blobs[f.name]).hexdigest(),
+            size=len(blobs[f.name]),
+        )
+        for f in spec.files
+    )
     monkeypatch.setitem(registry.DATASETS, "flowers102", replace(spec, files=files))
     _H.files.update(blobs)
     return blobs
@@ -314,16 +327,15 @@ def test_cli_goes_on_after_a_stall_and_lists_every_failure(server, tmp_path, mon
     dl = root / "flowers102" / "downloads"
     assert rc == 1 and "2 file(s) of flowers102 failed" in out and "stalled" in out and "HTML page" in out
     assert "No network" not in out and "no network" not in out
-    assert (dl / "imagelabels.mat").is_file()                       # the file after the stall was fetched
+    assert (dl / "imagelabels.mat").is_file()  # the file after the stall was fetched
     assert not (dl / "102flowers.tgz").exists() and not (dl / "setid.mat").exists()
     _H.mode.clear()
     _H.release.set()
-    assert cli.main(["fetch", "flowers102", "--root", str(root), "--quiet"]) == 0     # rerun: resume + the rest
+    assert cli.main(["fetch", "flowers102", "--root", str(root), "--quiet"]) == 0  # rerun: resume + the rest
     assert cli.main(["verify", "flowers102", "--root", str(root)]) == 0
 
 
-def test_cli_corrupt_unpinned_archive_on_disk_is_moved_aside_and_fetched_again(server, tmp_path, monkeypatch,
-                                                                                 capsys):
+def test_cli_corrupt_unpinned_archive_on_disk_is_moved_aside_and_fetched_again(server, tmp_path, monkeypatch, capsys):
     blobs = _flowers_on(server, tmp_path, monkeypatch)
     spec = registry.DATASETS["flowers102"]
     unpinned = tuple(replace(f, sha256=None, md5=None, size=None) for f in spec.files)
@@ -331,12 +343,12 @@ def test_cli_corrupt_unpinned_archive_on_disk_is_moved_aside_and_fetched_again(s
     dl = tmp_path / "data" / "flowers102" / "downloads"
     dl.mkdir(parents=True)
     arc = blobs["102flowers.tgz"]
-    (dl / "102flowers.tgz").write_bytes(arc[: len(arc) // 2])        # an earlier run's truncated copy
+    (dl / "102flowers.tgz").write_bytes(arc[: len(arc) // 2])  # an earlier run's truncated copy
     rc = cli.main(["fetch", "flowers102", "--root", str(tmp_path / "data"), "--quiet"])
     out = capsys.readouterr().out
     assert rc == 0 and "not usable" in out and "corrupt or truncated" in out
     assert (dl / "102flowers.tgz").read_bytes() == arc and (dl / "102flowers.tgz.corrupt").is_file()
-    assert "UNPINNED" in out and not (dl / "SHA256SUMS").exists()    # arrival hashes are not "published" ones
+    assert "UNPINNED" in out and not (dl / "SHA256SUMS").exists()  # arrival hashes are not "published" ones
     assert cli.main(["verify", "flowers102", "--root", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out
     assert "unpinned (no published checksum)" in out and "archive reads to its end" in out
@@ -347,7 +359,8 @@ def test_cli_corrupt_unpinned_archive_on_disk_is_moved_aside_and_fetched_again(s
     shutil.rmtree(raw)
     (dl / "102flowers.tgz").write_bytes(arc[:-300])
     from data_scripts import cli as cli_mod
-    monkeypatch.setattr(cli_mod, "_check_present", lambda f, p: (True, "", None))   # as if the check were skipped
+
+    monkeypatch.setattr(cli_mod, "_check_present", lambda f, p: (True, "", None))  # as if the check were skipped
     rc = cli.main(["fetch", "flowers102", "--root", str(tmp_path / "data"), "--quiet"])
     out = capsys.readouterr().out
     assert rc == 1 and "102flowers.tgz" in out and "corrupt or truncated" in out and "download it again" in out
@@ -365,7 +378,7 @@ def test_from_dir_with_a_missing_file_never_goes_to_the_network(server, tmp_path
     (src / "setid.mat").write_bytes(blobs["setid.mat"])
     rc = cli.main(["fetch", "flowers102", "--root", str(tmp_path / "data"), "--from-dir", str(src), "--quiet"])
     out = capsys.readouterr().out
-    assert rc == 2 and _H.log == []                                  # not one request
+    assert rc == 2 and _H.log == []  # not one request
     assert "102flowers.tgz" in out and "imagelabels.mat" in out and "--from-dir" in out
     assert "nothing is downloaded with --from-dir" in out
 
@@ -384,9 +397,9 @@ def test_registry_cites_a_source_for_every_url_size_and_checksum(capsys):
                 n_pinned += bool(f.sha256 or f.md5)
             elif f.urls:
                 assert "no checksum" in f.source or "unverified" in f.source, f"{s.name}/{f.name}"
-    assert n_pinned >= 13          # 13 of the 34 file entries (was 5)
+    assert n_pinned >= 13  # 13 of the 34 file entries (was 5)
     fl = {f.name: f for f in registry.DATASETS["flowers102"].files}
-    assert fl["102flowers.tgz"].md5 == "52808999861908f626f3c1f4e79d11fa"     # = torchvision.datasets.Flowers102
+    assert fl["102flowers.tgz"].md5 == "52808999861908f626f3c1f4e79d11fa"  # = torchvision.datasets.Flowers102
     assert cli.main(["info", "stanford_dogs"]) == 0
     out = capsys.readouterr().out
     assert "source:" in out and "url_checksums/stanford_dogs.txt" in out and "793,579,520 bytes" in out
@@ -407,7 +420,7 @@ def test_socket_guard_refuses_the_network_but_not_loopback(server):
     s = socket.socket()
     try:
         with pytest.raises(NetworkBlockedInTests, match="must not reach the network"):
-            s.connect(("203.0.113.7", 80))                          # TEST-NET-3: never a real host
+            s.connect(("203.0.113.7", 80))  # TEST-NET-3: never a real host
     finally:
         s.close()
     with pytest.raises(NetworkBlockedInTests):

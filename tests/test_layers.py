@@ -1,5 +1,6 @@
 """The library's architecture, checked: imports only go down the layers and no chapter imports another
 (the import-linter contracts in pyproject.toml), and no xmr_lib module imports another inside a function."""
+
 from __future__ import annotations
 
 import ast

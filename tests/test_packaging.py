@@ -1,4 +1,5 @@
 """The repository's own contract: packaging files agree, notebooks are clean and parameterised alike."""
+
 import ast
 import re
 import statistics
@@ -61,8 +62,9 @@ def test_notebook_is_clean_and_parameterised(nb):
     first_code = next(c for c in book.cells if c.cell_type == "code")
     assert "parameters" in first_code.metadata.get("tags", []), "the parameters cell must be the first code cell"
     table = runs.profile_table(nb.name[:2])
-    assert set(names[4:]) <= set(table["default"]), \
+    assert set(names[4:]) <= set(table["default"]), (
         f"{nb.name}: parameters-cell names {sorted(set(names[4:]) - set(table['default']))} are not knobs of PROFILES"
+    )
     src = "\n".join(c.source for c in book.cells if c.cell_type == "code")
     assert f'runs.params("{nb.name[:2]}", globals())' in src
     for c in book.cells:  # every code cell parses
@@ -99,8 +101,11 @@ def test_notebook_cells_are_lecture_sized(nb):
         sizes.append(_code_lines(c))
         assert sizes[-1] <= 25, f"{nb.name}: cell {i} has {sizes[-1]} lines (at most 25)"
         if not in_exercises and not c.source.lstrip().startswith(("%", "!")):
-            defs += [f"{n.name} (cell {i})" for n in ast.walk(ast.parse(c.source))
-                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+            defs += [
+                f"{n.name} (cell {i})"
+                for n in ast.walk(ast.parse(c.source))
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            ]
     assert statistics.median(sizes) <= 8, f"{nb.name}: median cell {statistics.median(sizes)} lines (at most 8)"
     assert defs == [], f"{nb.name}: functions defined outside the Exercises section: {defs}"
 

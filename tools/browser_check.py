@@ -22,6 +22,7 @@ Command line (the test in ``tests/test_browser.py`` calls the same function)::
 Needs the ``playwright`` Python package (``pip install playwright``; its browser download is not needed) and a
 Chromium binary (Debian: ``apt-get install chromium``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DEFAULT_NOTEBOOKS = ("00_getting_started", "09_crossmedia_prf_mmr")
 EXPLORER_NOTEBOOK = "09_crossmedia_prf_mmr"
 
@@ -66,11 +75,15 @@ def unavailable_reason() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return ("the Python package 'playwright' is not installed (.venv/bin/pip install playwright; its own "
-                "browser download is not needed)" + why)
+        return (
+            "the Python package 'playwright' is not installed (.venv/bin/pip install playwright; its own "
+            "browser download is not needed)" + why
+        )
     if chromium_path() is None:
-        return ("no Chromium binary (/usr/bin/chromium): install it with `apt-get install chromium` as root "
-                "(.ci/run does)" + why)
+        return (
+            "no Chromium binary (/usr/bin/chromium): install it with `apt-get install chromium` as root "
+            "(.ci/run does)" + why
+        )
     return None
 
 
@@ -108,6 +121,7 @@ def free_port() -> int:
 @dataclass
 class Lab:
     """A JupyterLab server started by ``start_lab`` (stop it with ``stop()``)."""
+
     proc: subprocess.Popen
     url: str
     root: Path
@@ -137,32 +151,61 @@ def start_lab(root: Path, work: Path, run_dir: Path, timeout: float = 90) -> Lab
     settings = work / "lab-settings"
     for rel, body in {
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                             "checkForUpdates": False},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+            "fetchNews": "false",
+            "checkForUpdates": False,
+        },
     }.items():
         (settings / rel).parent.mkdir(parents=True, exist_ok=True)
         (settings / rel).write_text(json.dumps(body))
     env = dict(os.environ)
-    env.update(XMR_RUN_DIR=str(run_dir), MPLBACKEND="module://matplotlib_inline.backend_inline",
-               JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(work / "lab-workspaces"),
-               JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYTHONUNBUFFERED="1")
+    env.update(
+        XMR_RUN_DIR=str(run_dir),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(work / "lab-workspaces"),
+        JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("XMR_NOTEBOOK", None)
     # OpenMP threads that spin while they wait make a 500-point t-SNE take 75 s instead of 6 s on a busy 2-core
     # machine (the CI machines are shared); passive waiting changes no result
     env.setdefault("OMP_WAIT_POLICY", "passive")
     port = free_port()
     log = work / "jupyterlab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--port-retries=0", f"--ServerApp.root_dir={root}", "--IdentityProvider.token=", "--ServerApp.password=",
-           "--ServerApp.open_browser=False", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
-           "--ServerApp.disable_check_xsrf=True"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--port-retries=0",
+        f"--ServerApp.root_dir={root}",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--ServerApp.open_browser=False",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        "--ServerApp.disable_check_xsrf=True",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI runs as root
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/"
     lab = Lab(proc, url, root, log)
     t0 = time.time()
@@ -292,9 +335,16 @@ def _save_ipynb_errors(path: Path) -> list[str]:
     return found
 
 
-def check(out: Path, notebooks=DEFAULT_NOTEBOOKS, explorer: str | None = EXPLORER_NOTEBOOK, runs: int = 2,
-          run_timeout: float = 300, redraw_timeout: float = 90, work: Path | None = None,
-          log=print) -> Report:
+def check(
+    out: Path,
+    notebooks=DEFAULT_NOTEBOOKS,
+    explorer: str | None = EXPLORER_NOTEBOOK,
+    runs: int = 2,
+    run_timeout: float = 300,
+    redraw_timeout: float = 90,
+    work: Path | None = None,
+    log=print,
+) -> Report:
     """Run the whole check; raises ``BrowserCheckError`` on the first failed check (screenshots are kept)."""
     from playwright.sync_api import TimeoutError as PWTimeout
     from playwright.sync_api import sync_playwright
@@ -328,8 +378,9 @@ def check(out: Path, notebooks=DEFAULT_NOTEBOOKS, explorer: str | None = EXPLORE
                 page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=120_000)
                 page.evaluate("async () => { await window.jupyterapp.restored; }")
                 for name in notebooks:
-                    _one_notebook(page, name, nb_dir, rep, runs, run_timeout, redraw_timeout,
-                                  explorer == name, log, PWTimeout)
+                    _one_notebook(
+                        page, name, nb_dir, rep, runs, run_timeout, redraw_timeout, explorer == name, log, PWTimeout
+                    )
             finally:
                 browser.close()
     finally:
@@ -351,9 +402,12 @@ def _shot(page_or_locator, rep: Report, name: str, **kw) -> None:
 def _one_notebook(page, name, nb_dir, rep, runs, run_timeout, redraw_timeout, is_explorer, log, PWTimeout):
     t0 = time.time()
     page.evaluate(_JS_OPEN, f"{name}.ipynb")
-    page.wait_for_function("() => { const k = window.__xmr_nb.sessionContext.session && "
-                           "window.__xmr_nb.sessionContext.session.kernel; return k && k.status === 'idle'; }",
-                           timeout=120_000, polling=500)
+    page.wait_for_function(
+        "() => { const k = window.__xmr_nb.sessionContext.session && "
+        "window.__xmr_nb.sessionContext.session.kernel; return k && k.status === 'idle'; }",
+        timeout=120_000,
+        polling=500,
+    )
     rep.seconds[f"{name} open"] = time.time() - t0
     for r in range(1, runs + 1):
         t1 = time.time()
@@ -362,16 +416,20 @@ def _one_notebook(page, name, nb_dir, rep, runs, run_timeout, redraw_timeout, is
             page.wait_for_function(_JS_RUN_FINISHED, timeout=run_timeout * 1000, polling=1000)
         except PWTimeout:
             _shot(page, rep, f"{name}_run{r}_timeout")
-            raise BrowserCheckError(f"{name}: run {r} of all cells did not finish within {run_timeout:.0f} s: "
-                                    f"{page.evaluate(_JS_STATE)}; screenshots in {rep.out}") from None
+            raise BrowserCheckError(
+                f"{name}: run {r} of all cells did not finish within {run_timeout:.0f} s: "
+                f"{page.evaluate(_JS_STATE)}; screenshots in {rep.out}"
+            ) from None
         page.wait_for_timeout(500)  # let the last outputs render
         st = page.evaluate(_JS_STATE)
         rep.seconds[f"{name} run {r}"] = time.time() - t1
         log(f"browser_check: {name} run {r}: {time.time() - t1:.0f} s, {len(st['counts'])} code cells")
         if st["errors"] or st["not_run"]:
             _shot(page, rep, f"{name}_run{r}_error")
-            raise BrowserCheckError(f"{name}, run {r} of all cells: errors {st['errors']}, cells not run "
-                                    f"{st['not_run']}; screenshots in {rep.out}")
+            raise BrowserCheckError(
+                f"{name}, run {r} of all cells: errors {st['errors']}, cells not run "
+                f"{st['not_run']}; screenshots in {rep.out}"
+            )
         dom = page.evaluate(_JS_DOM_ERRORS)
         if dom:
             _shot(page, rep, f"{name}_run{r}_error")
@@ -397,8 +455,10 @@ def _move_explorer(page, name, rep, redraw_timeout, log, PWTimeout):
     idx = page.evaluate(_JS_MARK_EXPLORER)
     if idx < 0:
         _shot(page, rep, f"{name}_no_explorer")
-        raise BrowserCheckError(f"{name}: no explorer (a cell with an ipywidgets dropdown / slider and an Output) "
-                                f"was rendered; screenshots in {rep.out}")
+        raise BrowserCheckError(
+            f"{name}: no explorer (a cell with an ipywidgets dropdown / slider and an Output) "
+            f"was rendered; screenshots in {rep.out}"
+        )
     cell = page.locator("[data-xmr-explorer]")
     area = cell.locator(".jp-Cell-outputWrapper").first  # the widgets and the grid (the cell's code is long)
     area.scroll_into_view_if_needed()
@@ -408,19 +468,26 @@ def _move_explorer(page, name, rep, redraw_timeout, log, PWTimeout):
 
     def wait_redraw(before, what):
         try:
-            page.wait_for_function(f"(b) => {{ const s = ({_JS_IMG})(); return s && s !== b; }}", arg=before,
-                                   timeout=redraw_timeout * 1000, polling=250)
+            page.wait_for_function(
+                f"(b) => {{ const s = ({_JS_IMG})(); return s && s !== b; }}",
+                arg=before,
+                timeout=redraw_timeout * 1000,
+                polling=250,
+            )
         except PWTimeout:
             _shot(area, rep, f"{name}_explorer_no_redraw")
             dom = page.evaluate(_JS_DOM_ERRORS)
-            raise BrowserCheckError(f"{name}: the explorer's image did not change within {redraw_timeout:.0f} s "
-                                    f"after {what}; errors in the page: {dom}; screenshots in {rep.out}") from None
+            raise BrowserCheckError(
+                f"{name}: the explorer's image did not change within {redraw_timeout:.0f} s "
+                f"after {what}; errors in the page: {dom}; screenshots in {rep.out}"
+            ) from None
         # then until the kernel is idle and the image has stayed the same for a second (a drag can queue redraws)
         last, since, t0 = None, time.time(), time.time()
         while time.time() - t0 < redraw_timeout:
             src = page.evaluate(_JS_IMG)
-            idle = page.evaluate("() => { const k = window.__xmr_nb.sessionContext.session.kernel; "
-                                 "return k && k.status === 'idle'; }")
+            idle = page.evaluate(
+                "() => { const k = window.__xmr_nb.sessionContext.session.kernel; return k && k.status === 'idle'; }"
+            )
             if src != last or not idle:
                 last, since = src, time.time()
             elif time.time() - since >= 1.0:
@@ -475,8 +542,11 @@ def _move_explorer(page, name, rep, redraw_timeout, log, PWTimeout):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.environ.get("XMR_SCREENSHOTS", "/tmp/xmr_screens"),
-                    help="folder for the screenshots and logs (default: $XMR_SCREENSHOTS or /tmp/xmr_screens)")
+    ap.add_argument(
+        "--out",
+        default=os.environ.get("XMR_SCREENSHOTS", "/tmp/xmr_screens"),
+        help="folder for the screenshots and logs (default: $XMR_SCREENSHOTS or /tmp/xmr_screens)",
+    )
     ap.add_argument("--notebooks", nargs="+", default=list(DEFAULT_NOTEBOOKS))
     ap.add_argument("--explorer", default=EXPLORER_NOTEBOOK)
     ap.add_argument("--runs", type=int, default=2)

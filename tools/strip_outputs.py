@@ -2,6 +2,7 @@
 
 The committed notebooks are sources; their executed copies live in run folders. Exits 1 when it changed a file, so
 that pre-commit shows the change before it is committed."""
+
 from __future__ import annotations
 
 import sys

@@ -5,6 +5,7 @@ seeds made with ``XMR_THREADS=2`` (the pinned count) and ``XMR_THREADS=1``: for 
 both, the change of its mean paired gap, and whether its margin over the required gap is inside that change
 (then the claim is not an ordering claim at this scale: its verdict depends on float summation order).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,16 @@ def compare(run_a: str, run_b: str) -> list[dict]:
             continue
         required = claims.GAP_FRACTION * c.paper_gap if c.paper_gap else 0.0
         spread = abs(ga - gb)
-        rows.append({"id": c.id, "gap_2": ga, "gap_1": gb, "spread": spread, "margin": ga - required,
-                     "inside_noise": abs(ga - required) <= spread})
+        rows.append(
+            {
+                "id": c.id,
+                "gap_2": ga,
+                "gap_1": gb,
+                "spread": spread,
+                "margin": ga - required,
+                "inside_noise": abs(ga - required) <= spread,
+            }
+        )
     return rows
 
 
@@ -54,8 +63,10 @@ def main(argv=None) -> int:
         flag = "  <- margin inside the thread noise" if r["inside_noise"] else ""
         print(f"{r['id']:48s} {r['gap_2']:+10.4f} {r['gap_1']:+10.4f} {r['spread']:8.4f} {r['margin']:+8.4f}{flag}")
     inside = sum(r["inside_noise"] for r in rows)
-    print(f"{len(rows)} ordering claims compared; {inside} with a margin inside the 1-vs-2-thread spread; "
-          f"median spread {np.median([r['spread'] for r in rows]) if rows else float('nan'):.2g}")
+    print(
+        f"{len(rows)} ordering claims compared; {inside} with a margin inside the 1-vs-2-thread spread; "
+        f"median spread {np.median([r['spread'] for r in rows]) if rows else float('nan'):.2g}"
+    )
     return 0
 
 

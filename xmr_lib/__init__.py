@@ -4,6 +4,7 @@ One module per concept: ``pooling``, ``losses``, ``hashing``, ``metrics``, ``ind
 ``data``, ``models``, ``viz``, ``runs``, ``claims``. Start every notebook with :func:`setup`
 (usually through :func:`xmr_lib.course.runs.params`, which calls it).
 """
+
 from __future__ import annotations
 
 import os as _os

@@ -1,4 +1,5 @@
 """Tests for xmr_lib.chapters.ch04.adversarial (thesis ch. 4): hand-computed losses, the thesis-compatible mAP, training."""
+
 import math
 
 import numpy as np
@@ -23,6 +24,7 @@ def _one_thread():
 
 # --------------------------------------------------------------------------------------------- adversary terms
 
+
 def test_negative_modality_entropy_extremes():
     zeros = torch.zeros(4, 2)
     assert modality.negative_modality_entropy_loss(zeros, zeros).item() == pytest.approx(-2 * math.log(2))
@@ -34,7 +36,7 @@ def test_modality_classification_loss_hand_value():
     zeros = torch.zeros(5, 2)
     assert modality.modality_classification_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
     li = torch.tensor([[math.log(3.0), 0.0]])  # P(image) = 3/4
-    lt = torch.tensor([[0.0, 0.0]])             # P(text) = 1/2
+    lt = torch.tensor([[0.0, 0.0]])  # P(text) = 1/2
     assert modality.modality_classification_loss(li, lt).item() == pytest.approx(-math.log(0.75) - math.log(0.5))
 
 
@@ -57,6 +59,7 @@ def test_grad_reverse():
 
 # --------------------------------------------------------------------------------------------- projection + KL
 
+
 def test_projection_similarity_and_paired_projection():
     za = torch.tensor([[1.0, 1.0], [0.0, 2.0]])
     zb = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
@@ -69,7 +72,7 @@ def test_projection_similarity_and_paired_projection():
 def test_label_target_cmpm_and_softmax():
     y = torch.tensor([0, 0, 1])
     q = adv.label_target(y, "cmpm")
-    assert torch.allclose(q, torch.tensor([[.5, .5, 0], [.5, .5, 0], [0, 0, 1.]]))
+    assert torch.allclose(q, torch.tensor([[0.5, 0.5, 0], [0.5, 0.5, 0], [0, 0, 1.0]]))
     qs = adv.label_target(y, "softmax")
     e = math.e
     assert qs[0, 0].item() == pytest.approx(e / (2 * e + 1))
@@ -84,7 +87,7 @@ def test_kl_projection_loss_hand_value():
     y = torch.tensor([0, 1])
     # A_{i→t} = [[1,0],[0,1]], A_{t→i} = [[2,0],[0,2]]; target = identity; KL(p‖δ) = p log p − p·log(1+ε)… ≈ −log p_own
     p1 = math.e / (math.e + 1)
-    p2 = math.e ** 2 / (math.e ** 2 + 1)
+    p2 = math.e**2 / (math.e**2 + 1)
 
     def row(p):  # p log p + (1−p) log((1−p)/ε)
         return p * math.log(p) + (1 - p) * (math.log(1 - p) - math.log(1e-8))
@@ -98,6 +101,7 @@ def test_kl_projection_loss_hand_value():
 
 
 # --------------------------------------------------------------------------------------------- Eq. 4.10 / 4.11
+
 
 def test_norm_softmax_classifier_has_unit_columns():
     clf = adv.NormSoftmaxClassifier(4, 3, seed=0)
@@ -113,7 +117,7 @@ def test_tempered_kl_symmetric_hand_value_and_printed_is_zero():
     p = torch.softmax(a / tau, 1)[0]
     q = torch.softmax(b / tau, 1)[0]
     kl = lambda u, v: float((u * (u / v).log()).sum())  # noqa: E731
-    want = tau ** 2 * (kl(p, q) + kl(q, p))
+    want = tau**2 * (kl(p, q) + kl(q, p))
     assert adv.tempered_kl_loss(a, b, tau).item() == pytest.approx(want, rel=1e-5)
     assert adv.tempered_kl_loss(a, a, tau).item() == pytest.approx(0.0, abs=1e-7)
     # the printed Eq. 4.11 compares each distribution with itself: ~0 whatever the logits
@@ -134,6 +138,7 @@ def test_tempered_kl_detach_stops_one_side():
 
 
 # --------------------------------------------------------------------------------------------- Eq. 4.12–4.14
+
 
 def test_bidirectional_triplet_hand_values():
     y = torch.tensor([0, 1])
@@ -168,6 +173,7 @@ def test_triplet_validation():
 
 # --------------------------------------------------------------------------------------------- evaluation
 
+
 def test_thesis_map_excluding_hit_hand_values():
     scores = np.array([[3.0, 2.0, 1.0]])
     # relevant at ranks 1 and 3: thesis AP = (1 + 1/3) / 2; standard AP = (1 + 2/3) / 2
@@ -199,8 +205,12 @@ def test_thesis_map_never_exceeds_standard_map_with_several_relevant():
     thesis = adv.thesis_map_excluding_hit(s, rel)
     standard = adv.mean_average_precision(s, rel)
     assert thesis < standard
-    m = adv.retrieval_metrics(np.eye(8, dtype=np.float32), np.eye(8, dtype=np.float32)[np.repeat(np.arange(8), 5)]
-                              + 0.01 * rng.standard_normal((40, 8)).astype(np.float32), np.repeat(np.arange(8), 5))
+    m = adv.retrieval_metrics(
+        np.eye(8, dtype=np.float32),
+        np.eye(8, dtype=np.float32)[np.repeat(np.arange(8), 5)]
+        + 0.01 * rng.standard_normal((40, 8)).astype(np.float32),
+        np.repeat(np.arange(8), 5),
+    )
     assert m["i2t/thesis_mAP"] < m["i2t/mAP"] and m["t2i/thesis_mAP"] == pytest.approx(m["t2i/R@1"])
 
 
@@ -233,21 +243,24 @@ def test_modality_probe_accuracy():
 
 # --------------------------------------------------------------------------------------------- training
 
+
 def _toy(n_img=40, caps=3, seed=0):
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n_img, 6)).astype(np.float32)
     img = latent @ rng.standard_normal((6, 12)).astype(np.float32)
     pair = np.repeat(np.arange(n_img), caps)
-    txt = latent[pair] @ rng.standard_normal((6, 10)).astype(np.float32) \
-        + 0.1 * rng.standard_normal((len(pair), 10)).astype(np.float32)
+    txt = latent[pair] @ rng.standard_normal((6, 10)).astype(np.float32) + 0.1 * rng.standard_normal(
+        (len(pair), 10)
+    ).astype(np.float32)
     return img, txt, pair
 
 
 @pytest.mark.parametrize("adversary", ["entropy", "grl", "separate"])
 def test_training_decreases_loss_and_retrieves(adversary):
     img, txt, pair = _toy()
-    cfg = adv.CommonSpaceConfig(dim=16, hidden=32, epochs=10, batch_size=20, lr=3e-3, lr_d=3e-3, k_steps=2,
-                                adversary=adversary)
+    cfg = adv.CommonSpaceConfig(
+        dim=16, hidden=32, epochs=10, batch_size=20, lr=3e-3, lr_d=3e-3, k_steps=2, adversary=adversary
+    )
     model, hist = adv.train_common_space(img, txt, pair, cfg, seed=0)
     tri = hist.curve("tr")
     assert tri[-1] < tri[0]
@@ -286,8 +299,9 @@ def test_config_and_input_validation():
 
 def test_noise_stability_and_complexity():
     img, txt, pair = _toy(20, 2)
-    model, _ = adv.train_common_space(img, txt, pair, adv.CommonSpaceConfig(dim=8, hidden=16, epochs=1,
-                                                                             batch_size=10), seed=0)
+    model, _ = adv.train_common_space(
+        img, txt, pair, adv.CommonSpaceConfig(dim=8, hidden=16, epochs=1, batch_size=10), seed=0
+    )
     rows = adv.noise_stability(model, img, txt, pair, [0.0, 0.5], seed=0)
     assert [r["sigma"] for r in rows] == [0.0, 0.5] and "i2t/R@1" in rows[0]
     c = adv.complexity(model, img, txt, repeats=1)
@@ -330,8 +344,13 @@ def test_ch04_full_paper_claims_are_not_decided_on_fallback_data():
     from xmr_lib.chapters.ch04 import config as ch04
 
     ids = assert_gated_on_real_data(ch04)
-    assert ids == {"04.full_flickr30k_i2t_r1", "04.full_flickr30k_t2i_r1", "04.full_coco_i2t_r1", "04.full_coco_t2i_r1",
-                   "04.full_flickr8k_i2t_r1"}
+    assert ids == {
+        "04.full_flickr30k_i2t_r1",
+        "04.full_flickr30k_t2i_r1",
+        "04.full_coco_i2t_r1",
+        "04.full_coco_t2i_r1",
+        "04.full_flickr8k_i2t_r1",
+    }
     # per-dataset targets: each reads its own dataset's keys
     for c in ch04.CLAIMS:
         if c.id in ids:

@@ -1,5 +1,6 @@
 """Notebook 00's descriptors: the library's PCA-whitening (``xmr_lib.retrieval.whitening``) replaces the notebook's
 former SVD helper; it must be the same map up to the float rounding and the positive per-row scale L2 removes."""
+
 import numpy as np
 import pytest
 
@@ -22,7 +23,7 @@ def test_library_whitening_is_the_notebooks_former_helper(profile):
     p = runs.resolve("00", profile)
     digits = data.load("digits", split="all", seed=0)
     perm = np.random.default_rng(0).permutation(len(digits))
-    q_idx, db_idx = perm[:p.n_queries], perm[p.n_queries:p.n_queries + p.n_db]
+    q_idx, db_idx = perm[: p.n_queries], perm[p.n_queries : p.n_queries + p.n_db]
     X = digits.images.reshape(len(digits), -1).astype(np.float64)
     ours = whitening.learn_pca_whitening(X[db_idx], p.pca_dim)(X)
     old = _svd_whitening(X[db_idx], p.pca_dim)(X)

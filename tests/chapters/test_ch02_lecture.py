@@ -1,4 +1,5 @@
 """xmr_lib.chapters.ch02: the steps notebook 02 calls (lecture) and its config's fallback rule and knob help."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -36,9 +37,14 @@ def toy_bench(name="toy"):
     """4 database images, 2 queries: query 0 matches db 0 (easy) and db 1 (hard), db 2 is its junk; query 1
     matches db 3. Images are (2, 2, 3) arrays whose value is their index."""
     img = lambda v: np.full((2, 2, 3), v, np.uint8)
-    return SimpleNamespace(name=name, db=[img(i) for i in range(4)], queries=[img(10), img(11)],
-                           train=[img(20 + i) for i in range(6)], train_groups=np.array([0, 0, 1, 1, 2, 2]),
-                           gnd=[_gnd([0], [1], [2]), _gnd([3])])
+    return SimpleNamespace(
+        name=name,
+        db=[img(i) for i in range(4)],
+        queries=[img(10), img(11)],
+        train=[img(20 + i) for i in range(6)],
+        train_groups=np.array([0, 0, 1, 1, 2, 2]),
+        gnd=[_gnd([0], [1], [2]), _gnd([3])],
+    )
 
 
 def toy_desc(bench_key=("toy", 0), perfect=True):
@@ -55,8 +61,7 @@ def toy_desc(bench_key=("toy", 0), perfect=True):
 
 
 def test_rmap_is_100_for_a_perfect_ranking_and_mean_std_formats():
-    r = lecture.rmap(np.eye(4, dtype=np.float32)[[0, 2]], np.eye(4, dtype=np.float32)[[0, 0, 1, 2]],
-                     toy_bench().gnd)
+    r = lecture.rmap(np.eye(4, dtype=np.float32)[[0, 2]], np.eye(4, dtype=np.float32)[[0, 0, 1, 2]], toy_bench().gnd)
     assert r == {"easy": 100.0, "medium": 100.0, "hard": 100.0}
     assert lecture.mean_std([1.0, 3.0]) == "2.0 ± 1.0" and lecture.mean_std([2.25]) == "2.2"
 
@@ -87,8 +92,9 @@ def test_zero_fraction_by_hand():
 
 
 def _evaluator(perfect=True):
-    ev = lecture.Evaluator({("toy", 0): toy_bench()}, "toy", [0], whiten_dim=3, whiten_power=0.5, qe_n=1,
-                           qe_alpha=3.0, dba_k=1)
+    ev = lecture.Evaluator(
+        {("toy", 0): toy_bench()}, "toy", [0], whiten_dim=3, whiten_power=0.5, qe_n=1, qe_alpha=3.0, dba_k=1
+    )
     return ev, toy_desc(perfect=perfect)
 
 
@@ -136,8 +142,9 @@ def test_ranked_and_named_pipelines():
 
 
 def test_describe_parts_keys_and_ft_net():
-    ex = extract.MapExtractor(nn.Identity(), nn.Identity(), model="toy", lower_blocks=0, mean=(0, 0, 0),
-                              std=(1, 1, 1), image_size=4)
+    ex = extract.MapExtractor(
+        nn.Identity(), nn.Identity(), model="toy", lower_blocks=0, mean=(0, 0, 0), std=(1, 1, 1), image_size=4
+    )
     low = {("toy", 0): {"db": torch.ones(3, 2, 2, 2), "queries": torch.ones(1, 2, 2, 2)}}
     desc = lecture.describe_parts(ex, low, {"mac": pooling.mac_pool, "avg": pooling.avg_pool})
     assert set(desc) == {("toy", 0, "mac"), ("toy", 0, "avg")} and desc[("toy", 0, "mac")]["db"].shape == (3, 2)
@@ -160,7 +167,7 @@ def test_full_profile_falls_back_to_photo_instances_without_data_root():
     real, fell_back, banner = config.FALLBACK.apply(p)
     assert (real, fell_back) == (False, True) and "FALLING BACK" in banner and "fetch roxford5k" in banner
     assert p.datasets == ["photo_instances"] and p.image_size == 512
-    assert p.n_seeds == config.PROFILES["full"]["n_seeds"]          # every other full setting is kept
+    assert p.n_seeds == config.PROFILES["full"]["n_seeds"]  # every other full setting is kept
 
 
 @pytest.mark.parametrize("profile", ["smoke", "default"])

@@ -1,4 +1,5 @@
 """xmr_lib.chapters.ch03.lecture (the steps notebook 03 calls) and the chapter's fallback rule (config.FALLBACK)."""
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,7 @@ def test_a_prepared_dataset_is_read_not_replaced(tmp_path):
     with pytest.warns(UserWarning, match="not the 24"):
         feats = L.load_features({**p, "device": "cpu"})
     assert feats.name == "mirflickr25k" and len(feats.split["query"]) == 1
-    (tmp_path / "mirflickr25k" / "images.npy").unlink()        # neither images nor shipped features: not there
+    (tmp_path / "mirflickr25k" / "images.npy").unlink()  # neither images nor shipped features: not there
     q = runs.resolve("03", "full", data_root=str(tmp_path))
     assert ch03.FALLBACK.apply(q)[1] and q.dataset == "shapes"
 
@@ -86,17 +87,23 @@ def test_knob_help_covers_every_knob():
 
 
 def _run(i2t, t2i, codes=None, history=None, probe=0.6):
-    return SimpleNamespace(map_i2t=i2t, map_t2i=t2i, codes=codes or {},
-                           history=history or [{"D_real/entropy_bits": 0.5, "D_real/accuracy": 0.9}],
-                           metrics={"i2t": {"NDCG@100": i2t + 0.01, "mAP": i2t},
-                                    "t2i": {"NDCG@100": t2i + 0.01, "mAP": t2i},
-                                    "probe": {"soft": probe, "features": probe + 0.1}})
+    return SimpleNamespace(
+        map_i2t=i2t,
+        map_t2i=t2i,
+        codes=codes or {},
+        history=history or [{"D_real/entropy_bits": 0.5, "D_real/accuracy": 0.9}],
+        metrics={
+            "i2t": {"NDCG@100": i2t + 0.01, "mAP": i2t},
+            "t2i": {"NDCG@100": t2i + 0.01, "mAP": t2i},
+            "probe": {"soft": probe, "features": probe + 0.1},
+        },
+    )
 
 
 def test_bit_balance_helpers():
     db_image = np.array([[1, 1, -1], [1, -1, -1], [1, 1, -1], [1, -1, -1]])
     r = SimpleNamespace(codes={"db_image": db_image, "db_text": db_image})
-    assert L.min_balance(r) == 0.0 and L.constant_bits(r) == 2          # bits 0 and 2 never change
+    assert L.min_balance(r) == 0.0 and L.constant_bits(r) == 2  # bits 0 and 2 never change
     r2 = SimpleNamespace(codes={"db_image": db_image[:, 1:2], "db_text": db_image[:, 1:2]})
     assert L.min_balance(r2) == 0.5 and L.constant_bits(r2) == 0
 
@@ -111,7 +118,9 @@ def test_ablation_and_sanity_metrics():
     assert m["ablation/Baseline3/probe_features"] == [0.7, 0.7] and len(m) == 2 * 2 * 6
     s = L.sanity_metrics(abl, chance=0.5)
     assert s["sanity/min_map_over_chance"] == pytest.approx(0.1)
-    assert s["sanity/mean_map_over_chance"] == pytest.approx(np.mean([0.7, 0.8, 0.6, 0.9, 0.75, 0.85, 0.65, 0.95]) - 0.5)
+    assert s["sanity/mean_map_over_chance"] == pytest.approx(
+        np.mean([0.7, 0.8, 0.6, 0.9, 0.75, 0.85, 0.65, 0.95]) - 0.5
+    )
     assert s["sanity/full_min_bit_balance"] == [0.5, 0.5] and s["training/D_real_accuracy"] == [0.9, 0.9]
     table = L.ablation_table(abl, {"Baseline3": (0.81, 0.83), "Full": (0.83, 0.86)})
     assert table.loc["Full", "I→T mAP"] == f"0.700 ± {np.std([0.75, 0.65], ddof=1):.3f}"
@@ -126,10 +135,19 @@ class _FakeTrainer:
 
     def __call__(self, name, cfg, seed, keep_model=False):
         self.calls.append((name, cfg, seed))
-        return _run(cfg.alpha / 1000 + seed / 100, 0.5, codes=self.codes, history=[{"image/grad_F/pairs": 2.0,
-                                                                 "image/grad_F/domain": 1.0,
-                                                                 "D_real/accuracy": 0.7,
-                                                                 "D_real/entropy_bits": 0.9}])
+        return _run(
+            cfg.alpha / 1000 + seed / 100,
+            0.5,
+            codes=self.codes,
+            history=[
+                {
+                    "image/grad_F/pairs": 2.0,
+                    "image/grad_F/domain": 1.0,
+                    "D_real/accuracy": 0.7,
+                    "D_real/entropy_bits": 0.9,
+                }
+            ],
+        )
 
 
 def test_sweeps_reuse_the_ablation_and_train_the_rest_in_order():
@@ -141,10 +159,18 @@ def test_sweeps_reuse_the_ablation_and_train_the_rest_in_order():
     table, m = L.train_sweeps(t, cfg, abl, [0], alphas=[1000.0, 10.0], in_batch_alphas=[0.0], etas=[1.0])
     assert [c[0] for c in t.calls] == ["alpha_10", "alpha_1000", "inbatch_alpha_0", "eta_1"]
     assert t.calls[2][1].pair_scope == "in_batch" and t.calls[3][1].eta == 1.0
-    assert m["alpha/100/i2t"] == [0.8] and m["alpha/1000/i2t"] == [1.0] and set(m) == {
-        f"{k}/{d}" for k in ("alpha/10", "alpha/100", "alpha/1000", "in_batch_alpha/0", "eta/1") for d in ("i2t", "t2i")}
+    assert (
+        m["alpha/100/i2t"] == [0.8]
+        and m["alpha/1000/i2t"] == [1.0]
+        and set(m)
+        == {
+            f"{k}/{d}"
+            for k in ("alpha/10", "alpha/100", "alpha/1000", "in_batch_alpha/0", "eta/1")
+            for d in ("i2t", "t2i")
+        }
+    )
     assert table["α"].tolist() == [0.0, 10.0, 100.0, 1000.0, 0.0, 100.0]
-    assert table.loc[0, L.GRAD_RATIO] == 0.0 and table.loc[2, L.GRAD_RATIO] == 0.5      # Baseline3 has no domain term
+    assert table.loc[0, L.GRAD_RATIO] == 0.0 and table.loc[2, L.GRAD_RATIO] == 0.5  # Baseline3 has no domain term
     fig = L.plot_alpha_sweep(table, chance=0.5, batch_size=64, n_train=1000)
     assert len(fig.axes) == 3
 
@@ -182,10 +208,16 @@ def test_printed_formulas():
 def _feats(texts=True, images=True):
     labels = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]], np.uint8)
     split = {"query": np.array([0, 1]), "retrieval": np.array([2, 3, 4, 5]), "train": np.array([2, 3])}
-    return cm.CrossModalFeatures("toy", np.zeros((6, 4), np.float32), np.zeros((6, 3), np.float32), labels,
-                                 ["colour:red", "colour:blue", "size:big"], split,
-                                 images=np.zeros((6, 8, 8, 3), np.uint8) if images else None,
-                                 texts=[f"caption {i}" for i in range(6)] if texts else None)
+    return cm.CrossModalFeatures(
+        "toy",
+        np.zeros((6, 4), np.float32),
+        np.zeros((6, 3), np.float32),
+        labels,
+        ["colour:red", "colour:blue", "size:big"],
+        split,
+        images=np.zeros((6, 8, 8, 3), np.uint8) if images else None,
+        texts=[f"caption {i}" for i in range(6)] if texts else None,
+    )
 
 
 def test_label_views():
@@ -193,7 +225,7 @@ def test_label_views():
     assert L.label_text(f, 0) == "red, big" and L.example_titles(f, [1]) == ["caption 1\n[red]"]
     assert L.item_text(f, 2) == "caption 2" and L.item_text(_feats(texts=False), 2) == "labels: colour:blue, size:big"
     assert L.colour_labels(f, np.array([0, 3])) == ["red", "blue"]
-    t = L.shared_label_table(f.labels[:2])             # pairs (0,0): 2, (0,1) and (1,0): 1, (1,1): 1
+    t = L.shared_label_table(f.labels[:2])  # pairs (0,0): 2, (0,1) and (1,0): 1, (1,1): 1
     assert t["shared labels t"].tolist() == [1, 2] and t["fraction of pairs"].tolist() == [0.75, 0.25]
     assert t["w = t / c (Eq. 3.3)"].tolist() == [0.333, 0.667]
     assert L.chance_map(f) == pytest.approx(np.mean(cm.shared_label_counts(f.labels[:2], f.labels[2:]) > 0))
@@ -201,16 +233,25 @@ def test_label_views():
 
 def test_hamming_ranking_and_drawer():
     f = _feats()
-    codes = {"query_text": np.array([[1, 1], [-1, -1]]), "query_image": np.array([[1, -1], [-1, 1]]),
-             "db_image": np.array([[1, 1], [-1, -1], [1, -1], [-1, 1]]),
-             "db_text": np.array([[1, -1], [1, 1], [-1, -1], [-1, 1]])}
+    codes = {
+        "query_text": np.array([[1, 1], [-1, -1]]),
+        "query_image": np.array([[1, -1], [-1, 1]]),
+        "db_image": np.array([[1, 1], [-1, -1], [1, -1], [-1, 1]]),
+        "db_text": np.array([[1, -1], [1, 1], [-1, -1], [-1, 1]]),
+    }
     dist, ids, shares = L.hamming_ranking(codes, f, 0, "T→I", k=2)
-    assert ids.tolist()[0] == 0 and dist.tolist()[0] == 0 and shares[0] == 1     # item 2 shares "big" with item 0
+    assert ids.tolist()[0] == 0 and dist.tolist()[0] == 0 and shares[0] == 1  # item 2 shares "big" with item 0
     grids = []
-    draw = L.RankingDrawer({"Full": [SimpleNamespace(codes=codes)]}, f, 2, ranked_grid=lambda *a, **k: grids.append(k)
-                           or "fig", colours={"relevant": "g", "irrelevant": "r"}, k=2)
+    draw = L.RankingDrawer(
+        {"Full": [SimpleNamespace(codes=codes)]},
+        f,
+        2,
+        ranked_grid=lambda *a, **k: grids.append(k) or "fig",
+        colours={"relevant": "g", "irrelevant": "r"},
+        k=2,
+    )
     assert draw(np.int64(0), "Full", "T→I") == "fig" and grids[0]["status"][0] == "relevant"
-    fig = draw(1, "Full", "I→T")                                 # the caption list view
+    fig = draw(1, "Full", "I→T")  # the caption list view
     assert "(the image of) “caption 1”" in fig.axes[0].get_title(loc="left")
     table = L.i2t_examples_table(codes, f, [0, 1], k=2)
     assert table.loc[(0, 1), "retrieved caption"] == "caption 2" and table.loc[(0, 1), "relevant"] == "✓"

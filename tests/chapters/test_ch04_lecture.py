@@ -1,4 +1,5 @@
 """xmr_lib.chapters.ch04.lecture (the steps notebook 04 calls) and the chapter's fallback rule (config.FALLBACK)."""
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,7 @@ def test_default_without_data_raises_naming_the_fetch_command(tmp_path):
     p = runs.resolve("04", "default", dataset="coco")
     with pytest.raises(ValueError, match=r"data_root.*python -m data_scripts fetch coco --root DIR"):
         ch04.FALLBACK.apply(p)
-    p = runs.resolve("04", "default", dataset="flickr8k", data_root=str(tmp_path))     # a folder without the set
+    p = runs.resolve("04", "default", dataset="flickr8k", data_root=str(tmp_path))  # a folder without the set
     with pytest.raises(ValueError, match=r"dataset_flickr8k.json.*fetch flickr8k"):
         ch04.FALLBACK.apply(p)
     assert ch04.FALLBACK.apply(runs.resolve("04", "default")) == (False, False, "")
@@ -60,9 +61,9 @@ def test_a_fetched_caption_set_is_read_not_replaced(tmp_path):
     convert("flickr30k", tmp_path)
     p = runs.resolve("04", "full", data_root=str(tmp_path))
     assert ch04.FALLBACK.apply(p) == (True, False, "") and p.dataset == "flickr30k"
-    with pytest.raises(ValueError, match="minilm"):                   # a BoW vocabulary would differ per split
+    with pytest.raises(ValueError, match="minilm"):  # a BoW vocabulary would differ per split
         L.load_benchmark({**p, "text_encoder": "bow"})
-    flickr30k_raw(tmp_path / "b" / "flickr30k" / "raw", with_images=False)   # the file lists without the images
+    flickr30k_raw(tmp_path / "b" / "flickr30k" / "raw", with_images=False)  # the file lists without the images
     convert("flickr30k", tmp_path / "b")
     q = runs.resolve("04", "full", data_root=str(tmp_path / "b"))
     assert ch04.FALLBACK.apply(q)[1] and q.dataset == "shapes"
@@ -90,8 +91,12 @@ def _results(names=("B1", "Full"), r1=(40.0, 50.0)):
     for name in names:
         m = {c: [r1[0], r1[1]] for c in L.COLS}
         m["final_d_entropy"] = [0.6, 0.7]
-        out[name] = {"metrics": m, "probe": [0.5, 0.6], "seconds": [1.0, 2.0],
-                     "history": [_History([{"d_entropy": 0.6, "d_accuracy": 0.5, "tr": 1.0, "ce": 2.0, "total": 3.0}])]}
+        out[name] = {
+            "metrics": m,
+            "probe": [0.5, 0.6],
+            "seconds": [1.0, 2.0],
+            "history": [_History([{"d_entropy": 0.6, "d_accuracy": 0.5, "tr": 1.0, "ce": 2.0, "total": 3.0}])],
+        }
     return out
 
 
@@ -143,8 +148,16 @@ def test_plots_of_the_training_curves():
 def _split():
     # 3 test images, 2 captions each (captions 2k, 2k+1 describe image k)
     pair = np.array([0, 0, 1, 1, 2, 2])
-    return adv.CaptionSplit(np.zeros((2, 4)), np.zeros((4, 3)), np.array([0, 0, 1, 1]), np.zeros((3, 4)),
-                            np.zeros((6, 3)), pair, np.arange(3), np.arange(6))
+    return adv.CaptionSplit(
+        np.zeros((2, 4)),
+        np.zeros((4, 3)),
+        np.array([0, 0, 1, 1]),
+        np.zeros((3, 4)),
+        np.zeros((6, 3)),
+        pair,
+        np.arange(3),
+        np.arange(6),
+    )
 
 
 def test_caption_views_and_retrieval_examples():
@@ -152,7 +165,7 @@ def test_caption_views_and_retrieval_examples():
     caps = [f"c{j}" for j in range(6)]
     assert L.captions_of(1, split, caps) == ["c2", "c3"] and L.first_captions(split, 3).tolist() == [0, 2, 4]
     assert L.describe(split).startswith("train: 2 images, 4 captions | test: 3 images, 6 captions")
-    S = np.eye(3).repeat(2, axis=1)                      # each image is most similar to its own captions
+    S = np.eye(3).repeat(2, axis=1)  # each image is most similar to its own captions
     text = L.i2t_examples(S, split, caps, n=2, k=2)
     assert text.splitlines()[:3] == ["image 0:", "   1. ✓ c0", "   2. ✓ c1"]
     images = np.arange(3)[:, None, None, None].repeat(4, 1).repeat(4, 2).repeat(3, 3).astype(np.uint8)
@@ -163,8 +176,12 @@ def test_caption_views_and_retrieval_examples():
 
 def test_stability_metrics():
     stab = pd.DataFrame({"sigma": [0.0, 0.05], "i2t/R@1": [30.0, 28.0], "t2i/R@1": [20.0, 19.0]}).set_index("sigma")
-    assert L.stability_metrics(stab) == {"stability/0/i2t/R@1": 30.0, "stability/0/t2i/R@1": 20.0,
-                                         "stability/0.05/i2t/R@1": 28.0, "stability/0.05/t2i/R@1": 19.0}
+    assert L.stability_metrics(stab) == {
+        "stability/0/i2t/R@1": 30.0,
+        "stability/0/t2i/R@1": 20.0,
+        "stability/0.05/i2t/R@1": 28.0,
+        "stability/0.05/t2i/R@1": 19.0,
+    }
 
 
 def test_config_follows_the_parameters():

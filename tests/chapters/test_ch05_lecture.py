@@ -1,4 +1,5 @@
 """Notebook 05's code (xmr_lib.chapters.ch05.lecture) and its fallback rule (ch05 config ``FALLBACK``)."""
+
 import dataclasses
 import types
 
@@ -31,7 +32,7 @@ def test_full_profile_falls_back_without_data(tmp_path):
     real, fell_back, banner = ch05.FALLBACK.apply(p)
     assert (real, fell_back) == (False, True) and "FALLING BACK" in banner and "fetch cub200" in banner
     assert p.dataset == "synth_species" and p.backbone == "tiny" and p.n_old == 9
-    assert p.base_iterations == 7                       # a knob given explicitly is kept
+    assert p.base_iterations == 7  # a knob given explicitly is kept
     assert p.inc_iterations == ch05.FALLBACK_KNOBS["inc_iterations"]
     assert set(ch05.FALLBACK_KNOBS) <= set(ch05.PROFILES["full"])
 
@@ -88,11 +89,28 @@ def test_chance_map_is_the_fraction_of_same_class_images():
 
 
 def test_metrics_tables_and_tradeoff_from_results():
-    P = types.SimpleNamespace(methods=["ft", "mmd", "kd_mmd"], beta=1.0, beta_grid=[0.1, 10.0], alpha=1.0,
-                              l2_weight=0.3, ewc_weight=1000.0, dataset="synth_species", n_old=2, n_new=2)
-    one = {s: {"initial": FakeResult(0.9, 0.3), "ft": FakeResult(0.5, 0.8), "mmd": FakeResult(0.7, 0.7),
-               "kd_mmd": FakeResult(0.75, 0.7), "kd_mmd β=0.1": FakeResult(0.55, 0.8),
-               "kd_mmd β=10": FakeResult(0.85, 0.4)} for s in (0, 1)}
+    P = types.SimpleNamespace(
+        methods=["ft", "mmd", "kd_mmd"],
+        beta=1.0,
+        beta_grid=[0.1, 10.0],
+        alpha=1.0,
+        l2_weight=0.3,
+        ewc_weight=1000.0,
+        dataset="synth_species",
+        n_old=2,
+        n_new=2,
+    )
+    one = {
+        s: {
+            "initial": FakeResult(0.9, 0.3),
+            "ft": FakeResult(0.5, 0.8),
+            "mmd": FakeResult(0.7, 0.7),
+            "kd_mmd": FakeResult(0.75, 0.7),
+            "kd_mmd β=0.1": FakeResult(0.55, 0.8),
+            "kd_mmd β=10": FakeResult(0.85, 0.4),
+        }
+        for s in (0, 1)
+    }
     split = inc.to_labelled(np.zeros((4, 4, 4, 3), np.uint8), np.array([0, 0, 1, 1]))
     m = lecture.one_step_metrics(P, one, split, [0, 1])
     assert m["ft/old_R@1_seeds"] == [0.5, 0.5] and m["initial/loss_last_over_first_seeds"] == [0.5, 0.5]
@@ -108,11 +126,19 @@ def test_metrics_tables_and_tradeoff_from_results():
 
 def test_tradeoff_points_read_each_regulariser_weight():
     P = {"beta": 1.0, "alpha": 1.0, "l2_weight": 0.3, "ewc_weight": 1000.0}
-    first = {"initial": FakeResult(0.9, 0.3), "ft": FakeResult(0.5, 0.8), "joint": FakeResult(0.95, 0.9),
-             "kd_mmd": FakeResult(0.75, 0.7), "kd_mmd β=10": FakeResult(0.85, 0.4)}
+    first = {
+        "initial": FakeResult(0.9, 0.3),
+        "ft": FakeResult(0.5, 0.8),
+        "joint": FakeResult(0.95, 0.9),
+        "kd_mmd": FakeResult(0.75, 0.7),
+        "kd_mmd β=10": FakeResult(0.85, 0.4),
+    }
     pts = lecture.tradeoff_points(P, first, {"l2 l2_weight=3": FakeResult(0.6, 0.6)})
-    assert [tuple(r) for r in pts[["regulariser", "weight"]].itertuples(index=False)] == \
-        [("kd_mmd", 1.0), ("kd_mmd", 10.0), ("l2", 3.0)]
+    assert [tuple(r) for r in pts[["regulariser", "weight"]].itertuples(index=False)] == [
+        ("kd_mmd", 1.0),
+        ("kd_mmd", 10.0),
+        ("l2", 3.0),
+    ]
 
 
 def test_embedding_drift_is_measured_from_the_first_model():

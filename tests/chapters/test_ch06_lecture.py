@@ -1,4 +1,5 @@
 """Notebook 06's code (xmr_lib.chapters.ch06.lecture) and its fallback rule (ch06 config ``FALLBACK``)."""
+
 import types
 
 import numpy as np
@@ -18,7 +19,7 @@ def test_full_profile_falls_back_without_data(tmp_path):
     assert (real, fell_back) == (False, True) and "FALLING BACK" in banner and "fetch cub200" in banner
     assert p.dataset == "synth_species" and p.class_order == "latin" and p.step_iterations == [1500, 750, 750]
     assert set(ch06.FALLBACK_KNOBS) <= set(ch06.PROFILES["full"])
-    lecture.class_order(p), lecture.step_iterations(p)       # the fallback settings are a valid protocol
+    lecture.class_order(p), lecture.step_iterations(p)  # the fallback settings are a valid protocol
 
 
 def test_other_profiles_do_not_fall_back(tmp_path):
@@ -37,13 +38,15 @@ def test_eq_6_5_as_printed_is_the_library_loss_at_temperature_one():
     Ft = torch.nn.functional.normalize(torch.randn(5, 3, generator=g), dim=1)
     Fs = torch.nn.functional.normalize(torch.randn(5, 3, generator=g), dim=1)
     assert lecture.eq_6_5_literal(Ft, Fs).item() == pytest.approx(
-        distill.correlation_distillation_loss(Fs, Ft, temperature=1.0).item(), rel=1e-5)
+        distill.correlation_distillation_loss(Fs, Ft, temperature=1.0).item(), rel=1e-5
+    )
     assert lecture.eq_6_5_literal(Ft, Ft).item() == pytest.approx(0.0, abs=1e-7)
 
 
 def test_protocol_checks():
-    P = types.SimpleNamespace(class_order="latin", dataset="synth_species", n_old=9, n_new=9, n_steps=3,
-                              step_iterations=5)
+    P = types.SimpleNamespace(
+        class_order="latin", dataset="synth_species", n_old=9, n_new=9, n_steps=3, step_iterations=5
+    )
     assert sorted(lecture.class_order(P)) == list(range(18)) and lecture.step_iterations(P) == [5, 5, 5]
     P.step_iterations = [4, 2]
     with pytest.raises(ValueError, match="step_iterations"):
@@ -76,7 +79,7 @@ def test_chance_map_and_formatting():
 def test_memory_metrics_and_table():
     net = inc.make_net(4, "tiny", 8, 4)
     m = lecture.memory_metrics(net, 3)
-    assert m["memory/fe_over_all_ratio"] == pytest.approx(1 / 3)     # one stored model against three
+    assert m["memory/fe_over_all_ratio"] == pytest.approx(1 / 3)  # one stored model against three
     assert m["memory/bytes_per_model"] == sum(p.numel() * p.element_size() for p in net.state_dict().values())
     mem = lecture.memory_table(net, 2)
     assert len(mem) == 10 * 3 and set(mem["method"]) == {"corr", "corr_fe", "corr_all"}
@@ -95,8 +98,9 @@ def test_metrics_from_results():
     multi = {0: {"corr": R(0.8)}, 1: {"corr": R(0.6)}}
     t2 = lecture.t2_metrics(multi, ["corr"], 2)
     assert t2["t2/corr/old_mAP_seeds"] == [0.8, 0.6] and t2["t2/corr/new_R@1_seeds"] == [0.2, 0.15]
-    b = lecture.base_metrics({0: R(0.8)}, inc.to_labelled(np.zeros((4, 4, 4, 3), np.uint8), np.array([0, 0, 1, 1])),
-                             [0, 1])
+    b = lecture.base_metrics(
+        {0: R(0.8)}, inc.to_labelled(np.zeros((4, 4, 4, 3), np.uint8), np.array([0, 0, 1, 1])), [0, 1]
+    )
     assert b["initial/loss_last_over_first_seeds"] == [0.5] and b["initial/new_mAP_seeds"] == [0.4]
     P = types.SimpleNamespace(dataset="synth_species")
     assert lecture.paper_metrics(P, {}, {}, multi, ["corr"], 2) == {}

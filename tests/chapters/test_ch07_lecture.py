@@ -1,4 +1,5 @@
 """Notebook 07's code (xmr_lib.chapters.ch07.lecture) and its fallback rule (ch07 config ``FALLBACK``)."""
+
 import types
 
 import numpy as np
@@ -17,7 +18,7 @@ def test_full_profile_falls_back_without_data(tmp_path):
     assert (real, fell_back) == (False, True) and "FALLING BACK" in banner
     assert "fetch cub200 --root DIR` and `python -m data_scripts fetch stanford_dogs" in banner
     assert p.datasets == ["synth_species", "fashion_mnist", "digits"] and p.backbone == "tiny"
-    assert p.inc_iterations == 11                       # a knob given explicitly is kept
+    assert p.inc_iterations == 11  # a knob given explicitly is kept
     assert set(ch07.FALLBACK_KNOBS) <= set(ch07.PROFILES["full"])
 
 
@@ -36,7 +37,7 @@ def test_transform_model_and_config():
     P = runs.resolve("07", "smoke")
     tf = lecture.batch_transform(P)
     x = tf(torch.full((2, 3, 32, 32), 255, dtype=torch.uint8), train=False)
-    assert torch.allclose(x, torch.full_like(x, 2.0))        # (1 − 0.5) / 0.25
+    assert torch.allclose(x, torch.full_like(x, 2.0))  # (1 − 0.5) / 0.25
     assert lecture.model_factory(P)(3)(x).embedding.shape == (2, P.embed_dim)
     cfg = lecture.train_config(P, 0, 3)
     assert cfg.iterations == [P.base_iterations, P.inc_iterations, P.inc_iterations]

@@ -1,4 +1,5 @@
 """xmr_lib.chapters.ch08.lecture (the steps notebook 08 calls) and the chapter's fallback rule (config.FALLBACK)."""
+
 import json
 import types
 
@@ -23,7 +24,7 @@ def test_full_without_data_falls_back_to_offline_clamped():
     # the smallest offline class holds 500 images: val and test kept, training images and shots capped
     assert p.target_set == "offline" and (p.val_per_class, p.test_per_class) == (100, 100)
     assert p.train_per_class == 300 and p.shots == [300, 100, 50, 25, 10, 5, 2, 1]
-    assert p.iterations == ch08.PROFILES["full"]["iterations"]          # the full profile's training settings
+    assert p.iterations == ch08.PROFILES["full"]["iterations"]  # the full profile's training settings
 
 
 def test_default_asking_for_paper90_without_data_raises_naming_the_fetch_command():
@@ -88,7 +89,7 @@ def test_split_is_a_partition_with_the_asked_counts():
     tr, va, te = lecture.split(labels, 5, 2, seed=3)
     assert len(set(tr) | set(va) | set(te)) == 40 and not (set(tr) & set(va) or set(tr) & set(te) or set(va) & set(te))
     assert np.bincount(labels[tr]).tolist() == [5] * 4 and np.bincount(labels[va]).tolist() == [2] * 4
-    again = lecture.split(labels, 5, 2, seed=3)                     # a seed gives the same split every time
+    again = lecture.split(labels, 5, 2, seed=3)  # a seed gives the same split every time
     assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
 
 
@@ -127,23 +128,32 @@ def test_choose_k_records_gains_of_the_validation_choice():
 
 def test_curve_metrics_from_histories():
     def hist(rows):
-        return types.SimpleNamespace(fscore=np.array(rows), names=["random", "inference"], iterations=np.array([0, 5, 10]))
+        return types.SimpleNamespace(
+            fscore=np.array(rows), names=["random", "inference"], iterations=np.array([0, 5, 10])
+        )
+
     settings = lecture.curve_settings(1)
-    curves = {(settings[0], 0): hist([[0.0, 0.5, 1.0], [0.4, 0.6, 0.8]]),
-              (settings[1], 0): hist([[0.0, 0.2, 0.4], [0.5, 0.5, 0.5]])}
+    curves = {
+        (settings[0], 0): hist([[0.0, 0.5, 1.0], [0.4, 0.6, 0.8]]),
+        (settings[1], 0): hist([[0.0, 0.2, 0.4], [0.5, 0.5, 0.5]]),
+    }
     m, table = lecture.curve_metrics(curves)
     assert m["curves/k1/auc/random_seeds"] == pytest.approx([0.5])
     assert m["curves/tuned/auc/inference_seeds"] == pytest.approx([0.5])
-    assert m["curves/k1/first_over_best/min_seeds"] == pytest.approx([0.5])      # 0.4 / 0.8, random left out
+    assert m["curves/k1/first_over_best/min_seeds"] == pytest.approx([0.5])  # 0.4 / 0.8, random left out
     assert list(table.index) == ["iteration 0", "area under curve", "iteration 10"]
 
 
 def test_reduction_metrics_and_tables():
-    rows = [{"seed": s, "shots": sh, "method": m, "first": 0.1 * s + 0.01 * sh, "best": 0.5 + 0.1 * i + 0.01 * sh}
-            for s in (1, 0) for sh in (10, 1) for i, m in enumerate(lecture.METHODS)]
+    rows = [
+        {"seed": s, "shots": sh, "method": m, "first": 0.1 * s + 0.01 * sh, "best": 0.5 + 0.1 * i + 0.01 * sh}
+        for s in (1, 0)
+        for sh in (10, 1)
+        for i, m in enumerate(lecture.METHODS)
+    ]
     red = pd.DataFrame(rows)
     m = lecture.reduction_metrics(red, [10, 1])
-    assert m["reduction/first/wordnet/shots10_seeds"] == pytest.approx([0.1, 0.2])      # sorted by seed
+    assert m["reduction/first/wordnet/shots10_seeds"] == pytest.approx([0.1, 0.2])  # sorted by seed
     assert m["reduction/best/random/max_shots_seeds"] == m["reduction/best/random/shots10_seeds"]
     assert m["reduction/first/inference/min_shots_seeds"] == m["reduction/first/inference/shots1_seeds"]
     assert m["reduction/best_spread_max_shots_seeds"] == pytest.approx([0.3, 0.3])

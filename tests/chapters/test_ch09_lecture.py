@@ -1,4 +1,5 @@
 """xmr_lib.chapters.ch09.lecture (the steps notebook 09 calls) and the chapter's fallback rule (config.FALLBACK)."""
+
 import json
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_full_without_data_falls_back_to_shapes():
     assert (real, fell_back) == (False, True)
     assert "FALLING BACK" in banner and diversity.FETCH_HINT in banner
     assert p.dataset == "shapes" and p.n_docs == 300 and p.betas == ch09.PROFILES["full"]["betas"]
-    q = runs.resolve("09", "full", per_combo=5)         # 24 pairs × 5 images: the lists are clamped to the pool
+    q = runs.resolve("09", "full", per_combo=5)  # 24 pairs × 5 images: the lists are clamped to the pool
     ch09.FALLBACK.apply(q)
     assert q.n_docs == 120
 
@@ -57,8 +58,9 @@ def test_loop_metrics_match_the_batched_ones():
     rk = np.argsort(rng.random((20, 30)), axis=1)
     for x in (5, 20):
         vec = diversity.diversity_metrics(rk, cl, x)
-        np.testing.assert_allclose(lecture.p_cr_f1_loop(rk, cl, x), np.stack([vec["P"], vec["CR"], vec["F1"]], 1),
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            lecture.p_cr_f1_loop(rk, cl, x), np.stack([vec["P"], vec["CR"], vec["F1"]], 1), atol=1e-12
+        )
     # one topic by hand: clusters 0, 0, 1, -, 2 ranked as is, X = 4 → P = 3/4, CR = 2/3
     p, cr, f1 = lecture.p_cr_f1_loop(np.array([[0, 1, 2, 3, 4]]), np.array([[0, 0, 1, -1, 2]]), 4)[0]
     assert (p, cr) == pytest.approx((0.75, 2 / 3)) and f1 == pytest.approx(2 * p * cr / (p + cr))
@@ -78,7 +80,7 @@ def test_collections_draw_per_seed_and_share_the_real_lists():
     assert a.doc.shape == (4, 20) and t.shape[0] == len(a.texts) and qt.shape[0] == 4
     assert not np.array_equal(coll(1)[0].doc, a.doc)
     shown = np.unique(a.doc[a.mask])
-    assert np.abs(np.delete(t, shown, axis=0)).sum() == 0      # documents no list shows are not encoded
+    assert np.abs(np.delete(t, shown, axis=0)).sum() == 0  # documents no list shows are not encoded
     real = lecture.Collections(None, a, "tfidf", n_docs=20, n_topics=4, p_mention=0.5, p_wrong=0.2)
     (l0, t0, _), (l1, t1, _) = real(0), real(1)
     assert l0 is l1 is a and t0 is t1
@@ -95,25 +97,46 @@ def _table():
     for seed in (1, 0):
         for key, run in (("run3", "RUN3"), ("run4", "RUN4")):
             for div, bonus in (("none", 0.0), ("MMR", 0.1)):
-                rows.append({"run": run, "key": key, "diversification": div, "seed": seed, "beta": 0.5 * (div == "MMR"),
-                             "P@20": 0.6 - bonus / 2 + 0.01 * seed, "CR@20": 0.4 + bonus, "F1@20": 0.5 + bonus * (key == "run4"),
-                             "ERR-IA@20": 0.5, "α-nDCG@20": 0.5})
+                rows.append(
+                    {
+                        "run": run,
+                        "key": key,
+                        "diversification": div,
+                        "seed": seed,
+                        "beta": 0.5 * (div == "MMR"),
+                        "P@20": 0.6 - bonus / 2 + 0.01 * seed,
+                        "CR@20": 0.4 + bonus,
+                        "F1@20": 0.5 + bonus * (key == "run4"),
+                        "ERR-IA@20": 0.5,
+                        "α-nDCG@20": 0.5,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_recorded_numbers_from_the_tables():
     t = _table()
     m = lecture.table1_metrics(t, ["P@20"])
-    assert m["table1/run3/mmr/P@20"] == pytest.approx([0.55, 0.56])           # sorted by seed
+    assert m["table1/run3/mmr/P@20"] == pytest.approx([0.55, 0.56])  # sorted by seed
     g = lecture.mmr_gain_cost(t, [0, 1])
     assert g["mmr/run3/CR_gain"] == pytest.approx([0.1, 0.1]) and g["mmr/run3/P_cost"] == pytest.approx([0.05, 0.05])
     j = lecture.joint_gain(t)
-    assert j["joint/run4_minus_run3_F1@20"] == pytest.approx([0.1, 0.1]) and j["joint/run4_minus_run3_F1@20_mean"] == pytest.approx(0.1)
-    sweep = pd.DataFrame([{"split": "report", "key": "run3", "seed": 0, "beta": b, "P@20": 0.6 - b / 10, "CR@20": c}
-                          for b, c in ((0.0, 0.4), (0.5, 0.6), (1.0, 0.5))])
+    assert j["joint/run4_minus_run3_F1@20"] == pytest.approx([0.1, 0.1]) and j[
+        "joint/run4_minus_run3_F1@20_mean"
+    ] == pytest.approx(0.1)
+    sweep = pd.DataFrame(
+        [
+            {"split": "report", "key": "run3", "seed": 0, "beta": b, "P@20": 0.6 - b / 10, "CR@20": c}
+            for b, c in ((0.0, 0.4), (0.5, 0.6), (1.0, 0.5))
+        ]
+    )
     bm = lecture.beta_metrics(sweep)
-    assert bm == {"beta/run3/P@20_beta0": [0.6], "beta/run3/P@20_beta_max": [0.5], "beta/run3/CR@20_beta0": [0.4],
-                  "beta/run3/CR@20_best": [0.6]}
+    assert bm == {
+        "beta/run3/P@20_beta0": [0.6],
+        "beta/run3/P@20_beta_max": [0.5],
+        "beta/run3/CR@20_beta0": [0.4],
+        "beta/run3/CR@20_best": [0.6],
+    }
 
 
 def test_tables_shown():

@@ -1,4 +1,5 @@
 """xmr_lib.chapters.ch10.lecture (the steps notebook 10 calls) and the chapter's fallback rule (config.FALLBACK)."""
+
 import json
 
 import numpy as np
@@ -19,7 +20,7 @@ def test_full_without_data_falls_back_to_fashion_wiki():
     real, fell_back, banner = ch10.FALLBACK.apply(p)
     assert (real, fell_back) == (False, True)
     assert "FALLING BACK" in banner and "python -m data_scripts fetch wikipedia --root DIR" in banner
-    assert p.dataset == "fashion_wiki" and (p.n_train, p.n_test) == (2173, 693)     # within the offline splits
+    assert p.dataset == "fashion_wiki" and (p.n_train, p.n_test) == (2173, 693)  # within the offline splits
     assert p.iterations == ch10.PROFILES["full"]["iterations"]
     q = runs.resolve("10", "full", dataset="voc2007", n_train=10**6, n_test=10**6)
     ch10.FALLBACK.apply(q)
@@ -54,10 +55,10 @@ def test_probe_reads_nothing_and_tells_missing_from_broken(tmp_path):
     assert lecture.is_missing(e.value)
     with pytest.raises(ValueError) as e:
         lecture.probe_feature_pairs("flickr", tmp_path)
-    assert not lecture.is_missing(e.value)                # a bad name is not a missing dataset
+    assert not lecture.is_missing(e.value)  # a bad name is not a missing dataset
     (tmp_path / "voc2007").mkdir()
     (tmp_path / "voc2007" / cs.FEATURES_FILE).write_bytes(b"not read by the probe")
-    lecture.probe_feature_pairs("voc2007", tmp_path)      # present: no error, nothing loaded
+    lecture.probe_feature_pairs("voc2007", tmp_path)  # present: no error, nothing loaded
     assert lecture.is_missing(FileNotFoundError("x"))
 
 
@@ -75,8 +76,16 @@ def test_seed_splits_offline_draw_per_seed_and_real_once(tmp_path):
     assert splits[0].train_image.shape[0] == 40 and splits[1].test_labels.shape == (30,)
     assert not np.array_equal(splits[0].train_text, splits[1].train_text)
     s = splits[0]
-    np.savez(tmp_path / "f.npz", train_image=s.train_image, train_text=s.train_text, train_labels=s.train_labels,
-             test_image=s.test_image, test_text=s.test_text, test_labels=s.test_labels, class_names=s.class_names)
+    np.savez(
+        tmp_path / "f.npz",
+        train_image=s.train_image,
+        train_text=s.train_text,
+        train_labels=s.train_labels,
+        test_image=s.test_image,
+        test_text=s.test_text,
+        test_labels=s.test_labels,
+        class_names=s.class_names,
+    )
     (tmp_path / "voc2007").mkdir()
     (tmp_path / "f.npz").rename(tmp_path / "voc2007" / cs.FEATURES_FILE)
     real = lecture.seed_splits(dict(p, dataset="voc2007", data_root=str(tmp_path)), [0, 1, 2])
@@ -84,12 +93,25 @@ def test_seed_splits_offline_draw_per_seed_and_real_once(tmp_path):
 
 
 def test_chance_map():
-    split = cs.CrossModalSplit(np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]),
-                               np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32), np.array([0, 0, 0, 1]),
-                               ["a", "b"])
-    assert lecture.chance_map(split) == pytest.approx((0.75 ** 2 + 0.25 ** 2) / 2 / 0.5)
-    multi = cs.CrossModalSplit(split.train_image, split.train_text, np.eye(2)[[0, 1, 0, 1]], split.test_image,
-                               split.test_text, np.eye(2)[[0, 0, 0, 1]], ["a", "b"])
+    split = cs.CrossModalSplit(
+        np.zeros((4, 2), np.float32),
+        np.zeros((4, 2), np.float32),
+        np.array([0, 1, 0, 1]),
+        np.zeros((4, 2), np.float32),
+        np.zeros((4, 2), np.float32),
+        np.array([0, 0, 0, 1]),
+        ["a", "b"],
+    )
+    assert lecture.chance_map(split) == pytest.approx((0.75**2 + 0.25**2) / 2 / 0.5)
+    multi = cs.CrossModalSplit(
+        split.train_image,
+        split.train_text,
+        np.eye(2)[[0, 1, 0, 1]],
+        split.test_image,
+        split.test_text,
+        np.eye(2)[[0, 0, 0, 1]],
+        ["a", "b"],
+    )
     assert np.isnan(lecture.chance_map(multi))
 
 
@@ -103,8 +125,11 @@ def _result(avg, **kw):
 
 
 def test_ablation_numbers_and_tables():
-    res = {"O": [_result(0.4), _result(0.5)], "O-LE": [_result(0.45), _result(0.5)],
-           "O-LE-J": [_result(0.6), _result(0.55)]}
+    res = {
+        "O": [_result(0.4), _result(0.5)],
+        "O-LE": [_result(0.45), _result(0.5)],
+        "O-LE-J": [_result(0.6), _result(0.55)],
+    }
     m = lecture.ablation_metrics(res, [0.2, 0.25])
     assert m["ablation/O-LE-J/average"] == [0.6, 0.55] and m["chance/average"] == [0.2, 0.25]
     assert m["ablation/O-LE-J/average_over_chance"] == pytest.approx([3.0, 2.2])
@@ -122,11 +147,17 @@ def test_sweep_and_comparison():
     assert lecture.sweep_metrics(sweep)["sweep/l128/t2i"] == [0.5]
     table, best = lecture.sweep_table(sweep)
     assert best == 128 and table.loc[64, "average"] == pytest.approx(30.0)
-    comp = {"cca": [_result(0.2)], "semantic": [_result(0.5)], "triplet": [_result(0.45)],
-            "adversarial": [_result(0.55)]}
+    comp = {
+        "cca": [_result(0.2)],
+        "semantic": [_result(0.5)],
+        "triplet": [_result(0.45)],
+        "adversarial": [_result(0.55)],
+    }
     m = lecture.compare_metrics(comp)
     assert m["compare/worst_supervised/average"] == [0.45] and m["compare/cca/i2t"] == [0.2]
     t3 = lecture.compare_table(comp)
     assert list(t3.index) == list(lecture.OBJECTIVES.values()) and t3.loc["CCA", "average"] == "20.0 ± 0.0"
-    got = lecture.per_dataset_metrics("wikipedia", {"ablation/O-LE-J/i2t": 1, "ablation/O/i2t": 2, "compare/cca/t2i": 3})
+    got = lecture.per_dataset_metrics(
+        "wikipedia", {"ablation/O-LE-J/i2t": 1, "ablation/O/i2t": 2, "compare/cca/t2i": 3}
+    )
     assert got == {"wikipedia/ablation/O-LE-J/i2t": 1, "wikipedia/compare/cca/t2i": 3}

@@ -1,4 +1,5 @@
 """Tests for xmr_lib.chapters.ch10.common_space: Eq. (2), the three network variants, training, Euclidean cross-modal mAP, CCA."""
+
 import numpy as np
 import pytest
 import torch
@@ -25,6 +26,7 @@ def _toy(n=120, c=3, d_img=12, d_txt=8, seed=0, noise=0.3):
 
 
 # --- Eq. (2) ---------------------------------------------------------------------------------------------------
+
 
 def test_label_targets_one_hot_and_multi_hot():
     t = cs.label_targets(np.array([0, 2]), 3)
@@ -53,7 +55,7 @@ def test_semantic_matching_loss_hand_computed():
 def test_ranking_loss_zero_when_classes_are_separated_and_positive_otherwise():
     z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     y = torch.tensor([0, 0, 1])
-    assert cs.ranking_loss(z, z, y, margin=0.5).item() == 0.0      # cos(pos) = 1, cos(neg) = 0: margin met
+    assert cs.ranking_loss(z, z, y, margin=0.5).item() == 0.0  # cos(pos) = 1, cos(neg) = 0: margin met
     swapped = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
     assert cs.ranking_loss(z, swapped, y, margin=0.5).item() > 0
     with pytest.raises(ValueError, match="z_text"):
@@ -61,6 +63,7 @@ def test_ranking_loss_zero_when_classes_are_separated_and_positive_otherwise():
 
 
 # --- the network -----------------------------------------------------------------------------------------------
+
 
 def test_modes_share_what_the_paper_says():
     o = cs.IsomorphicNet(10, 6, 4, hidden=16, latent=8, mode="O")
@@ -98,11 +101,13 @@ def test_shared_head_gets_gradient_from_both_modalities():
 
 # --- training --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("objective", ["semantic", "triplet", "adversarial"])
 def test_training_decreases_the_loss_and_retrieves(objective):
     xi, xt, y = _toy()
-    cfg = cs.CommonSpaceTrainConfig(mode="O-LE-J", objective=objective, hidden=32, latent=16, iterations=100,
-                                    batch_size=32, dropout=0.1)
+    cfg = cs.CommonSpaceTrainConfig(
+        mode="O-LE-J", objective=objective, hidden=32, latent=16, iterations=100, batch_size=32, dropout=0.1
+    )
     model, hist = cs.train_common_space_model(xi, xt, y, cfg, seed=0)
     first, last = np.mean(hist["loss"][:10]), np.mean(hist["loss"][-10:])
     assert last < first
@@ -131,6 +136,7 @@ def test_training_is_deterministic_and_validates():
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
+
 
 def test_euclidean_distances_hand_computed():
     d = cs.euclidean_distances([[0.0, 0.0], [1.0, 1.0]], [[3.0, 4.0], [1.0, 1.0]])
@@ -179,14 +185,25 @@ def test_cca_baseline_finds_the_shared_signal():
 
 # --- data ------------------------------------------------------------------------------------------------------
 
+
 def test_synthetic_documents_follow_the_class_words():
-    docs = cs.synthetic_documents(np.array([7, 7, 8]), ["c%d" % i for i in range(7)] + ["Sneaker", "Bag"],
-                                  coarse_of={"Sneaker": "footwear", "Bag": "bag"}, signal=0.6, seed=0)
+    docs = cs.synthetic_documents(
+        np.array([7, 7, 8]),
+        ["c%d" % i for i in range(7)] + ["Sneaker", "Bag"],
+        coarse_of={"Sneaker": "footwear", "Bag": "bag"},
+        signal=0.6,
+        seed=0,
+    )
     words = set(cs.FASHION_WORDS["class"]["Sneaker"])
     assert len(docs) == 3 and all(30 <= len(d.split()) <= 60 for d in docs)
     assert sum(w in words for w in docs[0].split()) > 5
-    assert docs == cs.synthetic_documents(np.array([7, 7, 8]), ["c%d" % i for i in range(7)] + ["Sneaker", "Bag"],
-                                          coarse_of={"Sneaker": "footwear", "Bag": "bag"}, signal=0.6, seed=0)
+    assert docs == cs.synthetic_documents(
+        np.array([7, 7, 8]),
+        ["c%d" % i for i in range(7)] + ["Sneaker", "Bag"],
+        coarse_of={"Sneaker": "footwear", "Bag": "bag"},
+        signal=0.6,
+        seed=0,
+    )
     with pytest.raises(ValueError, match="signal"):
         cs.synthetic_documents(np.array([0]), ["Bag"], signal=1.2)
 
@@ -203,7 +220,7 @@ def test_clamp_fashion_wiki_sizes_keeps_what_fits_and_clamps_the_rest():
 
     n_tr, n_te = len(data.load("fashion_mnist", "train").labels), len(data.load("fashion_mnist", "test").labels)
     assert cs.clamp_fashion_wiki_sizes(2173, 693) == (min(2173, n_tr), min(693, n_te))
-    assert cs.clamp_fashion_wiki_sizes(10 ** 7, 10 ** 7) == (n_tr, n_te)
+    assert cs.clamp_fashion_wiki_sizes(10**7, 10**7) == (n_tr, n_te)
     with pytest.raises(ValueError, match="n_test"):
         cs.clamp_fashion_wiki_sizes(100, 3)
 

@@ -1,4 +1,5 @@
 """Tests for xmr_lib.chapters.ch03.crossmodal: splits, feature preparation, evaluation of cross-modal hashing."""
+
 import numpy as np
 import pytest
 from claim_checks import assert_gated_on_real_data
@@ -48,13 +49,16 @@ def test_evaluate_hashing_perfect_codes_and_shapes():
     lab = _toy_labels()
     codes = _label_codes(lab.astype(float), bits=16)
     q, d = slice(0, 10), slice(10, None)
-    out = cm.evaluate_hashing({"query_image": codes[q], "query_text": codes[q], "db_image": codes[d],
-                               "db_text": codes[d]}, {"query": lab[q], "db": lab[d]}, top_n=(5, 1000))
+    out = cm.evaluate_hashing(
+        {"query_image": codes[q], "query_text": codes[q], "db_image": codes[d], "db_text": codes[d]},
+        {"query": lab[q], "db": lab[d]},
+        top_n=(5, 1000),
+    )
     for task in ("i2t", "t2i"):
         assert out[task]["mAP"] == pytest.approx(1.0)
-        assert list(out[task]["P@N"]) == [5]                     # N larger than the database is skipped
+        assert list(out[task]["P@N"]) == [5]  # N larger than the database is skipped
         assert out[task]["P@N"][5] == pytest.approx(1.0)
-        assert len(out[task]["pr"]["precision"]) == 17           # radius 0..16
+        assert len(out[task]["pr"]["precision"]) == 17  # radius 0..16
         assert out[task]["NDCG@100"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="codes"):
         cm.evaluate_hashing({"query_image": codes}, {"query": lab, "db": lab})
@@ -64,12 +68,12 @@ def test_hamming_ndcg_hand_case():
     q = np.array([[1, 1]])
     db = np.array([[1, 1], [1, -1], [-1, -1]])
     ql = np.array([[1, 1, 0]])
-    dl = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1]])     # t = 1, 2, 0
+    dl = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1]])  # t = 1, 2, 0
     # ranking by distance: item 0 (gain 1), item 1 (gain 3), item 2 (gain 0)
     dcg = 1 / np.log2(2) + 3 / np.log2(3)
     ideal = 3 / np.log2(2) + 1 / np.log2(3)
     assert cm.hamming_ndcg(q, db, ql, dl, k=3) == pytest.approx(dcg / ideal)
-    assert cm.hamming_ndcg(q, db, ql, dl[[1, 0, 2]], k=3) == pytest.approx(1.0)    # best item nearest
+    assert cm.hamming_ndcg(q, db, ql, dl[[1, 0, 2]], k=3) == pytest.approx(1.0)  # best item nearest
 
 
 def test_hamming_neighbours_match_brute_force():
@@ -103,13 +107,14 @@ def _pairs(n=80):
 
 def test_prepare_features_from_pairs():
     pairs = _pairs()
-    f = cm.prepare_crossmodal_features(pairs, image_encoder="pixels", text_encoder="bow",
-                                       split={"n_query": 10, "n_train": 40}, seed=0)
+    f = cm.prepare_crossmodal_features(
+        pairs, image_encoder="pixels", text_encoder="bow", split={"n_query": 10, "n_train": 40}, seed=0
+    )
     assert f.image.shape == (80, 16 * 16 * 3) and f.image.dtype == np.float32
     assert f.text.shape == (80, len(f.vocab)) and set(np.unique(f.text)) <= {0.0, 1.0}
     assert "red" in f.vocab
     tr = f.image[f.split["train"]]
-    assert np.allclose(tr.mean(0), 0, atol=1e-4)                  # standardised with the training statistics
+    assert np.allclose(tr.mean(0), 0, atol=1e-4)  # standardised with the training statistics
     xi, xt, lab = f.part("query")
     assert len(xi) == len(xt) == len(lab) == 10
     s = f.summary()
@@ -119,8 +124,9 @@ def test_prepare_features_from_pairs():
     with pytest.raises(ValueError, match="image_encoder"):
         cm.prepare_crossmodal_features(pairs, image_encoder="resnet1000", split={"n_query": 10, "n_train": 40})
     with pytest.raises(ValueError, match="text_encoder"):
-        cm.prepare_crossmodal_features(pairs, image_encoder="pixels", text_encoder="lstm",
-                                       split={"n_query": 10, "n_train": 40})
+        cm.prepare_crossmodal_features(
+            pairs, image_encoder="pixels", text_encoder="lstm", split={"n_query": 10, "n_train": 40}
+        )
 
 
 def test_pairs_validation_and_missing_real_data(tmp_path):
@@ -139,7 +145,7 @@ def test_prepared_layout_is_read(tmp_path):
     d.mkdir()
     rng = np.random.default_rng(0)
     lab = (rng.random((30, 24)) > 0.8).astype(np.uint8)
-    lab[0] = 0                                                     # an item without labels is dropped
+    lab[0] = 0  # an item without labels is dropped
     np.save(d / "labels.npy", lab)
     np.save(d / "tags_bow.npy", (rng.random((30, 50)) > 0.9).astype(np.uint8))
     np.save(d / "image_features_cnnf.npy", rng.normal(size=(30, 16)).astype(np.float32))
@@ -160,7 +166,7 @@ def test_run_hashing_end_to_end_and_checkpoint(tmp_path):
     r = cm.run_hashing(f, cfg, seed=0, name="x", checkpoint=ck, device="cpu")
     assert 0 <= r.map_i2t <= 1 and set(r.metrics["probe"]) == {"features", "soft"}
     assert r.codes["db_image"].shape == (100, 8) and len(r.history) == 2
-    again = cm.run_hashing(f, cfg, seed=0, name="x", checkpoint=ck, device="cpu")       # reloaded, not retrained
+    again = cm.run_hashing(f, cfg, seed=0, name="x", checkpoint=ck, device="cpu")  # reloaded, not retrained
     assert again.seconds == r.seconds and again.map_t2i == r.map_t2i
 
 

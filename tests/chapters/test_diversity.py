@@ -1,4 +1,5 @@
 """Tests for xmr_lib.chapters.ch09.diversity: the MediaEval diversity metrics, the offline collection, the Div150 loader."""
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,13 @@ def _ndeval_reference(run, clusters, x, alpha=0.5):
     top = [d for d in run[:x] if d >= 0]
     p = sum(clusters[d] >= 0 for d in top) / x
     cr = len({clusters[d] for d in top if clusters[d] >= 0}) / len(subtopics)
-    return {"P": p, "CR": cr, "F1": 0.0 if p + cr == 0 else 2 * p * cr / (p + cr),
-            "alpha-nDCG": dcg / idcg if idcg else 0.0, "ERR-IA": err / ierr if ierr else 0.0}
+    return {
+        "P": p,
+        "CR": cr,
+        "F1": 0.0 if p + cr == 0 else 2 * p * cr / (p + cr),
+        "alpha-nDCG": dcg / idcg if idcg else 0.0,
+        "ERR-IA": err / ierr if ierr else 0.0,
+    }
 
 
 def test_metrics_hand_computed():
@@ -88,8 +94,9 @@ def test_perfect_diverse_ranking_scores_one_and_means():
     means = dv.mean_metrics(np.vstack([ideal, ideal[:, ::-1]]), np.vstack([clusters, clusters]), 3)
     assert set(means) == {f"{k}@3" for k in dv.METRIC_NAMES}
     assert means["P@3"] == pytest.approx((1.0 + 1 / 3) / 2)
-    assert dv.mean_metrics(np.vstack([ideal, ideal[:, ::-1]]), np.vstack([clusters, clusters]), 3,
-                           queries=[0])["P@3"] == pytest.approx(1.0)
+    assert dv.mean_metrics(np.vstack([ideal, ideal[:, ::-1]]), np.vstack([clusters, clusters]), 3, queries=[0])[
+        "P@3"
+    ] == pytest.approx(1.0)
 
 
 def test_cluster_recall_counts_clusters_beyond_cutoff():
@@ -129,8 +136,8 @@ def test_render_aspect_every_aspect():
     outs = [dv.render_aspect(img, a, rng) for a in range(len(dv.ASPECTS))]
     for o in outs:
         assert o.shape == (64, 64, 3) and o.dtype == np.uint8
-    assert np.array_equal(outs[0], img)                      # plain
-    assert outs[3].mean() < img.mean() * 0.5                 # night is dark
+    assert np.array_equal(outs[0], img)  # plain
+    assert outs[3].mean() < img.mean() * 0.5  # night is dark
     assert outs[1][32, 32].tolist() == [255, 0, 0] and (outs[1] == (255, 0, 0)).all(-1).mean() > 0.4  # close-up
     with pytest.raises(ValueError, match="aspect"):
         dv.render_aspect(img, len(dv.ASPECTS), rng)
@@ -148,7 +155,7 @@ def test_make_shape_topics_structure():
         c, s = L.titles[q].split()
         col, shp = easy_vqa.COLOURS.index(c), easy_vqa.SHAPES.index(s)
         ids = L.doc[q]
-        assert len(set(ids.tolist())) == 50                                   # no duplicate documents
+        assert len(set(ids.tolist())) == 50  # no duplicate documents
         assert np.array_equal(L.relevant[q], (pool.colour[ids] == col) & (pool.shape[ids] == shp))
         assert np.array_equal(L.cluster[q] >= 0, L.relevant[q])
         assert np.array_equal(L.cluster[q][L.relevant[q]], pool.aspect[ids][L.relevant[q]])
@@ -260,8 +267,19 @@ def test_table1_runs_and_evaluate_runs():
     V = _synthetic_features(pool)
     T = features.text_features(L.texts, encoder="tfidf")
     QT = features.text_features(L.titles, encoder="tfidf", fit_texts=L.texts)
-    runs, info = dv.table1_runs(L, V, T, QT, k=10, alpha=0.15, joint_epochs=2, triplets_per_epoch=256,
-                                joint_hidden=32, joint_dim=16, progress=False)
+    runs, info = dv.table1_runs(
+        L,
+        V,
+        T,
+        QT,
+        k=10,
+        alpha=0.15,
+        joint_epochs=2,
+        triplets_per_epoch=256,
+        joint_hidden=32,
+        joint_dim=16,
+        progress=False,
+    )
     assert set(runs) == set(dv.RUNS)
     for run in runs.values():
         assert run.scores.shape == L.doc.shape and np.isfinite(run.scores).all()
@@ -270,8 +288,10 @@ def test_table1_runs_and_evaluate_runs():
     assert len(info["joint_loss"]) == 2 and 0.0 <= info["pseudo_positive_precision"] <= 1.0
     # feedback through the pictures raises precision over the text score on this collection
     test = L.split == "test"
-    p = {k: dv.mean_metrics(rerank.ranking_from_scores(r.scores), L.cluster,
-                            queries=test)["P@20"] for k, r in runs.items()}
+    p = {
+        k: dv.mean_metrics(rerank.ranking_from_scores(r.scores), L.cluster, queries=test)["P@20"]
+        for k, r in runs.items()
+    }
     assert p["run3"] > p["text"]
     betas = [0.0, 0.5, 1.0]
     table, sweep = dv.evaluate_runs(L, runs, betas, cluster_ks=(3, 5))
@@ -320,10 +340,10 @@ def test_image_features_efficientnet(tmp_path, monkeypatch):
     f = features.image_features(imgs, size=32, cache_key={"test": 1}, progress=False)
     assert f.shape == (6, 1280) and np.allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
     assert len(list(tmp_path.rglob("*.npy"))) == 1
-    again = features.image_features(imgs, size=32, cache_key={"test": 1}, progress=False)   # from the cache
+    again = features.image_features(imgs, size=32, cache_key={"test": 1}, progress=False)  # from the cache
     np.testing.assert_allclose(again, f)
     raw = features.image_features(imgs, size=32, center=False, progress=False)
-    assert (raw @ raw.T).min() > 0      # uncentred ReLU-pooled features all point the same way
+    assert (raw @ raw.T).min() > 0  # uncentred ReLU-pooled features all point the same way
     with pytest.raises(ValueError, match="exactly one"):
         features.image_features()
 

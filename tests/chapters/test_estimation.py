@@ -1,4 +1,5 @@
 """Feature-estimation based correlation distillation (thesis chapter 6): xmr_lib.chapters.ch06.estimation."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,19 +19,21 @@ def test_correlation_loss_hand_computed():
     ft = np.array([[1.0, 0.0], [0.0, 1.0]])
     fs = np.array([[1.0, 0.0], [0.6, 0.8]])
     for T in (1.0, 4.0):
-        p = _np_softmax(ft @ ft.T / T)          # teacher rows: the target
+        p = _np_softmax(ft @ ft.T / T)  # teacher rows: the target
         q = _np_softmax(fs @ fs.T / T)
         want = T * T / 2 * (p * np.log(p / q)).sum()
-        got = distill.correlation_distillation_loss(torch.tensor(fs, dtype=torch.float32),
-                                                    torch.tensor(ft, dtype=torch.float32), T).item()
+        got = distill.correlation_distillation_loss(
+            torch.tensor(fs, dtype=torch.float32), torch.tensor(ft, dtype=torch.float32), T
+        ).item()
         assert got == pytest.approx(want, rel=1e-5)
     # by hand for T = 1, row 0: p = (e, 1)/(e + 1), q = (e, e^0.6)/(e + e^0.6)
     e = np.e
-    p0, q0 = np.array([e, 1]) / (e + 1), np.array([e, e ** 0.6]) / (e + e ** 0.6)
+    p0, q0 = np.array([e, 1]) / (e + 1), np.array([e, e**0.6]) / (e + e**0.6)
     row0 = (p0 * np.log(p0 / q0)).sum()
-    full = distill.correlation_distillation_loss(torch.tensor(fs, dtype=torch.float32),
-                                                 torch.tensor(ft, dtype=torch.float32), 1.0).item()
-    assert full == pytest.approx(row0, rel=1e-5)      # the two rows are mirror images: (row0 + row1) / 2 = row0
+    full = distill.correlation_distillation_loss(
+        torch.tensor(fs, dtype=torch.float32), torch.tensor(ft, dtype=torch.float32), 1.0
+    ).item()
+    assert full == pytest.approx(row0, rel=1e-5)  # the two rows are mirror images: (row0 + row1) / 2 = row0
     f = torch.randn(5, 3)
     assert distill.correlation_distillation_loss(f, f).item() == pytest.approx(0.0, abs=1e-6)
 
@@ -58,17 +61,17 @@ def test_hard_mining_loss_matches_a_loop_and_escapes_collapse():
     collapsed = torch.nn.functional.normalize(torch.ones(12, 5) + 1e-5 * torch.randn(12, 5, generator=g), dim=1)
     assert est.triplet_distance_loss(collapsed, y, margin=1.0).item() == pytest.approx(1.0, abs=1e-3)
     assert est.hard_mining_loss(collapsed, y).item() == pytest.approx(1.0, abs=1e-3)
-    sep = torch.eye(3)[y]                                   # classes on orthogonal axes: nothing left to learn
+    sep = torch.eye(3)[y]  # classes on orthogonal axes: nothing left to learn
     assert est.hard_mining_loss(sep, y).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="kind"):
         est.ranking_term("nope")
 
 
 def test_accuracy_change_worked_example_and_weights():
-    a_drop, a_gain = est.accuracy_change(54.20, 52.44, 29.82, 52.27)      # thesis §6.4.3
+    a_drop, a_gain = est.accuracy_change(54.20, 52.44, 29.82, 52.27)  # thesis §6.4.3
     assert a_drop == pytest.approx(-0.0325, abs=1e-4) and a_gain == pytest.approx(0.7528, abs=1e-4)
     assert est.importance_weights(1) == []
-    assert est.importance_weights(2) == [1.0]                           # Table 6.3 case (c) at t = 2
+    assert est.importance_weights(2) == [1.0]  # Table 6.3 case (c) at t = 2
     assert est.importance_weights(4) == pytest.approx([1 / 3, 0.1 / 2, 0.01])
     with pytest.raises(ValueError, match="acc_old_before"):
         est.accuracy_change(0.0, 0.5, 0.3, 0.6)
@@ -113,7 +116,7 @@ def test_correlation_loss_decreases_when_optimised():
 
 def test_short_multi_step_run_gives_results_matrix_and_ranges():
     train, test, _ = inc.synth_species_disjoint(3, 6, 8, 4, size=16, seed=0)
-    tasks = inc.class_increments(range(9), 3, 3)                      # base + 3 steps of 2 classes
+    tasks = inc.class_increments(range(9), 3, 3)  # base + 3 steps of 2 classes
     cfg = inc.TrainConfig(iterations=[4, 3, 3, 3], P=3, K=4, device="cpu", progress=False, log_every=1, seed=0)
     tf = inc.BatchTransform(mean=(0.5,) * 3, std=(0.25,) * 3)
     methods = {m: (lambda m=m: est.method_plugins(m, lambda2=10.0)) for m in ("corr_fe", "corr_all", "corr_aug")}
@@ -122,16 +125,17 @@ def test_short_multi_step_run_gives_results_matrix_and_ranges():
     for m in methods:
         R = res[m].matrix("mAP")
         assert R.shape == (4, 4)
-        assert np.isnan(R[0, 1:]).all() and np.isfinite(R[3]).all()   # unseen groups are NaN
+        assert np.isnan(R[0, 1:]).all() and np.isfinite(R[3]).all()  # unseen groups are NaN
         assert np.isfinite(res[m].forgetting())
         extra = [l for l in res[m].losses if "corr_extra" in l]
-        assert extra and {l["task"] for l in extra} == {2, 3}          # extra terms from task 2 on (Eq. 6.11)
+        assert extra and {l["task"] for l in extra} == {2, 3}  # extra terms from task 2 on (Eq. 6.11)
     # the estimation plugin recorded one (α_drop, α_gain) per finished transition before task 3
     fe = est.CorrelationDistillation("estimation")
 
-    class _T:                                                          # a stand-in trainer: the recorded steps
+    class _T:  # a stand-in trainer: the recorded steps
         class result:
             steps = res["corr_fe"].steps
+
     fe.before_task(_T, 3)
     assert len(fe.ranges) == 2 and all(np.isfinite(r).all() for r in fe.ranges)
 
@@ -168,8 +172,8 @@ def test_expected_virtual_gram_at_the_thesis_range():
     assert float((G_mc - G_th).norm() / G_th.norm()) < 0.05
     scale = (1 + (lo + hi) / 2) ** 2
     off = ~torch.eye(32, dtype=torch.bool)
-    torch.testing.assert_close(G_th[off], scale * (F @ F.T)[off])          # off the diagonal: the stored Gram, rescaled
-    assert torch.all(torch.diagonal(G_th) > scale)                          # the diagonal gets Var(α) on top
+    torch.testing.assert_close(G_th[off], scale * (F @ F.T)[off])  # off the diagonal: the stored Gram, rescaled
+    assert torch.all(torch.diagonal(G_th) > scale)  # the diagonal gets Var(α) on top
 
 
 def test_ch06_paper_claims_accept_the_papers_own_numbers():
@@ -189,9 +193,11 @@ def test_ch06_paper_claims_accept_the_papers_own_numbers():
         assert a_val - b_val == pytest.approx(c.paper_gap, abs=1e-6), c.id
         a, b = c.metrics[:2]
         metrics = {a: [a_val + 1e-6 * i for i in range(claims.MIN_SEEDS)], b: [b_val] * claims.MIN_SEEDS}
-        metrics.update({m: 1 for m in c.metrics[2:]})                     # the data/real marker of real-data claims
+        metrics.update({m: 1 for m in c.metrics[2:]})  # the data/real marker of real-data claims
         row = claims.evaluate_claim(c, {"profile": c.profiles[0], "metrics": metrics})
-        assert row["status"] == claims.HOLDS, f"{c.id}: {row['status']} on the paper's numbers — {row['ours'] or row['why']}"
+        assert row["status"] == claims.HOLDS, (
+            f"{c.id}: {row['status']} on the paper's numbers — {row['ours'] or row['why']}"
+        )
     assert set(ch06.PAPER_VALUES) <= {c.id for c in ch06.CLAIMS}
 
 
@@ -203,12 +209,15 @@ def test_ch06_knobs_refuse_bad_values_and_name_the_library_choices():
     assert set(ch06.KNOBS["ranking"].choices) == set(est.RANKING_LOSSES)
     p = runs.resolve("06", "default", step_iterations=50, mmd_sigmas="auto")
     assert p.step_iterations == 50 and p.mmd_sigmas == "auto"
-    for bad, match in [({"step_iterations": "abc"}, "step_iterations: expected an integer ≥ 1 or a list"),
-                       ({"step_iterations": [160, 0, 80]}, "step_iterations"),
-                       ({"mmd_sigmas": "abc"}, "mmd_sigmas: expected one of 'auto' or a list of a number > 0"),
-                       ({"mmd_sigmas": [0.5, -1.0]}, "mmd_sigmas"),
-                       ({"multi_methods": ["ft", "ewc"]}, r"multi_methods\[1\]"),
-                       ({"acc_metric": "map"}, "acc_metric"), ({"decay": 2.0}, "decay")]:
+    for bad, match in [
+        ({"step_iterations": "abc"}, "step_iterations: expected an integer ≥ 1 or a list"),
+        ({"step_iterations": [160, 0, 80]}, "step_iterations"),
+        ({"mmd_sigmas": "abc"}, "mmd_sigmas: expected one of 'auto' or a list of a number > 0"),
+        ({"mmd_sigmas": [0.5, -1.0]}, "mmd_sigmas"),
+        ({"multi_methods": ["ft", "ewc"]}, r"multi_methods\[1\]"),
+        ({"acc_metric": "map"}, "acc_metric"),
+        ({"decay": 2.0}, "decay"),
+    ]:
         with pytest.raises(ValueError, match=match):
             runs.resolve("06", "default", **bad)
 
@@ -220,19 +229,19 @@ def test_ch06_exercise_checks_pass_the_solution_and_explain_a_wrong_answer():
 
     def corr(s, t, T):
         lp, lq = F.log_softmax(t @ t.T / T, 1), F.log_softmax(s @ s.T / T, 1)
-        return (lp.exp() * (lp - lq)).sum() * T ** 2 / len(s)
+        return (lp.exp() * (lp - lq)).sum() * T**2 / len(s)
 
     assert ch06.EXERCISES["1"](corr)[0]
     ok, why = ch06.EXERCISES["1"](lambda s, t, T: corr(t, s, T))
     assert not ok and "KL(student ‖ teacher)" in why
-    ok, why = ch06.EXERCISES["1"](lambda s, t, T: corr(s, t, T) / T ** 2)
+    ok, why = ch06.EXERCISES["1"](lambda s, t, T: corr(s, t, T) / T**2)
     assert not ok and "T²" in why
     assert ch06.EXERCISES["2"]("higher")[0] and not ch06.EXERCISES["2"]("lower")[0]
     assert not ch06.EXERCISES["2"](3)[0]
 
     def mean_estimate(actual, ranges, k=1.0, forward=False):
         out, f = [], actual
-        for lo, hi in (ranges if forward else reversed(ranges)):
+        for lo, hi in ranges if forward else reversed(ranges):
             f = (1 + k * (lo + hi) / 2) * f
             out.append(f)
         return out

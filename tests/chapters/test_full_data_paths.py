@@ -1,6 +1,7 @@
 """The notebooks' ``full`` profiles read what ``python -m data_scripts fetch NAME --root DIR`` writes: for each
 dataset a tiny fixture in its real published format is converted (``data_scripts.convert``) and then read by exactly the
 loader the notebook's full profile calls. Offline, CPU, small images."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,14 +41,26 @@ def _isolated_cache(tmp_path, monkeypatch):
 def test_nb02_revisited_reads_both_converted_benchmarks(tmp_path):
     ox_db = [f"all_souls_{i:06d}" for i in range(4)] + ["radcliffe_camera_000001"]
     pa_db = [f"paris_eiffel_{i:06d}" for i in range(3)] + ["paris_louvre_000001", "paris_louvre_000002"]
-    revisited_raw(tmp_path / "roxford5k", "roxford5k", ox_db, ["all_souls_000100"],
-                  [{"easy": [0, 1], "hard": [2], "junk": [3], "bbx": [2, 3, 12, 13]}])
-    revisited_raw(tmp_path / "rparis6k", "rparis6k", pa_db, ["paris_eiffel_000100", "paris_louvre_000100"],
-                  [{"easy": [0, 1], "hard": [], "junk": [2], "bbx": [0, 0, 30, 20]},
-                   {"easy": [3], "hard": [4], "junk": [], "bbx": [5, 5, 25, 15]}])
+    revisited_raw(
+        tmp_path / "roxford5k",
+        "roxford5k",
+        ox_db,
+        ["all_souls_000100"],
+        [{"easy": [0, 1], "hard": [2], "junk": [3], "bbx": [2, 3, 12, 13]}],
+    )
+    revisited_raw(
+        tmp_path / "rparis6k",
+        "rparis6k",
+        pa_db,
+        ["paris_eiffel_000100", "paris_louvre_000100"],
+        [
+            {"easy": [0, 1], "hard": [], "junk": [2], "bbx": [0, 0, 30, 20]},
+            {"easy": [3], "hard": [4], "junk": [], "bbx": [5, 5, 25, 15]},
+        ],
+    )
     for name in ("roxford5k", "rparis6k"):
         assert convert(name, tmp_path)["missing"] == []
-    b = data.revisited("roxford5k", tmp_path)                  # as notebook 02's load_benchmark
+    b = data.revisited("roxford5k", tmp_path)  # as notebook 02's load_benchmark
     assert len(b.db) == 5 and len(b.queries) == 1 and b.queries[0].shape == (10, 10, 3)
     assert b.gnd[0]["easy"].tolist() == [0, 1] and b.gnd[0]["junk"].tolist() == [3]
     assert len(b.train) == 5 and b.meta["train_from"] == "rparis6k"
@@ -71,10 +84,17 @@ def test_nb03_mirflickr_converted_from_the_raw_release(tmp_path):
 
     mirflickr_raw(tmp_path / "mirflickr25k" / "raw")
     convert("mirflickr25k", tmp_path, min_tag_count=1, image_size=8)
-    with pytest.warns(UserWarning, match="not the 24"):     # a 3-concept fixture, not the paper's 24
+    with pytest.warns(UserWarning, match="not the 24"):  # a 3-concept fixture, not the paper's 24
         feats = cm.prepare_crossmodal_features(
-            "mirflickr25k", image_encoder="efficientnet_lite0", text_encoder="bow", root=tmp_path, seed=0,
-            image_size=32, device="cpu", split={"n_query": 1, "n_train": 2, "n_retrieval": None})
+            "mirflickr25k",
+            image_encoder="efficientnet_lite0",
+            text_encoder="bow",
+            root=tmp_path,
+            seed=0,
+            image_size=32,
+            device="cpu",
+            split={"n_query": 1, "n_train": 2, "n_retrieval": None},
+        )
     assert feats.image.shape == (4, 1280) and feats.text.shape == (4, 5)
     assert feats.labels.tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]]
     assert feats.label_names == ["animals", "sky", "water"] and feats.vocab[2] == "dog"
@@ -89,8 +109,9 @@ def test_nb03_nuswide_with_and_without_images(tmp_path):
     nuswide_raw(tmp_path / "nuswide" / "raw")
     convert("nuswide", tmp_path, n_labels=2, image_size=4)
     with pytest.warns(UserWarning, match="not the 21"):
-        feats = cm.prepare_crossmodal_features("nuswide", image_encoder="pixels", root=tmp_path,
-                                               split={"n_query": 1, "n_train": 2})
+        feats = cm.prepare_crossmodal_features(
+            "nuswide", image_encoder="pixels", root=tmp_path, split={"n_query": 1, "n_train": 2}
+        )
     assert feats.labels.tolist() == [[1, 0], [0, 1], [0, 1], [0, 1]] and feats.label_names == ["animal", "sky"]
     assert feats.text.shape == (4, 3) and feats.image.shape[0] == 4
     # labels and tags without the (by-hand) image folder: a clear error, not a crash later
@@ -114,13 +135,18 @@ def test_nb04_flickr30k_karpathy_split_and_image_features(tmp_path):
     flickr30k_raw(tmp_path / "flickr30k" / "raw")
     convert("flickr30k", tmp_path)
     parts = {}
-    for part, n in (("train", 29000), ("test", 1000)):       # the full profile's n_train_images / n_test_images
+    for part, n in (("train", 29000), ("test", 1000)):  # the full profile's n_train_images / n_test_images
         paths, caps, pair = adv.karpathy_caption_benchmark("flickr30k", str(tmp_path), part, max_images=n)
-        xi = image_features(paths=paths, size=32, device="cpu", progress=False,
-                            cache_key={"dataset": "flickr30k", "split": part, "n": len(paths)})
+        xi = image_features(
+            paths=paths,
+            size=32,
+            device="cpu",
+            progress=False,
+            cache_key={"dataset": "flickr30k", "split": part, "n": len(paths)},
+        )
         parts[part] = (xi, caps, pair)
     (tri, trc, trp), (tei, tec, tep) = parts["train"], parts["test"]
-    assert tri.shape == (2, 1280) and tei.shape == (2, 1280)          # train + restval / test
+    assert tri.shape == (2, 1280) and tei.shape == (2, 1280)  # train + restval / test
     assert len(trc) == 10 and trp.tolist() == [0] * 5 + [1] * 5 and tep.max() == 1
     assert tec[5] == "image 4 sentence 0." and np.isfinite(tei).all()
 
@@ -190,8 +216,9 @@ def test_nb10_wikipedia_features_built_from_the_converted_layout(tmp_path, capsy
 
     wikipedia_raw(tmp_path / "wikipedia" / "raw", rows=_wiki_rows())
     convert("wikipedia", tmp_path)
-    sp = cs.load_feature_pairs("wikipedia", tmp_path, text_features="lda", n_topics=3, device="cpu", seed=0,
-                               image_size=32)
+    sp = cs.load_feature_pairs(
+        "wikipedia", tmp_path, text_features="lda", n_topics=3, device="cpu", seed=0, image_size=32
+    )
     assert "isomorphic_features.npz" in capsys.readouterr().out
     assert sp.train_image.shape == (8, 1280) and sp.test_image.shape == (4, 1280)
     assert sp.train_text.shape == (8, 3) and np.allclose(sp.train_text.sum(1), 1, atol=1e-4)
@@ -203,13 +230,21 @@ def test_nb10_wikipedia_features_built_from_the_converted_layout(tmp_path, capsy
     within = np.mean([t[i] @ t[j] for i in range(8) for j in range(8) if i != j and i // 4 == j // 4])
     across = np.mean([t[i] @ t[j] for i in range(4) for j in range(4, 8)])
     assert within > across
-    again = cs.load_feature_pairs("wikipedia", tmp_path, text_features="lda", n_topics=3, device="cpu", seed=0,
-                                  image_size=32)                          # from the cache
+    again = cs.load_feature_pairs(
+        "wikipedia", tmp_path, text_features="lda", n_topics=3, device="cpu", seed=0, image_size=32
+    )  # from the cache
     assert np.array_equal(again.train_text, sp.train_text) and np.allclose(again.test_image, sp.test_image)
     # a hand-made npz (e.g. the paper's AlexNet fc7 + LDA) takes precedence
-    np.savez(tmp_path / "wikipedia" / "isomorphic_features.npz", train_image=np.ones((3, 5)),
-             train_text=np.ones((3, 2)), train_labels=np.arange(3), test_image=np.ones((2, 5)),
-             test_text=np.ones((2, 2)), test_labels=np.arange(2), class_names=np.array(["a", "b", "c"]))
+    np.savez(
+        tmp_path / "wikipedia" / "isomorphic_features.npz",
+        train_image=np.ones((3, 5)),
+        train_text=np.ones((3, 2)),
+        train_labels=np.arange(3),
+        test_image=np.ones((2, 5)),
+        test_text=np.ones((2, 2)),
+        test_labels=np.arange(2),
+        class_names=np.array(["a", "b", "c"]),
+    )
     assert cs.load_feature_pairs("wikipedia", tmp_path, n_topics=3).train_image.shape == (3, 5)
 
 
@@ -219,12 +254,13 @@ def test_nb10_pascal_sentence_paper_split_and_errors(tmp_path):
     pascal_sentence_raw(tmp_path / "pascal_sentence" / "raw", per_class=50)
     convert("pascal_sentence", tmp_path)
     sp = cs.load_feature_pairs("pascal_sentence", tmp_path, text_features="tfidf", device="cpu", image_size=32)
-    assert sp.train_image.shape == (60, 1280) and sp.test_image.shape == (40, 1280)    # 30 / 20 per class
+    assert sp.train_image.shape == (60, 1280) and sp.test_image.shape == (40, 1280)  # 30 / 20 per class
     assert np.bincount(sp.train_labels).tolist() == [30, 30] and np.bincount(sp.test_labels).tolist() == [20, 20]
     assert sp.train_text.shape[0] == 60 and sp.train_text.shape[1] == sp.test_text.shape[1]
-    conv = cs.converted_feature_pairs("pascal_sentence", tmp_path, text_features="tfidf", device="cpu",
-                                      image_size=32, protocol="converted")
-    assert len(conv.train_labels) == 90 and len(conv.test_labels) == 10                 # 40 + 5 / 5 per class
+    conv = cs.converted_feature_pairs(
+        "pascal_sentence", tmp_path, text_features="tfidf", device="cpu", image_size=32, protocol="converted"
+    )
+    assert len(conv.train_labels) == 90 and len(conv.test_labels) == 10  # 40 + 5 / 5 per class
     with pytest.raises(ValueError, match="fetch wikipedia"):
         cs.load_feature_pairs("wikipedia", tmp_path)
     with pytest.raises(ValueError, match="no data_scripts converter"):
@@ -245,8 +281,20 @@ def test_nb08_paper_targets_from_dir(tmp_path):
 
     wnids = ["n01234567", "n07654321"]
     imagenet_targets_dir(tmp_path / "manual", wnids)
-    assert cli.main(["fetch", "pascal2019_targets", "--root", str(tmp_path / "data"), "--from-dir",
-                     str(tmp_path / "manual"), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "fetch",
+                "pascal2019_targets",
+                "--root",
+                str(tmp_path / "data"),
+                "--from-dir",
+                str(tmp_path / "manual"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     files, y = transfer.imagenet_folder_targets(tmp_path / "data" / "pascal2019_targets", wnids, "train")
     assert len(files) == 6 and y.tolist() == [0, 0, 0, 1, 1, 1]
     files, y = transfer.imagenet_folder_targets(tmp_path / "data" / "pascal2019_targets", wnids, "test")
@@ -262,9 +310,23 @@ def test_nb09_mediaeval_from_dir(tmp_path):
     mediaeval_split_dir(tmp_path / "manual" / "devset", {"angkor": [("11", 1, 1), ("12", 0, 0), ("13", 1, 2)]})
     mediaeval_split_dir(tmp_path / "manual" / "testset", {"big_ben": [("21", 1, 1), ("22", 1, 1)]})
     root = tmp_path / "data"
-    assert cli.main(["fetch", "mediaeval2017_div", "--root", str(root), "--from-dir", str(tmp_path / "manual"),
-                     "--optional", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "fetch",
+                "mediaeval2017_div",
+                "--root",
+                str(root),
+                "--from-dir",
+                str(tmp_path / "manual"),
+                "--optional",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     # as notebook 09's full profile
-    lists = diversity.concat_lists(diversity.load_div2017(root, "devset", max_docs=300),
-                                   diversity.load_div2017(root, "testset", max_docs=300))
+    lists = diversity.concat_lists(
+        diversity.load_div2017(root, "devset", max_docs=300), diversity.load_div2017(root, "testset", max_docs=300)
+    )
     assert lists.n_queries == 2 and len(lists.texts) == 5 and lists.titles[0] == "angkor"

@@ -1,4 +1,5 @@
 """Tests for xmr_lib.chapters.ch03.hashing: hand-computed losses (Eqs. 3.1–3.7), networks, training on a tiny problem."""
+
 import math
 
 import numpy as np
@@ -28,7 +29,7 @@ def test_binary_entropy_peaks_at_half():
     assert H.binary_entropy(0.5, base=math.e) == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="p:"):
         H.binary_entropy([1.5])
-    assert math.copysign(1.0, float(H.binary_entropy(0.0))) == 1.0      # +0, not −0
+    assert math.copysign(1.0, float(H.binary_entropy(0.0))) == 1.0  # +0, not −0
 
 
 @pytest.mark.parametrize("p", [math.nan, [0.3, math.nan], np.array([[np.nan]]), "half", None])
@@ -73,8 +74,9 @@ def test_multilevel_similarity_norms():
     # jaccard: |a ∪ b| = 2, 3, 3 for row 0
     assert torch.allclose(H.multilevel_similarity(LA, LB, "jaccard")[0], torch.tensor([0.5, 2 / 3, 0]))
     assert torch.allclose(H.multilevel_similarity(LA, LB, "max_shared")[0], torch.tensor([0.5, 1.0, 0]))
-    assert torch.allclose(H.multilevel_similarity(LA, LB, "cosine")[0],
-                          torch.tensor([1 / math.sqrt(2), 2 / math.sqrt(6), 0]))
+    assert torch.allclose(
+        H.multilevel_similarity(LA, LB, "cosine")[0], torch.tensor([1 / math.sqrt(2), 2 / math.sqrt(6), 0])
+    )
     with pytest.raises(ValueError, match="norm"):
         H.multilevel_similarity(LA, LB, "nope")
 
@@ -123,7 +125,7 @@ def test_multilevel_similarity_loss_hand_case():
     u = torch.tensor([[1.0, 0.0]])
     v = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     w = torch.tensor([[0.5, 0.25]])
-    want = (torch.sigmoid(torch.tensor(2.0)) - 0.5) ** 2 + (0.5 - 0.25) ** 2   # σ(2Δ) = σ(uᵀv)
+    want = (torch.sigmoid(torch.tensor(2.0)) - 0.5) ** 2 + (0.5 - 0.25) ** 2  # σ(2Δ) = σ(uᵀv)
     assert H.multilevel_similarity_loss(u, v, w).item() == pytest.approx(want.item())
 
 
@@ -142,9 +144,10 @@ def test_domain_classification_and_balance():
     ce = modality.domain_classification_loss(logits, torch.tensor([0, 1]))
     assert ce.item() == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 1)))
     assert modality.domain_classification_loss(logits, 0).item() == pytest.approx(
-        F.cross_entropy(logits, torch.tensor([0, 0])).item())
+        F.cross_entropy(logits, torch.tensor([0, 0])).item()
+    )
     h = torch.tensor([[1.0, -0.5], [1.0, 0.5]])
-    assert H.balance_loss(h).item() == pytest.approx(4.0)          # column sums (2, 0)
+    assert H.balance_loss(h).item() == pytest.approx(4.0)  # column sums (2, 0)
 
 
 def test_total_loss_weights_eq_3_7():
@@ -164,8 +167,8 @@ def test_multiscale_fusion_shapes_and_constant_input():
     y = torch.rand(3, 40)
     out = ms(y)
     assert out.shape == (3, 4 * 40) and torch.equal(out[:, :40], y)
-    assert ms.kernels == [40, 10, 5]                    # 5·level, capped at T
-    const = ms(torch.ones(2, 40))                       # averages of a constant are the constant
+    assert ms.kernels == [40, 10, 5]  # 5·level, capped at T
+    const = ms(torch.ones(2, 40))  # averages of a constant are the constant
     assert torch.allclose(const, torch.ones_like(const))
     with pytest.raises(ValueError, match="y:"):
         ms(torch.rand(3, 41))
@@ -198,15 +201,44 @@ def test_config_validation_and_ablations():
         H.ablation_config(c, "Baseline9")
 
 
-@pytest.mark.parametrize("field, bad", [
-    ("d_steps", -1), ("d_steps", 1.5), ("batch_size", 2.7), ("batch_size", 0), ("batch_size", True),
-    ("epochs", "8"), ("epochs", math.nan), ("n_bits", 0), ("n_bits", 16.5), ("common_dim", -1), ("text_hidden", None),
-    ("image_hidden", [2.5]), ("image_hidden", [0]), ("image_hidden", "1024"),
-    ("alpha", math.nan), ("alpha", math.inf), ("beta", -1.0), ("gamma", "1"), ("eta", math.nan), ("eps", None),
-    ("balance_weight", True), ("dropout", math.nan), ("dropout", 1.0), ("lr_start", 0.0), ("lr_end", math.nan),
-    ("d_lr", -1e-3), ("weight_decay", math.inf), ("grad_clip", -1.0), ("text_multiscale", "yes"),
-    ("domain_on", "real"), ("domain_on", ("real", "codes")), ("entropy_mode", None), ("pair_scope", ["buffer"]),
-])
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("d_steps", -1),
+        ("d_steps", 1.5),
+        ("batch_size", 2.7),
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("epochs", "8"),
+        ("epochs", math.nan),
+        ("n_bits", 0),
+        ("n_bits", 16.5),
+        ("common_dim", -1),
+        ("text_hidden", None),
+        ("image_hidden", [2.5]),
+        ("image_hidden", [0]),
+        ("image_hidden", "1024"),
+        ("alpha", math.nan),
+        ("alpha", math.inf),
+        ("beta", -1.0),
+        ("gamma", "1"),
+        ("eta", math.nan),
+        ("eps", None),
+        ("balance_weight", True),
+        ("dropout", math.nan),
+        ("dropout", 1.0),
+        ("lr_start", 0.0),
+        ("lr_end", math.nan),
+        ("d_lr", -1e-3),
+        ("weight_decay", math.inf),
+        ("grad_clip", -1.0),
+        ("text_multiscale", "yes"),
+        ("domain_on", "real"),
+        ("domain_on", ("real", "codes")),
+        ("entropy_mode", None),
+        ("pair_scope", ["buffer"]),
+    ],
+)
 def test_config_refuses_every_bad_field_by_name(field, bad):
     with pytest.raises(ValueError, match=rf"^{field}(\[\d+\])?: expected"):
         H.HashingConfig(**{field: bad})
@@ -217,8 +249,9 @@ def test_config_keeps_good_values_as_given():
     c = H.HashingConfig(alpha=0, n_bits=np.int64(16), image_hidden=[np.int32(8)], d_steps=0, grad_clip=0)
     assert c.alpha == 0 and type(c.alpha) is int
     assert type(c.n_bits) is int and c.image_hidden == (8,) and c.d_steps == 0
-    assert type(H.HashingConfig(batch_size=16.0).batch_size) is int       # integral, as the knobs accept
+    assert type(H.HashingConfig(batch_size=16.0).batch_size) is int  # integral, as the knobs accept
     from dataclasses import replace
+
     assert replace(c, batch_size=32).batch_size == 32
 
 
@@ -237,8 +270,9 @@ def _toy(n=160, c=6, d=24, t=30, seed=0):
     return x, y, lab
 
 
-SMALL = dict(n_bits=8, common_dim=16, image_hidden=(32,), text_hidden=32, epochs=6, batch_size=32, lr_start=3e-3,
-             lr_end=1e-3)
+SMALL = dict(
+    n_bits=8, common_dim=16, image_hidden=(32,), text_hidden=32, epochs=6, batch_size=32, lr_start=3e-3, lr_end=1e-3
+)
 
 
 def test_gradients_reach_both_branches_and_heads():
@@ -249,10 +283,14 @@ def test_gradients_reach_both_branches_and_heads():
     f, h = m.image_net(X)
     g, ht = m.text_net(Y)
     S, W = H.binary_similarity(L, L), H.multilevel_similarity(L, L)
-    terms = {"pairs": H.pairwise_likelihood_loss(f, g, S) + H.pairwise_likelihood_loss(h, ht, S),
-             "multilevel": H.multilevel_similarity_loss(f, g, W), "quant": H.quantization_loss(h),
-             "label": H.label_prediction_loss(m.label_predictor(f), L),
-             "domain": modality.negative_entropy_loss(m.domain_real(f)) + modality.negative_entropy_loss(m.domain_binary(ht))}
+    terms = {
+        "pairs": H.pairwise_likelihood_loss(f, g, S) + H.pairwise_likelihood_loss(h, ht, S),
+        "multilevel": H.multilevel_similarity_loss(f, g, W),
+        "quant": H.quantization_loss(h),
+        "label": H.label_prediction_loss(m.label_predictor(f), L),
+        "domain": modality.negative_entropy_loss(m.domain_real(f))
+        + modality.negative_entropy_loss(m.domain_binary(ht)),
+    }
     H.total_loss(terms).backward()
     for mod in (m.image_net, m.text_net, m.label_predictor, m.domain_real, m.domain_binary):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in mod.parameters())
@@ -268,8 +306,16 @@ def test_training_lowers_the_pair_loss_and_beats_chance():
     m = H.train_cross_modal_hashing(x, y, lab, c, seed=0, progress=False, device="cpu")
     first, last = m.history[0], m.history[-1]
     assert last["image/pairs"] < first["image/pairs"] and last["text/pairs"] < first["text/pairs"]
-    for k in ("image/quant", "image/label", "image/multilevel", "image/domain", "D_real/entropy_bits",
-              "D_binary/accuracy", "bit_balance_min", "image/grad_F/pairs"):
+    for k in (
+        "image/quant",
+        "image/label",
+        "image/multilevel",
+        "image/domain",
+        "D_real/entropy_bits",
+        "D_binary/accuracy",
+        "bit_balance_min",
+        "image/grad_F/pairs",
+    ):
         assert k in last, k
     bi, bt = m.encode(x, "image"), m.encode(y, "text")
     assert bi.dtype == np.int8 and set(np.unique(bi)) <= {-1, 1}

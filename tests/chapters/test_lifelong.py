@@ -1,4 +1,5 @@
 """Lifelong retrieval by dual knowledge distillation (thesis ch. 7): losses, benchmark, plugins, a short run."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +11,8 @@ torch.set_num_threads(1)
 
 
 def test_harmonic_mean_reproduces_the_thesis_tables():
-    assert ll.harmonic_mean(56.0, 47.5) == pytest.approx(51.4, abs=0.05)        # Table 7.1, FT on CUB
-    assert ll.harmonic_mean(74.4, 86.5) == pytest.approx(80.0, abs=0.05)        # Table 7.1, DKD on Dogs
+    assert ll.harmonic_mean(56.0, 47.5) == pytest.approx(51.4, abs=0.05)  # Table 7.1, FT on CUB
+    assert ll.harmonic_mean(74.4, 86.5) == pytest.approx(80.0, abs=0.05)  # Table 7.1, DKD on Dogs
     assert ll.harmonic_mean(0.0, 0.0) == 0.0
     np.testing.assert_allclose(ll.harmonic_mean([1.0, 0.5], [1.0, 1.0]), [1.0, 2 / 3])
 
@@ -22,7 +23,7 @@ def test_triplet_loss_eq_7_1_hand_value():
     # anchor 0: D(a,p) = 2, hardest negative (0.8, -0.6) at D = 0.4 → 0.5 + 2 − 0.4 = 2.1; by symmetry all four
     # anchors: a1 → p0 (2), n (0.6,0.8) at D = 0.4: 2.1; a2 → p3 (2), n1 at 0.4: 2.1; a3 → p2 (2), n0 at 0.4: 2.1
     assert ll.lifelong_triplet_loss(e, y, margin=0.5).item() == pytest.approx(2.1, abs=1e-5)
-    assert ll.lifelong_triplet_loss(e, torch.zeros(4, dtype=torch.long)).item() == 0.0   # no negatives
+    assert ll.lifelong_triplet_loss(e, torch.zeros(4, dtype=torch.long)).item() == 0.0  # no negatives
 
 
 def test_gram_kl_zero_for_identical_features_and_positive_otherwise():
@@ -43,10 +44,10 @@ def test_benchmark_layout(bench):
     assert [g.tolist() for g in bench.unseen] == [[3, 4], [8, 9]]
     assert len(bench.eval_groups) == 4
     tr = set(bench.train.labels.tolist())
-    assert tr == {0, 1, 2, 5, 6, 7}                     # unseen classes never in training
+    assert tr == {0, 1, 2, 5, 6, 7}  # unseen classes never in training
     counts = np.bincount(bench.test.labels.numpy())
     assert counts[[0, 1, 2, 5, 6, 7]].tolist() == [6] * 6 and counts[[3, 4, 8, 9]].tolist() == [6] * 4
-    assert int(bench.train.images[bench.train.labels == 5].float().std(1).max()) == 0   # grey → equal channels
+    assert int(bench.train.images[bench.train.labels == 5].float().std(1).max()) == 0  # grey → equal channels
     with pytest.raises(ValueError, match="datasets"):
         ll.lifelong_benchmark(("cub",))
     with pytest.raises(ValueError, match="n_seen"):
@@ -54,7 +55,7 @@ def test_benchmark_layout(bench):
 
 
 def test_method_objectives():
-    mk = lambda n: inc.make_net(n, "tiny", 16, 4)       # noqa: E731
+    mk = lambda n: inc.make_net(n, "tiny", 16, 4)  # noqa: E731
     names = {m: [p.name for p in ll.lifelong_plugins(m, make_model=mk)] for m in ll.LIFELONG_METHODS if m != "joint"}
     assert names["ft"] == ["L_s"]
     assert names["kd"] == ["L_s", "L_kd1"]
@@ -71,7 +72,7 @@ def test_method_objectives():
 
 def test_short_lifelong_run_table_replay_and_otf(bench):
     torch.manual_seed(0)
-    mk = lambda n: inc.make_net(n, "tiny", 16, 4)       # noqa: E731
+    mk = lambda n: inc.make_net(n, "tiny", 16, 4)  # noqa: E731
     tf = inc.BatchTransform(mean=(0.5,) * 3, std=(0.25,) * 3, flip=True)
     cfg = inc.TrainConfig(iterations=[6, 4], P=3, K=4, lr=1e-3, device="cpu", seed=0, progress=False, log_every=1)
     kw = dict(replay=dict(n_images=12, n_clusters=3, steps=3, lr=0.05))
@@ -92,7 +93,7 @@ def test_short_lifelong_run_table_replay_and_otf(bench):
 
 
 def test_replay_batch_and_otf_use_only_real_images():
-    class _T:                                            # the bits of a trainer the plugins touch
+    class _T:  # the bits of a trainer the plugins touch
         pass
 
     torch.manual_seed(0)
@@ -114,19 +115,20 @@ def test_replay_batch_and_otf_use_only_real_images():
     w0 = [p.detach().clone() for p in otf.net.parameters()]
     student = tr.model(xm)
     ctx = inc.StepContext(xm, ym, 1, 4, 0, student, tr)
-    groups = otf.param_groups(tr, 1)                     # the teacher's trunk + embedding, for the trainer's Adam
+    groups = otf.param_groups(tr, 1)  # the teacher's trunk + embedding, for the trainer's Adam
     own = {id(p) for g in groups for p in g["params"]}
     assert own == {id(p) for p in [*otf.net.trunk.parameters(), *otf.net.embed.parameters()]}
     assert not own & {id(p) for p in tr.model.parameters()}
     terms = otf.loss(ctx)
     assert set(terms) == {"L_te2", "L_kd2"} and terms["L_te2"].requires_grad
-    terms["L_kd2"].backward(retain_graph=True)           # L_kd2: gradients reach the student only
+    terms["L_kd2"].backward(retain_graph=True)  # L_kd2: gradients reach the student only
     assert any(p.grad is not None for p in tr.model.parameters())
     assert all(p.grad is None for p in otf.net.parameters())
     student_grads = [p.grad.clone() for p in tr.model.parameters() if p.grad is not None]
-    terms["L_te2"].backward()                            # L_te2: gradients reach the teacher only
-    assert all(torch.equal(a, p.grad) for a, p in zip(student_grads, [p for p in tr.model.parameters()
-                                                                       if p.grad is not None]))
+    terms["L_te2"].backward()  # L_te2: gradients reach the teacher only
+    assert all(
+        torch.equal(a, p.grad) for a, p in zip(student_grads, [p for p in tr.model.parameters() if p.grad is not None])
+    )
     torch.optim.Adam(groups).step()
     assert any(not torch.equal(a, b) for a, b in zip(w0, otf.net.parameters())), "the teacher is trained"
 
@@ -141,15 +143,14 @@ def test_benchmark_reads_converted_cub_lazily_and_resizes(tmp_path, monkeypatch)
     from xmr_lib.data import registry as data
 
     monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
-    cub_fixture(tmp_path / "cub200" / "raw", n_classes=4, per_class=5, n_train=3)   # 3 train + 2 test per class
+    cub_fixture(tmp_path / "cub200" / "raw", n_classes=4, per_class=5, n_train=3)  # 3 train + 2 test per class
     convert("cub200", tmp_path)
     assert isinstance(data.load("cub200", "train", root=tmp_path).images, data.LazyImages)
-    b = ll.lifelong_benchmark(("synth_species", "cub200"), (2, 2), (2, 2), 2, 2, 3, size=16, seed=0,
-                              data_root=tmp_path)
+    b = ll.lifelong_benchmark(("synth_species", "cub200"), (2, 2), (2, 2), 2, 2, 3, size=16, seed=0, data_root=tmp_path)
     assert b.train.images.shape == (8, 3, 16, 16) and b.test.images.shape[1:] == (3, 16, 16)
     assert b.datasets == ["synth_species", "cub200"] and [g.tolist() for g in b.seen] == [[0, 1], [4, 5]]
     counts = np.bincount(b.test.labels.numpy())
-    assert counts[[4, 5]].tolist() == [2, 2] and counts[[6, 7]].tolist() == [3, 3]     # 2 test + 1 train image
+    assert counts[[4, 5]].tolist() == [2, 2] and counts[[6, 7]].tolist() == [3, 3]  # 2 test + 1 train image
     assert b.class_names[4].startswith("cub200 ") and "Albatross" in b.class_names[4]
     assert "stanford_dogs" in ll.DATASETS
     with pytest.raises(FileNotFoundError, match="data_scripts"):

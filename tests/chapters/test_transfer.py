@@ -1,4 +1,5 @@
 """Tests for xmr_lib.chapters.ch08.transfer: F-score similarities, the similarity-based initialisation, fine-tuning heads."""
+
 import numpy as np
 import pytest
 
@@ -26,7 +27,7 @@ def test_fscore_matrix_hand_computed():
 def test_fscore_matrix_matches_definition_with_loops():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 200)
-    pred = np.stack([rng.permutation(7)[:2] for _ in range(200)])   # two distinct outputs fire per image
+    pred = np.stack([rng.permutation(7)[:2] for _ in range(200)])  # two distinct outputs fire per image
     F = T.fscore_matrix(pred, y, 7, 4)
     for i in range(4):
         for j in range(7):
@@ -77,8 +78,7 @@ def test_per_class_and_macro_fscore():
 
 
 def test_neighbour_coefficients_hand_computed():
-    sim = np.array([[0.1, 0.6, 0.3, 0.0],
-                    [0.5, 0.5, 0.5, 0.2]])
+    sim = np.array([[0.1, 0.6, 0.3, 0.0], [0.5, 0.5, 0.5, 0.2]])
     C = T.neighbour_coefficients(sim, 2)
     np.testing.assert_allclose(C[0], [0, 0.6 / 0.9, 0.3 / 0.9, 0])
     # ties broken by source index: the first two of the three 0.5s
@@ -146,14 +146,19 @@ def test_xavier_init_bounds_and_seed():
 def test_label_words_and_vectors():
     assert T.label_words("anchor, ground tackle") == ["anchor", "ground", "tackle"]
     assert T.label_words("T-shirt/top") == ["t-shirt", "top"]
-    table = {"anchor": np.array([1.0, 0.0]), "tackle": np.array([0.0, 1.0]), "lady": np.array([2.0, 2.0]),
-             "t-shirt": np.array([3.0, 0.0]), "half": np.array([1.0, 1.0]), "track": np.array([3.0, 1.0])}
-    V, ok = T.label_vectors(["anchor, ground tackle", "lady's slipper", "zzz", "T-shirt", "half-track"],
-                            table.get)
-    np.testing.assert_allclose(V[0], [0.5, 0.5])          # mean of the known words ("ground" unknown)
-    np.testing.assert_allclose(V[1], [2.0, 2.0])          # possessive falls back to the stem
-    np.testing.assert_allclose(V[3], [3.0, 0.0])          # a compound the vectors know is kept whole
-    np.testing.assert_allclose(V[4], [2.0, 1.0])          # else split at the hyphen
+    table = {
+        "anchor": np.array([1.0, 0.0]),
+        "tackle": np.array([0.0, 1.0]),
+        "lady": np.array([2.0, 2.0]),
+        "t-shirt": np.array([3.0, 0.0]),
+        "half": np.array([1.0, 1.0]),
+        "track": np.array([3.0, 1.0]),
+    }
+    V, ok = T.label_vectors(["anchor, ground tackle", "lady's slipper", "zzz", "T-shirt", "half-track"], table.get)
+    np.testing.assert_allclose(V[0], [0.5, 0.5])  # mean of the known words ("ground" unknown)
+    np.testing.assert_allclose(V[1], [2.0, 2.0])  # possessive falls back to the stem
+    np.testing.assert_allclose(V[3], [3.0, 0.0])  # a compound the vectors know is kept whole
+    np.testing.assert_allclose(V[4], [2.0, 1.0])  # else split at the hyphen
     assert ok.tolist() == [True, True, False, True, True]
     with pytest.warns(UserWarning, match="zzz"):
         S = T.word_vector_similarity(["zzz", "anchor"], ["tackle", "anchor, tackle"], table.get)
@@ -174,14 +179,25 @@ def _toy_problem(seed=0, n_per=40, N=3, D=8):
 def test_fine_tune_heads_learns_and_good_init_starts_higher():
     X, y, means = _toy_problem()
     Xe, ye, _ = _toy_problem(seed=0)
-    good = (means, -0.5 * (means ** 2).sum(1))                # nearest-mean classifier: already right
+    good = (means, -0.5 * (means**2).sum(1))  # nearest-mean classifier: already right
     wrong = (np.roll(good[0], 1, axis=0), np.roll(good[1], 1))  # the same rows given to the wrong classes
-    h = T.fine_tune_heads({"good": good, "wrong": wrong}, X, y, Xe, ye, iterations=60, batch_size=16,
-                          dropout=0.0, eval_every=20, seed=0, lr=0.2)
+    h = T.fine_tune_heads(
+        {"good": good, "wrong": wrong},
+        X,
+        y,
+        Xe,
+        ye,
+        iterations=60,
+        batch_size=16,
+        dropout=0.0,
+        eval_every=20,
+        seed=0,
+        lr=0.2,
+    )
     assert h.iterations.tolist() == [0, 20, 40, 60]
     assert h.fscore.shape == (2, 4) and h.per_class.shape == (2, 4, 3)
     assert h.first["good"] > 0.95 and h.first["wrong"] == 0.0
-    assert h.best["wrong"] > 0.9                               # training repairs the wrong head
+    assert h.best["wrong"] > 0.9  # training repairs the wrong head
     assert h.last["good"] > 0.95
     assert h.weight.shape == (2, 3, 8)
 
@@ -301,11 +317,11 @@ def test_group_fscores_and_k_sweep():
     W, b, X, y, parent = _transfer_problem()
     logits = X @ W.T + b
     S = T.inference_similarity(logits, y, 4)
-    assert (S.argmax(1) == parent).all()                      # each target's best source is its parent
+    assert (S.argmax(1) == parent).all()  # each target's best source is its parent
     groups = ["a", "a", "b", "b"]
     sweep = T.k_sweep(W, b, S, [1, 2, 6], X, y, groups)
     assert list(sweep.columns) == ["all", "a", "b"] and list(sweep.index) == [1, 2, 6]
-    assert sweep.loc[1, "all"] > 0.9                          # K = 1 recovers the parents
+    assert sweep.loc[1, "all"] > 0.9  # K = 1 recovers the parents
     k = T.best_k_per_group(sweep, groups)
     assert k.shape == (4,) and k[0] == k[1] and k[2] == k[3]
     g = T.group_fscores(np.array([0, 1, 1]), np.array([0, 1, 2]), 3, ["x", "x", "y"])
@@ -317,12 +333,26 @@ def test_group_fscores_and_k_sweep():
 
 def test_initial_heads_and_data_reduction():
     W, b, X, y, parent = _transfer_problem(seed=1)
-    S_sem = np.eye(6)[parent] * 0.9 + 0.01                    # a "semantic" similarity that knows the parents
+    S_sem = np.eye(6)[parent] * 0.9 + 0.01  # a "semantic" similarity that knows the parents
     heads = T.initial_heads(W, b, {"sem": S_sem}, {"sem": 1}, seed=0)
     assert set(heads) == {"random", "sem"}
     np.testing.assert_allclose(heads["sem"][0], W[parent])
-    df, hist = T.data_reduction(W, b, X, y, X, y, shots=[10, 1], semantic_sims={"sem": S_sem}, k=1, seed=0,
-                                iterations=20, eval_every=10, batch_size=16, dropout=0.0)
+    df, hist = T.data_reduction(
+        W,
+        b,
+        X,
+        y,
+        X,
+        y,
+        shots=[10, 1],
+        semantic_sims={"sem": S_sem},
+        k=1,
+        seed=0,
+        iterations=20,
+        eval_every=10,
+        batch_size=16,
+        dropout=0.0,
+    )
     assert set(df.method) == {"random", "inference", "sem"} and sorted(set(df.shots)) == [1, 10]
     first = df.set_index(["shots", "method"])["first"]
     assert first[10, "sem"] > 0.9 and first[10, "inference"] > 0.9 and first[10, "random"] < 0.8
@@ -347,7 +377,7 @@ def test_offline_class_counts_bound_the_pool(monkeypatch):
     assert counts.tolist() == [5, 3]
     with pytest.warns(UserWarning, match="has only"):
         pool = T.target_pool(t, 6, seed=0)
-    assert np.bincount(pool.labels).tolist() == counts.tolist()     # everything there is, no more
+    assert np.bincount(pool.labels).tolist() == counts.tolist()  # everything there is, no more
     assert T.target_pool(t, int(counts.min()), seed=0).labels.tolist() == [0, 0, 0, 1, 1, 1]
     with pytest.raises(ValueError, match="targets"):
         T.offline_class_counts([T.TargetClass("anchor", "pascal2019_targets", "n02709367", "anchor.n.01")])
@@ -368,7 +398,7 @@ def _wordnet_and_classes():
 
         wnids, _ = T._imagenet_wnids_names(models)
         return T.synsets_from_wnids(wnids)
-    except (ImportError, LookupError, RuntimeError, OSError) as e:        # pragma: no cover - env dependent
+    except (ImportError, LookupError, RuntimeError, OSError) as e:  # pragma: no cover - env dependent
         pytest.skip(f"offline WordNet / ImageNet class list unavailable: {e}")
 
 

@@ -1,4 +1,5 @@
 """core/checks: one signature ``check_*(value, name, ...)``; every error starts with the argument's name."""
+
 import subprocess
 import sys
 
@@ -22,9 +23,11 @@ def test_check_matrix():
     a = C.check_matrix(torch.ones(2, 3, requires_grad=True), "a", rows=2, cols=3, dtype=np.float32)
     assert isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == (2, 3)
     assert C.check_matrix([[1, 2]], "a").dtype.kind == "i"
-    for bad, match in [(np.zeros(3), r"^m: expected a 2-D array \(n, d\), got shape \(3,\)"),
-                       (np.zeros((2, 3)), r"^m: expected 4 rows"),
-                       (np.array([["a", "b"]]), r"^m: expected numbers, got dtype <U1")]:
+    for bad, match in [
+        (np.zeros(3), r"^m: expected a 2-D array \(n, d\), got shape \(3,\)"),
+        (np.zeros((2, 3)), r"^m: expected 4 rows"),
+        (np.array([["a", "b"]]), r"^m: expected numbers, got dtype <U1"),
+    ]:
         with pytest.raises(ValueError, match=match):
             C.check_matrix(bad, "m", rows=4 if bad.shape == (2, 3) else None)
     with pytest.raises(ValueError, match=r"^m: expected 2 columns"):
@@ -49,17 +52,25 @@ def test_check_int_labels():
 
 def test_check_class_ids():
     assert C.check_class_ids([0, 2.0, 1], "y", n=3, n_classes=3).tolist() == [0, 2, 1]
-    for bad, kw, match in [([[0]], {}, "1-D"), ([0, 1], {"n": 3}, "expected 3 labels, got 2"),
-                           ([0.5], {}, "integer class indices"), (["a"], {}, "integer class indices"),
-                           ([-1], {}, ">= 0"), ([3], {"n_classes": 3}, "out of range for 3 classes")]:
+    for bad, kw, match in [
+        ([[0]], {}, "1-D"),
+        ([0, 1], {"n": 3}, "expected 3 labels, got 2"),
+        ([0.5], {}, "integer class indices"),
+        (["a"], {}, "integer class indices"),
+        ([-1], {}, ">= 0"),
+        ([3], {"n_classes": 3}, "out of range for 3 classes"),
+    ]:
         with pytest.raises(ValueError, match="^y: .*" + match):
             C.check_class_ids(bad, "y", **kw)
 
 
 def test_check_int_and_choice_and_positive():
     assert C.check_int(np.int64(3), "k") == 3 and C.check_int(0, "k", 0, 4) == 0
-    for bad, match in [(True, "expected an integer, got True"), (2.0, "expected an integer, got 2.0"),
-                       (0, "expected an integer >= 1, got 0")]:
+    for bad, match in [
+        (True, "expected an integer, got True"),
+        (2.0, "expected an integer, got 2.0"),
+        (0, "expected an integer >= 1, got 0"),
+    ]:
         with pytest.raises(ValueError, match="^k: " + match):
             C.check_int(bad, "k")
     with pytest.raises(ValueError, match=r"^k: expected an integer in \[0, 4\], got 5"):

@@ -83,14 +83,30 @@ def test_missing_metric_and_missing_notebook_are_not_run():
 # bad values never hold and never crash
 
 
-@pytest.mark.parametrize("bad", [float("nan"), "nan", "inf", None, [], [0.5, None, 0.6], [0.5, "x"], {"a": 1},
-                                 True, [float("inf")] * 5, 1e308 * 10])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        float("nan"),
+        "nan",
+        "inf",
+        None,
+        [],
+        [0.5, None, 0.6],
+        [0.5, "x"],
+        {"a": 1},
+        True,
+        [float("inf")] * 5,
+        1e308 * 10,
+    ],
+)
 def test_bad_values_do_not_hold(bad):
-    cs = [claims.at_most("03.x", "s", metric="m", threshold=0.5),
-          claims.at_least("03.y", "s", metric="m", threshold=-1e9),
-          claims.close_to("03.z", "s", metric="m", target=0.5, tol=10, profiles=("default",)),
-          claims.greater("03.w", "s", a="m", b="o", sign_only=True),
-          claims.custom("03.v", "s", ["m"], lambda v: (True, "always"), examples=({"m": 1}, {"m": 2}))]
+    cs = [
+        claims.at_most("03.x", "s", metric="m", threshold=0.5),
+        claims.at_least("03.y", "s", metric="m", threshold=-1e9),
+        claims.close_to("03.z", "s", metric="m", target=0.5, tol=10, profiles=("default",)),
+        claims.greater("03.w", "s", a="m", b="o", sign_only=True),
+        claims.custom("03.v", "s", ["m"], lambda v: (True, "always"), examples=({"m": 1}, {"m": 2})),
+    ]
     for c in cs:
         if isinstance(bad, dict) and c.id == "03.v":
             continue  # a custom rule may read a small table (dict) as it is
@@ -149,8 +165,9 @@ def test_registry_is_well_formed():
         if c.kind == claims.PAPER:
             assert c.paper, f"{c.id}: a paper claim states the paper's numbers (paper=...)"
         if c.kind == claims.PAPER and c.ordering:
-            assert (c.paper_gap is not None) != c.sign_only, \
+            assert (c.paper_gap is not None) != c.sign_only, (
                 f"{c.id}: a paper ordering states the paper's gap (paper_gap=) or is explicitly sign_only"
+            )
 
 
 def test_real_data_only_is_the_one_gate():
@@ -161,8 +178,9 @@ def test_real_data_only_is_the_one_gate():
     assert status(c, rec("full", m=64.0, **{"data/real": 1})) == claims.HOLDS
     assert status(c, rec("full", m=60.0, **{"data/real": 1})) == claims.FAILS
     for claim in ALL:  # no other marker convention (the old real/… keys, data/real_<name> markers)
-        assert not any(m.startswith("real/") or (m.startswith("data/real") and m != claims.REAL_DATA)
-                       for m in claim.metrics), claim.id
+        assert not any(
+            m.startswith("real/") or (m.startswith("data/real") and m != claims.REAL_DATA) for m in claim.metrics
+        ), claim.id
 
 
 def test_claim_ids_are_checked():
@@ -175,10 +193,15 @@ def test_claim_ids_are_checked():
 
 
 def test_scorecard_sections_and_headline(tmp_path):
-    (tmp_path / "00_getting_started.metrics.json").write_text(json.dumps(
-        {"chapter": "00", "profile": "smoke", "metrics": {"pixels/mAP_over_chance": 5.0,
-                                                          "index/top1_agreement": 1.0,
-                                                          "index/agreement_floor": 0.99}}))
+    (tmp_path / "00_getting_started.metrics.json").write_text(
+        json.dumps(
+            {
+                "chapter": "00",
+                "profile": "smoke",
+                "metrics": {"pixels/mAP_over_chance": 5.0, "index/top1_agreement": 1.0, "index/agreement_floor": 0.99},
+            }
+        )
+    )
     rows = scorecard.write_scorecard(tmp_path, notebooks={"00_getting_started": {"status": "ok", "profile": "smoke"}})
     assert {r["chapter"] for r in rows} == {"00"}  # only the notebooks that ran are listed
     md = (tmp_path / "scorecard.md").read_text()
@@ -188,8 +211,11 @@ def test_scorecard_sections_and_headline(tmp_path):
 
 
 def test_headline_counts_only_paper_claims():
-    rows = [{"kind": claims.PAPER, "status": claims.HOLDS}, {"kind": claims.SANITY, "status": claims.HOLDS},
-            {"kind": claims.FINDING, "status": claims.FAILS}]
+    rows = [
+        {"kind": claims.PAPER, "status": claims.HOLDS},
+        {"kind": claims.SANITY, "status": claims.HOLDS},
+        {"kind": claims.FINDING, "status": claims.FAILS},
+    ]
     h = scorecard.headline(rows)
     assert h.startswith("Paper claims: 1 hold · 0 do not hold · 0 not run")
 
@@ -222,8 +248,9 @@ def test_each_chapter_gates_paper_targets_on_the_one_real_data_marker(chapter):
         root = Path(__file__).resolve().parents[2]
         sources = list((root / "notebooks").glob(f"{chapter}_*.ipynb"))
         # the marker is recorded by runs.params from the chapter's FALLBACK rule, or by the notebook itself
-        assert getattr(mod, "FALLBACK", None) is not None or any(claims.REAL_DATA in p.read_text() for p in sources), \
+        assert getattr(mod, "FALLBACK", None) is not None or any(claims.REAL_DATA in p.read_text() for p in sources), (
             f"notebook {chapter} never records {claims.REAL_DATA!r} (declare FALLBACK in its config)"
+        )
     assert isinstance(getattr(mod, "NOT_CLAIMED", None), list), f"ch{chapter}.py: NOT_CLAIMED missing"
     for entry in mod.NOT_CLAIMED:
         assert len(entry) == 3 and all(isinstance(x, str) and x for x in entry), entry
@@ -237,9 +264,11 @@ def test_the_committed_default_run_decides_every_default_claim():
     d = Path(__file__).resolve().parents[2] / "results" / "default"
     records = scorecard.load_records(d)
     assert records, f"{d} holds no metrics records: run `python -m benchmarks.default_run`"
-    undecided = {c.id: claims.evaluate_claim(c, records.get(c.chapter))["why"] for c in ALL
-                 if "default" in c.profiles
-                 and claims.evaluate_claim(c, records.get(c.chapter))["status"] == claims.NOT_RUN}
+    undecided = {
+        c.id: claims.evaluate_claim(c, records.get(c.chapter))["why"]
+        for c in ALL
+        if "default" in c.profiles and claims.evaluate_claim(c, records.get(c.chapter))["status"] == claims.NOT_RUN
+    }
     assert not undecided, undecided
     for rec in records.values():
         assert rec["profile"] == "default" and rec["settings"]["threads"] >= 1

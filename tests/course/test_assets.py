@@ -1,4 +1,5 @@
 """xmr_lib.course.assets: the offline asset listing, folders, the weight-file table and the CLI."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,7 @@ def _by_name(records):
 def test_available_lists_the_core_assets_with_sizes():
     recs = _by_name(A.available())
     lite0 = recs["EfficientNet-Lite0 ImageNet-1k weights"]
-    assert lite0.available and lite0.licence == "Apache-2.0" and 17 < lite0.size_mb < 19   # 18.8 MB file
+    assert lite0.available and lite0.licence == "Apache-2.0" and 17 < lite0.size_mb < 19  # 18.8 MB file
     assert recs["all-MiniLM-L6-v2 (384-d)"].available and recs["all-MiniLM-L6-v2 (384-d)"].size_mb > 80
     assert recs["GloVe 6B 50-d (400k words)"].available and recs["GloVe 6B 50-d (400k words)"].size_mb > 75
     cls = recs["ImageNet-1k classes (index, wnid, label)"]
@@ -33,13 +34,25 @@ def test_report_is_a_dataframe():
 
 
 def test_dataset_records_from_the_data_module_are_included(monkeypatch):
-    monkeypatch.setattr(A.data, "dataset_assets", lambda: [
-        {"name": "toy set", "kind": "dataset", "source": "here", "size_mb": 1.5, "licence": "MIT", "available": True,
-         "how_to_get": "nothing to do"}])
+    monkeypatch.setattr(
+        A.data,
+        "dataset_assets",
+        lambda: [
+            {
+                "name": "toy set",
+                "kind": "dataset",
+                "source": "here",
+                "size_mb": 1.5,
+                "licence": "MIT",
+                "available": True,
+                "how_to_get": "nothing to do",
+            }
+        ],
+    )
     toy = _by_name(A.available())["toy set"]
     assert toy.available and toy.size_mb == 1.5 and toy.path == ""
     monkeypatch.setattr(A.data, "dataset_assets", lambda: (_ for _ in ()).throw(RuntimeError("broken")))
-    with pytest.raises(RuntimeError):   # a broken data module is not hidden
+    with pytest.raises(RuntimeError):  # a broken data module is not hidden
         A.available()
 
 
@@ -60,11 +73,11 @@ def test_find_weights_searches_the_folders_in_order(tmp_path, monkeypatch):
     hub = tmp_path / "TORCH_HOME" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     (hub / "resnet50-11ad3fa6.pth").write_bytes(b"x")
-    assert paths.find_weights("resnet50") == hub / "resnet50-11ad3fa6.pth"      # a torchvision download made earlier
+    assert paths.find_weights("resnet50") == hub / "resnet50-11ad3fa6.pth"  # a torchvision download made earlier
     mine = tmp_path / "XMR_WEIGHTS_DIR"
     mine.mkdir()
     (mine / "resnet50-0676ba61.pth").write_bytes(b"y")
-    assert paths.find_weights("resnet50") == mine / "resnet50-0676ba61.pth"     # $XMR_WEIGHTS_DIR first
+    assert paths.find_weights("resnet50") == mine / "resnet50-0676ba61.pth"  # $XMR_WEIGHTS_DIR first
     assert paths.find_weights("resnet50", weights=hub) == hub / "resnet50-11ad3fa6.pth"
     assert paths.TORCHVISION_WEIGHTS["vgg16"][0].sha256_prefix == "397923af"
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):

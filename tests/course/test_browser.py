@@ -8,6 +8,7 @@ under pytest's tmp path (printed) and are copied to ``$XMR_SCREENSHOTS`` when se
 Needs the ``playwright`` package and a Chromium binary (``/usr/bin/chromium`` from Debian's ``chromium``; .ci/run
 installs both); without them the test is skipped with the reason.
 """
+
 import os
 import shutil
 from pathlib import Path
@@ -40,8 +41,10 @@ def test_notebooks_in_a_real_browser(tmp_path, capsys):
     with capsys.disabled():
         print(f"browser test: {rep.summary()}")
         if rep.console_errors:
-            print(f"browser test: {len(rep.console_errors)} browser console errors (not failures), "
-                  f"see {out / 'console_errors.txt'}")
+            print(
+                f"browser test: {len(rep.console_errors)} browser console errors (not failures), "
+                f"see {out / 'console_errors.txt'}"
+            )
     for name in browser_check.DEFAULT_NOTEBOOKS:
         assert (out / f"{name}_after_run2.png").is_file()
     assert (out / f"{browser_check.EXPLORER_NOTEBOOK}_explorer_before.png").is_file()

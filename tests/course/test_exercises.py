@@ -1,5 +1,6 @@
 """Exercises: instructor copies pass every check, learner copies (solutions stubbed) fail every check — run under
 ``pytest --nbval-lax`` as a learner's notebook would be."""
+
 import json
 import os
 import subprocess
@@ -50,9 +51,24 @@ def test_instructor_copy_passes_and_learner_copy_fails_every_check(nb_path, tmp_
         nbformat.write(copy, str(path))
         log = tmp_path / f"{role}.jsonl"
         env = dict(os.environ, XMR_EXERCISE_LOG=str(log), MPLBACKEND="Agg")
-        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                              f"--nbval-kernel-name={kernel_name()}", str(path)], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=900)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--nbval-lax",
+                f"--nbval-kernel-name={kernel_name()}",
+                str(path),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert res.returncode == 0, res.stdout[-3000:]
         verdicts = [json.loads(line) for line in log.read_text().splitlines()]
         assert len(verdicts) == n, verdicts

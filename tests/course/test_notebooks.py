@@ -1,4 +1,5 @@
 """Every notebook runs end to end in the smoke profile; its smoke-profile claims hold on the recorded metrics."""
+
 import json
 import time
 from pathlib import Path

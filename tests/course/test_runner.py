@@ -7,8 +7,12 @@ from xmr_lib.course import runner
 
 
 def test_parse_assignments():
-    assert runner.parse_assignments(["n=3", "device=cpu", "ps=[1, 2]", "x=None"]) == \
-        {"n": 3, "device": "cpu", "ps": [1, 2], "x": None}
+    assert runner.parse_assignments(["n=3", "device=cpu", "ps=[1, 2]", "x=None"]) == {
+        "n": 3,
+        "device": "cpu",
+        "ps": [1, 2],
+        "x": None,
+    }
     with pytest.raises(ValueError, match="key=value"):
         runner.parse_assignments(["n"])
     with pytest.raises(ValueError, match="not a valid parameter name"):
@@ -26,10 +30,16 @@ def test_discover_and_only():
 def _fake_repo(tmp_path):
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
-    write(str(nbdir / "01_ok.ipynb"), [params('profile = "default"\nseed = 0\nn = 1'),
-                                       code("import os, json\nprint(n)")])
-    write(str(nbdir / "02_fails.ipynb"), [params('profile = "default"\nseed = 0\nn = 1'),
-                                          code("import os\nassert os.environ.get('XMR_OK') == '1', 'boom'")])
+    write(
+        str(nbdir / "01_ok.ipynb"), [params('profile = "default"\nseed = 0\nn = 1'), code("import os, json\nprint(n)")]
+    )
+    write(
+        str(nbdir / "02_fails.ipynb"),
+        [
+            params('profile = "default"\nseed = 0\nn = 1'),
+            code("import os\nassert os.environ.get('XMR_OK') == '1', 'boom'"),
+        ],
+    )
     return tmp_path
 
 

@@ -31,8 +31,19 @@ def test_unknown_chapter():
 
 
 def test_params_from_namespace_catches_injected_typos(run_dir):
-    ns = {"profile": "smoke", "seed": 1, "device": "cpu", "data_root": None, "n_db": None, "n_queries": None,
-          "pca_dim": None, "top_k": None, "In": [], "_": None, "np": __import__("numpy")}
+    ns = {
+        "profile": "smoke",
+        "seed": 1,
+        "device": "cpu",
+        "data_root": None,
+        "n_db": None,
+        "n_queries": None,
+        "pca_dim": None,
+        "top_k": None,
+        "In": [],
+        "_": None,
+        "np": __import__("numpy"),
+    }
     p = runs.params("00", ns)
     assert p.settings["seed"] == 1 and p.n_db == 500 and p.device == "cpu"
     fresh = {k: v for k, v in ns.items() if k != "_xmr_parameter_names"}  # papermill: a new kernel each run
@@ -83,16 +94,25 @@ def test_params_twice_in_one_live_kernel_namespace(run_dir):
     """Re-running the parameters cell and the next one (a learner editing a knob, or Run All twice) works, and a
     misspelt knob typed into the parameters cell is still refused, with a suggestion."""
     params_cell = 'profile = "smoke"\nseed = 1\nn_db = None'
-    ns = {"profile": "smoke", "seed": 1, "device": "cpu", "data_root": None, "n_db": None, "n_queries": None,
-          "pca_dim": None, "top_k": None, "In": ["", params_cell, "P = runs.params('00', globals())"],
-          "np": __import__("numpy")}
+    ns = {
+        "profile": "smoke",
+        "seed": 1,
+        "device": "cpu",
+        "data_root": None,
+        "n_db": None,
+        "n_queries": None,
+        "pca_dim": None,
+        "top_k": None,
+        "In": ["", params_cell, "P = runs.params('00', globals())"],
+        "np": __import__("numpy"),
+    }
     p = runs.params("00", ns)
     # what the notebook defined since (one name close to a knob, like 09's `alphas` next to `alpha`), an edited knob
     ns.update(P=p, X=[1, 2], agreement=0.99, F=None, n_dbs=[1, 2], n_db=200)
     ns["In"] += ["n_dbs = [1, 2]", "X = 1", params_cell.replace("None", "200"), "P = runs.params('00', globals())"]
     p2 = runs.params("00", ns)
     assert p2.n_db == 200 and p2.seed == 1
-    ns["n_dbb"] = 300                                      # typed into the parameters cell, then run
+    ns["n_dbb"] = 300  # typed into the parameters cell, then run
     ns["In"] += [params_cell + "\nn_dbb = 300", "P = runs.params('00', globals())"]
     with pytest.raises(ValueError, match="'n_dbb'.*did you mean 'n_db'"):
         runs.params("00", ns)
@@ -108,10 +128,19 @@ def test_params_starts_each_record_afresh(run_dir):
     assert rec["settings"]["threads"] >= 1 and rec["settings"]["numpy_version"]
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"n_queries": -5}, r"n_queries: expected an integer ≥ 0"),
-    ({"n_queries": "ten"}, "n_queries"), ({"pca_dim": 2.5}, "pca_dim"), ({"n_db": float("nan")}, "n_db"),
-    ({"data_root": "/no/such/folder"}, "data_root"), ({"device": 3}, "device")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"n_queries": -5}, r"n_queries: expected an integer ≥ 0"),
+        ({"n_queries": "ten"}, "n_queries"),
+        ({"pca_dim": 2.5}, "pca_dim"),
+        ({"n_db": float("nan")}, "n_db"),
+        ({"data_root": "/no/such/folder"}, "data_root"),
+        ({"device": 3}, "device"),
+    ],
+)
 def test_resolve_checks_values_before_anything_runs(bad, match):
     with pytest.raises(ValueError, match=match):
         runs.resolve("00", "default", **bad)
@@ -120,7 +149,7 @@ def test_resolve_checks_values_before_anything_runs(bad, match):
 def test_any_of_takes_a_value_of_one_of_its_options():
     from xmr_lib.core import knobs
 
-    its = knobs.AnyOf(knobs.Int(1), knobs.ListOf(knobs.Int(1)))      # one count, or one per group
+    its = knobs.AnyOf(knobs.Int(1), knobs.ListOf(knobs.Int(1)))  # one count, or one per group
     its.check("step_iterations", 5)
     its.check("step_iterations", [160, 80, 80])
     for bad in ("abc", 0, [10, "a"], [10, 2.5], None, 1.5):
@@ -130,11 +159,13 @@ def test_any_of_takes_a_value_of_one_of_its_options():
     for good in ("auto", [0.5, 1.0], None):
         sig.check("mmd_sigmas", good)
     for bad in ("abc", [0.5, -1.0], 2.0):
-        with pytest.raises(ValueError, match=r"mmd_sigmas: expected one of 'auto' or a list of a number > 0 \(or None\)"):
+        with pytest.raises(
+            ValueError, match=r"mmd_sigmas: expected one of 'auto' or a list of a number > 0 \(or None\)"
+        ):
             sig.check("mmd_sigmas", bad)
     with pytest.raises(ValueError, match="options"):
         knobs.AnyOf()
-    assert knobs.Knob("int", 1) == knobs.Int(1)                      # the older knobs are unchanged
+    assert knobs.Knob("int", 1) == knobs.Int(1)  # the older knobs are unchanged
 
 
 def test_declared_knobs_and_inferred_types():

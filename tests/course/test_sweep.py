@@ -13,8 +13,13 @@ def test_parse_grid_and_points():
     assert pts == [{"seed": 0, "bits": 16}, {"seed": 0, "bits": 32}, {"seed": 1, "bits": 16}, {"seed": 1, "bits": 32}]
     assert sweep.point_name(pts[1]) == "seed=0,bits=32"
     assert sweep.parse_grid(["seed=0:10:5"]) == {"seed": [0, 5]}
-    for bad, msg in ((["seed"], "NAME=VALUES"), (["1x=2"], "valid parameter"), (["a=1", "a=2"], "twice"),
-                     (["seed=0:5:0"], "range"), ([], "at least one")):
+    for bad, msg in (
+        (["seed"], "NAME=VALUES"),
+        (["1x=2"], "valid parameter"),
+        (["a=1", "a=2"], "twice"),
+        (["seed=0:5:0"], "range"),
+        ([], "at least one"),
+    ):
         with pytest.raises(ValueError, match=msg):
             sweep.parse_grid(bad)
 
@@ -23,12 +28,20 @@ def _fake_repo(tmp_path):
     """One notebook numbered 00 that records chapter 00's metrics as a function of its parameters."""
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
-    write(str(nbdir / "00_fake.ipynb"), [
-        params('profile = "default"\nseed = 0\ndevice = "cpu"\ndata_root = None\nn_db = None\nn_queries = None\n'
-               'pca_dim = None\ntop_k = None'),
-        code('from xmr_lib.course import runs\nP = runs.params("00", globals())\n'
-             'runs.record("pixels/mAP_over_chance", 2.5 + P.seed + P.n_db / 1000)\n'
-             'runs.record("index/top1_agreement", 1.0)')])
+    write(
+        str(nbdir / "00_fake.ipynb"),
+        [
+            params(
+                'profile = "default"\nseed = 0\ndevice = "cpu"\ndata_root = None\nn_db = None\nn_queries = None\n'
+                'pca_dim = None\ntop_k = None'
+            ),
+            code(
+                'from xmr_lib.course import runs\nP = runs.params("00", globals())\n'
+                'runs.record("pixels/mAP_over_chance", 2.5 + P.seed + P.n_db / 1000)\n'
+                'runs.record("index/top1_agreement", 1.0)'
+            ),
+        ],
+    )
     return tmp_path
 
 
@@ -45,8 +58,9 @@ def test_sweep_serial_scorecard_and_resume(tmp_path):
     root = _fake_repo(tmp_path)
     grid = {"seed": [0, 1], "n_db": [100, 600]}
     d, state = sweep.sweep(["00"], grid, profile="smoke", executor="serial", out_root=tmp_path / "runs", root=root)
-    assert len(state["points"]) == 4 and all(p["notebooks"]["00_fake"]["status"] == "ok"
-                                             for p in state["points"].values())
+    assert len(state["points"]) == 4 and all(
+        p["notebooks"]["00_fake"]["status"] == "ok" for p in state["points"].values()
+    )
     rows = {(r["id"], r["setting"]): r for r in json.loads((d / "sweep_scorecard.json").read_text())}
     # mAP over chance = 2.5 + seed + n_db/1000 >= 3: holds on seed 1 only at n_db=100, on both at n_db=600
     assert rows[("00.pixels_beat_chance", "n_db=100")]["holds"] == 1
@@ -74,8 +88,9 @@ def test_sweep_on_a_local_ray_cluster_of_two_workers_equals_serial(tmp_path, mon
     finally:
         ray.shutdown()
     assert _metrics(d) == _metrics(serial)
-    assert json.loads((d / "sweep_scorecard.json").read_text()) == \
-        json.loads((serial / "sweep_scorecard.json").read_text())
+    assert json.loads((d / "sweep_scorecard.json").read_text()) == json.loads(
+        (serial / "sweep_scorecard.json").read_text()
+    )
 
 
 def test_sweep_refuses_bad_requests(tmp_path):

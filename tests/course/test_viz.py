@@ -32,7 +32,7 @@ def test_explorer_live_draws_once_and_redraws_when_a_control_moves(monkeypatch):
         return _draw(k, mode)
 
     box = viz.explorer(draw, {"k": (1, 10), "mode": [("first", "a"), ("second", "b")]})
-    assert isinstance(box, W.VBox) and calls == [(1, "a")]          # drawn once when shown
+    assert isinstance(box, W.VBox) and calls == [(1, "a")]  # drawn once when shown
     box.children[0].children[0].value = 4
     assert calls[-1] == (4, "a")
     with pytest.raises(ValueError, match="controls"):

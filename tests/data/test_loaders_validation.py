@@ -3,6 +3,7 @@ malformed ``index.csv``, ``classes.txt``, ``captions.csv``, multi-label column o
 naming the file, the 1-based line (or pickle entry) and the value; missing images raise ``MissingImagesError`` at
 load time, not when an image is first read. Each test writes a tiny dataset in the real converted layout
 (``data_scripts/README.md``) into a temp folder."""
+
 from __future__ import annotations
 
 import pickle
@@ -20,8 +21,16 @@ CAPS_INDEX = "path,label,split\n1000.jpg,-1,train\n1001.jpg,-1,test\n"
 CAPS = 'image,caption\n0,"a dog, running."\n0,a second sentence\n1,"a cat\non two lines"\n'
 
 
-def _dataset(root: Path, index: str | bytes = SINGLE, name: str = "cub200", classes: str | bytes | None = "a\nb\n",
-             captions: str | bytes | None = None, images=None, skip=(), coarse: str | None = None) -> Path:
+def _dataset(
+    root: Path,
+    index: str | bytes = SINGLE,
+    name: str = "cub200",
+    classes: str | bytes | None = "a\nb\n",
+    captions: str | bytes | None = None,
+    images=None,
+    skip=(),
+    coarse: str | None = None,
+) -> Path:
     """``root/name`` in the converted layout; ``images`` (default: every path of ``index``) minus ``skip``."""
     ds = root / name
     ds.mkdir(parents=True, exist_ok=True)
@@ -83,17 +92,26 @@ def test_coarse_and_bbox_columns(tmp_path):
 
 def test_partial_dataset_fails_at_load_naming_the_first_missing_image(tmp_path):
     _dataset(tmp_path, skip=("b/4.jpg",))
-    assert len(data.load("cub200", "train", root=tmp_path)) == 2           # the train split is complete
-    with pytest.raises(data.MissingImagesError, match=r"index\.csv: line 5: image file .*b/4\.jpg not found; "
-                                                      r"1 of 2 'test' images of cub200 are missing.*fetch cub200"):
+    assert len(data.load("cub200", "train", root=tmp_path)) == 2  # the train split is complete
+    with pytest.raises(
+        data.MissingImagesError,
+        match=r"index\.csv: line 5: image file .*b/4\.jpg not found; "
+        r"1 of 2 'test' images of cub200 are missing.*fetch cub200",
+    ):
         data.load("cub200", "test", root=tmp_path)
-    with pytest.raises(FileNotFoundError):                                  # also a FileNotFoundError
+    with pytest.raises(FileNotFoundError):  # also a FileNotFoundError
         data.load("cub200", "all", root=tmp_path)
 
 
-@pytest.mark.parametrize("path,why", [("../../etc/hostname", "leaves the images/ folder"),
-                                      ("a/../../x.jpg", "leaves the images/ folder"),
-                                      ("/etc/hostname", "is absolute"), ("", "is empty")])
+@pytest.mark.parametrize(
+    "path,why",
+    [
+        ("../../etc/hostname", "leaves the images/ folder"),
+        ("a/../../x.jpg", "leaves the images/ folder"),
+        ("/etc/hostname", "is absolute"),
+        ("", "is empty"),
+    ],
+)
 def test_paths_outside_the_images_folder(tmp_path, path, why):
     _dataset(tmp_path, SINGLE.replace("b/3.jpg", path), images=["a/1.jpg", "a/2.jpg", "b/4.jpg"])
     with pytest.raises(ValueError, match=rf"index\.csv: line 4: path '{path}' {why}"):
@@ -107,8 +125,11 @@ def test_paths_outside_the_images_folder(tmp_path, path, why):
 @pytest.mark.parametrize("label", ["2", "-2", "99999"])
 def test_labels_out_of_range(tmp_path, label):
     _dataset(tmp_path, SINGLE.replace("b/3.jpg,1", f"b/3.jpg,{label}"))
-    with pytest.raises(ValueError, match=rf"index\.csv: line 4: label {label} is out of range \(expected -1\.\.1, "
-                                         r"-1 = no single class, 2 classes in .*classes\.txt\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"index\.csv: line 4: label {label} is out of range \(expected -1\.\.1, "
+        r"-1 = no single class, 2 classes in .*classes\.txt\)",
+    ):
         data.load("cub200", "train", root=tmp_path)
 
 
@@ -124,8 +145,13 @@ def test_non_integer_label(tmp_path):
         data.load("cub200", "train", root=tmp_path)
 
 
-@pytest.mark.parametrize("text,msg", [("", r"index\.csv: the file is empty; expected a header line path,label,split"),
-                                      ("path,label,split\n", r"index\.csv: no rows after the header")])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("", r"index\.csv: the file is empty; expected a header line path,label,split"),
+        ("path,label,split\n", r"index\.csv: no rows after the header"),
+    ],
+)
 def test_empty_index(tmp_path, text, msg):
     _dataset(tmp_path, text, images=[])
     with pytest.raises(ValueError, match=msg):
@@ -175,8 +201,11 @@ def test_utf8_bom_is_accepted(tmp_path):
 @pytest.mark.parametrize("ids,bad", [("0 -1", "-1"), ("3", "3")])
 def test_multilabel_ids_out_of_range(tmp_path, ids, bad):
     _dataset(tmp_path, MULTI.replace("all,1\n", f"all,{ids}\n"), name="mirflickr25k", classes="sky\nwater\ndog\n")
-    with pytest.raises(ValueError, match=rf"index\.csv: line 3: labels '{ids}': id {bad} is out of range "
-                                         r"\(expected ids 0\.\.2"):
+    with pytest.raises(
+        ValueError,
+        match=rf"index\.csv: line 3: labels '{ids}': id {bad} is out of range "
+        r"\(expected ids 0\.\.2",
+    ):
         data.load("mirflickr25k", "all", root=tmp_path)
 
 
@@ -189,8 +218,11 @@ def test_multilabel_non_integer_id(tmp_path):
 def test_captions_pointing_at_missing_images(tmp_path):
     _dataset(tmp_path, CAPS_INDEX, name="flickr30k", classes="", captions=CAPS + "2,no such image\n")
     # line 6: the caption on lines 4-5 spans two lines
-    with pytest.raises(ValueError, match=r"captions\.csv: line 6: image 2 is out of range \(expected 0\.\.1, a row "
-                                         r"of .*index\.csv, which has 2 rows\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"captions\.csv: line 6: image 2 is out of range \(expected 0\.\.1, a row "
+        r"of .*index\.csv, which has 2 rows\)",
+    ):
         data.load("flickr30k", "all", root=tmp_path)
     _dataset(tmp_path, CAPS_INDEX, name="flickr30k", classes="", captions=CAPS + "-1,negative\n")
     with pytest.raises(ValueError, match=r"captions\.csv: line 6: image -1 is out of range"):
@@ -217,8 +249,15 @@ def _revisited(root: Path, name: str, cfg=None, raw: bytes | None = None, skip=(
     """ROOT/name/gnd_name.pkl + jpg/<image>.jpg, as data_scripts converts revisitop's files."""
     ds = root / name
     (ds / "jpg").mkdir(parents=True, exist_ok=True)
-    cfg = cfg if cfg is not None else {"imlist": [f"{name}_a_{i}" for i in range(3)], "qimlist": [f"{name}_a_q"],
-                                       "gnd": [{"easy": [0], "hard": [1], "junk": [2], "bbx": [1, 2, 8, 7]}]}
+    cfg = (
+        cfg
+        if cfg is not None
+        else {
+            "imlist": [f"{name}_a_{i}" for i in range(3)],
+            "qimlist": [f"{name}_a_q"],
+            "gnd": [{"easy": [0], "hard": [1], "junk": [2], "bbx": [1, 2, 8, 7]}],
+        }
+    )
     (ds / f"gnd_{name}.pkl").write_bytes(raw if raw is not None else pickle.dumps(cfg))
     if isinstance(cfg, dict):
         for n in list(cfg.get("imlist", [])) + list(cfg.get("qimlist", [])):
@@ -238,7 +277,7 @@ def test_revisited_corrupt_pickle(tmp_path):
     _revisited(tmp_path, "roxford5k", raw=b"<html>404 Not Found</html>")
     with pytest.raises(ValueError, match=r"gnd_roxford5k\.pkl: not a readable gnd pickle \(UnpicklingError"):
         data.revisited("roxford5k", tmp_path)
-    _revisited(tmp_path, "roxford5k", raw=pickle.dumps({"imlist": ["x"] * 100})[:20])      # truncated
+    _revisited(tmp_path, "roxford5k", raw=pickle.dumps({"imlist": ["x"] * 100})[:20])  # truncated
     with pytest.raises(ValueError, match=r"gnd_roxford5k\.pkl: not a readable gnd pickle"):
         data.revisited("roxford5k", tmp_path)
 
@@ -250,18 +289,27 @@ def test_revisited_corrupt_training_pickle(tmp_path):
         data.revisited("roxford5k", tmp_path)
 
 
-@pytest.mark.parametrize("change,msg", [
-    (lambda c: c["gnd"][0].update(easy=[0, 3]), r"gnd\[0\] \(query 'roxford5k_a_q'\): easy id 3 is out of range "
-                                                r"\(imlist has 3 images"),
-    (lambda c: c["gnd"][0].update(junk=[-1]), r"gnd\[0\] .*: junk id -1 is out of range"),
-    (lambda c: c["gnd"][0].update(hard=["a"]), r"gnd\[0\] .*: hard = \['a'\], expected a list of integer ids"),
-    (lambda c: c["gnd"][0].update(bbx=[8, 2, 1, 7]), r"gnd\[0\] .*: bbx \[8, 2, 1, 7\] is not a box x1 y1 x2 y2"),
-    (lambda c: c["gnd"][0].update(bbx=[1, 2]), r"gnd\[0\] .*: bbx \[1, 2\] is not a box"),
-    (lambda c: c["gnd"].append({"easy": []}), r"gnd has 2 entries but qimlist has 1 queries"),
-    (lambda c: c.pop("qimlist"), r"expected a dict with 'imlist', 'qimlist' and 'gnd', got \['gnd', 'imlist'\]"),
-    (lambda c: c["imlist"].append("../../etc/hostname"), r"imlist\[3\] = '\.\./\.\./etc/hostname' leaves the image"),
-    (lambda c: c["gnd"].__setitem__(0, [0, 1]), r"gnd\[0\] .*: expected a dict"),
-])
+@pytest.mark.parametrize(
+    "change,msg",
+    [
+        (
+            lambda c: c["gnd"][0].update(easy=[0, 3]),
+            r"gnd\[0\] \(query 'roxford5k_a_q'\): easy id 3 is out of range "
+            r"\(imlist has 3 images",
+        ),
+        (lambda c: c["gnd"][0].update(junk=[-1]), r"gnd\[0\] .*: junk id -1 is out of range"),
+        (lambda c: c["gnd"][0].update(hard=["a"]), r"gnd\[0\] .*: hard = \['a'\], expected a list of integer ids"),
+        (lambda c: c["gnd"][0].update(bbx=[8, 2, 1, 7]), r"gnd\[0\] .*: bbx \[8, 2, 1, 7\] is not a box x1 y1 x2 y2"),
+        (lambda c: c["gnd"][0].update(bbx=[1, 2]), r"gnd\[0\] .*: bbx \[1, 2\] is not a box"),
+        (lambda c: c["gnd"].append({"easy": []}), r"gnd has 2 entries but qimlist has 1 queries"),
+        (lambda c: c.pop("qimlist"), r"expected a dict with 'imlist', 'qimlist' and 'gnd', got \['gnd', 'imlist'\]"),
+        (
+            lambda c: c["imlist"].append("../../etc/hostname"),
+            r"imlist\[3\] = '\.\./\.\./etc/hostname' leaves the image",
+        ),
+        (lambda c: c["gnd"].__setitem__(0, [0, 1]), r"gnd\[0\] .*: expected a dict"),
+    ],
+)
 def test_revisited_malformed_ground_truth(tmp_path, change, msg):
     cfg = _revisited(tmp_path, "roxford5k")
     change(cfg)
@@ -274,8 +322,11 @@ def test_revisited_malformed_ground_truth(tmp_path, change, msg):
 def test_revisited_partial_download(tmp_path):
     _revisited(tmp_path, "roxford5k", skip=("roxford5k_a_1",))
     _revisited(tmp_path, "rparis6k")
-    with pytest.raises(data.MissingImagesError, match=r"gnd_roxford5k\.pkl: imlist\[1\]: image file .*roxford5k_a_1"
-                                                      r"\.jpg not found; 1 of 4 images of roxford5k are missing"):
+    with pytest.raises(
+        data.MissingImagesError,
+        match=r"gnd_roxford5k\.pkl: imlist\[1\]: image file .*roxford5k_a_1"
+        r"\.jpg not found; 1 of 4 images of roxford5k are missing",
+    ):
         data.revisited("roxford5k", tmp_path)
-    b = data.revisited("rparis6k", tmp_path, train_from="rparis6k")          # the other set is complete
+    b = data.revisited("rparis6k", tmp_path, train_from="rparis6k")  # the other set is complete
     assert len(b.db) == 3 and np.asarray(b.train_groups).shape == (3,)

@@ -1,6 +1,7 @@
 """The readers of prepared real sets that are not image-label sets live in xmr_lib.data (one place); the chapter
 modules import them back. Their layouts are tested through the chapters (tests/chapters/test_diversity.py,
 test_full_data_paths.py, tests/test_data_scripts.py); here: the direct API and the errors naming the fix."""
+
 import json
 
 import numpy as np
@@ -12,8 +13,10 @@ from xmr_lib import data
 def test_karpathy_reader(tmp_path):
     base = tmp_path / "flickr8k"
     (base / "images").mkdir(parents=True)
-    images = [{"filename": f"{i}.jpg", "split": s, "sentences": [{"raw": f"cap {i} {k}"} for k in range(2)]}
-              for i, s in enumerate(["train", "restval", "test"])]
+    images = [
+        {"filename": f"{i}.jpg", "split": s, "sentences": [{"raw": f"cap {i} {k}"} for k in range(2)]}
+        for i, s in enumerate(["train", "restval", "test"])
+    ]
     (base / "dataset_flickr8k.json").write_text(json.dumps({"images": images}))
     for i in range(3):
         (base / "images" / f"{i}.jpg").write_bytes(b"")

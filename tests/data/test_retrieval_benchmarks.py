@@ -1,4 +1,5 @@
 """The instance-retrieval benchmarks of xmr_lib.data.registry: generated photo_instances and the revisited on-disk layout."""
+
 import pickle
 
 import numpy as np
@@ -17,11 +18,11 @@ def test_photo_instances_is_deterministic_and_consistent():
     assert a.db.dtype == np.uint8
     for q, g in enumerate(a.gnd):
         idx = np.concatenate([g["easy"], g["hard"], g["junk"]])
-        assert len(idx) == 3 and len(set(idx.tolist())) == 3                 # every view labelled exactly once
+        assert len(idx) == 3 and len(set(idx.tolist())) == 3  # every view labelled exactly once
         assert (a.db_groups[idx] == a.query_groups[q]).all()
         assert (a.db_visible[g["easy"]] >= 0.6).all() and (a.db_visible[g["hard"]] >= 0.3).all()
         assert (a.db_visible[g["junk"]] < 0.3).all()
-    assert set(a.train_groups.tolist()).isdisjoint(set(a.query_groups.tolist()))   # disjoint instances
+    assert set(a.train_groups.tolist()).isdisjoint(set(a.query_groups.tolist()))  # disjoint instances
     assert (a.db_groups == -1).sum() == 4
     c = photo_instances(seed=4, n_instances=6, views=3, n_distractors=4, image_size=48, train_views=2)
     assert not np.array_equal(a.queries, c.queries)
@@ -35,13 +36,15 @@ def test_revisited_layout(tmp_path):
         qimlist = [f"{prefix}_000100", f"{prefix}_000101"]
         for n in imlist + qimlist:
             Image.fromarray(np.full((20, 30, 3), 7, np.uint8)).save(d / f"{n}.jpg")
-        gnd = [{"easy": [0, 1], "hard": [2], "junk": [5], "bbx": [2, 3, 12, 13]},
-               {"easy": [3], "hard": [], "junk": [], "bbx": [0, 0, 30, 20]}]
+        gnd = [
+            {"easy": [0, 1], "hard": [2], "junk": [5], "bbx": [2, 3, 12, 13]},
+            {"easy": [3], "hard": [], "junk": [], "bbx": [0, 0, 30, 20]},
+        ]
         with open(d.parent / f"gnd_{name}.pkl", "wb") as f:
             pickle.dump({"imlist": imlist, "qimlist": qimlist, "gnd": gnd}, f)
     b = revisited("roxford5k", tmp_path)
     assert len(b.db) == 6 and len(b.queries) == 2
-    assert b.queries[0].shape == (10, 10, 3)                                   # cropped to the bbx
+    assert b.queries[0].shape == (10, 10, 3)  # cropped to the bbx
     assert b.db[0].shape == (20, 30, 3)
     assert b.gnd[0]["easy"].tolist() == [0, 1]
     assert b.meta["train_from"] == "rparis6k" and len(b.train) == 6
@@ -55,8 +58,10 @@ def test_revisited_layout(tmp_path):
 def test_public_api_and_lazy_images(tmp_path):
     from xmr_lib.data import registry as data
 
-    assert isinstance(photo_instances(seed=0, n_instances=2, views=1, n_distractors=1, image_size=32,
-                                      train_views=1), RetrievalBenchmark)
+    assert isinstance(
+        photo_instances(seed=0, n_instances=2, views=1, n_distractors=1, image_size=32, train_views=1),
+        RetrievalBenchmark,
+    )
     assert data.photo_instances is photo_instances and data.revisited is revisited
     paths = []
     for k in range(4):

@@ -1,4 +1,5 @@
 """xmr_lib.encoders.backbones: the offline EfficientNet-Lite0, preprocessing, feature trunks, weight files, small nets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,9 +48,9 @@ def test_lite0_classifies_real_photos(lite0, photos):
         p = lite0(x).softmax(1)
     top1 = p.argmax(1).tolist()
     # measured: chelsea -> 285 Egyptian cat (0.39), then tiger cat, tabby; coffee -> 967 espresso (0.94)
-    assert top1[0] in {281, 282, 283, 284, 285}               # a domestic-cat class
+    assert top1[0] in {281, 282, 283, 284, 285}  # a domestic-cat class
     assert set(p[0].topk(3).indices.tolist()) <= {281, 282, 283, 284, 285}
-    assert top1[1] in {967, 968}                              # espresso / cup
+    assert top1[1] in {967, 968}  # espresso / cup
     assert p[1, 967] > 0.5
 
 
@@ -61,7 +62,7 @@ def test_trunk_shapes_head_and_classifier_weights(lite0, photos):
         maps = trunk(x)
         logits = lite0(x)
     assert maps.shape == (2, 1280, 7, 7)
-    assert torch.allclose(trunk.logits(maps), logits, atol=1e-4)   # head(GAP(maps)) is the network's forward
+    assert torch.allclose(trunk.logits(maps), logits, atol=1e-4)  # head(GAP(maps)) is the network's forward
     w, b = M.classifier_weights(lite0)
     assert w.shape == (1000, 1280) and b.shape == (1000,) and w.dtype == np.float32
     assert np.allclose(w, lite0._fc.weight.detach().numpy()) and np.allclose(b, lite0._fc.bias.detach().numpy())
@@ -79,7 +80,7 @@ def test_random_lite0_differs_from_pretrained(lite0):
 
 def test_preprocess_normalisation_by_hand():
     white = np.full((50, 60, 3), 255, np.uint8)
-    black = np.zeros((50, 60), np.uint8)                      # grey
+    black = np.zeros((50, 60), np.uint8)  # grey
     x = M.preprocess([white, black])
     assert torch.allclose(x[0], torch.full((3, 224, 224), (1 - 0.498) / 0.502))
     assert torch.allclose(x[1], torch.full((3, 224, 224), -0.498 / 0.502))
@@ -93,9 +94,9 @@ def test_preprocess_accepts_small_grey_batches_pil_and_floats():
     batch = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)  # Fashion-MNIST-like
     x = M.preprocess(batch)
     assert x.shape == (5, 3, 224, 224)
-    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])   # grey -> RGB
-    assert torch.allclose(M.preprocess(batch[:, :, :, None]), x)               # (B, H, W, 1)
-    assert torch.allclose(M.preprocess(batch.astype(np.float32) / 255.0), x)   # floats in [0, 1]
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])  # grey -> RGB
+    assert torch.allclose(M.preprocess(batch[:, :, :, None]), x)  # (B, H, W, 1)
+    assert torch.allclose(M.preprocess(batch.astype(np.float32) / 255.0), x)  # floats in [0, 1]
     assert torch.allclose(M.preprocess([Image.fromarray(b) for b in batch]), x)
     one = M.imagenet_transform()(batch[0])
     assert one.shape == (3, 224, 224) and torch.allclose(one, x[0])
@@ -110,9 +111,10 @@ def test_preprocess_resize_then_centre_crop_geometry():
     lo, hi = -0.498 / 0.502, (1 - 0.498) / 0.502
     assert torch.allclose(x[:, :100], torch.tensor(lo), atol=1e-6)
     assert torch.allclose(x[:, 124:], torch.tensor(hi), atol=1e-6)
-    z = M.preprocess(im, size=32, resize=64)[0, 0]          # 64 x 128 then centre 32 x 32: still split in half
-    assert torch.allclose(z[:, :14], torch.tensor(lo), atol=1e-6) and torch.allclose(z[:, 18:], torch.tensor(hi),
-                                                                                      atol=1e-6)
+    z = M.preprocess(im, size=32, resize=64)[0, 0]  # 64 x 128 then centre 32 x 32: still split in half
+    assert torch.allclose(z[:, :14], torch.tensor(lo), atol=1e-6) and torch.allclose(
+        z[:, 18:], torch.tensor(hi), atol=1e-6
+    )
 
 
 def test_preprocess_bad_input():
@@ -138,8 +140,8 @@ def test_decode_image_files_pil_and_arrays(tmp_path):
     assert np.array_equal(M.decode_image(Image.fromarray(grey)), rgb)
     assert np.array_equal(M.decode_image(grey), rgb) and np.array_equal(M.decode_image(grey[..., None]), rgb)
     rgba = np.dstack([rgb, np.zeros((6, 8), np.uint8)])
-    assert np.array_equal(M.decode_image(rgba), rgb)                         # alpha dropped, not composited
-    assert np.array_equal(M.decode_image(rgb / 255.0), rgb)                  # floats in [0, 1]
+    assert np.array_equal(M.decode_image(rgba), rgb)  # alpha dropped, not composited
+    assert np.array_equal(M.decode_image(rgb / 255.0), rgb)  # floats in [0, 1]
     with pytest.raises(ValueError, match="image"):
         M.decode_image(np.zeros((4, 4, 2), np.uint8))
 
@@ -176,13 +178,14 @@ def test_resize_tensor_and_normalise():
     x = torch.full((2, 3, 20, 30), 0.25)
     y = M.resize_tensor(x, 10)
     assert y.shape == (2, 3, 10, 10) and torch.allclose(y, torch.tensor(0.25))
-    assert M.resize_tensor(y, 10) is y                                       # already there: untouched
+    assert M.resize_tensor(y, 10) is y  # already there: untouched
     with pytest.raises(ValueError, match="float"):
         M.resize_tensor(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 8)
     u = np.full((1, 4, 4, 3), 255, np.uint8)
     n = M.normalise(u, M.IMAGENET_MEAN, M.IMAGENET_STD)
-    assert n.shape == (1, 3, 4, 4) and torch.equal(n, M.normalise(torch.ones(1, 3, 4, 4), M.IMAGENET_MEAN,
-                                                                 M.IMAGENET_STD))
+    assert n.shape == (1, 3, 4, 4) and torch.equal(
+        n, M.normalise(torch.ones(1, 3, 4, 4), M.IMAGENET_MEAN, M.IMAGENET_STD)
+    )
     assert n[0, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229)
 
 
@@ -196,22 +199,29 @@ def test_preprocess_torch_backend_squashes_float_pixels():
     assert float(x[0].min()) == pytest.approx(1.0) and float(x[1].max()) == pytest.approx(-1.0)
     # by hand: [0, 1] floats, torch's antialiased bilinear filter, no rounding to uint8 in between
     a = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    t = F.interpolate(torch.from_numpy(a).permute(2, 0, 1).float().div(255.0)[None], size=(24, 24), mode="bilinear",
-                      align_corners=False, antialias=True)
+    t = F.interpolate(
+        torch.from_numpy(a).permute(2, 0, 1).float().div(255.0)[None],
+        size=(24, 24),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
     m, s = torch.tensor(M.LITE0_MEAN).view(1, 3, 1, 1), torch.tensor(M.LITE0_STD).view(1, 3, 1, 1)
     assert torch.equal(M.preprocess(a, 24, fit="squash", backend="torch"), (t - m) / s)
     with pytest.raises(ValueError, match="images"):
         M.preprocess([np.zeros((4, 4, 2), np.uint8)], 32, fit="squash", backend="torch")
     with pytest.raises(ValueError, match="backend"):
-        M.preprocess(a, 24, backend="torch")                                  # the torch backend only squashes
+        M.preprocess(a, 24, backend="torch")  # the torch backend only squashes
 
 
 def test_preprocess_reads_files(tmp_path):
     a = np.random.default_rng(1).integers(0, 256, (30, 41, 3), dtype=np.uint8)
     Image.fromarray(a).save(tmp_path / "a.png")
     assert torch.equal(M.preprocess([tmp_path / "a.png"], 16), M.preprocess(a, 16))
-    assert torch.equal(M.preprocess(str(tmp_path / "a.png"), 16, resize=18, rounding="floor"),
-                       M.preprocess(a, 16, resize=18, rounding="floor"))
+    assert torch.equal(
+        M.preprocess(str(tmp_path / "a.png"), 16, resize=18, rounding="floor"),
+        M.preprocess(a, 16, resize=18, rounding="floor"),
+    )
 
 
 def test_extract_feature_maps_batches_reduce_and_mode(photos):
@@ -220,11 +230,10 @@ def test_extract_feature_maps_batches_reduce_and_mode(photos):
     a = M.extract_feature_maps(trunk, ims, batch_size=1, device="cpu", progress=False)
     assert a.shape == (2, 1280, 7, 7)
     trunk.train()
-    g = M.extract_feature_maps(trunk, ims, batch_size=2, device="cpu", reduce=lambda m: m.amax((2, 3)),
-                               progress=False)
-    assert trunk.training                                       # mode restored (and eval mode used inside)
+    g = M.extract_feature_maps(trunk, ims, batch_size=2, device="cpu", reduce=lambda m: m.amax((2, 3)), progress=False)
+    assert trunk.training  # mode restored (and eval mode used inside)
     assert g.shape == (2, 1280) and torch.allclose(g, a.amax((2, 3)), atol=1e-4)
-    pre = trunk.preprocess(ims)                                 # an already preprocessed float batch
+    pre = trunk.preprocess(ims)  # an already preprocessed float batch
     c = M.extract_feature_maps(trunk.features, pre, batch_size=2, device="cpu", progress=False)
     assert torch.allclose(c, a, atol=1e-4)
 
@@ -233,7 +242,7 @@ def test_torchvision_trunks_random_shapes():
     torch.manual_seed(0)
     r = M.backbone("resnet18", pretrained=False, device="cpu")
     v = M.backbone("vgg16", pretrained=False, device="cpu")
-    x = torch.zeros(1, 3, 64, 64)                               # stride 32 for ResNet, 16 for VGG16[:-1]
+    x = torch.zeros(1, 3, 64, 64)  # stride 32 for ResNet, 16 for VGG16[:-1]
     with torch.no_grad():
         assert r(x).shape == (1, 512, 2, 2) and r.out_channels == 512
         assert v(x).shape == (1, 512, 4, 4) and v.out_channels == 512
@@ -259,7 +268,7 @@ def test_weights_file_checked_by_sha256(no_weights, tmp_path, capsys):
     torch.save({"state_dict": {"module." + k: v for k, v in ref.net.state_dict().items()}}, path)
     digest = M.sha256_file(path)
     t = M.backbone("resnet18", weights=path, sha256=digest, device="cpu")
-    assert digest in capsys.readouterr().out                    # the sha256 is always printed
+    assert digest in capsys.readouterr().out  # the sha256 is always printed
     assert torch.equal(t.net.conv1.weight, ref.net.conv1.weight)
     with pytest.raises(ValueError, match="sha256"):
         M.backbone("resnet18", weights=path, sha256="0" * 64, device="cpu")
@@ -293,11 +302,11 @@ def test_small_convnet_shapes_bn_and_learning():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
-    assert (net(x).argmax(1) == y).all()                       # train mode: batch statistics
+    assert (net(x).argmax(1) == y).all()  # train mode: batch statistics
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in bns:                                              # running stats := this batch's stats, then eval
+    for m in bns:  # running stats := this batch's stats, then eval
         m.reset_running_stats()
-        m.momentum = None                                      # cumulative average: one pass gives batch stats
+        m.momentum = None  # cumulative average: one pass gives batch stats
     with torch.no_grad():
         net(x)
     net.eval()

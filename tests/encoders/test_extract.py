@@ -1,5 +1,6 @@
 """xmr_lib.encoders.extract: aspect-kept inputs, same-shape batching, the on-disk cache of trunk maps, streamed
 poolings."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ class Counting(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, out_channels, 1, bias=False)
         with torch.no_grad():
-            self.conv.weight.copy_(torch.arange(1, out_channels + 1, dtype=torch.float32).view(-1, 1, 1, 1)
-                                   .expand(-1, 3, 1, 1) / 3)
+            self.conv.weight.copy_(
+                torch.arange(1, out_channels + 1, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, 1, 1) / 3
+            )
         self.batches: list[int] = []
 
     def forward(self, x):
@@ -52,12 +54,12 @@ def test_run_batched_batches_same_shapes_and_returns_a_list_otherwise():
     out = extract.run_batched(net, same, batch_size=2)
     assert isinstance(out, torch.Tensor) and out.shape == (5, 2, 2, 2)
     assert net.batches == [2, 2, 1]
-    assert torch.allclose(out[3, 1], torch.full((2, 2), 2 * 3.0))     # channel 1 = 2 × mean of the inputs (3)
+    assert torch.allclose(out[3, 1], torch.full((2, 2), 2 * 3.0))  # channel 1 = 2 × mean of the inputs (3)
     net.batches.clear()
-    mixed = [torch.ones(3, 2, 2), lambda: torch.ones(3, 2, 3), torch.ones(3, 2, 2)]   # a maker is called
+    mixed = [torch.ones(3, 2, 2), lambda: torch.ones(3, 2, 3), torch.ones(3, 2, 2)]  # a maker is called
     out = extract.run_batched(net, mixed, batch_size=3)
     assert isinstance(out, list) and [tuple(o.shape) for o in out] == [(2, 2, 2), (2, 2, 3), (2, 2, 2)]
-    assert net.batches == [1, 1, 1]                                     # mixed chunk: one input at a time
+    assert net.batches == [1, 1, 1]  # mixed chunk: one input at a time
 
 
 def test_fingerprint_is_stable_and_sees_length_and_content():
@@ -65,7 +67,7 @@ def test_fingerprint_is_stable_and_sees_length_and_content():
     f = extract.fingerprint(imgs)
     assert len(f) == 16 and f == extract.fingerprint([im.copy() for im in imgs])
     assert f != extract.fingerprint(imgs[:19])
-    assert f != extract.fingerprint(imgs[:-1] + [_img(4, 4, 99)])       # the last image is always sampled
+    assert f != extract.fingerprint(imgs[:-1] + [_img(4, 4, 99)])  # the last image is always sampled
 
 
 def test_pool_all_streams_chunks_and_mixed_shapes():
@@ -73,16 +75,24 @@ def test_pool_all_streams_chunks_and_mixed_shapes():
     fns = {"sum": lambda m: m.sum(dim=(2, 3)), "mac": lambda m: pooling.mac_pool(m, normalize=False)}
     out = extract.pool_all(maps, fns, nn.Identity(), batch_size=3)
     assert set(out) == {"sum", "mac"} and out["sum"].shape == (4, 2) and out["sum"].dtype == np.float32
-    assert out["sum"][0].tolist() == [15.0, 51.0]                       # 0+…+5 and 6+…+11
+    assert out["sum"][0].tolist() == [15.0, 51.0]  # 0+…+5 and 6+…+11
     assert out["mac"][1].tolist() == [17.0, 23.0]
-    as_list = [m for m in maps] + [torch.ones(2, 1, 1)]                 # a last map of another shape
+    as_list = [m for m in maps] + [torch.ones(2, 1, 1)]  # a last map of another shape
     out2 = extract.pool_all(as_list, fns, nn.Identity(), batch_size=2)
     assert np.array_equal(out2["sum"][:4], out["sum"]) and out2["sum"][4].tolist() == [1.0, 1.0]
 
 
 def _extractor(lower=None, size=8):
-    return extract.MapExtractor(lower or Counting(), nn.Identity(), model="toy", lower_blocks=3,
-                                mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), image_size=size, batch_size=2)
+    return extract.MapExtractor(
+        lower or Counting(),
+        nn.Identity(),
+        model="toy",
+        lower_blocks=3,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        image_size=size,
+        batch_size=2,
+    )
 
 
 def test_maps_are_cached_and_the_cache_returns_the_same_arrays(tmp_path):
@@ -92,9 +102,9 @@ def test_maps_are_cached_and_the_cache_returns_the_same_arrays(tmp_path):
     assert first.shape == (5, 2, 4, 8) and ex.lower.batches == [2, 2, 1]
     ex.lower.batches.clear()
     again = ex.maps(imgs, "toyset", "db", root=tmp_path)
-    assert ex.lower.batches == [] and torch.equal(first, again)         # read back, not recomputed
+    assert ex.lower.batches == [] and torch.equal(first, again)  # read back, not recomputed
     assert len(list(tmp_path.glob("*.np[yz]"))) == 1
-    half = ex.maps(imgs, "toyset", "db", scale=0.5, root=tmp_path)      # another scale: another entry
+    half = ex.maps(imgs, "toyset", "db", scale=0.5, root=tmp_path)  # another scale: another entry
     assert half.shape == (5, 2, 2, 4) and len(list(tmp_path.glob("*.np[yz]"))) == 2
     assert torch.allclose(first[2, 0], torch.full((4, 8), 20 / 255), atol=1e-6)
 
@@ -114,8 +124,14 @@ def test_cache_key_fields_are_the_notebooks():
     imgs = [_img(4, 8, i) for i in range(3)]
     ex = _extractor(size=160)
     key = ex.key(imgs, "photo_instances_seed0", "train", scale=0.7071)
-    assert key == {"model": "toy", "lower_blocks": 3, "dataset": "photo_instances_seed0", "part": "train",
-                   "size": 113, "images": extract.fingerprint(imgs)}
+    assert key == {
+        "model": "toy",
+        "lower_blocks": 3,
+        "dataset": "photo_instances_seed0",
+        "part": "train",
+        "size": 113,
+        "images": extract.fingerprint(imgs),
+    }
     assert cache.key_hash(key) == cache.key_hash(dict(reversed(list(key.items()))))
 
 

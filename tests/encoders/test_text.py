@@ -1,4 +1,5 @@
 """xmr_lib.encoders.text: MiniLM embeddings with an on-disk cache, bag of words / tf-idf, GloVe phrase vectors."""
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,9 @@ def test_minilm_paraphrases_closer_than_unrelated(text_cache):
 def test_cache_hit_needs_no_model(text_cache, monkeypatch):
     sents = ["a cat on a mat", "two dogs in the snow", "a cat on a mat"]
     first = T.encode(sents, device="cpu")
-    assert np.array_equal(first[0], first[2])                   # duplicates encoded once
-    assert list(text_cache.rglob("*.npz"))                      # written to $XMR_CACHE_DIR/text/
-    T.clear_memory_cache()                                      # as in a new process: read back from disk
+    assert np.array_equal(first[0], first[2])  # duplicates encoded once
+    assert list(text_cache.rglob("*.npz"))  # written to $XMR_CACHE_DIR/text/
+    T.clear_memory_cache()  # as in a new process: read back from disk
 
     def boom(*a, **k):
         raise AssertionError("the model must not be called on a cache hit")
@@ -85,12 +86,12 @@ def test_glove_similarities_and_phrase_averaging():
     g = T.glove()
     assert len(g) == 400_000 and g.dim == 50 and "cat" in g and g.get("qwzxqvkj") is None
     cat_dog, cat_plane = T.phrase_similarity("cat", "dog"), T.phrase_similarity("cat", "airplane")
-    assert cat_dog > cat_plane and cat_dog == pytest.approx(0.9218, abs=1e-3)   # measured 0.92 / 0.37
+    assert cat_dog > cat_plane and cat_dog == pytest.approx(0.9218, abs=1e-3)  # measured 0.92 / 0.37
     v = T.word_vector("hook, claw")
     assert np.allclose(v, (g["hook"] + g["claw"]) / 2)
     assert np.allclose(T.word_vector("Ankle_Boot"), (g["ankle"] + g["boot"]) / 2)
-    assert np.allclose(T.word_vector("sea-lion qwzxqvkj"), (g["sea"] + g["lion"]) / 2)   # OOV word skipped
-    assert T.phrase_words("T-shirt/top", g) == ["t-shirt", "top"]                        # known hyphenated word
+    assert np.allclose(T.word_vector("sea-lion qwzxqvkj"), (g["sea"] + g["lion"]) / 2)  # OOV word skipped
+    assert T.phrase_words("T-shirt/top", g) == ["t-shirt", "top"]  # known hyphenated word
     with pytest.raises(ValueError, match="qwzxqvkj"):
         T.word_vector("qwzxqvkj")
     assert not T.word_vector("qwzxqvkj", missing="zero").any()

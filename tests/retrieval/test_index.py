@@ -1,5 +1,6 @@
 """xmr_lib.retrieval.index: faiss and the NumPy fallback agree with brute force (tie-tolerantly where faiss is free to
 order equal scores), k is clipped, bad input is rejected."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,16 +64,16 @@ def test_faiss_and_numpy_give_the_same_results(metric):
 def test_ties(backend):
     # database items 0..5 are three pairs of duplicates: every score is tied with one other item
     base = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
-    db = np.repeat(base, 2, axis=0)                         # ids 0,1 | 2,3 | 4,5
+    db = np.repeat(base, 2, axis=0)  # ids 0,1 | 2,3 | 4,5
     q = np.array([[1, 0], [0, 1], [2, 2]], np.float32)
     s, i = I.FlatIndex(2, "ip", backend=backend).add(db).search(q, 3)
     assert_topk_matches(s, i, brute(db, q, "ip"), "ip", 3)
-    for row_s, row_i in zip(s.tolist(), i.tolist()):        # equal scores are listed by ascending id
+    for row_s, row_i in zip(s.tolist(), i.tolist()):  # equal scores are listed by ascending id
         for a, b, ia, ib in zip(row_s, row_s[1:], row_i, row_i[1:]):
             assert a > b or (a == b and ia < ib)
     # query (1, 0) scores 1, 1, 0, 0, 1, 1: four items tie for the top 3; query (2, 2) scores 2, 2, 2, 2, 4, 4
     np.testing.assert_allclose(s, [[1, 1, 1], [1, 1, 1], [4, 4, 2]])
-    if backend == "numpy":                                  # the fallback also picks the smallest tied ids
+    if backend == "numpy":  # the fallback also picks the smallest tied ids
         np.testing.assert_array_equal(i, [[0, 1, 4], [2, 3, 4], [4, 5, 0]])
 
 
@@ -82,7 +83,7 @@ def test_fallback_when_faiss_is_missing(monkeypatch):
     want = I.FlatIndex(8, backend="numpy").add(db).search(db[:5], 3)
     monkeypatch.setattr(I, "faiss", None)
     assert not I.faiss_available()
-    idx = I.FlatIndex(8)                                      # "auto" falls back to NumPy
+    idx = I.FlatIndex(8)  # "auto" falls back to NumPy
     assert idx.backend == "numpy"
     got = idx.add(db).search(db[:5], 3)
     np.testing.assert_array_equal(got[1], want[1])
@@ -96,7 +97,7 @@ def test_fallback_when_faiss_is_missing(monkeypatch):
 def test_k_clipping_incremental_add_reset_and_torch(backend):
     x = np.eye(4, dtype=np.float32)
     idx = I.build_index(x, "ip", backend=backend)
-    s, i = idx.search(x, 10)                                 # k > ntotal → clipped to 4 (never padded)
+    s, i = idx.search(x, 10)  # k > ntotal → clipped to 4 (never padded)
     assert s.shape == i.shape == (4, 4) and (i[:, 0] == np.arange(4)).all() and (i >= 0).all()
     # adding in pieces is the same as adding at once; ids continue
     rng = np.random.default_rng(3)
@@ -144,11 +145,11 @@ def test_hamming_index_matches_brute_force(backend, nbits):
     d, i = idx.search(q, 15)
     assert d.dtype == np.int32 and i.dtype == np.int64 and d.shape == (30, 15)
     exact = (q[:, None, :] != db[None]).sum(2)
-    np.testing.assert_array_equal(d, np.take_along_axis(exact, i, 1))      # distances of the returned ids
-    np.testing.assert_array_equal(d, np.sort(exact, axis=1)[:, :15])        # ...and the 15 smallest
-    for row_d, row_i in zip(d.tolist(), i.tolist()):                        # ties listed by ascending id
+    np.testing.assert_array_equal(d, np.take_along_axis(exact, i, 1))  # distances of the returned ids
+    np.testing.assert_array_equal(d, np.sort(exact, axis=1)[:, :15])  # ...and the 15 smallest
+    for row_d, row_i in zip(d.tolist(), i.tolist()):  # ties listed by ascending id
         assert all(a < b or (a == b and ia < ib) for a, b, ia, ib in zip(row_d, row_d[1:], row_i, row_i[1:]))
-    if backend == "numpy":                                                  # many ties: smallest ids win
+    if backend == "numpy":  # many ties: smallest ids win
         np.testing.assert_array_equal(i, np.argsort(exact, axis=1, kind="stable")[:, :15])
     # {0,1} and bool codes give the same distances as ±1 codes
     d01, _ = I.HammingIndex(nbits, backend=backend).add((db > 0).astype(np.uint8)).search(q > 0, 15)

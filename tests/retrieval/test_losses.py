@@ -1,4 +1,5 @@
 """Contrastive (Eq. 2.16 and cirtorch forms), double-margin (Eq. 2.19) and triplet (Eq. 2.17) losses."""
+
 import math
 
 import pytest
@@ -7,8 +8,8 @@ import torch
 from xmr_lib.retrieval.losses import contrastive_loss, double_margin_contrastive_loss, squared_distance, triplet_loss
 
 O = torch.zeros(1, 2)
-A = torch.tensor([[0.6, 0.8]])     # ||O − A||² = 1
-B = torch.tensor([[0.3, 0.4]])     # ||O − B||² = 0.25, distance 0.5
+A = torch.tensor([[0.6, 0.8]])  # ||O − A||² = 1
+B = torch.tensor([[0.3, 0.4]])  # ||O − B||² = 0.25, distance 0.5
 
 
 def test_squared_distance_eq_2_14():
@@ -17,7 +18,7 @@ def test_squared_distance_eq_2_14():
 
 
 def test_contrastive_thesis_form_hand_computed():
-    assert torch.allclose(contrastive_loss(O, A, [1], form="thesis"), torch.tensor(0.5))          # ½·D
+    assert torch.allclose(contrastive_loss(O, A, [1], form="thesis"), torch.tensor(0.5))  # ½·D
     assert torch.allclose(contrastive_loss(O, A, [0], margin=0.7, form="thesis"), torch.tensor(0.0))
     # non-matching pair inside the margin: ½·(m − D) = ½·(0.7 − 0.25), margin on the SQUARED distance, no square
     assert torch.allclose(contrastive_loss(O, B, [0], margin=0.7, form="thesis"), torch.tensor(0.225))
@@ -44,14 +45,14 @@ def test_double_margin_eq_2_19():
     # match at D = 1 with m1 = 0.4: ½·(1 − 0.4); non-match at D = 0.25 with m2 = 0.7: ½·0.45
     assert torch.allclose(double_margin_contrastive_loss(O, A, [1], 0.4, 0.7), torch.tensor(0.3))
     assert torch.allclose(double_margin_contrastive_loss(O, B, [0], 0.4, 0.7), torch.tensor(0.225))
-    assert double_margin_contrastive_loss(O, B, [1], 0.4, 0.7) == 0     # a close match is not pulled further
+    assert double_margin_contrastive_loss(O, B, [1], 0.4, 0.7) == 0  # a close match is not pulled further
 
 
 def test_triplet_eq_2_17():
-    far, near = torch.tensor([[0.6, 0.8]]), torch.tensor([[0.3, 0.0]])     # D(a,n) = 1 and 0.09
-    assert triplet_loss(O, B, far, margin=0.1) == 0                        # 0.1 + 0.25 − 1 < 0
+    far, near = torch.tensor([[0.6, 0.8]]), torch.tensor([[0.3, 0.0]])  # D(a,n) = 1 and 0.09
+    assert triplet_loss(O, B, far, margin=0.1) == 0  # 0.1 + 0.25 − 1 < 0
     assert torch.allclose(triplet_loss(O, B, near, margin=0.1), torch.tensor(0.26))
-    both = torch.stack([far, near], dim=1)                                  # (1, 2, 2): two negatives
+    both = torch.stack([far, near], dim=1)  # (1, 2, 2): two negatives
     assert torch.allclose(triplet_loss(O, B, both, 0.1, reduction="none"), torch.tensor([[0.0, 0.26]]))
     assert torch.allclose(triplet_loss(O, B, both, 0.1, reduction="sum"), torch.tensor(0.26))
 

@@ -1,5 +1,6 @@
 """xmr_lib.retrieval.metrics: hand-computed cases, tie and junk rules, validation, and the vectorised code against
 straightforward per-query reference implementations written here."""
+
 from __future__ import annotations
 
 import itertools
@@ -60,8 +61,10 @@ def ref_average_precision(s, r, k=None, ties="index", normalize="min"):
 
 def tie_orders(s_row):
     """Every ranking of one query obtained by permuting items inside each group of equal scores."""
-    groups = [list(g) for _, g in itertools.groupby(sorted(range(len(s_row)), key=lambda j: -s_row[j]),
-                                                    key=lambda j: s_row[j])]
+    groups = [
+        list(g)
+        for _, g in itertools.groupby(sorted(range(len(s_row)), key=lambda j: -s_row[j]), key=lambda j: s_row[j])
+    ]
     for combo in itertools.product(*[itertools.permutations(g) for g in groups]):
         yield [j for g in combo for j in g]
 
@@ -84,7 +87,7 @@ def ref_revisited(ranks, ok, junk, kappas):
         pos, removed = [], 0
         for r, item in enumerate(ranks[i]):
             if item in ok_i:
-                pos.append(r - removed)          # junk strictly above is removed
+                pos.append(r - removed)  # junk strictly above is removed
             if item in junk_i:
                 removed += 1
         ap = 0.0
@@ -150,7 +153,7 @@ def test_tie_policies_hand_computed():
     # three items with the same score, only the last (index 2) relevant
     s = np.array([[0.5, 0.5, 0.5]])
     r = np.array([[0, 0, 1]], bool)
-    assert M.average_precision(s, r, ties="index")[0] == pytest.approx(1 / 3)       # stays at rank 3
+    assert M.average_precision(s, r, ties="index")[0] == pytest.approx(1 / 3)  # stays at rank 3
     assert M.average_precision(s, r, ties="pessimistic")[0] == pytest.approx(1 / 3)
     assert M.average_precision(s, r, ties="optimistic")[0] == pytest.approx(1.0)
     # expected: the relevant item is at rank 1, 2 or 3 with probability 1/3 each → (1 + 1/2 + 1/3) / 3 = 11/18
@@ -172,11 +175,11 @@ def test_queries_without_relevant_items():
     r = np.array([[1, 0], [0, 0], [1, 0]], bool)
     ap = M.average_precision(s, r)
     assert ap[0] == 1.0 and math.isnan(ap[1]) and ap[2] == 0.5
-    assert M.mean_average_precision(s, r) == pytest.approx(0.75)                 # excluded (revisited code)
-    assert M.mean_average_precision(s, r, empty="zero") == pytest.approx(0.5)    # counted as 0 (DCMH)
+    assert M.mean_average_precision(s, r) == pytest.approx(0.75)  # excluded (revisited code)
+    assert M.mean_average_precision(s, r, empty="zero") == pytest.approx(0.5)  # counted as 0 (DCMH)
     assert math.isnan(M.mean_average_precision(s, np.zeros_like(r)))
-    assert M.recall_at_k(s, r, ks=(1,)) == {1: 0.5}                              # the empty query is left out
-    assert M.precision_at_k(s, r, 1) == pytest.approx(1 / 3)                     # ...but counts for P@k
+    assert M.recall_at_k(s, r, ks=(1,)) == {1: 0.5}  # the empty query is left out
+    assert M.precision_at_k(s, r, 1) == pytest.approx(1 / 3)  # ...but counts for P@k
 
 
 @pytest.mark.parametrize("ties", ["index", "pessimistic", "optimistic"])
@@ -225,7 +228,7 @@ def test_expected_ties_equal_exhaustive_enumeration():
 def test_chunking_does_not_change_results(monkeypatch):
     s, r = tied_data(4, q=30, n=50)
     want = {t: M.average_precision(s, r, ties=t) for t in M.TIES}
-    monkeypatch.setattr(M, "_CHUNK_ELEMS", 60)       # one query (and a bit) per chunk
+    monkeypatch.setattr(M, "_CHUNK_ELEMS", 60)  # one query (and a bit) per chunk
     for t in M.TIES:
         np.testing.assert_allclose(M.average_precision(s, r, ties=t), want[t], atol=1e-12)
 
@@ -259,10 +262,8 @@ def test_precision_and_recall_at_k_match_reference(ties):
 
 def test_recall_at_k_is_the_caption_retrieval_hit_rate():
     # 2 image queries, 4 captions; query 0 has captions 0,1 relevant, query 1 has caption 3
-    s = np.array([[0.1, 0.9, 0.8, 0.2],
-                  [0.9, 0.8, 0.7, 0.6]])
-    r = np.array([[1, 1, 0, 0],
-                  [0, 0, 0, 1]], bool)
+    s = np.array([[0.1, 0.9, 0.8, 0.2], [0.9, 0.8, 0.7, 0.6]])
+    r = np.array([[1, 1, 0, 0], [0, 0, 0, 1]], bool)
     # R@1: query 0 hits (caption 1 first), query 1 misses; R@4: both hit; not the fraction of relevant items
     assert M.recall_at_k(s, r, ks=(1, 2, 4)) == {1: 0.5, 2: 0.5, 4: 1.0}
 
@@ -331,9 +332,9 @@ def random_gnd(rng, q, n, overlap=False):
         perm = rng.permutation(n)
         ne, nh, nj = rng.integers(0, 6, 3)
         if i == 0:
-            ne, nh = 0, 0                      # no positives at all
-        g = {"easy": perm[:ne], "hard": perm[ne:ne + nh], "junk": perm[ne + nh:ne + nh + nj]}
-        if overlap and ne:                     # an index listed both as easy and as junk
+            ne, nh = 0, 0  # no positives at all
+        g = {"easy": perm[:ne], "hard": perm[ne : ne + nh], "junk": perm[ne + nh : ne + nh + nj]}
+        if overlap and ne:  # an index listed both as easy and as junk
             g["junk"] = np.concatenate([g["junk"], perm[:1]])
         gnd.append(g)
     return gnd
@@ -341,15 +342,18 @@ def random_gnd(rng, q, n, overlap=False):
 
 @pytest.mark.parametrize("overlap,chunk_elems", [(False, 1 << 20), (True, 1 << 20), (True, 150)])
 def test_revisited_map_matches_per_query_reference(overlap, chunk_elems, monkeypatch):
-    monkeypatch.setattr(M, "_CHUNK_ELEMS", chunk_elems)      # 150: two or three queries per chunk
+    monkeypatch.setattr(M, "_CHUNK_ELEMS", chunk_elems)  # 150: two or three queries per chunk
     rng = np.random.default_rng(8)
     q, n, kappas = 25, 60, (1, 5, 10)
     gnd = random_gnd(rng, q, n, overlap)
-    scores = rng.integers(0, 20, (q, n)).astype(np.float64)   # ties: ranked by index (stable)
+    scores = rng.integers(0, 20, (q, n)).astype(np.float64)  # ties: ranked by index (stable)
     ranks = np.array([ref_order(scores[i], np.zeros(n), "index") for i in range(q)])
     got_s, got_r = M.revisited_map(scores, gnd, kappas), M.revisited_map(ranks, gnd, kappas)
-    setups = {"easy": (("easy",), ("junk", "hard")), "medium": (("easy", "hard"), ("junk",)),
-              "hard": (("hard",), ("junk", "easy"))}
+    setups = {
+        "easy": (("easy",), ("junk", "hard")),
+        "medium": (("easy", "hard"), ("junk",)),
+        "hard": (("hard",), ("junk", "easy")),
+    }
     for name, (pk, jk) in setups.items():
         ok = [np.concatenate([g[x] for x in pk]) for g in gnd]
         junk = [np.concatenate([g[x] for x in jk]) for g in gnd]
@@ -368,7 +372,7 @@ def test_revisited_truncated_ranks_and_official_layout():
     q, n = 12, 50
     gnd = random_gnd(rng, q, n)
     full = np.argsort(-rng.random((q, n)), axis=1)
-    top = full[:, :15]                                      # only the top 15 of each ranking
+    top = full[:, :15]  # only the top 15 of each ranking
     ok = [np.concatenate([g["easy"], g["hard"]]) for g in gnd]
     junk = [g["junk"] for g in gnd]
     aps, prs = ref_revisited(top, ok, junk, (1, 5, 10))
@@ -408,8 +412,7 @@ def test_revisited_validation():
 
 DCMH_TOY = dict(  # the 4-query toy example shipped with DCMH / SSAH's calc_hammingranking.py
     qB=np.array([[1, -1, 1, 1], [-1, -1, -1, 1], [1, 1, -1, 1], [1, 1, 1, -1]]),
-    rB=np.array([[1, -1, 1, -1], [-1, -1, 1, -1], [-1, -1, 1, -1], [1, 1, -1, -1], [-1, 1, -1, -1],
-                 [1, 1, -1, 1]]),
+    rB=np.array([[1, -1, 1, -1], [-1, -1, 1, -1], [-1, -1, 1, -1], [1, 1, -1, -1], [-1, 1, -1, -1], [1, 1, -1, 1]]),
     qL=np.array([[0, 1, 0, 0], [1, 1, 0, 0], [1, 0, 0, 1], [0, 1, 0, 1]]),
     rL=np.array([[1, 0, 0, 1], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 1, 0]]),
 )
@@ -419,9 +422,10 @@ def test_hamming_distance_both_conventions():
     q = np.array([[1, -1, 1, 1]])
     d = np.array([[1, -1, 1, 1], [-1, 1, -1, -1], [1, 1, 1, -1]])
     np.testing.assert_array_equal(M.hamming_distance(q, d), [[0, 4, 2]])
-    np.testing.assert_array_equal(M.hamming_distance((q > 0).astype(int), d), [[0, 4, 2]])   # {0,1} vs ±1
-    np.testing.assert_array_equal(M.hamming_distance(torch.tensor(q > 0), torch.tensor(d, dtype=torch.float)),
-                                  [[0, 4, 2]])
+    np.testing.assert_array_equal(M.hamming_distance((q > 0).astype(int), d), [[0, 4, 2]])  # {0,1} vs ±1
+    np.testing.assert_array_equal(
+        M.hamming_distance(torch.tensor(q > 0), torch.tensor(d, dtype=torch.float)), [[0, 4, 2]]
+    )
     rng = np.random.default_rng(10)
     a, b = rng.integers(0, 2, (7, 37)), rng.integers(0, 2, (11, 37))
     np.testing.assert_array_equal(M.hamming_distance(a, b), (a[:, None, :] != b[None]).sum(2))
@@ -449,15 +453,18 @@ def test_hamming_map_equals_score_map_on_negative_distances():
             if ties == "expected" and norm == "retrieved":
                 continue
             got = M.hamming_map(qB, dB, qL, dL, k, ties=ties, normalize=norm, per_query=True)
-            np.testing.assert_allclose(got, M.average_precision(neg, rel, k, ties=ties, normalize=norm),
-                                       atol=1e-12)
-        np.testing.assert_allclose(M.hamming_topk_precision(qB, dB, qL, dL, 10, ties=ties, per_query=True),
-                                   M.precision_at_k(neg, rel, 10, ties=ties, per_query=True), atol=1e-12)
+            np.testing.assert_allclose(got, M.average_precision(neg, rel, k, ties=ties, normalize=norm), atol=1e-12)
+        np.testing.assert_allclose(
+            M.hamming_topk_precision(qB, dB, qL, dL, 10, ties=ties, per_query=True),
+            M.precision_at_k(neg, rel, 10, ties=ties, per_query=True),
+            atol=1e-12,
+        )
     # chunking and the label format do not matter
     a = M.hamming_map(qB, dB, qL, dL, per_query=True)
     np.testing.assert_allclose(M.hamming_map(qB, dB, qL, dL, per_query=True, chunk_size=7), a, atol=1e-12)
-    np.testing.assert_allclose(M.hamming_map((qB > 0), (dB > 0).astype(np.uint8), qL.astype(float), dL,
-                                             per_query=True), a, atol=1e-12)
+    np.testing.assert_allclose(
+        M.hamming_map((qB > 0), (dB > 0).astype(np.uint8), qL.astype(float), dL, per_query=True), a, atol=1e-12
+    )
 
 
 def test_hamming_map_against_per_query_loop():
@@ -478,7 +485,7 @@ def test_hamming_map_against_per_query_loop():
 def test_popcount_fallback_for_numpy_without_bitwise_count(monkeypatch):
     rng = np.random.default_rng(15)
     a, b = rng.integers(0, 2, (6, 130)), rng.integers(0, 2, (9, 130))
-    la, lb = rng.random((6, 70)) < 0.05, rng.random((9, 70)) < 0.05     # 70 labels: two 64-bit words
+    la, lb = rng.random((6, 70)) < 0.05, rng.random((9, 70)) < 0.05  # 70 labels: two 64-bit words
     want_d, want_ap = M.hamming_distance(a, b), M.hamming_map(a, b, la, lb, per_query=True)
     monkeypatch.setattr(M, "_HAS_BITWISE_COUNT", False)
     np.testing.assert_array_equal(M.hamming_distance(a, b), want_d)
@@ -556,8 +563,7 @@ def test_hamming_validation():
     with pytest.raises(ValueError, match="top_k: expected an integer >= 1, got 0"):
         M.hamming_map(q, d, np.array([0, 1]), np.array([0, 1, 1]), top_k=0)
     with pytest.raises(ValueError, match="'retrieved' cannot be used with ties='expected'"):
-        M.hamming_map(q, d, np.array([0, 1]), np.array([0, 1, 1]), top_k=2, ties="expected",
-                      normalize="retrieved")
+        M.hamming_map(q, d, np.array([0, 1]), np.array([0, 1, 1]), top_k=2, ties="expected", normalize="retrieved")
     with pytest.raises(ValueError, match=r"radius: expected an integer in \[0, 4\], got 5"):
         M.hamming_radius_precision(q, d, np.array([0, 1]), np.array([0, 1, 1]), radius=5)
     with pytest.raises(ValueError, match="average"):
@@ -580,8 +586,11 @@ def test_score_validation_messages():
         M.average_precision(np.array([[0, 0, 0], [0, 0, np.nan]]), r)
     with pytest.raises(ValueError, match=r"relevance: NaN at \(query 0, item 1\)"):
         M.average_precision(s, np.array([[0, np.nan, 0], [0, 0, 0]]))
-    with pytest.raises(ValueError, match=r"ties: expected one of \('index', 'pessimistic', 'optimistic', "
-                                         r"'expected'\), got 'random'"):
+    with pytest.raises(
+        ValueError,
+        match=r"ties: expected one of \('index', 'pessimistic', 'optimistic', "
+        r"'expected'\), got 'random'",
+    ):
         M.average_precision(s, r, ties="random")
     with pytest.raises(ValueError, match="normalize"):
         M.average_precision(s, r, 2, normalize="total")
@@ -601,10 +610,14 @@ def test_score_validation_messages():
 # incremental learning: forgetting (thesis Eq. 6.12)
 
 
-R4 = np.array([[0.90, 0.20, 0.10, 0.05],     # after step 0 (base task 0)
-               [0.70, 0.80, 0.15, 0.10],     # after step 1 (task 1)
-               [0.60, 0.75, 0.85, 0.12],
-               [0.65, 0.50, 0.80, 0.90]])
+R4 = np.array(
+    [
+        [0.90, 0.20, 0.10, 0.05],  # after step 0 (base task 0)
+        [0.70, 0.80, 0.15, 0.10],  # after step 1 (task 1)
+        [0.60, 0.75, 0.85, 0.12],
+        [0.65, 0.50, 0.80, 0.90],
+    ]
+)
 
 
 def test_forgetting_hand_computed():
@@ -634,7 +647,7 @@ def test_forgetting_variants_and_nan_convention():
     # two groups learned at step 0: "first_finite" reads that from the NaN pattern
     R2 = np.array([[0.9, 0.8, np.nan], [0.7, 0.7, 0.9]])
     assert M.average_forgetting(R2, learned_at="first_finite") == pytest.approx((0.2 + 0.1) / 2)
-    assert M.average_forgetting(R2) == pytest.approx(0.2)                    # diagonal: only task 0 counts
+    assert M.average_forgetting(R2) == pytest.approx(0.2)  # diagonal: only task 0 counts
     assert M.average_forgetting(R2, learned_at=[0, 0, 1]) == pytest.approx(0.15)
     with pytest.raises(ValueError, match=r"R: expected a 2-D results matrix"):
         M.average_forgetting(np.zeros(3))
@@ -649,8 +662,9 @@ def test_forgetting_variants_and_nan_convention():
 
 
 def test_benchmark_quick_runs():
-    res = subprocess.run([sys.executable, "-m", "benchmarks.metrics", "--quick"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.metrics", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Hamming" in res.stdout and "revisited" in res.stdout and "max |diff|" in res.stdout
 
@@ -665,4 +679,4 @@ def test_revisited_ranks_with_a_repeated_id_raise():
     with pytest.raises(ValueError, match="appears 2 times"):
         M.revisited_precision_at_k(ranks, [[0], [2]])
     ok = M.revisited_ap(np.array([[0, 1, 2, 3], [3, 2, 1, 0]]), [[0], [2]])
-    assert ok.tolist() == [1.0, 0.25]                    # distinct ids: unchanged (a lone positive at rank 2: 0.25)
+    assert ok.tolist() == [1.0, 0.25]  # distinct ids: unchanged (a lone positive at rank 2: 0.25)

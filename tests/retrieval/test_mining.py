@@ -1,4 +1,5 @@
 """Positive pairs and cirtorch-style hard-negative mining (one negative per group, own group excluded)."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,12 +9,16 @@ from xmr_lib.retrieval.mining import hard_negatives, positive_pairs, random_nega
 
 def test_hard_negatives_hand_computed():
     q = np.array([[1.0, 0.0]])
-    pool = np.array([[1.0, 0.0],      # 0: group 7 (the query's group) → skipped
-                     [0.9, 0.1],      # 1: group 1, sim 0.9
-                     [0.95, 0.0],     # 2: group 1, sim 0.95 → group 1's representative
-                     [0.5, 0.5],      # 3: group 2, sim 0.5
-                     [0.8, 0.0],      # 4: group 3, sim 0.8
-                     [0.0, 1.0]])     # 5: group 4, sim 0
+    pool = np.array(
+        [
+            [1.0, 0.0],  # 0: group 7 (the query's group) → skipped
+            [0.9, 0.1],  # 1: group 1, sim 0.9
+            [0.95, 0.0],  # 2: group 1, sim 0.95 → group 1's representative
+            [0.5, 0.5],  # 3: group 2, sim 0.5
+            [0.8, 0.0],  # 4: group 3, sim 0.8
+            [0.0, 1.0],
+        ]
+    )  # 5: group 4, sim 0
     groups = np.array([7, 1, 1, 2, 3, 4])
     ids, sims = hard_negatives(q, pool, [7], groups, n=3)
     assert ids.tolist() == [[2, 4, 3]]
@@ -48,7 +53,7 @@ def test_hard_negatives_equal_greedy_walk_down_the_ranking():
     ids, _ = hard_negatives(qd, pd, qg, pg, n=5, chunk=7)
     assert np.array_equal(ids, _greedy(qd, pd, qg, pg, 5))
     assert (pg[ids] != qg[:, None]).all()
-    assert all(len(set(r)) == 5 for r in pg[ids])                 # one per group
+    assert all(len(set(r)) == 5 for r in pg[ids])  # one per group
     ids_t, _ = hard_negatives(torch.as_tensor(qd), torch.as_tensor(pd), qg, pg, n=5)
     assert np.array_equal(ids, ids_t)
 
@@ -57,11 +62,11 @@ def test_positive_pairs_same_group_different_item():
     g = np.array([0, 0, 1, 1, 1, 2, 3, 3])
     qi, pi = positive_pairs(g, 500, seed=1)
     assert (g[qi] == g[pi]).all() and (qi != pi).all()
-    assert 5 not in set(qi.tolist())                              # group 2 has a single item
+    assert 5 not in set(qi.tolist())  # group 2 has a single item
     # every other member of a group of three is drawn
     assert set(pi[qi == 2].tolist()) == {3, 4}
     a, b = positive_pairs(g, 10, seed=1)
-    assert np.array_equal(a, positive_pairs(g, 10, seed=1)[0])   # seeded
+    assert np.array_equal(a, positive_pairs(g, 10, seed=1)[0])  # seeded
     with pytest.raises(ValueError, match="no group has two or more items"):
         positive_pairs([0, 1, 2], 3)
 

@@ -1,5 +1,6 @@
 """The modality probe of chapters 3 and 4 (retrieval/modality.modality_probe_accuracy), checked by hand-made
 cases: separable modalities score ~1.0, two samples of one distribution ~0.5 (chance, the classes are balanced)."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +13,9 @@ pytest.importorskip("sklearn")
 def test_separable_modalities_score_one():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(300, 6))
-    assert modality_probe_accuracy(a, a + 4.0) == 1.0                 # a shift of 4 σ along every axis
+    assert modality_probe_accuracy(a, a + 4.0) == 1.0  # a shift of 4 σ along every axis
     b = a.copy()
-    b[:, 0] = np.abs(b[:, 0]) + 0.5                                    # one coordinate splits them: > 0.5 vs < 0
+    b[:, 0] = np.abs(b[:, 0]) + 0.5  # one coordinate splits them: > 0.5 vs < 0
     a[:, 0] = -np.abs(a[:, 0]) - 0.5
     assert modality_probe_accuracy(a, b) == 1.0
 

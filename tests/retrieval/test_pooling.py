@@ -1,4 +1,5 @@
 """Pooling functions on hand-computed feature maps; R-MAC grid and vectorised regions against a per-region loop."""
+
 import math
 
 import pytest
@@ -33,9 +34,13 @@ def test_mac_and_avg_hand_computed():
 def test_spoc_center_prior_values():
     # 3×3: centre (1, 1), sigma = (1/3)·3/2 = 0.5 → weights exp(-d²/0.5)
     a = P.spoc_center_prior(3, 3)
-    expect = torch.tensor([[math.exp(-4), math.exp(-2), math.exp(-4)],
-                           [math.exp(-2), 1.0, math.exp(-2)],
-                           [math.exp(-4), math.exp(-2), math.exp(-4)]])
+    expect = torch.tensor(
+        [
+            [math.exp(-4), math.exp(-2), math.exp(-4)],
+            [math.exp(-2), 1.0, math.exp(-2)],
+            [math.exp(-4), math.exp(-2), math.exp(-4)],
+        ]
+    )
     assert torch.allclose(a, expect, atol=1e-7)
     # even size: centre between pixels, symmetric, max < 1
     b = P.spoc_center_prior(4, 6)
@@ -52,13 +57,13 @@ def test_spoc_pool_hand_computed_and_without_prior():
 
 
 def test_gem_special_cases():
-    x = _maps([[1.0, 3.0]], [[2.0, 2.0]])                        # (1, 2, 1, 2)
+    x = _maps([[1.0, 3.0]], [[2.0, 2.0]])  # (1, 2, 1, 2)
     assert torch.allclose(P.gem_pool(x, p=1, normalize=False), torch.tensor([[2.0, 2.0]]))
     assert torch.allclose(P.gem_pool(x, p=2, normalize=False), torch.tensor([[math.sqrt(5.0), 2.0]]), atol=1e-6)
     assert torch.allclose(P.gem_pool(x, p=1), P.avg_pool(x), atol=1e-7)
     assert torch.equal(P.gem_pool(x, p=math.inf), P.mac_pool(x))
     big = P.gem_pool(x, p=200.0, normalize=False)
-    assert torch.allclose(big, torch.tensor([[3.0, 2.0]]), atol=0.02)    # p → ∞ approaches MAC
+    assert torch.allclose(big, torch.tensor([[3.0, 2.0]]), atol=0.02)  # p → ∞ approaches MAC
     # per-channel p
     pc = P.gem_pool(x, p=torch.tensor([1.0, 2.0]), normalize=False)
     assert torch.allclose(pc, torch.tensor([[2.0, 2.0]]))
@@ -94,21 +99,24 @@ def test_outputs_are_unit_norm_for_every_pooling():
 # R-MAC
 
 
-@pytest.mark.parametrize("hw,counts,sizes", [
-    ((7, 7), [1, 4, 9], [7, 4, 3]),
-    ((8, 8), [1, 4, 9], [8, 5, 4]),
-    ((7, 10), [2, 6, 12], [7, 4, 3]),
-    ((24, 32), [2, 6, 12], [24, 16, 12]),
-    ((32, 24), [2, 6, 12], [24, 16, 12]),
-    ((48, 64), [2, 6, 12], [48, 32, 24]),
-    ((3, 4), [2, 6, 12], [3, 2, 1]),
-])
+@pytest.mark.parametrize(
+    "hw,counts,sizes",
+    [
+        ((7, 7), [1, 4, 9], [7, 4, 3]),
+        ((8, 8), [1, 4, 9], [8, 5, 4]),
+        ((7, 10), [2, 6, 12], [7, 4, 3]),
+        ((24, 32), [2, 6, 12], [24, 16, 12]),
+        ((32, 24), [2, 6, 12], [24, 16, 12]),
+        ((48, 64), [2, 6, 12], [48, 32, 24]),
+        ((3, 4), [2, 6, 12], [3, 2, 1]),
+    ],
+)
 def test_rmac_region_counts_match_spec_table(hw, counts, sizes):
     r = P.rmac_regions(*hw)
     assert len(r) == sum(counts)
     got = [int((r[:, 2] == s).sum()) for s in sizes]
     assert got == counts
-    assert (r[:, 2] == r[:, 3]).all()                              # squares
+    assert (r[:, 2] == r[:, 3]).all()  # squares
     assert (r[:, 0] + r[:, 2] <= hw[0]).all() and (r[:, 1] + r[:, 3] <= hw[1]).all()
 
 
@@ -117,8 +125,20 @@ def test_rmac_region_coordinates_24x32():
     tl = [tuple(v) for v in r[:, :2].tolist()]
     assert tl[:2] == [(0, 0), (0, 8)]
     assert tl[2:8] == [(0, 0), (0, 8), (0, 16), (8, 0), (8, 8), (8, 16)]
-    assert tl[8:] == [(0, 0), (0, 6), (0, 13), (0, 20), (6, 0), (6, 6), (6, 13), (6, 20),
-                      (12, 0), (12, 6), (12, 13), (12, 20)]
+    assert tl[8:] == [
+        (0, 0),
+        (0, 6),
+        (0, 13),
+        (0, 20),
+        (6, 0),
+        (6, 6),
+        (6, 13),
+        (6, 20),
+        (12, 0),
+        (12, 6),
+        (12, 13),
+        (12, 20),
+    ]
 
 
 def test_rmac_hand_computed_3x3():
@@ -134,7 +154,7 @@ def test_rmac_hand_computed_3x3():
 def _rmac_loop(x, levels=3):
     v = torch.zeros(x.shape[:2])
     for t, le, h, w in P.rmac_regions(x.shape[2], x.shape[3], levels).tolist():
-        r = F.max_pool2d(x[:, :, t:t + h, le:le + w], (h, w)).flatten(1)
+        r = F.max_pool2d(x[:, :, t : t + h, le : le + w], (h, w)).flatten(1)
         v += r / (r.norm(dim=1, keepdim=True) + 1e-6)
     return v / (v.norm(dim=1, keepdim=True) + 1e-6)
 
@@ -142,7 +162,7 @@ def _rmac_loop(x, levels=3):
 @pytest.mark.parametrize("hw", [(14, 14), (7, 10), (10, 7), (24, 32), (5, 5), (3, 4), (13, 21)])
 def test_vectorised_rmac_equals_region_loop(hw):
     torch.manual_seed(1)
-    x = torch.randn(4, 6, *hw)                                      # signed values: max must be exact anyway
+    x = torch.randn(4, 6, *hw)  # signed values: max must be exact anyway
     assert torch.allclose(P.rmac_pool(x), _rmac_loop(x), atol=1e-6)
 
 
@@ -150,8 +170,8 @@ def test_regional_max_arbitrary_regions_and_chunking():
     torch.manual_seed(2)
     x = torch.randn(3, 5, 9, 11)
     regions = [(0, 0, 9, 11), (1, 2, 3, 5), (4, 4, 5, 7), (0, 10, 9, 1), (2, 3, 1, 1)]
-    expect = torch.stack([x[:, :, t:t + h, le:le + w].amax(dim=(2, 3)) for t, le, h, w in regions], dim=1)
-    for chunk in (1 << 19, 7 * 99):                                 # one chunk, several chunks
+    expect = torch.stack([x[:, :, t : t + h, le : le + w].amax(dim=(2, 3)) for t, le, h, w in regions], dim=1)
+    for chunk in (1 << 19, 7 * 99):  # one chunk, several chunks
         assert torch.equal(P.regional_max(x, regions, chunk_elements=chunk), expect)
 
 
@@ -166,7 +186,7 @@ def test_regional_max_gradient_reaches_argmax():
 def test_rmac_region_transform_is_applied_per_region():
     torch.manual_seed(3)
     x = torch.rand(2, 4, 6, 6)
-    swap = lambda v: v.flip(1)                                       # a permutation of the channels
+    swap = lambda v: v.flip(1)  # a permutation of the channels
     assert torch.allclose(P.rmac_pool(x, region_transform=swap), P.rmac_pool(x).flip(1), atol=1e-6)
 
 
@@ -175,11 +195,11 @@ def test_rmac_region_transform_is_applied_per_region():
 
 
 def test_crow_hand_computed():
-    x = _maps([[1.0, 0.0]], [[1.0, 1.0]])                           # (1, 2, 1, 2)
-    s = P.crow_spatial_weight(x)                                   # S' = (2, 1), ||S'||₂ = √5, b = 2
+    x = _maps([[1.0, 0.0]], [[1.0, 1.0]])  # (1, 2, 1, 2)
+    s = P.crow_spatial_weight(x)  # S' = (2, 1), ||S'||₂ = √5, b = 2
     expect_s = torch.tensor([[[math.sqrt(2 / math.sqrt(5)), math.sqrt(1 / math.sqrt(5))]]])
     assert torch.allclose(s, expect_s, atol=1e-6)
-    c = P.crow_channel_weight(x)                                   # Q = (0.5, 1) → log(1.5/0.5), log(1.5/1)
+    c = P.crow_channel_weight(x)  # Q = (0.5, 1) → log(1.5/0.5), log(1.5/1)
     assert torch.allclose(c, torch.tensor([[math.log(3.0), math.log(1.5)]]), atol=1e-6)
     f = P.crow_pool(x, normalize=False)
     s0, s1 = expect_s[0, 0]
@@ -251,17 +271,23 @@ def test_bad_inputs_raise_value_errors():
 # CroW b = 0 raised ZeroDivisionError, a <= 0 or b < 0 ran silently)
 
 
-@pytest.mark.parametrize("p,where", [(torch.tensor(0.0), "got 0.0"), (torch.tensor([-1.0]), "got -1.0"),
-                                     (torch.tensor(float("nan")), "got nan"),
-                                     (torch.tensor([3.0, 3.0, -2.0, 3.0]), r"got -2.0 \(channel 2\)"),
-                                     (torch.tensor([3, 0, 3, 3]), r"got 0.0 \(channel 1\)")])
+@pytest.mark.parametrize(
+    "p,where",
+    [
+        (torch.tensor(0.0), "got 0.0"),
+        (torch.tensor([-1.0]), "got -1.0"),
+        (torch.tensor(float("nan")), "got nan"),
+        (torch.tensor([3.0, 3.0, -2.0, 3.0]), r"got -2.0 \(channel 2\)"),
+        (torch.tensor([3, 0, 3, 3]), r"got 0.0 \(channel 1\)"),
+    ],
+)
 def test_gem_tensor_p_must_be_positive(p, where):
     x = torch.rand(2, 4, 3, 3)
     with pytest.raises(ValueError, match=rf"p: expected p > 0, {where}"):
         P.gem_pool(x, p)
     g = P.GeM(3.0)
     with torch.no_grad():
-        g.p.fill_(-1.0)                                   # e.g. a learnable p driven negative by a large lr
+        g.p.fill_(-1.0)  # e.g. a learnable p driven negative by a large lr
     with pytest.raises(ValueError, match="p: expected p > 0, got -1.0"):
         g(x)
 
@@ -269,12 +295,22 @@ def test_gem_tensor_p_must_be_positive(p, where):
 def test_gem_tensor_p_valid_values_unchanged():
     x = torch.rand(2, 4, 3, 3)
     assert torch.equal(P.gem_pool(x, torch.tensor(3.0)), P.gem_pool(x, torch.tensor([3.0])))
-    assert torch.allclose(P.gem_pool(x, torch.tensor(float("inf"))), P.mac_pool(x))          # p = inf is MAC
+    assert torch.allclose(P.gem_pool(x, torch.tensor(float("inf"))), P.mac_pool(x))  # p = inf is MAC
     assert torch.allclose(P.gem_pool(x, torch.tensor(1.0)), P.avg_pool(x.clamp(min=P.EPS)), atol=1e-6)
 
 
-@pytest.mark.parametrize("a,b,bad", [(2.0, 0, "b"), (2.0, -1.0, "b"), (0, 2.0, "a"), (-2.0, 2.0, "a"),
-                                     (float("nan"), 2.0, "a"), (2.0, float("nan"), "b"), (2.0, "x", "b")])
+@pytest.mark.parametrize(
+    "a,b,bad",
+    [
+        (2.0, 0, "b"),
+        (2.0, -1.0, "b"),
+        (0, 2.0, "a"),
+        (-2.0, 2.0, "a"),
+        (float("nan"), 2.0, "a"),
+        (2.0, float("nan"), "b"),
+        (2.0, "x", "b"),
+    ],
+)
 def test_crow_a_b_must_be_positive(a, b, bad):
     x = torch.rand(2, 4, 3, 3)
     with pytest.raises(ValueError, match=rf"^{bad}: expected a number > 0"):

@@ -1,4 +1,5 @@
 """Tests for xmr_lib.retrieval.rerank: Eq. (1) PRF, recombination, MMR, clustering diversification, joint embedding."""
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,7 @@ def test_ranking_from_scores_stable_and_masked_last():
 def test_flickr_score():
     out = rr.flickr_score(np.array([[1, 2, 3, 4], [2, 1, 0, 0]]))
     np.testing.assert_allclose(out[0], [3, 1, 1 / 3, 0])
-    np.testing.assert_allclose(out[1], [0, 1, 0, 0])          # n = 2 real documents
+    np.testing.assert_allclose(out[1], [0, 1, 0, 0])  # n = 2 real documents
     np.testing.assert_allclose(rr.flickr_score(np.array([[1, 2]]), n=300)[0], [299, 149])
     with pytest.raises(ValueError, match="ranks"):
         rr.flickr_score(np.array([[1, 5]]), n=3)
@@ -188,7 +189,7 @@ def test_cluster_share_rerank_hand_computed():
     # both share 2 clusters with {d0, d3} (d2 shares clustering 2's cluster with d3) → relevance decides: d1
     cl = np.array([[[0, 0, 0, 1], [0, 0, 1, 1]]])
     assert rr.cluster_share_rerank(rel, cl).tolist() == [[0, 3, 1, 2]]
-    cl = np.array([[[0, 0, 0, 1], [0, 0, 2, 1]]])     # now d2 shares only one cluster (with d0)
+    cl = np.array([[[0, 0, 0, 1], [0, 0, 2, 1]]])  # now d2 shares only one cluster (with d0)
     assert rr.cluster_share_rerank(rel, cl).tolist() == [[0, 3, 2, 1]]
     # depth limits the candidates: only d0, d1 are re-ranked, d2 d3 follow by relevance
     assert rr.cluster_share_rerank(rel, np.array([[0, 0, 1, 1]]), depth=2).tolist() == [[0, 1, 2, 3]]
@@ -228,7 +229,7 @@ def test_pseudo_relevance_labels_mean_std():
     s = np.array([[0.0, 0.0, 0.0, 0.0, 10.0, -10.0]])  # mean 0, std sqrt(200/6) = 5.77
     assert rr.pseudo_relevance_labels(s).tolist() == [[0, 0, 0, 0, 1, -1]]
     assert rr.pseudo_relevance_labels(s, n_std=2.0).tolist() == [[0, 0, 0, 0, 0, 0]]
-    m = np.array([[1, 1, 1, 1, 1, 0]], bool)          # without -10: mean 2, std 4
+    m = np.array([[1, 1, 1, 1, 1, 0]], bool)  # without -10: mean 2, std 4
     assert rr.pseudo_relevance_labels(s, m).tolist() == [[0, 0, 0, 0, 1, 0]]
 
 
@@ -239,12 +240,12 @@ def test_sample_triplets_respect_labels():
     qi, qj, qk = i // N, j // N, k // N
     assert np.all(qi == qj) and np.all(i != j)
     assert np.all(lab.ravel()[i] == 1) and np.all(lab.ravel()[j] == 1)
-    assert set(np.unique(qi)) == {0, 1}                   # query 2 has a single positive
+    assert set(np.unique(qi)) == {0, 1}  # query 2 has a single positive
     positives = set(np.flatnonzero(lab.ravel() == 1)) - {2 * N}
     assert set(i.tolist()) == positives and set(j.tolist()) == positives
     same = qk == qi
-    assert np.all(lab.ravel()[k[same]] == -1)             # same query: a pseudo-negative
-    assert np.all(lab.ravel()[k[~same]] == 1)             # other query: one of its positives
+    assert np.all(lab.ravel()[k[same]] == -1)  # same query: a pseudo-negative
+    assert np.all(lab.ravel()[k[~same]] == 1)  # other query: one of its positives
     assert 0.3 < same.mean() < 0.7
     _, _, k0 = rr.sample_triplets(lab, 200, seed=1, p_other=0.0)
     assert np.all(lab.ravel()[k0] == -1)
@@ -254,7 +255,7 @@ def test_sample_triplets_respect_labels():
 
 def test_four_triplet_terms_hand_computed_and_gradients():
     e = torch.eye(3)
-    a, p, n = e[0:1], e[0:1], e[1:2]                # d(a,p) = 0, d(a,n) = sqrt 2
+    a, p, n = e[0:1], e[0:1], e[1:2]  # d(a,p) = 0, d(a,n) = sqrt 2
     terms = rr.four_triplet_terms(a, a, p, p, n, n, margin=0.2)
     assert torch.allclose(terms, torch.zeros(1, 4))
     # swap positive and negative: every hinge = m + sqrt 2
@@ -279,8 +280,9 @@ def test_joint_embedding_learns_the_pseudo_labels():
     v = rng.normal(size=(Q, N, 16)) + np.where(rel[..., None], 3 * topic_v[:, None], 0)
     t = rng.normal(size=(Q, N, 8)) + np.where(rel[..., None], 3 * topic_t[:, None], 0)
     labels = np.where(rel, 1, -1).astype(np.int8)
-    model, hist = rr.train_joint_embedding(v, t, labels, hidden=32, dim=8, epochs=8, triplets_per_epoch=512,
-                                           batch_size=128, seed=0, progress=False)
+    model, hist = rr.train_joint_embedding(
+        v, t, labels, hidden=32, dim=8, epochs=8, triplets_per_epoch=512, batch_size=128, seed=0, progress=False
+    )
     assert hist[-1] < 0.5 * hist[0]
     scores = rr.centroid_scores(model, v, t, 3 * topic_t)
     assert scores.shape == (Q, N)
@@ -307,7 +309,7 @@ def test_text_relevance_mixture():
     lm_only = rr.text_relevance(["red circle"], docs, idx)
     assert lm_only[0].argmax() == 0 and lm_only[0].min() == 0.0 and lm_only[0].max() == 1.0
     emb = np.eye(4)
-    q = np.array([[0.0, 0.0, 0.0, 1.0]])                    # the embedding prefers document 3
+    q = np.array([[0.0, 0.0, 0.0, 1.0]])  # the embedding prefers document 3
     mixed = rr.text_relevance(["red circle"], docs, idx, query_embeddings=q, doc_embeddings=emb, lm_weight=0.5)
     np.testing.assert_allclose(mixed, 0.5 * lm_only + 0.5 * np.array([[0.0, 0.0, 0.0, 1.0]]))
     with pytest.raises(ValueError, match="lm_weight"):

@@ -1,4 +1,5 @@
 """xmr_lib.train.distill: the losses of thesis chapter 5 on hand-computed cases."""
+
 import math
 
 import pytest
@@ -23,13 +24,15 @@ def unit(*rows):
 
 # ------------------------------------------------------------------------------------------------ Eq. 5.1
 
+
 def test_new_class_cross_entropy_ignores_old_logits():
     logits = torch.tensor([[5.0, 2.0, 3.0]])
     got = distill.new_class_cross_entropy(logits, torch.tensor([2]), n_old=1)
-    assert got.item() == pytest.approx(math.log(1 + math.exp(-1)))          # softmax over (2, 3) only
+    assert got.item() == pytest.approx(math.log(1 + math.exp(-1)))  # softmax over (2, 3) only
     # n_old = 0 is the plain cross-entropy
     assert distill.new_class_cross_entropy(logits, torch.tensor([0])).item() == pytest.approx(
-        F.cross_entropy(logits, torch.tensor([0])).item())
+        F.cross_entropy(logits, torch.tensor([0])).item()
+    )
 
 
 def test_new_class_cross_entropy_rejects_old_labels():
@@ -42,6 +45,7 @@ def test_new_class_cross_entropy_rejects_old_labels():
 
 
 # ------------------------------------------------------------------------------------------------ Eq. 5.2
+
 
 def test_semantic_triplet_loss_hand_computed():
     # class 0: a=(1,0), b=(0,1); class 1: c=(.6,.8), d=(.8,-.6). Every anchor's positive has S = 0 and its
@@ -72,7 +76,7 @@ def test_semantic_triplet_loss_zero_when_separated_and_no_valid_anchor():
     y = torch.tensor([0, 0, 1, 1])
     assert distill.semantic_triplet_loss(r, y, margin=0.5).item() == 0.0
     x = unit([1, 0], [0, 1]).requires_grad_()
-    out = distill.semantic_triplet_loss(x, torch.tensor([0, 1]))       # no positives: 0 but differentiable
+    out = distill.semantic_triplet_loss(x, torch.tensor([0, 1]))  # no positives: 0 but differentiable
     out.backward()
     assert out.item() == 0.0 and x.grad is not None
 
@@ -95,9 +99,10 @@ def test_semantic_preserving_loss_is_sum():
 
 # ------------------------------------------------------------------------------------------------ Eq. 5.3
 
+
 def test_distillation_loss_hand_computed():
-    teacher = torch.tensor([[1.0, 1.0]])                   # p = (.5, .5)
-    student = torch.tensor([[0.0, math.log(3.0), 7.0]])    # first two logits: p' = (.25, .75) at T = 1; third ignored
+    teacher = torch.tensor([[1.0, 1.0]])  # p = (.5, .5)
+    student = torch.tensor([[0.0, math.log(3.0), 7.0]])  # first two logits: p' = (.25, .75) at T = 1; third ignored
     got = distill.distillation_loss(student, teacher, temperature=1.0)
     assert got.item() == pytest.approx(-(0.5 * math.log(0.25) + 0.5 * math.log(0.75)))
     kl = distill.distillation_loss(student, teacher, temperature=1.0, form="kl")
@@ -106,7 +111,8 @@ def test_distillation_loss_hand_computed():
     p2 = torch.softmax(torch.tensor([0.0, math.log(3.0) / 2]), 0)
     assert distill.distillation_loss(student, teacher).item() == pytest.approx(-(0.5 * p2.log()).sum().item(), abs=1e-6)
     assert distill.distillation_loss(student, teacher, t_squared=True).item() == pytest.approx(
-        4 * distill.distillation_loss(student, teacher).item())
+        4 * distill.distillation_loss(student, teacher).item()
+    )
 
 
 def test_distillation_kl_is_zero_when_student_equals_teacher_and_gradient_only_to_student():
@@ -129,6 +135,7 @@ def test_distillation_loss_validation():
 
 # ------------------------------------------------------------------------------------------------ Eq. 5.4-5.5
 
+
 def test_gaussian_kernel_hand_computed():
     k = distill.gaussian_kernel(torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]), sigmas=[1.0, 2.0])
     assert k[0, 0].item() == pytest.approx(math.exp(-0.5) + math.exp(-1 / 8))
@@ -148,7 +155,7 @@ def test_mmd_zero_for_same_set_in_any_order_with_finite_gradient():
     s = t[torch.randperm(16, generator=g)].clone().requires_grad_()
     loss = distill.mmd_loss(t, s)
     loss.backward()
-    assert loss.item() == pytest.approx(1e-6, abs=2e-6)                 # sqrt of the eps floor
+    assert loss.item() == pytest.approx(1e-6, abs=2e-6)  # sqrt of the eps floor
     assert torch.isfinite(s.grad).all()
 
 
@@ -207,13 +214,14 @@ def test_kd_mmd_loss_is_weighted_sum():
 
 # ------------------------------------------------------------------------------------------------ baselines
 
+
 def test_l2_feature_loss_hand_computed():
     s = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
     t = torch.zeros(2, 2)
-    assert distill.l2_feature_loss(s, t).item() == pytest.approx(2.5)             # (5 + 0) / 2
+    assert distill.l2_feature_loss(s, t).item() == pytest.approx(2.5)  # (5 + 0) / 2
     assert distill.l2_feature_loss(s, t, squared=True).item() == pytest.approx(12.5)
     x = torch.zeros(2, 2, requires_grad=True)
-    distill.l2_feature_loss(x, torch.zeros(2, 2)).backward()                     # zero distance: finite gradient
+    distill.l2_feature_loss(x, torch.zeros(2, 2)).backward()  # zero distance: finite gradient
     assert torch.isfinite(x.grad).all()
     with pytest.raises(ValueError, match="student, teacher"):
         distill.l2_feature_loss(torch.zeros(2, 2), torch.zeros(3, 2))
@@ -230,4 +238,4 @@ def test_correlation_distillation_loss():
     want = (p_t * (p_t.log() - log_p_s)).sum() * T * T / 6
     assert distill.correlation_distillation_loss(s, f).item() == pytest.approx(want.item(), rel=1e-5)
     swapped = distill.correlation_distillation_loss(f, s, direction="code")
-    assert swapped.item() == pytest.approx(want.item(), rel=1e-5)           # code direction = swapped arguments
+    assert swapped.item() == pytest.approx(want.item(), rel=1e-5)  # code direction = swapped arguments

@@ -1,4 +1,5 @@
 """Data-parallel fine-tuning: two CPU ranks (gloo) give the one-process loss curve for the same global batch."""
+
 import json
 import os
 import subprocess
@@ -21,15 +22,33 @@ def test_single_process_context_is_a_no_op():
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    args = ["--epochs", "3", "--batch-tuples", "5", "--queries", "13"]   # 13 tuples: a short last batch of 3
-    subprocess.run([sys.executable, "-m", "xmr_lib.train.finetune_job", "--out", str(tmp_path / "one"), *args],
-                   check=True, env=env, timeout=600)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    "-m", "xmr_lib.train.finetune_job", "--out", str(tmp_path / "two"), *args],
-                   check=True, env=env, timeout=600)
+    args = ["--epochs", "3", "--batch-tuples", "5", "--queries", "13"]  # 13 tuples: a short last batch of 3
+    subprocess.run(
+        [sys.executable, "-m", "xmr_lib.train.finetune_job", "--out", str(tmp_path / "one"), *args],
+        check=True,
+        env=env,
+        timeout=600,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "xmr_lib.train.finetune_job",
+            "--out",
+            str(tmp_path / "two"),
+            *args,
+        ],
+        check=True,
+        env=env,
+        timeout=600,
+    )
     one = json.loads((tmp_path / "one" / "history.json").read_text())
     two = json.loads((tmp_path / "two" / "history.json").read_text())
     assert one["world"] == 1 and two["world"] == 2
-    assert len(one["loss"]) == 3 and one["loss"][-1] < one["loss"][0]          # it learns
+    assert len(one["loss"]) == 3 and one["loss"][-1] < one["loss"][0]  # it learns
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(two["p"], one["p"], rtol=0, atol=1e-5)

@@ -1,4 +1,5 @@
 """BatchNorm-statistics inversion (thesis §7.4.2, Eqs. 7.4-7.5): hand-made values, decreasing losses, real effect."""
+
 import numpy as np
 import pytest
 import torch
@@ -26,11 +27,11 @@ def test_bn_loss_is_zero_for_matching_batch_and_hand_value_otherwise():
         model(x)
         loss = inv.bn_matching_loss(bn.means, bn.variances, bn.running_means, bn.running_variances)
         assert loss.item() == pytest.approx(0.0, abs=1e-9)
-        model(x + 1.0)                     # every channel mean off by 1, variances unchanged: 3 · 1² = 3
+        model(x + 1.0)  # every channel mean off by 1, variances unchanged: 3 · 1² = 3
         loss = inv.bn_matching_loss(bn.means, bn.variances, bn.running_means, bn.running_variances)
         assert loss.item() == pytest.approx(3.0, rel=1e-5)
         m = x.mean((0, 2, 3), keepdim=True)
-        model(2.0 * (x - m) + m)           # means kept, variances ×4: Σ_c (3 σ_c²)²
+        model(2.0 * (x - m) + m)  # means kept, variances ×4: Σ_c (3 σ_c²)²
         v = x.var((0, 2, 3), unbiased=False)
         loss = inv.bn_matching_loss(bn.means, bn.variances, bn.running_means, bn.running_variances)
         assert loss.item() == pytest.approx(float(((3 * v) ** 2).sum()), rel=1e-4)
@@ -53,7 +54,7 @@ def test_clustering_loss_hand_values():
     y = torch.tensor([0, 0, 1, 1])
     far = torch.tensor([[0.0, 0.0], [0.0, 0.2], [5.0, 0.0], [5.0, 0.2]])
     assert inv.clustering_loss(far, y, margin=1.0).item() == 0.0
-    collapsed = torch.zeros(4, 2)                      # radius 0, nearest other cluster at 0: Δ per cluster
+    collapsed = torch.zeros(4, 2)  # radius 0, nearest other cluster at 0: Δ per cluster
     assert inv.clustering_loss(collapsed, y, margin=1.0).item() == pytest.approx(2.0)
     # cluster 0: mean (0, 0.1), radius 0.1, nearest other 5.0010; cluster 1 the same → max(0, 3 + 0.1 − 5.001) = 0
     assert inv.clustering_loss(far, y, margin=3.0).item() == 0.0
@@ -70,9 +71,17 @@ def _digits_classifier():
     x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]
     y = torch.tensor(d.target)
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    )
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
     for _ in range(150):
@@ -93,8 +102,20 @@ def digits_net():
 
 def test_inversion_lowers_bn_loss_and_keeps_the_model(digits_net):
     before = {k: v.clone() for k, v in digits_net.state_dict().items()}
-    r = inv.invert_bn(digits_net, 20, (1, 8, 8), steps=60, lr=0.05, lambda_bn=1.0, lambda_cluster=0.0,
-                      normalize=((0.3,), (0.4,)), n_clusters=4, log_every=10, snapshot_every=20, progress=False)
+    r = inv.invert_bn(
+        digits_net,
+        20,
+        (1, 8, 8),
+        steps=60,
+        lr=0.05,
+        lambda_bn=1.0,
+        lambda_cluster=0.0,
+        normalize=((0.3,), (0.4,)),
+        n_clusters=4,
+        log_every=10,
+        snapshot_every=20,
+        progress=False,
+    )
     _, bn = r.curve("bn")
     assert bn[-1] < 0.5 * bn[0], bn
     assert r.images.shape == (20, 1, 8, 8) and float(r.images.min()) >= 0 and float(r.images.max()) <= 1
@@ -102,28 +123,48 @@ def test_inversion_lowers_bn_loss_and_keeps_the_model(digits_net):
     assert [s for s, _ in r.snapshots] == [0, 20, 40, 60] and r.images_per_second > 0
     assert r.layer_gaps["mean"].shape == (len(r.layer_steps), 2)
     assert len(r.stats["mean"]) == 2 and r.stats["mean"][0].shape == (8,)
-    for k, v in digits_net.state_dict().items():          # the teacher is not changed (BN stats included)
+    for k, v in digits_net.state_dict().items():  # the teacher is not changed (BN stats included)
         assert torch.equal(v, before[k]), k
     assert not any(m._forward_hooks for m in digits_net.modules())
 
 
 def test_generated_images_carry_their_target_class(digits_net):
     targets = torch.arange(10).repeat(2)
-    r = inv.invert_bn(digits_net, 20, (1, 8, 8), labels=targets, steps=60, lr=0.1, lambda_bn=0.1,
-                      lambda_cluster=0.0, lambda_ce=1.0, lambda_tv=0.01, normalize=((0.3,), (0.4,)), seed=1,
-                      progress=False)
+    r = inv.invert_bn(
+        digits_net,
+        20,
+        (1, 8, 8),
+        labels=targets,
+        steps=60,
+        lr=0.1,
+        lambda_bn=0.1,
+        lambda_cluster=0.0,
+        lambda_ce=1.0,
+        lambda_tv=0.01,
+        normalize=((0.3,), (0.4,)),
+        seed=1,
+        progress=False,
+    )
     with torch.no_grad():
         pred = digits_net((r.images - 0.3) / 0.4).argmax(1)
         noise = digits_net((torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0)) - 0.3) / 0.4).argmax(1)
     acc, acc_noise = (pred == targets).float().mean().item(), (noise == targets).float().mean().item()
-    assert acc >= 0.5, acc                                     # chance is 0.1
+    assert acc >= 0.5, acc  # chance is 0.1
     assert acc > acc_noise + 0.3, (acc, acc_noise)
 
 
 def test_clustering_term_separates_generated_clusters(digits_net):
-    feats = lambda out: out                                    # logits as the embedding  # noqa: E731
-    kw = dict(steps=40, lr=0.05, lambda_bn=0.1, n_clusters=4, normalize=((0.3,), (0.4,)), progress=False,
-              features_fn=feats, log_every=40)
+    feats = lambda out: out  # logits as the embedding  # noqa: E731
+    kw = dict(
+        steps=40,
+        lr=0.05,
+        lambda_bn=0.1,
+        n_clusters=4,
+        normalize=((0.3,), (0.4,)),
+        progress=False,
+        features_fn=feats,
+        log_every=40,
+    )
     r = inv.invert_bn(digits_net, 16, (1, 8, 8), lambda_cluster=1.0, **kw)
     _, cl = r.curve("cluster")
     assert cl[-1] < cl[0], cl
@@ -143,8 +184,20 @@ def test_invert_bn_validates_arguments(digits_net):
 def test_generation_lowers_its_whole_objective(digits_net):
     """Algorithm 2, lines 12-16: the generation lowers L_g = L_BN + L_cluster (Eqs. 7.4-7.5) from the noise start
     (was the notebook claim 07.generation_lowers_its_loss, a check of our implementation)."""
-    r = inv.invert_bn(digits_net, 16, (1, 8, 8), steps=40, lr=0.05, lambda_bn=0.1, lambda_cluster=0.1, n_clusters=4,
-                      normalize=((0.3,), (0.4,)), log_every=10, progress=False, seed=3)
+    r = inv.invert_bn(
+        digits_net,
+        16,
+        (1, 8, 8),
+        steps=40,
+        lr=0.05,
+        lambda_bn=0.1,
+        lambda_cluster=0.1,
+        n_clusters=4,
+        normalize=((0.3,), (0.4,)),
+        log_every=10,
+        progress=False,
+        seed=3,
+    )
     _, total = r.curve("total")
     _, bn = r.curve("bn")
     _, cl = r.curve("cluster")

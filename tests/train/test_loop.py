@@ -1,5 +1,6 @@
 """The one training loop: hooks in order, step / epoch modes, early stop, AMP off the GPU, and checkpoints whose
 resume is bit-identical to the uninterrupted fit (every RNG state and the global step travel with them)."""
+
 import json
 import random
 import subprocess
@@ -23,13 +24,14 @@ class ToyTask(loop.Task):
 
     def __init__(self, init_seed=0, batch=8, n=40, stream=False):
         torch.manual_seed(init_seed)
-        self.net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Dropout(0.3),
-                                       torch.nn.Linear(16, 1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1)
+        )
         g = torch.Generator().manual_seed(123)
         self.x, self.y = torch.randn(n, 6, generator=g), torch.randn(n, 1, generator=g)
         self.gen = torch.Generator().manual_seed(7)
         self.batch, self.n, self.stream = batch, n, stream
-        self.order, self.pos = None, n            # the stream's position (step mode): part of the state
+        self.order, self.pos = None, n  # the stream's position (step mode): part of the state
         self.losses = []
 
     def on_fit_start(self, trainer):
@@ -40,13 +42,13 @@ class ToyTask(loop.Task):
         if not self.stream:
             order = torch.randperm(self.n, generator=self.gen)
             for b in range(0, self.n, self.batch):
-                yield order[b:b + self.batch]
+                yield order[b : b + self.batch]
             return
         while True:
             if self.pos + self.batch > self.n:
                 self.order, self.pos = torch.randperm(self.n, generator=self.gen), 0
             self.pos += self.batch
-            yield self.order[self.pos - self.batch:self.pos]
+            yield self.order[self.pos - self.batch : self.pos]
 
     def training_step(self, trainer, idx):
         noise = torch.from_numpy(np.random.normal(0, 0.1, (len(idx), 6)).astype(np.float32)) * random.random()
@@ -65,8 +67,13 @@ class ToyTask(loop.Task):
         return {"batches": self.gen}
 
     def state_dict(self):
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "losses": list(self.losses),
-                "order": self.order, "pos": self.pos}
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "losses": list(self.losses),
+            "order": self.order,
+            "pos": self.pos,
+        }
 
     def load_state_dict(self, st):
         self.net.load_state_dict(st["net"])
@@ -93,16 +100,16 @@ def test_resume_is_bit_identical(tmp_path, stream):
     half = dict(max_steps=5) if stream else dict(max_epochs=2)
     _scramble()
     straight = loop.Trainer(device="cpu", progress=False, **kw).fit(ToyTask(stream=stream))
-    after_straight = (torch.rand(1).item(), np.random.rand(), random.random())   # where the global streams ended
+    after_straight = (torch.rand(1).item(), np.random.rand(), random.random())  # where the global streams ended
 
     ck = Checkpoint("toy", root=tmp_path)
     _scramble()
     loop.Trainer(device="cpu", progress=False, checkpoint=ck, **half).fit(ToyTask(stream=stream))
     _scramble()
     resumed_tr = loop.Trainer(device="cpu", progress=False, checkpoint=ck, **kw)
-    resumed = resumed_tr.fit(ToyTask(init_seed=5, stream=stream))       # other weights: all must come from disk
+    resumed = resumed_tr.fit(ToyTask(init_seed=5, stream=stream))  # other weights: all must come from disk
     assert resumed_tr.resumed_from == ("step_5" if stream else "epoch_1")
-    steps = 10 if stream else 4 * 5                                    # 40 items, batches of 8
+    steps = 10 if stream else 4 * 5  # 40 items, batches of 8
     assert resumed_tr.global_step == steps and len(resumed.losses) == steps
     _same(straight, resumed)
     assert (torch.rand(1).item(), np.random.rand(), random.random()) == after_straight
@@ -126,8 +133,7 @@ def test_resume_in_a_new_process_is_bit_identical(tmp_path):
     _scramble()
     straight = loop.Trainer(max_epochs=4, device="cpu", progress=False).fit(ToyTask())
     _scramble()
-    loop.Trainer(max_epochs=2, device="cpu", progress=False, checkpoint=Checkpoint("toy", root=tmp_path)
-                 ).fit(ToyTask())
+    loop.Trainer(max_epochs=2, device="cpu", progress=False, checkpoint=Checkpoint("toy", root=tmp_path)).fit(ToyTask())
     out = tmp_path / "child.json"
     code = _CHILD.format(tests=str(Path(__file__).parent), root=str(tmp_path), out=str(out))
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -151,13 +157,22 @@ class Recorder(loop.Hook):
 
 def test_hooks_run_in_order_after_the_task():
     seen = []
-    task = loop.Task(batches=lambda tr, e: iter([0, 1]), training_step=lambda tr, b: None,
-                     on_step_end=lambda tr, b, out: seen.append(("task", tr.global_step)))
+    task = loop.Task(
+        batches=lambda tr, e: iter([0, 1]),
+        training_step=lambda tr, b: None,
+        on_step_end=lambda tr, b, out: seen.append(("task", tr.global_step)),
+    )
     rec = Recorder()
     loop.Trainer(max_epochs=2, device="cpu", progress=False, hooks=[rec]).fit(task)
     names = [c[0] for c in rec.calls]
-    assert names == ["on_fit_start"] + ["on_epoch_start", "on_step_start", "on_step_end", "on_step_start",
-                                        "on_step_end", "on_epoch_end"] * 2 + ["on_fit_end"]
+    assert names == ["on_fit_start"] + [
+        "on_epoch_start",
+        "on_step_start",
+        "on_step_end",
+        "on_step_start",
+        "on_step_end",
+        "on_epoch_end",
+    ] * 2 + ["on_fit_end"]
     assert ("on_step_end", 0, 1) in rec.calls and ("on_epoch_end", 1, 4) in rec.calls
     assert seen == [("task", 1), ("task", 2), ("task", 3), ("task", 4)]
 
@@ -183,38 +198,38 @@ def test_early_stopping_stops_and_its_state_resumes(tmp_path):
     es = loop.EarlyStopping("loss", patience=2)
     tr = loop.Trainer(max_epochs=7, device="cpu", progress=False, hooks=[es])
     tr.fit(make())
-    assert tr.should_stop and tr.epoch == 3 and es.best == 4.0 and es.bad == 2   # 4.5 and 4.2 do not beat 4.0
+    assert tr.should_stop and tr.epoch == 3 and es.best == 4.0 and es.bad == 2  # 4.5 and 4.2 do not beat 4.0
     with pytest.raises(ValueError, match="mode"):
         loop.EarlyStopping(mode="up")
 
     values = iter([5.0, 4.0, 4.5, 4.2])
     ck = Checkpoint("es", root=tmp_path)
-    loop.Trainer(max_epochs=3, device="cpu", progress=False, checkpoint=ck, hooks=[loop.EarlyStopping(patience=2)]
-                 ).fit(make())
+    loop.Trainer(max_epochs=3, device="cpu", progress=False, checkpoint=ck, hooks=[loop.EarlyStopping(patience=2)]).fit(
+        make()
+    )
     es2 = loop.EarlyStopping(patience=2)
     tr2 = loop.Trainer(max_epochs=7, device="cpu", progress=False, checkpoint=ck, hooks=[es2])
     tr2.fit(make())
-    assert (es2.best, es2.bad, tr2.epoch, tr2.should_stop) == (4.0, 2, 3, True)   # epoch 3 only: then it stops
+    assert (es2.best, es2.bad, tr2.epoch, tr2.should_stop) == (4.0, 2, 3, True)  # epoch 3 only: then it stops
 
 
 def test_device_amp_and_validation():
     tr = loop.Trainer(max_epochs=1, device="auto", amp=True, progress=False)
     assert tr.device.type == ("cuda" if torch.cuda.is_available() else tr.device.type)
-    assert tr.amp == (tr.device.type == "cuda")              # AMP only on CUDA
+    assert tr.amp == (tr.device.type == "cuda")  # AMP only on CUDA
     assert loop.Trainer(max_epochs=1, device="cpu", amp=True).amp is False
     with pytest.raises(ValueError, match="max_epochs, max_steps"):
         loop.Trainer()
     with pytest.raises(ValueError, match="unknown hook"):
         loop.Task(training_stp=lambda tr, b: None)
-    no_opt = loop.Task(batches=lambda tr, e: iter([0]),
-                       training_step=lambda tr, b: torch.zeros((), requires_grad=True))
+    no_opt = loop.Task(batches=lambda tr, e: iter([0]), training_step=lambda tr, b: torch.zeros((), requires_grad=True))
     with pytest.raises(ValueError, match="no optimiser"):
         loop.Trainer(max_epochs=1, device="cpu", progress=False).fit(no_opt)
 
 
 def test_a_foreign_checkpoint_is_ignored(tmp_path):
     ck = Checkpoint("foreign", root=tmp_path)
-    ck.save("epoch_0", {"net": {}})                          # not written by the loop
+    ck.save("epoch_0", {"net": {}})  # not written by the loop
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         tr = loop.Trainer(max_epochs=1, device="cpu", progress=False, checkpoint=ck)
@@ -244,7 +259,7 @@ def test_an_unreadable_last_checkpoint_falls_back_to_the_one_before(tmp_path):
     ck = Checkpoint("broken", root=tmp_path)
     _scramble()
     loop.Trainer(max_epochs=2, device="cpu", progress=False, checkpoint=ck).fit(ToyTask())
-    ck.path("epoch_1").write_bytes(b"half a file")            # the machine died while writing it
+    ck.path("epoch_1").write_bytes(b"half a file")  # the machine died while writing it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tr = loop.Trainer(max_epochs=3, device="cpu", progress=False, checkpoint=ck)

@@ -4,6 +4,7 @@ holding the notebook's PROFILES, CLAIMS, NOT_CLAIMED, KNOBS, EXERCISES and fallb
 No chapter imports another; what two chapters share lives in a lower layer (``core``, ``data``, ``encoders``,
 ``retrieval``, ``train``). ``CONFIGS`` maps a notebook number to its config module, in notebook order.
 """
+
 from __future__ import annotations
 
 from types import ModuleType
@@ -19,8 +20,18 @@ from xmr_lib.chapters.ch08 import config as ch08
 from xmr_lib.chapters.ch09 import config as ch09
 from xmr_lib.chapters.ch10 import config as ch10
 
-CONFIGS: dict[str, ModuleType] = {"00": ch00, "02": ch02, "03": ch03, "04": ch04, "05": ch05, "06": ch06,
-                                  "07": ch07, "08": ch08, "09": ch09, "10": ch10}
+CONFIGS: dict[str, ModuleType] = {
+    "00": ch00,
+    "02": ch02,
+    "03": ch03,
+    "04": ch04,
+    "05": ch05,
+    "06": ch06,
+    "07": ch07,
+    "08": ch08,
+    "09": ch09,
+    "10": ch10,
+}
 
 
 def config(chapter: str) -> ModuleType:

@@ -15,6 +15,7 @@ Entries live in ``$XMR_CACHE_DIR/features`` (default ``~/.cache/xmr/features``):
 arrays as ``.npz``, each with a readable ``.json`` sidecar of its key. Writes are atomic (temporary file + rename),
 so an interrupted run never leaves a half-written entry; an unreadable entry is reported, deleted and recomputed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -99,8 +100,15 @@ def _save(path: Path, value: Any) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def cached(key: dict, compute: Callable[[], Any], root: str | os.PathLike | None = None,
-           refresh: bool = False, *, version: str | int = 1, producer: str | None = None) -> Any:
+def cached(
+    key: dict,
+    compute: Callable[[], Any],
+    root: str | os.PathLike | None = None,
+    refresh: bool = False,
+    *,
+    version: str | int = 1,
+    producer: str | None = None,
+) -> Any:
     """Return the cached value for ``key`` made by ``compute``, computing and storing it on a miss.
 
     Args:

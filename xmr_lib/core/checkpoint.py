@@ -1,4 +1,5 @@
 """Atomic, resumable checkpoints: one file per named step under the run folder."""
+
 from __future__ import annotations
 
 import os

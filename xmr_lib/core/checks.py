@@ -16,6 +16,7 @@ stay private to their module.
 :func:`check_positive`     a finite number > 0
 =========================  ==========================================================================================
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,16 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_2d", "check_matrix", "check_same_shape", "check_int_labels", "check_class_ids", "check_int",
-           "check_choice", "check_positive"]
+__all__ = [
+    "check_2d",
+    "check_matrix",
+    "check_same_shape",
+    "check_int_labels",
+    "check_class_ids",
+    "check_int",
+    "check_choice",
+    "check_positive",
+]
 
 
 def _is_tensor(x: Any) -> bool:
@@ -53,8 +62,9 @@ def check_2d(x: Any, name: str, cols: int | None = None) -> torch.Tensor:
     return x
 
 
-def check_matrix(x: Any, name: str, rows: int | None = None, cols: int | None = None, dtype: Any = None,
-                 finite: bool = False) -> np.ndarray:
+def check_matrix(
+    x: Any, name: str, rows: int | None = None, cols: int | None = None, dtype: Any = None, finite: bool = False
+) -> np.ndarray:
     """``x`` read as a 2-D numeric NumPy array ``(rows, cols)`` (each checked when given).
 
     Args:
@@ -104,8 +114,9 @@ def check_int_labels(labels: Any, name: str = "labels", n: int | None = None) ->
     return labels
 
 
-def check_class_ids(labels: Any, name: str = "labels", n: int | None = None, n_classes: int | None = None
-                    ) -> np.ndarray:
+def check_class_ids(
+    labels: Any, name: str = "labels", n: int | None = None, n_classes: int | None = None
+) -> np.ndarray:
     """``labels`` read as ``(n,)`` int64 class ids in ``[0, n_classes)``; integral floats (``3.0``) are accepted.
 
     Args:

@@ -29,6 +29,7 @@ non-numeric value decides "does not hold", with the reason); ``not run`` — the
 profile, did not record a needed metric (e.g. the ``data/real`` marker of :func:`real_data_only`), or recorded too
 few seeds.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,11 +48,13 @@ GAP_FRACTION = 0.25
 MIN_SEEDS = 5
 CONFIDENCE = 0.95
 REAL_DATA = "data/real"
-RULE = (f"An ordering claim is decided from the paired per-seed differences over at least {MIN_SEEDS} seeds: it "
-        f"holds when the {CONFIDENCE:.0%} t-interval of the mean difference lies above 0 and the mean difference "
-        f"reaches {GAP_FRACTION:g} of the paper's gap (0 for a sign-only claim; the stated margin for a sanity or "
-        "finding claim). A threshold holds when every seed meets it; a paper target compares the mean over seeds. "
-        "NaN, infinite, empty or non-numeric values never hold.")
+RULE = (
+    f"An ordering claim is decided from the paired per-seed differences over at least {MIN_SEEDS} seeds: it "
+    f"holds when the {CONFIDENCE:.0%} t-interval of the mean difference lies above 0 and the mean difference "
+    f"reaches {GAP_FRACTION:g} of the paper's gap (0 for a sign-only claim; the stated margin for a sanity or "
+    "finding claim). A threshold holds when every seed meets it; a paper target compares the mean over seeds. "
+    "NaN, infinite, empty or non-numeric values never hold."
+)
 
 
 class Undecided(Exception):
@@ -150,8 +153,9 @@ def mean_interval(xs: Sequence[float]) -> tuple[float, float, float, float]:
     return m, sd, m - half, m + half
 
 
-def paired_gap(a: Sequence[float], b: Sequence[float], required: float = 0.0, *,
-               min_seeds: int = MIN_SEEDS) -> tuple[bool, str]:
+def paired_gap(
+    a: Sequence[float], b: Sequence[float], required: float = 0.0, *, min_seeds: int = MIN_SEEDS
+) -> tuple[bool, str]:
     """The one ordering rule: does ``a`` beat ``b`` by at least ``required``, seed by seed?
 
     Args:
@@ -175,8 +179,10 @@ def paired_gap(a: Sequence[float], b: Sequence[float], required: float = 0.0, *,
         raise Undecided(f"needs ≥ {min_seeds} seeds to decide an ordering; {n} recorded")
     mean, sd, lo, hi = mean_interval(np.asarray(a) - np.asarray(b))
     ok = lo > 0 and mean >= required
-    text = (f"{np.mean(a):.4g} vs {np.mean(b):.4g}: gap {mean:+.4g} ± {sd:.2g} "
-            f"(95% CI {lo:+.3g}…{hi:+.3g}, n={n}; needs ≥ {required:+.3g})")
+    text = (
+        f"{np.mean(a):.4g} vs {np.mean(b):.4g}: gap {mean:+.4g} ± {sd:.2g} "
+        f"(95% CI {lo:+.3g}…{hi:+.3g}, n={n}; needs ≥ {required:+.3g})"
+    )
     return ok, text
 
 
@@ -190,9 +196,22 @@ def _check_id(id: str) -> None:
 # constructors
 
 
-def greater(id: str, statement: str, a: str, b: str, *, kind: str = PAPER, paper_gap: float | None = None,
-            sign_only: bool = False, min_gap: float = 0.0, margin: float | None = None, paper: str = "",
-            source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
+def greater(
+    id: str,
+    statement: str,
+    a: str,
+    b: str,
+    *,
+    kind: str = PAPER,
+    paper_gap: float | None = None,
+    sign_only: bool = False,
+    min_gap: float = 0.0,
+    margin: float | None = None,
+    paper: str = "",
+    source: str = "",
+    note: str = "",
+    profiles: Sequence[str] = ("default",),
+) -> Claim:
     """Ordering claim ``a > b``, decided by :func:`paired_gap` over the per-seed values.
 
     A :data:`PAPER` claim states ``paper_gap`` (the paper's ``a − b``, in the units we record) and then needs a
@@ -204,8 +223,10 @@ def greater(id: str, statement: str, a: str, b: str, *, kind: str = PAPER, paper
     if margin is not None:
         min_gap = margin
     if paper_gap is not None and not paper_gap > 0:
-        raise ValueError(f"paper_gap: the paper's gap a − b must be > 0 (swap a and b for 'less than'); "
-                         f"got {paper_gap!r} in claim {id}")
+        raise ValueError(
+            f"paper_gap: the paper's gap a − b must be > 0 (swap a and b for 'less than'); "
+            f"got {paper_gap!r} in claim {id}"
+        )
     if paper_gap is not None and sign_only:
         raise ValueError(f"claim {id}: give paper_gap or sign_only=True, not both")
     if kind == PAPER:
@@ -217,14 +238,39 @@ def greater(id: str, statement: str, a: str, b: str, *, kind: str = PAPER, paper
         return paired_gap(as_values(v[a], a), as_values(v[b], b), required)
 
     step = max(required, 0.01) * 2
-    examples = ({a: [0.5 + step + 0.001 * i for i in range(MIN_SEEDS)], b: [0.5] * MIN_SEEDS},
-                {a: [0.5 + 0.001 * i for i in range(MIN_SEEDS)], b: [0.5 + 0.001 * i for i in range(MIN_SEEDS)]})
-    return Claim(id, statement, paper, source, (a, b), decide, tuple(profiles), kind, note, examples,
-                 paper_gap=paper_gap, sign_only=sign_only, ordering=True)
+    examples = (
+        {a: [0.5 + step + 0.001 * i for i in range(MIN_SEEDS)], b: [0.5] * MIN_SEEDS},
+        {a: [0.5 + 0.001 * i for i in range(MIN_SEEDS)], b: [0.5 + 0.001 * i for i in range(MIN_SEEDS)]},
+    )
+    return Claim(
+        id,
+        statement,
+        paper,
+        source,
+        (a, b),
+        decide,
+        tuple(profiles),
+        kind,
+        note,
+        examples,
+        paper_gap=paper_gap,
+        sign_only=sign_only,
+        ordering=True,
+    )
 
 
-def at_least(id: str, statement: str, metric: str, threshold: float, *, kind: str = SANITY, paper: str = "",
-             source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
+def at_least(
+    id: str,
+    statement: str,
+    metric: str,
+    threshold: float,
+    *,
+    kind: str = SANITY,
+    paper: str = "",
+    source: str = "",
+    note: str = "",
+    profiles: Sequence[str] = ("default",),
+) -> Claim:
     """Claim ``metric ≥ threshold`` on every seed."""
     _check_id(id)
     check_choice(kind, "kind", KINDS)
@@ -234,12 +280,32 @@ def at_least(id: str, statement: str, metric: str, threshold: float, *, kind: st
         return all(x >= threshold for x in xs), f"{_fmt(xs)} (min {min(xs):.4g}; needs ≥ {threshold:g})"
 
     off = max(abs(threshold) * 0.1, 0.1)
-    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles), kind, note,
-                 ({metric: [threshold + off] * 3}, {metric: [threshold + off, threshold - off, threshold + off]}))
+    return Claim(
+        id,
+        statement,
+        paper,
+        source,
+        (metric,),
+        decide,
+        tuple(profiles),
+        kind,
+        note,
+        ({metric: [threshold + off] * 3}, {metric: [threshold + off, threshold - off, threshold + off]}),
+    )
 
 
-def at_most(id: str, statement: str, metric: str, threshold: float, *, kind: str = SANITY, paper: str = "",
-            source: str = "", note: str = "", profiles: Sequence[str] = ("default",)) -> Claim:
+def at_most(
+    id: str,
+    statement: str,
+    metric: str,
+    threshold: float,
+    *,
+    kind: str = SANITY,
+    paper: str = "",
+    source: str = "",
+    note: str = "",
+    profiles: Sequence[str] = ("default",),
+) -> Claim:
     """Claim ``metric ≤ threshold`` on every seed."""
     _check_id(id)
     check_choice(kind, "kind", KINDS)
@@ -249,12 +315,33 @@ def at_most(id: str, statement: str, metric: str, threshold: float, *, kind: str
         return all(x <= threshold for x in xs), f"{_fmt(xs)} (max {max(xs):.4g}; needs ≤ {threshold:g})"
 
     off = max(abs(threshold) * 0.1, 0.1)
-    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles), kind, note,
-                 ({metric: [threshold - off] * 3}, {metric: [threshold - off, threshold + off, threshold - off]}))
+    return Claim(
+        id,
+        statement,
+        paper,
+        source,
+        (metric,),
+        decide,
+        tuple(profiles),
+        kind,
+        note,
+        ({metric: [threshold - off] * 3}, {metric: [threshold - off, threshold + off, threshold - off]}),
+    )
 
 
-def close_to(id: str, statement: str, metric: str, target: float, tol: float, *, kind: str = PAPER,
-             paper: str = "", source: str = "", note: str = "", profiles: Sequence[str] = ("full",)) -> Claim:
+def close_to(
+    id: str,
+    statement: str,
+    metric: str,
+    target: float,
+    tol: float,
+    *,
+    kind: str = PAPER,
+    paper: str = "",
+    source: str = "",
+    note: str = "",
+    profiles: Sequence[str] = ("full",),
+) -> Claim:
     """Claim ``|mean over seeds of metric − target| ≤ tol`` — reproducing a paper's number."""
     _check_id(id)
     check_choice(kind, "kind", KINDS)
@@ -266,13 +353,33 @@ def close_to(id: str, statement: str, metric: str, target: float, tol: float, *,
         m = float(np.mean(xs))
         return abs(m - target) <= tol, f"{_fmt(xs)} (target {target:g} ± {tol:g})"
 
-    return Claim(id, statement, paper, source, (metric,), decide, tuple(profiles), kind, note,
-                 ({metric: [target]}, {metric: [target + 2 * tol + 1e-3 + abs(target) * 0.1]}))
+    return Claim(
+        id,
+        statement,
+        paper,
+        source,
+        (metric,),
+        decide,
+        tuple(profiles),
+        kind,
+        note,
+        ({metric: [target]}, {metric: [target + 2 * tol + 1e-3 + abs(target) * 0.1]}),
+    )
 
 
-def custom(id: str, statement: str, metrics: Sequence[str], decide: Callable[[dict], tuple[bool, str]], *,
-           examples: tuple[dict, dict] | None = None, kind: str = PAPER, paper: str = "", source: str = "", note: str = "",
-           profiles: Sequence[str] = ("default",)) -> Claim:
+def custom(
+    id: str,
+    statement: str,
+    metrics: Sequence[str],
+    decide: Callable[[dict], tuple[bool, str]],
+    *,
+    examples: tuple[dict, dict] | None = None,
+    kind: str = PAPER,
+    paper: str = "",
+    source: str = "",
+    note: str = "",
+    profiles: Sequence[str] = ("default",),
+) -> Claim:
     """Any other rule: ``decide(values) -> (holds, our value as text)``.
 
     ``examples=(holding, failing)`` are metric values the rule must accept and reject; a test checks both, so no
@@ -280,9 +387,12 @@ def custom(id: str, statement: str, metrics: Sequence[str], decide: Callable[[di
     """
     _check_id(id)
     check_choice(kind, "kind", KINDS)
-    if examples is not None and not (isinstance(examples, tuple) and len(examples) == 2 and all(isinstance(e, dict) for e in examples)):
-        raise ValueError(f"examples: expected (holding_values, failing_values), two dicts; got {examples!r} "
-                         f"in claim {id}")
+    if examples is not None and not (
+        isinstance(examples, tuple) and len(examples) == 2 and all(isinstance(e, dict) for e in examples)
+    ):
+        raise ValueError(
+            f"examples: expected (holding_values, failing_values), two dicts; got {examples!r} in claim {id}"
+        )
 
     def safe(v):
         return decide({k: _checked(x, k) for k, x in v.items()})
@@ -320,19 +430,25 @@ def is_real_data_only(claim: Claim) -> bool:
 # registry
 
 
-
-
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # evaluation
 
 
 def evaluate_claim(claim: Claim, record: dict | None) -> dict[str, Any]:
     """One scorecard row for ``claim`` given a notebook's metrics record (``None`` if the notebook did not run)."""
-    row = {"id": claim.id, "chapter": claim.chapter, "kind": claim.kind, "statement": claim.statement,
-           "paper": claim.paper, "source": claim.source, "note": claim.note, "profiles": list(claim.profiles),
-           "ours": "", "status": NOT_RUN, "why": ""}
+    row = {
+        "id": claim.id,
+        "chapter": claim.chapter,
+        "kind": claim.kind,
+        "statement": claim.statement,
+        "paper": claim.paper,
+        "source": claim.source,
+        "note": claim.note,
+        "profiles": list(claim.profiles),
+        "ours": "",
+        "status": NOT_RUN,
+        "why": "",
+    }
     if not record:
         row["why"] = "notebook not run"
         return row
@@ -370,30 +486,5 @@ def evaluate_claim(claim: Claim, record: dict | None) -> dict[str, Any]:
     return row
 
 
-
-
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # reports
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

@@ -6,6 +6,7 @@ before the parameters are recorded, so the record holds the parameters that ran,
 data was found and ``data/fallback`` = 1 when the embedded set ran instead. A notebook does not rewrite its
 parameters after they were recorded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,15 +19,15 @@ MISSING = (FileNotFoundError, ValueError)
 @dataclass(frozen=True)
 class Fallback:
     """Args:
-        wants_real: ``P → bool``: do these parameters ask for a real dataset read from ``data_root``?
-        probe: ``P → None``: a cheap check (file lists, index files) that raises one of :data:`MISSING`, naming what
-            is absent, when the real dataset is not there.
-        instead: ``(P, error) → dict``: the parameters of the embedded run that replaces it (the default profile's
-            data at the full profile's training settings, sizes clamped to what the embedded set holds).
-        what: one line for the banner: what runs instead (e.g. "the embedded 'shapes' set").
-        fetch: ``P → str``: the command that fetches the real dataset.
-        profiles: profiles in which a missing dataset falls back; elsewhere it is an error naming the fix.
-        is_missing: ``error → bool``: refine :data:`MISSING` (e.g. only ValueErrors about ``data_root``).
+    wants_real: ``P → bool``: do these parameters ask for a real dataset read from ``data_root``?
+    probe: ``P → None``: a cheap check (file lists, index files) that raises one of :data:`MISSING`, naming what
+        is absent, when the real dataset is not there.
+    instead: ``(P, error) → dict``: the parameters of the embedded run that replaces it (the default profile's
+        data at the full profile's training settings, sizes clamped to what the embedded set holds).
+    what: one line for the banner: what runs instead (e.g. "the embedded 'shapes' set").
+    fetch: ``P → str``: the command that fetches the real dataset.
+    profiles: profiles in which a missing dataset falls back; elsewhere it is an error naming the fix.
+    is_missing: ``error → bool``: refine :data:`MISSING` (e.g. only ValueErrors about ``data_root``).
     """
 
     wants_real: Callable[[Any], bool]
@@ -54,10 +55,12 @@ class Fallback:
             asked = {k: p[k] for k in p if k != "settings"}
             p.update(self.instead(p, e))
             changed = ", ".join(f"{k}={p[k]!r}" for k in sorted(p) if k in asked and p[k] != asked[k])
-            banner = (f"!! The real data is not available under data_root={asked.get('data_root')!r}:\n!!   {e}\n"
-                      f"!! Fetch it with `{self.fetch(_Frozen(asked))}` and pass data_root=DIR.\n"
-                      f"!! FALLING BACK to {self.what}: the numbers below are NOT the paper's, and the paper claims "
-                      f"decided on real data will read 'not run'.\n!! Parameters changed: {changed or 'none'}")
+            banner = (
+                f"!! The real data is not available under data_root={asked.get('data_root')!r}:\n!!   {e}\n"
+                f"!! Fetch it with `{self.fetch(_Frozen(asked))}` and pass data_root=DIR.\n"
+                f"!! FALLING BACK to {self.what}: the numbers below are NOT the paper's, and the paper claims "
+                f"decided on real data will read 'not run'.\n!! Parameters changed: {changed or 'none'}"
+            )
             return False, True, banner
         return True, False, ""
 

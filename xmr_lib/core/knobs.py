@@ -14,6 +14,7 @@ list, a string knob a string; ``None`` is accepted where a profile uses it; a nu
 profile must stay non-negative), so ``n_queries="ten"``, ``n_queries=-5`` or ``bits=16.5`` fail at once, naming
 the knob. :func:`check` raises ``ValueError("knob: …")``.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,8 +89,15 @@ class Knob:
             return s + (" (or None)" if self.none_ok else "")
         if self.choices is not None:
             return "one of " + ", ".join(map(repr, self.choices))
-        s = {"int": "an integer", "float": "a number", "bool": "True or False", "str": "a string",
-             "list": "a list", "dict": "a dict", "any": "a value"}[self.kind]
+        s = {
+            "int": "an integer",
+            "float": "a number",
+            "bool": "True or False",
+            "str": "a string",
+            "list": "a list",
+            "dict": "a dict",
+            "any": "a value",
+        }[self.kind]
         if self.lo is not None or self.hi is not None:
             lo = "" if self.lo is None else f"{'>' if self.exclusive_lo else '≥'} {self.lo:g}"
             hi = "" if self.hi is None else f"≤ {self.hi:g}"
@@ -105,8 +113,9 @@ def Int(lo: float | None = None, hi: float | None = None, *, none_ok: bool = Fal
     return Knob("int", lo, hi, none_ok=none_ok)
 
 
-def Float(lo: float | None = None, hi: float | None = None, *, exclusive_lo: bool = False,
-          none_ok: bool = False) -> Knob:
+def Float(
+    lo: float | None = None, hi: float | None = None, *, exclusive_lo: bool = False, none_ok: bool = False
+) -> Knob:
     return Knob("float", lo, hi, exclusive_lo=exclusive_lo, none_ok=none_ok)
 
 

@@ -1,5 +1,6 @@
 """Where things live: the package's shipped assets, the data / cache / weights folders, the checkout and the
 run folder."""
+
 from __future__ import annotations
 
 import os
@@ -55,14 +56,23 @@ _TV = "https://download.pytorch.org/models/"
 
 
 TORCHVISION_WEIGHTS: dict[str, tuple[WeightsSpec, ...]] = {
-    "resnet18": (WeightsSpec("resnet18", "resnet18-f37072fd.pth", _TV + "resnet18-f37072fd.pth",
-                             "ResNet18_Weights.IMAGENET1K_V1"),),
-    "resnet50": (WeightsSpec("resnet50", "resnet50-0676ba61.pth", _TV + "resnet50-0676ba61.pth",
-                             "ResNet50_Weights.IMAGENET1K_V1"),
-                 WeightsSpec("resnet50", "resnet50-11ad3fa6.pth", _TV + "resnet50-11ad3fa6.pth",
-                             "ResNet50_Weights.IMAGENET1K_V2 (trained at 176 px, evaluated with resize 232)")),
-    "vgg16": (WeightsSpec("vgg16", "vgg16-397923af.pth", _TV + "vgg16-397923af.pth",
-                          "VGG16_Weights.IMAGENET1K_V1"),),
+    "resnet18": (
+        WeightsSpec(
+            "resnet18", "resnet18-f37072fd.pth", _TV + "resnet18-f37072fd.pth", "ResNet18_Weights.IMAGENET1K_V1"
+        ),
+    ),
+    "resnet50": (
+        WeightsSpec(
+            "resnet50", "resnet50-0676ba61.pth", _TV + "resnet50-0676ba61.pth", "ResNet50_Weights.IMAGENET1K_V1"
+        ),
+        WeightsSpec(
+            "resnet50",
+            "resnet50-11ad3fa6.pth",
+            _TV + "resnet50-11ad3fa6.pth",
+            "ResNet50_Weights.IMAGENET1K_V2 (trained at 176 px, evaluated with resize 232)",
+        ),
+    ),
+    "vgg16": (WeightsSpec("vgg16", "vgg16-397923af.pth", _TV + "vgg16-397923af.pth", "VGG16_Weights.IMAGENET1K_V1"),),
 }
 
 
@@ -71,11 +81,13 @@ def missing_weights_message(name: str) -> str:
     specs = TORCHVISION_WEIGHTS.get(name, ())
     dirs = "\n".join(f"    {d}" for d in weights_dirs())
     files = "\n".join(f"    {s.filename}  ({s.note})\n      fetch by hand: {s.url}" for s in specs)
-    return (f"no pretrained weights for {name!r} on this machine, and xmr never downloads them.\n"
-            f"  Put one of these files\n{files}\n"
-            f"  into one of these folders (set XMR_WEIGHTS_DIR to add your own):\n{dirs}\n"
-            f"  or pass weights='/path/to/file.pth' (with sha256='...' to check it), "
-            f"or pretrained=False for random weights.")
+    return (
+        f"no pretrained weights for {name!r} on this machine, and xmr never downloads them.\n"
+        f"  Put one of these files\n{files}\n"
+        f"  into one of these folders (set XMR_WEIGHTS_DIR to add your own):\n{dirs}\n"
+        f"  or pass weights='/path/to/file.pth' (with sha256='...' to check it), "
+        f"or pretrained=False for random weights."
+    )
 
 
 def find_weights(name: str, weights: str | os.PathLike | None = None) -> Path:
@@ -116,10 +128,15 @@ def _git_commit() -> str | None:
     if root is None or not (root / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (head + ("+dirty" if dirty else "")) or None

@@ -1,4 +1,5 @@
 """Seeding, determinism, device and thread selection: the first call of every notebook."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def resolve_device(device: str = "auto") -> str:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} was requested but torch sees no CUDA device; "
-                             "use device='auto' or 'cpu'")
+            raise ValueError(
+                f"device={device!r} was requested but torch sees no CUDA device; use device='auto' or 'cpu'"
+            )
         return device
     if device in ("cpu", "mps"):
         return device
@@ -70,8 +72,7 @@ def default_threads() -> int:
     return PINNED_THREADS
 
 
-def setup(seed: int = 0, device: str = "auto", deterministic: bool = True,
-          threads: int | None = None) -> Settings:
+def setup(seed: int = 0, device: str = "auto", deterministic: bool = True, threads: int | None = None) -> Settings:
     """Seed python/numpy/torch, set deterministic flags, pick the device and the thread count.
 
     Args:
@@ -104,9 +105,16 @@ def setup(seed: int = 0, device: str = "auto", deterministic: bool = True,
     if n < 1:
         raise ValueError(f"threads must be >= 1; got {threads!r}")
     torch.set_num_threads(n)
-    return Settings(seed=seed, device=dev, threads=n, deterministic=bool(deterministic),
-                    torch_version=torch.__version__, cuda_available=torch.cuda.is_available(),
-                    numpy_version=np.__version__, platform=f"{platform.system()}-{platform.machine()}")
+    return Settings(
+        seed=seed,
+        device=dev,
+        threads=n,
+        deterministic=bool(deterministic),
+        torch_version=torch.__version__,
+        cuda_available=torch.cuda.is_available(),
+        numpy_version=np.__version__,
+        platform=f"{platform.system()}-{platform.machine()}",
+    )
 
 
 def settings_dict(s: Settings) -> dict:

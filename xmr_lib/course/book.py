@@ -5,6 +5,7 @@ the scorecard, each claim linked to the cell of its notebook that recorded the m
 ``NN_name.html`` per executed notebook (nbconvert's lab template, figures embedded). Build it from a complete
 default run to publish the book; CI builds it from the smoke run so that the build keeps working.
 """
+
 from __future__ import annotations
 
 import html
@@ -57,34 +58,52 @@ def build(run_dir: str | Path, out: str | Path | None = None) -> Path:
     rows = scorecard.write_scorecard(run_dir, notebooks=state.get("notebooks"), chapters=list(pages))
     by_id = {c.id: c for c in scorecard.all_claims()}
     e = html.escape
-    parts = [f"<h1>xmr — {e(run_dir.name)}</h1>", f"<p><b>{e(scorecard.headline(rows))}</b></p>",
-             f"<p><i>Rule.</i> {e(claims_mod.RULE)}</p>", "<h2>Notebooks</h2><ul>"]
+    parts = [
+        f"<h1>xmr — {e(run_dir.name)}</h1>",
+        f"<p><b>{e(scorecard.headline(rows))}</b></p>",
+        f"<p><i>Rule.</i> {e(claims_mod.RULE)}</p>",
+        "<h2>Notebooks</h2><ul>",
+    ]
     for stem, nb in pages.values():
-        title = next((c.source.splitlines()[0].lstrip("# ") for c in nb.cells
-                      if c.cell_type == "markdown" and c.source.startswith("#")), stem)
+        title = next(
+            (
+                c.source.splitlines()[0].lstrip("# ")
+                for c in nb.cells
+                if c.cell_type == "markdown" and c.source.startswith("#")
+            ),
+            stem,
+        )
         st = state.get("notebooks", {}).get(stem, {})
-        parts.append(f"<li><a href='{e(stem)}.html'>{e(title)}</a> — {e(str(st.get('profile', '')))} "
-                     f"{e(str(st.get('status', '')))} {e(str(st.get('seconds', '')))} s</li>")
+        parts.append(
+            f"<li><a href='{e(stem)}.html'>{e(title)}</a> — {e(str(st.get('profile', '')))} "
+            f"{e(str(st.get('status', '')))} {e(str(st.get('seconds', '')))} s</li>"
+        )
     parts.append("</ul>")
     colour = scorecard.STATUS_COLOUR
     for kind in claims_mod.KINDS:
         part = [r for r in rows if r["kind"] == kind]
         if not part:
             continue
-        parts.append(f"<h2>{e(kind.title())} claims</h2><table><tr><th>claim</th><th>statement</th><th>source</th>"
-                     "<th>paper</th><th>ours</th><th>status</th></tr>")
+        parts.append(
+            f"<h2>{e(kind.title())} claims</h2><table><tr><th>claim</th><th>statement</th><th>source</th>"
+            "<th>paper</th><th>ours</th><th>status</th></tr>"
+        )
         for r in part:
             stem, nb = pages[r["chapter"]]
             cell = _cell_for(nb, by_id[r["id"]].metrics) if r["id"] in by_id else None
             href = f"{stem}.html" + (f"#cell-id={cell}" if cell else "")
             status = r["status"] + (f" ({r['why']})" if r["why"] else "")
-            parts.append(f"<tr style='background:{colour[r['status']]}'><td><a href='{e(href)}'>{e(r['id'])}</a></td>"
-                         + "".join(f"<td>{e(str(x))}</td>" for x in
-                                   (r["statement"], r["source"], r["paper"], r["ours"], status)) + "</tr>")
+            parts.append(
+                f"<tr style='background:{colour[r['status']]}'><td><a href='{e(href)}'>{e(r['id'])}</a></td>"
+                + "".join(f"<td>{e(str(x))}</td>" for x in (r["statement"], r["source"], r["paper"], r["ours"], status))
+                + "</tr>"
+            )
         parts.append("</table>")
     index = out / "index.html"
-    index.write_text("<!doctype html><meta charset='utf-8'><title>xmr book</title>"
-                     "<style>body{font-family:sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse}"
-                     "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style>" + "".join(parts),
-                     encoding="utf-8")
+    index.write_text(
+        "<!doctype html><meta charset='utf-8'><title>xmr book</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style>" + "".join(parts),
+        encoding="utf-8",
+    )
     return index

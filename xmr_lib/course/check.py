@@ -3,6 +3,7 @@
 ``check.exNN_K`` checks exercise K of notebook NN with the function the chapter module lists in ``EXERCISES``
 (:mod:`xmr_lib.course.exercises`); it prints feedback and returns whether the answer passed.
 """
+
 from __future__ import annotations
 
 import re

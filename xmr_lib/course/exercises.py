@@ -20,6 +20,7 @@ the learner's answer and returns ``(passed, feedback)``; :func:`run_check` print
 Exercises are self-contained (their cells import what they use), so the section from the ``## Exercises``
 heading on runs on its own: the tests run it, instructor and learner copies, under ``pytest --nbval-lax``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -85,6 +86,7 @@ def defined_names(code: str) -> list[str]:
 
 def stub_solutions(source: str) -> str:
     """``source`` with every solution block replaced by ``# YOUR CODE HERE`` and ``name = None`` per defined name."""
+
     def stub(m: re.Match) -> str:
         indent = re.match(r"[ \t]*", m.group(0)).group(0)
         names = defined_names(_dedent(m.group(1)))
@@ -115,13 +117,21 @@ def learner_copy(nb: Any) -> Any:
 
 def exercise_section(nb: Any) -> Any:
     """A notebook of ``nb``'s cells from the ``## Exercises`` heading on (``None`` when it has no exercises)."""
-    start = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
-                  and c.source.lstrip().startswith(HEADING)), None)
+    start = next(
+        (i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith(HEADING)), None
+    )
     if start is None:
         return None
-    end = next((i for i, c in enumerate(nb.cells[start + 1:], start + 1) if c.cell_type == "markdown"
-                and c.source.lstrip().startswith("## ") and not c.source.lstrip().startswith(HEADING)),
-               len(nb.cells))
+    end = next(
+        (
+            i
+            for i, c in enumerate(nb.cells[start + 1 :], start + 1)
+            if c.cell_type == "markdown"
+            and c.source.lstrip().startswith("## ")
+            and not c.source.lstrip().startswith(HEADING)
+        ),
+        len(nb.cells),
+    )
     out = copy.deepcopy(nb)
     out.cells = out.cells[start:end]
     return out
@@ -130,7 +140,6 @@ def exercise_section(nb: Any) -> Any:
 def write_student_copies(out_dir: str | Path, notebooks_dir: str | Path | None = None) -> list[Path]:
     """``xmr student OUT``: the learner copy of every notebook (solutions stubbed, outputs cleared) into ``out_dir``."""
     import nbformat
-
 
     src = Path(notebooks_dir) if notebooks_dir is not None else repo_root()
     out_dir = Path(out_dir)

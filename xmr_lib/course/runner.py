@@ -7,6 +7,7 @@ Each notebook is executed into ``runs/<timestamp>/<notebook>.ipynb`` with its me
 reported and the run goes on; the exit code is non-zero if any failed. ``--resume`` re-enters a run folder and
 skips the notebooks that already finished.
 """
+
 from __future__ import annotations
 
 import ast
@@ -47,8 +48,9 @@ def discover_notebooks(root: Path | None = None, only: list[str] | None = None) 
         known = {p.name[:2] for p in nbs}
         missing = sorted(want - known)
         if missing:
-            raise ValueError(f"--only: no notebook numbered {', '.join(missing)}; "
-                             f"available: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"--only: no notebook numbered {', '.join(missing)}; available: {', '.join(sorted(known))}"
+            )
         nbs = [p for p in nbs if p.name[:2] in want]
     return nbs
 
@@ -94,8 +96,10 @@ def validate_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
     names = list(dict.fromkeys(parameter_names(notebook) + knobs))
     unknown = sorted(set(parameters) - set(names))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {notebook.name}; "
-                         f"valid parameters: {', '.join(names)}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for {notebook.name}; "
+            f"valid parameters: {', '.join(names)}"
+        )
     prof = parameters.get("profile", "default")
     if prof not in runs.PROFILE_NAMES:
         raise ValueError(f"profile: unknown profile {prof!r}; valid profiles: {', '.join(runs.PROFILE_NAMES)}")
@@ -107,8 +111,9 @@ def kernel_name() -> str:
     return KERNEL_NAME
 
 
-def execute_notebook(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: int | None = None,
-                     log_output: bool = False) -> Path:
+def execute_notebook(
+    notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: int | None = None, log_output: bool = False
+) -> Path:
     """Execute one notebook with papermill into ``out_dir``; its metrics go to ``out_dir`` too.
 
     Raises papermill's ``PapermillExecutionError`` when a cell fails (the partly executed notebook is kept).
@@ -118,16 +123,24 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict[str, Any], 
     out_dir.mkdir(parents=True, exist_ok=True)
     validate_parameters(notebook, parameters)
     out = out_dir / notebook.name
-    old = {k: os.environ.get(k) for k in ("XMR_RUN_DIR", "XMR_NOTEBOOK", "MPLBACKEND", "PYTHONWARNINGS",
-                                          "XMR_HEADLESS")}
+    old = {
+        k: os.environ.get(k) for k in ("XMR_RUN_DIR", "XMR_NOTEBOOK", "MPLBACKEND", "PYTHONWARNINGS", "XMR_HEADLESS")
+    }
     os.environ["XMR_RUN_DIR"] = str(out_dir.resolve())
     os.environ["XMR_HEADLESS"] = "1"  # explorers show their static figure: nobody moves a widget in a saved run
     os.environ["XMR_NOTEBOOK"] = notebook.stem
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
-        pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name=kernel_name(),
-                            cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
-                            execution_timeout=timeout)
+        pm.execute_notebook(
+            str(notebook),
+            str(out),
+            parameters=parameters,
+            kernel_name=kernel_name(),
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            log_output=log_output,
+            execution_timeout=timeout,
+        )
     finally:
         for k, v in old.items():
             if v is None:
@@ -137,9 +150,16 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict[str, Any], 
     return out
 
 
-def run(profile: str | None = None, only: list[str] | None = None, parameters: dict[str, Any] | None = None,
-        resume: str | Path | None = None, out_root: str | Path | None = None, timeout: int | None = None,
-        log_output: bool = False, root: Path | None = None) -> tuple[Path, dict[str, dict]]:
+def run(
+    profile: str | None = None,
+    only: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+    out_root: str | Path | None = None,
+    timeout: int | None = None,
+    log_output: bool = False,
+    root: Path | None = None,
+) -> tuple[Path, dict[str, dict]]:
     """Run notebooks and write the scorecard. Returns ``(run_dir, status per notebook)``.
 
     ``root`` is the checkout whose ``notebooks/`` are run (default: this package's checkout).
@@ -152,8 +172,10 @@ def run(profile: str | None = None, only: list[str] | None = None, parameters: d
         raise ValueError("give the profile with --profile, not -p profile=...")
     if resume:
         if parameters or profile is not None:
-            raise ValueError("--resume finishes a run with the profile and parameters it was started with; "
-                             "drop -p / --profile (or start a new run)")
+            raise ValueError(
+                "--resume finishes a run with the profile and parameters it was started with; "
+                "drop -p / --profile (or start a new run)"
+            )
         run_dir = Path(resume)
         state_path = run_dir / "run.json"
         if not state_path.is_file():
@@ -172,7 +194,6 @@ def run(profile: str | None = None, only: list[str] | None = None, parameters: d
     for nb in notebooks:  # fail fast on a misspelt -p before spending minutes on the first notebooks
         validate_parameters(nb, params)
     if "device" in parameters:  # once, here, rather than once per notebook
-
         resolve_device(parameters["device"])
     if not resume:  # the folder is made only once everything above is valid: no empty run folders
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -206,10 +227,16 @@ def run(profile: str | None = None, only: list[str] | None = None, parameters: d
             bar.write(f"✓ {nb.stem}: ok in {time.time() - t0:.0f} s")
         except Exception as e:  # noqa: BLE001 - report and go on to the next notebook
             msg = f"{type(e).__name__}: {e}"
-            status[nb.stem] = {"status": "failed", "profile": profile, "seconds": round(time.time() - t0, 1),
-                               "error": msg[-2000:]}
-            bar.write(f"✗ {nb.stem}: FAILED after {time.time() - t0:.0f} s — {msg.strip().splitlines()[-1][:300]}"
-                      f"\n   see {run_dir / nb.name}")
+            status[nb.stem] = {
+                "status": "failed",
+                "profile": profile,
+                "seconds": round(time.time() - t0, 1),
+                "error": msg[-2000:],
+            }
+            bar.write(
+                f"✗ {nb.stem}: FAILED after {time.time() - t0:.0f} s — {msg.strip().splitlines()[-1][:300]}"
+                f"\n   see {run_dir / nb.name}"
+            )
             if os.environ.get("XMR_DEBUG"):
                 traceback.print_exc()
         save_state()
@@ -219,9 +246,15 @@ def run(profile: str | None = None, only: list[str] | None = None, parameters: d
 
 def main_run(args) -> int:
     try:
-        run_dir, status = run(profile=args.profile, only=args.only.split(",") if args.only else None,
-                              parameters=parse_assignments(args.param), resume=args.resume,
-                              out_root=args.out, timeout=args.timeout, log_output=args.log_output)
+        run_dir, status = run(
+            profile=args.profile,
+            only=args.only.split(",") if args.only else None,
+            parameters=parse_assignments(args.param),
+            resume=args.resume,
+            out_root=args.out,
+            timeout=args.timeout,
+            log_output=args.log_output,
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -230,7 +263,9 @@ def main_run(args) -> int:
     print(f"\nrun folder: {run_dir}\nscorecard:  {run_dir / 'scorecard.md'}  (and .html)")
     for r in rows:
         if r["status"] != claims_mod.NOT_RUN:
-            print(f"  {'✅' if r['status'] == claims_mod.HOLDS else '❌'} [{r['kind']}] {r['id']}: {r['ours'] or r['why']}")
+            print(
+                f"  {'✅' if r['status'] == claims_mod.HOLDS else '❌'} [{r['kind']}] {r['id']}: {r['ours'] or r['why']}"
+            )
     print(scorecard.headline(rows))
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)

@@ -20,6 +20,7 @@ Knobs and their per-profile values live in ``xmr_lib/chapters/chNN.py`` (``PROFI
 Metrics go to ``<run dir>/<notebook>.metrics.json`` through :func:`record`; the runner
 (``python -m xmr_lib run``) sets the run dir, interactive sessions write to ``runs/interactive/``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -80,12 +81,16 @@ def profile_table(chapter: str) -> dict[str, dict[str, Any]]:
     mod = chapter_module(chapter)
     table = getattr(mod, "PROFILES", None)
     if not isinstance(table, dict) or set(table) != set(PROFILE_NAMES):
-        raise ValueError(f"xmr_lib/chapters/ch{normalise_chapter(chapter)}.py: PROFILES must have exactly the "
-                         f"keys {PROFILE_NAMES}, got {None if table is None else sorted(table)}")
+        raise ValueError(
+            f"xmr_lib/chapters/ch{normalise_chapter(chapter)}.py: PROFILES must have exactly the "
+            f"keys {PROFILE_NAMES}, got {None if table is None else sorted(table)}"
+        )
     keys = [set(v) for v in table.values()]
     if any(k != keys[0] for k in keys):
-        raise ValueError(f"chapter {chapter}: every profile must define the same knobs; got "
-                         + "; ".join(f"{p}: {sorted(v)}" for p, v in table.items()))
+        raise ValueError(
+            f"chapter {chapter}: every profile must define the same knobs; got "
+            + "; ".join(f"{p}: {sorted(v)}" for p, v in table.items())
+        )
     return table
 
 
@@ -113,8 +118,9 @@ def knob_table(chapter: str):
 
     table = profile_table(chapter)
     helps = getattr(chapter_module(chapter), "KNOB_HELP", {})
-    rows = {k: {prof: table[prof].get(k) for prof in PROFILE_NAMES} | {"what": helps.get(k, "")}
-            for k in table["default"]}
+    rows = {
+        k: {prof: table[prof].get(k) for prof in PROFILE_NAMES} | {"what": helps.get(k, "")} for k in table["default"]
+    }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -126,16 +132,20 @@ def resolve(chapter: str, profile: str = "default", **given: Any) -> Params:
     """
     chapter = normalise_chapter(chapter)
     if profile not in PROFILE_NAMES:
-        raise ValueError(f"profile: unknown profile {profile!r} for notebook {chapter}; "
-                         f"valid profiles: {', '.join(PROFILE_NAMES)}")
+        raise ValueError(
+            f"profile: unknown profile {profile!r} for notebook {chapter}; valid profiles: {', '.join(PROFILE_NAMES)}"
+        )
     table = profile_table(chapter)
     valid = set(COMMON_PARAMETERS) | set(table[profile])
     unknown = sorted(set(given) - valid)
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for notebook {chapter}; "
-                         f"valid parameters: {', '.join(valid_parameters(chapter))}")
-    p = Params(profile=profile, seed=given.get("seed", 0), device=given.get("device", "auto"),
-               data_root=given.get("data_root"))
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for notebook {chapter}; "
+            f"valid parameters: {', '.join(valid_parameters(chapter))}"
+        )
+    p = Params(
+        profile=profile, seed=given.get("seed", 0), device=given.get("device", "auto"), data_root=given.get("data_root")
+    )
     for k, v in table[profile].items():
         p[k] = given[k] if given.get(k) is not None else v
     if not isinstance(p.seed, int) or isinstance(p.seed, bool) or not 0 <= p.seed < 2**31:
@@ -144,8 +154,10 @@ def resolve(chapter: str, profile: str = "default", **given: Any) -> Params:
         raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {p.device!r}")
     if p.data_root is not None:
         if not isinstance(p.data_root, (str, os.PathLike)) or not Path(p.data_root).expanduser().is_dir():
-            raise ValueError(f"data_root: {p.data_root!r} is not a folder (fetch the real sets with "
-                             "`python -m data_scripts fetch NAME --root DIR`, then pass that DIR)")
+            raise ValueError(
+                f"data_root: {p.data_root!r} is not a folder (fetch the real sets with "
+                "`python -m data_scripts fetch NAME --root DIR`, then pass that DIR)"
+            )
     mod = chapter_module(chapter)
     knobs.check(table, getattr(mod, "KNOBS", None), {k: p[k] for k in table[profile]})
     return p
@@ -197,8 +209,10 @@ def _candidates(chapter: str, namespace: dict) -> dict[str, Any]:
     for k in sorted((set(names) & typed) - set(first) - valid):
         near = difflib.get_close_matches(k, sorted(valid), n=1, cutoff=0.8)
         if near:
-            raise ValueError(f"unknown parameter {k!r} for notebook {normalise_chapter(chapter)}: did you mean "
-                             f"{near[0]!r}? valid parameters: {', '.join(valid_parameters(chapter))}")
+            raise ValueError(
+                f"unknown parameter {k!r} for notebook {normalise_chapter(chapter)}: did you mean "
+                f"{near[0]!r}? valid parameters: {', '.join(valid_parameters(chapter))}"
+            )
     return {k: v for k, v in names.items() if k in first or k in valid}
 
 
@@ -233,9 +247,17 @@ def params(chapter: str, namespace: dict | None = None, **given: Any) -> Params:
     path = metrics_path()
     if path.is_file():
         _load(path)  # a corrupt earlier record is reported, not silently replaced
-    rec = dict(chapter=normalise_chapter(chapter), notebook=_CURRENT["notebook"], profile=p.profile,
-               seed=p.seed, params=_jsonable({k: v for k, v in p.items() if k not in ("settings", "fell_back")}),
-               settings=p.settings, commit=_git_commit(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), metrics={})
+    rec = dict(
+        chapter=normalise_chapter(chapter),
+        notebook=_CURRENT["notebook"],
+        profile=p.profile,
+        seed=p.seed,
+        params=_jsonable({k: v for k, v in p.items() if k not in ("settings", "fell_back")}),
+        settings=p.settings,
+        commit=_git_commit(),
+        started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        metrics={},
+    )
     if fallback is not None:  # the markers of the chapter's fallback rule (claims.real_data_only reads data/real)
         rec["metrics"]["data/fallback"] = int(fell_back)
         if real:
@@ -244,14 +266,8 @@ def params(chapter: str, namespace: dict | None = None, **given: Any) -> Params:
     return p
 
 
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # where things go
-
-
-
-
 
 
 def _notebook_name(chapter: str) -> str:
@@ -347,5 +363,3 @@ def recorded(notebook: str | None = None) -> dict:
 
 # ----------------------------------------------------------------------------------------------------------------
 # checkpoints
-
-

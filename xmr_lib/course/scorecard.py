@@ -1,5 +1,6 @@
 """The scorecard: every chapter's claims decided from a run's records, written as md / html / json, and the
- per-notebook views (``claims_table``, ``coverage``, ``what_this_shows``)."""
+per-notebook views (``claims_table``, ``coverage``, ``what_this_shows``)."""
+
 from __future__ import annotations
 
 import html
@@ -77,8 +78,11 @@ _ICON = {HOLDS: "✅ holds", FAILS: "❌ does not hold", NOT_RUN: "➖ not run"}
 STATUS_COLOUR = {HOLDS: "#e6f4ea", FAILS: "#fce8e6", NOT_RUN: "#f1f3f4"}  # row backgrounds (scorecard, book)
 
 
-_KIND_TITLE = {PAPER: "Paper claims", SANITY: "Sanity checks (our code does what the formula says)",
-               FINDING: "Findings (our own observations)"}
+_KIND_TITLE = {
+    PAPER: "Paper claims",
+    SANITY: "Sanity checks (our code does what the formula says)",
+    FINDING: "Findings (our own observations)",
+}
 
 
 def _counts(rows: list[dict]) -> dict[str, int]:
@@ -89,18 +93,23 @@ def headline(rows: list[dict]) -> str:
     paper = [r for r in rows if r["kind"] == PAPER]
     n = _counts(paper)
     other = _counts([r for r in rows if r["kind"] != PAPER])
-    return (f"Paper claims: {n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run. "
-            f"Sanity checks and findings: {other[HOLDS]} hold · {other[FAILS]} do not hold · "
-            f"{other[NOT_RUN]} not run.")
+    return (
+        f"Paper claims: {n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run. "
+        f"Sanity checks and findings: {other[HOLDS]} hold · {other[FAILS]} do not hold · "
+        f"{other[NOT_RUN]} not run."
+    )
 
 
 def _md_cell(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def write_scorecard(run_dir: str | Path, claims: Iterable[Claim] | None = None,
-                    notebooks: dict[str, dict] | None = None,
-                    chapters: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def write_scorecard(
+    run_dir: str | Path,
+    claims: Iterable[Claim] | None = None,
+    notebooks: dict[str, dict] | None = None,
+    chapters: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
     """Evaluate the claims against a run folder and write ``scorecard.md``, ``scorecard.html``, ``scorecard.json``.
 
     Args:
@@ -133,8 +142,14 @@ def write_scorecard(run_dir: str | Path, claims: Iterable[Claim] | None = None,
         if not part:
             continue
         n = _counts(part)
-        md += [f"## {_KIND_TITLE[kind]}", "", f"{n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run",
-               "", "| claim | statement | source | paper | ours | status |", "|---|---|---|---|---|---|"]
+        md += [
+            f"## {_KIND_TITLE[kind]}",
+            "",
+            f"{n[HOLDS]} hold · {n[FAILS]} do not hold · {n[NOT_RUN]} not run",
+            "",
+            "| claim | statement | source | paper | ours | status |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in part:
             status = _ICON[r["status"]] + (f" ({r['why']})" if r["why"] else "")
             cells = [r["id"], r["statement"], r["source"], r["paper"], r["ours"], status]
@@ -153,40 +168,60 @@ def _run_meta(records: dict[str, dict]) -> str:
             continue
         s = rec.get("settings") or {}
         seeds = rec.get("params", {}).get("n_seeds")
-        parts.append(f"{ch}: {rec.get('profile')} profile, seed {rec.get('seed')}"
-                     + (f" (+{seeds - 1} more)" if isinstance(seeds, int) and seeds > 1 else "")
-                     + (f", {s.get('threads')} thread(s)" if s.get("threads") else "")
-                     + (f", torch {s['torch_version']}" if s.get("torch_version") else "")
-                     + (f", commit {rec['commit'][:10]}" if rec.get("commit") else ""))
+        parts.append(
+            f"{ch}: {rec.get('profile')} profile, seed {rec.get('seed')}"
+            + (f" (+{seeds - 1} more)" if isinstance(seeds, int) and seeds > 1 else "")
+            + (f", {s.get('threads')} thread(s)" if s.get("threads") else "")
+            + (f", torch {s['torch_version']}" if s.get("torch_version") else "")
+            + (f", commit {rec['commit'][:10]}" if rec.get("commit") else "")
+        )
     return ("*Runs.* " + "; ".join(parts) + ".") if parts else ""
 
 
 def _html(name: str, rows: list[dict], notebooks: dict | None, meta: str) -> str:
     colour = STATUS_COLOUR
     e = html.escape
-    body = [f"<h1>xmr scorecard — {e(name)}</h1>", f"<p><b>{e(headline(rows))}</b></p>",
-            f"<p><i>Rule.</i> {e(RULE)}</p>"]
+    body = [
+        f"<h1>xmr scorecard — {e(name)}</h1>",
+        f"<p><b>{e(headline(rows))}</b></p>",
+        f"<p><i>Rule.</i> {e(RULE)}</p>",
+    ]
     if meta:
         body.append(f"<p>{e(meta)}</p>")
     if notebooks:
-        body.append("<h2>Notebooks</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>seconds</th>"
-                    "</tr>" + "".join(
-                        f"<tr><td>{e(k)}</td><td>{e(str(v.get('profile', '')))}</td>"
-                        f"<td>{e(str(v.get('status', '')))}</td><td>{e(str(v.get('seconds', '')))}</td></tr>"
-                        for k, v in notebooks.items()) + "</table>")
+        body.append(
+            "<h2>Notebooks</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>seconds</th>"
+            "</tr>"
+            + "".join(
+                f"<tr><td>{e(k)}</td><td>{e(str(v.get('profile', '')))}</td>"
+                f"<td>{e(str(v.get('status', '')))}</td><td>{e(str(v.get('seconds', '')))}</td></tr>"
+                for k, v in notebooks.items()
+            )
+            + "</table>"
+        )
     for kind in KINDS:
         part = [r for r in rows if r["kind"] == kind]
         if not part:
             continue
-        body.append(f"<h2>{e(_KIND_TITLE[kind])}</h2><table><tr><th>claim</th><th>statement</th><th>source</th>"
-                    "<th>paper</th><th>ours</th><th>status</th><th>why</th></tr>" + "".join(
-                        f"<tr id='{e(r['id'])}' style='background:{colour[r['status']]}'>" + "".join(
-                            f"<td>{e(str(c))}</td>" for c in
-                            (r["id"], r["statement"], r["source"], r["paper"], r["ours"], r["status"], r["why"]))
-                        + "</tr>" for r in part) + "</table>")
-    return ("<!doctype html><meta charset='utf-8'><title>xmr scorecard</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style>" + "".join(body))
+        body.append(
+            f"<h2>{e(_KIND_TITLE[kind])}</h2><table><tr><th>claim</th><th>statement</th><th>source</th>"
+            "<th>paper</th><th>ours</th><th>status</th><th>why</th></tr>"
+            + "".join(
+                f"<tr id='{e(r['id'])}' style='background:{colour[r['status']]}'>"
+                + "".join(
+                    f"<td>{e(str(c))}</td>"
+                    for c in (r["id"], r["statement"], r["source"], r["paper"], r["ours"], r["status"], r["why"])
+                )
+                + "</tr>"
+                for r in part
+            )
+            + "</table>"
+        )
+    return (
+        "<!doctype html><meta charset='utf-8'><title>xmr scorecard</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style>" + "".join(body)
+    )
 
 
 def _chapter_rows(chapter: str, record: dict | None) -> list[dict]:
@@ -215,15 +250,15 @@ def coverage(chapter: str):
     """
     from IPython.display import Markdown
 
-
     ch = runs.normalise_chapter(chapter)
     mod = chapter_modules()[ch]
     lines = ["| paper statement | where | claimed? |", "|---|---|---|"]
     for c in getattr(mod, "CLAIMS", []):
         if c.kind == PAPER:
             gate = ", real data only" if is_real_data_only(c) else ""
-            lines.append(f"| {_md_cell(c.statement)} | {_md_cell(c.source)} | yes: `{c.id}` "
-                         f"({'/'.join(c.profiles)}{gate}) |")
+            lines.append(
+                f"| {_md_cell(c.statement)} | {_md_cell(c.source)} | yes: `{c.id}` ({'/'.join(c.profiles)}{gate}) |"
+            )
     for statement, where, why in getattr(mod, "NOT_CLAIMED", []):
         lines.append(f"| {_md_cell(statement)} | {_md_cell(where)} | no: {_md_cell(why)} |")
     return Markdown("\n".join(lines))
@@ -253,7 +288,9 @@ def what_this_shows(chapter: str, record: dict | None = None):
         out.append("")
     skipped = [r for r in rows if r["status"] == NOT_RUN]
     if skipped:
-        out.append(f"*Not decided in this run ({len(skipped)}):* "
-                   + "; ".join(f"`{r['id']}` ({r['why']})" for r in skipped[:12])
-                   + (" …" if len(skipped) > 12 else ""))
+        out.append(
+            f"*Not decided in this run ({len(skipped)}):* "
+            + "; ".join(f"`{r['id']}` ({r['why']})" for r in skipped[:12])
+            + (" …" if len(skipped) > 12 else "")
+        )
     return Markdown("\n".join(out))

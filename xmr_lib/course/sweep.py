@@ -9,6 +9,7 @@ scorecard** (``sweep_scorecard.md`` / ``.json``) decides every claim at every po
 (the grid without ``seed``): on how many seeds it holds, and mean ± standard deviation and a 95% interval of each
 metric the claim reads.
 """
+
 from __future__ import annotations
 
 import ast
@@ -75,8 +76,13 @@ def point_name(point: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in point.items()).replace("/", "_").replace(" ", "")
 
 
-def run_point(notebooks: list[str], point_dir: str, parameters: dict[str, Any], timeout: int | None = None,
-              root: str | None = None) -> dict[str, dict]:
+def run_point(
+    notebooks: list[str],
+    point_dir: str,
+    parameters: dict[str, Any],
+    timeout: int | None = None,
+    root: str | None = None,
+) -> dict[str, dict]:
     """Execute ``notebooks`` (paths) into ``point_dir`` with ``parameters``: the body of one sweep task."""
     status = {}
     for nb in map(Path, notebooks):
@@ -85,8 +91,11 @@ def run_point(notebooks: list[str], point_dir: str, parameters: dict[str, Any], 
             runner.execute_notebook(nb, Path(point_dir), parameters, timeout=timeout)
             status[nb.stem] = {"status": "ok", "seconds": round(time.time() - t0, 1)}
         except Exception as e:  # noqa: BLE001 - one failing notebook must not lose the others' results
-            status[nb.stem] = {"status": "failed", "seconds": round(time.time() - t0, 1),
-                               "error": f"{type(e).__name__}: {e}"[-2000:]}
+            status[nb.stem] = {
+                "status": "failed",
+                "seconds": round(time.time() - t0, 1),
+                "error": f"{type(e).__name__}: {e}"[-2000:],
+            }
     return status
 
 
@@ -104,9 +113,13 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, attempts:
         if ray.is_initialized():
             return
         try:
-            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                     log_to_driver=False,
-                     runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("XMR_")}})
+            ray.init(
+                address=address,
+                num_cpus=num_cpus if address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("XMR_")}},
+            )
             return
         except Exception:  # noqa: BLE001 - Ray raises a bare Exception for a start-up time-out
             ray.shutdown()
@@ -136,10 +149,21 @@ def _serial_executor(jobs):
         yield key, run_point(*args)
 
 
-def sweep(notebooks: list[str], grid: dict[str, list[Any]], *, profile: str | None = None,
-          parameters: dict[str, Any] | None = None, address: str | None = None, executor: str = "ray",
-          out_root: str | Path | None = None, resume: str | Path | None = None, cpus_per_task: float = 1,
-          gpus_per_task: float = 0, timeout: int | None = None, root: Path | None = None) -> tuple[Path, dict]:
+def sweep(
+    notebooks: list[str],
+    grid: dict[str, list[Any]],
+    *,
+    profile: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    address: str | None = None,
+    executor: str = "ray",
+    out_root: str | Path | None = None,
+    resume: str | Path | None = None,
+    cpus_per_task: float = 1,
+    gpus_per_task: float = 0,
+    timeout: int | None = None,
+    root: Path | None = None,
+) -> tuple[Path, dict]:
     """Run every grid point of ``notebooks`` and write the sweep scorecard. Returns ``(sweep_dir, state)``.
 
     Args:
@@ -185,8 +209,13 @@ def sweep(notebooks: list[str], grid: dict[str, list[Any]], *, profile: str | No
             sweep_dir = sweep_dir.with_name(f"sweep-{stamp}-{i}")
             i += 1
         sweep_dir.mkdir(parents=True)
-        state = {"notebooks": [nb.name[:2] for nb in nbs], "grid": grid, "profile": profile,
-                 "parameters": parameters, "points": {}}
+        state = {
+            "notebooks": [nb.name[:2] for nb in nbs],
+            "grid": grid,
+            "profile": profile,
+            "parameters": parameters,
+            "points": {},
+        }
     state_path = sweep_dir / STATE
 
     def save():
@@ -199,11 +228,19 @@ def sweep(notebooks: list[str], grid: dict[str, list[Any]], *, profile: str | No
     for pt in points:
         name = point_name(pt)
         st = state["points"].get(name, {})
-        if st and all(v.get("status") == "ok" for v in st.get("notebooks", {}).values()) and \
-                len(st.get("notebooks", {})) == len(nbs):
+        if (
+            st
+            and all(v.get("status") == "ok" for v in st.get("notebooks", {}).values())
+            and len(st.get("notebooks", {})) == len(nbs)
+        ):
             continue
-        args = ([str(nb) for nb in nbs], str((sweep_dir / name).resolve()), {"profile": profile, **parameters, **pt},
-                timeout, str(root))
+        args = (
+            [str(nb) for nb in nbs],
+            str((sweep_dir / name).resolve()),
+            {"profile": profile, **parameters, **pt},
+            timeout,
+            str(root),
+        )
         jobs.append((name, args))
         state["points"][name] = {"point": pt, "notebooks": {}}
     save()
@@ -255,9 +292,18 @@ def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
                         pass
                 if vals:
                     spread[m] = claims_mod.mean_interval(vals)
-            rows.append({"id": c.id, "kind": c.kind, "statement": c.statement, "setting": setting,
-                         "holds": sum(v["status"] == claims_mod.HOLDS for v in decided), "decided": len(decided),
-                         "points": len(members), "metrics": spread})
+            rows.append(
+                {
+                    "id": c.id,
+                    "kind": c.kind,
+                    "statement": c.statement,
+                    "setting": setting,
+                    "holds": sum(v["status"] == claims_mod.HOLDS for v in decided),
+                    "decided": len(decided),
+                    "points": len(members),
+                    "metrics": spread,
+                }
+            )
     return rows
 
 
@@ -266,19 +312,31 @@ def write_sweep_scorecard(sweep_dir: str | Path) -> list[dict[str, Any]]:
     sweep_dir = Path(sweep_dir)
     rows = sweep_rows(sweep_dir)
     state = json.loads((sweep_dir / STATE).read_text())
-    md = [f"# xmr sweep scorecard — {sweep_dir.name}", "",
-          f"Notebooks {', '.join(state['notebooks'])}, profile {state['profile']}, grid "
-          + ", ".join(f"{k} ∈ {v}" for k, v in state["grid"].items())
-          + (f", fixed {state['parameters']}" if state["parameters"] else "") + ".", "",
-          "Each claim is decided at every grid point by the scorecard's rule; a setting is the grid without `seed`. "
-          "*Holds* counts the points (seeds) where it held; each metric is summarised over the points as mean ± "
-          "standard deviation [95% interval of the mean].", "",
-          "| claim | kind | setting | holds | metrics |", "|---|---|---|---|---|"]
+    md = [
+        f"# xmr sweep scorecard — {sweep_dir.name}",
+        "",
+        f"Notebooks {', '.join(state['notebooks'])}, profile {state['profile']}, grid "
+        + ", ".join(f"{k} ∈ {v}" for k, v in state["grid"].items())
+        + (f", fixed {state['parameters']}" if state["parameters"] else "")
+        + ".",
+        "",
+        "Each claim is decided at every grid point by the scorecard's rule; a setting is the grid without `seed`. "
+        "*Holds* counts the points (seeds) where it held; each metric is summarised over the points as mean ± "
+        "standard deviation [95% interval of the mean].",
+        "",
+        "| claim | kind | setting | holds | metrics |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        mets = "; ".join(f"{k}: {m:.4g} ± {sd:.2g} [{lo:.4g}, {hi:.4g}]" if not math.isnan(sd) else f"{k}: {m:.4g}"
-                         for k, (m, sd, lo, hi) in r["metrics"].items())
-        md.append(f"| {r['id']} | {r['kind']} | {r['setting']} | {r['holds']} of {r['decided']} | "
-                  + mets.replace("|", "\\|") + " |")
+        mets = "; ".join(
+            f"{k}: {m:.4g} ± {sd:.2g} [{lo:.4g}, {hi:.4g}]" if not math.isnan(sd) else f"{k}: {m:.4g}"
+            for k, (m, sd, lo, hi) in r["metrics"].items()
+        )
+        md.append(
+            f"| {r['id']} | {r['kind']} | {r['setting']} | {r['holds']} of {r['decided']} | "
+            + mets.replace("|", "\\|")
+            + " |"
+        )
     (sweep_dir / "sweep_scorecard.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     (sweep_dir / "sweep_scorecard.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
     return rows

@@ -2,6 +2,7 @@
 
 Colours of the ranked grid follow the revisited protocol: green = relevant, red = irrelevant, grey = junk.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -19,8 +20,15 @@ def use_style() -> None:
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")
-    mpl.rcParams.update({"figure.dpi": 90, "savefig.dpi": 120, "axes.titlesize": 11, "figure.autolayout": False,
-                         "image.cmap": "viridis"})
+    mpl.rcParams.update(
+        {
+            "figure.dpi": 90,
+            "savefig.dpi": 120,
+            "axes.titlesize": 11,
+            "figure.autolayout": False,
+            "image.cmap": "viridis",
+        }
+    )
 
 
 def _to_image(img: Any) -> np.ndarray:
@@ -39,9 +47,16 @@ def _to_image(img: Any) -> np.ndarray:
     return a
 
 
-def ranked_grid(query: Any, results: Sequence[Any], status: Sequence[str | None] | None = None,
-                titles: Sequence[str] | None = None, query_title: str = "query", ax_size: float = 1.6,
-                suptitle: str | None = None, cmap: str = "gray"):
+def ranked_grid(
+    query: Any,
+    results: Sequence[Any],
+    status: Sequence[str | None] | None = None,
+    titles: Sequence[str] | None = None,
+    query_title: str = "query",
+    ax_size: float = 1.6,
+    suptitle: str | None = None,
+    cmap: str = "gray",
+):
     """Show one query and its top-k results in a row, each result framed by its relevance.
 
     Args:
@@ -62,7 +77,8 @@ def ranked_grid(query: Any, results: Sequence[Any], status: Sequence[str | None]
     fig, axes = plt.subplots(1, k + 1, figsize=(ax_size * (k + 1), ax_size * 1.25), squeeze=False)
     axes = axes[0]
     items = [(query, query_title, None)] + [
-        (r, titles[i] if titles else f"#{i + 1}", status[i] if status else None) for i, r in enumerate(results)]
+        (r, titles[i] if titles else f"#{i + 1}", status[i] if status else None) for i, r in enumerate(results)
+    ]
     for ax, (img, title, st) in zip(axes, items):
         a = _to_image(img)
         ax.imshow(a, cmap=cmap if a.ndim == 2 else None)
@@ -80,9 +96,14 @@ def ranked_grid(query: Any, results: Sequence[Any], status: Sequence[str | None]
     return fig
 
 
-def ranked_grids(queries: Sequence[Any], results: Sequence[Sequence[Any]],
-                 status: Sequence[Sequence[str | None]] | None = None, row_titles: Sequence[str] | None = None,
-                 ax_size: float = 1.4, cmap: str = "gray"):
+def ranked_grids(
+    queries: Sequence[Any],
+    results: Sequence[Sequence[Any]],
+    status: Sequence[Sequence[str | None]] | None = None,
+    row_titles: Sequence[str] | None = None,
+    ax_size: float = 1.4,
+    cmap: str = "gray",
+):
     """Several queries, one row each (query then its top-k), frames coloured by relevance. Returns the Figure."""
     import matplotlib.pyplot as plt
 
@@ -115,9 +136,15 @@ def ranked_grids(queries: Sequence[Any], results: Sequence[Sequence[Any]],
     return fig
 
 
-def metric_curves(curves: Mapping[str, Sequence[float]] | Mapping[str, tuple[Sequence[float], Sequence[float]]],
-                  xlabel: str = "step", ylabel: str = "value", title: str | None = None, ax=None,
-                  logy: bool = False, marker: str | None = None):
+def metric_curves(
+    curves: Mapping[str, Sequence[float]] | Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str = "step",
+    ylabel: str = "value",
+    title: str | None = None,
+    ax=None,
+    logy: bool = False,
+    marker: str | None = None,
+):
     """Plot named curves. Each value is either ``y`` (x = 0..n-1) or ``(x, y)``. Returns the Axes."""
     import matplotlib.pyplot as plt
 
@@ -132,8 +159,11 @@ def metric_curves(curves: Mapping[str, Sequence[float]] | Mapping[str, tuple[Seq
         if x.shape != y.shape:
             raise ValueError(f"curves[{name!r}]: x has shape {x.shape} but y has shape {y.shape}")
         ax.plot(x, y, label=name, marker=marker)
-    if all(float(v).is_integer() for c in curves.values()
-           for v in (c[0] if isinstance(c, tuple) and len(c) == 2 else range(len(c)))):
+    if all(
+        float(v).is_integer()
+        for c in curves.values()
+        for v in (c[0] if isinstance(c, tuple) and len(c) == 2 else range(len(c)))
+    ):
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, steps, K: no 2.5-th epoch
@@ -148,9 +178,17 @@ def metric_curves(curves: Mapping[str, Sequence[float]] | Mapping[str, tuple[Seq
     return ax
 
 
-def embedding_scatter(x: Any, labels: Sequence[Any] | None = None, method: str = "tsne", seed: int = 0,
-                      ax=None, title: str | None = None, style: Sequence[Any] | None = None,
-                      max_points: int = 3000, s: float = 12.0):
+def embedding_scatter(
+    x: Any,
+    labels: Sequence[Any] | None = None,
+    method: str = "tsne",
+    seed: int = 0,
+    ax=None,
+    title: str | None = None,
+    style: Sequence[Any] | None = None,
+    max_points: int = 3000,
+    s: float = 12.0,
+):
     """2-D map of embeddings ``x`` (N,D) coloured by ``labels`` (and marker by ``style``, e.g. modality).
 
     ``method``: ``"tsne"`` (sklearn, perplexity adapted to N), ``"pca"``, or ``"none"`` when ``x`` is already (N,2).
@@ -191,8 +229,17 @@ def embedding_scatter(x: Any, labels: Sequence[Any] | None = None, method: str =
         _, ax = plt.subplots(figsize=(5, 4.2))
     hue = None if labels is None else np.asarray(labels, dtype=object)[idx]
     st = None if style is None else np.asarray(style, dtype=object)[idx]
-    sns.scatterplot(x=y[:, 0], y=y[:, 1], hue=hue, style=st, s=s, ax=ax, linewidth=0, palette=PALETTE
-                    if hue is None or len(set(hue)) <= 10 else "husl", legend="auto")
+    sns.scatterplot(
+        x=y[:, 0],
+        y=y[:, 1],
+        hue=hue,
+        style=st,
+        s=s,
+        ax=ax,
+        linewidth=0,
+        palette=PALETTE if hue is None or len(set(hue)) <= 10 else "husl",
+        legend="auto",
+    )
     ax.set_xticks([]), ax.set_yticks([])
     if title:
         ax.set_title(title)
@@ -201,8 +248,14 @@ def embedding_scatter(x: Any, labels: Sequence[Any] | None = None, method: str =
     return ax
 
 
-def image_grid(images: Sequence[Any], nrow: int | None = None, titles: Sequence[str] | None = None,
-               ax_size: float = 1.2, suptitle: str | None = None, cmap: str = "gray"):
+def image_grid(
+    images: Sequence[Any],
+    nrow: int | None = None,
+    titles: Sequence[str] | None = None,
+    ax_size: float = 1.2,
+    suptitle: str | None = None,
+    cmap: str = "gray",
+):
     """A plain grid of images (e.g. generated samples). Returns the Figure."""
     import matplotlib.pyplot as plt
 
@@ -249,8 +302,11 @@ def _widget(name: str, spec: Any):
 
     if isinstance(spec, W.Widget):
         return spec
-    if isinstance(spec, tuple) and len(spec) in (2, 3) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+    if (
+        isinstance(spec, tuple)
+        and len(spec) in (2, 3)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)
+    ):
         lo, hi, *rest = spec
         if all(isinstance(v, int) for v in spec):
             return W.IntSlider(value=lo, min=lo, max=hi, step=rest[0] if rest else 1, description=name)
@@ -258,8 +314,9 @@ def _widget(name: str, spec: Any):
     if isinstance(spec, list) and spec:
         first = spec[0][1] if isinstance(spec[0], tuple) else spec[0]
         return W.Dropdown(options=spec, value=first, description=name)
-    raise ValueError(f"controls[{name!r}]: expected a widget, (lo, hi[, step]) numbers or a non-empty list of "
-                     f"options; got {spec!r}")
+    raise ValueError(
+        f"controls[{name!r}]: expected a widget, (lo, hi[, step]) numbers or a non-empty list of options; got {spec!r}"
+    )
 
 
 def explorer(draw, controls: Mapping[str, Any], *, values: Mapping[str, Any] | None = None):
@@ -284,9 +341,18 @@ def explorer(draw, controls: Mapping[str, Any], *, values: Mapping[str, Any] | N
     except ImportError:
         W = None
     widgets = {k: _widget(k, v) for k, v in controls.items()} if W is not None else {}
-    initial = {k: w.value for k, w in widgets.items()} if widgets else {
-        k: ((v[0][1] if isinstance(v[0], tuple) else v[0]) if isinstance(v, (list, tuple)) else getattr(v, "value", v))
-        for k, v in controls.items()}
+    initial = (
+        {k: w.value for k, w in widgets.items()}
+        if widgets
+        else {
+            k: (
+                (v[0][1] if isinstance(v[0], tuple) else v[0])
+                if isinstance(v, (list, tuple))
+                else getattr(v, "value", v)
+            )
+            for k, v in controls.items()
+        }
+    )
     for k, v in (values or {}).items():
         if k not in controls:
             raise ValueError(f"values: {k!r} is not one of the controls {sorted(controls)}")
@@ -332,5 +398,7 @@ def fallback_banner(p: Any) -> None:
     """Say, in a notebook, whether this run read the real dataset or fell back to the embedded one (the rule lives
     in the chapter's ``FALLBACK`` and was applied by :func:`xmr_lib.course.runs.params`)."""
     if p.get("fell_back"):
-        print("!! This run FELL BACK to the embedded data (see the message above the parameters): the numbers below "
-              "are not the paper's, and claims decided on real data read 'not run'.")
+        print(
+            "!! This run FELL BACK to the embedded data (see the message above the parameters): the numbers below "
+            "are not the paper's, and claims decided on real data read 'not run'."
+        )

@@ -1,19 +1,28 @@
 """easy-vqa: the shipped 64×64 shape pictures, decoded from their pixels (one colour list, one shape list)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 #: easy-vqa's eight shape colours and their exact RGB fill, in the order of the colour indices used everywhere
 #: (``easy_vqa_shapes``, ``data.load("easy_vqa")`` class names, the shape-caption benchmark): the ONE colour list.
-COLOUR_RGB = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "black": (0, 0, 0),
-              "gray": (128, 128, 128), "yellow": (255, 255, 0), "teal": (0, 128, 128), "brown": (165, 42, 42)}
+COLOUR_RGB = {
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "black": (0, 0, 0),
+    "gray": (128, 128, 128),
+    "yellow": (255, 255, 0),
+    "teal": (0, 128, 128),
+    "brown": (165, 42, 42),
+}
 COLOURS = tuple(COLOUR_RGB)
 
 
 SHAPES = ("circle", "rectangle", "triangle")
 
 
-_RGB = np.array(list(COLOUR_RGB.values()), dtype=np.float64)   # (8, 3), row i = COLOURS[i]
+_RGB = np.array(list(COLOUR_RGB.values()), dtype=np.float64)  # (8, 3), row i = COLOURS[i]
 
 
 def _shape_mask(img: np.ndarray) -> np.ndarray:

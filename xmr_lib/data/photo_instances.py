@@ -18,6 +18,7 @@ out of the real photos that pip packages bundle (scikit-image, scikit-learn, mat
 - the **train** split has views of the train instances with their instance id as group (for whitening and
   fine-tuning).
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,26 @@ class RetrievalBenchmark:
     meta: dict = field(default_factory=dict)
 
 
-_SKIMAGE = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
-            "camera", "coins", "moon", "page", "text", "clock", "horse", "brick", "grass", "gravel", "cell")
+_SKIMAGE = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "retina",
+    "immunohistochemistry",
+    "camera",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "horse",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+)
 _TEXTURES = {_SKIMAGE.index(n) for n in ("brick", "grass", "gravel", "page", "text")}
 
 
@@ -92,15 +111,15 @@ def _render(photo, box, view, rng, size, occlude=True, jitter=0.35, rotate=15.0)
     the visible part of the box covers."""
     from PIL import Image, ImageEnhance
 
-    big, pad = photo                      # the photo reflect-padded by `pad` pixels on every side
+    big, pad = photo  # the photo reflect-padded by `pad` pixels on every side
     H, W = big.shape[0] - 2 * pad, big.shape[1] - 2 * pad
     t, l, s = view
     s = min(s, H + 2 * pad, W + 2 * pad)
     t = int(np.clip(t, -pad, H + pad - s))
     l = int(np.clip(l, -pad, W + pad - s))
-    crop = Image.fromarray(big[t + pad:t + pad + s, l + pad:l + pad + s])
+    crop = Image.fromarray(big[t + pad : t + pad + s, l + pad : l + pad + s])
     ang = rng.uniform(-rotate, rotate)
-    if s > 2 * size:                      # shrink first: rotating a large crop is slow
+    if s > 2 * size:  # shrink first: rotating a large crop is slow
         crop = crop.resize((2 * size, 2 * size), Image.BILINEAR)
     crop = crop.rotate(ang, resample=Image.BILINEAR).resize((size, size), Image.BILINEAR)
     crop = ImageEnhance.Brightness(crop).enhance(rng.uniform(1 - jitter, 1 + jitter))
@@ -114,20 +133,29 @@ def _render(photo, box, view, rng, size, occlude=True, jitter=0.35, rotate=15.0)
     inside = np.zeros((size, size), bool)
     if y1 > y0 and x1 > x0:
         f = size / s
-        inside[int((y0 - t) * f):int(np.ceil((y1 - t) * f)), int((x0 - l) * f):int(np.ceil((x1 - l) * f))] = True
+        inside[int((y0 - t) * f) : int(np.ceil((y1 - t) * f)), int((x0 - l) * f) : int(np.ceil((x1 - l) * f))] = True
     if occlude and rng.random() < 0.5:
         oh, ow = (rng.uniform(0.25, 0.6, size=2) * size).astype(int)
         oy, ox = rng.integers(0, size - oh + 1), rng.integers(0, size - ow + 1)
-        img[oy:oy + oh, ox:ox + ow] = rng.integers(40, 200, size=3, dtype=np.uint8)
-        inside[oy:oy + oh, ox:ox + ow] = False
+        img[oy : oy + oh, ox : ox + ow] = rng.integers(40, 200, size=3, dtype=np.uint8)
+        inside[oy : oy + oh, ox : ox + ow] = False
     visible = inside.sum() / max(1.0, (bs * size / s) ** 2)
     coverage = inside.sum() / float(size * size)
     return img, float(min(1.0, visible)), float(coverage)
 
 
-def photo_instances(seed: int = 0, n_instances: int | None = None, views: int = 5, n_distractors: int | None = None,
-                    image_size: int = 128, easy: float = 0.6, hard: float = 0.3, junk: float = 0.12,
-                    min_cover: float = 0.3, train_views: int = 8) -> RetrievalBenchmark:
+def photo_instances(
+    seed: int = 0,
+    n_instances: int | None = None,
+    views: int = 5,
+    n_distractors: int | None = None,
+    image_size: int = 128,
+    easy: float = 0.6,
+    hard: float = 0.3,
+    junk: float = 0.12,
+    min_cover: float = 0.3,
+    train_views: int = 8,
+) -> RetrievalBenchmark:
     """Generate the benchmark (module docstring). Deterministic given the arguments.
 
     Args:
@@ -165,7 +193,7 @@ def photo_instances(seed: int = 0, n_instances: int | None = None, views: int = 
             if all(not _boxes_overlap(b, o) or tries > 150 for o in got):
                 got.append(b)
         boxes += [(pi, b) for b in got]
-    order = rng.permutation(len(boxes))[:2 * n_inst]
+    order = rng.permutation(len(boxes))[: 2 * n_inst]
     test, train = order[:n_inst], order[n_inst:]
 
     def view_of(k, lo=0.5, hi=2.2):
@@ -181,8 +209,9 @@ def photo_instances(seed: int = 0, n_instances: int | None = None, views: int = 
         pi, box = boxes[k]
         bt, bl, bs = box
         m = int(bs * rng.uniform(0.0, 0.1))
-        q, _, _ = _render(padded[pi], box, (bt + m, bl + m, bs - 2 * m), rng, image_size, occlude=False, jitter=0.15,
-                       rotate=5)
+        q, _, _ = _render(
+            padded[pi], box, (bt + m, bl + m, bs - 2 * m), rng, image_size, occlude=False, jitter=0.15, rotate=5
+        )
         queries.append(q)
         q_groups.append(int(k))
         g = {"easy": [], "hard": [], "junk": []}
@@ -221,17 +250,30 @@ def photo_instances(seed: int = 0, n_instances: int | None = None, views: int = 
             img, _, _ = _render(padded[pi], box, v, rng, image_size)
             tr.append(img)
             tr_groups.append(int(k))
-    perm = rng.permutation(len(db))                      # shuffle the database, remap the ground truth
+    perm = rng.permutation(len(db))  # shuffle the database, remap the ground truth
     inv = np.empty_like(perm)
     inv[perm] = np.arange(len(perm))
     gnd = [{key: np.sort(inv[v]) for key, v in g.items()} for g in gnd]
     return RetrievalBenchmark(
-        name="photo_instances", db=np.stack(db)[perm], queries=np.stack(queries), gnd=gnd, train=np.stack(tr),
-        train_groups=np.asarray(tr_groups), db_groups=np.asarray(db_groups)[perm],
-        query_groups=np.asarray(q_groups), db_visible=np.asarray(db_vis)[perm],
-        meta={"seed": seed, "n_instances": n_inst, "views": views, "n_distractors": n_dis, "image_size": image_size,
-              "thresholds": {"easy": easy, "hard": hard, "junk": junk, "min_cover": min_cover},
-              "generator": "xmr_lib.data.photo_instances.photo_instances v3"})
+        name="photo_instances",
+        db=np.stack(db)[perm],
+        queries=np.stack(queries),
+        gnd=gnd,
+        train=np.stack(tr),
+        train_groups=np.asarray(tr_groups),
+        db_groups=np.asarray(db_groups)[perm],
+        query_groups=np.asarray(q_groups),
+        db_visible=np.asarray(db_vis)[perm],
+        meta={
+            "seed": seed,
+            "n_instances": n_inst,
+            "views": views,
+            "n_distractors": n_dis,
+            "image_size": image_size,
+            "thresholds": {"easy": easy, "hard": hard, "junk": junk, "min_cover": min_cover},
+            "generator": "xmr_lib.data.photo_instances.photo_instances v3",
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -268,8 +310,9 @@ class LazyImages:
                     raise ValueError(f"mask: expected {len(self)} entries, got {len(idx)}")
                 idx = np.flatnonzero(idx)
             idx = idx.astype(np.int64).ravel()
-            return LazyImages([self.paths[j] for j in idx],
-                              None if self.boxes is None else [self.boxes[j] for j in idx])
+            return LazyImages(
+                [self.paths[j] for j in idx], None if self.boxes is None else [self.boxes[j] for j in idx]
+            )
         from PIL import Image
 
         im = Image.open(self.paths[i]).convert("RGB")
@@ -284,14 +327,16 @@ def _find_revisited(name: str, root) -> tuple:
     from pathlib import Path
 
     root = Path(root)
-    for pkl in [root / name / f"gnd_{name}.pkl", *sorted(root.rglob(f"gnd_{name}.pkl"))]:   # data_scripts layout first
+    for pkl in [root / name / f"gnd_{name}.pkl", *sorted(root.rglob(f"gnd_{name}.pkl"))]:  # data_scripts layout first
         if not pkl.is_file():
             continue
         jpg = pkl.parent / "jpg"
         if jpg.is_dir():
             return pkl, jpg
-    raise FileNotFoundError(f"{name}: no gnd_{name}.pkl with a jpg/ folder under {root}; fetch it with "
-                            f"`python -m data_scripts fetch {name} --root {root}`")
+    raise FileNotFoundError(
+        f"{name}: no gnd_{name}.pkl with a jpg/ folder under {root}; fetch it with "
+        f"`python -m data_scripts fetch {name} --root {root}`"
+    )
 
 
 def revisited(name: str, root, train_from: str | None = None) -> RetrievalBenchmark:
@@ -318,13 +363,24 @@ def revisited(name: str, root, train_from: str | None = None) -> RetrievalBenchm
     opkl, ojpg = _find_revisited(other, root)
     with open(opkl, "rb") as f:
         ocfg = pickle.load(f)
-    groups = -1 - np.arange(len(ocfg["imlist"]))                     # singletons unless a landmark claims them
+    groups = -1 - np.arange(len(ocfg["imlist"]))  # singletons unless a landmark claims them
     marks = sorted({"_".join(q.split("_")[:-1]) for q in ocfg["qimlist"]})
     for qname, g in zip(ocfg["qimlist"], ocfg["gnd"]):
         lm = marks.index("_".join(qname.split("_")[:-1]))
-        pos = np.concatenate([np.asarray(g.get("easy", []), dtype=np.int64), np.asarray(g.get("hard", []), dtype=np.int64)])
+        pos = np.concatenate(
+            [np.asarray(g.get("easy", []), dtype=np.int64), np.asarray(g.get("hard", []), dtype=np.int64)]
+        )
         groups[pos] = lm
     train = LazyImages([ojpg / f"{n}.jpg" for n in ocfg["imlist"]])
-    return RetrievalBenchmark(name=name, db=db, queries=queries, gnd=gnd, train=train, train_groups=groups,
-                              db_groups=np.full(len(db), -1), query_groups=np.arange(len(queries)),
-                              db_visible=np.zeros(len(db)), meta={"train_from": other, "landmarks": marks})
+    return RetrievalBenchmark(
+        name=name,
+        db=db,
+        queries=queries,
+        gnd=gnd,
+        train=train,
+        train_groups=groups,
+        db_groups=np.full(len(db), -1),
+        query_groups=np.arange(len(queries)),
+        db_visible=np.zeros(len(db)),
+        meta={"train_from": other, "landmarks": marks},
+    )

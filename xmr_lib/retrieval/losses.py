@@ -14,6 +14,7 @@ distance of Eq. (2.14), ``D(x_i, x_j) = ||f(x_i) − f(x_j)||²₂``:
 Descriptors are ``(B, D)`` tensors (usually L2-normalised, so ``D ∈ [0, 4]``); ``reduction`` is ``"mean"``,
 ``"sum"`` or ``"none"`` over pairs / triplets. Other notebooks add their losses to this module.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,9 @@ def _reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:
 def _labels(similar, n: int, device) -> torch.Tensor:
     s = torch.as_tensor(similar, device=device)
     if s.shape != (n,):
-        raise ValueError(f"similar: expected {n} labels (1 = matching pair, 0 = non-matching), got shape "
-                         f"{tuple(s.shape)}")
+        raise ValueError(
+            f"similar: expected {n} labels (1 = matching pair, 0 = non-matching), got shape {tuple(s.shape)}"
+        )
     if ((s != 0) & (s != 1)).any():
         raise ValueError(f"similar: labels must be 0 or 1, got values {sorted(set(s.tolist()))}")
     return s.to(torch.get_default_dtype())
@@ -50,8 +52,15 @@ def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).sum(dim=1)
 
 
-def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, similar, margin: float = 0.7, form: str = "thesis",
-                     reduction: str = "mean", eps: float = 1e-6) -> torch.Tensor:
+def contrastive_loss(
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    similar,
+    margin: float = 0.7,
+    form: str = "thesis",
+    reduction: str = "mean",
+    eps: float = 1e-6,
+) -> torch.Tensor:
     """Siamese / contrastive loss over pairs ``(x1[i], x2[i])``.
 
     Args:
@@ -80,8 +89,14 @@ def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, similar, margin: float 
     return _reduce(v, reduction)
 
 
-def double_margin_contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, similar, margin_pos: float = 0.1,
-                                   margin_neg: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+def double_margin_contrastive_loss(
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    similar,
+    margin_pos: float = 0.1,
+    margin_neg: float = 0.5,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Double-margin Siamese loss, Eq. (2.19): ``½ S max(0, D − m₁) + ½ (1 − S) max(0, m₂ − D)``, squared D.
 
     Matching pairs are only pulled together once their squared distance exceeds ``margin_pos`` (m₁); non-matching
@@ -96,8 +111,9 @@ def double_margin_contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, similar, 
     return _reduce(v, reduction)
 
 
-def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.1,
-                 reduction: str = "mean") -> torch.Tensor:
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.1, reduction: str = "mean"
+) -> torch.Tensor:
     """Triplet loss, Eq. (2.17): ``max(0, m + D(a, p) − D(a, n))`` with squared distances.
 
     Args:
@@ -108,11 +124,17 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
         reduction: over triplets (``"none"`` returns ``(B,)`` or ``(B, K)``).
     """
     check_same_shape(anchor, "anchor", positive, "positive")
-    if not isinstance(negative, torch.Tensor) or negative.ndim not in (2, 3) or negative.shape[0] != anchor.shape[0] \
-            or negative.shape[-1] != anchor.shape[1]:
-        raise ValueError(f"negative: expected shape ({anchor.shape[0]}, {anchor.shape[1]}) or "
-                         f"({anchor.shape[0]}, K, {anchor.shape[1]}), got "
-                         f"{tuple(negative.shape) if isinstance(negative, torch.Tensor) else type(negative).__name__}")
+    if (
+        not isinstance(negative, torch.Tensor)
+        or negative.ndim not in (2, 3)
+        or negative.shape[0] != anchor.shape[0]
+        or negative.shape[-1] != anchor.shape[1]
+    ):
+        raise ValueError(
+            f"negative: expected shape ({anchor.shape[0]}, {anchor.shape[1]}) or "
+            f"({anchor.shape[0]}, K, {anchor.shape[1]}), got "
+            f"{tuple(negative.shape) if isinstance(negative, torch.Tensor) else type(negative).__name__}"
+        )
     if not float(margin) >= 0:
         raise ValueError(f"margin: expected a number >= 0, got {margin!r}")
     d_ap = squared_distance(anchor, positive)
@@ -131,15 +153,22 @@ def _hinge_rows(s: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: f
     """
     if mining == "hardest":
         has_neg = neg.any(1, keepdim=True)
-        hardest = torch.where(has_neg, s.masked_fill(~neg, float("-inf")).max(1, keepdim=True).values,
-                              torch.zeros_like(s[:, :1]))
+        hardest = torch.where(
+            has_neg, s.masked_fill(~neg, float("-inf")).max(1, keepdim=True).values, torch.zeros_like(s[:, :1])
+        )
         return ((margin - s + hardest).clamp(min=0) * (pos & has_neg)).sum()
     v = (margin - s[:, :, None] + s[:, None, :]).clamp(min=0) * (pos[:, :, None] & neg[:, None, :])
     return v.sum()
 
 
-def bidirectional_triplet_loss(z_image: torch.Tensor, z_text: torch.Tensor, labels: torch.Tensor,
-                               margin: float = 0.5, mining: str = "hardest", intra: bool = True) -> torch.Tensor:
+def bidirectional_triplet_loss(
+    z_image: torch.Tensor,
+    z_text: torch.Tensor,
+    labels: torch.Tensor,
+    margin: float = 0.5,
+    mining: str = "hardest",
+    intra: bool = True,
+) -> torch.Tensor:
     """Eqs. 4.12–4.14: ``L_tr = L_inter + L_intra`` on cosine similarities, hinge with margin m.
 
     Positives of an anchor are the in-batch items of the other (inter) or same (intra) modality with the same

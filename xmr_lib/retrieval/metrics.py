@@ -24,6 +24,7 @@ Sections: ranking metrics (:func:`average_precision`, :func:`mean_average_precis
 :func:`pr_curve_hamming`); incremental learning (:func:`task_forgetting`, :func:`average_forgetting`,
 :func:`forgetting_curve`, :func:`average_incremental_accuracy`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
@@ -33,12 +34,26 @@ import numpy as np
 from xmr_lib.core.checks import check_choice, check_int
 
 __all__ = [
-    "TIES", "NORMALIZE",
-    "average_precision", "mean_average_precision", "precision_at_k", "recall_at_k", "precision_recall_curve",
-    "revisited_ap", "revisited_precision_at_k", "revisited_map",
-    "hamming_distance", "hamming_relevance", "hamming_map", "hamming_topk_precision", "hamming_radius_precision",
+    "TIES",
+    "NORMALIZE",
+    "average_precision",
+    "mean_average_precision",
+    "precision_at_k",
+    "recall_at_k",
+    "precision_recall_curve",
+    "revisited_ap",
+    "revisited_precision_at_k",
+    "revisited_map",
+    "hamming_distance",
+    "hamming_relevance",
+    "hamming_map",
+    "hamming_topk_precision",
+    "hamming_radius_precision",
     "pr_curve_hamming",
-    "task_forgetting", "average_forgetting", "forgetting_curve", "average_incremental_accuracy",
+    "task_forgetting",
+    "average_forgetting",
+    "forgetting_curve",
+    "average_incremental_accuracy",
 ]
 
 TIES = ("index", "pessimistic", "optimistic", "expected")
@@ -228,7 +243,7 @@ def _relevant_in_topk(key: np.ndarray, rel: np.ndarray, k: int, ties: str) -> tu
     if k >= n:
         cnt = rel.sum(1).astype(np.float64)
         return cnt, (cnt > 0).astype(np.float64)
-    kth = np.partition(key, k - 1, axis=1)[:, k - 1:k]
+    kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]
     lt, eq = key < kth, key == kth
     slots = k - lt.sum(1)  # places left for the items tied at the k-th key (≥ 1)
     r_lt = (rel & lt).sum(1)
@@ -247,8 +262,11 @@ def _relevant_in_topk(key: np.ndarray, rel: np.ndarray, k: int, ties: str) -> tu
 
         miss = n_eq - r_eq  # P(no relevant among the slots) = C(miss, slots) / C(n_eq, slots)
         with np.errstate(invalid="ignore"):
-            p_none = np.where(miss >= slots, np.exp(gammaln(miss + 1) - gammaln(miss - slots + 1)
-                                                    - gammaln(n_eq + 1) + gammaln(n_eq - slots + 1)), 0.0)
+            p_none = np.where(
+                miss >= slots,
+                np.exp(gammaln(miss + 1) - gammaln(miss - slots + 1) - gammaln(n_eq + 1) + gammaln(n_eq - slots + 1)),
+                0.0,
+            )
         hit = np.where(r_lt > 0, 1.0, 1.0 - p_none)
         return cnt, hit
     return cnt, (cnt > 0).astype(np.float64)
@@ -258,8 +276,9 @@ def _relevant_in_topk(key: np.ndarray, rel: np.ndarray, k: int, ties: str) -> tu
 # ranking metrics on scores
 
 
-def average_precision(scores, relevance, k: int | None = None, *, ties: str = "index",
-                      normalize: str = "min") -> np.ndarray:
+def average_precision(
+    scores, relevance, k: int | None = None, *, ties: str = "index", normalize: str = "min"
+) -> np.ndarray:
     """Per-query average precision over the full ranking, or AP@k.
 
     ``AP = (1/R) Σ_{n=1..N} P@n · rel_n`` with ``R`` the number of relevant items in the database (non-interpolated
@@ -295,8 +314,9 @@ def average_precision(scores, relevance, k: int | None = None, *, ties: str = "i
     return out
 
 
-def mean_average_precision(scores, relevance, k: int | None = None, *, ties: str = "index",
-                           normalize: str = "min", empty: str = "exclude") -> float:
+def mean_average_precision(
+    scores, relevance, k: int | None = None, *, ties: str = "index", normalize: str = "min", empty: str = "exclude"
+) -> float:
     """mAP: the mean over queries of :func:`average_precision` (same relevance, tie and ``k`` rules).
 
     Queries with no relevant item are left out (``empty="exclude"``, as the revisited Oxford/Paris code) or count
@@ -326,8 +346,9 @@ def precision_at_k(scores, relevance, k: int, *, ties: str = "index", per_query:
     return out if per_query else float(out.mean())
 
 
-def recall_at_k(scores, relevance, ks: Sequence[int] = (1, 5, 10), *, ties: str = "index",
-                per_query: bool = False) -> dict:
+def recall_at_k(
+    scores, relevance, ks: Sequence[int] = (1, 5, 10), *, ties: str = "index", per_query: bool = False
+) -> dict:
     """Recall@K **as cross-modal (image–caption) retrieval reports it**: the fraction of queries that have *at
     least one* relevant item among the top K (a hit rate; CMPM/VSE++ ``recall_at_k``), not the fraction of the
     relevant items that are retrieved.
@@ -388,8 +409,7 @@ def precision_recall_curve(scores, relevance, *, ties: str = "index", cutoffs=No
         key, rel = -s[sl][keep], rel[keep]
         order = _order(key, rel, ties)
         if ties == "expected":
-            found = np.cumsum(_expected_rel_and_terms(_take_rows(key, order),
-                                                      _take_rows(rel, order))[0], axis=1)
+            found = np.cumsum(_expected_rel_and_terms(_take_rows(key, order), _take_rows(rel, order))[0], axis=1)
         else:
             found = np.cumsum(_take_rows(rel, order), axis=1, dtype=np.float64)
         found = found[:, cut - 1]
@@ -411,8 +431,11 @@ def _ranks(x: Any, n_queries: int, kind: str = "auto", name: str = "ranks") -> t
     if a.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n_queries, n_db), got shape {a.shape}")
     if a.shape[0] != n_queries:
-        hint = (" — it looks like the official (n_db, n_queries) layout; pass its transpose"
-                if a.shape[1] == n_queries else "")
+        hint = (
+            " — it looks like the official (n_db, n_queries) layout; pass its transpose"
+            if a.shape[1] == n_queries
+            else ""
+        )
         raise ValueError(f"{name}: expected {n_queries} rows (one per query), got shape {a.shape}{hint}")
     if a.shape[1] == 0:
         raise ValueError(f"{name}: the database is empty (shape {a.shape})")
@@ -461,8 +484,9 @@ def _index_lists(x: Any, n_queries: int, name: str) -> tuple[np.ndarray, np.ndar
     return key // width, key % width
 
 
-def _revisited_chunk(ranks: np.ndarray, s0: int, n: int, groups: list, setups: list,
-                     kappas: Sequence[int], distinct: str | None = None) -> list:
+def _revisited_chunk(
+    ranks: np.ndarray, s0: int, n: int, groups: list, setups: list, kappas: Sequence[int], distinct: str | None = None
+) -> list:
     """AP and P@k (official rules) of the queries s0 … s0+C−1, for each (positive bits, junk bits) setup.
     ``distinct``: the argument's name when ``ranks`` are given ranks (checked for repeated ids), None for rankings
     computed from scores (permutations).
@@ -530,15 +554,24 @@ def _check_distinct_ranks(flat: np.ndarray, c: int, s0: int, n: int, name: str) 
     flat = flat.ravel()
     seen = np.zeros(c * n, dtype=bool)
     seen[flat] = True
-    if np.count_nonzero(seen) != flat.size:             # error path only from here
+    if np.count_nonzero(seen) != flat.size:  # error path only from here
         counts = np.bincount(flat, minlength=c * n)
         k = int(np.argmax(counts > 1))
-        raise ValueError(f"{name}: database index {k % n} appears {int(counts[k])} times in the ranking of query "
-                         f"{s0 + k // n}; each row must list distinct database indices")
+        raise ValueError(
+            f"{name}: database index {k % n} appears {int(counts[k])} times in the ranking of query "
+            f"{s0 + k // n}; each row must list distinct database indices"
+        )
 
 
-def _revisited(ranks_or_scores: Any, groups: list, setups: list, n_q: int, kappas: Sequence[int],
-               kind: str = "auto", name: str = "ranks") -> list:
+def _revisited(
+    ranks_or_scores: Any,
+    groups: list,
+    setups: list,
+    n_q: int,
+    kappas: Sequence[int],
+    kind: str = "auto",
+    name: str = "ranks",
+) -> list:
     """[(aps (Q,), prs (Q, len(kappas)))] per (positive bits, junk bits) setup over the flat-list ``groups``."""
     if len(groups) > 8:
         raise ValueError(f"groups: at most 8 index lists, got {len(groups)}")
@@ -591,8 +624,9 @@ def revisited_ap(ranks, positives, junk=None, *, kind: str = "auto") -> np.ndarr
     return _revisited(ranks, groups, [(1, 2)], n_q, (), kind)[0][0]
 
 
-def revisited_precision_at_k(ranks, positives, junk=None, kappas: Sequence[int] = (1, 5, 10), *,
-                             kind: str = "auto") -> np.ndarray:
+def revisited_precision_at_k(
+    ranks, positives, junk=None, kappas: Sequence[int] = (1, 5, 10), *, kind: str = "auto"
+) -> np.ndarray:
     """Per-query precision@k of the official revisited code, junk removed as in :func:`revisited_ap`.
 
     The official rule (kept, quirk included): with ``last`` the 1-based junk-free rank of the last positive
@@ -616,8 +650,14 @@ _SETUPS = {  # setup → (positive lists, junk lists) of the official example_ev
 }
 
 
-def revisited_map(ranks_or_scores, gnd: Sequence[dict], kappas: Sequence[int] = (1, 5, 10), *,
-                  setups: Sequence[str] = ("easy", "medium", "hard"), kind: str = "auto") -> dict:
+def revisited_map(
+    ranks_or_scores,
+    gnd: Sequence[dict],
+    kappas: Sequence[int] = (1, 5, 10),
+    *,
+    setups: Sequence[str] = ("easy", "medium", "hard"),
+    kind: str = "auto",
+) -> dict:
     """Revisited Oxford/Paris evaluation (Radenović et al., CVPR 2018): mAP and mP@k in the Easy / Medium / Hard
     setups, with the rules of the official ``compute_map`` (see :func:`revisited_ap` and
     :func:`revisited_precision_at_k`), vectorised over queries.
@@ -650,11 +690,15 @@ def revisited_map(ranks_or_scores, gnd: Sequence[dict], kappas: Sequence[int] = 
         raise ValueError(f"gnd: expected a non-empty list of per-query dicts, got {type(gnd).__name__}")
     for i, g in enumerate(gnd):
         if not isinstance(g, dict) or "easy" not in g or "hard" not in g:
-            raise ValueError(f"gnd[{i}]: expected a dict with 'easy', 'hard' (and 'junk') index arrays, got "
-                             f"{sorted(g) if isinstance(g, dict) else type(g).__name__}")
+            raise ValueError(
+                f"gnd[{i}]: expected a dict with 'easy', 'hard' (and 'junk') index arrays, got "
+                f"{sorted(g) if isinstance(g, dict) else type(g).__name__}"
+            )
 
-    groups = [_index_lists([_np(g.get(key, []), "gnd") for g in gnd], len(gnd), f"gnd '{key}'")
-              for key in ("easy", "hard", "junk")]
+    groups = [
+        _index_lists([_np(g.get(key, []), "gnd") for g in gnd], len(gnd), f"gnd '{key}'")
+        for key in ("easy", "hard", "junk")
+    ]
     bits = {"easy": 1, "hard": 2, "junk": 4}
     masks = [(sum(bits[k] for k in _SETUPS[s][0]), sum(bits[k] for k in _SETUPS[s][1])) for s in setups]
     results = _revisited(ranks_or_scores, groups, masks, len(gnd), kappas, kind, "ranks_or_scores")
@@ -687,11 +731,15 @@ def _code_bits(x: Any, name: str) -> np.ndarray:
     ok = neg | zero | one
     if not ok.all():
         bad = a[~ok].ravel()[0].item()
-        raise ValueError(f"{name}: codes must be in {{-1,+1}} or {{0,1}}, got value {bad!r} "
-                         "(binarise first, e.g. np.where(h >= 0, 1, -1); note sign(0) = 0)")
+        raise ValueError(
+            f"{name}: codes must be in {{-1,+1}} or {{0,1}}, got value {bad!r} "
+            "(binarise first, e.g. np.where(h >= 0, 1, -1); note sign(0) = 0)"
+        )
     if neg.any() and zero.any():
-        raise ValueError(f"{name}: codes mix -1 and 0; use {{-1,+1}} or {{0,1}}, not both "
-                         "(sign(0) = 0 is a common cause: map 0 to +1)")
+        raise ValueError(
+            f"{name}: codes mix -1 and 0; use {{-1,+1}} or {{0,1}}, not both "
+            "(sign(0) = 0 is a common cause: map 0 to +1)"
+        )
     return one
 
 
@@ -826,9 +874,20 @@ def _progress(it, enabled: bool, total: int, desc: str):
     return tqdm(it, total=total, desc=desc, leave=False)
 
 
-def hamming_map(query_codes, db_codes, query_labels, db_labels, top_k: int | None = None, *,
-                ties: str = "index", normalize: str = "min", empty: str = "exclude", per_query: bool = False,
-                chunk_size: int | None = None, progress: bool = False):
+def hamming_map(
+    query_codes,
+    db_codes,
+    query_labels,
+    db_labels,
+    top_k: int | None = None,
+    *,
+    ties: str = "index",
+    normalize: str = "min",
+    empty: str = "exclude",
+    per_query: bool = False,
+    chunk_size: int | None = None,
+    progress: bool = False,
+):
     """mAP by Hamming ranking (multi-label cross-modal hashing: I→T with image query codes and text database
     codes, and T→I), or mAP@top_k.
 
@@ -862,8 +921,9 @@ def hamming_map(query_codes, db_codes, query_labels, db_labels, top_k: int | Non
     return ap if per_query else _mean(ap, empty)
 
 
-def hamming_topk_precision(query_codes, db_codes, query_labels, db_labels, k: int, *, ties: str = "index",
-                           per_query: bool = False):
+def hamming_topk_precision(
+    query_codes, db_codes, query_labels, db_labels, k: int, *, ties: str = "index", per_query: bool = False
+):
     """Top-k precision by Hamming ranking: mean over all queries of (relevant among the k nearest codes) / k.
 
     Relevance: shares at least one label. Ranking by ascending distance, ties by ``ties`` (default: ascending
@@ -891,8 +951,9 @@ def _radius_counts(q, d, b: int, relevance) -> tuple[np.ndarray, np.ndarray]:
     return tot, hit
 
 
-def hamming_radius_precision(query_codes, db_codes, query_labels, db_labels, radius: int = 2, *,
-                             per_query: bool = False):
+def hamming_radius_precision(
+    query_codes, db_codes, query_labels, db_labels, radius: int = 2, *, per_query: bool = False
+):
     """Precision of hash lookup within Hamming ``radius`` (e.g. "precision within Hamming radius 2").
 
     Per query: (relevant items with distance ≤ radius) / (items with distance ≤ radius); a query whose ball is
@@ -947,8 +1008,10 @@ def pr_curve_hamming(query_codes, db_codes, query_labels, db_labels, *, average:
 def _results(R: Any) -> np.ndarray:
     r = _np(R, "R")
     if r.ndim != 2 or r.shape[0] == 0 or r.shape[1] == 0:
-        raise ValueError(f"R: expected a 2-D results matrix (n_steps, n_tasks), R[i, j] = metric on task j after "
-                         f"step i; got shape {r.shape}")
+        raise ValueError(
+            f"R: expected a 2-D results matrix (n_steps, n_tasks), R[i, j] = metric on task j after "
+            f"step i; got shape {r.shape}"
+        )
     if r.dtype.kind not in "biuf":
         raise ValueError(f"R: expected numbers, got dtype {r.dtype}")
     return r.astype(np.float64)
@@ -1022,8 +1085,7 @@ def forgetting_curve(R, *, learned_at="diagonal", max_over: str = "learned") -> 
         (T−1,) float64.
     """
     r = _results(R)
-    return np.array([average_forgetting(r, t, learned_at=learned_at, max_over=max_over)
-                     for t in range(1, r.shape[0])])
+    return np.array([average_forgetting(r, t, learned_at=learned_at, max_over=max_over) for t in range(1, r.shape[0])])
 
 
 def average_incremental_accuracy(R, *, learned_at="diagonal") -> float:

@@ -6,6 +6,7 @@ network, and give each query the ``n`` pool images most similar to it — skippi
 (instance / landmark / 3-D model) and taking **at most one image per group**, so the negatives are hard *and*
 diverse. :func:`hard_negatives` does that for all queries at once (no loop over queries).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,19 +48,20 @@ def positive_pairs(groups: Any, n: int, seed: int | np.random.Generator = 0) -> 
         raise ValueError("groups: no group has two or more items, so there are no positive pairs")
     rng = _rng(seed)
     q = rng.choice(usable, size=int(n), replace=int(n) > len(usable))
-    order = np.argsort(inv, kind="stable")                       # items sorted by group
+    order = np.argsort(inv, kind="stable")  # items sorted by group
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.empty(len(g), dtype=np.int64)                      # each item's position inside its group
+    slot = np.empty(len(g), dtype=np.int64)  # each item's position inside its group
     slot[order] = np.arange(len(g)) - starts[inv[order]]
     c = counts[inv[q]]
-    r = np.minimum((rng.random(len(q)) * (c - 1)).astype(np.int64), c - 2)   # uniform over the other c-1 items
-    r = r + (r >= slot[q])                                       # skip the query's own slot
+    r = np.minimum((rng.random(len(q)) * (c - 1)).astype(np.int64), c - 2)  # uniform over the other c-1 items
+    r = r + (r >= slot[q])  # skip the query's own slot
     start = starts[inv[q]]
     return q.astype(np.int64), order[start + r].astype(np.int64)
 
 
-def hard_negatives(query_desc: Any, pool_desc: Any, query_groups: Any, pool_groups: Any, n: int = 5,
-                   chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def hard_negatives(
+    query_desc: Any, pool_desc: Any, query_groups: Any, pool_groups: Any, n: int = 5, chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` hardest negatives of every query, one per group: cirtorch's mining, batched over queries.
 
     For each query, pool items of the query's group are excluded; among the others, each group is represented by
@@ -79,8 +81,10 @@ def hard_negatives(query_desc: Any, pool_desc: Any, query_groups: Any, pool_grou
     q = torch.as_tensor(np.asarray(query_desc) if not isinstance(query_desc, torch.Tensor) else query_desc).float()
     p = torch.as_tensor(np.asarray(pool_desc) if not isinstance(pool_desc, torch.Tensor) else pool_desc).float()
     if q.ndim != 2 or p.ndim != 2 or q.shape[1] != p.shape[1]:
-        raise ValueError(f"query_desc, pool_desc: expected (Q, D) and (P, D) with the same D, got "
-                         f"{tuple(q.shape)} and {tuple(p.shape)}")
+        raise ValueError(
+            f"query_desc, pool_desc: expected (Q, D) and (P, D) with the same D, got "
+            f"{tuple(q.shape)} and {tuple(p.shape)}"
+        )
     qg = _labels(query_groups, "query_groups", len(q))
     pg = _labels(pool_groups, "pool_groups", len(p))
     if int(n) < 1:
@@ -89,33 +93,35 @@ def hard_negatives(query_desc: Any, pool_desc: Any, query_groups: Any, pool_grou
     uniq, pinv = np.unique(pg, return_inverse=True)
     G = len(uniq)
     pos = np.searchsorted(uniq, qg)
-    qinv = np.where((pos < G) & (uniq[np.minimum(pos, G - 1)] == qg), pos, -1)   # query group in pool ids, or -1
+    qinv = np.where((pos < G) & (uniq[np.minimum(pos, G - 1)] == qg), pos, -1)  # query group in pool ids, or -1
     pinv_t = torch.as_tensor(pinv.reshape(-1))
     big = torch.iinfo(torch.int64).max
     ids_out = np.full((len(q), n), -1, dtype=np.int64)
     sims_out = np.full((len(q), n), -np.inf, dtype=np.float32)
     k = min(n, G)
     for i in range(0, len(q), chunk):
-        s = q[i:i + chunk] @ p.T                                               # (c, P)
+        s = q[i : i + chunk] @ p.T  # (c, P)
         c = len(s)
-        own = torch.as_tensor(qinv[i:i + chunk])
+        own = torch.as_tensor(qinv[i : i + chunk])
         s = s.masked_fill(pinv_t[None, :] == own[:, None], -torch.inf)
         gidx = pinv_t.expand(c, -1)
-        gmax = torch.full((c, G), -torch.inf).scatter_reduce(1, gidx, s, "amax")      # best sim per group
+        gmax = torch.full((c, G), -torch.inf).scatter_reduce(1, gidx, s, "amax")  # best sim per group
         is_best = (s == gmax.gather(1, gidx)) & torch.isfinite(s)
         item = torch.arange(len(p)).expand(c, -1)
         best_item = torch.full((c, G), big, dtype=torch.int64).scatter_reduce(
-            1, gidx, torch.where(is_best, item, torch.full_like(item, big)), "amin")  # first best item per group
+            1, gidx, torch.where(is_best, item, torch.full_like(item, big)), "amin"
+        )  # first best item per group
         top_v, top_g = torch.topk(gmax, k, dim=1)
         chosen = best_item.gather(1, top_g)
         ok = torch.isfinite(top_v)
-        ids_out[i:i + c, :k] = torch.where(ok, chosen, torch.full_like(chosen, -1)).numpy()
-        sims_out[i:i + c, :k] = top_v.numpy()
+        ids_out[i : i + c, :k] = torch.where(ok, chosen, torch.full_like(chosen, -1)).numpy()
+        sims_out[i : i + c, :k] = top_v.numpy()
     return ids_out, sims_out
 
 
-def random_negatives(query_groups: Any, pool_groups: Any, n: int = 5,
-                     seed: int | np.random.Generator = 0) -> np.ndarray:
+def random_negatives(
+    query_groups: Any, pool_groups: Any, n: int = 5, seed: int | np.random.Generator = 0
+) -> np.ndarray:
     """``n`` random pool items per query from other groups (the easy-negative baseline), ``(Q, n)`` int64.
 
     Drawn with replacement among the pool items whose group differs from the query's.

@@ -1,5 +1,6 @@
 """Modality discrimination: entropy of a modality predictor, its losses, the gradient-reversal layer, a modality
 classifier and the modality probe (can a linear classifier tell image from text in a common space?)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,7 @@ def negative_modality_entropy_loss(logits_image: torch.Tensor, logits_text: torc
     """
     check_2d(logits_image, "logits_image", 2)
     check_2d(logits_text, "logits_text", 2)
-    return negative_entropy_loss(logits_image, reduction="mean") + negative_entropy_loss(logits_text,
-                                                                                        reduction="mean")
+    return negative_entropy_loss(logits_image, reduction="mean") + negative_entropy_loss(logits_text, reduction="mean")
 
 
 def modality_classification_loss(logits_image: torch.Tensor, logits_text: torch.Tensor) -> torch.Tensor:
@@ -115,8 +115,9 @@ def modality_probe_accuracy(image_z: Any, text_z: Any, seed: int = 0, test_fract
     b = check_matrix(text_z, "text_z", dtype=np.float32)
     m = min(len(a), len(b))
     if m < 4 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"image_z, text_z: expected (n >= 4, d) and (m >= 4, d) (one dimension d), got {a.shape} "
-                         f"and {b.shape}")
+        raise ValueError(
+            f"image_z, text_z: expected (n >= 4, d) and (m >= 4, d) (one dimension d), got {a.shape} and {b.shape}"
+        )
     if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction <= 0.5):
         raise ValueError(f"test_fraction: expected a number in (0, 0.5], got {test_fraction!r}")
     rng = np.random.default_rng(seed)
@@ -161,8 +162,9 @@ def negative_entropy_loss(logits: torch.Tensor, reduction: str = "sum") -> torch
     return reduce_loss(-modality_entropy(logits), reduction, logits.shape[0])
 
 
-def domain_classification_loss(logits: torch.Tensor, domain: int | torch.Tensor,
-                               reduction: str = "mean") -> torch.Tensor:
+def domain_classification_loss(
+    logits: torch.Tensor, domain: int | torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Cross-entropy of the domain predictor against the true modality (image = 0, text = 1).
 
     This is the predictor's own objective (thesis ch. 4's L_c, Eq. 4.5); ch. 3 leaves it implicit.

@@ -18,6 +18,7 @@ formulas come from the original papers (see ``/work/shared/spec/ch2_survey.md`` 
 ... wrap the functions as ``nn.Module`` s, :func:`get_pooling` builds one by name, and :func:`extract_multiscale`
 / :func:`combine_scales` build multi-scale descriptors (cirtorch's ``extract_ms``).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,10 +32,30 @@ import torch.nn.functional as F
 from xmr_lib.core.setup import resolve_device
 
 __all__ = [
-    "l2_normalize", "mac_pool", "avg_pool", "spoc_pool", "spoc_center_prior", "gem_pool", "rmac_regions",
-    "regional_max", "rmac_pool", "crow_spatial_weight", "crow_channel_weight", "crow_pool", "combine_scales",
-    "extract_multiscale", "MAC", "AvgPool", "SPoC", "GeM", "RMAC", "CroW", "POOLINGS", "get_pooling",
-    "pool", "pooling_names",
+    "l2_normalize",
+    "mac_pool",
+    "avg_pool",
+    "spoc_pool",
+    "spoc_center_prior",
+    "gem_pool",
+    "rmac_regions",
+    "regional_max",
+    "rmac_pool",
+    "crow_spatial_weight",
+    "crow_channel_weight",
+    "crow_pool",
+    "combine_scales",
+    "extract_multiscale",
+    "MAC",
+    "AvgPool",
+    "SPoC",
+    "GeM",
+    "RMAC",
+    "CroW",
+    "POOLINGS",
+    "get_pooling",
+    "pool",
+    "pooling_names",
 ]
 
 EPS = 1e-6
@@ -85,8 +106,9 @@ def avg_pool(x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     return _finish(_check_maps(x).mean(dim=(2, 3)), normalize)
 
 
-def spoc_center_prior(height: int, width: int, sigma_frac: float = 1.0 / 3.0, dtype=torch.float32,
-                      device=None) -> torch.Tensor:
+def spoc_center_prior(
+    height: int, width: int, sigma_frac: float = 1.0 / 3.0, dtype=torch.float32, device=None
+) -> torch.Tensor:
     """Babenko & Lempitsky's Gaussian centre prior, shape ``(height, width)``.
 
     ``α(i, j) = exp(-((i - c_i)² + (j - c_j)²) / (2σ²))`` with centre ``c = ((H-1)/2, (W-1)/2)`` (the middle of
@@ -105,8 +127,9 @@ def spoc_center_prior(height: int, width: int, sigma_frac: float = 1.0 / 3.0, dt
     return torch.exp(-d2 / (2.0 * sigma * sigma)).to(dtype)
 
 
-def spoc_pool(x: torch.Tensor, center_prior: bool = True, sigma_frac: float = 1.0 / 3.0,
-              normalize: bool = True) -> torch.Tensor:
+def spoc_pool(
+    x: torch.Tensor, center_prior: bool = True, sigma_frac: float = 1.0 / 3.0, normalize: bool = True
+) -> torch.Tensor:
     """SPoC: ``f_k = Σ_{i,j} α(i, j) x[k, i, j]`` with the Gaussian centre prior α (:func:`spoc_center_prior`).
 
     ``center_prior=False`` gives plain sum pooling, which after L2 normalisation equals :func:`avg_pool` (what
@@ -148,8 +171,10 @@ def gem_pool(x: torch.Tensor, p: float | torch.Tensor = 3.0, eps: float = EPS, n
     elif p.ndim == 1 and p.shape[0] == x.shape[1]:
         pv = p.reshape(1, -1)
     else:
-        raise ValueError(f"p: expected a number, a 1-element tensor or a ({x.shape[1]},) tensor (one per channel), "
-                         f"got shape {tuple(p.shape)}")
+        raise ValueError(
+            f"p: expected a number, a 1-element tensor or a ({x.shape[1]},) tensor (one per channel), "
+            f"got shape {tuple(p.shape)}"
+        )
     _check_positive_p(p)
     return _finish(_stable_gem(x.clamp(min=eps), pv.to(x.dtype)), normalize)
 
@@ -159,12 +184,14 @@ def _check_positive_p(p: torch.Tensor) -> None:
     pd = p.detach()
     if not pd.is_floating_point():
         pd = pd.double()
-    bad = ~(pd > 0)                                      # NaN compares False
-    if bool(bad.any()):                                  # one device sync per call (a scalar read)
+    bad = ~(pd > 0)  # NaN compares False
+    if bool(bad.any()):  # one device sync per call (a scalar read)
         i = int(bad.reshape(-1).nonzero()[0, 0])
         where = "" if pd.numel() == 1 else f" (channel {i})"
-        raise ValueError(f"p: expected p > 0, got {pd.reshape(-1)[i].item()!r}{where}; p = 0 would give MAC and "
-                         "p < 0 a mean dominated by the weakest activations")
+        raise ValueError(
+            f"p: expected p > 0, got {pd.reshape(-1)[i].item()!r}{where}; p = 0 would give MAC and "
+            "p < 0 a mean dominated by the weakest activations"
+        )
 
 
 def _stable_gem(x: torch.Tensor, p: float | torch.Tensor) -> torch.Tensor:
@@ -208,8 +235,10 @@ def rmac_regions(height: int, width: int, levels: int = 3, overlap: float = 0.4)
     for lev in range(1, levels + 1):
         side = (2 * w) // (lev + 1)
         if side < 1:
-            raise ValueError(f"levels: a {H}×{W} map is too small for {levels} R-MAC levels "
-                             f"(level {lev} would use regions of side {side}); use fewer levels")
+            raise ValueError(
+                f"levels: a {H}×{W} map is too small for {levels} R-MAC levels "
+                f"(level {lev} would use regions of side {side}); use fewer levels"
+            )
         nw, nh = lev + wd, lev + hd
         lefts = [(i * (W - side)) // (nw - 1) if nw > 1 else 0 for i in range(nw)]
         tops = [(i * (H - side)) // (nh - 1) if nh > 1 else 0 for i in range(nh)]
@@ -223,21 +252,22 @@ def _region_plan(height: int, width: int, r: np.ndarray):
     part = r[~full]
     k = int(min(part[:, 2].min(), part[:, 3].min())).bit_length() - 1 if len(part) else 0
     s = 1 << k
-    nh, nw = -(-r[:, 2] // s), -(-r[:, 3] // s)          # blocks per side, ceil(side / 2^k)
+    nh, nw = -(-r[:, 2] // s), -(-r[:, 3] // s)  # blocks per side, ceil(side / 2^k)
     groups = []
     for a, b in sorted(set(zip(nh[~full].tolist(), nw[~full].tolist()))):
         sel = np.nonzero(~full & (nh == a) & (nw == b))[0]
         top, left, h, w = r[sel].T
         # block origins along each axis: s·i for the first n-1 blocks, side - s for the last (it may overlap)
-        ph = np.minimum(np.arange(a)[:, None] * s, (h - s)[None, :]) + top[None, :]     # (a, G)
-        pw = np.minimum(np.arange(b)[:, None] * s, (w - s)[None, :]) + left[None, :]    # (b, G)
-        flat = (ph[:, None, :] * width + pw[None, :, :]).reshape(a * b, len(sel))        # (a·b, G)
+        ph = np.minimum(np.arange(a)[:, None] * s, (h - s)[None, :]) + top[None, :]  # (a, G)
+        pw = np.minimum(np.arange(b)[:, None] * s, (w - s)[None, :]) + left[None, :]  # (b, G)
+        flat = (ph[:, None, :] * width + pw[None, :, :]).reshape(a * b, len(sel))  # (a·b, G)
         groups.append((sel, flat))
     return k, np.nonzero(full)[0], groups
 
 
-def regional_max(x: torch.Tensor, regions: np.ndarray | Sequence[Sequence[int]],
-                 chunk_elements: int = 1 << 20) -> torch.Tensor:
+def regional_max(
+    x: torch.Tensor, regions: np.ndarray | Sequence[Sequence[int]], chunk_elements: int = 1 << 20
+) -> torch.Tensor:
     """Max-pool every region of every map at once: ``(N, C, H, W)``, ``(R, 4)`` → ``(N, R, C)``.
 
     ``regions`` rows are ``(top, left, height, width)``. No Python loop over regions: each map is flattened to
@@ -253,43 +283,53 @@ def regional_max(x: torch.Tensor, regions: np.ndarray | Sequence[Sequence[int]],
     N, C, H, W = x.shape
     if len(r) == 0:
         raise ValueError("regions: expected at least one region, got none")
-    if (r[:, 2] < 1).any() or (r[:, 3] < 1).any() or (r[:, :2] < 0).any() or \
-            (r[:, 0] + r[:, 2] > H).any() or (r[:, 1] + r[:, 3] > W).any():
+    if (
+        (r[:, 2] < 1).any()
+        or (r[:, 3] < 1).any()
+        or (r[:, :2] < 0).any()
+        or (r[:, 0] + r[:, 2] > H).any()
+        or (r[:, 1] + r[:, 3] > W).any()
+    ):
         raise ValueError(f"regions: every (top, left, height, width) must lie inside the {H}×{W} map; got {r.tolist()}")
     k, full, groups = _region_plan(H, W, r)
     dev = x.device
     order = np.concatenate([full] + [sel for sel, _ in groups])
     inverse = torch.as_tensor(np.argsort(order), device=dev)
-    sizes = [(f.shape[0], f.shape[1]) for _, f in groups]                  # (blocks per region n, regions G)
-    gather = torch.as_tensor(np.concatenate([f.reshape(-1) for _, f in groups]) if groups else np.zeros(0, np.int64),
-                             device=dev)
+    sizes = [(f.shape[0], f.shape[1]) for _, f in groups]  # (blocks per region n, regions G)
+    gather = torch.as_tensor(
+        np.concatenate([f.reshape(-1) for _, f in groups]) if groups else np.zeros(0, np.int64), device=dev
+    )
     flat = x.reshape(N * C, H * W)
     step = N * C if x.is_cuda else max(1, int(chunk_elements) // (H * W))
     outs = []
     for i in range(0, N * C, step):  # chunks of maps, not regions
-        c = flat[i:i + step]
+        c = flat[i : i + step]
         parts = [c.amax(dim=1, keepdim=True).expand(-1, len(full))] if len(full) else []
         if groups:
             t = c
             for j in range(k):
                 s = 1 << j
                 m = t.shape[1] - s
-                t = torch.maximum(t[:, :m], t[:, s:s + m])            # widen the blocks along W
+                t = torch.maximum(t[:, :m], t[:, s : s + m])  # widen the blocks along W
                 m = t.shape[1] - s * W
-                t = torch.maximum(t[:, :m], t[:, s * W:s * W + m])    # ... and along H
-            v = t.index_select(1, gather)                          # every covering block of every region
+                t = torch.maximum(t[:, :m], t[:, s * W : s * W + m])  # ... and along H
+            v = t.index_select(1, gather)  # every covering block of every region
             o = 0
-            for n, g in sizes:                                     # (M, n, G) → max over the n covering blocks
-                parts.append(v[:, o:o + n * g].view(-1, n, g).amax(dim=1))
+            for n, g in sizes:  # (M, n, G) → max over the n covering blocks
+                parts.append(v[:, o : o + n * g].view(-1, n, g).amax(dim=1))
                 o += n * g
         outs.append(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
-    out = torch.cat(outs).index_select(1, inverse)                 # (N·C, R) in the given region order
+    out = torch.cat(outs).index_select(1, inverse)  # (N·C, R) in the given region order
     return out.view(N, C, len(r)).transpose(1, 2)
 
 
-def rmac_pool(x: torch.Tensor, levels: int = 3, include_global: bool = False,
-              region_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-              normalize: bool = True) -> torch.Tensor:
+def rmac_pool(
+    x: torch.Tensor,
+    levels: int = 3,
+    include_global: bool = False,
+    region_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    normalize: bool = True,
+) -> torch.Tensor:
     """R-MAC: ``f = Σ_r L2(T(L2(MAC_r(x))))`` over the regions of :func:`rmac_regions`, then L2.
 
     Args:
@@ -310,7 +350,7 @@ def rmac_pool(x: torch.Tensor, levels: int = 3, include_global: bool = False,
     reg = rmac_regions(x.shape[2], x.shape[3], min(int(levels), 2 * min(x.shape[2], x.shape[3]) - 1))
     if include_global:
         reg = np.vstack([[0, 0, x.shape[2], x.shape[3]], reg])
-    v = l2_normalize(regional_max(x, reg))                 # (N, R, C)
+    v = l2_normalize(regional_max(x, reg))  # (N, R, C)
     if region_transform is not None:
         N, R, C = v.shape
         v = l2_normalize(region_transform(v.reshape(N * R, C)).reshape(N, R, -1))
@@ -351,7 +391,7 @@ def crow_channel_weight(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     Channels that are never active (``Q_k = 0``) get weight 0, as in the reference code. ``(N, C, H, W) → (N, C)``.
     """
     x = _check_maps(x)
-    q = (x != 0).to(x.dtype).mean(dim=(2, 3))             # (N, C)
+    q = (x != 0).to(x.dtype).mean(dim=(2, 3))  # (N, C)
     total = q.sum(dim=1, keepdim=True)
     w = torch.log(total.clamp(min=eps) / q.clamp(min=eps))
     return torch.where(q > 0, w, torch.zeros_like(w))
@@ -368,8 +408,9 @@ def crow_pool(x: torch.Tensor, a: float = 2.0, b: float = 2.0, normalize: bool =
 # multi-scale
 
 
-def combine_scales(descriptors: torch.Tensor | Sequence[torch.Tensor], power: float | torch.Tensor = 1.0,
-                   normalize: bool = True) -> torch.Tensor:
+def combine_scales(
+    descriptors: torch.Tensor | Sequence[torch.Tensor], power: float | torch.Tensor = 1.0, normalize: bool = True
+) -> torch.Tensor:
     """Multi-scale descriptor ``L2((mean_s f_s^power)^{1/power})`` (cirtorch ``extract_ms`` with ``msp = power``).
 
     Args:
@@ -389,10 +430,16 @@ def combine_scales(descriptors: torch.Tensor | Sequence[torch.Tensor], power: fl
 
 
 @torch.no_grad()
-def extract_multiscale(trunk: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                       pool_fn: Callable[[torch.Tensor], torch.Tensor],
-                       scales: Sequence[float] = (1.0, 2 ** -0.5, 0.5), power: float = 1.0,
-                       batch_size: int = 32, device: str = "auto", progress: bool = False) -> torch.Tensor:
+def extract_multiscale(
+    trunk: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    pool_fn: Callable[[torch.Tensor], torch.Tensor],
+    scales: Sequence[float] = (1.0, 2**-0.5, 0.5),
+    power: float = 1.0,
+    batch_size: int = 32,
+    device: str = "auto",
+    progress: bool = False,
+) -> torch.Tensor:
     """Multi-scale global descriptors: for each scale s, resize the batch bilinearly by s, run ``trunk``, pool; then
     :func:`combine_scales`. Batched over images (one trunk call per batch and scale), on the GPU when present.
 
@@ -407,8 +454,10 @@ def extract_multiscale(trunk: Callable[[torch.Tensor], torch.Tensor], images: to
     """
 
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images: expected a (N, 3, H, W) tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        raise ValueError(
+            f"images: expected a (N, 3, H, W) tensor, got "
+            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
+        )
     if len(scales) == 0 or any(not s > 0 for s in scales):
         raise ValueError(f"scales: expected positive resize factors, got {list(scales)!r}")
     if int(batch_size) < 1:
@@ -425,11 +474,10 @@ def extract_multiscale(trunk: Callable[[torch.Tensor], torch.Tensor], images: to
         starts = tqdm(starts, desc="multi-scale extraction", leave=False)
     out = []
     for i in starts:
-        batch = images[i:i + batch_size].to(dev, torch.float32)
+        batch = images[i : i + batch_size].to(dev, torch.float32)
         per_scale = []
         for s in scales:
-            b = batch if s == 1 else F.interpolate(batch, scale_factor=float(s), mode="bilinear",
-                                                    align_corners=False)
+            b = batch if s == 1 else F.interpolate(batch, scale_factor=float(s), mode="bilinear", align_corners=False)
             per_scale.append(pool_fn(trunk(b)))
         out.append(combine_scales(torch.stack(per_scale), power).float().cpu())
     return torch.cat(out)

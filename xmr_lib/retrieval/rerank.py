@@ -26,6 +26,7 @@ Diversity (§3): :func:`mmr_rerank` (Maximal Marginal Relevance with penalty β,
 :func:`cluster_share_rerank` (the clustering-based re-ranking of §1), with :func:`batched_kmeans` to build the
 clusterings. Metrics of the task are in :mod:`xmr_lib.chapters.ch09.diversity`.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -36,10 +37,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "minmax_normalise", "ranking_from_scores", "flickr_score", "prf_score", "recombine", "two_step_score",
-    "dirichlet_lm_scores", "text_relevance", "mmr_rerank", "cluster_share_rerank", "batched_kmeans",
+    "minmax_normalise",
+    "ranking_from_scores",
+    "flickr_score",
+    "prf_score",
+    "recombine",
+    "two_step_score",
+    "dirichlet_lm_scores",
+    "text_relevance",
+    "mmr_rerank",
+    "cluster_share_rerank",
+    "batched_kmeans",
     "pseudo_relevance_labels",
-    "sample_triplets", "TwoViewEmbedding", "four_triplet_terms", "four_triplet_loss", "train_joint_embedding",
+    "sample_triplets",
+    "TwoViewEmbedding",
+    "four_triplet_terms",
+    "four_triplet_loss",
+    "train_joint_embedding",
     "centroid_scores",
 ]
 
@@ -176,21 +190,23 @@ def prf_score(first, k: int, *, features=None, similarity=None, mask=None) -> np
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k: expected a positive int (number of feedback documents), got {k!r}")
     if np.any(s[m] < 0):
-        raise ValueError(f"first: eq. (1) uses first-step scores as weights, which must be >= 0; got a minimum of "
-                         f"{s[m].min():.4g} (min-max normalise them with minmax_normalise first)")
+        raise ValueError(
+            f"first: eq. (1) uses first-step scores as weights, which must be >= 0; got a minimum of "
+            f"{s[m].min():.4g} (min-max normalise them with minmax_normalise first)"
+        )
     f, sim = _second_step(s.shape, features, similarity)
     Q, N = s.shape
     k = int(min(k, N))
-    top, real = _topk_valid(s, m, k)                                     # (Q, K)
-    w = np.where(real, np.take_along_axis(s, top, 1), 0.0)              # (Q, K)
+    top, real = _topk_valid(s, m, k)  # (Q, K)
+    w = np.where(real, np.take_along_axis(s, top, 1), 0.0)  # (Q, K)
     tot = w.sum(1, keepdims=True)
     uniform = real / np.maximum(real.sum(1, keepdims=True), 1)
     w = np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), uniform)
     if f is not None:
-        fk = np.take_along_axis(f, top[:, :, None], 1)                  # (Q, K, D)
-        sk = np.einsum("qnd,qkd->qnk", f, fk)                            # (Q, N, K)
+        fk = np.take_along_axis(f, top[:, :, None], 1)  # (Q, K, D)
+        sk = np.einsum("qnd,qkd->qnk", f, fk)  # (Q, N, K)
     else:
-        sk = np.take_along_axis(sim, top[:, None, :], 2)                 # (Q, N, K)
+        sk = np.take_along_axis(sim, top[:, None, :], 2)  # (Q, N, K)
     out = np.einsum("qnk,qk->qn", sk, w)
     return np.where(m, out, 0.0)
 
@@ -205,8 +221,9 @@ def recombine(prf, first, alpha: float) -> np.ndarray:
     return (1.0 - alpha) * a + alpha * b
 
 
-def two_step_score(first, k: int, alpha: float, *, features=None, similarity=None, mask=None,
-                   normalise: bool = True) -> np.ndarray:
+def two_step_score(
+    first, k: int, alpha: float, *, features=None, similarity=None, mask=None, normalise: bool = True
+) -> np.ndarray:
     """The paper's two-step relevance ``S̃ = (1 − α) S_PRF + α S_first`` for a whole batch of lists.
 
     RUN3 (cross-media): ``first`` = text relevance, ``features`` = visual features; RUN2 (text only):
@@ -228,8 +245,7 @@ def two_step_score(first, k: int, alpha: float, *, features=None, similarity=Non
     return np.where(m, recombine(p, f, alpha), 0.0)
 
 
-def dirichlet_lm_scores(query_counts, doc_counts, doc_index, *, mu: float = 10.0,
-                        collection_counts=None) -> np.ndarray:
+def dirichlet_lm_scores(query_counts, doc_counts, doc_index, *, mu: float = 10.0, collection_counts=None) -> np.ndarray:
     """Dirichlet-smoothed query likelihood ``log p(q|d) = Σ_w c(w,q) log((c(w,d) + μ p(w|C)) / (|d| + μ))``.
 
     Args:
@@ -248,8 +264,9 @@ def dirichlet_lm_scores(query_counts, doc_counts, doc_index, *, mu: float = 10.0
     dc = sp.csr_matrix(doc_counts, dtype=np.float64)
     idx = np.asarray(doc_index)
     if qc.shape[1] != dc.shape[1]:
-        raise ValueError(f"doc_counts: expected {qc.shape[1]} columns (the vocabulary of query_counts), "
-                         f"got shape {dc.shape}")
+        raise ValueError(
+            f"doc_counts: expected {qc.shape[1]} columns (the vocabulary of query_counts), got shape {dc.shape}"
+        )
     if idx.ndim != 2 or idx.shape[0] != qc.shape[0]:
         raise ValueError(f"doc_index: expected shape ({qc.shape[0]}, n_docs), got {idx.shape}")
     if idx.size and idx.max() >= dc.shape[0]:
@@ -262,16 +279,25 @@ def dirichlet_lm_scores(query_counts, doc_counts, doc_index, *, mu: float = 10.0
     cols = np.unique(qc.indices)
     cols = cols[cc[cols] > 0]
     pc = cc[cols] / cc.sum()
-    tf = dc[:, cols].toarray()                                           # (M, |q-vocab|)
-    dl = np.asarray(dc.sum(1)).ravel()                                   # (M,)
-    logp = np.log((tf + mu * pc) / (dl[:, None] + mu))                   # (M, |q-vocab|)
-    qv = qc[:, cols].toarray()                                           # (Q, |q-vocab|)
+    tf = dc[:, cols].toarray()  # (M, |q-vocab|)
+    dl = np.asarray(dc.sum(1)).ravel()  # (M,)
+    logp = np.log((tf + mu * pc) / (dl[:, None] + mu))  # (M, |q-vocab|)
+    qv = qc[:, cols].toarray()  # (Q, |q-vocab|)
     out = np.einsum("qnw,qw->qn", logp[np.clip(idx, 0, None)], qv)
     return np.where(idx >= 0, out, -np.inf)
 
 
-def text_relevance(query_texts: Sequence[str], doc_texts: Sequence[str], doc_index, *, query_embeddings=None,
-                   doc_embeddings=None, lm_weight: float = 0.5, mu: float = 10.0, mask=None) -> np.ndarray:
+def text_relevance(
+    query_texts: Sequence[str],
+    doc_texts: Sequence[str],
+    doc_index,
+    *,
+    query_embeddings=None,
+    doc_embeddings=None,
+    lm_weight: float = 0.5,
+    mu: float = 10.0,
+    mask=None,
+) -> np.ndarray:
     """The paper's textual relevance S_T(d, q): a mixture of a Dirichlet LM score and an embedding cosine (§4).
 
     ``S_T = w · minmax(log p(q|d)) + (1 − w) · minmax(cos(e_q, e_d))`` per list, ``w = lm_weight``. The paper
@@ -301,8 +327,10 @@ def text_relevance(query_texts: Sequence[str], doc_texts: Sequence[str], doc_ind
     qe = _scores("query_embeddings", query_embeddings)
     de = _scores("doc_embeddings", doc_embeddings)
     if qe.shape[0] != idx.shape[0] or de.shape[0] != len(doc_texts) or qe.shape[1] != de.shape[1]:
-        raise ValueError(f"query_embeddings/doc_embeddings: expected ({idx.shape[0]}, E) and ({len(doc_texts)}, E), "
-                         f"got {qe.shape} and {de.shape}")
+        raise ValueError(
+            f"query_embeddings/doc_embeddings: expected ({idx.shape[0]}, E) and ({len(doc_texts)}, E), "
+            f"got {qe.shape} and {de.shape}"
+        )
     cos = np.einsum("qne,qe->qn", de[np.clip(idx, 0, None)], qe)
     return np.where(m, lm_weight * lm + (1 - lm_weight) * minmax_normalise(cos, m), 0.0)
 
@@ -319,8 +347,9 @@ def _pairwise_row(f, sim, pick):
     return sim[ar, pick, :]
 
 
-def mmr_rerank(relevance, beta: float, *, features=None, similarity=None, n: int | None = None,
-               mask=None) -> np.ndarray:
+def mmr_rerank(
+    relevance, beta: float, *, features=None, similarity=None, n: int | None = None, mask=None
+) -> np.ndarray:
     """Maximal Marginal Relevance re-ranking with a penalty β (§3), batched over queries.
 
     Greedily ``S_{t+1} = S_t ∪ {argmax_{d ∉ S_t} [rel(d) − β · max_{d' ∈ S_t} sim(d, d')]}``, ``S_0 = ∅`` (so the
@@ -412,7 +441,7 @@ def cluster_share_rerank(relevance, clusterings, *, depth: int | None = None, ma
     ar = np.arange(Q)
     qi, ri = ar[:, None, None], np.arange(R)[None, :, None]
     for t in range(int(n_cand.max()) if Q else 0):
-        cost = counts[qi, ri, lab].sum(1)                                # (Q, N)
+        cost = counts[qi, ri, lab].sum(1)  # (Q, N)
         key = cost.astype(np.float64) * (N + 1) + relrank
         key[~cand | selected] = np.inf
         pick = key.argmin(1)
@@ -447,14 +476,14 @@ def batched_kmeans(x, k: int, *, n_iter: int = 25, seed: int = 0, mask=None) -> 
     rng = np.random.default_rng(seed)
     key = np.where(m, rng.random((Q, N)), 2.0)
     init = np.argsort(key, axis=1)[:, :k]
-    c = np.take_along_axis(f, init[:, :, None], 1)                      # (Q, k, D)
+    c = np.take_along_axis(f, init[:, :, None], 1)  # (Q, k, D)
     w = m.astype(np.float64)
     lab = np.zeros((Q, N), dtype=np.int64)
     for _ in range(n_iter):
-        d = (f ** 2).sum(-1)[:, :, None] - 2 * np.einsum("qnd,qkd->qnk", f, c) + (c ** 2).sum(-1)[:, None, :]
+        d = (f**2).sum(-1)[:, :, None] - 2 * np.einsum("qnd,qkd->qnk", f, c) + (c**2).sum(-1)[:, None, :]
         new = d.argmin(2)
-        onehot = (new[:, :, None] == np.arange(k)) * w[:, :, None]       # (Q, N, k)
-        cnt = onehot.sum(1)                                              # (Q, k)
+        onehot = (new[:, :, None] == np.arange(k)) * w[:, :, None]  # (Q, N, k)
+        cnt = onehot.sum(1)  # (Q, k)
         sums = np.einsum("qnk,qnd->qkd", onehot, f)
         c = np.where(cnt[:, :, None] > 0, sums / np.maximum(cnt, 1)[:, :, None], c)
         if np.array_equal(new, lab):
@@ -486,8 +515,14 @@ def pseudo_relevance_labels(scores, mask=None, n_std: float = 1.0) -> np.ndarray
     return out
 
 
-def _sample_from_groups(flat_idx: np.ndarray, group: np.ndarray, n_groups: int, want: np.ndarray,
-                        rng: np.random.Generator, exclude_group: bool = False) -> np.ndarray:
+def _sample_from_groups(
+    flat_idx: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    want: np.ndarray,
+    rng: np.random.Generator,
+    exclude_group: bool = False,
+) -> np.ndarray:
     """For each entry of ``want`` (a group id), a uniform member of that group (or of any *other* group)."""
     order = np.argsort(group, kind="stable")
     flat_idx, group = flat_idx[order], group[order]
@@ -501,8 +536,9 @@ def _sample_from_groups(flat_idx: np.ndarray, group: np.ndarray, n_groups: int, 
     return flat_idx[u]
 
 
-def sample_triplets(labels, n: int, *, seed: int | np.random.Generator = 0, p_other: float = 0.5,
-                    mask=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_triplets(
+    labels, n: int, *, seed: int | np.random.Generator = 0, p_other: float = 0.5, mask=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Triplets (d_i, d_j, d_k) from pseudo-relevance labels, as flat indices into the (Q·N) documents.
 
     ``d_i`` and ``d_j`` are two distinct pseudo-relevant documents of the same query; ``d_k`` is, with probability
@@ -530,16 +566,16 @@ def sample_triplets(labels, n: int, *, seed: int | np.random.Generator = 0, p_ot
     if len(eligible) == 0:
         raise ValueError(f"labels: no query has 2 or more positives (positives per query: {n_pos.tolist()})")
     q = rng.choice(eligible, size=n)
-    pq, pflat = np.nonzero(pos)                                           # row-major: grouped by query
+    pq, pflat = np.nonzero(pos)  # row-major: grouped by query
     pflat = pq * N + pflat
     start = np.concatenate([[0], np.cumsum(n_pos)[:-1]])
-    ui = (rng.random(n) * n_pos[q]).astype(np.int64)                      # i: a uniform positive of q
-    uj = 1 + (rng.random(n) * (n_pos[q] - 1)).astype(np.int64)            # j: a uniform *other* positive of q
+    ui = (rng.random(n) * n_pos[q]).astype(np.int64)  # i: a uniform positive of q
+    uj = 1 + (rng.random(n) * (n_pos[q] - 1)).astype(np.int64)  # j: a uniform *other* positive of q
     i = pflat[start[q] + ui]
     j = pflat[start[q] + (ui + uj) % n_pos[q]]
     # k: a negative of q, or a positive of another query
     has_neg = neg.sum(1) > 0
-    has_other = n_pos.sum() - n_pos > 0                                   # another query has positives
+    has_other = n_pos.sum() - n_pos > 0  # another query has positives
     other = ((rng.random(n) < p_other) & has_other[q]) | ~has_neg[q]
     if np.any(other & ~has_other[q]):
         raise ValueError("labels: a query has neither pseudo-negatives nor other queries' positives to contrast")
@@ -566,10 +602,12 @@ class TwoViewEmbedding(nn.Module):
         for name, v in (("visual_dim", visual_dim), ("text_dim", text_dim), ("hidden", hidden), ("dim", dim)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        self.visual_branch = nn.Sequential(nn.Linear(visual_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                           nn.Linear(hidden, dim))
-        self.text_branch = nn.Sequential(nn.Linear(text_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                         nn.Linear(hidden, dim))
+        self.visual_branch = nn.Sequential(
+            nn.Linear(visual_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
+        self.text_branch = nn.Sequential(
+            nn.Linear(text_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
 
     def visual(self, v: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.visual_branch(v), dim=-1)
@@ -605,11 +643,26 @@ def four_triplet_loss(vi, ti, vj, tj, vk, tk, margin: float = 0.2) -> torch.Tens
     return four_triplet_terms(vi, ti, vj, tj, vk, tk, margin).sum(1).mean()
 
 
-def train_joint_embedding(visual, text, labels, *, mask=None, hidden: int = 512, dim: int = 128,
-                          margin: float = 0.2, epochs: int = 10, triplets_per_epoch: int = 4096,
-                          batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5,
-                          p_other: float = 0.5, dropout: float = 0.1, seed: int = 0, device: str = "cpu",
-                          progress: bool = True) -> tuple[TwoViewEmbedding, list[float]]:
+def train_joint_embedding(
+    visual,
+    text,
+    labels,
+    *,
+    mask=None,
+    hidden: int = 512,
+    dim: int = 128,
+    margin: float = 0.2,
+    epochs: int = 10,
+    triplets_per_epoch: int = 4096,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-5,
+    p_other: float = 0.5,
+    dropout: float = 0.1,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[TwoViewEmbedding, list[float]]:
     """Train :class:`TwoViewEmbedding` with :func:`four_triplet_loss` on pseudo-relevance triplets.
 
     Args:
@@ -624,8 +677,9 @@ def train_joint_embedding(visual, text, labels, *, mask=None, hidden: int = 512,
     v = _scores("visual", visual, 3)
     t = _scores("text", text, 3)
     if v.shape[:2] != t.shape[:2] or v.shape[:2] != np.shape(labels):
-        raise ValueError(f"text/labels: expected lists of shape {v.shape[:2]}, got text {t.shape[:2]} and labels "
-                         f"{np.shape(labels)}")
+        raise ValueError(
+            f"text/labels: expected lists of shape {v.shape[:2]}, got text {t.shape[:2]} and labels {np.shape(labels)}"
+        )
     Q, N = v.shape[:2]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -636,14 +690,18 @@ def train_joint_embedding(visual, text, labels, *, mask=None, hidden: int = 512,
     history = []
     for _ in tqdm(range(epochs), desc="joint embedding", disable=not progress, leave=False):
         model.train()
-        i, j, k = (torch.as_tensor(a, device=device) for a in
-                   sample_triplets(labels, triplets_per_epoch, seed=rng, p_other=p_other, mask=mask))
+        i, j, k = (
+            torch.as_tensor(a, device=device)
+            for a in sample_triplets(labels, triplets_per_epoch, seed=rng, p_other=p_other, mask=mask)
+        )
         tot, cnt = 0.0, 0
         for b in range(0, triplets_per_epoch, batch_size):
             sl = slice(b, b + batch_size)
             pv, pt = model(vt[torch.cat([i[sl], j[sl], k[sl]])], tt[torch.cat([i[sl], j[sl], k[sl]])])
             nb = len(i[sl])
-            loss = four_triplet_loss(pv[:nb], pt[:nb], pv[nb:2 * nb], pt[nb:2 * nb], pv[2 * nb:], pt[2 * nb:], margin)
+            loss = four_triplet_loss(
+                pv[:nb], pt[:nb], pv[nb : 2 * nb], pt[nb : 2 * nb], pv[2 * nb :], pt[2 * nb :], margin
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -655,8 +713,9 @@ def train_joint_embedding(visual, text, labels, *, mask=None, hidden: int = 512,
 
 
 @torch.no_grad()
-def centroid_scores(model: TwoViewEmbedding, visual, text, query_text, *, mask=None,
-                    device: str | None = None) -> np.ndarray:
+def centroid_scores(
+    model: TwoViewEmbedding, visual, text, query_text, *, mask=None, device: str | None = None
+) -> np.ndarray:
     """RUN4's ranking score: minus the distance from the query's text embedding to each document's centroid.
 
     Args:
@@ -676,7 +735,7 @@ def centroid_scores(model: TwoViewEmbedding, visual, text, query_text, *, mask=N
     dev = device or next(model.parameters()).device
     pv = model.visual(torch.as_tensor(v.reshape(Q * N, -1), dtype=torch.float32, device=dev))
     pt = model.text(torch.as_tensor(t.reshape(Q * N, -1), dtype=torch.float32, device=dev))
-    pq = model.text(torch.as_tensor(qt, dtype=torch.float32, device=dev))          # (Q, dim)
+    pq = model.text(torch.as_tensor(qt, dtype=torch.float32, device=dev))  # (Q, dim)
     cen = ((pv + pt) / 2).reshape(Q, N, -1)
     d = (cen - pq[:, None, :]).norm(dim=-1).double().cpu().numpy()
     return np.where(m, -d, -np.inf)

@@ -13,6 +13,7 @@ cirtorch learns it on retrieval-SfM-120k): learned on the test set itself it ove
 A learned :class:`Whitening` is applied with ``w(x, dim=...)`` (numpy in → numpy out, torch in → torch out) or
 turned into a trainable ``nn.Linear`` with :meth:`Whitening.to_linear` (weight ``P``, bias ``−P m``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ def _check_dim(dim: int | None, limit: int, name: str = "dim") -> int:
     return int(dim)
 
 
-def apply_whitening(x: Any, mean: np.ndarray, projection: np.ndarray, dim: int | None = None,
-                    normalize: bool = True) -> Any:
+def apply_whitening(
+    x: Any, mean: np.ndarray, projection: np.ndarray, dim: int | None = None, normalize: bool = True
+) -> Any:
     """``L2(P[:dim] (x − m))`` for every row of ``x``.
 
     Args:
@@ -62,8 +64,9 @@ def apply_whitening(x: Any, mean: np.ndarray, projection: np.ndarray, dim: int |
     projection = np.asarray(projection)
     mean = np.asarray(mean)
     if projection.ndim != 2 or mean.shape != (projection.shape[1],):
-        raise ValueError(f"projection, mean: expected shapes (D_out, D) and (D,), got {projection.shape} and "
-                         f"{mean.shape}")
+        raise ValueError(
+            f"projection, mean: expected shapes (D_out, D) and (D,), got {projection.shape} and {mean.shape}"
+        )
     d = _check_dim(dim, projection.shape[0])
     is_torch = isinstance(x, torch.Tensor)
     if is_torch:
@@ -132,8 +135,9 @@ def _check_eps(eps: Any) -> float:
     try:
         e = float(eps)
     except (TypeError, ValueError):
-        raise ValueError(f"eps: expected a number >= 0 (a relative eigenvalue floor, e.g. 1e-10), "
-                         f"got {eps!r}") from None
+        raise ValueError(
+            f"eps: expected a number >= 0 (a relative eigenvalue floor, e.g. 1e-10), got {eps!r}"
+        ) from None
     if not 0.0 <= e < float("inf"):
         raise ValueError(f"eps: expected a finite number >= 0 (a relative eigenvalue floor, e.g. 1e-10), got {eps!r}")
     return e
@@ -142,16 +146,20 @@ def _check_eps(eps: Any) -> float:
 def _check_floored(w: np.ndarray, eps: float) -> None:
     """After the floor every eigenvalue must be > 0, else its gain ``λ^{-power}`` is infinite (only with eps = 0)."""
     if not (w > 0).all():
-        raise ValueError(f"eps: {eps!r} leaves {int(np.count_nonzero(~(w > 0)))} eigenvalue(s) at or below 0 (the "
-                         "learning data has no variance along them), whose gain would be infinite; pass eps > 0 "
-                         "(default 1e-10) or a smaller dim")
+        raise ValueError(
+            f"eps: {eps!r} leaves {int(np.count_nonzero(~(w > 0)))} eigenvalue(s) at or below 0 (the "
+            "learning data has no variance along them), whose gain would be infinite; pass eps > 0 "
+            "(default 1e-10) or a smaller dim"
+        )
 
 
 def _check_cov(c: np.ndarray, name: str) -> np.ndarray:
     """A covariance that overflowed float64 (descriptors of norm ~1e154 and beyond) would make ``eigh`` fail."""
     if not np.isfinite(c).all():
-        raise ValueError(f"{name}: values too large: their covariance overflows float64 (|x| beyond ~1e150); "
-                         "L2-normalise the descriptors first")
+        raise ValueError(
+            f"{name}: values too large: their covariance overflows float64 (|x| beyond ~1e150); "
+            "L2-normalise the descriptors first"
+        )
     return c
 
 
@@ -169,9 +177,11 @@ def _check_variance(top: float, a: np.ndarray) -> None:
     """The largest variance must be a meaningful fraction of the vectors' squared norm (and a normal float)."""
     scale = float(np.mean(np.einsum("ij,ij->i", a, a)))
     if not (top > 1e-24 * scale and top > np.finfo(np.float64).tiny / np.finfo(np.float64).eps):
-        raise ValueError(f"x: the {len(a)} learning vectors have no variance (largest eigenvalue {top:.3g}, mean "
-                         f"squared norm {scale:.3g}): they are all the same vector (or too small to be resolved), so there is "
-                         "no direction to whiten; learn the whitening on distinct descriptors")
+        raise ValueError(
+            f"x: the {len(a)} learning vectors have no variance (largest eigenvalue {top:.3g}, mean "
+            f"squared norm {scale:.3g}): they are all the same vector (or too small to be resolved), so there is "
+            "no direction to whiten; learn the whitening on distinct descriptors"
+        )
 
 
 def learn_pca_whitening(x: Any, dim: int | None = None, power: float = 0.5, eps: float = 1e-10) -> Whitening:
@@ -222,8 +232,9 @@ def learn_pca_whitening(x: Any, dim: int | None = None, power: float = 0.5, eps:
     return Whitening(mean=m, projection=P, eigenvalues=w[:d], kind="pca", power=float(power), n_samples=len(a))
 
 
-def learn_supervised_whitening(x: Any, query_idx: Any, positive_idx: Any, dim: int | None = None,
-                               eps: float = 1e-10) -> Whitening:
+def learn_supervised_whitening(
+    x: Any, query_idx: Any, positive_idx: Any, dim: int | None = None, eps: float = 1e-10
+) -> Whitening:
     """Learned whitening ("L_w") from matching pairs (Mikolajczyk & Matas 2007; Radenović et al. [57]).
 
     1. ``m`` = mean of the query vectors ``x[query_idx]``;
@@ -249,14 +260,17 @@ def learn_supervised_whitening(x: Any, query_idx: Any, positive_idx: Any, dim: i
     for name, idx in (("query_idx", query_idx), ("positive_idx", positive_idx)):
         raw = np.asarray(idx)
         if raw.dtype.kind not in "iu" and not (raw.dtype.kind == "f" and np.all(np.mod(raw, 1) == 0)):
-            raise ValueError(f"{name}: expected integer row indices, got dtype {raw.dtype}"
-                             + (f" with a fractional value {raw[np.mod(raw, 1) != 0].flat[0]!r}"
-                                if raw.dtype.kind == "f" else ""))
+            raise ValueError(
+                f"{name}: expected integer row indices, got dtype {raw.dtype}"
+                + (f" with a fractional value {raw[np.mod(raw, 1) != 0].flat[0]!r}" if raw.dtype.kind == "f" else "")
+            )
     qi = np.asarray(query_idx, dtype=np.int64).reshape(-1)
     pi = np.asarray(positive_idx, dtype=np.int64).reshape(-1)
     if qi.shape != pi.shape or len(qi) == 0:
-        raise ValueError(f"query_idx, positive_idx: expected two non-empty index arrays of the same length, got "
-                         f"shapes {qi.shape} and {pi.shape}")
+        raise ValueError(
+            f"query_idx, positive_idx: expected two non-empty index arrays of the same length, got "
+            f"shapes {qi.shape} and {pi.shape}"
+        )
     for name, idx in (("query_idx", qi), ("positive_idx", pi)):
         if idx.min() < 0 or idx.max() >= len(a):
             raise ValueError(f"{name}: indices must be in [0, {len(a)}), got range [{idx.min()}, {idx.max()}]")
@@ -269,13 +283,15 @@ def learn_supervised_whitening(x: Any, query_idx: Any, positive_idx: Any, dim: i
     scale = float(np.mean(np.einsum("ij,ij->i", a, a)))
     if not (float(ws[0]) > 1e-24 * scale and float(ws[0]) > np.finfo(np.float64).tiny / np.finfo(np.float64).eps):
         same = int(np.count_nonzero(qi == pi))
-        raise ValueError(f"query_idx, positive_idx: the {len(qi)} pairs carry no information: x[query_idx] − "
-                         f"x[positive_idx] is zero for every pair ({same} pair(s) join a vector with itself, the rest "
-                         "equal vectors), so the matching-pair covariance is 0 and learned whitening is undefined; "
-                         "pass pairs of distinct matching descriptors")
+        raise ValueError(
+            f"query_idx, positive_idx: the {len(qi)} pairs carry no information: x[query_idx] − "
+            f"x[positive_idx] is zero for every pair ({same} pair(s) join a vector with itself, the rest "
+            "equal vectors), so the matching-pair covariance is 0 and learned whitening is undefined; "
+            "pass pairs of distinct matching descriptors"
+        )
     ws = np.maximum(ws, eps * max(float(ws[0]), np.finfo(np.float64).tiny))
     _check_floored(ws, eps)
-    p1 = (ws ** -0.5)[:, None] * vs.T                                               # P₁ C_S P₁ᵀ = I
+    p1 = (ws**-0.5)[:, None] * vs.T  # P₁ C_S P₁ᵀ = I
     z = (a - m) @ p1.T
     w, u = _sorted_eigh(z.T @ z / len(a), top=d)
     P = u[:, :d].T @ p1

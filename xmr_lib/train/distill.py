@@ -28,6 +28,7 @@ Baselines and relatives:
 
 Shapes: embeddings ``(B, D)``, logits ``(B, C)``, labels ``(B,)`` int64. All losses return a scalar tensor.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -38,9 +39,21 @@ import torch.nn.functional as F
 from xmr_lib.core.checks import check_2d, check_int_labels
 from xmr_lib.retrieval.losses import triplet_loss
 
-__all__ = ["new_class_cross_entropy", "semantic_triplet_loss", "semantic_preserving_loss", "distillation_loss",
-           "gaussian_kernel", "mmd_bandwidths", "mmd_squared", "mmd_loss", "kd_mmd_loss", "l2_feature_loss",
-           "correlation_distillation_loss", "DEFAULT_MMD_SIGMAS", "hardest_triplets"]
+__all__ = [
+    "new_class_cross_entropy",
+    "semantic_triplet_loss",
+    "semantic_preserving_loss",
+    "distillation_loss",
+    "gaussian_kernel",
+    "mmd_bandwidths",
+    "mmd_squared",
+    "mmd_loss",
+    "kd_mmd_loss",
+    "l2_feature_loss",
+    "correlation_distillation_loss",
+    "DEFAULT_MMD_SIGMAS",
+    "hardest_triplets",
+]
 
 #: Our default Gaussian bandwidths σ_m for Eq. 5.5 (UNSPECIFIED in the thesis). The embeddings are L2-normalised,
 #: so squared distances lie in [0, 4] (0 = same point, 2 = orthogonal); σ ∈ {0.5, 1, 2} gives one kernel that
@@ -74,8 +87,10 @@ def new_class_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, n_old: i
     if not 0 <= n_old < logits.shape[1]:
         raise ValueError(f"n_old: expected 0 <= n_old < {logits.shape[1]} (the number of logits), got {n_old}")
     if len(labels) and (labels.min() < n_old or labels.max() >= logits.shape[1]):
-        raise ValueError(f"labels: Eq. 5.1 needs new-class labels in [{n_old}, {logits.shape[1]}), got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(
+            f"labels: Eq. 5.1 needs new-class labels in [{n_old}, {logits.shape[1]}), got values in "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
     return F.cross_entropy(logits[:, n_old:], labels - n_old)
 
 
@@ -119,8 +134,10 @@ def semantic_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
     check_2d(embeddings, "embeddings")
     norms = embeddings.detach().norm(dim=1)
     if len(norms) and not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
-        raise ValueError("embeddings: Eq. 5.2 is written for L2-normalised embeddings; got row norms in "
-                         f"[{float(norms.min()):.3g}, {float(norms.max()):.3g}]")
+        raise ValueError(
+            "embeddings: Eq. 5.2 is written for L2-normalised embeddings; got row norms in "
+            f"[{float(norms.min()):.3g}, {float(norms.max()):.3g}]"
+        )
     if not float(margin) >= 0:
         raise ValueError(f"margin: expected a number >= 0, got {margin!r}")
     a, p, n = hardest_triplets(embeddings, labels)
@@ -129,8 +146,9 @@ def semantic_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
     return 0.5 * triplet_loss(embeddings[a], embeddings[p], embeddings[n], margin=2.0 * float(margin))
 
 
-def semantic_preserving_loss(logits: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor,
-                             n_old: int = 0, margin: float = 0.5) -> torch.Tensor:
+def semantic_preserving_loss(
+    logits: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor, n_old: int = 0, margin: float = 0.5
+) -> torch.Tensor:
     """§5.3.1: ``L_ce + L_triplet`` — Eq. (5.1) on the new logits plus Eq. (5.2) on the embeddings."""
     return new_class_cross_entropy(logits, labels, n_old) + semantic_triplet_loss(embeddings, labels, margin)
 
@@ -139,8 +157,13 @@ def semantic_preserving_loss(logits: torch.Tensor, embeddings: torch.Tensor, lab
 # knowledge distillation (§5.3.2)
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0,
-                      form: str = "ce", t_squared: bool = False) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 2.0,
+    form: str = "ce",
+    t_squared: bool = False,
+) -> torch.Tensor:
     """Eq. (5.3): ``−1/N Σ_x Σ_{k≤n} p_k(x) log p'_k(x)``, ``p = softmax(o/T)`` (teacher), ``p' = softmax(o'/T)``.
 
     Only the first ``n`` student logits (the classes the teacher knows) enter, renormalised among themselves.
@@ -157,8 +180,10 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     check_2d(teacher_logits, "teacher_logits")
     n = teacher_logits.shape[1]
     if student_logits.shape[0] != teacher_logits.shape[0] or student_logits.shape[1] < n:
-        raise ValueError(f"student_logits, teacher_logits: expected (B, >= n) and (B, n), got "
-                         f"{_shape(student_logits)} and {_shape(teacher_logits)}")
+        raise ValueError(
+            f"student_logits, teacher_logits: expected (B, >= n) and (B, n), got "
+            f"{_shape(student_logits)} and {_shape(teacher_logits)}"
+        )
     if not float(temperature) > 0:
         raise ValueError(f"temperature: expected T > 0, got {temperature!r}")
     if form not in ("ce", "kl"):
@@ -185,8 +210,9 @@ def _sigmas(sigmas, device, dtype) -> torch.Tensor:
     return s
 
 
-def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] | torch.Tensor = DEFAULT_MMD_SIGMAS
-                    ) -> torch.Tensor:
+def gaussian_kernel(
+    x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] | torch.Tensor = DEFAULT_MMD_SIGMAS
+) -> torch.Tensor:
     """Multi-kernel Gaussian ``k(a, b) = Σ_m exp(−||a − b||² / (2 σ_m²))`` for all pairs, ``(N, D), (M, D) → (N, M)``.
 
     A sum of Gaussians is itself a characteristic kernel (the DAN/RTN multi-kernel MMD the thesis cites [222]).
@@ -226,8 +252,9 @@ def mmd_bandwidths(x: torch.Tensor, y: torch.Tensor, n_kernels: int = 5, multipl
     return (bw / 2.0).sqrt()
 
 
-def mmd_squared(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] | torch.Tensor | str = DEFAULT_MMD_SIGMAS
-                ) -> torch.Tensor:
+def mmd_squared(
+    x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] | torch.Tensor | str = DEFAULT_MMD_SIGMAS
+) -> torch.Tensor:
     """Eq. (5.4) with the kernel trick: the biased (V-statistic) ``MMD²`` between the rows of x and of y.
 
     ``MMD² = mean k(x_i, x_j) + mean k(y_i, y_j) − 2 mean k(x_i, y_j)`` ≥ 0. ``sigmas="auto"`` uses
@@ -239,13 +266,20 @@ def mmd_squared(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] | torc
         if sigmas != "auto":
             raise ValueError(f"sigmas: expected bandwidths or 'auto', got {sigmas!r}")
         sigmas = mmd_bandwidths(x, y)
-    return gaussian_kernel(x, x, sigmas).mean() + gaussian_kernel(y, y, sigmas).mean() \
+    return (
+        gaussian_kernel(x, x, sigmas).mean()
+        + gaussian_kernel(y, y, sigmas).mean()
         - 2.0 * gaussian_kernel(x, y, sigmas).mean()
+    )
 
 
-def mmd_loss(teacher: torch.Tensor, student: torch.Tensor,
-             sigmas: Sequence[float] | torch.Tensor | str = DEFAULT_MMD_SIGMAS, squared: bool = False,
-             eps: float = 1e-12) -> torch.Tensor:
+def mmd_loss(
+    teacher: torch.Tensor,
+    student: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor | str = DEFAULT_MMD_SIGMAS,
+    squared: bool = False,
+    eps: float = 1e-12,
+) -> torch.Tensor:
     """Eq. (5.5): ``L_mmd = (1/N) [Σ_ij k(R_i,R_j) − 2 Σ_ij k(R_i,R'_j) + Σ_ij k(R'_i,R'_j)]^{1/2}``.
 
     ``R = F_f(x)`` (frozen teacher, detached here) and ``R' = F(x)`` (student) are the embeddings of the same
@@ -267,12 +301,20 @@ def mmd_loss(teacher: torch.Tensor, student: torch.Tensor,
     return m2 if squared else m2.clamp_min(float(eps)).sqrt()
 
 
-def kd_mmd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student_emb: torch.Tensor,
-                teacher_emb: torch.Tensor, alpha: float = 1.0, beta: float = 1.0, temperature: float = 2.0,
-                sigmas: Sequence[float] | torch.Tensor | str = DEFAULT_MMD_SIGMAS) -> torch.Tensor:
+def kd_mmd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    student_emb: torch.Tensor,
+    teacher_emb: torch.Tensor,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    temperature: float = 2.0,
+    sigmas: Sequence[float] | torch.Tensor | str = DEFAULT_MMD_SIGMAS,
+) -> torch.Tensor:
     """The regulariser of Eq. (5.6): ``α L_dist + β L_mmd`` (add :func:`semantic_preserving_loss` for the total)."""
-    return alpha * distillation_loss(student_logits, teacher_logits, temperature) \
-        + beta * mmd_loss(teacher_emb, student_emb, sigmas)
+    return alpha * distillation_loss(student_logits, teacher_logits, temperature) + beta * mmd_loss(
+        teacher_emb, student_emb, sigmas
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -293,8 +335,9 @@ def l2_feature_loss(student: torch.Tensor, teacher: torch.Tensor, squared: bool 
     return d.pow(2).sum(1).mean() if squared else torch.linalg.vector_norm(d, dim=1).mean()
 
 
-def correlation_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 4.0,
-                                  direction: str = "thesis") -> torch.Tensor:
+def correlation_distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 4.0, direction: str = "thesis"
+) -> torch.Tensor:
     """KL between row-softmaxed Gram matrices (thesis ch. 6, Eq. 6.5, in the released code's ``·T²/N`` form).
 
     ``G = F Fᵀ`` for teacher and student embeddings of the same batch;

@@ -15,6 +15,7 @@ averages gradients), scales its local loss by the world size so that the average
 the global batch's loss, and writes checkpoints and records on rank 0 only. With a fixed global batch the result
 is the single-process result, up to the order of float additions.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,7 @@ class DistContext:
 
     def shard(self, items: np.ndarray) -> np.ndarray:
         """This rank's part of a global batch: ranks take every ``world``-th item, starting at their rank."""
-        return np.asarray(items)[self.rank::self.world]
+        return np.asarray(items)[self.rank :: self.world]
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         """``DistributedDataParallel(model)`` when distributed, else ``model``."""

@@ -14,6 +14,7 @@ whitening ``nn.Linear`` → L2; :class:`RetrievalNet`) is trained on tuples ``(q
 
 :func:`train_retrieval_net` runs it, checkpointing every epoch (``xmr_lib.core.checkpoint.Checkpoint``) so a long run resumes.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,16 @@ from xmr_lib.retrieval import losses, mining
 from xmr_lib.retrieval.pooling import MAC, AvgPool, GeM, l2_normalize
 from xmr_lib.train import distributed, loop
 
-__all__ = ["RetrievalNet", "split_trunk", "parameter_groups", "freeze_batchnorm", "embed", "FinetuneHistory",
-           "train_retrieval_net", "load_cirtorch_network"]
+__all__ = [
+    "RetrievalNet",
+    "split_trunk",
+    "parameter_groups",
+    "freeze_batchnorm",
+    "embed",
+    "FinetuneHistory",
+    "train_retrieval_net",
+    "load_cirtorch_network",
+]
 
 
 class RetrievalNet(nn.Module):
@@ -93,20 +102,23 @@ def split_trunk(trunk: nn.Module, trainable_blocks: int = 1) -> tuple[nn.Module,
     if hasattr(net, "_blocks") and hasattr(net, "_conv_head"):
         n = len(net._blocks)
         if not 0 <= k <= n:
-            raise ValueError(f"trainable_blocks: expected an int in [0, {n}] for this EfficientNet, got {trainable_blocks!r}")
+            raise ValueError(
+                f"trainable_blocks: expected an int in [0, {n}] for this EfficientNet, got {trainable_blocks!r}"
+            )
         return _EfficientNetLower(net, n - k), _EfficientNetUpper(net, n - k)
     feats = getattr(trunk, "features", None)
     if isinstance(feats, nn.Sequential):
         n = len(feats)
         if not 1 <= k <= n:
             raise ValueError(f"trainable_blocks: expected an int in [1, {n}] for this trunk, got {trainable_blocks!r}")
-        return feats[:n - k], feats[n - k:]
-    raise ValueError(f"trunk: cannot split a {type(trunk).__name__}; expected an EfficientNet or a trunk with an "
-                     "nn.Sequential .features")
+        return feats[: n - k], feats[n - k :]
+    raise ValueError(
+        f"trunk: cannot split a {type(trunk).__name__}; expected an EfficientNet or a trunk with an "
+        "nn.Sequential .features"
+    )
 
 
-def parameter_groups(net: nn.Module, lr: float, pool_lr_mult: float = 10.0,
-                     weight_decay: float = 1e-6) -> list[dict]:
+def parameter_groups(net: nn.Module, lr: float, pool_lr_mult: float = 10.0, weight_decay: float = 1e-6) -> list[dict]:
     """Optimizer groups in cirtorch's way: pooling parameters (GeM's ``p``) at ``lr · pool_lr_mult`` and weight
     decay 0 ("IMPORTANT: no weight decay for pooling parameter p"), everything else at ``lr`` with ``weight_decay``.
     Frozen parameters (``requires_grad=False``) are left out."""
@@ -149,8 +161,9 @@ def _forward(net, items, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed(net: Callable[[torch.Tensor], torch.Tensor], inputs, batch_size: int = 64,
-          device: str | torch.device = "cpu") -> torch.Tensor:
+def embed(
+    net: Callable[[torch.Tensor], torch.Tensor], inputs, batch_size: int = 64, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Descriptors of ``inputs`` with ``net`` in eval mode, batched: ``(N, D)`` float32 on the CPU.
 
     ``inputs`` is an ``(N, ...)`` tensor or a list of N tensors (possibly of different spatial sizes).
@@ -160,7 +173,7 @@ def embed(net: Callable[[torch.Tensor], torch.Tensor], inputs, batch_size: int =
     was_training = getattr(net, "training", False)
     if isinstance(net, nn.Module):
         net.eval()
-    out = [_forward(net, inputs[i:i + batch_size], device).float().cpu() for i in range(0, len(inputs), batch_size)]
+    out = [_forward(net, inputs[i : i + batch_size], device).float().cpu() for i in range(0, len(inputs), batch_size)]
     if isinstance(net, nn.Module) and was_training:
         net.train()
     return torch.cat(out) if out else torch.empty(0)
@@ -171,9 +184,9 @@ class FinetuneHistory:
     """Per-epoch records of :func:`train_retrieval_net` (lists, one entry per epoch)."""
 
     loss: list[float] = field(default_factory=list)
-    negative_distance: list[float] = field(default_factory=list)   # mean L2 distance query–mined negative
-    positive_distance: list[float] = field(default_factory=list)   # mean L2 distance query–positive
-    p: list[float] = field(default_factory=list)                   # mean GeM p after the epoch (nan if none)
+    negative_distance: list[float] = field(default_factory=list)  # mean L2 distance query–mined negative
+    positive_distance: list[float] = field(default_factory=list)  # mean L2 distance query–positive
+    p: list[float] = field(default_factory=list)  # mean GeM p after the epoch (nan if none)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
@@ -186,13 +199,29 @@ def _gem_p(net: nn.Module) -> float:
     return float(np.mean(ps)) if ps else math.nan
 
 
-def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, epochs: int = 5,
-                        queries_per_epoch: int = 200, pool_size: int = 1000, n_negatives: int = 5,
-                        loss: str = "contrastive", margin: float = 0.7, contrastive_form: str = "cirtorch",
-                        lr: float = 1e-4, pool_lr_mult: float = 10.0, weight_decay: float = 1e-6,
-                        lr_decay: float = math.exp(-0.01), batch_tuples: int = 5, seed: int = 0,
-                        device: str = "auto", checkpoint=None, progress: bool = True,
-                        callback: Callable[[int, nn.Module], None] | None = None) -> FinetuneHistory:
+def train_retrieval_net(
+    net: nn.Module,
+    inputs: torch.Tensor,
+    groups: Any,
+    *,
+    epochs: int = 5,
+    queries_per_epoch: int = 200,
+    pool_size: int = 1000,
+    n_negatives: int = 5,
+    loss: str = "contrastive",
+    margin: float = 0.7,
+    contrastive_form: str = "cirtorch",
+    lr: float = 1e-4,
+    pool_lr_mult: float = 10.0,
+    weight_decay: float = 1e-6,
+    lr_decay: float = math.exp(-0.01),
+    batch_tuples: int = 5,
+    seed: int = 0,
+    device: str = "auto",
+    checkpoint=None,
+    progress: bool = True,
+    callback: Callable[[int, nn.Module], None] | None = None,
+) -> FinetuneHistory:
     """Fine-tune ``net`` on tuples with hard negatives mined every epoch (module docstring).
 
     Args:
@@ -220,21 +249,28 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
     if loss not in ("contrastive", "triplet"):
         raise ValueError(f"loss: expected 'contrastive' or 'triplet', got {loss!r}")
     g = mining._labels(groups, "groups", len(inputs))
-    for name, v in (("epochs", epochs), ("queries_per_epoch", queries_per_epoch), ("pool_size", pool_size),
-                    ("n_negatives", n_negatives), ("batch_tuples", batch_tuples)):
+    for name, v in (
+        ("epochs", epochs),
+        ("queries_per_epoch", queries_per_epoch),
+        ("pool_size", pool_size),
+        ("n_negatives", n_negatives),
+        ("batch_tuples", batch_tuples),
+    ):
         if int(v) != v or int(v) < 1:
             raise ValueError(f"{name}: expected a positive int, got {v!r}")
     if len(np.unique(g)) <= n_negatives:
-        raise ValueError(f"groups: need more than n_negatives={n_negatives} groups to mine distinct negatives, "
-                         f"got {len(np.unique(g))}")
+        raise ValueError(
+            f"groups: need more than n_negatives={n_negatives} groups to mine distinct negatives, "
+            f"got {len(np.unique(g))}"
+        )
     dev = torch.device(resolve_device(device))
     dist = distributed.context(dev)
     if dist.enabled and dev.type == "cuda":
         dev = torch.device("cuda", dist.local_rank)
-    model = None                                   # DistributedDataParallel under torchrun, else net itself
+    model = None  # DistributedDataParallel under torchrun, else net itself
     opt = sched = None
     hist = FinetuneHistory()
-    ep: dict[str, Any] = {}                        # this epoch's mined tuples, running loss and clock
+    ep: dict[str, Any] = {}  # this epoch's mined tuples, running loss and clock
 
     def on_fit_start(tr: loop.Trainer) -> None:
         nonlocal model, opt, sched
@@ -254,13 +290,19 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
         pd = embed(net, _take(inputs, pool), device=dev)
         neg_local, _ = mining.hard_negatives(qd, pd, g[qi], g[pool], n_negatives)
         found = neg_local >= 0
-        neg = pool[np.maximum(neg_local, 0)]                                  # (Q, k) indices into inputs
+        neg = pool[np.maximum(neg_local, 0)]  # (Q, k) indices into inputs
         if not found.all():  # the random pool held too few other groups: fill with random other-group items
             neg = np.where(found, neg, mining.random_negatives(g[qi], g, n_negatives, rng))
-        hist.negative_distance.append(float(torch.linalg.vector_norm(
-            qd[:, None, :] - pd[torch.as_tensor(np.where(found, neg_local, 0))], dim=2)[torch.as_tensor(found)].mean()))
-        hist.positive_distance.append(float(torch.linalg.vector_norm(qd - embed(net, _take(inputs, pi), device=dev),
-                                                                     dim=1).mean()))
+        hist.negative_distance.append(
+            float(
+                torch.linalg.vector_norm(qd[:, None, :] - pd[torch.as_tensor(np.where(found, neg_local, 0))], dim=2)[
+                    torch.as_tensor(found)
+                ].mean()
+            )
+        )
+        hist.positive_distance.append(
+            float(torch.linalg.vector_norm(qd - embed(net, _take(inputs, pi), device=dev), dim=1).mean())
+        )
         ep.update(qi=qi, pi=pi, neg=neg, total=0.0)
         net.train()
         freeze_batchnorm(net)
@@ -268,18 +310,18 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
     def batches(tr: loop.Trainer, epoch: int):
         order = ep["rng"].permutation(len(ep["qi"]))
         for b in range(0, len(order), int(batch_tuples)):
-            yield order[b:b + int(batch_tuples)]                # the global batch
+            yield order[b : b + int(batch_tuples)]  # the global batch
 
     def training_step(tr: loop.Trainer, sel: np.ndarray) -> dict:
         qi, pi, neg = ep["qi"], ep["pi"], ep["neg"]
         B, k = len(sel), n_negatives
-        mine, weight = dist.shard(sel), 1.0                     # this rank's tuples (all of them in one process)
-        if len(mine) == 0:                                      # a short last batch: join the gradient reduction
+        mine, weight = dist.shard(sel), 1.0  # this rank's tuples (all of them in one process)
+        if len(mine) == 0:  # a short last batch: join the gradient reduction
             mine, weight = sel[:1], 0.0
         Bm = len(mine)
         idx = np.concatenate([qi[mine], pi[mine], neg[mine].reshape(-1)])
         out = _forward(model, _take(inputs, idx), dev)
-        q, p, n = out[:Bm], out[Bm:2 * Bm], out[2 * Bm:].view(Bm, k, -1)
+        q, p, n = out[:Bm], out[Bm : 2 * Bm], out[2 * Bm :].view(Bm, k, -1)
         if loss == "contrastive":
             x1 = torch.cat([q, q.repeat_interleave(k, dim=0)])
             x2 = torch.cat([p, n.reshape(Bm * k, -1)])
@@ -305,8 +347,12 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
             callback(epoch, net)
 
     def state_dict() -> dict:
-        return {"net": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "history": hist.as_dict()}
+        return {
+            "net": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "history": hist.as_dict(),
+        }
 
     def load_state_dict(state: dict) -> None:
         nonlocal hist
@@ -315,11 +361,20 @@ def train_retrieval_net(net: nn.Module, inputs: torch.Tensor, groups: Any, *, ep
         sched.load_state_dict(state["scheduler"])
         hist = FinetuneHistory(**state["history"])
 
-    task = loop.Task(on_fit_start=on_fit_start, on_epoch_start=on_epoch_start, batches=batches,
-                     training_step=training_step, optimizers=lambda tr, sel: [opt], on_step_end=on_step_end,
-                     on_epoch_end=on_epoch_end, state_dict=state_dict, load_state_dict=load_state_dict)
-    loop.Trainer(max_epochs=int(epochs), device=dev, progress=progress, desc="fine-tuning", checkpoint=checkpoint,
-                 dist=dist).fit(task)
+    task = loop.Task(
+        on_fit_start=on_fit_start,
+        on_epoch_start=on_epoch_start,
+        batches=batches,
+        training_step=training_step,
+        optimizers=lambda tr, sel: [opt],
+        on_step_end=on_step_end,
+        on_epoch_end=on_epoch_end,
+        state_dict=state_dict,
+        load_state_dict=load_state_dict,
+    )
+    loop.Trainer(
+        max_epochs=int(epochs), device=dev, progress=progress, desc="fine-tuning", checkpoint=checkpoint, dist=dist
+    ).fit(task)
     return hist
 
 
@@ -342,7 +397,6 @@ def load_cirtorch_network(path, device: str = "cpu") -> tuple[RetrievalNet, dict
     """
     import torchvision
 
-
     ckpt = torch.load(path, map_location="cpu", weights_only=False)  # meta holds numpy arrays
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "meta" not in ckpt:
         raise ValueError(f"path: {path} is not a cnnimageretrieval-pytorch checkpoint (no 'meta' / 'state_dict')")
@@ -359,7 +413,7 @@ def load_cirtorch_network(path, device: str = "cpu") -> tuple[RetrievalNet, dict
         features = nn.Sequential(*list(tv.features.children())[:-1])
     else:
         raise ValueError(f"path: unsupported architecture {arch!r} (resnet* and vgg* are supported)")
-    feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    feats = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     features.load_state_dict(feats, strict=True)
     name = meta.get("pooling", "gem")
     if name == "gem":

@@ -6,6 +6,7 @@ GPU) with the same global batch: the loss curve in ``DIR/history.json`` (written
 curve. The data are small generated instances (groups of noisy copies of a random pattern), the network a small
 conv trunk with GeM pooling: a template for distributing any of the book's fine-tuning runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     dist = distributed.context(settings.device)
     x, groups = instances(seed=args.seed)
     net = small_net(args.seed)
-    hist = train_retrieval_net(net, x, groups, epochs=args.epochs, queries_per_epoch=args.queries,
-                               pool_size=len(x), n_negatives=2, batch_tuples=args.batch_tuples, lr=1e-3,
-                               seed=args.seed, device=settings.device, progress=False)
+    hist = train_retrieval_net(
+        net,
+        x,
+        groups,
+        epochs=args.epochs,
+        queries_per_epoch=args.queries,
+        pool_size=len(x),
+        n_negatives=2,
+        batch_tuples=args.batch_tuples,
+        lr=1e-3,
+        seed=args.seed,
+        device=settings.device,
+        progress=False,
+    )
     if dist.is_main:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

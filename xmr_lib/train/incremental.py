@@ -46,6 +46,7 @@ Extending it (notebooks 06, 07)::
     plugins = [cross_entropy_term(), triplet_term(), LossTerm("corr", corr_kd, weight=10, needs_teacher=True)]
     # ctx.teacher_output(j) is teacher j (the model after task j) on the same batch; ctx.teachers lists them all.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,14 +72,42 @@ from xmr_lib.train import distill, loop
 from xmr_lib.train.finetune import freeze_batchnorm
 
 __all__ = [
-    "class_increments", "one_step_protocol", "multi_step_protocol", "author_epoch_iterations",
-    "LabelledImages", "BatchTransform", "PKSampler", "per_class_split", "render_species", "DISJOINT_TASKS",
+    "class_increments",
+    "one_step_protocol",
+    "multi_step_protocol",
+    "author_epoch_iterations",
+    "LabelledImages",
+    "BatchTransform",
+    "PKSampler",
+    "per_class_split",
+    "render_species",
+    "DISJOINT_TASKS",
     "synth_species_disjoint",
-    "Output", "IncrementalNet", "tiny_bn_cnn", "snapshot", "TRUNKS", "make_net",
-    "StepContext", "Plugin", "LossTerm", "cross_entropy_term", "triplet_term", "distillation_term", "mmd_term",
-    "l2_term", "EWC", "METHODS", "method_plugins",
-    "embed", "retrieval_metrics", "TrainConfig", "IncrementalTrainer", "IncrementalResult", "compare_methods",
-    "to_labelled", "results_table",
+    "Output",
+    "IncrementalNet",
+    "tiny_bn_cnn",
+    "snapshot",
+    "TRUNKS",
+    "make_net",
+    "StepContext",
+    "Plugin",
+    "LossTerm",
+    "cross_entropy_term",
+    "triplet_term",
+    "distillation_term",
+    "mmd_term",
+    "l2_term",
+    "EWC",
+    "METHODS",
+    "method_plugins",
+    "embed",
+    "retrieval_metrics",
+    "TrainConfig",
+    "IncrementalTrainer",
+    "IncrementalResult",
+    "compare_methods",
+    "to_labelled",
+    "results_table",
 ]
 
 
@@ -101,17 +130,20 @@ def class_increments(classes: Sequence[int] | np.ndarray, n_first: int, n_steps:
     """
     c = np.asarray(list(classes) if not isinstance(classes, np.ndarray) else classes).astype(np.int64).reshape(-1)
     if len(np.unique(c)) != len(c):
-        raise ValueError(f"classes: expected distinct class ids, got {len(c)} ids of which {len(np.unique(c))} "
-                         "distinct")
+        raise ValueError(
+            f"classes: expected distinct class ids, got {len(c)} ids of which {len(np.unique(c))} distinct"
+        )
     n_first, n_steps = int(n_first), int(n_steps)
     if not 1 <= n_first < len(c):
         raise ValueError(f"n_first: expected 1 <= n_first < {len(c)} (the number of classes), got {n_first}")
     rest = len(c) - n_first
     if not 1 <= n_steps <= rest or rest % n_steps:
-        raise ValueError(f"n_steps: the {rest} classes after the first {n_first} must split into n_steps equal "
-                         f"groups; got n_steps={n_steps}")
+        raise ValueError(
+            f"n_steps: the {rest} classes after the first {n_first} must split into n_steps equal "
+            f"groups; got n_steps={n_steps}"
+        )
     size = rest // n_steps
-    return [c[:n_first]] + [c[n_first + i * size: n_first + (i + 1) * size] for i in range(n_steps)]
+    return [c[:n_first]] + [c[n_first + i * size : n_first + (i + 1) * size] for i in range(n_steps)]
 
 
 def one_step_protocol(classes: Sequence[int] | np.ndarray, n_old: int) -> list[np.ndarray]:
@@ -147,8 +179,10 @@ class LabelledImages:
 
     def __post_init__(self):
         if not isinstance(self.images, torch.Tensor) or self.images.ndim != 4:
-            raise ValueError(f"images: expected a (N, C, H, W) tensor, got "
-                             f"{tuple(self.images.shape) if isinstance(self.images, torch.Tensor) else type(self.images).__name__}")
+            raise ValueError(
+                f"images: expected a (N, C, H, W) tensor, got "
+                f"{tuple(self.images.shape) if isinstance(self.images, torch.Tensor) else type(self.images).__name__}"
+            )
         self.labels = torch.as_tensor(self.labels).long().reshape(-1)
         if len(self.labels) != len(self.images):
             raise ValueError(f"labels: expected {len(self.images)} labels (one per image), got {len(self.labels)}")
@@ -192,8 +226,14 @@ class BatchTransform:
     Vectorised over the batch (one ``grid_sample``), seeded by the generator passed to :meth:`__call__`.
     """
 
-    def __init__(self, mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.25,), size: int | None = None,
-                 flip: bool = False, crop_scale: tuple[float, float] | None = None):
+    def __init__(
+        self,
+        mean: Sequence[float] = (0.5,),
+        std: Sequence[float] = (0.25,),
+        size: int | None = None,
+        flip: bool = False,
+        crop_scale: tuple[float, float] | None = None,
+    ):
         self.mean = torch.tensor(list(mean), dtype=torch.float32)
         self.std = torch.tensor(list(std), dtype=torch.float32)
         if self.mean.shape != self.std.shape or not bool((self.std > 0).all()):
@@ -203,8 +243,7 @@ class BatchTransform:
             raise ValueError(f"crop_scale: expected 0 < lo <= hi <= 1, got {crop_scale!r}")
         self.crop_scale = crop_scale
 
-    def __call__(self, x: torch.Tensor, train: bool = False, generator: torch.Generator | None = None
-                 ) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"x: expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
@@ -214,10 +253,9 @@ class BatchTransform:
         elif self.size is not None and (H, W) != (self.size, self.size):
             if H >= self.size and W >= self.size:
                 top, left = (H - self.size) // 2, (W - self.size) // 2
-                x = x[:, :, top:top + self.size, left:left + self.size]
+                x = x[:, :, top : top + self.size, left : left + self.size]
             else:
-                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                                  antialias=True)
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         if train and self.flip:
             u = torch.rand(B, generator=generator).to(x.device) < 0.5
             x = torch.where(u[:, None, None, None], x.flip(3), x)
@@ -233,7 +271,7 @@ class BatchTransform:
         area = torch.empty(B).uniform_(lo, hi, generator=generator)
         logr = torch.empty(B).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator)
         ratio = logr.exp()
-        w = (area * ratio).sqrt().clamp(max=1.0)          # crop width / image width
+        w = (area * ratio).sqrt().clamp(max=1.0)  # crop width / image width
         h = (area / ratio).sqrt().clamp(max=1.0)
         cx = (torch.rand(B, generator=generator) * 2 - 1) * (1 - w)
         cy = (torch.rand(B, generator=generator) * 2 - 1) * (1 - h)
@@ -289,13 +327,13 @@ def render_species(attributes: dict, n: int, rng: np.random.Generator, size: int
     a = 0.55
     b = a * float(attributes["aspect"])
     body = (u / a) ** 2 + (v / b) ** 2 < 1.0
-    head = (u - 0.95 * a) ** 2 + (v + 0.3 * b) ** 2 < 0.22 ** 2
+    head = (u - 0.95 * a) ** 2 + (v + 0.3 * b) ** 2 < 0.22**2
     jitter = rng.uniform(-0.03, 0.03, n)
     body_rgb = _hsv_to_rgb(attributes["body_hue"] + jitter, 0.85, 0.9)
     head_rgb = _hsv_to_rgb(attributes["head_hue"] + jitter, 0.85, 0.9)
     k = int(attributes["stripes"])
     shade = np.where(np.sin(u * np.pi * k / a) > 0.3, 0.35, 1.0) if k > 0 else np.ones_like(u)
-    pos = np.clip((np.arange(size) + 0.5) / size * 4 - 0.5, 0, 3)        # bilinear 4 → size upsampling matrix
+    pos = np.clip((np.arange(size) + 0.5) / size * 4 - 0.5, 0, 3)  # bilinear 4 → size upsampling matrix
     M = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(4)[None, :]))
     low = M @ rng.normal(0.0, 0.15, (n, 3, 4, 4)) @ M.T
     img = rng.uniform(0, 1, (n, 3, 1, 1)) + low
@@ -308,14 +346,16 @@ def render_species(attributes: dict, n: int, rng: np.random.Generator, size: int
 #: SynthSpecies "disjoint-attribute" tasks (spec §6.2): task A's classes differ in body × head hue (no stripes,
 #: aspect 0.6), task B's in stripes × aspect (body and head red). Each task holds the other's attributes *fixed*.
 DISJOINT_TASKS = {
-    "A": [dict(body_hue=bh, head_hue=hh, stripes=0, aspect=0.6) for bh in (0.0, 0.33, 0.66)
-          for hh in (0.16, 0.5, 0.83)],
+    "A": [
+        dict(body_hue=bh, head_hue=hh, stripes=0, aspect=0.6) for bh in (0.0, 0.33, 0.66) for hh in (0.16, 0.5, 0.83)
+    ],
     "B": [dict(body_hue=0.0, head_hue=0.0, stripes=st, aspect=asp) for st in (0, 3, 6) for asp in (0.45, 0.6, 0.8)],
 }
 
 
-def synth_species_disjoint(n_old: int = 9, n_new: int = 9, train_per_class: int = 60, test_per_class: int = 30,
-                           size: int = 32, seed: int = 0) -> tuple[LabelledImages, LabelledImages, list[str]]:
+def synth_species_disjoint(
+    n_old: int = 9, n_new: int = 9, train_per_class: int = 60, test_per_class: int = 30, size: int = 32, seed: int = 0
+) -> tuple[LabelledImages, LabelledImages, list[str]]:
     """A SynthSpecies benchmark with the disjoint-attribute design: classes 0 … n_old−1 from task A, then n_new
     from task B (at most 9 each). Returns ``(train, test, class_names)``.
 
@@ -324,16 +364,18 @@ def synth_species_disjoint(n_old: int = 9, n_new: int = 9, train_per_class: int 
     if not (1 <= int(n_old) <= 9 and 1 <= int(n_new) <= 9):
         raise ValueError(f"n_old, n_new: expected 1-9 classes per task, got {n_old!r}, {n_new!r}")
     rng = np.random.default_rng(seed)
-    attrs = DISJOINT_TASKS["A"][:int(n_old)] + DISJOINT_TASKS["B"][:int(n_new)]
-    names = [f"A: body {a['body_hue']:.2f}, head {a['head_hue']:.2f}" for a in attrs[:int(n_old)]] + [
-        f"B: {a['stripes']} stripes, aspect {a['aspect']}" for a in attrs[int(n_old):]]
+    attrs = DISJOINT_TASKS["A"][: int(n_old)] + DISJOINT_TASKS["B"][: int(n_new)]
+    names = [f"A: body {a['body_hue']:.2f}, head {a['head_hue']:.2f}" for a in attrs[: int(n_old)]] + [
+        f"B: {a['stripes']} stripes, aspect {a['aspect']}" for a in attrs[int(n_old) :]
+    ]
     parts = {"train": ([], []), "test": ([], [])}
     for c, a in enumerate(attrs):
         for split, n in (("train", train_per_class), ("test", test_per_class)):
             parts[split][0].append(render_species(a, int(n), rng, size))
             parts[split][1].append(np.full(int(n), c, dtype=np.int64))
-    train, test = (LabelledImages.from_arrays(np.concatenate(parts[k][0]), np.concatenate(parts[k][1]))
-                   for k in ("train", "test"))
+    train, test = (
+        LabelledImages.from_arrays(np.concatenate(parts[k][0]), np.concatenate(parts[k][1])) for k in ("train", "test")
+    )
     return train, test, names
 
 
@@ -359,8 +401,7 @@ class PKSampler:
         ``(P·K,)`` int64 entries of ``index``, grouped by class.
     """
 
-    def __init__(self, labels: Any, P: int = 8, K: int = 8, seed: int | np.random.Generator = 0,
-                 index: Any = None):
+    def __init__(self, labels: Any, P: int = 8, K: int = 8, seed: int | np.random.Generator = 0, index: Any = None):
         y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
         if y.ndim != 1 or len(y) == 0:
             raise ValueError(f"labels: expected a non-empty 1-D array, got shape {y.shape}")
@@ -387,7 +428,7 @@ class PKSampler:
             return self.rng.choice(m, self.K, replace=True)
         if self._pos[c] + self.K > len(m):
             self._pools[c], self._pos[c] = self.rng.permutation(m), 0
-        out = self._pools[c][self._pos[c]:self._pos[c] + self.K]
+        out = self._pools[c][self._pos[c] : self._pos[c] + self.K]
         self._pos[c] += self.K
         return out
 
@@ -428,8 +469,11 @@ def tiny_bn_cnn(in_channels: int = 3, width: int = 16) -> tuple[nn.Sequential, i
     chans = [int(in_channels), w, 2 * w, 4 * w, 4 * w]
     layers: list[nn.Module] = []
     for i in range(4):
-        layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[i + 1]),
-                   nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False),
+            nn.BatchNorm2d(chans[i + 1]),
+            nn.ReLU(inplace=True),
+        ]
         if i < 3:
             layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers), chans[-1]
@@ -449,8 +493,9 @@ class IncrementalNet(nn.Module):
         pool: ``"max"`` (the author's code) or ``"avg"``.
     """
 
-    def __init__(self, trunk: nn.Module, trunk_channels: int, embed_dim: int = 512, n_classes: int = 1,
-                 pool: str = "max"):
+    def __init__(
+        self, trunk: nn.Module, trunk_channels: int, embed_dim: int = 512, n_classes: int = 1, pool: str = "max"
+    ):
         super().__init__()
         if pool not in ("max", "avg"):
             raise ValueError(f"pool: expected 'max' or 'avg', got {pool!r}")
@@ -517,8 +562,16 @@ def snapshot(model: nn.Module) -> nn.Module:
 TRUNKS = ("tiny", "efficientnet_lite0", "resnet18", "resnet50")
 
 
-def make_net(n_classes: int, backbone: str = "tiny", embed_dim: int = 64, width: int = 8, in_channels: int = 3,
-             pretrained: bool = True, weights: str | None = None, pool: str = "max") -> IncrementalNet:
+def make_net(
+    n_classes: int,
+    backbone: str = "tiny",
+    embed_dim: int = 64,
+    width: int = 8,
+    in_channels: int = 3,
+    pretrained: bool = True,
+    weights: str | None = None,
+    pool: str = "max",
+) -> IncrementalNet:
     """An :class:`IncrementalNet` with a named trunk.
 
     Args:
@@ -536,7 +589,6 @@ def make_net(n_classes: int, backbone: str = "tiny", embed_dim: int = 64, width:
     if backbone == "tiny":
         trunk, c = tiny_bn_cnn(in_channels, width)
     else:
-
         ft = models.backbone(backbone, pretrained=pretrained, weights=weights, device="cpu")
         trunk, c = ft.features.train(), ft.out_channels
     return IncrementalNet(trunk, c, embed_dim, n_classes, pool=pool)
@@ -615,8 +667,9 @@ class Plugin:
     def before_task(self, trainer: "IncrementalTrainer", task: int) -> None:
         pass
 
-    def adapt_batch(self, trainer: "IncrementalTrainer", images: torch.Tensor, labels: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def adapt_batch(
+        self, trainer: "IncrementalTrainer", images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return images, labels
 
     def loss(self, ctx: StepContext) -> torch.Tensor | dict[str, torch.Tensor] | None:
@@ -663,8 +716,14 @@ class LossTerm(Plugin):
         params: its settings, recorded in checkpoints' fingerprints (e.g. ``{"temperature": 2}``).
     """
 
-    def __init__(self, name: str, fn: Callable[[StepContext], torch.Tensor], weight: float = 1.0,
-                 needs_teacher: bool = False, params: dict | None = None):
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[StepContext], torch.Tensor],
+        weight: float = 1.0,
+        needs_teacher: bool = False,
+        params: dict | None = None,
+    ):
         if not callable(fn):
             raise ValueError(f"fn: expected a callable fn(ctx) -> tensor, got {type(fn).__name__}")
         self.name, self.fn, self.weight, self.needs_teacher = str(name), fn, float(weight), bool(needs_teacher)
@@ -684,34 +743,52 @@ class LossTerm(Plugin):
 
 def cross_entropy_term(weight: float = 1.0) -> LossTerm:
     """``L_ce`` (Eq. 5.1): cross-entropy over the current task's logits only (all logits in the first task / joint)."""
-    return LossTerm("ce", lambda ctx: distill.new_class_cross_entropy(ctx.student.logits, ctx.labels, ctx.n_old),
-                    weight)
+    return LossTerm(
+        "ce", lambda ctx: distill.new_class_cross_entropy(ctx.student.logits, ctx.labels, ctx.n_old), weight
+    )
 
 
 def triplet_term(margin: float = 0.5, weight: float = 1.0) -> LossTerm:
     """``L_triplet`` (Eq. 5.2): batch-hard triplet loss on the embeddings, margin λ on similarities."""
-    return LossTerm("triplet", lambda ctx: distill.semantic_triplet_loss(ctx.student.embedding, ctx.labels, margin),
-                    weight, params={"margin": margin})
+    return LossTerm(
+        "triplet",
+        lambda ctx: distill.semantic_triplet_loss(ctx.student.embedding, ctx.labels, margin),
+        weight,
+        params={"margin": margin},
+    )
 
 
 def distillation_term(weight: float = 1.0, temperature: float = 2.0) -> LossTerm:
     """``α L_dist`` (Eq. 5.3, LwF): the teacher's softened old-class probabilities as soft targets."""
-    return LossTerm("kd", lambda ctx: distill.distillation_loss(ctx.student.logits, ctx.teacher.logits,
-                                                                temperature),
-                    weight, needs_teacher=True, params={"temperature": temperature})
+    return LossTerm(
+        "kd",
+        lambda ctx: distill.distillation_loss(ctx.student.logits, ctx.teacher.logits, temperature),
+        weight,
+        needs_teacher=True,
+        params={"temperature": temperature},
+    )
 
 
 def mmd_term(weight: float = 1.0, sigmas: Sequence[float] | str = distill.DEFAULT_MMD_SIGMAS) -> LossTerm:
     """``β L_mmd`` (Eq. 5.5) between the teacher's and the student's embeddings of the batch."""
     sig = sigmas if isinstance(sigmas, str) else tuple(float(s) for s in sigmas)
-    return LossTerm("mmd", lambda ctx: distill.mmd_loss(ctx.teacher.embedding, ctx.student.embedding, sig),
-                    weight, needs_teacher=True, params={"sigmas": sig})
+    return LossTerm(
+        "mmd",
+        lambda ctx: distill.mmd_loss(ctx.teacher.embedding, ctx.student.embedding, sig),
+        weight,
+        needs_teacher=True,
+        params={"sigmas": sig},
+    )
 
 
 def l2_term(weight: float = 1.0) -> LossTerm:
     """The "L2 loss" baseline: ``mean_i ||R'_i − R_i||₂`` between student and teacher embeddings of each image."""
-    return LossTerm("l2", lambda ctx: distill.l2_feature_loss(ctx.student.embedding, ctx.teacher.embedding),
-                    weight, needs_teacher=True)
+    return LossTerm(
+        "l2",
+        lambda ctx: distill.l2_feature_loss(ctx.student.embedding, ctx.teacher.embedding),
+        weight,
+        needs_teacher=True,
+    )
 
 
 class EWC(Plugin):
@@ -759,7 +836,7 @@ class EWC(Plugin):
             for n, t0 in theta.items():
                 p = params[n]
                 t0, f = t0.to(p.device), fisher[n].to(p.device)
-                if p.shape != t0.shape:          # the classifier grew: anchor its old rows only
+                if p.shape != t0.shape:  # the classifier grew: anchor its old rows only
                     k = t0.shape[0]
                     total = total + (f * (p[:k] - t0) ** 2).sum()
                 else:
@@ -789,10 +866,18 @@ METHODS = {
 }
 
 
-def method_plugins(method: str, *, alpha: float = 1.0, beta: float = 1.0, l2_weight: float = 1.0,
-                   ewc_weight: float = 1000.0, temperature: float = 2.0,
-                   sigmas: Sequence[float] | str = distill.DEFAULT_MMD_SIGMAS, margin: float = 0.5,
-                   ce_weight: float = 1.0) -> list[Plugin]:
+def method_plugins(
+    method: str,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    l2_weight: float = 1.0,
+    ewc_weight: float = 1000.0,
+    temperature: float = 2.0,
+    sigmas: Sequence[float] | str = distill.DEFAULT_MMD_SIGMAS,
+    margin: float = 0.5,
+    ce_weight: float = 1.0,
+) -> list[Plugin]:
     """The objective of one of the chapter-5 :data:`METHODS` as a list of plugins.
 
     Every method trains with the semantic preserving loss ``L_ce + L_triplet`` (§5.3.1); ``alpha``, ``beta``,
@@ -817,8 +902,13 @@ def method_plugins(method: str, *, alpha: float = 1.0, beta: float = 1.0, l2_wei
 
 
 @torch.no_grad()
-def embed(model: nn.Module, images: torch.Tensor, transform: Callable | None = None, batch_size: int = 256,
-          device: str | torch.device = "cpu") -> torch.Tensor:
+def embed(
+    model: nn.Module,
+    images: torch.Tensor,
+    transform: Callable | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """Embeddings ``(N, D)`` (float32, CPU) of ``images`` ``(N, C, H, W)`` with ``model`` in eval mode."""
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
@@ -827,7 +917,7 @@ def embed(model: nn.Module, images: torch.Tensor, transform: Callable | None = N
     out = []
     try:
         for i in range(0, len(images), int(batch_size)):
-            x = images[i:i + int(batch_size)].to(device)
+            x = images[i : i + int(batch_size)].to(device)
             x = transform(x, train=False) if transform is not None else x.float()
             o = model(x)
             out.append((o.embedding if isinstance(o, Output) else o).float().cpu())
@@ -859,11 +949,11 @@ def retrieval_metrics(embeddings: Any, labels: Any, ks: Sequence[int] = (1, 2, 4
     if not ks or min(ks) < 1:
         raise ValueError(f"ks: expected positive ints, got {ks!r}")
     s = (e @ e.T).double().numpy()
-    np.fill_diagonal(s, -np.inf)                      # the query itself is ranked last ...
+    np.fill_diagonal(s, -np.inf)  # the query itself is ranked last ...
     rel = (y[:, None] == y[None, :]).numpy()
-    np.fill_diagonal(rel, False)                      # ... and is not relevant
+    np.fill_diagonal(rel, False)  # ... and is not relevant
     out = {f"R@{k}": v for k, v in metrics.recall_at_k(s, rel, ks).items()}
-    out["mAP"] = metrics.mean_average_precision(s, rel)   # queries with no other same-class item: left out
+    out["mAP"] = metrics.mean_average_precision(s, rel)  # queries with no other same-class item: left out
     return out
 
 
@@ -948,17 +1038,20 @@ class IncrementalResult:
     curves: list[dict] = field(default_factory=list)
     losses: list[dict] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
-    model: nn.Module | None = field(default=None, repr=False, compare=False)   # the trained model (not saved)
-    plugins: list = field(default_factory=list, repr=False, compare=False)     # the run's plugins (not saved)
+    model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained model (not saved)
+    plugins: list = field(default_factory=list, repr=False, compare=False)  # the run's plugins (not saved)
 
     def plugin(self, kind: type | str) -> "Plugin":
         """The first of :attr:`plugins` that is an instance of ``kind`` (a class) or has the name ``kind``."""
         for p in self.plugins:
-            if (isinstance(kind, str) and getattr(p, "name", None) == kind) or \
-                    (isinstance(kind, type) and isinstance(p, kind)):
+            if (isinstance(kind, str) and getattr(p, "name", None) == kind) or (
+                isinstance(kind, type) and isinstance(p, kind)
+            ):
                 return p
-        raise ValueError(f"kind: run {self.name!r} has no plugin {kind!r} (plugins: "
-                         f"{[getattr(p, 'name', type(p).__name__) for p in self.plugins]})")
+        raise ValueError(
+            f"kind: run {self.name!r} has no plugin {kind!r} (plugins: "
+            f"{[getattr(p, 'name', type(p).__name__) for p in self.plugins]})"
+        )
 
     def matrix(self, metric: str = "mAP", seen_only: bool = True) -> np.ndarray:
         """``R[t, g]``: ``metric`` on group g after step t, ``(T, G)``; NaN for groups not seen yet (``seen_only``)."""
@@ -980,7 +1073,7 @@ class IncrementalResult:
         t = step % len(R)
         if t == 0:
             return float("nan")
-        return float(_average_forgetting(R[:t + 1]))
+        return float(_average_forgetting(R[: t + 1]))
 
     def forgetting_curve(self, metric: str = "mAP") -> np.ndarray:
         """Average forgetting after each step 1 … T−1 (the thesis averages these, Fig. 6.7)."""
@@ -988,21 +1081,36 @@ class IncrementalResult:
 
     def curve(self, group: int = 0, metric: str = "mAP", task: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(global iteration, metric of ``group``) over the in-task evaluations (all tasks, or one)."""
-        pts = [(c["global_iteration"], c["groups"][group][metric]) for c in self.curves
-               if task is None or c["task"] == task]
+        pts = [
+            (c["global_iteration"], c["groups"][group][metric])
+            for c in self.curves
+            if task is None or c["task"] == task
+        ]
         if not pts:
             return np.zeros(0), np.zeros(0)
         a = np.array(pts, dtype=float)
         return a[:, 0], a[:, 1]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "groups": [g.tolist() for g in self.groups], "steps": self.steps,
-                "curves": self.curves, "losses": self.losses, "seen": self.seen}
+        return {
+            "name": self.name,
+            "groups": [g.tolist() for g in self.groups],
+            "steps": self.steps,
+            "curves": self.curves,
+            "losses": self.losses,
+            "seen": self.seen,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "IncrementalResult":
-        return cls(d["name"], [np.asarray(g, dtype=np.int64) for g in d["groups"]], list(d["steps"]),
-                   list(d["curves"]), list(d["losses"]), list(d["seen"]))
+        return cls(
+            d["name"],
+            [np.asarray(g, dtype=np.int64) for g in d["groups"]],
+            list(d["steps"]),
+            list(d["curves"]),
+            list(d["losses"]),
+            list(d["seen"]),
+        )
 
 
 class IncrementalTrainer:
@@ -1030,10 +1138,20 @@ class IncrementalTrainer:
             last task whose checkpoint carries the same fingerprint (settings, tasks, data sizes, plugins).
     """
 
-    def __init__(self, model: IncrementalNet, train: LabelledImages, test: LabelledImages,
-                 tasks: Sequence[Sequence[int]], plugins: Sequence[Plugin], config: TrainConfig | None = None,
-                 transform: Callable | None = None, eval_groups: Sequence[Sequence[int]] | None = None,
-                 cumulative: bool = False, name: str = "run", checkpoint=None):
+    def __init__(
+        self,
+        model: IncrementalNet,
+        train: LabelledImages,
+        test: LabelledImages,
+        tasks: Sequence[Sequence[int]],
+        plugins: Sequence[Plugin],
+        config: TrainConfig | None = None,
+        transform: Callable | None = None,
+        eval_groups: Sequence[Sequence[int]] | None = None,
+        cumulative: bool = False,
+        name: str = "run",
+        checkpoint=None,
+    ):
         if not isinstance(model, IncrementalNet):
             raise ValueError(f"model: expected an IncrementalNet, got {type(model).__name__}")
         self.config = config or TrainConfig()
@@ -1050,7 +1168,8 @@ class IncrementalTrainer:
         #: evaluation groups = training tasks (old / new / all galleries follow the tasks); False for e.g. a joint
         #: run (one task) evaluated on the groups of an incremental protocol
         self.incremental_eval = len(self.eval_groups) == len(self.tasks) and all(
-            np.array_equal(a, b) for a, b in zip(self.eval_groups, self.tasks))
+            np.array_equal(a, b) for a, b in zip(self.eval_groups, self.tasks)
+        )
         for nm, split, groups in (("train", train, self.tasks), ("test", test, self.eval_groups)):
             present = set(np.unique(split.labels.numpy()).tolist())
             missing = sorted(set(np.concatenate(groups).tolist()) - present)
@@ -1069,13 +1188,14 @@ class IncrementalTrainer:
         self.teachers: list[nn.Module] = []
         # classifier column of every class: task order, so old classes are the first n_old columns
         self.columns = {int(c): i for i, c in enumerate(allc)}
-        self._col_lut = torch.full((int(max(allc.max(), train.labels.max(), test.labels.max())) + 1,), -1,
-                                   dtype=torch.long)
+        self._col_lut = torch.full(
+            (int(max(allc.max(), train.labels.max(), test.labels.max())) + 1,), -1, dtype=torch.long
+        )
         for c, i in self.columns.items():
             self._col_lut[c] = i
         self.result = IncrementalResult(name, self.eval_groups)
         self._gen = torch.Generator().manual_seed(int(self.config.seed))
-        self._global_it = 0                                 # optimisation steps over all tasks (saved, resumed)
+        self._global_it = 0  # optimisation steps over all tasks (saved, resumed)
 
     # ---------------------------------------------------------------------------------------------- helpers
     def n_old_for(self, task: int) -> int:
@@ -1084,13 +1204,18 @@ class IncrementalTrainer:
 
     def classes_for(self, task: int) -> np.ndarray:
         """Classes whose training images task ``task`` uses."""
-        return np.concatenate(self.tasks[:task + 1]) if self.cumulative else self.tasks[task]
+        return np.concatenate(self.tasks[: task + 1]) if self.cumulative else self.tasks[task]
 
     def sampler_for(self, task: int, seed_offset: int = 0) -> PKSampler:
         """A :class:`PKSampler` over the training images of ``task`` yielding indices into the training set."""
         idx = torch.nonzero(self.train_set.mask(self.classes_for(task))).flatten().numpy()
-        return PKSampler(self.train_set.labels[idx].numpy(), self.config.P, self.config.K,
-                         seed=int(self.config.seed) * 1000 + 17 * task + seed_offset, index=idx)
+        return PKSampler(
+            self.train_set.labels[idx].numpy(),
+            self.config.P,
+            self.config.K,
+            seed=int(self.config.seed) * 1000 + 17 * task + seed_offset,
+            index=idx,
+        )
 
     def batch(self, idx: np.ndarray, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (transformed, on the device) and classifier columns of training-set indices ``idx``."""
@@ -1100,15 +1225,25 @@ class IncrementalTrainer:
         return x, y
 
     def _fingerprint(self) -> str:
-        cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.config.__dict__.items()
-               if k not in ("progress", "device", "eval_batch_size", "cpu_threads")}
-        key = {"name": self.name, "config": cfg, "tasks": [t.tolist() for t in self.tasks],
-               "eval_groups": [g.tolist() for g in self.eval_groups], "cumulative": self.cumulative,
-               "n_train": len(self.train_set), "n_test": len(self.test_set),
-               "plugins": [p.describe() for p in self.plugins], "model": type(self.model.trunk).__name__,
-               "n_params": sum(p.numel() for p in self.model.parameters()),
-               "base": getattr(self, "_base_digest", None),
-               "data": self._data_digest()}
+        cfg = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.config.__dict__.items()
+            if k not in ("progress", "device", "eval_batch_size", "cpu_threads")
+        }
+        key = {
+            "name": self.name,
+            "config": cfg,
+            "tasks": [t.tolist() for t in self.tasks],
+            "eval_groups": [g.tolist() for g in self.eval_groups],
+            "cumulative": self.cumulative,
+            "n_train": len(self.train_set),
+            "n_test": len(self.test_set),
+            "plugins": [p.describe() for p in self.plugins],
+            "model": type(self.model.trunk).__name__,
+            "n_params": sum(p.numel() for p in self.model.parameters()),
+            "base": getattr(self, "_base_digest", None),
+            "data": self._data_digest(),
+        }
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _data_digest(self) -> str:
@@ -1133,8 +1268,12 @@ class IncrementalTrainer:
         as the uninterrupted one."""
         import random
 
-        st = {"augment": self._gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-              "python": random.getstate()}
+        st = {
+            "augment": self._gen.get_state(),
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
         if torch.cuda.is_available():
             st["cuda"] = torch.cuda.get_rng_state_all()
         return st
@@ -1176,7 +1315,7 @@ class IncrementalTrainer:
 
     def _seen_groups(self, task: int) -> int:
         """Evaluation groups whose classes have all been trained after ``task``."""
-        seen = set(np.concatenate(self.tasks[:task + 1]).tolist())
+        seen = set(np.concatenate(self.tasks[: task + 1]).tolist())
         n = 0
         for g in self.eval_groups:
             if set(g.tolist()) <= seen:
@@ -1191,11 +1330,12 @@ class IncrementalTrainer:
         if self.incremental_eval:
             old = self._gallery_metrics(np.concatenate(self.tasks[:task])) if task > 0 else None
             new = groups[task]
-            allm = self._gallery_metrics(np.concatenate(self.tasks[:task + 1]))
-        else:                                 # e.g. joint: old = first group, new = the rest, all = everything
+            allm = self._gallery_metrics(np.concatenate(self.tasks[: task + 1]))
+        else:  # e.g. joint: old = first group, new = the rest, all = everything
             old = groups[0] if len(self.eval_groups) > 1 else None
-            new = self._gallery_metrics(np.concatenate(self.eval_groups[1:])) if len(self.eval_groups) > 1 \
-                else groups[0]
+            new = (
+                self._gallery_metrics(np.concatenate(self.eval_groups[1:])) if len(self.eval_groups) > 1 else groups[0]
+            )
             allm = self._gallery_metrics(np.concatenate(self.eval_groups))
         self.result.seen.append(n_seen)
         return {"task": task, "seconds": seconds, "groups": groups, "old": old, "new": new, "all": allm}
@@ -1216,7 +1356,7 @@ class IncrementalTrainer:
         h = hashlib.sha256()
         for v in self.model.state_dict().values():
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        self._base_digest = h.hexdigest()[:16]             # a checkpoint only resumes on the same base model
+        self._base_digest = h.hexdigest()[:16]  # a checkpoint only resumes on the same base model
         if record is None:
             record = self._step_record(0, 0.0)
         else:
@@ -1242,8 +1382,8 @@ class IncrementalTrainer:
             start = self._resume(fp, start)
         for t in range(start, len(self.tasks)):
             t0 = time.time()
-            need = int(sum(len(g) for g in self.tasks[:t + 1]))
-            if self.model.n_classes < need:                 # extend the classifier (old rows copied)
+            need = int(sum(len(g) for g in self.tasks[: t + 1]))
+            if self.model.n_classes < need:  # extend the classifier (old rows copied)
                 torch.manual_seed(int(self.config.seed) * 1000 + t)
                 self.model.set_num_classes(need)
             self.model.to(self.device)
@@ -1251,11 +1391,19 @@ class IncrementalTrainer:
             self.result.steps.append(self._step_record(t, time.time() - t0))
             self.teachers.append(snapshot(self.model))
             if self.checkpoint is not None:
-                self.checkpoint.save(f"task{t}", {"fingerprint": fp, "task": t, "model": self.model.state_dict(),
-                                                  "n_classes": self.model.n_classes,
-                                                  "result": self.result.to_dict(),
-                                                  "plugins": [p.state() for p in self.plugins],
-                                                  "rng": self._rng_state(), "global_iteration": self._global_it})
+                self.checkpoint.save(
+                    f"task{t}",
+                    {
+                        "fingerprint": fp,
+                        "task": t,
+                        "model": self.model.state_dict(),
+                        "n_classes": self.model.n_classes,
+                        "result": self.result.to_dict(),
+                        "plugins": [p.state() for p in self.plugins],
+                        "rng": self._rng_state(),
+                        "global_iteration": self._global_it,
+                    },
+                )
         self.result.model = self.model
         self.result.plugins = self.plugins
         return self.result
@@ -1270,8 +1418,9 @@ class IncrementalTrainer:
                 states[t] = s
                 break
             if s is not None:
-                warnings.warn(f"checkpoint {self.checkpoint.path(f'task{t}')} was made with other settings; "
-                              "ignoring it")
+                warnings.warn(
+                    f"checkpoint {self.checkpoint.path(f'task{t}')} was made with other settings; ignoring it"
+                )
         if last is None:
             return start
         for t in range(start, last):
@@ -1304,10 +1453,12 @@ class IncrementalTrainer:
             p.before_task(self, t)
         sampler = self.sampler_for(t)
         trunk_lr = cfg.lr if cfg.lr_trunk is None else cfg.lr_trunk
-        groups = [{"params": [p for p in self.model.trunk_parameters() if p.requires_grad], "lr": trunk_lr},
-                  {"params": self.model.head_parameters(), "lr": cfg.lr}]
+        groups = [
+            {"params": [p for p in self.model.trunk_parameters() if p.requires_grad], "lr": trunk_lr},
+            {"params": self.model.head_parameters(), "lr": cfg.lr},
+        ]
         groups = [g for g in groups if g["params"]]
-        for p in self.plugins:                              # parameters a plugin trains alongside the model
+        for p in self.plugins:  # parameters a plugin trains alongside the model
             for g in p.param_groups(self, t) or []:
                 if not isinstance(g, dict) or "params" not in g:
                     raise ValueError(f"plugins: {p.name}.param_groups must return dicts with 'params', got {g!r}")
@@ -1323,7 +1474,7 @@ class IncrementalTrainer:
             self._curve_point(t, 0)
 
         def batches(tr: loop.Trainer, epoch: int):
-            while True:                                     # P×K batches, drawn (and augmented) one step at a time
+            while True:  # P×K batches, drawn (and augmented) one step at a time
                 yield self.batch(sampler.next_batch(), train=True)
 
         def training_step(tr: loop.Trainer, batch) -> dict:
@@ -1343,12 +1494,15 @@ class IncrementalTrainer:
                 else:
                     terms[p.name if p.name not in terms else f"{p.name}_{len(terms)}"] = v
             if not terms:
-                raise ValueError(f"plugins: no loss term is active in task {t} (a teacher-only objective in the "
-                                 "first task?)")
+                raise ValueError(
+                    f"plugins: no loss term is active in task {t} (a teacher-only objective in the first task?)"
+                )
             loss = sum(terms.values())
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name}: non-finite loss at task {t}, iteration {it}: "
-                                         + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items()))
+                raise FloatingPointError(
+                    f"{self.name}: non-finite loss at task {t}, iteration {it}: "
+                    + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+                )
             ctx.terms, ctx.loss = terms, loss
             return {"loss": loss, "ctx": ctx}
 
@@ -1358,8 +1512,13 @@ class IncrementalTrainer:
                 p.after_step(self, ctx)
             self._global_it += 1
             if cfg.log_every and (it % cfg.log_every == 0 or it == n_it - 1):
-                rec = {"task": t, "iteration": it, "global_iteration": self._global_it,
-                       **{k: float(v.detach()) for k, v in ctx.terms.items()}, "total": float(ctx.loss.detach())}
+                rec = {
+                    "task": t,
+                    "iteration": it,
+                    "global_iteration": self._global_it,
+                    **{k: float(v.detach()) for k, v in ctx.terms.items()},
+                    "total": float(ctx.loss.detach()),
+                }
                 self.result.losses.append(rec)
                 tr.set_postfix(loss=f"{rec['total']:.3f}")
             if cfg.eval_every and t > 0 and ((it + 1) % cfg.eval_every == 0 or it == n_it - 1):
@@ -1367,18 +1526,19 @@ class IncrementalTrainer:
                 self._set_train_mode()
 
         # the task's checkpoint is the trainer's own (after each task, with its fingerprint): none inside a task
-        task = loop.Task(batches=batches, training_step=training_step, optimizers=lambda tr, batch: [opt],
-                         on_step_end=on_step_end)
-        loop.Trainer(max_steps=n_it, device=self.device, progress=cfg.progress, desc=f"{self.name} · task {t}"
-                     ).fit(task)
+        task = loop.Task(
+            batches=batches, training_step=training_step, optimizers=lambda tr, batch: [opt], on_step_end=on_step_end
+        )
+        loop.Trainer(max_steps=n_it, device=self.device, progress=cfg.progress, desc=f"{self.name} · task {t}").fit(
+            task
+        )
         for p in self.plugins:
             p.after_task(self, t)
         self._set_train_mode()
 
     def _curve_point(self, t: int, it: int) -> None:
         groups = self.evaluate(groups=list(range(self._seen_groups(t) + 1)))
-        self.result.curves.append({"task": t, "iteration": it, "global_iteration": self._global_it,
-                                   "groups": groups})
+        self.result.curves.append({"task": t, "iteration": it, "global_iteration": self._global_it, "groups": groups})
 
 
 class _cpu_threads:
@@ -1400,13 +1560,22 @@ class _cpu_threads:
         return False
 
 
-def compare_methods(make_model: Callable[[int], IncrementalNet], train: LabelledImages, test: LabelledImages,
-                    tasks: Sequence[Sequence[int]], methods: Sequence[str] | dict[str, Callable[[], list[Plugin]]],
-                    config: TrainConfig, transform: Callable | None = None, *, joint_iterations: int | None = None,
-                    method_kwargs: dict | None = None, base: IncrementalResult | None = None,
-                    checkpoint: str | None = None,
-                    base_plugins: Sequence[Plugin] | Callable[[], Sequence[Plugin]] | None = None,
-                    eval_groups: Sequence[Sequence[int]] | None = None) -> dict[str, IncrementalResult]:
+def compare_methods(
+    make_model: Callable[[int], IncrementalNet],
+    train: LabelledImages,
+    test: LabelledImages,
+    tasks: Sequence[Sequence[int]],
+    methods: Sequence[str] | dict[str, Callable[[], list[Plugin]]],
+    config: TrainConfig,
+    transform: Callable | None = None,
+    *,
+    joint_iterations: int | None = None,
+    method_kwargs: dict | None = None,
+    base: IncrementalResult | None = None,
+    checkpoint: str | None = None,
+    base_plugins: Sequence[Plugin] | Callable[[], Sequence[Plugin]] | None = None,
+    eval_groups: Sequence[Sequence[int]] | None = None,
+) -> dict[str, IncrementalResult]:
     """Train the first task once, then every method from that same base model; a joint run as the reference.
 
     Args:
@@ -1450,10 +1619,22 @@ def compare_methods(make_model: Callable[[int], IncrementalNet], train: Labelled
         else:
             bp = list(base_plugins() if callable(base_plugins) else base_plugins)
             if not bp or not all(isinstance(p, Plugin) for p in bp):
-                raise ValueError(f"base_plugins: expected a non-empty list of Plugin objects (or a factory returning "
-                                 f"one), got {bp!r}")
-        tr = IncrementalTrainer(model0, train, test, tasks[:1], bp, config, transform, eval_groups=groups,
-                                name="initial", checkpoint=ck("initial"))
+                raise ValueError(
+                    f"base_plugins: expected a non-empty list of Plugin objects (or a factory returning "
+                    f"one), got {bp!r}"
+                )
+        tr = IncrementalTrainer(
+            model0,
+            train,
+            test,
+            tasks[:1],
+            bp,
+            config,
+            transform,
+            eval_groups=groups,
+            name="initial",
+            checkpoint=ck("initial"),
+        )
         base = tr.run()
     if base.model is None:
         raise ValueError("base: the base result has no model (results loaded from disk do not keep it)")
@@ -1462,18 +1643,40 @@ def compare_methods(make_model: Callable[[int], IncrementalNet], train: Labelled
         if name == "joint":
             torch.manual_seed(int(config.seed))
             n_all = int(sum(len(t) for t in tasks))
-            its = joint_iterations if joint_iterations is not None else int(
-                sum(config.iterations_for(t) for t in range(len(tasks))))
+            its = (
+                joint_iterations
+                if joint_iterations is not None
+                else int(sum(config.iterations_for(t) for t in range(len(tasks))))
+            )
             cfg = copy.copy(config)
             cfg.iterations, cfg.eval_every = [int(its)], 0
-            tr = IncrementalTrainer(make_model(n_all), train, test, [np.concatenate(tasks)], factory(), cfg,
-                                    transform, eval_groups=groups, name="joint", checkpoint=ck("joint"))
+            tr = IncrementalTrainer(
+                make_model(n_all),
+                train,
+                test,
+                [np.concatenate(tasks)],
+                factory(),
+                cfg,
+                transform,
+                eval_groups=groups,
+                name="joint",
+                checkpoint=ck("joint"),
+            )
         else:
             torch.manual_seed(int(config.seed))
             same = len(base.groups) == len(groups) and all(np.array_equal(a, b) for a, b in zip(base.groups, groups))
-            tr = IncrementalTrainer(make_model(len(tasks[0])), train, test, tasks, factory(), config, transform,
-                                    eval_groups=None if eval_groups is None else groups, name=name,
-                                    checkpoint=ck(name)).start_from(base.model, base.steps[0] if same else None)
+            tr = IncrementalTrainer(
+                make_model(len(tasks[0])),
+                train,
+                test,
+                tasks,
+                factory(),
+                config,
+                transform,
+                eval_groups=None if eval_groups is None else groups,
+                name=name,
+                checkpoint=ck(name),
+            ).start_from(base.model, base.steps[0] if same else None)
         out[name] = tr.run()
     return out
 
@@ -1519,8 +1722,13 @@ def _average_forgetting(R: np.ndarray) -> float:
 # tables
 
 
-def results_table(results: dict[str, IncrementalResult], metrics: Sequence[str] = ("R@1", "R@2", "R@4"),
-                  step: int = -1, scale: float = 100.0, initial: bool = True):
+def results_table(
+    results: dict[str, IncrementalResult],
+    metrics: Sequence[str] = ("R@1", "R@2", "R@4"),
+    step: int = -1,
+    scale: float = 100.0,
+    initial: bool = True,
+):
     """A Table-5.2-style DataFrame: one row per run, columns (old | new) × metrics, after ``step``, in %.
 
     With ``initial``, the first run's step-0 evaluation is prepended as "initial model" (old = group 0) together
@@ -1548,7 +1756,9 @@ def results_table(results: dict[str, IncrementalResult], metrics: Sequence[str] 
     return df.reindex(columns=pd.MultiIndex.from_product([("old", "new"), list(metrics)]))
 
 
-def load_fine_grained(dataset: str, data_root: Any, image_size: int) -> tuple[LabelledImages, LabelledImages, list[str]]:
+def load_fine_grained(
+    dataset: str, data_root: Any, image_size: int
+) -> tuple[LabelledImages, LabelledImages, list[str]]:
     """``(train, test, class names)`` of CUB-200-2011 or Stanford Dogs read from ``data_root`` (converted by
     ``python -m data_scripts fetch NAME --root DIR``), as chapters 5 and 6 use them.
 

@@ -27,6 +27,7 @@ Building blocks
 
 Our own implementation from the papers (the reference code is under a non-commercial licence).
 """
+
 from __future__ import annotations
 
 import math
@@ -41,16 +42,28 @@ import torch.nn.functional as F
 
 from xmr_lib.core.setup import resolve_device
 
-__all__ = ["BNStatistics", "bn_layers", "bn_matching_loss", "clustering_loss", "total_variation", "l2_prior",
-           "cluster_labels", "InversionResult", "invert_bn"]
+__all__ = [
+    "BNStatistics",
+    "bn_layers",
+    "bn_matching_loss",
+    "clustering_loss",
+    "total_variation",
+    "l2_prior",
+    "cluster_labels",
+    "InversionResult",
+    "invert_bn",
+]
 
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def bn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, layer)`` of every BatchNorm layer of ``model`` that keeps running statistics, in module order."""
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, _BN_TYPES) and m.track_running_stats and m.running_mean is not None]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, _BN_TYPES) and m.track_running_stats and m.running_mean is not None
+    ]
 
 
 class BNStatistics:
@@ -94,6 +107,7 @@ class BNStatistics:
             dims = [0] + list(range(2, x.ndim))
             self.means[i] = x.mean(dim=dims)
             self.variances[i] = x.var(dim=dims, unbiased=False)
+
         return fn
 
     def __enter__(self) -> "BNStatistics":
@@ -121,15 +135,22 @@ class BNStatistics:
         """Per-layer ``||μ_l − μ̂_l||²`` and ``||σ²_l − σ̂²_l||²`` of the last forward pass, ``(L,)`` arrays each."""
         if any(m is None for m in self.means):
             raise ValueError("no forward pass recorded yet")
-        return {"mean": np.array([float((a.detach() - b).pow(2).sum()) for a, b in
-                                  zip(self.means, self.running_means)]),
-                "var": np.array([float((a.detach() - b).pow(2).sum()) for a, b in
-                                 zip(self.variances, self.running_variances)])}
+        return {
+            "mean": np.array([float((a.detach() - b).pow(2).sum()) for a, b in zip(self.means, self.running_means)]),
+            "var": np.array(
+                [float((a.detach() - b).pow(2).sum()) for a, b in zip(self.variances, self.running_variances)]
+            ),
+        }
 
 
-def bn_matching_loss(means: Sequence[torch.Tensor], variances: Sequence[torch.Tensor],
-                     running_means: Sequence[torch.Tensor], running_variances: Sequence[torch.Tensor],
-                     squared: bool = True, layer_weights: Sequence[float] | None = None) -> torch.Tensor:
+def bn_matching_loss(
+    means: Sequence[torch.Tensor],
+    variances: Sequence[torch.Tensor],
+    running_means: Sequence[torch.Tensor],
+    running_variances: Sequence[torch.Tensor],
+    squared: bool = True,
+    layer_weights: Sequence[float] | None = None,
+) -> torch.Tensor:
     """Eq. (7.4) without λ_BN: ``Σ_l w_l (||μ_l − μ̂_l||²₂ + ||σ²_l − σ̂²_l||²₂)``.
 
     Args:
@@ -142,17 +163,21 @@ def bn_matching_loss(means: Sequence[torch.Tensor], variances: Sequence[torch.Te
     """
     L = len(means)
     if not (len(variances) == len(running_means) == len(running_variances) == L) or L == 0:
-        raise ValueError(f"means, variances, running_means, running_variances: expected the same non-zero number "
-                         f"of layers, got {len(means)}, {len(variances)}, {len(running_means)}, "
-                         f"{len(running_variances)}")
+        raise ValueError(
+            f"means, variances, running_means, running_variances: expected the same non-zero number "
+            f"of layers, got {len(means)}, {len(variances)}, {len(running_means)}, "
+            f"{len(running_variances)}"
+        )
     w = [1.0] * L if layer_weights is None else [float(v) for v in layer_weights]
     if len(w) != L:
         raise ValueError(f"layer_weights: expected {L} weights (one per layer), got {len(w)}")
     total = means[0].new_zeros(())
     for i in range(L):
         if means[i].shape != running_means[i].shape or variances[i].shape != running_variances[i].shape:
-            raise ValueError(f"means[{i}]: shape {tuple(means[i].shape)} does not match the stored statistics "
-                             f"{tuple(running_means[i].shape)}")
+            raise ValueError(
+                f"means[{i}]: shape {tuple(means[i].shape)} does not match the stored statistics "
+                f"{tuple(running_means[i].shape)}"
+            )
         dm = means[i] - running_means[i].to(means[i])
         dv = variances[i] - running_variances[i].to(variances[i])
         if squared:
@@ -178,8 +203,10 @@ def clustering_loss(features: torch.Tensor, labels: torch.Tensor, margin: float 
         a scalar, 0 when every cluster is separated from all others by more than Δ beyond its own radius.
     """
     if not isinstance(features, torch.Tensor) or features.ndim != 2:
-        raise ValueError(f"features: expected a (N, D) tensor, got "
-                         f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
+        raise ValueError(
+            f"features: expected a (N, D) tensor, got "
+            f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}"
+        )
     labels = torch.as_tensor(labels, device=features.device).long().reshape(-1)
     if len(labels) != len(features):
         raise ValueError(f"labels: expected {len(features)} cluster ids, got {len(labels)}")
@@ -189,12 +216,12 @@ def clustering_loss(features: torch.Tensor, labels: torch.Tensor, margin: float 
         raise ValueError(f"labels: the clustering loss needs at least 2 clusters, got {K}")
     if not float(margin) >= 0:
         raise ValueError(f"margin: expected Δ >= 0, got {margin!r}")
-    onehot = F.one_hot(inv, K).to(features.dtype)                      # (N, K)
-    M = (onehot.T @ features) / onehot.sum(0)[:, None]                 # (K, D) cluster means
-    d = torch.cdist(features, M)                                       # (N, K): ||f_n − M_k||
+    onehot = F.one_hot(inv, K).to(features.dtype)  # (N, K)
+    M = (onehot.T @ features) / onehot.sum(0)[:, None]  # (K, D) cluster means
+    d = torch.cdist(features, M)  # (N, K): ||f_n − M_k||
     member = onehot.bool()
-    intra = d.masked_fill(~member, float("-inf")).amax(0)              # (K,)
-    inter = d.masked_fill(member, float("inf")).amin(0)                # (K,)
+    intra = d.masked_fill(~member, float("-inf")).amax(0)  # (K,)
+    inter = d.masked_fill(member, float("inf")).amin(0)  # (K,)
     return torch.clamp(float(margin) + intra - inter, min=0).sum()
 
 
@@ -268,17 +295,39 @@ def _split_output(out: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     raise ValueError(f"model: unsupported output type {type(out).__name__}; pass features_fn / logits_fn")
 
 
-def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] = (3, 32, 32), *,
-              labels: Any = None, n_clusters: int = 8, steps: int = 200, lr: float = 0.05,
-              batch_size: int | None = None, lambda_bn: float = 0.01, lambda_cluster: float = 0.1,
-              margin: float = 1.0, lambda_ce: float = 0.0, lambda_tv: float = 0.0, lambda_l2: float = 0.0,
-              squared: bool = True, first_layer_weight: float = 1.0, jitter: int = 0, flip: bool = False,
-              normalize: Callable[[torch.Tensor], torch.Tensor] | tuple | None = None,
-              init_mean: float = 0.5, init_std: float = 0.25, clamp: bool = True,
-              features_fn: Callable[[Any], torch.Tensor] | None = None,
-              logits_fn: Callable[[Any], torch.Tensor] | None = None,
-              log_every: int = 1, snapshot_every: int = 0, n_snapshot: int = 8, device: str = "auto",
-              seed: int = 0, progress: bool = True) -> InversionResult:
+def invert_bn(
+    model: nn.Module,
+    n_images: int = 64,
+    image_shape: Sequence[int] = (3, 32, 32),
+    *,
+    labels: Any = None,
+    n_clusters: int = 8,
+    steps: int = 200,
+    lr: float = 0.05,
+    batch_size: int | None = None,
+    lambda_bn: float = 0.01,
+    lambda_cluster: float = 0.1,
+    margin: float = 1.0,
+    lambda_ce: float = 0.0,
+    lambda_tv: float = 0.0,
+    lambda_l2: float = 0.0,
+    squared: bool = True,
+    first_layer_weight: float = 1.0,
+    jitter: int = 0,
+    flip: bool = False,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | tuple | None = None,
+    init_mean: float = 0.5,
+    init_std: float = 0.25,
+    clamp: bool = True,
+    features_fn: Callable[[Any], torch.Tensor] | None = None,
+    logits_fn: Callable[[Any], torch.Tensor] | None = None,
+    log_every: int = 1,
+    snapshot_every: int = 0,
+    n_snapshot: int = 8,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> InversionResult:
     """Generate images from a frozen network's BatchNorm statistics (Eqs. 7.4, 7.5; Algorithm 2 lines 12-16).
 
     The images are parameterised as pixels in [0, 1] (``init_mean + init_std · N(0, 1)``, clamped after each step
@@ -332,8 +381,13 @@ def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] =
         raise ValueError(f"steps: expected an int >= 0, got {steps!r}")
     if not float(lr) > 0:
         raise ValueError(f"lr: expected a learning rate > 0, got {lr!r}")
-    for nm, v in (("lambda_bn", lambda_bn), ("lambda_cluster", lambda_cluster), ("lambda_ce", lambda_ce),
-                  ("lambda_tv", lambda_tv), ("lambda_l2", lambda_l2)):
+    for nm, v in (
+        ("lambda_bn", lambda_bn),
+        ("lambda_cluster", lambda_cluster),
+        ("lambda_ce", lambda_ce),
+        ("lambda_tv", lambda_tv),
+        ("lambda_l2", lambda_l2),
+    ):
         if not float(v) >= 0:
             raise ValueError(f"{nm}: expected a weight >= 0, got {v!r}")
     if labels is None:
@@ -341,7 +395,7 @@ def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] =
         for start in range(0, N, B):
             n = min(B, N - start)
             k = max(1, min(int(n_clusters), n))
-            labs.append(torch.arange(n) * k // n)          # k near-equal groups, contiguous
+            labs.append(torch.arange(n) * k // n)  # k near-equal groups, contiguous
         y_all = torch.cat(labs).long()
     else:
         y_all = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
@@ -350,9 +404,9 @@ def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] =
     dev = torch.device(resolve_device(device))
     if isinstance(normalize, tuple):
         m_, s_ = (torch.tensor(list(v), dtype=torch.float32, device=dev).view(1, -1, 1, 1) for v in normalize)
-        norm_fn = lambda x: (x - m_) / s_                  # noqa: E731
+        norm_fn = lambda x: (x - m_) / s_  # noqa: E731
     elif normalize is None:
-        norm_fn = lambda x: x                              # noqa: E731
+        norm_fn = lambda x: x  # noqa: E731
     elif callable(normalize):
         norm_fn = normalize
     else:
@@ -377,7 +431,7 @@ def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] =
             L = len(bn.layers)
             w = [float(first_layer_weight)] + [1.0] * (L - 1)
             for b in range(n_batches):
-                y = y_all[b * B:(b + 1) * B].to(dev)
+                y = y_all[b * B : (b + 1) * B].to(dev)
                 n = len(y)
                 z = (init_mean + init_std * torch.randn((n, *shape), generator=gen)).to(dev)
                 if clamp:
@@ -398,11 +452,14 @@ def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] =
                         emb = features_fn(out)
                     if logits_fn is not None:
                         logits = logits_fn(out)
-                    terms = {"bn": float(lambda_bn) * bn_matching_loss(bn.means, bn.variances, bn.running_means,
-                                                                       bn.running_variances, squared, w)}
+                    terms = {
+                        "bn": float(lambda_bn)
+                        * bn_matching_loss(bn.means, bn.variances, bn.running_means, bn.running_variances, squared, w)
+                    }
                     zero = terms["bn"].new_zeros(())
-                    terms["cluster"] = (float(lambda_cluster) * clustering_loss(emb.flatten(1), y, margin)
-                                        if use_cluster else zero)
+                    terms["cluster"] = (
+                        float(lambda_cluster) * clustering_loss(emb.flatten(1), y, margin) if use_cluster else zero
+                    )
                     terms["ce"] = float(lambda_ce) * F.cross_entropy(logits, y) if float(lambda_ce) > 0 else zero
                     terms["tv"] = float(lambda_tv) * total_variation(z) if float(lambda_tv) > 0 else zero
                     terms["l2"] = float(lambda_l2) * l2_prior(z) if float(lambda_l2) > 0 else zero
@@ -410,24 +467,35 @@ def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] =
                     last = step == int(steps)
                     if step % max(1, int(log_every)) == 0 or last:
                         g = bn.gaps()
-                        history.append({"step": step, "batch": b, **{k: float(v.detach()) for k, v in terms.items()},
-                                        "total": float(total.detach()), "bn_mean_gap": float(g["mean"].sum()),
-                                        "bn_var_gap": float(g["var"].sum())})
+                        history.append(
+                            {
+                                "step": step,
+                                "batch": b,
+                                **{k: float(v.detach()) for k, v in terms.items()},
+                                "total": float(total.detach()),
+                                "bn_mean_gap": float(g["mean"].sum()),
+                                "bn_var_gap": float(g["var"].sum()),
+                            }
+                        )
                         if b == 0:
                             layer_rows.append((step, g["mean"], g["var"]))
                     if b == 0 and snapshot_every and (step % int(snapshot_every) == 0 or last):
-                        snapshots.append((step, z.detach()[:int(n_snapshot)].clamp(0, 1).cpu().clone()))
+                        snapshots.append((step, z.detach()[: int(n_snapshot)].clamp(0, 1).cpu().clone()))
                     if last:
                         if b == 0:
-                            stats = {"names": list(bn.names),
-                                     "mean": [m.detach().cpu().numpy() for m in bn.means],
-                                     "var": [v.detach().cpu().numpy() for v in bn.variances],
-                                     "running_mean": [m.detach().cpu().numpy() for m in bn.running_means],
-                                     "running_var": [v.detach().cpu().numpy() for v in bn.running_variances]}
+                            stats = {
+                                "names": list(bn.names),
+                                "mean": [m.detach().cpu().numpy() for m in bn.means],
+                                "var": [v.detach().cpu().numpy() for v in bn.variances],
+                                "running_mean": [m.detach().cpu().numpy() for m in bn.running_means],
+                                "running_var": [v.detach().cpu().numpy() for v in bn.running_variances],
+                            }
                         break
                     if not torch.isfinite(total):
-                        raise FloatingPointError(f"invert_bn: non-finite loss at step {step}: "
-                                                 + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
+                        raise FloatingPointError(
+                            f"invert_bn: non-finite loss at step {step}: "
+                            + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                        )
                     opt.zero_grad(set_to_none=True)
                     total.backward()
                     opt.step()
@@ -444,7 +512,11 @@ def invert_bn(model: nn.Module, n_images: int = 64, image_shape: Sequence[int] =
         model.train(was_training)
     seconds = time.time() - t0
     steps_arr = np.array([r[0] for r in layer_rows], dtype=int)
-    gaps = {"mean": np.stack([r[1] for r in layer_rows]), "var": np.stack([r[2] for r in layer_rows])} \
-        if layer_rows else {}
-    return InversionResult(torch.cat(out_images).float(), y_all.cpu(), history, gaps, steps_arr, stats, snapshots,
-                           seconds)
+    gaps = (
+        {"mean": np.stack([r[1] for r in layer_rows]), "var": np.stack([r[2] for r in layer_rows])}
+        if layer_rows
+        else {}
+    )
+    return InversionResult(
+        torch.cat(out_images).float(), y_all.cpu(), history, gaps, steps_arr, stats, snapshots, seconds
+    )

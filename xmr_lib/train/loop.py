@@ -38,6 +38,7 @@ endless stream whose position must live in the task (drawn lazily, from the task
 The loop itself draws no random number: a task ported onto it consumes its generators in the same order as its
 hand-written loop did, and gives the same numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -107,9 +108,21 @@ class Task(Hook):
         state_dict() / load_state_dict(state): everything else that a fit changes.
     """
 
-    _FUNCTIONS = ("on_fit_start", "on_epoch_start", "on_step_start", "on_step_end", "on_epoch_end", "on_fit_end",
-                  "batches", "training_step", "optimizers", "clip_gradients", "generators", "state_dict",
-                  "load_state_dict")
+    _FUNCTIONS = (
+        "on_fit_start",
+        "on_epoch_start",
+        "on_step_start",
+        "on_step_end",
+        "on_epoch_end",
+        "on_fit_end",
+        "batches",
+        "training_step",
+        "optimizers",
+        "clip_gradients",
+        "generators",
+        "state_dict",
+        "load_state_dict",
+    )
 
     def __init__(self, **functions: Callable):
         unknown = sorted(set(functions) - set(self._FUNCTIONS))
@@ -147,8 +160,7 @@ class Task(Hook):
 def rng_state(generators: Mapping[str, Any] | None = None) -> dict:
     """Every random state a fit may draw from: Python's, NumPy's global one, torch's CPU (and CUDA) generators, and
     the named ``generators`` (``torch.Generator`` or ``numpy.random.Generator``)."""
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-          "generators": {}}
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(), "generators": {}}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     for name, g in (generators or {}).items():
@@ -157,8 +169,9 @@ def rng_state(generators: Mapping[str, Any] | None = None) -> dict:
         elif isinstance(g, np.random.Generator):
             st["generators"][name] = g.bit_generator.state
         else:
-            raise ValueError(f"generators[{name!r}]: expected a torch.Generator or numpy.random.Generator, "
-                             f"got {type(g).__name__}")
+            raise ValueError(
+                f"generators[{name!r}]: expected a torch.Generator or numpy.random.Generator, got {type(g).__name__}"
+            )
     return st
 
 
@@ -191,16 +204,22 @@ class EarlyStopping(Hook):
     counts as no improvement.
     """
 
-    def __init__(self, monitor: str = "loss", patience: int = 3, mode: str = "min", min_delta: float = 0.0,
-                 every: str = "epoch"):
+    def __init__(
+        self, monitor: str = "loss", patience: int = 3, mode: str = "min", min_delta: float = 0.0, every: str = "epoch"
+    ):
         if mode not in ("min", "max"):
             raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
         if every not in ("epoch", "step"):
             raise ValueError(f"every: expected 'epoch' or 'step', got {every!r}")
         if int(patience) != patience or patience < 1:
             raise ValueError(f"patience: expected an int >= 1, got {patience!r}")
-        self.monitor, self.patience, self.mode, self.min_delta, self.every = monitor, int(patience), mode, \
-            float(min_delta), every
+        self.monitor, self.patience, self.mode, self.min_delta, self.every = (
+            monitor,
+            int(patience),
+            mode,
+            float(min_delta),
+            every,
+        )
         self.best, self.bad = math.nan, 0
 
     def _check(self, trainer: "Trainer") -> None:
@@ -256,9 +275,20 @@ class Trainer:
     fit after the current step), ``resumed_from`` (the checkpoint point a fit resumed from, or None).
     """
 
-    def __init__(self, *, max_epochs: int | None = None, max_steps: int | None = None, device: Any = "auto",
-                 amp: bool = False, progress: bool = True, desc: str = "training", checkpoint=None,
-                 checkpoint_every: int | None = None, hooks: Sequence[Hook] = (), dist=None):
+    def __init__(
+        self,
+        *,
+        max_epochs: int | None = None,
+        max_steps: int | None = None,
+        device: Any = "auto",
+        amp: bool = False,
+        progress: bool = True,
+        desc: str = "training",
+        checkpoint=None,
+        checkpoint_every: int | None = None,
+        hooks: Sequence[Hook] = (),
+        dist=None,
+    ):
         for name, v in (("max_epochs", max_epochs), ("max_steps", max_steps)):
             if v is not None and (isinstance(v, bool) or int(v) != v or int(v) < 0):
                 raise ValueError(f"{name}: expected an int >= 0 or None, got {v!r}")
@@ -299,11 +329,17 @@ class Trainer:
         return f"step_{self.global_step}" if self.step_mode else f"epoch_{self.epoch}"
 
     def _state(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "epoch": self.epoch, "global_step": self.global_step,
-                "should_stop": self.should_stop, "metrics": dict(self.metrics),
-                "task": self.task.state_dict(), "hooks": [h.state_dict() for h in self.hooks],
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "rng": rng_state(self.task.generators())}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "should_stop": self.should_stop,
+            "metrics": dict(self.metrics),
+            "task": self.task.state_dict(),
+            "hooks": [h.state_dict() for h in self.hooks],
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": rng_state(self.task.generators()),
+        }
 
     def save_checkpoint(self) -> None:
         """Write the current point (main process only; every process waits for it)."""
@@ -315,15 +351,19 @@ class Trainer:
     def _resume(self) -> int:
         """Load the last loadable checkpoint point; return the first epoch still to run."""
         prefix = "step_" if self.step_mode else "epoch_"
-        points = sorted((int(m.group(1)) for s in self.checkpoint.steps()
-                         if (m := re.fullmatch(re.escape(prefix) + r"(\d+)", s))), reverse=True)
+        points = sorted(
+            (int(m.group(1)) for s in self.checkpoint.steps() if (m := re.fullmatch(re.escape(prefix) + r"(\d+)", s))),
+            reverse=True,
+        )
         for p in points:
             state = self.checkpoint.load(f"{prefix}{p}")
             if state is None:
                 continue
             if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-                warnings.warn(f"checkpoint {self.checkpoint.path(prefix + str(p))} was not written by "
-                              f"{__name__}.Trainer; ignoring it")
+                warnings.warn(
+                    f"checkpoint {self.checkpoint.path(prefix + str(p))} was not written by "
+                    f"{__name__}.Trainer; ignoring it"
+                )
                 continue
             self.task.load_state_dict(state["task"])
             for h, s in zip(self.hooks, state["hooks"]):
@@ -350,8 +390,9 @@ class Trainer:
             self._bar.set_postfix(**values)
 
     # ------------------------------------------------------------------------------------------------ a step
-    def optimize(self, loss: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer],
-                 clip: Callable[[], None] | None = None) -> None:
+    def optimize(
+        self, loss: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer], clip: Callable[[], None] | None = None
+    ) -> None:
         """``zero_grad → backward → clip → step`` on ``optimizers`` (scaled and unscaled under AMP). Tasks may call
         it for extra updates of their own (e.g. a discriminator step in ``on_step_end``); under AMP each call then
         updates the loss scale once."""
@@ -385,8 +426,9 @@ class Trainer:
         loss = out.get("loss") if isinstance(out, Mapping) else out
         if loss is not None:
             if not isinstance(loss, torch.Tensor):
-                raise TypeError(f"training_step: expected a loss tensor, a mapping with 'loss' or None, got "
-                                f"{type(loss).__name__}")
+                raise TypeError(
+                    f"training_step: expected a loss tensor, a mapping with 'loss' or None, got {type(loss).__name__}"
+                )
             opts = list(task.optimizers(self, batch))
             if not opts:
                 raise ValueError("optimizers: training_step returned a loss but the task names no optimiser")
@@ -411,8 +453,13 @@ class Trainer:
         start = self._resume() if self.checkpoint is not None else 0
         total = self.max_steps if self.step_mode else self.max_epochs
         done = self.global_step if self.step_mode else start
-        self._bar = tqdm(total=total, initial=min(done, total), desc=self.desc, leave=False,
-                         disable=not (self.progress and self.is_main))
+        self._bar = tqdm(
+            total=total,
+            initial=min(done, total),
+            desc=self.desc,
+            leave=False,
+            disable=not (self.progress and self.is_main),
+        )
         every = self.checkpoint_every
         try:
             if self.step_mode:
@@ -424,8 +471,10 @@ class Trainer:
                         try:
                             batch = next(it)
                         except StopIteration:
-                            raise ValueError(f"batches: the stream ended after {self.global_step} of "
-                                             f"{self.max_steps} steps; in step mode it must be endless") from None
+                            raise ValueError(
+                                f"batches: the stream ended after {self.global_step} of "
+                                f"{self.max_steps} steps; in step mode it must be endless"
+                            ) from None
                         self._step(batch)
                         self._bar.update(1)
                         if self.checkpoint is not None and every and self.global_step % every == 0:

@@ -3,6 +3,7 @@
 The demo retrieves sklearn's 8×8 digits by their pixels and by PCA-whitened pixels. It is not a paper
 reproduction; it states no paper claim (``NOT_CLAIMED`` is empty): its two claims are sanity checks that the metric, index and plotting plumbing work end to end.
 """
+
 from xmr_lib.core.claims import SANITY, at_least
 from xmr_lib.retrieval import metrics
 
@@ -14,12 +15,24 @@ PROFILES = {
 }
 
 CLAIMS = [
-    at_least("00.pixels_beat_chance", "Raw-pixel retrieval of digits is far above chance (mAP ≥ 3× chance)",
-             metric="pixels/mAP_over_chance", threshold=3.0, kind=SANITY, source="—",
-             profiles=("smoke", "default", "full")),
-    at_least("00.faiss_matches_numpy", "faiss and brute-force numpy search return the same top-1 (agreement ≥ 0.99)",
-             metric="index/top1_agreement", threshold=0.99, kind=SANITY, source="—",
-             profiles=("smoke", "default", "full")),
+    at_least(
+        "00.pixels_beat_chance",
+        "Raw-pixel retrieval of digits is far above chance (mAP ≥ 3× chance)",
+        metric="pixels/mAP_over_chance",
+        threshold=3.0,
+        kind=SANITY,
+        source="—",
+        profiles=("smoke", "default", "full"),
+    ),
+    at_least(
+        "00.faiss_matches_numpy",
+        "faiss and brute-force numpy search return the same top-1 (agreement ≥ 0.99)",
+        metric="index/top1_agreement",
+        threshold=0.99,
+        kind=SANITY,
+        source="—",
+        profiles=("smoke", "default", "full"),
+    ),
 ]
 
 NOT_CLAIMED: list[tuple[str, str, str]] = []
@@ -33,22 +46,22 @@ def _check_precision_at_k(fn):
     """Exercise 00.1: ``fn(scores, relevance, k)`` = P@k of one query, as :func:`xmr_lib.retrieval.metrics.precision_at_k`."""
     import numpy as np
 
-
     rng = np.random.default_rng(0)
     for k in (1, 3, 10):
         s, r = rng.normal(size=20), (rng.random(20) < 0.3).astype(float)
         want = float(metrics.precision_at_k(s[None], r[None], k, per_query=True)[0])
         got = float(fn(s, r, k))
         if abs(got - want) > 1e-9:
-            return False, (f"for k={k} you return {got:.3f}, expected {want:.3f} (the fraction of relevant items "
-                           "among the k best-scored)")
+            return False, (
+                f"for k={k} you return {got:.3f}, expected {want:.3f} (the fraction of relevant items "
+                "among the k best-scored)"
+            )
     return True, "P@k matches xmr_lib.retrieval.metrics.precision_at_k for k = 1, 3, 10"
 
 
 def _check_hamming(fn):
     """Exercise 00.2: ``fn(a, b)`` = Hamming distances ``(n_a, n_b)`` between ±1 codes, from one matrix product."""
     import numpy as np
-
 
     rng = np.random.default_rng(1)
     a, b = np.sign(rng.normal(size=(5, 16))), np.sign(rng.normal(size=(7, 16)))

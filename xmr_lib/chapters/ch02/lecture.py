@@ -9,6 +9,7 @@ revisited protocol (Easy / Medium / Hard) of :func:`xmr_lib.retrieval.metrics.re
 Figures and records stay in the notebook (``xmr_lib.course`` sits above the chapters): the functions here return
 the numbers, the images and the metric names.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,25 +42,40 @@ def load_benchmark(ds: str, seed: int, p: Any) -> data.RetrievalBenchmark:
     if ds == "photo_instances":
         return data.photo_instances(seed=seed, n_instances=p.n_instances, image_size=p.image_size)
     if not p.data_root:
-        raise ValueError(f"data_root: the {ds} benchmark is read from disk; fetch it with "
-                         f"`python -m data_scripts fetch {ds} --root DIR` and pass data_root=DIR")
+        raise ValueError(
+            f"data_root: the {ds} benchmark is read from disk; fetch it with "
+            f"`python -m data_scripts fetch {ds} --root DIR` and pass data_root=DIR"
+        )
     return data.revisited(ds, p.data_root)
 
 
 def load_benchmarks(p: Any, seeds: Sequence[int]) -> dict:
     """``{(dataset, seed): benchmark}`` for every dataset of ``p.datasets``: photo_instances once per seed (each
     seed generates another benchmark), a real benchmark once (first seed)."""
-    return {(ds, s): load_benchmark(ds, s, p)
-            for ds in p.datasets for s in (seeds if ds == "photo_instances" else seeds[:1])}
+    return {
+        (ds, s): load_benchmark(ds, s, p)
+        for ds in p.datasets
+        for s in (seeds if ds == "photo_instances" else seeds[:1])
+    }
 
 
 def benchmark_table(bench: Mapping) -> pd.DataFrame:
     """One row per benchmark: database, queries, train images and the mean easy / hard / junk counts per query."""
-    return pd.DataFrame([{"dataset": ds, "seed": s, "database": len(b.db), "queries": len(b.queries),
-                          "train (whitening, fine-tuning)": len(b.train),
-                          "easy / hard / junk per query": "{:.1f} / {:.1f} / {:.1f}".format(
-                              *[np.mean([len(g[k]) for g in b.gnd]) for k in ("easy", "hard", "junk")])}
-                         for (ds, s), b in bench.items()])
+    return pd.DataFrame(
+        [
+            {
+                "dataset": ds,
+                "seed": s,
+                "database": len(b.db),
+                "queries": len(b.queries),
+                "train (whitening, fine-tuning)": len(b.train),
+                "easy / hard / junk per query": "{:.1f} / {:.1f} / {:.1f}".format(
+                    *[np.mean([len(g[k]) for g in b.gnd]) for k in ("easy", "hard", "junk")]
+                ),
+            }
+            for (ds, s), b in bench.items()
+        ]
+    )
 
 
 def query_truth(b: Any, qi: int, n: int = 3) -> dict:
@@ -68,15 +84,30 @@ def query_truth(b: Any, qi: int, n: int = 3) -> dict:
     g = b.gnd[qi]
     imgs = [b.db[j] for j in list(g["easy"][:n]) + list(g["hard"][:n]) + list(g["junk"][:2])]
     ne, nh, nj = min(n, len(g["easy"])), min(n, len(g["hard"])), min(2, len(g["junk"]))
-    return dict(query=b.queries[qi], results=imgs, status=["relevant"] * (ne + nh) + ["junk"] * nj,
-                titles=["easy"] * ne + ["hard"] * nh + ["junk"] * nj, query_title=f"query {qi}")
+    return dict(
+        query=b.queries[qi],
+        results=imgs,
+        status=["relevant"] * (ne + nh) + ["junk"] * nj,
+        titles=["easy"] * ne + ["hard"] * nh + ["junk"] * nj,
+        query_title=f"query {qi}",
+    )
 
 
 def chance_levels(bench: Mapping, ds: str, seeds: Sequence[int]) -> dict[str, float]:
     """Expected fraction of positives in a random ranking, per protocol (mean over queries and seeds), in [0, 1]."""
-    return {k: float(np.mean([np.mean([len(np.concatenate([g[x] for x in pos])) / len(bench[(ds, s)].db)
-                                       for g in bench[(ds, s)].gnd]) for s in seeds]))
-            for k, pos in {"easy": ["easy"], "medium": ["easy", "hard"], "hard": ["hard"]}.items()}
+    return {
+        k: float(
+            np.mean(
+                [
+                    np.mean(
+                        [len(np.concatenate([g[x] for x in pos])) / len(bench[(ds, s)].db) for g in bench[(ds, s)].gnd]
+                    )
+                    for s in seeds
+                ]
+            )
+        )
+        for k, pos in {"easy": ["easy"], "medium": ["easy", "hard"], "hard": ["hard"]}.items()
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -88,14 +119,21 @@ def extractor(p: Any) -> tuple[nn.Module, extract.MapExtractor]:
     ``(trunk, MapExtractor)`` at ``p.image_size`` on ``p.device``."""
     trunk = backbones.backbone("efficientnet_lite0", device=p.device)
     lower, upper = finetune.split_trunk(trunk, p.ft_blocks)
-    return trunk, extract.MapExtractor(lower, upper, model="efficientnet_lite0", lower_blocks=len(lower.blocks),
-                                       mean=trunk.mean, std=trunk.std, image_size=p.image_size, device=p.device)
+    return trunk, extract.MapExtractor(
+        lower,
+        upper,
+        model="efficientnet_lite0",
+        lower_blocks=len(lower.blocks),
+        mean=trunk.mean,
+        std=trunk.std,
+        image_size=p.image_size,
+        device=p.device,
+    )
 
 
 def lower_maps(ex: extract.MapExtractor, bench: Mapping, scale: float = 1.0) -> dict:
     """``{(dataset, seed): {"db", "queries", "train": cached lower maps}}`` of every benchmark at one scale."""
-    return {key: {part: ex.maps(getattr(b, part), b.name, part, scale) for part in PARTS}
-            for key, b in bench.items()}
+    return {key: {part: ex.maps(getattr(b, part), b.name, part, scale) for part in PARTS} for key, b in bench.items()}
 
 
 def describe_parts(ex: extract.MapExtractor, low: Mapping, fns: Mapping, net: nn.Module | None = None) -> dict:
@@ -112,7 +150,7 @@ def rmac_region_loop(x: torch.Tensor, levels: int = 3) -> torch.Tensor:
     """R-MAC the slow way, one region at a time, as the reference code does: (N, K, H, W) maps → (N, K)."""
     v = torch.zeros(x.shape[:2])
     for t, l, h, w in pooling.rmac_regions(x.shape[2], x.shape[3], levels).tolist():
-        r = x[:, :, t:t + h, l:l + w].amax(dim=(2, 3))
+        r = x[:, :, t : t + h, l : l + w].amax(dim=(2, 3))
         v += r / (r.norm(dim=1, keepdim=True) + 1e-6)
     return v / (v.norm(dim=1, keepdim=True) + 1e-6)
 
@@ -169,7 +207,7 @@ class Evaluator:
     qe_n: int
     qe_alpha: float
     dba_k: int
-    cache: dict = field(default_factory=dict)   # (network, dataset, seed, pooling, kind) → Whitening
+    cache: dict = field(default_factory=dict)  # (network, dataset, seed, pooling, kind) → Whitening
 
     @classmethod
     def from_params(cls, bench: Mapping, p: Any, seeds: Sequence[int]) -> "Evaluator":
@@ -203,8 +241,9 @@ class Evaluator:
                 raise ValueError(f"kind: expected 'PCA-w', 'full PCA-w', 'Lw' or 'PCA-w on test db', got {kind!r}")
         return self.cache[key]
 
-    def post(self, d: Mapping, w: Callable | None = None, qe: bool = False,
-             dba: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def post(
+        self, d: Mapping, w: Callable | None = None, qe: bool = False, dba: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(queries, db)`` of ``d`` after whitening ``w`` (if any) → DBA (if ``dba``) → α-QE (if ``qe``)."""
         q, db = (d["queries"], d["db"]) if w is None else (w(d["queries"]), w(d["db"]))
         if dba:
@@ -213,14 +252,23 @@ class Evaluator:
             q = expansion.alpha_query_expansion(q, db, n=self.qe_n, alpha=self.qe_alpha)
         return q, db
 
-    def pipeline(self, desc: Mapping, name: str, s: int, kind: str | None = None, net: str = "ots",
-                 qe: bool = False, dba: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def pipeline(
+        self,
+        desc: Mapping,
+        name: str,
+        s: int,
+        kind: str | None = None,
+        net: str = "ots",
+        qe: bool = False,
+        dba: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(queries, db)`` of pooling ``name`` on seed ``s``, whitened with ``kind`` (None: not whitened)."""
         d = desc[(self.dataset, s, name)]
         return self.post(d, None if kind is None else self.whitener(desc, net, s, name, kind), qe=qe, dba=dba)
 
-    def scores(self, desc: Mapping, name: str, kind: str | None = None, net: str = "ots", qe: bool = False,
-               dba: bool = False) -> dict[str, list[float]]:
+    def scores(
+        self, desc: Mapping, name: str, kind: str | None = None, net: str = "ots", qe: bool = False, dba: bool = False
+    ) -> dict[str, list[float]]:
         """Revisited mAP (%) of one pipeline on every seed: ``{'easy', 'medium', 'hard': [one per seed]}``."""
         per = {k: [] for k in PROTOCOLS}
         for s in self.seeds:
@@ -232,12 +280,18 @@ class Evaluator:
     def whitening_sweep(self, desc: Mapping, name: str, n: int, dims: Sequence[int], beta: float) -> tuple:
         """Medium mAP of PCA-whitening learned on ``n`` train descriptors (a seeded subset) at every dimension
         ``d < n`` of ``dims``: ``(dims kept, mean over seeds (len(dims kept),))``."""
-        ys, dn = [], [dd for dd in dims if dd < n]      # d ≤ N - 1: beyond, the extra directions have no variance
+        ys, dn = [], [dd for dd in dims if dd < n]  # d ≤ N - 1: beyond, the extra directions have no variance
         for s in self.seeds:
             d = desc[(self.dataset, s, name)]
             sub = np.random.default_rng(s).permutation(len(d["train"]))[:n]
-            ys.append([rmap(*self.post(d, whitening.learn_pca_whitening(d["train"][sub], dim=dd, power=beta)),
-                            self.b(s).gnd)["medium"] for dd in dn])
+            ys.append(
+                [
+                    rmap(
+                        *self.post(d, whitening.learn_pca_whitening(d["train"][sub], dim=dd, power=beta)), self.b(s).gnd
+                    )["medium"]
+                    for dd in dn
+                ]
+            )
         return dn, np.mean(ys, 0)
 
     def qe_per_query(self, desc: Mapping, name: str, s: int) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +302,7 @@ class Evaluator:
         q1, _ = self.post(d, self.whitener(desc, "ots", s, name), qe=True)
         ap0 = np.asarray(metrics.revisited_map(q0 @ db0.T, b.gnd)["medium"]["aps"])
         ap1 = np.asarray(metrics.revisited_map(q1 @ db0.T, b.gnd)["medium"]["aps"])
-        top = np.argsort(-(q0 @ db0.T), axis=1)[:, :self.qe_n]
+        top = np.argsort(-(q0 @ db0.T), axis=1)[:, : self.qe_n]
         prec = np.array([np.isin(top[i], np.concatenate([g["easy"], g["hard"]])).mean() for i, g in enumerate(b.gnd)])
         return prec, ap1 - ap0
 
@@ -265,8 +319,9 @@ def gem_sweep(ex: extract.MapExtractor, low: Mapping, ev: Evaluator, p_values: S
     return sweep
 
 
-def multiscale_scores(ex: extract.MapExtractor, ev: Evaluator, fn: nn.Module, name: str,
-                      scales: Sequence[float]) -> tuple[list[float], list[float]]:
+def multiscale_scores(
+    ex: extract.MapExtractor, ev: Evaluator, fn: nn.Module, name: str, scales: Sequence[float]
+) -> tuple[list[float], list[float]]:
     """Medium mAP per seed of pooling ``name`` at the first scale and of its multi-scale descriptor (the scales'
     descriptors combined by :func:`xmr_lib.retrieval.pooling.combine_scales`, power 3 for GeM, else 1): the maps of
     every scale are extracted once and cached. Returns ``(single, multi)``."""
@@ -276,8 +331,9 @@ def multiscale_scores(ex: extract.MapExtractor, ev: Evaluator, fn: nn.Module, na
         per_scale = {part: [] for part in ("db", "queries")}
         for sc in scales:
             for part in per_scale:
-                per_scale[part].append(torch.from_numpy(
-                    ex.describe(ex.maps(getattr(b, part), b.name, part, sc), {name: fn})[name]))
+                per_scale[part].append(
+                    torch.from_numpy(ex.describe(ex.maps(getattr(b, part), b.name, part, sc), {name: fn})[name])
+                )
         power = 3.0 if name == "gem" else 1.0
         q = pooling.combine_scales(per_scale["queries"], power).numpy()
         db = pooling.combine_scales(per_scale["db"], power).numpy()
@@ -295,8 +351,15 @@ def big_table(ev: Evaluator, desc: Mapping, label: str, net: str, poolings: Sequ
             for qe in (False, True):
                 per = ev.scores(desc, name, "PCA-w" if wname == "PCA-w" else None, net, qe=qe)
                 rec.update({f"table/{label}/{name}/{wname}/{'aqe' if qe else 'noqe'}/{k}": v for k, v in per.items()})
-                rows.append({"network": label, "pooling": name, "whitening": wname, "QE": "α-QE" if qe else "—",
-                             **{k[0].upper(): np.mean(v) for k, v in per.items()}})
+                rows.append(
+                    {
+                        "network": label,
+                        "pooling": name,
+                        "whitening": wname,
+                        "QE": "α-QE" if qe else "—",
+                        **{k[0].upper(): np.mean(v) for k, v in per.items()},
+                    }
+                )
     return rows, rec
 
 
@@ -322,16 +385,29 @@ def finetune_heads(upper: nn.Module, bench: Mapping, low: Mapping, p: Any, full:
             net = ft_net(upper, head)
             ck = checkpoint.Checkpoint(f"02_finetune/{ds}_seed{s}_{head}") if full else None
             hist[(ds, s, head)] = finetune.train_retrieval_net(
-                net, low[(ds, s)]["train"], b.train_groups, epochs=p.ft_epochs, queries_per_epoch=p.ft_queries,
-                pool_size=p.ft_pool, n_negatives=p.ft_negatives, loss="contrastive", margin=p.ft_margin,
-                contrastive_form="cirtorch", lr=p.ft_lr, pool_lr_mult=p.ft_p_lr_mult, seed=s, device=p.device,
-                checkpoint=ck)
+                net,
+                low[(ds, s)]["train"],
+                b.train_groups,
+                epochs=p.ft_epochs,
+                queries_per_epoch=p.ft_queries,
+                pool_size=p.ft_pool,
+                n_negatives=p.ft_negatives,
+                loss="contrastive",
+                margin=p.ft_margin,
+                contrastive_form="cirtorch",
+                lr=p.ft_lr,
+                pool_lr_mult=p.ft_p_lr_mult,
+                seed=s,
+                device=p.device,
+                checkpoint=ck,
+            )
             nets[(ds, s, head)] = net.cpu().eval()
     return nets, hist
 
 
-def finetuned_descriptors(ex: extract.MapExtractor, nets: Mapping, low: Mapping, fns: Mapping, ref_head: str,
-                          device: str = "cpu") -> tuple[dict, dict]:
+def finetuned_descriptors(
+    ex: extract.MapExtractor, nets: Mapping, low: Mapping, fns: Mapping, ref_head: str, device: str = "cpu"
+) -> tuple[dict, dict]:
     """Descriptors of the fine-tuned networks: ``(own, on_maps)``.
 
     ``own[(ds, s, head)]`` = ``{part: (N, D)}``: each network with its own head, L2-normalised;
@@ -372,15 +448,18 @@ def status_of(b: Any, qi: int, ids: Sequence[int]) -> list[str]:
     return ["relevant" if j in ok else "junk" if j in junk else "irrelevant" for j in ids]
 
 
-def ranked(ev: Evaluator, desc: Mapping, ft_desc: Mapping, kind: str, s: int, queries: Sequence[int],
-           k: int) -> dict:
+def ranked(ev: Evaluator, desc: Mapping, ft_desc: Mapping, kind: str, s: int, queries: Sequence[int], k: int) -> dict:
     """The top ``k`` of some queries under a named pipeline, as the keyword arguments of
     :func:`xmr_lib.course.viz.ranked_grids` (``queries, results, status, row_titles``)."""
     b = ev.b(s)
     q, db = named_pipeline(ev, desc, ft_desc, kind, s)
     ids = np.argsort(-(q[queries] @ db.T), axis=1, kind="stable")[:, :k]
-    return dict(queries=[b.queries[i] for i in queries], results=[[b.db[j] for j in r] for r in ids],
-                status=[status_of(b, i, r) for i, r in zip(queries, ids)], row_titles=[f"q{i}" for i in queries])
+    return dict(
+        queries=[b.queries[i] for i in queries],
+        results=[[b.db[j] for j in r] for r in ids],
+        status=[status_of(b, i, r) for i, r in zip(queries, ids)],
+        row_titles=[f"q{i}" for i in queries],
+    )
 
 
 def explorer(draw: Callable[[str, int, int], Any], n_queries: int, pipes: Sequence[str], top_k: int):
@@ -430,18 +509,36 @@ def revisitop_scores(root: Path | None, bench: Mapping) -> dict:
             print(f"{ds}: {why}; skipping the evaluation-path check")
             continue
         m = scipy.io.loadmat(hits[0])
-        X, Q = np.asarray(m["X"], np.float32), np.asarray(m["Q"], np.float32)      # (D, N), (D, Nq) as published
+        X, Q = np.asarray(m["X"], np.float32), np.asarray(m["Q"], np.float32)  # (D, N), (D, Nq) as published
         found[ds] = rmap(Q.T, X.T, b.gnd)
     return found
 
 
-def descriptors_multiscale(net: nn.Module, images: Sequence, mean: Sequence[float], std: Sequence[float],
-                           power: float, size: int, scales: Sequence[float], device: str = "cpu") -> np.ndarray:
+def descriptors_multiscale(
+    net: nn.Module,
+    images: Sequence,
+    mean: Sequence[float],
+    std: Sequence[float],
+    power: float,
+    size: int,
+    scales: Sequence[float],
+    device: str = "cpu",
+) -> np.ndarray:
     """cirtorch's multi-scale descriptors of a :class:`xmr_lib.train.finetune.RetrievalNet`, one image at a time
     (longer side ``size`` at scale 1): (N, D)."""
-    return torch.cat([pooling.extract_multiscale(net.features, extract.to_input(images[i], size, mean, std)[None],
-                                                 net.pool, scales=scales, power=power, device=device)
-                      for i in range(len(images))]).numpy()
+    return torch.cat(
+        [
+            pooling.extract_multiscale(
+                net.features,
+                extract.to_input(images[i], size, mean, std)[None],
+                net.pool,
+                scales=scales,
+                power=power,
+                device=device,
+            )
+            for i in range(len(images))
+        ]
+    ).numpy()
 
 
 def cirtorch_scores(root: Path | None, bench: Mapping, p: Any) -> tuple[dict, bool] | None:
@@ -454,15 +551,27 @@ def cirtorch_scores(root: Path | None, bench: Mapping, p: Any) -> tuple[dict, bo
         return None
     rgem, meta = finetune.load_cirtorch_network(nets[0], device=p.device)
     Lw = meta.get("Lw", {}).get("retrieval-SfM-120k", {}).get("ms")
-    wl = None if Lw is None else whitening.Whitening(mean=np.asarray(Lw["m"]).ravel(), projection=np.asarray(Lw["P"]),
-                                                    eigenvalues=np.ones(len(Lw["P"])), kind="supervised")
+    wl = (
+        None
+        if Lw is None
+        else whitening.Whitening(
+            mean=np.asarray(Lw["m"]).ravel(),
+            projection=np.asarray(Lw["P"]),
+            eigenvalues=np.ones(len(Lw["P"])),
+            kind="supervised",
+        )
+    )
     res = {}
     for ds in ("roxford5k", "rparis6k"):
         b = next((v for (d_, _), v in bench.items() if d_ == ds), None)
         if b is None:
             continue
-        q, db = (descriptors_multiscale(rgem, imgs, meta["mean"], meta["std"], float(rgem.pool.p), p.image_size,
-                                        p.scales, p.device) for imgs in (b.queries, b.db))
+        q, db = (
+            descriptors_multiscale(
+                rgem, imgs, meta["mean"], meta["std"], float(rgem.pool.p), p.image_size, p.scales, p.device
+            )
+            for imgs in (b.queries, b.db)
+        )
         if wl is not None:
             q, db = wl(q), wl(db)
         res[ds] = rmap(q, db, b.gnd)

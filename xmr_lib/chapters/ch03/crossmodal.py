@@ -23,6 +23,7 @@ The real datasets are read from ``<data_root>/<name>/`` as written by ``python -
 ``labels.npy`` (N, c) 0/1, ``tags_bow.npy`` (N, T) 0/1 and either ``image_features_<encoder>.npy`` (N, D) or
 ``images.npy`` (N, H, W, 3) uint8; ``meta.json`` optional. Nothing here downloads.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,13 +44,26 @@ from xmr_lib.retrieval.index import HammingIndex
 from xmr_lib.retrieval.metrics import hamming_distance, hamming_map, hamming_topk_precision, pr_curve_hamming
 from xmr_lib.retrieval.modality import modality_probe_accuracy  # one probe for chapters 3 and 4
 
-__all__ = ["CrossModalPairs", "CrossModalFeatures", "OFFLINE_DATASETS", "PREPARED_DATASETS", "load_crossmodal_pairs",
-           "crossmodal_split", "prepare_crossmodal_features", "evaluate_hashing", "hamming_ndcg",
-           "hamming_neighbours", "modality_probe_accuracy", "shared_label_counts"]
+__all__ = [
+    "CrossModalPairs",
+    "CrossModalFeatures",
+    "OFFLINE_DATASETS",
+    "PREPARED_DATASETS",
+    "load_crossmodal_pairs",
+    "crossmodal_split",
+    "prepare_crossmodal_features",
+    "evaluate_hashing",
+    "hamming_ndcg",
+    "hamming_neighbours",
+    "modality_probe_accuracy",
+    "shared_label_counts",
+]
 
 OFFLINE_DATASETS = ("shapes", "fashion_mnist")
-PREPARED_DATASETS = {"mirflickr25k": {"n_labels": 24, "n_words": 1386, "n": 20015},
-                     "nuswide": {"n_labels": 21, "n_words": 1000, "n": 190421}}
+PREPARED_DATASETS = {
+    "mirflickr25k": {"n_labels": 24, "n_words": 1386, "n": 20015},
+    "nuswide": {"n_labels": 21, "n_words": 1000, "n": 190421},
+}
 SHAPE_LABEL_ATTRIBUTES = ("colour", "shape", "size")
 
 
@@ -122,10 +136,16 @@ class CrossModalFeatures:
         """Sizes, dimensions and label statistics (what a notebook prints first)."""
         q, r = self.labels[self.split["query"]], self.labels[self.split["retrieval"]]
         rel = (q.astype(np.float32) @ r.T.astype(np.float32)) > 0
-        return {"dataset": self.name, "pairs": len(self.labels), **{f"n_{k}": len(v) for k, v in self.split.items()},
-                "image_dim": self.image.shape[1], "text_dim": self.text.shape[1], "labels": self.labels.shape[1],
-                "labels_per_item": float(self.labels.sum(1).mean()),
-                "relevant_fraction": float(rel.mean())}
+        return {
+            "dataset": self.name,
+            "pairs": len(self.labels),
+            **{f"n_{k}": len(v) for k, v in self.split.items()},
+            "image_dim": self.image.shape[1],
+            "text_dim": self.text.shape[1],
+            "labels": self.labels.shape[1],
+            "labels_per_item": float(self.labels.sum(1).mean()),
+            "relevant_fraction": float(rel.mean()),
+        }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -137,13 +157,18 @@ def shared_label_counts(labels_a: np.ndarray, labels_b: np.ndarray) -> np.ndarra
     a, b = np.asarray(labels_a), np.asarray(labels_b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"labels_a, labels_b: expected (n, c) and (m, c) multi-hot, got {a.shape} and {b.shape}")
-    return (a.astype(np.int32) @ b.T.astype(np.int32))
+    return a.astype(np.int32) @ b.T.astype(np.int32)
 
 
 def _shapes(seed: int, label_attributes: Sequence[str], p_drop: float, n: int | None) -> CrossModalPairs:
 
-    names = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZE_WORDS),
-             "row": ["top", "middle row", "bottom"], "column": ["left", "centre column", "right"]}
+    names = {
+        "colour": list(COLOURS),
+        "shape": list(SHAPES),
+        "size": list(SIZE_WORDS),
+        "row": ["top", "middle row", "bottom"],
+        "column": ["left", "centre column", "right"],
+    }
     bad = [a for a in label_attributes if a not in names]
     if bad or not label_attributes:
         raise ValueError(f"label_attributes: expected a non-empty subset of {sorted(names)}, got {label_attributes!r}")
@@ -154,9 +179,14 @@ def _shapes(seed: int, label_attributes: Sequence[str], p_drop: float, n: int | 
         v = bench.attributes[a]
         cols.append(np.eye(len(names[a]), dtype=np.uint8)[v])
         label_names += [f"{a}:{x}" for x in names[a]]
-    out = CrossModalPairs("shapes", np.concatenate(cols, 1), label_names, images=bench.images,
-                          texts=list(bench.captions), meta={"source": "easy-vqa (MIT) + templated captions",
-                                                            "p_drop": p_drop, "easy_vqa_ids": bench.source})
+    out = CrossModalPairs(
+        "shapes",
+        np.concatenate(cols, 1),
+        label_names,
+        images=bench.images,
+        texts=list(bench.captions),
+        meta={"source": "easy-vqa (MIT) + templated captions", "p_drop": p_drop, "easy_vqa_ids": bench.source},
+    )
     return out if n is None else _subset_pairs(out, np.sort(np.random.default_rng(seed).permutation(len(out))[:n]))
 
 
@@ -167,8 +197,14 @@ def _fashion(seed: int, n: int | None) -> CrossModalPairs:
     lab = np.zeros((len(ds), n_cls + n_coarse), np.uint8)
     lab[np.arange(len(ds)), ds.labels] = 1
     lab[np.arange(len(ds)), n_cls + ds.coarse_labels] = 1
-    return CrossModalPairs("fashion_mnist", lab, list(ds.class_names) + [f"group:{c}" for c in ds.coarse_names],
-                           images=ds.images, texts=list(ds.captions), meta={"source": ds.meta.get("source", "")})
+    return CrossModalPairs(
+        "fashion_mnist",
+        lab,
+        list(ds.class_names) + [f"group:{c}" for c in ds.coarse_names],
+        images=ds.images,
+        texts=list(ds.captions),
+        meta={"source": ds.meta.get("source", "")},
+    )
 
 
 def _prepared(name: str, root: str | Path | None) -> CrossModalPairs:
@@ -178,23 +214,41 @@ def _prepared(name: str, root: str | Path | None) -> CrossModalPairs:
     labels, meta = raw.labels, raw.meta
     keep = labels.sum(1) > 0
     label_names = meta.get("label_names") or [f"label{i}" for i in range(labels.shape[1])]
-    pairs = CrossModalPairs(name, labels, list(label_names), images=raw.images, bow=raw.bow, vocab=meta.get("vocab"),
-                            image_features=dict(raw.image_features), meta={**meta, "root": str(raw.folder)})
+    pairs = CrossModalPairs(
+        name,
+        labels,
+        list(label_names),
+        images=raw.images,
+        bow=raw.bow,
+        vocab=meta.get("vocab"),
+        image_features=dict(raw.image_features),
+        meta={**meta, "root": str(raw.folder)},
+    )
     return pairs if keep.all() else _subset_pairs(pairs, np.flatnonzero(keep))
 
 
 def _subset_pairs(p: CrossModalPairs, idx: np.ndarray) -> CrossModalPairs:
-    return CrossModalPairs(p.name, p.labels[idx], p.label_names,
-                           images=None if p.images is None else np.asarray(p.images[idx]),
-                           texts=None if p.texts is None else [p.texts[i] for i in idx],
-                           bow=None if p.bow is None else p.bow[idx], vocab=p.vocab,
-                           image_features={k: np.asarray(v[idx]) for k, v in p.image_features.items()},
-                           meta={**p.meta, "subset_of": len(p.labels)})
+    return CrossModalPairs(
+        p.name,
+        p.labels[idx],
+        p.label_names,
+        images=None if p.images is None else np.asarray(p.images[idx]),
+        texts=None if p.texts is None else [p.texts[i] for i in idx],
+        bow=None if p.bow is None else p.bow[idx],
+        vocab=p.vocab,
+        image_features={k: np.asarray(v[idx]) for k, v in p.image_features.items()},
+        meta={**p.meta, "subset_of": len(p.labels)},
+    )
 
 
-def load_crossmodal_pairs(dataset: str, root: str | Path | None = None, seed: int = 0, n: int | None = None,
-                          label_attributes: Sequence[str] = SHAPE_LABEL_ATTRIBUTES,
-                          caption_drop: float = 0.3) -> CrossModalPairs:
+def load_crossmodal_pairs(
+    dataset: str,
+    root: str | Path | None = None,
+    seed: int = 0,
+    n: int | None = None,
+    label_attributes: Sequence[str] = SHAPE_LABEL_ATTRIBUTES,
+    caption_drop: float = 0.3,
+) -> CrossModalPairs:
     """Paired images and texts with multi-hot labels.
 
     Args:
@@ -221,8 +275,9 @@ def load_crossmodal_pairs(dataset: str, root: str | Path | None = None, seed: in
     raise ValueError(f"dataset: expected one of {OFFLINE_DATASETS + tuple(PREPARED_DATASETS)}, got {dataset!r}")
 
 
-def crossmodal_split(n: int, n_query: int, n_train: int, n_retrieval: int | None = None,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+def crossmodal_split(
+    n: int, n_query: int, n_train: int, n_retrieval: int | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """The DCMH / SSAH protocol: ``n_query`` random query pairs, the retrieval set = the rest (or a random
     ``n_retrieval`` of it), and ``n_train`` training pairs drawn from the retrieval set.
 
@@ -235,12 +290,13 @@ def crossmodal_split(n: int, n_query: int, n_train: int, n_retrieval: int | None
     rest = n - n_query
     n_ret = rest if n_retrieval is None else int(n_retrieval)
     if rest < 1 or not 1 <= n_ret <= rest:
-        raise ValueError(f"n_query, n_retrieval: {n_query} queries and {n_retrieval} retrieval items do not fit "
-                         f"in n = {n} pairs")
+        raise ValueError(
+            f"n_query, n_retrieval: {n_query} queries and {n_retrieval} retrieval items do not fit in n = {n} pairs"
+        )
     if n_train > n_ret:
         raise ValueError(f"n_train: the {n_train} training pairs must come from the {n_ret} retrieval pairs")
     perm = np.random.default_rng(seed).permutation(n)
-    query, retrieval = perm[:n_query], perm[n_query:n_query + n_ret]
+    query, retrieval = perm[:n_query], perm[n_query : n_query + n_ret]
     train = retrieval[:n_train]
     return {"query": np.sort(query), "retrieval": np.sort(retrieval), "train": np.sort(train)}
 
@@ -255,8 +311,8 @@ def _pixel_features(images: np.ndarray, size: int = 16) -> np.ndarray:
     import torch.nn.functional as F
 
     out = []
-    for s in range(0, len(images), 4096):           # chunks: a memory-mapped images.npy is read piece by piece
-        x = torch.from_numpy(np.array(images[s:s + 4096])).float() / 255.0
+    for s in range(0, len(images), 4096):  # chunks: a memory-mapped images.npy is read piece by piece
+        x = torch.from_numpy(np.array(images[s : s + 4096])).float() / 255.0
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
         out.append(F.adaptive_avg_pool2d(x, size).flatten(1).numpy().astype(np.float32))
     return np.concatenate(out) if out else np.zeros((0, size * size * (1 if np.ndim(images) == 3 else 3)), np.float32)
@@ -266,12 +322,13 @@ def _image_features(pairs: CrossModalPairs, encoder: str, size: int, device: str
     if encoder in pairs.image_features:
         return np.asarray(pairs.image_features[encoder], dtype=np.float32)
     if pairs.images is None:
-        raise ValueError(f"image_encoder: {pairs.name} ships only {sorted(pairs.image_features)} features and no "
-                         f"images; got {encoder!r}")
+        raise ValueError(
+            f"image_encoder: {pairs.name} ships only {sorted(pairs.image_features)} features and no "
+            f"images; got {encoder!r}"
+        )
     if encoder == "pixels":
         return _pixel_features(pairs.images)
     if encoder == "efficientnet_lite0":
-
         imgs = np.asarray(pairs.images)
         if imgs.ndim == 3:
             imgs = np.repeat(imgs[..., None], 3, axis=-1)
@@ -279,16 +336,22 @@ def _image_features(pairs: CrossModalPairs, encoder: str, size: int, device: str
         if cache:
             ids = pairs.meta.get("easy_vqa_ids")
             if pairs.name == "shapes" and ids is not None and np.array_equal(ids, np.arange(5000)):
-                key = {"dataset": "easy_vqa_all_5000"}       # the same cache entry as the other shape notebooks
+                key = {"dataset": "easy_vqa_all_5000"}  # the same cache entry as the other shape notebooks
             else:
                 import hashlib
 
-                key = {"dataset": pairs.name, "n": len(imgs),
-                       "digest": hashlib.sha1(np.ascontiguousarray(imgs[:: max(1, len(imgs) // 64)]).tobytes()
-                                              ).hexdigest()[:16]}
+                key = {
+                    "dataset": pairs.name,
+                    "n": len(imgs),
+                    "digest": hashlib.sha1(
+                        np.ascontiguousarray(imgs[:: max(1, len(imgs) // 64)]).tobytes()
+                    ).hexdigest()[:16],
+                }
         return image_features(imgs, size=size, cache_key=key, device=resolve_device(device), progress=True)
-    raise ValueError(f"image_encoder: expected 'efficientnet_lite0', 'pixels' or a shipped feature "
-                     f"{sorted(pairs.image_features)}, got {encoder!r}")
+    raise ValueError(
+        f"image_encoder: expected 'efficientnet_lite0', 'pixels' or a shipped feature "
+        f"{sorted(pairs.image_features)}, got {encoder!r}"
+    )
 
 
 def _text_features(pairs: CrossModalPairs, encoder: str, fit_idx: np.ndarray) -> tuple[np.ndarray, list | None]:
@@ -309,11 +372,20 @@ def _text_features(pairs: CrossModalPairs, encoder: str, fit_idx: np.ndarray) ->
     raise ValueError(f"text_encoder: expected 'bow', 'tfidf' or 'minilm', got {encoder!r}")
 
 
-def prepare_crossmodal_features(dataset: str | CrossModalPairs, image_encoder: str = "efficientnet_lite0",
-                                text_encoder: str = "bow", split: dict | None = None, cache: bool = True, *,
-                                root: str | Path | None = None, seed: int = 0, image_size: int = 128,
-                                standardize_image: bool = True, device: str = "auto",
-                                **load_kw) -> CrossModalFeatures:
+def prepare_crossmodal_features(
+    dataset: str | CrossModalPairs,
+    image_encoder: str = "efficientnet_lite0",
+    text_encoder: str = "bow",
+    split: dict | None = None,
+    cache: bool = True,
+    *,
+    root: str | Path | None = None,
+    seed: int = 0,
+    image_size: int = 128,
+    standardize_image: bool = True,
+    device: str = "auto",
+    **load_kw,
+) -> CrossModalFeatures:
     """Everything a cross-modal notebook trains on: features of both modalities, labels and the split.
 
     Args:
@@ -331,8 +403,11 @@ def prepare_crossmodal_features(dataset: str | CrossModalPairs, image_encoder: s
     Returns:
         :class:`CrossModalFeatures` (the split is seeded by ``seed``).
     """
-    pairs = dataset if isinstance(dataset, CrossModalPairs) else load_crossmodal_pairs(dataset, root=root,
-                                                                                      seed=seed, **load_kw)
+    pairs = (
+        dataset
+        if isinstance(dataset, CrossModalPairs)
+        else load_crossmodal_pairs(dataset, root=root, seed=seed, **load_kw)
+    )
     n = len(pairs)
     sp = dict(split or {})
     sp.setdefault("n_query", max(1, n // 10))
@@ -343,20 +418,32 @@ def prepare_crossmodal_features(dataset: str | CrossModalPairs, image_encoder: s
     if standardize_image:
         tr = img[parts["train"]]
         img = ((img - tr.mean(0)) / (tr.std(0) + 1e-6)).astype(np.float32)
-    return CrossModalFeatures(pairs.name, np.ascontiguousarray(img, dtype=np.float32),
-                              np.ascontiguousarray(txt, dtype=np.float32), pairs.labels, pairs.label_names, parts,
-                              images=pairs.images, texts=pairs.texts, vocab=vocab,
-                              meta={**{k: v for k, v in pairs.meta.items() if k != "easy_vqa_ids"},
-                                    "image_encoder": image_encoder, "text_encoder": text_encoder,
-                                    "image_size": image_size})
+    return CrossModalFeatures(
+        pairs.name,
+        np.ascontiguousarray(img, dtype=np.float32),
+        np.ascontiguousarray(txt, dtype=np.float32),
+        pairs.labels,
+        pairs.label_names,
+        parts,
+        images=pairs.images,
+        texts=pairs.texts,
+        vocab=vocab,
+        meta={
+            **{k: v for k, v in pairs.meta.items() if k != "easy_vqa_ids"},
+            "image_encoder": image_encoder,
+            "text_encoder": text_encoder,
+            "image_size": image_size,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # evaluation
 
 
-def hamming_ndcg(query_codes: np.ndarray, db_codes: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray,
-                 k: int = 100) -> float:
+def hamming_ndcg(
+    query_codes: np.ndarray, db_codes: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray, k: int = 100
+) -> float:
     """NDCG@k of the Hamming ranking with graded gains ``2^t − 1`` (t = labels shared with the query).
 
     Ties in distance are broken by database index (as :func:`xmr_lib.retrieval.metrics.hamming_map`'s default). Queries
@@ -384,9 +471,13 @@ def hamming_ndcg(query_codes: np.ndarray, db_codes: np.ndarray, query_labels: np
     return float((dcg[ok] / ideal[ok]).mean()) if ok.any() else float("nan")
 
 
-def evaluate_hashing(codes: dict[str, np.ndarray], labels: dict[str, np.ndarray],
-                     top_n: Sequence[int] = (100, 500, 1000), pr: bool = True,
-                     ndcg_k: int | None = 100) -> dict[str, Any]:
+def evaluate_hashing(
+    codes: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    top_n: Sequence[int] = (100, 500, 1000),
+    pr: bool = True,
+    ndcg_k: int | None = 100,
+) -> dict[str, Any]:
     """Both retrieval directions of cross-modal hashing from binary codes.
 
     Args:
@@ -409,8 +500,11 @@ def evaluate_hashing(codes: dict[str, np.ndarray], labels: dict[str, np.ndarray]
     for task, q, d in (("i2t", "query_image", "db_text"), ("t2i", "query_text", "db_image")):
         qc, dc = codes[q], codes[d]
         r: dict[str, Any] = {"mAP": float(hamming_map(qc, dc, labels["query"], labels["db"]))}
-        r["P@N"] = {int(k): float(hamming_topk_precision(qc, dc, labels["query"], labels["db"], int(k)))
-                    for k in top_n if 1 <= k <= len(dc)}
+        r["P@N"] = {
+            int(k): float(hamming_topk_precision(qc, dc, labels["query"], labels["db"], int(k)))
+            for k in top_n
+            if 1 <= k <= len(dc)
+        }
         if pr:
             p, rc, radii = pr_curve_hamming(qc, dc, labels["query"], labels["db"])
             r["pr"] = {"precision": p.tolist(), "recall": rc.tolist(), "radius": radii.tolist()}
@@ -461,9 +555,19 @@ class HashingRun:
         return self.metrics["t2i"]["mAP"]
 
 
-def run_hashing(features: CrossModalFeatures, config, seed: int = 0, name: str = "", device: str = "auto",
-                checkpoint=None, keep_model: bool = False, progress: bool = False,
-                top_n: Sequence[int] = (100, 500, 1000), probe: bool = True, probe_every: int = 2) -> HashingRun:
+def run_hashing(
+    features: CrossModalFeatures,
+    config,
+    seed: int = 0,
+    name: str = "",
+    device: str = "auto",
+    checkpoint=None,
+    keep_model: bool = False,
+    progress: bool = False,
+    top_n: Sequence[int] = (100, 500, 1000),
+    probe: bool = True,
+    probe_every: int = 2,
+) -> HashingRun:
     """Train :func:`xmr_lib.chapters.ch03.hashing.train_cross_modal_hashing` on the training part, encode the query and
     retrieval parts, and evaluate both directions with :func:`evaluate_hashing`.
 
@@ -482,31 +586,50 @@ def run_hashing(features: CrossModalFeatures, config, seed: int = 0, name: str =
     import time
     from dataclasses import asdict
 
-
     cfg = asdict(config)
-    key = f"{name or 'run'}_s{seed}_" + hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()
-                                                     ).hexdigest()[:10]
+    key = (
+        f"{name or 'run'}_s{seed}_"
+        + hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    )
     if checkpoint is not None and not keep_model:
         got = checkpoint.load(key)
         if got is not None:
             return HashingRun(**got)
     xi, xt, lab = features.part("train")
     t0 = time.perf_counter()
-    model = H.train_cross_modal_hashing(xi, xt, lab, config, seed=seed, device=device, progress=progress,
-                                        probe_every=probe_every)
+    model = H.train_cross_modal_hashing(
+        xi, xt, lab, config, seed=seed, device=device, progress=progress, probe_every=probe_every
+    )
     secs = time.perf_counter() - t0
     q, r = features.split["query"], features.split["retrieval"]
-    codes = {"query_image": model.encode(features.image[q], "image"), "query_text": model.encode(features.text[q], "text"),
-             "db_image": model.encode(features.image[r], "image"), "db_text": model.encode(features.text[r], "text")}
+    codes = {
+        "query_image": model.encode(features.image[q], "image"),
+        "query_text": model.encode(features.text[q], "text"),
+        "db_image": model.encode(features.image[r], "image"),
+        "db_text": model.encode(features.text[r], "text"),
+    }
     metrics = evaluate_hashing(codes, {"query": features.labels[q], "db": features.labels[r]}, top_n=top_n)
     if probe:
         metrics["probe"] = {
-            what: modality_probe_accuracy(model.encode(features.image[q], "image", what=what),
-                                          model.encode(features.text[q], "text", what=what), seed=seed)
-            for what in ("features", "soft")}
-    n_pairs = len(xi) * config.epochs * 2          # one image pass and one text pass per epoch
-    run = HashingRun(name, int(seed), cfg, metrics, model.history, codes, secs, n_pairs / max(secs, 1e-9),
-                     model if keep_model else None)
+            what: modality_probe_accuracy(
+                model.encode(features.image[q], "image", what=what),
+                model.encode(features.text[q], "text", what=what),
+                seed=seed,
+            )
+            for what in ("features", "soft")
+        }
+    n_pairs = len(xi) * config.epochs * 2  # one image pass and one text pass per epoch
+    run = HashingRun(
+        name,
+        int(seed),
+        cfg,
+        metrics,
+        model.history,
+        codes,
+        secs,
+        n_pairs / max(secs, 1e-9),
+        model if keep_model else None,
+    )
     if checkpoint is not None:
         checkpoint.save(key, {k: v for k, v in run.__dict__.items() if k != "model"} | {"model": None})
     return run

@@ -27,6 +27,7 @@ the normalisation of the terms (``loss_reduction``) and the scale of ``w = t/c``
 pass with the text branch fixed, then a text pass with the image branch fixed, each against a buffer holding the
 other modality's features of the whole training set.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,21 +47,36 @@ from xmr_lib.retrieval.modality import domain_classification_loss, modality_entr
 from xmr_lib.train import loop
 
 __all__ = [
-    "sign_codes", "binary_entropy", "modality_entropy",
-    "binary_similarity", "multilevel_similarity",
-    "quantization_loss", "pairwise_likelihood_loss", "multilevel_similarity_loss", "label_prediction_loss",
-    "negative_entropy_loss", "domain_classification_loss", "balance_loss", "total_loss", "LOSS_WEIGHTS",
-    "MultiScaleFusion", "ImageHashNet", "TextHashNet", "LabelPredictor", "DomainPredictor",
-    "HashingConfig", "ABLATIONS", "ablation_config", "CrossModalHashingModel", "train_cross_modal_hashing",
-    "bit_balance", "term_gradient_norms",
+    "sign_codes",
+    "binary_entropy",
+    "modality_entropy",
+    "binary_similarity",
+    "multilevel_similarity",
+    "quantization_loss",
+    "pairwise_likelihood_loss",
+    "multilevel_similarity_loss",
+    "label_prediction_loss",
+    "negative_entropy_loss",
+    "domain_classification_loss",
+    "balance_loss",
+    "total_loss",
+    "LOSS_WEIGHTS",
+    "MultiScaleFusion",
+    "ImageHashNet",
+    "TextHashNet",
+    "LabelPredictor",
+    "DomainPredictor",
+    "HashingConfig",
+    "ABLATIONS",
+    "ablation_config",
+    "CrossModalHashingModel",
+    "train_cross_modal_hashing",
+    "bit_balance",
+    "term_gradient_norms",
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
 # small helpers
-
-
-
-
 
 
 def sign_codes(h: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
@@ -91,18 +107,20 @@ def binary_entropy(p: np.ndarray | float, base: float = 2.0) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"p: expected probabilities in [0, 1], got {p!r}") from None
     if np.isnan(p).any():
-        raise ValueError(f"p: expected probabilities in [0, 1], got NaN ({int(np.isnan(p).sum())} of {p.size} "
-                         "values)")
-    if not isinstance(base, (int, float, np.integer, np.floating)) or isinstance(base, bool) \
-            or not math.isfinite(base) or base <= 0 or base == 1:
+        raise ValueError(f"p: expected probabilities in [0, 1], got NaN ({int(np.isnan(p).sum())} of {p.size} values)")
+    if (
+        not isinstance(base, (int, float, np.integer, np.floating))
+        or isinstance(base, bool)
+        or not math.isfinite(base)
+        or base <= 0
+        or base == 1
+    ):
         raise ValueError(f"base: expected a logarithm base > 0 and ≠ 1 (2 for bits, e for nats), got {base!r}")
     if np.any((p < 0) | (p > 1)):
         raise ValueError(f"p: expected probabilities in [0, 1], got values in [{p.min()}, {p.max()}]")
     with np.errstate(divide="ignore", invalid="ignore"):
         h = 0.0 - (np.where(p > 0, p * np.log(p), 0.0) + np.where(p < 1, (1 - p) * np.log(1 - p), 0.0))  # +0 at 0, 1
     return h / math.log(base)
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -125,8 +143,9 @@ def binary_similarity(labels_a: torch.Tensor, labels_b: torch.Tensor) -> torch.T
 MULTILEVEL_NORMS = ("num_classes", "jaccard", "max_shared", "cosine")
 
 
-def multilevel_similarity(labels_a: torch.Tensor, labels_b: torch.Tensor, norm: str = "num_classes",
-                          num_classes: int | None = None) -> torch.Tensor:
+def multilevel_similarity(
+    labels_a: torch.Tensor, labels_b: torch.Tensor, norm: str = "num_classes", num_classes: int | None = None
+) -> torch.Tensor:
     """Multi-level similarity weights ``w_ij`` from the number of shared labels ``t_ij = l_iᵀ l_j`` (Eq. 3.3).
 
     Args:
@@ -182,8 +201,9 @@ def quantization_loss(h: torch.Tensor, b: torch.Tensor | None = None, reduction:
 PAIRWISE_SIGNS = ("nll", "printed")
 
 
-def pairwise_likelihood_loss(u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, sign: str = "nll",
-                             reduction: str = "sum") -> torch.Tensor:
+def pairwise_likelihood_loss(
+    u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, sign: str = "nll", reduction: str = "sum"
+) -> torch.Tensor:
     """Eqs. 3.4–3.5: the pairwise (DCMH) likelihood of the binary similarity S given features u, v.
 
     With ``Δ_ij = ½ u_iᵀ v_j`` and ``p(S_ij = 1) = σ(Δ_ij)``, the negative log-likelihood is
@@ -202,10 +222,9 @@ def pairwise_likelihood_loss(u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, 
     check_2d(u, "u")
     check_2d(v, "v", u.shape[1])
     if s.shape != (u.shape[0], v.shape[0]):
-        raise ValueError(f"s: expected shape {(u.shape[0], v.shape[0])} (rows of u × rows of v), "
-                         f"got {tuple(s.shape)}")
+        raise ValueError(f"s: expected shape {(u.shape[0], v.shape[0])} (rows of u × rows of v), got {tuple(s.shape)}")
     theta = 0.5 * (u @ v.T)
-    nll = F.softplus(theta) - s * theta          # softplus: log(1 + e^θ) without overflow for large θ
+    nll = F.softplus(theta) - s * theta  # softplus: log(1 + e^θ) without overflow for large θ
     if sign == "nll":
         out = nll
     elif sign == "printed":
@@ -215,8 +234,9 @@ def pairwise_likelihood_loss(u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, 
     return reduce_loss(out, reduction, theta.numel())
 
 
-def multilevel_similarity_loss(u: torch.Tensor, v: torch.Tensor, w: torch.Tensor,
-                               reduction: str = "sum") -> torch.Tensor:
+def multilevel_similarity_loss(
+    u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, reduction: str = "sum"
+) -> torch.Tensor:
     """Eq. 3.3: ``Σ_ij (σ(2Δ_ij) − w_ij)²`` with ``Δ_ij = ½ u_iᵀ v_j`` (so ``σ(2Δ) = σ(u_iᵀ v_j)``).
 
     Args:
@@ -248,10 +268,6 @@ def label_prediction_loss(logits: torch.Tensor, labels: torch.Tensor, reduction:
     return reduce_loss(bce, reduction, logits.shape[0])
 
 
-
-
-
-
 def balance_loss(h: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """DCMH's bit-balance term ``‖Hᵀ 1‖²`` (each bit +1 on half the items). Not in the printed Eq. 3.7.
 
@@ -265,8 +281,15 @@ def balance_loss(h: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
 LOSS_WEIGHTS = {"domain": "alpha", "pairs": "beta", "label": "gamma", "multilevel": "eta", "quant": "eps"}
 
 
-def total_loss(terms: dict[str, torch.Tensor], alpha: float = 100.0, beta: float = 1.0, gamma: float = 1.0,
-               eta: float = 0.1, eps: float = 1.0, balance: float = 0.0) -> torch.Tensor:
+def total_loss(
+    terms: dict[str, torch.Tensor],
+    alpha: float = 100.0,
+    beta: float = 1.0,
+    gamma: float = 1.0,
+    eta: float = 0.1,
+    eps: float = 1.0,
+    balance: float = 0.0,
+) -> torch.Tensor:
     """Eq. 3.7: ``L = α L_d + β L_pairs + γ L_l + η L_m + ε L_q`` (+ an optional DCMH balance term).
 
     Args:
@@ -298,8 +321,7 @@ class MultiScaleFusion(nn.Module):
     Input (n, T) → output (n, (1 + len(levels))·T).
     """
 
-    def __init__(self, n_words: int, levels: Sequence[int] = (10, 6, 3, 2, 1), base: int = 5,
-                 mode: str = "linear"):
+    def __init__(self, n_words: int, levels: Sequence[int] = (10, 6, 3, 2, 1), base: int = 5, mode: str = "linear"):
         super().__init__()
         if n_words < 1:
             raise ValueError(f"n_words: expected ≥ 1, got {n_words}")
@@ -314,10 +336,10 @@ class MultiScaleFusion(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         check_2d(y, "y", self.n_words)
-        x = y.unsqueeze(1)                                                        # (n, 1, T)
+        x = y.unsqueeze(1)  # (n, 1, T)
         maps = [y]
         for i, k in enumerate(self.kernels):
-            p = F.avg_pool1d(x, kernel_size=k, stride=k, ceil_mode=True)          # (n, 1, ⌈T/k⌉)
+            p = F.avg_pool1d(x, kernel_size=k, stride=k, ceil_mode=True)  # (n, 1, ⌈T/k⌉)
             p = F.relu(self.scale[i] * p)
             kw = {"align_corners": False} if self.mode == "linear" else {}
             maps.append(F.interpolate(p, size=self.n_words, mode=self.mode, **kw).squeeze(1))
@@ -358,8 +380,15 @@ class ImageHashNet(nn.Module):
     ``forward`` returns ``(F, H)``.
     """
 
-    def __init__(self, in_dim: int, n_bits: int, common_dim: int = 512, hidden: Sequence[int] = (1024,),
-                 dropout: float = 0.1, feat_activation: str = "none"):
+    def __init__(
+        self,
+        in_dim: int,
+        n_bits: int,
+        common_dim: int = 512,
+        hidden: Sequence[int] = (1024,),
+        dropout: float = 0.1,
+        feat_activation: str = "none",
+    ):
         super().__init__()
         if in_dim < 1 or n_bits < 1 or common_dim < 1:
             raise ValueError(f"in_dim, n_bits, common_dim: expected ≥ 1, got {in_dim}, {n_bits}, {common_dim}")
@@ -383,9 +412,17 @@ class TextHashNet(nn.Module):
     ``multiscale=False`` replaces the MS fusion by the plain BoW input. ``forward`` returns ``(G, H)``.
     """
 
-    def __init__(self, n_words: int, n_bits: int, common_dim: int = 512, hidden: int = 2000,
-                 multiscale: bool = True, levels: Sequence[int] = (10, 6, 3, 2, 1), dropout: float = 0.1,
-                 feat_activation: str = "none"):
+    def __init__(
+        self,
+        n_words: int,
+        n_bits: int,
+        common_dim: int = 512,
+        hidden: int = 2000,
+        multiscale: bool = True,
+        levels: Sequence[int] = (10, 6, 3, 2, 1),
+        dropout: float = 0.1,
+        feat_activation: str = "none",
+    ):
         super().__init__()
         if n_words < 1 or n_bits < 1 or common_dim < 1:
             raise ValueError(f"n_words, n_bits, common_dim: expected ≥ 1, got {n_words}, {n_bits}, {common_dim}")
@@ -412,8 +449,12 @@ class LabelPredictor(nn.Module):
 
     def __init__(self, in_dim: int, n_labels: int, hidden: int = 256, dropout: float = 0.1):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True),
-                                 nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.Linear(hidden, n_labels))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            nn.Linear(hidden, n_labels),
+        )
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.net(f)
@@ -437,16 +478,25 @@ class DomainPredictor(nn.Module):
 def _whole(name: str, v: Any, lo: int) -> int:
     """``v`` as an int when it is a whole number ≥ ``lo`` (an int, numpy int or integral float such as 16.0, as
     the notebook knobs accept), else ValueError naming ``name`` (2.7, True, "8", NaN)."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(v)) or not float(v).is_integer() or v < lo:
+    if (
+        isinstance(v, (bool, np.bool_))
+        or not isinstance(v, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(v))
+        or not float(v).is_integer()
+        or v < lo
+    ):
         raise ValueError(f"{name}: expected a whole number ≥ {lo}, got {v!r}")
     return int(v)
 
 
 def _real(name: str, v: Any, what: str, ok: Callable[[float], bool]) -> None:
     """ValueError naming ``name`` unless ``v`` is a finite real number (not a bool) for which ``ok`` holds."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(v)) or not ok(float(v)):
+    if (
+        isinstance(v, (bool, np.bool_))
+        or not isinstance(v, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(v))
+        or not ok(float(v))
+    ):
         raise ValueError(f"{name}: expected {what}, got {v!r}")
 
 
@@ -512,20 +562,32 @@ class HashingConfig:
     grad_clip: float = 10.0
 
     def __post_init__(self):
-        choices = {"loss_reduction": ("dcmh", "mean"), "pair_scope": ("buffer", "in_batch"),
-                   "multilevel_norm": MULTILEVEL_NORMS, "quant_target": ("own_sign", "shared"),
-                   "pairwise_sign": PAIRWISE_SIGNS, "entropy_mode": ("adversarial", "literal"),
-                   "feat_activation": ("none", "relu")}
+        choices = {
+            "loss_reduction": ("dcmh", "mean"),
+            "pair_scope": ("buffer", "in_batch"),
+            "multilevel_norm": MULTILEVEL_NORMS,
+            "quant_target": ("own_sign", "shared"),
+            "pairwise_sign": PAIRWISE_SIGNS,
+            "entropy_mode": ("adversarial", "literal"),
+            "feat_activation": ("none", "relu"),
+        }
         for k, allowed in choices.items():
             if not isinstance(getattr(self, k), str) or getattr(self, k) not in allowed:
                 raise ValueError(f"{k}: expected one of {allowed}, got {getattr(self, k)!r}")
         # counts: whole numbers (not 2.7, not True), ≥ 1 (d_steps ≥ 0: 0 leaves the domain predictors untrained)
-        for k, lo in (("n_bits", 1), ("common_dim", 1), ("text_hidden", 1), ("epochs", 1), ("batch_size", 1),
-                      ("d_steps", 0)):
+        for k, lo in (
+            ("n_bits", 1),
+            ("common_dim", 1),
+            ("text_hidden", 1),
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("d_steps", 0),
+        ):
             setattr(self, k, _whole(k, getattr(self, k), lo))
         if isinstance(self.image_hidden, (str, bytes)) or not isinstance(self.image_hidden, (list, tuple)):
-            raise ValueError(f"image_hidden: expected a list of layer widths ≥ 1 (e.g. [1024] or []), "
-                             f"got {self.image_hidden!r}")
+            raise ValueError(
+                f"image_hidden: expected a list of layer widths ≥ 1 (e.g. [1024] or []), got {self.image_hidden!r}"
+            )
         self.image_hidden = tuple(_whole(f"image_hidden[{i}]", h, 1) for i, h in enumerate(self.image_hidden))
         if not isinstance(self.text_multiscale, (bool, np.bool_)):
             raise ValueError(f"text_multiscale: expected True or False, got {self.text_multiscale!r}")
@@ -545,16 +607,17 @@ class HashingConfig:
 
     def weights(self) -> dict[str, float]:
         """The Eq. 3.7 weights as keyword arguments of :func:`total_loss`."""
-        return dict(alpha=self.alpha, beta=self.beta, gamma=self.gamma, eta=self.eta, eps=self.eps,
-                    balance=self.balance_weight)
+        return dict(
+            alpha=self.alpha, beta=self.beta, gamma=self.gamma, eta=self.eta, eps=self.eps, balance=self.balance_weight
+        )
 
 
 #: Table 3.3's cumulative ablation: the terms each configuration switches off (weight 0).
 ABLATIONS: dict[str, dict[str, float]] = {
-    "Baseline1": {"gamma": 0.0, "eta": 0.0, "alpha": 0.0},      # L_pairs + L_q (DCMH-style)
-    "Baseline2": {"eta": 0.0, "alpha": 0.0},                    # + L_l
-    "Baseline3": {"alpha": 0.0},                                # + L_m
-    "Full": {},                                                 # + L_d
+    "Baseline1": {"gamma": 0.0, "eta": 0.0, "alpha": 0.0},  # L_pairs + L_q (DCMH-style)
+    "Baseline2": {"eta": 0.0, "alpha": 0.0},  # + L_l
+    "Baseline3": {"alpha": 0.0},  # + L_m
+    "Full": {},  # + L_d
 }
 
 
@@ -577,8 +640,15 @@ class CrossModalHashingModel(nn.Module):
         c = config
         self.config = c
         self.image_net = ImageHashNet(image_dim, c.n_bits, c.common_dim, c.image_hidden, c.dropout, c.feat_activation)
-        self.text_net = TextHashNet(n_words, c.n_bits, c.common_dim, c.text_hidden, c.text_multiscale,
-                                    dropout=c.dropout, feat_activation=c.feat_activation)
+        self.text_net = TextHashNet(
+            n_words,
+            c.n_bits,
+            c.common_dim,
+            c.text_hidden,
+            c.text_multiscale,
+            dropout=c.dropout,
+            feat_activation=c.feat_activation,
+        )
         self.label_predictor = LabelPredictor(c.common_dim, n_labels, dropout=c.dropout) if c.gamma > 0 else None
         use_d = c.alpha > 0
         self.domain_real = DomainPredictor(c.common_dim) if use_d and "real" in c.domain_on else None
@@ -591,8 +661,9 @@ class CrossModalHashingModel(nn.Module):
         return self.image_net if modality == "image" else self.text_net
 
     @torch.no_grad()
-    def encode(self, x: np.ndarray | torch.Tensor, modality: str, batch_size: int = 1024,
-               what: str = "codes") -> np.ndarray:
+    def encode(
+        self, x: np.ndarray | torch.Tensor, modality: str, batch_size: int = 1024, what: str = "codes"
+    ) -> np.ndarray:
         """Codes or features of a whole set, in eval mode.
 
         Args:
@@ -609,7 +680,7 @@ class CrossModalHashingModel(nn.Module):
         out = []
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
         for i in range(0, len(x), batch_size):
-            f, h = net(x[i:i + batch_size].to(dev))
+            f, h = net(x[i : i + batch_size].to(dev))
             out.append((f if what == "features" else h).cpu())
         net.train(was)
         z = torch.cat(out).numpy() if out else np.zeros((0, self.config.n_bits), np.float32)
@@ -660,10 +731,17 @@ def _as_tensor(name: str, a: Any, rows: int | None = None) -> torch.Tensor:
     return t
 
 
-def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: HashingConfig | None = None,
-                              seed: int = 0, device: str = "auto", progress: bool = True,
-                              probe_every: int = 1, on_epoch: Callable[[int, dict], None] | None = None,
-                              ) -> CrossModalHashingModel:
+def train_cross_modal_hashing(
+    image_x: Any,
+    text_y: Any,
+    labels: Any,
+    config: HashingConfig | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    probe_every: int = 1,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> CrossModalHashingModel:
     """Train the ch. 3 model (Eqs. 3.1–3.7) on paired training data with the alternating (DCMH) strategy.
 
     Per epoch: an image pass (text branch fixed), then a text pass (image branch fixed). In each pass the batch
@@ -717,8 +795,10 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
     # buffers of the whole training set: common features and soft codes of each modality (DCMH's F and G)
     model.eval()
     with torch.no_grad():
-        buf = {"image": [t.clone() for t in _batched(model.image_net, X)],
-               "text": [t.clone() for t in _batched(model.text_net, Y)]}
+        buf = {
+            "image": [t.clone() for t in _batched(model.image_net, X)],
+            "text": [t.clone() for t in _batched(model.text_net, Y)],
+        }
     model.train()
     shared_b = sign_codes(buf["image"][1] + buf["text"][1])
     inputs = {"image": X, "text": Y}
@@ -730,7 +810,7 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
 
     t0 = time.perf_counter()
     n_seen = 0
-    ep: dict[str, Any] = {}                         # this epoch's lr, running sums and counts, probe flag
+    ep: dict[str, Any] = {}  # this epoch's lr, running sums and counts, probe flag
 
     def acc(key: str, val: float) -> None:
         ep["sums"][key] = ep["sums"].get(key, 0.0) + float(val)
@@ -739,16 +819,17 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
     def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
         lr = _lr_at(c, epoch)
         for o in [*opt.values(), opt_heads]:
-            for g in (o.param_groups if o is not None else []):
+            for g in o.param_groups if o is not None else []:
                 g["lr"] = lr
-        ep.update(lr=lr, sums={}, counts={},
-                  probe_now=probe_every > 0 and (epoch % probe_every == 0 or epoch == c.epochs - 1))
+        ep.update(
+            lr=lr, sums={}, counts={}, probe_now=probe_every > 0 and (epoch % probe_every == 0 or epoch == c.epochs - 1)
+        )
 
     def batches(tr: loop.Trainer, epoch: int):
-        for mod in ("image", "text"):                   # the image pass, then the text pass
+        for mod in ("image", "text"):  # the image pass, then the text pass
             perm = torch.randperm(n, generator=gen).to(dev)
             for b in range(max(1, n // bs)):
-                yield mod, b, perm[b * bs:(b + 1) * bs]
+                yield mod, b, perm[b * bs : (b + 1) * bs]
 
     def training_step(tr: loop.Trainer, batch) -> dict:
         mod, b, ind = batch
@@ -792,8 +873,9 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
             if c.pair_scope == "buffer":
                 buf[mod][0][ind], buf[mod][1][ind] = fd, hd
             if opt_d is not None:
-                ofd, ohd = (buf[other][0][ind], buf[other][1][ind]) if c.pair_scope == "buffer" else (out["of"],
-                                                                                                       out["oh"])
+                ofd, ohd = (
+                    (buf[other][0][ind], buf[other][1][ind]) if c.pair_scope == "buffer" else (out["of"], out["oh"])
+                )
         for _ in range(c.d_steps if opt_d is not None else 0):
             dl = _domain_step_loss(model, fd, hd, ofd, ohd, domain_id[mod])
             tr.optimize(dl, [opt_d])
@@ -808,8 +890,12 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
             model.train()
         shared_b = sign_codes(buf["image"][1] + buf["text"][1])
         stats = {k: ep["sums"][k] / ep["counts"][k] for k in ep["sums"]}
-        stats.update(epoch=epoch, lr=ep["lr"], seconds=time.perf_counter() - t0, pairs_per_s=n_seen / max(
-            time.perf_counter() - t0, 1e-9))
+        stats.update(
+            epoch=epoch,
+            lr=ep["lr"],
+            seconds=time.perf_counter() - t0,
+            pairs_per_s=n_seen / max(time.perf_counter() - t0, 1e-9),
+        )
         stats.update(_domain_diagnostics(model, buf))
         bb = bit_balance(torch.cat([buf["image"][1], buf["text"][1]]))
         stats["bit_balance_min"] = float(np.minimum(bb, 1 - bb).min())
@@ -818,9 +904,15 @@ def train_cross_modal_hashing(image_x: Any, text_y: Any, labels: Any, config: Ha
         if on_epoch is not None:
             on_epoch(epoch, stats)
 
-    task = loop.Task(on_epoch_start=on_epoch_start, batches=batches, training_step=training_step,
-                     optimizers=lambda tr, batch: [opt[batch[0]], opt_heads], clip_gradients=clip_gradients,
-                     on_step_end=on_step_end, on_epoch_end=on_epoch_end)
+    task = loop.Task(
+        on_epoch_start=on_epoch_start,
+        batches=batches,
+        training_step=training_step,
+        optimizers=lambda tr, batch: [opt[batch[0]], opt_heads],
+        clip_gradients=clip_gradients,
+        on_step_end=on_step_end,
+        on_epoch_end=on_epoch_end,
+    )
     loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc=f"hashing {c.n_bits} bits").fit(task)
     model.eval()
     return model
@@ -837,28 +929,37 @@ def _normaliser(term: str, loss_reduction: str, batch: int, n_partners: int) -> 
     return float(batch)
 
 
-_WEIGHT_OF = {"domain": "alpha", "pairs": "beta", "label": "gamma", "multilevel": "eta", "quant": "eps",
-              "balance": "balance"}
+_WEIGHT_OF = {
+    "domain": "alpha",
+    "pairs": "beta",
+    "label": "gamma",
+    "multilevel": "eta",
+    "quant": "eps",
+    "balance": "balance",
+}
 
 
 def _batched(net: nn.Module, x: torch.Tensor, bs: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     fs, hs = [], []
     for i in range(0, len(x), bs):
-        f, h = net(x[i:i + bs])
+        f, h = net(x[i : i + bs])
         fs.append(f)
         hs.append(h)
     return torch.cat(fs), torch.cat(hs)
 
 
-def _loss_terms(model: CrossModalHashingModel, c: HashingConfig, f, h, of, oh, S, W, lab, mod: str, shared_b,
-                dom: int) -> dict[str, torch.Tensor]:
+def _loss_terms(
+    model: CrossModalHashingModel, c: HashingConfig, f, h, of, oh, S, W, lab, mod: str, shared_b, dom: int
+) -> dict[str, torch.Tensor]:
     """Unnormalised (summed) loss terms for one pass: batch features (f, h) of ``mod`` against (of, oh)."""
     # Δ and Γ always put the image on the left: for a text batch the pairs are (buffer image i, batch text j)
     u_r, v_r, u_b, v_b = (f, of, h, oh) if mod == "image" else (of, f, oh, h)
     s = S if mod == "image" else S.T
-    terms = {"pairs": pairwise_likelihood_loss(u_r, v_r, s, c.pairwise_sign)
-             + pairwise_likelihood_loss(u_b, v_b, s, c.pairwise_sign),
-             "quant": quantization_loss(h, shared_b if c.quant_target == "shared" else None)}
+    terms = {
+        "pairs": pairwise_likelihood_loss(u_r, v_r, s, c.pairwise_sign)
+        + pairwise_likelihood_loss(u_b, v_b, s, c.pairwise_sign),
+        "quant": quantization_loss(h, shared_b if c.quant_target == "shared" else None),
+    }
     if c.eta > 0:
         w = W if mod == "image" else W.T
         terms["multilevel"] = multilevel_similarity_loss(u_r, v_r, w) + multilevel_similarity_loss(u_b, v_b, w)

@@ -8,6 +8,7 @@ Every function returns what the notebook shows or records; none records a metric
 :mod:`xmr_lib.course.viz` from what these functions return (a drawing helper of ``viz`` is passed in where a
 callback needs one).
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -25,8 +26,14 @@ from xmr_lib.core import checkpoint
 
 TASKS = ("i2t", "t2i")
 #: the loss terms of Eq. 3.7 (+ DCMH's balance term) → the name of their weight in HashingConfig.weights()
-TERM_WEIGHT = {"domain": "alpha", "pairs": "beta", "label": "gamma", "multilevel": "eta", "quant": "eps",
-               "balance": "balance"}
+TERM_WEIGHT = {
+    "domain": "alpha",
+    "pairs": "beta",
+    "label": "gamma",
+    "multilevel": "eta",
+    "quant": "eps",
+    "balance": "balance",
+}
 
 
 def _task_name(task: str) -> str:
@@ -44,8 +51,9 @@ def plot_entropy_saturation():
     p = np.linspace(0, 1, 201)
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.3))
     ax[0].plot(p, H.binary_entropy(p), lw=2)
-    ax[0].set(xlabel="P(image)  (P(text) = 1 − P(image))", ylabel="entropy (bits)",
-              title="(b) entropy of D's prediction")
+    ax[0].set(
+        xlabel="P(image)  (P(text) = 1 − P(image))", ylabel="entropy (bits)", title="(b) entropy of D's prediction"
+    )
     ax[0].axvline(0.5, ls="--", c="grey")
     ax[0].annotate("maximal uncertainty:\nP = ½, 1 bit", (0.5, 1.0), (0.6, 0.55), arrowprops=dict(arrowstyle="->"))
     margin = np.linspace(-8, 8, 321)
@@ -71,9 +79,16 @@ def load_features(p: Mapping[str, Any]) -> cm.CrossModalFeatures:
     n_train, n_retrieval``."""
     load_kw = {"caption_drop": p["caption_drop"]} if p["dataset"] == "shapes" else {}
     return cm.prepare_crossmodal_features(
-        p["dataset"], image_encoder=p["image_encoder"], text_encoder=p["text_encoder"], root=p["data_root"],
-        seed=p["seed"], image_size=p["image_size"], device=p["device"],
-        split={"n_query": p["n_query"], "n_train": p["n_train"], "n_retrieval": p["n_retrieval"]}, **load_kw)
+        p["dataset"],
+        image_encoder=p["image_encoder"],
+        text_encoder=p["text_encoder"],
+        root=p["data_root"],
+        seed=p["seed"],
+        image_size=p["image_size"],
+        device=p["device"],
+        split={"n_query": p["n_query"], "n_train": p["n_train"], "n_retrieval": p["n_retrieval"]},
+        **load_kw,
+    )
 
 
 def label_text(feats: cm.CrossModalFeatures, i: int) -> str:
@@ -93,10 +108,15 @@ def shared_label_table(labels: np.ndarray) -> pd.DataFrame:
     t = cm.shared_label_counts(labels, labels)
     vals, cnt = np.unique(t, return_counts=True)
     c = labels.shape[1]
-    return pd.DataFrame({"shared labels t": vals, "fraction of pairs": (cnt / cnt.sum()).round(3),
-                         "S (binary)": (vals > 0).astype(int), "w = t / c (Eq. 3.3)": (vals / c).round(3),
-                         "logit of w": np.where(vals > 0, np.log(np.maximum(vals / c, 1e-9) / (1 - vals / c)),
-                                                -np.inf).round(2)})
+    return pd.DataFrame(
+        {
+            "shared labels t": vals,
+            "fraction of pairs": (cnt / cnt.sum()).round(3),
+            "S (binary)": (vals > 0).astype(int),
+            "w = t / c (Eq. 3.3)": (vals / c).round(3),
+            "logit of w": np.where(vals > 0, np.log(np.maximum(vals / c, 1e-9) / (1 - vals / c)), -np.inf).round(2),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -107,12 +127,28 @@ def hashing_config(p: Mapping[str, Any]) -> H.HashingConfig:
     """The full model's :class:`~xmr_lib.chapters.ch03.hashing.HashingConfig` from the notebook's parameters, at
     the ablation's code length ``ablation_bits``."""
     return H.HashingConfig(
-        n_bits=p["ablation_bits"], common_dim=p["common_dim"], image_hidden=tuple(p["image_hidden"]),
-        text_hidden=p["text_hidden"], text_multiscale=p["text_multiscale"], alpha=p["alpha"], beta=p["beta"],
-        gamma=p["gamma"], eta=p["eta"], eps=p["eps"], balance_weight=p["balance_weight"],
-        loss_reduction=p["loss_reduction"], pair_scope=p["pair_scope"], multilevel_norm=p["multilevel_norm"],
-        quant_target=p["quant_target"], pairwise_sign=p["pairwise_sign"], entropy_mode=p["entropy_mode"],
-        epochs=p["epochs"], batch_size=p["batch_size"], lr_start=p["lr_start"], lr_end=p["lr_end"])
+        n_bits=p["ablation_bits"],
+        common_dim=p["common_dim"],
+        image_hidden=tuple(p["image_hidden"]),
+        text_hidden=p["text_hidden"],
+        text_multiscale=p["text_multiscale"],
+        alpha=p["alpha"],
+        beta=p["beta"],
+        gamma=p["gamma"],
+        eta=p["eta"],
+        eps=p["eps"],
+        balance_weight=p["balance_weight"],
+        loss_reduction=p["loss_reduction"],
+        pair_scope=p["pair_scope"],
+        multilevel_norm=p["multilevel_norm"],
+        quant_target=p["quant_target"],
+        pairwise_sign=p["pairwise_sign"],
+        entropy_mode=p["entropy_mode"],
+        epochs=p["epochs"],
+        batch_size=p["batch_size"],
+        lr_start=p["lr_start"],
+        lr_end=p["lr_end"],
+    )
 
 
 class Trainer:
@@ -130,8 +166,9 @@ class Trainer:
         self.runs: dict[tuple[str, int], Any] = {}
 
     def __call__(self, name: str, cfg: H.HashingConfig, seed: int, keep_model: bool = False):
-        r = cm.run_hashing(self.feats, cfg, seed=seed, name=name, device=self.device, checkpoint=self.ckpt,
-                           keep_model=keep_model)
+        r = cm.run_hashing(
+            self.feats, cfg, seed=seed, name=name, device=self.device, checkpoint=self.ckpt, keep_model=keep_model
+        )
         self.runs[(name, seed)] = r
         return r
 
@@ -148,16 +185,28 @@ def training_panels(hist: pd.DataFrame, cfg: H.HashingConfig) -> list[tuple[str,
     w = cfg.weights()
     panels = []
     for mod in ("image", "text"):
-        curves = {f"{t} ×{w[TERM_WEIGHT[t]]:g}": (hist["epoch"], hist[f"{mod}/{t}"] * w[TERM_WEIGHT[t]])
-                  for t in ("pairs", "quant", "label", "multilevel", "domain", "balance") if f"{mod}/{t}" in hist}
+        curves = {
+            f"{t} ×{w[TERM_WEIGHT[t]]:g}": (hist["epoch"], hist[f"{mod}/{t}"] * w[TERM_WEIGHT[t]])
+            for t in ("pairs", "quant", "label", "multilevel", "domain", "balance")
+            if f"{mod}/{t}" in hist
+        }
         curves["total"] = (hist["epoch"], hist[f"{mod}/total"])
         panels.append((f"{mod} pass", curves, {"xlabel": "epoch", "ylabel": "weighted term (normalised)"}))
-    panels.append(("domain predictors", {k: (hist["epoch"], hist[k]) for k in hist if k.startswith("D_")},
-                   {"xlabel": "epoch", "ylabel": "bits / accuracy"}))
-    grads = {k.split("/")[-1]: (hist.dropna(subset=[k])["epoch"], hist[k].dropna())
-             for k in hist if k.startswith("image/grad_F/")}
-    panels.append(("which term steers F (image pass)", grads,
-                   {"xlabel": "epoch", "ylabel": "‖∂ term / ∂F‖", "logy": True}))
+    panels.append(
+        (
+            "domain predictors",
+            {k: (hist["epoch"], hist[k]) for k in hist if k.startswith("D_")},
+            {"xlabel": "epoch", "ylabel": "bits / accuracy"},
+        )
+    )
+    grads = {
+        k.split("/")[-1]: (hist.dropna(subset=[k])["epoch"], hist[k].dropna())
+        for k in hist
+        if k.startswith("image/grad_F/")
+    }
+    panels.append(
+        ("which term steers F (image pass)", grads, {"xlabel": "epoch", "ylabel": "‖∂ term / ∂F‖", "logy": True})
+    )
     return panels
 
 
@@ -165,9 +214,14 @@ def training_metrics(hist: pd.DataFrame) -> dict[str, float]:
     """``training/…`` metrics of one run: the domain predictors' final entropy and accuracy, and the image pass's
     pairwise term at the first and last epoch."""
     last = lambda k: hist[k].iloc[-1]
-    return {"seed0_D_real_entropy_bits": last("D_real/entropy_bits"), "D_real_accuracy": last("D_real/accuracy"),
-            "D_binary_entropy_bits": last("D_binary/entropy_bits"), "D_binary_accuracy": last("D_binary/accuracy"),
-            "image_pairs_first": hist["image/pairs"].iloc[0], "image_pairs_last": last("image/pairs")}
+    return {
+        "seed0_D_real_entropy_bits": last("D_real/entropy_bits"),
+        "D_real_accuracy": last("D_real/accuracy"),
+        "D_binary_entropy_bits": last("D_binary/entropy_bits"),
+        "D_binary_accuracy": last("D_binary/accuracy"),
+        "image_pairs_first": hist["image/pairs"].iloc[0],
+        "image_pairs_last": last("image/pairs"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -182,11 +236,14 @@ def train_ablation(trainer: Callable, cfg: H.HashingConfig, seeds: Sequence[int]
 
 def _per_seed(rs: Sequence) -> dict[str, list[float]]:
     """The per-seed numbers of a list of runs that the ablation records."""
-    return {"i2t": [r.map_i2t for r in rs], "t2i": [r.map_t2i for r in rs],
-            "ndcg_i2t": [r.metrics["i2t"]["NDCG@100"] for r in rs],
-            "ndcg_t2i": [r.metrics["t2i"]["NDCG@100"] for r in rs],
-            "probe_codes": [r.metrics["probe"]["soft"] for r in rs],
-            "probe_features": [r.metrics["probe"]["features"] for r in rs]}
+    return {
+        "i2t": [r.map_i2t for r in rs],
+        "t2i": [r.map_t2i for r in rs],
+        "ndcg_i2t": [r.metrics["i2t"]["NDCG@100"] for r in rs],
+        "ndcg_t2i": [r.metrics["t2i"]["NDCG@100"] for r in rs],
+        "probe_codes": [r.metrics["probe"]["soft"] for r in rs],
+        "probe_features": [r.metrics["probe"]["features"] for r in rs],
+    }
 
 
 def ablation_metrics(abl: Mapping[str, Sequence], dataset: str) -> dict[str, list[float]]:
@@ -228,11 +285,14 @@ def sanity_metrics(abl: Mapping[str, Sequence], chance: float) -> dict[str, Any]
     full model's least balanced bit per seed, and its domain predictor's final entropy and accuracy per seed."""
     maps = [m for rs in abl.values() for r in rs for m in (r.map_i2t, r.map_t2i)]
     full = abl["Full"]
-    return {"sanity/chance_map": chance, "sanity/min_map_over_chance": min(maps) - chance,
-            "sanity/mean_map_over_chance": float(np.mean(maps)) - chance,
-            "sanity/full_min_bit_balance": [min_balance(r) for r in full],
-            "training/D_real_entropy_bits": [r.history[-1]["D_real/entropy_bits"] for r in full],
-            "training/D_real_accuracy": [r.history[-1]["D_real/accuracy"] for r in full]}
+    return {
+        "sanity/chance_map": chance,
+        "sanity/min_map_over_chance": min(maps) - chance,
+        "sanity/mean_map_over_chance": float(np.mean(maps)) - chance,
+        "sanity/full_min_bit_balance": [min_balance(r) for r in full],
+        "training/D_real_entropy_bits": [r.history[-1]["D_real/entropy_bits"] for r in full],
+        "training/D_real_accuracy": [r.history[-1]["D_real/accuracy"] for r in full],
+    }
 
 
 def _mean_std(v: Sequence[float]) -> str:
@@ -245,18 +305,28 @@ def ablation_table(abl: Mapping[str, Sequence], paper: Mapping[str, tuple[float,
     rows = []
     for name, rs in abl.items():
         v = _per_seed(rs)
-        rows.append({"configuration": name, "I→T mAP": _mean_std(v["i2t"]), "T→I mAP": _mean_std(v["t2i"]),
-                     "I→T NDCG@100": f"{np.mean(v['ndcg_i2t']):.3f}", "T→I NDCG@100": f"{np.mean(v['ndcg_t2i']):.3f}",
-                     "paper I→T": paper[name][0], "paper T→I": paper[name][1],
-                     "probe acc. F/G": f"{np.mean(v['probe_features']):.2f}",
-                     "probe acc. codes": f"{np.mean(v['probe_codes']):.2f}"})
+        rows.append(
+            {
+                "configuration": name,
+                "I→T mAP": _mean_std(v["i2t"]),
+                "T→I mAP": _mean_std(v["t2i"]),
+                "I→T NDCG@100": f"{np.mean(v['ndcg_i2t']):.3f}",
+                "T→I NDCG@100": f"{np.mean(v['ndcg_t2i']):.3f}",
+                "paper I→T": paper[name][0],
+                "paper T→I": paper[name][1],
+                "probe acc. F/G": f"{np.mean(v['probe_features']):.2f}",
+                "probe acc. codes": f"{np.mean(v['probe_codes']):.2f}",
+            }
+        )
     return pd.DataFrame(rows).set_index("configuration")
 
 
 def per_seed_table(abl: Mapping[str, Sequence], seeds: Sequence[int]) -> pd.DataFrame:
     """mAP of every configuration and direction (rows) at every seed (columns)."""
-    return pd.DataFrame({f"{n} {t}": [getattr(r, f"map_{t}") for r in rs] for n, rs in abl.items() for t in TASKS},
-                        index=[f"seed {s}" for s in seeds]).T
+    return pd.DataFrame(
+        {f"{n} {t}": [getattr(r, f"map_{t}") for r in rs] for n, rs in abl.items() for t in TASKS},
+        index=[f"seed {s}" for s in seeds],
+    ).T
 
 
 def plot_hash_lookup(abl: Mapping[str, Sequence], bits: int):
@@ -282,14 +352,15 @@ def plot_hash_lookup(abl: Mapping[str, Sequence], bits: int):
 # Table 3.2: code lengths
 
 
-def train_code_lengths(trainer: Callable, cfg: H.HashingConfig, abl: Mapping[str, Sequence], bits: Sequence[int],
-                       seeds: Sequence[int]) -> dict[tuple[str, int], list[float]]:
+def train_code_lengths(
+    trainer: Callable, cfg: H.HashingConfig, abl: Mapping[str, Sequence], bits: Sequence[int], seeds: Sequence[int]
+) -> dict[tuple[str, int], list[float]]:
     """The full model at each code length of ``bits`` and each of ``seeds`` (the ablation's Full runs are reused
     at ``cfg.n_bits``): ``{(task, bits): [mAP per seed]}``."""
     out = {}
     for b in bits:
         if b == cfg.n_bits:
-            rs = abl["Full"][:len(seeds)]
+            rs = abl["Full"][: len(seeds)]
         else:
             rs = [trainer(f"Full_{b}bits", replace(cfg, n_bits=b), s) for s in seeds]
         for task in TASKS:
@@ -297,18 +368,33 @@ def train_code_lengths(trainer: Callable, cfg: H.HashingConfig, abl: Mapping[str
     return out
 
 
-def code_length_table(maps: Mapping[tuple[str, int], Sequence[float]], dataset: str,
-                      paper: Mapping[tuple[str, str], Mapping[tuple[str, int], float]]) -> pd.DataFrame:
+def code_length_table(
+    maps: Mapping[tuple[str, int], Sequence[float]],
+    dataset: str,
+    paper: Mapping[tuple[str, str], Mapping[tuple[str, int], float]],
+) -> pd.DataFrame:
     """Table 3.2 (DCMH, SSAH and the chapter's method on MIRFlickr-25K and NUS-WIDE) with this run's mean mAP
     per code length as an extra row per direction."""
     table = []
     for task in TASKS:
         for ds in ("mirflickr25k", "nuswide"):
             for method in ("DCMH", "SSAH", "Ours"):
-                table.append({"task": _task_name(task), "data": ds, "method": f"{method} (paper)",
-                              **{f"{b} bits": paper[(task, method)][(ds, b)] for b in (16, 32, 64)}})
-        table.append({"task": _task_name(task), "data": dataset, "method": "ours (this run)",
-                      **{f"{b} bits": round(float(np.mean(v)), 3) for (t, b), v in maps.items() if t == task}})
+                table.append(
+                    {
+                        "task": _task_name(task),
+                        "data": ds,
+                        "method": f"{method} (paper)",
+                        **{f"{b} bits": paper[(task, method)][(ds, b)] for b in (16, 32, 64)},
+                    }
+                )
+        table.append(
+            {
+                "task": _task_name(task),
+                "data": dataset,
+                "method": "ours (this run)",
+                **{f"{b} bits": round(float(np.mean(v)), 3) for (t, b), v in maps.items() if t == task},
+            }
+        )
     return pd.DataFrame(table).set_index(["task", "data", "method"])
 
 
@@ -324,9 +410,15 @@ def sweep_row(scope: str, alpha: float, rs: Sequence) -> dict[str, Any]:
     g = pd.DataFrame(rs[0].history)
     gd = g.get("image/grad_F/domain", pd.Series([0.0])).mean()
     gp = g["image/grad_F/pairs"].mean()
-    return {"pair scope": scope, "α": alpha, "I→T": np.mean([r.map_i2t for r in rs]),
-            "T→I": np.mean([r.map_t2i for r in rs]), "seeds": len(rs), GRAD_RATIO: gd / gp,
-            "D_real acc. (seed 0)": g.get("D_real/accuracy", pd.Series([np.nan])).iloc[-1]}
+    return {
+        "pair scope": scope,
+        "α": alpha,
+        "I→T": np.mean([r.map_i2t for r in rs]),
+        "T→I": np.mean([r.map_t2i for r in rs]),
+        "seeds": len(rs),
+        GRAD_RATIO: gd / gp,
+        "D_real acc. (seed 0)": g.get("D_real/accuracy", pd.Series([np.nan])).iloc[-1],
+    }
 
 
 def sweep_metrics(prefix: str, rs: Sequence) -> dict[str, list[float]]:
@@ -334,9 +426,15 @@ def sweep_metrics(prefix: str, rs: Sequence) -> dict[str, list[float]]:
     return {f"{prefix}/i2t": [r.map_i2t for r in rs], f"{prefix}/t2i": [r.map_t2i for r in rs]}
 
 
-def train_sweeps(trainer: Callable, cfg: H.HashingConfig, abl: Mapping[str, Sequence], seeds: Sequence[int],
-                 alphas: Sequence[float], in_batch_alphas: Sequence[float],
-                 etas: Sequence[float]) -> tuple[pd.DataFrame, dict[str, list[float]]]:
+def train_sweeps(
+    trainer: Callable,
+    cfg: H.HashingConfig,
+    abl: Mapping[str, Sequence],
+    seeds: Sequence[int],
+    alphas: Sequence[float],
+    in_batch_alphas: Sequence[float],
+    etas: Sequence[float],
+) -> tuple[pd.DataFrame, dict[str, list[float]]]:
     """Fig. 3.4's sweeps at ``seeds``: α over ``alphas`` ∪ {cfg.alpha} at cfg's pair scope (α = 0 is Baseline3,
     α = cfg.alpha is Full — both reused from the ablation), α over ``in_batch_alphas`` with in-batch pairs, and η
     over ``etas``.
@@ -358,8 +456,16 @@ def train_sweeps(trainer: Callable, cfg: H.HashingConfig, abl: Mapping[str, Sequ
     for e in etas:
         rs = [trainer(f"eta_{e:g}", replace(cfg, eta=e), s) for s in seeds]
         metrics |= sweep_metrics(f"eta/{e:g}", rs)
-        rows.append({"pair scope": cfg.pair_scope, "α": cfg.alpha, "η": e, "I→T": np.mean([r.map_i2t for r in rs]),
-                     "T→I": np.mean([r.map_t2i for r in rs]), "seeds": len(rs)})
+        rows.append(
+            {
+                "pair scope": cfg.pair_scope,
+                "α": cfg.alpha,
+                "η": e,
+                "I→T": np.mean([r.map_i2t for r in rs]),
+                "T→I": np.mean([r.map_t2i for r in rs]),
+                "seeds": len(rs),
+            }
+        )
     return pd.DataFrame(rows), metrics
 
 
@@ -381,10 +487,16 @@ def plot_alpha_sweep(sweep: pd.DataFrame, chance: float, batch_size: int, n_trai
     for a in ax[[0, 2]]:
         a.axhline(chance, c="grey", ls=":", label="chance")
     ax[0].set(xscale="log", xlabel="α (0 plotted at 0.1)", ylabel="mAP", title="α sensitivity (Fig. 3.4)")
-    ax[1].set(xscale="log", yscale="log", xlabel="α", ylabel="ratio of gradient norms on F (seed 0)",
-              title="entropy term vs pairwise term")
-    ax[2].set(xscale="log", xlabel="α / n_partners (per-sample weight)", ylabel="I→T mAP",
-              title="one axis for both scopes")
+    ax[1].set(
+        xscale="log",
+        yscale="log",
+        xlabel="α",
+        ylabel="ratio of gradient norms on F (seed 0)",
+        title="entropy term vs pairwise term",
+    )
+    ax[2].set(
+        xscale="log", xlabel="α / n_partners (per-sample weight)", ylabel="I→T mAP", title="one axis for both scopes"
+    )
     for a in ax:
         a.legend(fontsize=9)
     fig.tight_layout()
@@ -395,9 +507,15 @@ def plot_alpha_sweep(sweep: pd.DataFrame, chance: float, batch_size: int, n_trai
 # §8 the printed formulas, trained as printed
 
 
-def train_printed_formulas(trainer: Callable, cfg: H.HashingConfig, abl: Mapping[str, Sequence], hist: pd.DataFrame,
-                           which: Sequence[str], seeds: Sequence[int],
-                           sweep_seeds: Sequence[int]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def train_printed_formulas(
+    trainer: Callable,
+    cfg: H.HashingConfig,
+    abl: Mapping[str, Sequence],
+    hist: pd.DataFrame,
+    which: Sequence[str],
+    seeds: Sequence[int],
+    sweep_seeds: Sequence[int],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Eq. 3.7 without the balance term (``"printed_eq37"`` in ``which``, at ``sweep_seeds``) and Eq. 3.2 with θ_d
     inside the same min (``"literal_entropy"``, at ``seeds[0]``), beside the full model (``abl["Full"]``, whose
     seed-0 history is ``hist``).
@@ -409,22 +527,47 @@ def train_printed_formulas(trainer: Callable, cfg: H.HashingConfig, abl: Mapping
     rows, metrics = [], {}
     if "printed_eq37" in which:
         rs = [trainer("printed_eq37", replace(cfg, balance_weight=0.0), s) for s in sweep_seeds]
-        metrics |= {"printed_eq37/min_bit_balance": [min_balance(x) for x in rs],
-                    "printed_eq37/i2t": [x.map_i2t for x in rs], "printed_eq37/t2i": [x.map_t2i for x in rs],
-                    "printed_eq37/seed0_constant_bits": constant_bits(rs[0])}
-        rows.append({"run": "Eq. 3.7 as printed (no balance term), seed 0", "I→T": rs[0].map_i2t,
-                     "T→I": rs[0].map_t2i, "min bit balance": min_balance(rs[0]),
-                     "constant bits": constant_bits(rs[0])})
+        metrics |= {
+            "printed_eq37/min_bit_balance": [min_balance(x) for x in rs],
+            "printed_eq37/i2t": [x.map_i2t for x in rs],
+            "printed_eq37/t2i": [x.map_t2i for x in rs],
+            "printed_eq37/seed0_constant_bits": constant_bits(rs[0]),
+        }
+        rows.append(
+            {
+                "run": "Eq. 3.7 as printed (no balance term), seed 0",
+                "I→T": rs[0].map_i2t,
+                "T→I": rs[0].map_t2i,
+                "min bit balance": min_balance(rs[0]),
+                "constant bits": constant_bits(rs[0]),
+            }
+        )
     full = abl["Full"][0]
-    rows.append({"run": "with DCMH's balance term (Full), seed 0", "I→T": full.map_i2t, "T→I": full.map_t2i,
-                 "min bit balance": min_balance(full), "constant bits": constant_bits(full)})
+    rows.append(
+        {
+            "run": "with DCMH's balance term (Full), seed 0",
+            "I→T": full.map_i2t,
+            "T→I": full.map_t2i,
+            "min bit balance": min_balance(full),
+            "constant bits": constant_bits(full),
+        }
+    )
     if "literal_entropy" in which:
         r = trainer("literal_entropy", replace(cfg, entropy_mode="literal"), seeds[0])
         d_entropy = pd.DataFrame(r.history)["D_real/entropy_bits"].iloc[-1]
-        metrics |= {"literal_entropy/D_real_entropy_bits": d_entropy, "literal_entropy/i2t": r.map_i2t,
-                    "literal_entropy/t2i": r.map_t2i}
-        rows.append({"run": "Eq. 3.2 as printed (θ_d in the min)", "I→T": r.map_i2t, "T→I": r.map_t2i,
-                     "D entropy on F/G (bits)": d_entropy})
+        metrics |= {
+            "literal_entropy/D_real_entropy_bits": d_entropy,
+            "literal_entropy/i2t": r.map_i2t,
+            "literal_entropy/t2i": r.map_t2i,
+        }
+        rows.append(
+            {
+                "run": "Eq. 3.2 as printed (θ_d in the min)",
+                "I→T": r.map_i2t,
+                "T→I": r.map_t2i,
+                "D entropy on F/G (bits)": d_entropy,
+            }
+        )
     rows.append({"run": "adversarial D (Full)", "D entropy on F/G (bits)": hist["D_real/entropy_bits"].iloc[-1]})
     return pd.DataFrame(rows).set_index("run"), metrics
 
@@ -440,8 +583,9 @@ def item_text(feats: cm.CrossModalFeatures, j: int) -> str:
     return "labels: " + (", ".join(n for n, v in zip(feats.label_names, feats.labels[j]) if v) or "none")
 
 
-def hamming_ranking(codes: Mapping[str, np.ndarray], feats: cm.CrossModalFeatures, query: int, direction: str,
-                    k: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hamming_ranking(
+    codes: Mapping[str, np.ndarray], feats: cm.CrossModalFeatures, query: int, direction: str, k: int = 6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The Hamming top-``k`` of query ``query`` (a position in the query set) in ``direction`` (``"T→I"``: its
     caption's code against the retrieval images'; ``"I→T"``: its image's against the retrieval captions').
 
@@ -466,8 +610,15 @@ class RankingDrawer:
             layer sits above the chapters, so the notebook passes them in).
     """
 
-    def __init__(self, abl: Mapping[str, Sequence], feats: cm.CrossModalFeatures, bits: int,
-                 ranked_grid: Callable, colours: Mapping[Any, str], k: int = 6):
+    def __init__(
+        self,
+        abl: Mapping[str, Sequence],
+        feats: cm.CrossModalFeatures,
+        bits: int,
+        ranked_grid: Callable,
+        colours: Mapping[Any, str],
+        k: int = 6,
+    ):
         self.abl, self.feats, self.bits, self.k = abl, feats, bits, k
         self.ranked_grid, self.colours = ranked_grid, colours
 
@@ -477,11 +628,15 @@ class RankingDrawer:
         dist, ids, shares = hamming_ranking(self.abl[configuration][0].codes, feats, e, direction, self.k)
         title = f"{configuration}, {direction}, {self.bits} bits — query {int(q_idx[e])}"
         if direction == "T→I" and feats.images is not None:
-            return self.ranked_grid(feats.images[q_idx[e]], [feats.images[r_idx[j]] for j in ids],
-                                    status=["relevant" if t > 0 else "irrelevant" for t in shares],
-                                    titles=[f"d={d}, shares {t}" for d, t in zip(dist, shares)],
-                                    query_title="(its own image)", ax_size=1.9,
-                                    suptitle=f"{title}\n“{feats.texts[q_idx[e]]}”" if feats.texts else title)
+            return self.ranked_grid(
+                feats.images[q_idx[e]],
+                [feats.images[r_idx[j]] for j in ids],
+                status=["relevant" if t > 0 else "irrelevant" for t in shares],
+                titles=[f"d={d}, shares {t}" for d, t in zip(dist, shares)],
+                query_title="(its own image)",
+                ax_size=1.9,
+                suptitle=f"{title}\n“{feats.texts[q_idx[e]]}”" if feats.texts else title,
+            )
         fig, ax = plt.subplots(figsize=(9, 0.45 * self.k + 1.2), layout="constrained")
         q_text = item_text(feats, q_idx[e])
         if direction == "I→T" and feats.texts:
@@ -489,15 +644,21 @@ class RankingDrawer:
         ax.axis("off")
         ax.set_title(f"{title}\nquery: {q_text}", fontsize=10, loc="left")
         for rank, (d, j, t) in enumerate(zip(dist, ids, shares)):
-            ax.text(0, 1 - (rank + 0.5) / self.k,
-                    f"#{rank + 1}  d={d}  shares {t}  {'✓' if t > 0 else '✗'}   {item_text(feats, r_idx[j])}",
-                    fontsize=10, va="center", color=self.colours["relevant" if t > 0 else "irrelevant"],
-                    transform=ax.transAxes)
+            ax.text(
+                0,
+                1 - (rank + 0.5) / self.k,
+                f"#{rank + 1}  d={d}  shares {t}  {'✓' if t > 0 else '✗'}   {item_text(feats, r_idx[j])}",
+                fontsize=10,
+                va="center",
+                color=self.colours["relevant" if t > 0 else "irrelevant"],
+                transform=ax.transAxes,
+            )
         return fig
 
 
-def i2t_examples_table(codes: Mapping[str, np.ndarray], feats: cm.CrossModalFeatures, queries: Sequence[int],
-                       k: int = 6) -> pd.DataFrame:
+def i2t_examples_table(
+    codes: Mapping[str, np.ndarray], feats: cm.CrossModalFeatures, queries: Sequence[int], k: int = 6
+) -> pd.DataFrame:
     """The Hamming top-``k`` captions of the image of each query in ``queries`` (positions in the query set): one
     row per (query, rank) with the distance, the shared labels, the caption and ✓ / ✗ (a shared label)."""
     q_idx, r_idx = feats.split["query"], feats.split["retrieval"]
@@ -505,10 +666,17 @@ def i2t_examples_table(codes: Mapping[str, np.ndarray], feats: cm.CrossModalFeat
     for e in queries:
         dist, ids, shares = hamming_ranking(codes, feats, int(e), "I→T", k)
         for rank, (d, j, t) in enumerate(zip(dist, ids, shares), 1):
-            rows.append({"query": int(q_idx[e]), "query caption (not used)": feats.texts[q_idx[e]] if feats.texts else "",
-                         "rank": rank, "Hamming distance": int(d), "shared labels": int(t),
-                         "retrieved caption": feats.texts[r_idx[j]] if feats.texts else int(r_idx[j]),
-                         "relevant": "✓" if t > 0 else "✗"})
+            rows.append(
+                {
+                    "query": int(q_idx[e]),
+                    "query caption (not used)": feats.texts[q_idx[e]] if feats.texts else "",
+                    "rank": rank,
+                    "Hamming distance": int(d),
+                    "shared labels": int(t),
+                    "retrieved caption": feats.texts[r_idx[j]] if feats.texts else int(r_idx[j]),
+                    "relevant": "✓" if t > 0 else "✗",
+                }
+            )
     return pd.DataFrame(rows).set_index(["query", "rank"])
 
 

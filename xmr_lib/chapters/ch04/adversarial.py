@@ -32,6 +32,7 @@ relevant item it equals R@1) and is reported only to line up with the thesis tab
 Data: :func:`shape_caption_benchmark` builds an offline caption benchmark (easy-vqa shapes, five templated
 captions per image, instance label = image) with the Flickr30K protocol.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,44 +68,44 @@ from xmr_lib.train import loop
 __all__ = [
     # losses
     "modality_entropy",
-    "projection_similarity", "paired_projection", "label_target", "kl_projection_loss",
-    "norm_softmax_projection_loss", "tempered_kl_loss",
+    "projection_similarity",
+    "paired_projection",
+    "label_target",
+    "kl_projection_loss",
+    "norm_softmax_projection_loss",
+    "tempered_kl_loss",
     # modules
-    "ProjectionNet", "NormSoftmaxClassifier", "CommonSpaceModel",
+    "ProjectionNet",
+    "NormSoftmaxClassifier",
+    "CommonSpaceModel",
     # training
-    "CommonSpaceConfig", "ABLATIONS", "ABLATION_LABELS", "ablation_config", "TrainHistory", "train_common_space",
+    "CommonSpaceConfig",
+    "ABLATIONS",
+    "ABLATION_LABELS",
+    "ablation_config",
+    "TrainHistory",
+    "train_common_space",
     "embed",
     # evaluation
-    "cross_modal_relevance", "thesis_map_excluding_hit", "retrieval_metrics",
-    "noise_stability", "complexity",
+    "cross_modal_relevance",
+    "thesis_map_excluding_hit",
+    "retrieval_metrics",
+    "noise_stability",
+    "complexity",
     # data "shape_image_features", "caption_features",
-    "CaptionSplit", "split_benchmark", "run_configs", "karpathy_caption_benchmark",
+    "CaptionSplit",
+    "split_benchmark",
+    "run_configs",
+    "karpathy_caption_benchmark",
 ]
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
 
 
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # the adversary: entropy (Eq. 4.4), modality classification (Eq. 4.5), gradient reversal (§4.5.4)
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,8 +162,9 @@ def label_target(labels: torch.Tensor, target: str = "cmpm") -> torch.Tensor:
     raise ValueError(f"target: expected 'cmpm' or 'softmax', got {target!r}")
 
 
-def kl_projection_loss(z_image: torch.Tensor, z_text: torch.Tensor, labels: torch.Tensor, target: str = "cmpm",
-                       eps: float = 1e-8) -> torch.Tensor:
+def kl_projection_loss(
+    z_image: torch.Tensor, z_text: torch.Tensor, labels: torch.Tensor, target: str = "cmpm", eps: float = 1e-8
+) -> torch.Tensor:
     """Eq. 4.9: ``L_kl = (1/N) [Σ Σ P_{i→t} log(P_{i→t}/(Q_y+ε)) + Σ Σ P_{t→i} log(P_{t→i}/(Q_y+ε))]``.
 
     ``P_{i→t} = softmax(A_{i→t})`` row-wise (Eqs. 4.6/4.7, CMPM's axis), ``Q_y`` from :func:`label_target`.
@@ -187,8 +189,9 @@ def kl_projection_loss(z_image: torch.Tensor, z_text: torch.Tensor, labels: torc
 # instance-label classification (Eq. 4.10) and the tempered KL for data imbalance (Eq. 4.11)
 
 
-def norm_softmax_projection_loss(logits_i2t: torch.Tensor, logits_t2i: torch.Tensor,
-                                 labels: torch.Tensor) -> torch.Tensor:
+def norm_softmax_projection_loss(
+    logits_i2t: torch.Tensor, logits_t2i: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """Eq. 4.10: categorical cross-entropy of the norm-softmax classifier on both projections, summed.
 
     Args:
@@ -202,8 +205,14 @@ def norm_softmax_projection_loss(logits_i2t: torch.Tensor, logits_t2i: torch.Ten
     return F.cross_entropy(logits_i2t, labels) + F.cross_entropy(logits_t2i, labels)
 
 
-def tempered_kl_loss(logits_i2t: torch.Tensor, logits_t2i: torch.Tensor, tau: float = 4.0,
-                     form: str = "symmetric", detach: str = "none", eps: float = 1e-8) -> torch.Tensor:
+def tempered_kl_loss(
+    logits_i2t: torch.Tensor,
+    logits_t2i: torch.Tensor,
+    tau: float = 4.0,
+    form: str = "symmetric",
+    detach: str = "none",
+    eps: float = 1e-8,
+) -> torch.Tensor:
     """Eq. 4.11, ``L_di``: a KL between the classifier's tempered outputs ``p = softmax(Wᵀẑ / τ)``, times τ².
 
     Args:
@@ -225,8 +234,11 @@ def tempered_kl_loss(logits_i2t: torch.Tensor, logits_t2i: torch.Tensor, tau: fl
     lp_it, lp_ti = F.log_softmax(logits_i2t / tau, dim=1), F.log_softmax(logits_t2i / tau, dim=1)
     if form == "printed":
         p_it, p_ti = lp_it.exp(), lp_ti.exp()
-        return tau ** 2 / n * ((p_it * (lp_it - torch.log(p_it + eps))).sum()
-                               + (p_ti * (lp_ti - torch.log(p_ti + eps))).sum())
+        return (
+            tau**2
+            / n
+            * ((p_it * (lp_it - torch.log(p_it + eps))).sum() + (p_ti * (lp_ti - torch.log(p_ti + eps))).sum())
+        )
     if form != "symmetric":
         raise ValueError(f"form: expected 'symmetric' or 'printed', got {form!r}")
     if detach == "text_target":
@@ -237,15 +249,11 @@ def tempered_kl_loss(logits_i2t: torch.Tensor, logits_t2i: torch.Tensor, tau: fl
         raise ValueError(f"detach: expected 'none', 'text_target' or 'image_target', got {detach!r}")
     kl_a = (lp_it.exp() * (lp_it - lp_ti)).sum()
     kl_b = (lp_ti.exp() * (lp_ti - lp_it)).sum()
-    return tau ** 2 / n * (kl_a + kl_b)
+    return tau**2 / n * (kl_a + kl_b)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # bi-directional triplet loss (Eqs. 4.12–4.14)
-
-
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -265,8 +273,13 @@ class ProjectionNet(nn.Module):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
         if hidden:
-            self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                     nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+            self.net = nn.Sequential(
+                nn.Linear(in_dim, hidden),
+                nn.BatchNorm1d(hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, out_dim),
+            )
         else:
             self.net = nn.Sequential(nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim))
         self.in_dim, self.out_dim = in_dim, out_dim
@@ -274,8 +287,6 @@ class ProjectionNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_2d(x, "x", self.in_dim)
         return self.net(x)
-
-
 
 
 class NormSoftmaxClassifier(nn.Module):
@@ -299,8 +310,17 @@ class NormSoftmaxClassifier(nn.Module):
 class CommonSpaceModel(nn.Module):
     """E1, E2 (projection heads), the label classifier P and the adversary heads D (and U for ``"separate"``)."""
 
-    def __init__(self, image_dim: int, text_dim: int, n_classes: int, dim: int = 512, hidden: int = 1024,
-                 dropout: float = 0.1, d_hidden: int = 256, seed: int = 0):
+    def __init__(
+        self,
+        image_dim: int,
+        text_dim: int,
+        n_classes: int,
+        dim: int = 512,
+        hidden: int = 1024,
+        dropout: float = 0.1,
+        d_hidden: int = 256,
+        seed: int = 0,
+    ):
         super().__init__()
         torch.manual_seed(seed)
         self.image = ProjectionNet(image_dim, dim, hidden, dropout)
@@ -337,26 +357,30 @@ class CommonSpaceConfig:
     w_kl: float = 1.0
     w_tr: float = 1.0
     w_adv: float = 1.0
-    adversary: str = "entropy"      # none | entropy (Eq. 4.4, Fig. 4.3) | grl (plain adversary) | separate (Fig. 4.8)
+    adversary: str = "entropy"  # none | entropy (Eq. 4.4, Fig. 4.3) | grl (plain adversary) | separate (Fig. 4.8)
     grl_coeff: float = 1.0
-    k_steps: int = 5                # encoder steps per discriminator step (Algorithm 1, §4.5.1)
+    k_steps: int = 5  # encoder steps per discriminator step (Algorithm 1, §4.5.1)
     tau: float = 4.0
-    di_form: str = "symmetric"      # symmetric | printed
+    di_form: str = "symmetric"  # symmetric | printed
     di_detach: str = "none"
-    kl_target: str = "cmpm"         # cmpm | softmax
+    kl_target: str = "cmpm"  # cmpm | softmax
     margin: float = 0.5
     mining: str = "hardest"
     intra: bool = True
-    lr: float = 2e-4                # Adam, encoders + classifier (CMPM's stage-1 rate; lr2 in Algorithm 1)
-    lr_d: float = 2e-4              # Adam, discriminator
+    lr: float = 2e-4  # Adam, encoders + classifier (CMPM's stage-1 rate; lr2 in Algorithm 1)
+    lr_d: float = 2e-4  # Adam, discriminator
     weight_decay: float = 0.0
     batch_size: int = 64
     epochs: int = 10
 
     def __post_init__(self):
-        choices = {"adversary": ("none", "entropy", "grl", "separate"), "di_form": ("symmetric", "printed"),
-                   "di_detach": ("none", "text_target", "image_target"), "kl_target": ("cmpm", "softmax"),
-                   "mining": ("hardest", "all")}
+        choices = {
+            "adversary": ("none", "entropy", "grl", "separate"),
+            "di_form": ("symmetric", "printed"),
+            "di_detach": ("none", "text_target", "image_target"),
+            "kl_target": ("cmpm", "softmax"),
+            "mining": ("hardest", "all"),
+        }
         for k, ok in choices.items():
             if getattr(self, k) not in ok:
                 raise ValueError(f"{k}: expected one of {ok}, got {getattr(self, k)!r}")
@@ -369,19 +393,23 @@ class CommonSpaceConfig:
 
 # Table 4.4's rows and §4.5.3's ablations, as config overrides (ABLATION_LABELS: how tables name them).
 ABLATIONS: dict[str, dict[str, Any]] = {
-    "B1": {"w_di": 0.0, "w_kl": 0.0, "adversary": "none"},   # L_ce + L_tr
-    "B2": {"w_kl": 0.0, "adversary": "none"},                # + L_di
-    "B3": {"adversary": "none"},                             # + L_kl
-    "Full": {},                                              # + L_s + L_c (entropy adversary)
-    "Full-noDI": {"w_di": 0.0},                              # full method without the KL imbalance term
-    "Full-noKL": {"w_kl": 0.0},                              # full method without the KL projection term
-    "Full-GRL": {"adversary": "grl"},                        # plain adversary instead of the entropy adversary
-    "Full-separate": {"adversary": "separate"},              # Fig. 4.8 paradigm
+    "B1": {"w_di": 0.0, "w_kl": 0.0, "adversary": "none"},  # L_ce + L_tr
+    "B2": {"w_kl": 0.0, "adversary": "none"},  # + L_di
+    "B3": {"adversary": "none"},  # + L_kl
+    "Full": {},  # + L_s + L_c (entropy adversary)
+    "Full-noDI": {"w_di": 0.0},  # full method without the KL imbalance term
+    "Full-noKL": {"w_kl": 0.0},  # full method without the KL projection term
+    "Full-GRL": {"adversary": "grl"},  # plain adversary instead of the entropy adversary
+    "Full-separate": {"adversary": "separate"},  # Fig. 4.8 paradigm
 }
 ABLATION_LABELS = {
-    "B1": "Baseline1: L_ce + L_tr", "B2": "Baseline2: + L_di", "B3": "Baseline3: + L_kl",
-    "Full": "Full: + L_s + L_c (entropy adversary)", "Full-noDI": "Full without L_di",
-    "Full-noKL": "Full without L_kl", "Full-GRL": "Full, plain adversary (GRL) instead of L_s",
+    "B1": "Baseline1: L_ce + L_tr",
+    "B2": "Baseline2: + L_di",
+    "B3": "Baseline3: + L_kl",
+    "Full": "Full: + L_s + L_c (entropy adversary)",
+    "Full-noDI": "Full without L_di",
+    "Full-noKL": "Full without L_kl",
+    "Full-GRL": "Full, plain adversary (GRL) instead of L_s",
     "Full-separate": "Full, separate uncertainty + GRL heads (Fig. 4.8)",
 }
 
@@ -403,8 +431,9 @@ class TrainHistory:
         return [e.get(key, float("nan")) for e in self.epochs]
 
 
-def _generator_terms(model: CommonSpaceModel, c: CommonSpaceConfig, xi: torch.Tensor, xt: torch.Tensor,
-                     y: torch.Tensor, grl: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _generator_terms(
+    model: CommonSpaceModel, c: CommonSpaceConfig, xi: torch.Tensor, xt: torch.Tensor, y: torch.Tensor, grl: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     zi, zt = model.image(xi), model.text(xt)
     t: dict[str, torch.Tensor] = {}
     li2t = model.classifier(paired_projection(zi, zt))
@@ -418,22 +447,31 @@ def _generator_terms(model: CommonSpaceModel, c: CommonSpaceConfig, xi: torch.Te
     if c.adversary == "entropy":
         t["adv"] = negative_modality_entropy_loss(model.discriminator(zi), model.discriminator(zt))
     elif c.adversary == "grl":
-        t["adv"] = modality_classification_loss(model.discriminator(grad_reverse(zi, grl)),
-                                                model.discriminator(grad_reverse(zt, grl)))
+        t["adv"] = modality_classification_loss(
+            model.discriminator(grad_reverse(zi, grl)), model.discriminator(grad_reverse(zt, grl))
+        )
     elif c.adversary == "separate":
-        t["adv"] = (negative_modality_entropy_loss(model.uncertainty(zi), model.uncertainty(zt))
-                    + modality_classification_loss(model.discriminator(grad_reverse(zi, grl)),
-                                                   model.discriminator(grad_reverse(zt, grl))))
+        t["adv"] = negative_modality_entropy_loss(
+            model.uncertainty(zi), model.uncertainty(zt)
+        ) + modality_classification_loss(
+            model.discriminator(grad_reverse(zi, grl)), model.discriminator(grad_reverse(zt, grl))
+        )
     w = {"ce": c.w_ce, "di": c.w_di, "kl": c.w_kl, "tr": c.w_tr, "adv": c.w_adv}
     total = sum(w[k] * v for k, v in t.items())
     return total, t
 
 
-def train_common_space(image_features: np.ndarray | torch.Tensor, text_features: np.ndarray | torch.Tensor,
-                       pair_image: np.ndarray | torch.Tensor, config: CommonSpaceConfig | None = None, *,
-                       seed: int = 0, device: str = "cpu", progress: bool = False,
-                       callback: Callable[[int, CommonSpaceModel], None] | None = None
-                       ) -> tuple[CommonSpaceModel, TrainHistory]:
+def train_common_space(
+    image_features: np.ndarray | torch.Tensor,
+    text_features: np.ndarray | torch.Tensor,
+    pair_image: np.ndarray | torch.Tensor,
+    config: CommonSpaceConfig | None = None,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+    callback: Callable[[int, CommonSpaceModel], None] | None = None,
+) -> tuple[CommonSpaceModel, TrainHistory]:
     """Train the ch. 4 model with Algorithm 1: ``k`` encoder steps (D fixed), then one D step on ``L_c``.
 
     Every caption is one training pair (caption, its image); the instance label is the image index.
@@ -455,21 +493,24 @@ def train_common_space(image_features: np.ndarray | torch.Tensor, text_features:
     check_2d(xi_all, "image_features")
     check_2d(xt_all, "text_features")
     if pi.shape != (xt_all.shape[0],):
-        raise ValueError(f"pair_image: expected shape ({xt_all.shape[0]},) (one image index per caption), "
-                         f"got {tuple(pi.shape)}")
+        raise ValueError(
+            f"pair_image: expected shape ({xt_all.shape[0]},) (one image index per caption), got {tuple(pi.shape)}"
+        )
     if len(pi) and (int(pi.min()) < 0 or int(pi.max()) >= xi_all.shape[0]):
-        raise ValueError(f"pair_image: indices must lie in [0, {xi_all.shape[0]}), got "
-                         f"[{int(pi.min())}, {int(pi.max())}]")
+        raise ValueError(
+            f"pair_image: indices must lie in [0, {xi_all.shape[0]}), got [{int(pi.min())}, {int(pi.max())}]"
+        )
     torch.manual_seed(seed)
-    model = CommonSpaceModel(xi_all.shape[1], xt_all.shape[1], xi_all.shape[0], c.dim, c.hidden, c.dropout,
-                             c.d_hidden, seed).to(dev)
+    model = CommonSpaceModel(
+        xi_all.shape[1], xt_all.shape[1], xi_all.shape[0], c.dim, c.hidden, c.dropout, c.d_hidden, seed
+    ).to(dev)
     opt = torch.optim.Adam(model.encoder_parameters(), lr=c.lr, weight_decay=c.weight_decay)
     opt_d = torch.optim.Adam(model.adversary_parameters(), lr=c.lr_d)
     xi_all, xt_all, pi = xi_all.to(dev), xt_all.to(dev), pi.to(dev)
     g = torch.Generator().manual_seed(seed)
     hist = TrainHistory()
     n = len(pi)
-    ep: dict[str, Any] = {}                          # this epoch's running sums, batch count and clock
+    ep: dict[str, Any] = {}  # this epoch's running sums, batch count and clock
 
     def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
         model.train()
@@ -478,13 +519,13 @@ def train_common_space(image_features: np.ndarray | torch.Tensor, text_features:
     def batches(tr: loop.Trainer, epoch: int):
         order = torch.randperm(n, generator=g).to(dev)
         for b in range(n // c.batch_size):  # drop the last, incomplete batch (BatchNorm, in-batch negatives)
-            yield order[b * c.batch_size:(b + 1) * c.batch_size]
+            yield order[b * c.batch_size : (b + 1) * c.batch_size]
 
     def training_step(tr: loop.Trainer, idx: torch.Tensor) -> dict:
         y = pi[idx]
         xi, xt = xi_all[y], xt_all[idx]
         for p in model.adversary_parameters():
-            p.requires_grad_(False)   # θ_D fixed during the encoder step
+            p.requires_grad_(False)  # θ_D fixed during the encoder step
         total, terms = _generator_terms(model, c, xi, xt, y, c.grl_coeff)
         return {"loss": total, "terms": terms, "xi": xi, "xt": xt}
 
@@ -519,16 +560,23 @@ def train_common_space(image_features: np.ndarray | torch.Tensor, text_features:
         if callback is not None:
             callback(epoch, model)
 
-    task = loop.Task(on_epoch_start=on_epoch_start, batches=batches, training_step=training_step,
-                     optimizers=lambda tr, idx: [opt], on_step_end=on_step_end, on_epoch_end=on_epoch_end)
+    task = loop.Task(
+        on_epoch_start=on_epoch_start,
+        batches=batches,
+        training_step=training_step,
+        optimizers=lambda tr, idx: [opt],
+        on_step_end=on_step_end,
+        on_epoch_end=on_epoch_end,
+    )
     loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc="epochs").fit(task)
     model.eval()
     return model, hist
 
 
 @torch.no_grad()
-def embed(model: CommonSpaceModel, image_features: Any, text_features: Any, batch_size: int = 1024,
-          normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def embed(
+    model: CommonSpaceModel, image_features: Any, text_features: Any, batch_size: int = 1024, normalise: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Common-space features of images and texts: ((n_images, d), (n_texts, d)) float32, L2-normalised."""
     model.eval()
     dev = next(model.parameters()).device
@@ -536,8 +584,11 @@ def embed(model: CommonSpaceModel, image_features: Any, text_features: Any, batc
     for net, x in ((model.image, image_features), (model.text, text_features)):
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
         check_2d(x, "features", net.in_dim)
-        z = torch.cat([net(x[s:s + batch_size].to(dev)) for s in range(0, len(x), batch_size)]) if len(x) \
+        z = (
+            torch.cat([net(x[s : s + batch_size].to(dev)) for s in range(0, len(x), batch_size)])
+            if len(x)
             else torch.zeros(0, net.out_dim)
+        )
         if normalise:
             z = F.normalize(z, dim=1)
         out.append(z.cpu().numpy().astype(np.float32))
@@ -603,8 +654,13 @@ def thesis_map_excluding_hit(scores: Any, relevance: Any) -> float:
     return float(ap.mean()) if ap.size else float("nan")
 
 
-def retrieval_metrics(z_image: np.ndarray, z_text: np.ndarray, pair_image: np.ndarray,
-                      ks: Sequence[int] = (1, 5, 10), thesis_map: bool = True) -> dict[str, float]:
+def retrieval_metrics(
+    z_image: np.ndarray,
+    z_text: np.ndarray,
+    pair_image: np.ndarray,
+    ks: Sequence[int] = (1, 5, 10),
+    thesis_map: bool = True,
+) -> dict[str, float]:
     """R@K both directions, standard mAP and (optionally) the thesis-compatible "mAP" (percentages, 0–100).
 
     Image→text: each image queries all captions (its own captions are relevant). Text→image: each caption
@@ -637,11 +693,16 @@ def retrieval_metrics(z_image: np.ndarray, z_text: np.ndarray, pair_image: np.nd
     return out
 
 
-
-
-def noise_stability(model: CommonSpaceModel, image_features: np.ndarray, text_features: np.ndarray,
-                    pair_image: np.ndarray, sigmas: Sequence[float], seed: int = 0,
-                    ks: Sequence[int] = (1, 5, 10), relative: bool = True) -> list[dict[str, float]]:
+def noise_stability(
+    model: CommonSpaceModel,
+    image_features: np.ndarray,
+    text_features: np.ndarray,
+    pair_image: np.ndarray,
+    sigmas: Sequence[float],
+    seed: int = 0,
+    ks: Sequence[int] = (1, 5, 10),
+    relative: bool = True,
+) -> list[dict[str, float]]:
     """§4.5.3.6 / Table 4.7: R@K when Gaussian noise N(μ, σ²) is added to both inputs at test time.
 
     As in the thesis, μ is the mean of each modality's inputs; σ = 0 gives the no-noise row. The thesis's inputs
@@ -667,13 +728,18 @@ def noise_stability(model: CommonSpaceModel, image_features: np.ndarray, text_fe
     return rows
 
 
-def complexity(model: CommonSpaceModel, image_features: np.ndarray, text_features: np.ndarray,
-               repeats: int = 3) -> dict[str, float]:
+def complexity(
+    model: CommonSpaceModel, image_features: np.ndarray, text_features: np.ndarray, repeats: int = 3
+) -> dict[str, float]:
     """§4.5.3.6 / Table 4.6 for the trainable heads: parameters (M), forward FLOPs per image–text pair
     (2 · in · out per linear layer) and the measured embedding time per pair (ms, best of ``repeats``)."""
     n_params = sum(p.numel() for net in (model.image, model.text) for p in net.parameters())
-    flops = sum(2 * m.in_features * m.out_features for net in (model.image, model.text)
-                for m in net.modules() if isinstance(m, nn.Linear))
+    flops = sum(
+        2 * m.in_features * m.out_features
+        for net in (model.image, model.text)
+        for m in net.modules()
+        if isinstance(m, nn.Linear)
+    )
     n = min(len(image_features), len(text_features))
     best = float("inf")
     for _ in range(max(1, repeats)):
@@ -687,28 +753,23 @@ def complexity(model: CommonSpaceModel, image_features: np.ndarray, text_feature
 # offline data: an instance-level caption benchmark from easy-vqa shapes
 
 
-
-
-
-
-
-
-
-
 def shape_image_features(bench: ShapeCaptions, size: int = 128, device: str = "auto") -> np.ndarray:
     """Frozen EfficientNet-Lite0 features (1280-d, pooled, centred, L2-normalised) of the benchmark's images,
     cached on disk by the easy-vqa ids (:func:`xmr_lib.encoders.features.image_features`). Returns (n, 1280) float32."""
     import hashlib
 
-
     src = np.asarray(bench.source)
-    key = {"dataset": "easy_vqa_all_5000"} if np.array_equal(src, np.arange(5000)) else \
-        {"dataset": "easy_vqa", "ids": hashlib.sha1(src.astype(np.int64).tobytes()).hexdigest()[:16]}
+    key = (
+        {"dataset": "easy_vqa_all_5000"}
+        if np.array_equal(src, np.arange(5000))
+        else {"dataset": "easy_vqa", "ids": hashlib.sha1(src.astype(np.int64).tobytes()).hexdigest()[:16]}
+    )
     return image_features(bench.images, size=size, cache_key=key, device=resolve_device(device), progress=False)
 
 
-def caption_features(captions: Sequence[str], encoder: str = "minilm",
-                     fit_captions: Sequence[str] | None = None) -> np.ndarray:
+def caption_features(
+    captions: Sequence[str], encoder: str = "minilm", fit_captions: Sequence[str] | None = None
+) -> np.ndarray:
     """Text features of captions: ``"minilm"`` (384-d sentence embeddings, cached) or ``"bow"`` (word counts
     over the vocabulary of ``fit_captions``, default ``captions``). Returns (n, D) float32."""
 
@@ -729,18 +790,24 @@ def caption_features(captions: Sequence[str], encoder: str = "minilm",
 class CaptionSplit:
     """Train / test features of a caption benchmark: one image row per image, one text row per caption."""
 
-    train_image: np.ndarray      # (n_train, Di)
-    train_text: np.ndarray       # (n_train_captions, Dt)
-    train_pair: np.ndarray       # (n_train_captions,) index into train_image
+    train_image: np.ndarray  # (n_train, Di)
+    train_text: np.ndarray  # (n_train_captions, Dt)
+    train_pair: np.ndarray  # (n_train_captions,) index into train_image
     test_image: np.ndarray
     test_text: np.ndarray
     test_pair: np.ndarray
-    test_index: np.ndarray       # (n_test,) image indices of the test images in the benchmark
+    test_index: np.ndarray  # (n_test,) image indices of the test images in the benchmark
     test_caption_index: np.ndarray  # (n_test_captions,) caption indices in the benchmark
 
 
-def split_benchmark(image_features: np.ndarray, text_features: np.ndarray, pair_image: np.ndarray,
-                    n_train: int, n_test: int, seed: int = 0) -> CaptionSplit:
+def split_benchmark(
+    image_features: np.ndarray,
+    text_features: np.ndarray,
+    pair_image: np.ndarray,
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+) -> CaptionSplit:
     """Split a caption benchmark by image (all captions of an image on one side), seeded.
 
     Args:
@@ -749,13 +816,16 @@ def split_benchmark(image_features: np.ndarray, text_features: np.ndarray, pair_
     """
     xi, xt, p = np.asarray(image_features), np.asarray(text_features), np.asarray(pair_image)
     if xi.ndim != 2 or xt.ndim != 2 or p.shape != (len(xt),):
-        raise ValueError(f"image_features, text_features, pair_image: expected (n, Di), (m, Dt), (m,), got "
-                         f"{xi.shape}, {xt.shape}, {p.shape}")
+        raise ValueError(
+            f"image_features, text_features, pair_image: expected (n, Di), (m, Dt), (m,), got "
+            f"{xi.shape}, {xt.shape}, {p.shape}"
+        )
     if n_train < 2 or n_test < 2 or n_train + n_test > len(xi):
-        raise ValueError(f"n_train, n_test: expected >= 2 each and n_train + n_test <= {len(xi)}, got "
-                         f"{n_train}, {n_test}")
+        raise ValueError(
+            f"n_train, n_test: expected >= 2 each and n_train + n_test <= {len(xi)}, got {n_train}, {n_test}"
+        )
     perm = np.random.default_rng(seed).permutation(len(xi))
-    tr, te = np.sort(perm[:n_train]), np.sort(perm[n_train:n_train + n_test])
+    tr, te = np.sort(perm[:n_train]), np.sort(perm[n_train : n_train + n_test])
     out = []
     for idx in (tr, te):
         remap = -np.ones(len(xi), dtype=np.int64)
@@ -765,9 +835,16 @@ def split_benchmark(image_features: np.ndarray, text_features: np.ndarray, pair_
     return CaptionSplit(out[0][0], out[0][1], out[0][2], out[1][0], out[1][1], out[1][2], te, out[1][3])
 
 
-def run_configs(split: CaptionSplit, base: CommonSpaceConfig, names: Sequence[str], seeds: Sequence[int],
-                overrides: dict[str, dict[str, Any]] | None = None, device: str = "cpu",
-                progress: bool = True, checkpoint: Any = None) -> dict[str, dict[str, Any]]:
+def run_configs(
+    split: CaptionSplit,
+    base: CommonSpaceConfig,
+    names: Sequence[str],
+    seeds: Sequence[int],
+    overrides: dict[str, dict[str, Any]] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    checkpoint: Any = None,
+) -> dict[str, dict[str, Any]]:
     """Train every named configuration (an :data:`ABLATIONS` key, or a key of ``overrides``) for every seed.
 
     ``checkpoint``: a :class:`xmr_lib.core.checkpoint.Checkpoint`; every finished (configuration, seed) run is saved as
@@ -791,17 +868,32 @@ def run_configs(split: CaptionSplit, base: CommonSpaceConfig, names: Sequence[st
         step = f"{name}_seed{seed}".replace("=", "").replace(" ", "_")
         saved = checkpoint.load(step) if checkpoint is not None else None
         if saved is not None:
-            model = CommonSpaceModel(split.train_image.shape[1], split.train_text.shape[1], len(split.train_image),
-                                     cfg.dim, cfg.hidden, cfg.dropout, cfg.d_hidden, seed)
+            model = CommonSpaceModel(
+                split.train_image.shape[1],
+                split.train_text.shape[1],
+                len(split.train_image),
+                cfg.dim,
+                cfg.hidden,
+                cfg.dropout,
+                cfg.d_hidden,
+                seed,
+            )
             model.load_state_dict(saved["model"])
             model.eval()
             hist = TrainHistory(saved["history"])
         else:
-            model, hist = train_common_space(split.train_image, split.train_text, split.train_pair, cfg, seed=seed,
-                                             device=device)
+            model, hist = train_common_space(
+                split.train_image, split.train_text, split.train_pair, cfg, seed=seed, device=device
+            )
             if checkpoint is not None:
-                checkpoint.save(step, {"model": {k: v.cpu() for k, v in model.state_dict().items()},
-                                       "history": hist.epochs, "config": asdict(cfg)})
+                checkpoint.save(
+                    step,
+                    {
+                        "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                        "history": hist.epochs,
+                        "config": asdict(cfg),
+                    },
+                )
         zi, zt = embed(model, split.test_image, split.test_text)
         m = retrieval_metrics(zi, zt, split.test_pair)
         r = out.setdefault(name, {"metrics": {}, "history": [], "models": [], "probe": [], "seconds": []})

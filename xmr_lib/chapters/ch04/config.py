@@ -34,26 +34,73 @@ from xmr_lib.core.fallback import Fallback
 
 PROFILES = {
     "smoke": {
-        "dataset": "shapes", "n_train_images": 200, "n_test_images": 100, "captions_per_image": 5,
-        "text_encoder": "bow", "image_size": 64, "n_seeds": 1, "epochs": 2, "batch_size": 32, "dim": 128,
-        "hidden": 0, "lr": 1e-3, "k_steps": 5, "tau": 4.0, "margin": 0.5, "kl_target": "cmpm",
-        "di_form": "symmetric", "ablation": ["B1", "Full"], "tau_sweep": [], "noise_sigmas": [0.0, 0.05],
+        "dataset": "shapes",
+        "n_train_images": 200,
+        "n_test_images": 100,
+        "captions_per_image": 5,
+        "text_encoder": "bow",
+        "image_size": 64,
+        "n_seeds": 1,
+        "epochs": 2,
+        "batch_size": 32,
+        "dim": 128,
+        "hidden": 0,
+        "lr": 1e-3,
+        "k_steps": 5,
+        "tau": 4.0,
+        "margin": 0.5,
+        "kl_target": "cmpm",
+        "di_form": "symmetric",
+        "ablation": ["B1", "Full"],
+        "tau_sweep": [],
+        "noise_sigmas": [0.0, 0.05],
         "n_scatter": 20,
     },
     "default": {
-        "dataset": "shapes", "n_train_images": 1000, "n_test_images": 1000, "captions_per_image": 5,
-        "text_encoder": "bow", "image_size": 128, "n_seeds": 5, "epochs": 4, "batch_size": 64, "dim": 256,
-        "hidden": 0, "lr": 1e-3, "k_steps": 5, "tau": 4.0, "margin": 0.5, "kl_target": "cmpm",
-        "di_form": "symmetric", "ablation": ["B1", "B2", "B3", "Full", "Full-separate"],
-        "tau_sweep": [1.0], "noise_sigmas": [0.0, 0.025, 0.05, 0.075, 0.1], "n_scatter": 40,
+        "dataset": "shapes",
+        "n_train_images": 1000,
+        "n_test_images": 1000,
+        "captions_per_image": 5,
+        "text_encoder": "bow",
+        "image_size": 128,
+        "n_seeds": 5,
+        "epochs": 4,
+        "batch_size": 64,
+        "dim": 256,
+        "hidden": 0,
+        "lr": 1e-3,
+        "k_steps": 5,
+        "tau": 4.0,
+        "margin": 0.5,
+        "kl_target": "cmpm",
+        "di_form": "symmetric",
+        "ablation": ["B1", "B2", "B3", "Full", "Full-separate"],
+        "tau_sweep": [1.0],
+        "noise_sigmas": [0.0, 0.025, 0.05, 0.075, 0.1],
+        "n_scatter": 40,
     },
     "full": {
-        "dataset": "flickr30k", "n_train_images": 29000, "n_test_images": 1000, "captions_per_image": 5,
-        "text_encoder": "minilm", "image_size": 224, "n_seeds": 5, "epochs": 30, "batch_size": 64,
-        "dim": 512, "hidden": 1024, "lr": 2e-4, "k_steps": 5, "tau": 4.0, "margin": 0.5, "kl_target": "cmpm",
+        "dataset": "flickr30k",
+        "n_train_images": 29000,
+        "n_test_images": 1000,
+        "captions_per_image": 5,
+        "text_encoder": "minilm",
+        "image_size": 224,
+        "n_seeds": 5,
+        "epochs": 30,
+        "batch_size": 64,
+        "dim": 512,
+        "hidden": 1024,
+        "lr": 2e-4,
+        "k_steps": 5,
+        "tau": 4.0,
+        "margin": 0.5,
+        "kl_target": "cmpm",
         "di_form": "symmetric",
         "ablation": ["B1", "B2", "B3", "Full", "Full-noDI", "Full-noKL", "Full-GRL", "Full-separate"],
-        "tau_sweep": [1.0, 2.0, 3.0, 5.0, 6.0], "noise_sigmas": [0.0, 0.025, 0.05, 0.075, 0.1], "n_scatter": 40,
+        "tau_sweep": [1.0, 2.0, 3.0, 5.0, 6.0],
+        "noise_sigmas": [0.0, 0.025, 0.05, 0.075, 0.1],
+        "n_scatter": 40,
     },
 }
 
@@ -101,122 +148,283 @@ def _clamped_to_shapes(p, error) -> dict:
     """The default profile's data (bag-of-words captions) at the full profile's settings: at most 1,000 test
     images and the rest of the embedded set for training."""
     n_test = min(p.n_test_images, 1000)
-    return {"dataset": "shapes", "text_encoder": "bow", "n_test_images": n_test,
-            "n_train_images": min(p.n_train_images, SHAPES_IMAGES - n_test)}
+    return {
+        "dataset": "shapes",
+        "text_encoder": "bow",
+        "n_test_images": n_test,
+        "n_train_images": min(p.n_train_images, SHAPES_IMAGES - n_test),
+    }
 
 
 FALLBACK = Fallback(
-    wants_real=lambda p: p.dataset != "shapes", probe=_probe_karpathy, instead=_clamped_to_shapes,
+    wants_real=lambda p: p.dataset != "shapes",
+    probe=_probe_karpathy,
+    instead=_clamped_to_shapes,
     what="the embedded 'shapes' caption benchmark (the default profile's, bag-of-words text) with the full "
-         "profile's training settings, at most 4,000 training + 1,000 test images",
-    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR")
+    "profile's training settings, at most 4,000 training + 1,000 test images",
+    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
+)
 
 # The paper's numbers: Table 4.4 (Flickr30K, MobileNet): I→T R@1, R@10, "mAP"; T→I R@1, R@10, "mAP"
 PAPER_TABLE_44 = {
-    "B1": (40.6, 80.8, 23.1, 31.9, 72.2, 31.9), "B2": (42.3, 80.6, 24.4, 32.5, 73.0, 32.5),
-    "B3": (44.7, 81.0, 25.2, 32.6, 73.2, 32.6), "Full": (46.6, 82.5, 26.3, 34.4, 74.1, 34.4)}
+    "B1": (40.6, 80.8, 23.1, 31.9, 72.2, 31.9),
+    "B2": (42.3, 80.6, 24.4, 32.5, 73.0, 32.5),
+    "B3": (44.7, 81.0, 25.2, 32.6, 73.2, 32.6),
+    "Full": (46.6, 82.5, 26.3, 34.4, 74.1, 34.4),
+}
 # Table 4.5 (Flickr30K): τ → (I→T R@1, T→I R@1)
-PAPER_TABLE_45 = {1: (44.0, 32.9), 2: (45.3, 33.6), 3: (46.2, 33.3), 4: (46.6, 34.4), 5: (46.0, 34.3),
-                  6: (45.9, 33.1)}
+PAPER_TABLE_45 = {1: (44.0, 32.9), 2: (45.3, 33.6), 3: (46.2, 33.3), 4: (46.6, 34.4), 5: (46.0, 34.3), 6: (45.9, 33.1)}
 
 _DF = ("default", "full")
 _T44 = "Table 4.4 (Flickr30K, MobileNet), §4.5.3"
-_OURS = ("our benchmark is not Flickr30K: frozen EfficientNet-Lite0 features, bag-of-words captions and linear "
-         "heads on synthetic shape captions, where the instance classifier and triplet loss may leave the other "
-         "terms little to add")
+_OURS = (
+    "our benchmark is not Flickr30K: frozen EfficientNet-Lite0 features, bag-of-words captions and linear "
+    "heads on synthetic shape captions, where the instance classifier and triplet loss may leave the other "
+    "terms little to add"
+)
 
 
 def _step(id, statement, a, b, direction, pa, pb, source=_T44, note=_OURS):
     """An ablation step of Tables 4.4 / 4.5 / 4.8: ``a`` beats ``b`` on ``direction`` R@1 by a quarter of the
     paper's gap (R@1 is recorded in percent, as the paper prints it)."""
-    return greater(id, statement, a=f"{a}/{direction}/R@1", b=f"{b}/{direction}/R@1", kind=PAPER,
-                   paper_gap=round(pa - pb, 2), paper=f"{pa} vs {pb}", source=source, note=note, profiles=_DF)
+    return greater(
+        id,
+        statement,
+        a=f"{a}/{direction}/R@1",
+        b=f"{b}/{direction}/R@1",
+        kind=PAPER,
+        paper_gap=round(pa - pb, 2),
+        paper=f"{pa} vs {pb}",
+        source=source,
+        note=note,
+        profiles=_DF,
+    )
 
 
 CLAIMS = [
     # ---- Table 4.4: the component analysis, step by step (I→T and T→I R@1) ----
-    _step("04.full_beats_b1_i2t", "Full method beats Baseline1 (L_ce + L_tr) on I→T R@1",
-          "ablation/Full", "ablation/B1", "i2t", 46.6, 40.6),
-    _step("04.full_beats_b1_t2i", "Full method beats Baseline1 (L_ce + L_tr) on T→I R@1",
-          "ablation/Full", "ablation/B1", "t2i", 34.4, 31.9),
-    _step("04.di_helps_i2t", "Adding L_di (tempered KL, Eq. 4.11) raises I→T R@1 (Baseline2 > Baseline1)",
-          "ablation/B2", "ablation/B1", "i2t", 42.3, 40.6),
-    _step("04.di_helps_t2i", "Adding L_di (tempered KL, Eq. 4.11) raises T→I R@1 (Baseline2 > Baseline1)",
-          "ablation/B2", "ablation/B1", "t2i", 32.5, 31.9),
-    _step("04.kl_helps_i2t", "Adding L_kl (KL projection, Eq. 4.9) raises I→T R@1 (Baseline3 > Baseline2)",
-          "ablation/B3", "ablation/B2", "i2t", 44.7, 42.3),
-    _step("04.adversary_helps_i2t", "Adding the entropy adversary (L_s + L_c) raises I→T R@1 (Full > Baseline3)",
-          "ablation/Full", "ablation/B3", "i2t", 46.6, 44.7),
-    _step("04.adversary_helps_t2i", "Adding the entropy adversary (L_s + L_c) raises T→I R@1 (Full > Baseline3)",
-          "ablation/Full", "ablation/B3", "t2i", 34.4, 32.6),
+    _step(
+        "04.full_beats_b1_i2t",
+        "Full method beats Baseline1 (L_ce + L_tr) on I→T R@1",
+        "ablation/Full",
+        "ablation/B1",
+        "i2t",
+        46.6,
+        40.6,
+    ),
+    _step(
+        "04.full_beats_b1_t2i",
+        "Full method beats Baseline1 (L_ce + L_tr) on T→I R@1",
+        "ablation/Full",
+        "ablation/B1",
+        "t2i",
+        34.4,
+        31.9,
+    ),
+    _step(
+        "04.di_helps_i2t",
+        "Adding L_di (tempered KL, Eq. 4.11) raises I→T R@1 (Baseline2 > Baseline1)",
+        "ablation/B2",
+        "ablation/B1",
+        "i2t",
+        42.3,
+        40.6,
+    ),
+    _step(
+        "04.di_helps_t2i",
+        "Adding L_di (tempered KL, Eq. 4.11) raises T→I R@1 (Baseline2 > Baseline1)",
+        "ablation/B2",
+        "ablation/B1",
+        "t2i",
+        32.5,
+        31.9,
+    ),
+    _step(
+        "04.kl_helps_i2t",
+        "Adding L_kl (KL projection, Eq. 4.9) raises I→T R@1 (Baseline3 > Baseline2)",
+        "ablation/B3",
+        "ablation/B2",
+        "i2t",
+        44.7,
+        42.3,
+    ),
+    _step(
+        "04.adversary_helps_i2t",
+        "Adding the entropy adversary (L_s + L_c) raises I→T R@1 (Full > Baseline3)",
+        "ablation/Full",
+        "ablation/B3",
+        "i2t",
+        46.6,
+        44.7,
+    ),
+    _step(
+        "04.adversary_helps_t2i",
+        "Adding the entropy adversary (L_s + L_c) raises T→I R@1 (Full > Baseline3)",
+        "ablation/Full",
+        "ablation/B3",
+        "t2i",
+        34.4,
+        32.6,
+    ),
     # ---- Table 4.5: τ = 4 against the plain KL (τ = 1) ----
-    _step("04.tau4_beats_tau1_i2t", "Temperature τ = 4 in L_di beats τ = 1 (the plain KL) on I→T R@1",
-          "tau/4", "tau/1", "i2t", 46.6, 44.0, source="Table 4.5, §4.5.3.4"),
-    _step("04.tau4_beats_tau1_t2i", "Temperature τ = 4 in L_di beats τ = 1 (the plain KL) on T→I R@1",
-          "tau/4", "tau/1", "t2i", 34.4, 32.9, source="Table 4.5, §4.5.3.4"),
+    _step(
+        "04.tau4_beats_tau1_i2t",
+        "Temperature τ = 4 in L_di beats τ = 1 (the plain KL) on I→T R@1",
+        "tau/4",
+        "tau/1",
+        "i2t",
+        46.6,
+        44.0,
+        source="Table 4.5, §4.5.3.4",
+    ),
+    _step(
+        "04.tau4_beats_tau1_t2i",
+        "Temperature τ = 4 in L_di beats τ = 1 (the plain KL) on T→I R@1",
+        "tau/4",
+        "tau/1",
+        "t2i",
+        34.4,
+        32.9,
+        source="Table 4.5, §4.5.3.4",
+    ),
     # ---- Table 4.8: the unified entropy discriminator (Fig. 4.3) against separate heads (Fig. 4.8) ----
-    _step("04.unified_beats_separate_i2t",
-          "The unified discriminator (entropy and modality classification in one D, Fig. 4.3) beats the separate "
-          "uncertainty predictor + gradient-reversal modality classifier (Fig. 4.8) on I→T R@1",
-          "ablation/Full", "ablation/Full-separate", "i2t", 56.5, 55.3, source="Table 4.8 (Flickr30K, ResNet-152), "
-          "§4.5.4", note="the paper's gap is small (1.2 points) and reverses on CUHK-PEDES (65.58 vs 67.79); "
-          + _OURS),
+    _step(
+        "04.unified_beats_separate_i2t",
+        "The unified discriminator (entropy and modality classification in one D, Fig. 4.3) beats the separate "
+        "uncertainty predictor + gradient-reversal modality classifier (Fig. 4.8) on I→T R@1",
+        "ablation/Full",
+        "ablation/Full-separate",
+        "i2t",
+        56.5,
+        55.3,
+        source="Table 4.8 (Flickr30K, ResNet-152), §4.5.4",
+        note="the paper's gap is small (1.2 points) and reverses on CUHK-PEDES (65.58 vs 67.79); " + _OURS,
+    ),
     # ---- every table of the chapter: image queries score higher than caption queries ----
-    greater("04.i2t_beats_t2i", "I→T R@1 is higher than T→I R@1 (full method)", a="ablation/Full/i2t/R@1",
-            b="ablation/Full/t2i/R@1", kind=PAPER, paper_gap=12.2, paper="46.6 vs 34.4",
-            source="Tables 4.1, 4.4 (Flickr30K, MobileNet)",
-            note="with five captions per image an image query has five chances at rank 1, a caption query one",
-            profiles=_DF),
+    greater(
+        "04.i2t_beats_t2i",
+        "I→T R@1 is higher than T→I R@1 (full method)",
+        a="ablation/Full/i2t/R@1",
+        b="ablation/Full/t2i/R@1",
+        kind=PAPER,
+        paper_gap=12.2,
+        paper="46.6 vs 34.4",
+        source="Tables 4.1, 4.4 (Flickr30K, MobileNet)",
+        note="with five captions per image an image query has five chances at rank 1, a caption query one",
+        profiles=_DF,
+    ),
     # ---- sanity: our code does what the formulas say ----
-    at_least("04.retrieval_above_chance", "The full method retrieves the right image far above chance "
-             "(T→I R@1 ≥ 5× chance)", metric="ablation/Full/t2i/R@1_over_chance", threshold=5.0, kind=SANITY,
-             paper="—", source="—", profiles=("smoke", "default", "full")),
-    greater("04.entropy_adversary_confuses_D", "The entropy adversary (Eq. 4.4) keeps the modality discriminator "
-            "uncertain: its final output entropy (nats) is higher than when it never acts on the encoders "
-            "(Full vs Baseline3)", a="ablation/Full/final_d_entropy", b="ablation/B3/final_d_entropy", kind=SANITY,
-            min_gap=0.0, paper="the 'domain confusion state' the adversary aims at", source="§4.4.1, Fig. 4.3",
-            profiles=_DF),
+    at_least(
+        "04.retrieval_above_chance",
+        "The full method retrieves the right image far above chance (T→I R@1 ≥ 5× chance)",
+        metric="ablation/Full/t2i/R@1_over_chance",
+        threshold=5.0,
+        kind=SANITY,
+        paper="—",
+        source="—",
+        profiles=("smoke", "default", "full"),
+    ),
+    greater(
+        "04.entropy_adversary_confuses_D",
+        "The entropy adversary (Eq. 4.4) keeps the modality discriminator "
+        "uncertain: its final output entropy (nats) is higher than when it never acts on the encoders "
+        "(Full vs Baseline3)",
+        a="ablation/Full/final_d_entropy",
+        b="ablation/B3/final_d_entropy",
+        kind=SANITY,
+        min_gap=0.0,
+        paper="the 'domain confusion state' the adversary aims at",
+        source="§4.4.1, Fig. 4.3",
+        profiles=_DF,
+    ),
     # ---- findings (full profile only: the rows are not trained by default) ----
-    greater("04.entropy_beats_grl_i2t", "The entropy adversary beats a plain gradient-reversal adversary "
-            "(ACMR / DANN, the chapter's refs. [177, 211]) on I→T R@1", a="ablation/Full/i2t/R@1",
-            b="ablation/Full-GRL/i2t/R@1", kind=FINDING, min_gap=0.0, paper="not in the thesis (no such row)",
-            source="§4.4.1 (motivation), no table", profiles=("full",)),
+    greater(
+        "04.entropy_beats_grl_i2t",
+        "The entropy adversary beats a plain gradient-reversal adversary "
+        "(ACMR / DANN, the chapter's refs. [177, 211]) on I→T R@1",
+        a="ablation/Full/i2t/R@1",
+        b="ablation/Full-GRL/i2t/R@1",
+        kind=FINDING,
+        min_gap=0.0,
+        paper="not in the thesis (no such row)",
+        source="§4.4.1 (motivation), no table",
+        profiles=("full",),
+    ),
 ]
 
 # ---- per-dataset paper targets, real data only (the notebook records "<dataset>/…" keys and data/real) ----
 _TARGETS = [  # (dataset, direction, paper R@1, source)
-    ("flickr30k", "i2t", 46.6, "Tables 4.1, 4.4"), ("flickr30k", "t2i", 34.4, "Tables 4.1, 4.4"),
-    ("coco", "i2t", 54.7, "Table 4.1 (1K test)"), ("coco", "t2i", 41.0, "Table 4.1 (1K test)"),
+    ("flickr30k", "i2t", 46.6, "Tables 4.1, 4.4"),
+    ("flickr30k", "t2i", 34.4, "Tables 4.1, 4.4"),
+    ("coco", "i2t", 54.7, "Table 4.1 (1K test)"),
+    ("coco", "t2i", 41.0, "Table 4.1 (1K test)"),
     ("flickr8k", "i2t", 30.9, "Table 4.3"),
 ]
 _NAMES = {"flickr30k": "Flickr30K", "coco": "MS-COCO", "flickr8k": "Flickr8K"}
 for _ds, _dir, _v, _src in _TARGETS:
-    CLAIMS.append(real_data_only(close_to(
-        f"04.full_{_ds}_{_dir}_r1", f"Full method, {_NAMES[_ds]} {'I→T' if _dir == 'i2t' else 'T→I'} R@1 "
-        "(MobileNet in the thesis; ours: frozen EfficientNet-Lite0 + MiniLM, hence ±5 points)",
-        metric=f"{_ds}/ablation/Full/{_dir}/R@1", target=_v, tol=5.0, paper=f"{_v}", source=_src,
-        profiles=("full",))))
+    CLAIMS.append(
+        real_data_only(
+            close_to(
+                f"04.full_{_ds}_{_dir}_r1",
+                f"Full method, {_NAMES[_ds]} {'I→T' if _dir == 'i2t' else 'T→I'} R@1 "
+                "(MobileNet in the thesis; ours: frozen EfficientNet-Lite0 + MiniLM, hence ±5 points)",
+                metric=f"{_ds}/ablation/Full/{_dir}/R@1",
+                target=_v,
+                tol=5.0,
+                paper=f"{_v}",
+                source=_src,
+                profiles=("full",),
+            )
+        )
+    )
 
 NOT_CLAIMED = [
-    ("Adding L_kl slightly raises T→I R@1 (32.6 vs 32.5)", "Table 4.4, §4.5.3.3",
-     "a 0.1-point gap the thesis itself calls slight: below what 5 seeds of any setting can resolve"),
-    ("R@10 and 'mAP' of every Table 4.4 / 4.5 row", "Tables 4.4, 4.5",
-     "R@1 carries the orderings; the chapter's T→I 'mAP' is T→I R@1 by construction (a unit test), and its I→T "
-     "'mAP' is a non-standard AP (we report the standard mAP beside it)"),
-    ("τ = 4 is the interior optimum of τ ∈ {1, …, 6} (e.g. 46.6 vs 45.9 at τ = 6 on I→T)", "Table 4.5",
-     "gaps of 0.4–1.3 points need a six-point sweep over 5 seeds; the default profile trains τ = 1 and τ = 4 "
-     "(claimed), the full profile the whole sweep"),
-    ("Ours beats the published methods of Tables 4.1–4.3 (m-RNN, VSE++, CMPM, DAN, …)", "Tables 4.1–4.3",
-     "those numbers are other papers' with other backbones; not re-implemented"),
-    ("Deeper backbones retrieve better (ResNet-152 > MobileNet > VGG)", "Tables 4.1–4.3, §4.5.2",
-     "needs the fine-tuned backbones; ours are frozen"),
-    ("Text→image retrieval on CUHK-PEDES (R@1 55.72 with ResNet-152)", "Table 4.2",
-     "CUHK-PEDES is not fetched by data_scripts"),
-    ("Model size, FLOPs and inference time (MobileNet 1.1e9 FLOPs, 14.8 ms)", "Table 4.6",
-     "whole-network numbers of the paper's backbones; we report our heads' complexity without a claim"),
-    ("R@1 drops little under Gaussian input noise (T→I 23.8 → 22.2 at σ = 0.1 on Flickr8K)", "Table 4.7",
-     "measured on one seed in the notebook; 'little' states no threshold and our σ is relative to feature scale"),
+    (
+        "Adding L_kl slightly raises T→I R@1 (32.6 vs 32.5)",
+        "Table 4.4, §4.5.3.3",
+        "a 0.1-point gap the thesis itself calls slight: below what 5 seeds of any setting can resolve",
+    ),
+    (
+        "R@10 and 'mAP' of every Table 4.4 / 4.5 row",
+        "Tables 4.4, 4.5",
+        "R@1 carries the orderings; the chapter's T→I 'mAP' is T→I R@1 by construction (a unit test), and its I→T "
+        "'mAP' is a non-standard AP (we report the standard mAP beside it)",
+    ),
+    (
+        "τ = 4 is the interior optimum of τ ∈ {1, …, 6} (e.g. 46.6 vs 45.9 at τ = 6 on I→T)",
+        "Table 4.5",
+        "gaps of 0.4–1.3 points need a six-point sweep over 5 seeds; the default profile trains τ = 1 and τ = 4 "
+        "(claimed), the full profile the whole sweep",
+    ),
+    (
+        "Ours beats the published methods of Tables 4.1–4.3 (m-RNN, VSE++, CMPM, DAN, …)",
+        "Tables 4.1–4.3",
+        "those numbers are other papers' with other backbones; not re-implemented",
+    ),
+    (
+        "Deeper backbones retrieve better (ResNet-152 > MobileNet > VGG)",
+        "Tables 4.1–4.3, §4.5.2",
+        "needs the fine-tuned backbones; ours are frozen",
+    ),
+    (
+        "Text→image retrieval on CUHK-PEDES (R@1 55.72 with ResNet-152)",
+        "Table 4.2",
+        "CUHK-PEDES is not fetched by data_scripts",
+    ),
+    (
+        "Model size, FLOPs and inference time (MobileNet 1.1e9 FLOPs, 14.8 ms)",
+        "Table 4.6",
+        "whole-network numbers of the paper's backbones; we report our heads' complexity without a claim",
+    ),
+    (
+        "R@1 drops little under Gaussian input noise (T→I 23.8 → 22.2 at σ = 0.1 on Flickr8K)",
+        "Table 4.7",
+        "measured on one seed in the notebook; 'little' states no threshold and our σ is relative to feature scale",
+    ),
     ("Paired features move closer as each loss is added", "Fig. 4.5", "a t-SNE picture; shown, not claimed"),
-    ("The separate paradigm wins on CUHK-PEDES (R@1 67.79 vs 65.58)", "Table 4.8",
-     "CUHK-PEDES is not available; the Flickr30K direction is claimed (04.unified_beats_separate_i2t)"),
+    (
+        "The separate paradigm wins on CUHK-PEDES (R@1 67.79 vs 65.58)",
+        "Table 4.8",
+        "CUHK-PEDES is not available; the Flickr30K direction is claimed (04.unified_beats_separate_i2t)",
+    ),
 ]

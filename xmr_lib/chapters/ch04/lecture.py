@@ -7,6 +7,7 @@ Every function returns what the notebook shows or records; none records a metric
 ``runs.record_many``. Plots here use matplotlib only; the notebook draws the maps and grids of
 :mod:`xmr_lib.course.viz` from what these functions return.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
     ``p`` needs ``dataset, data_root, n_train_images, n_test_images, captions_per_image, text_encoder, image_size,
     device``."""
     if p["dataset"] == "shapes":
-        bench = shape_captions.shape_caption_benchmark(p["n_train_images"] + p["n_test_images"],
-                                                       p["captions_per_image"], seed=0)
+        bench = shape_captions.shape_caption_benchmark(
+            p["n_train_images"] + p["n_test_images"], p["captions_per_image"], seed=0
+        )
         xi = adv.shape_image_features(bench, size=p["image_size"], device=p["device"])
         xt = adv.caption_features(bench.captions, p["text_encoder"])
         split = adv.split_benchmark(xi, xt, bench.pair_image, p["n_train_images"], p["n_test_images"], seed=0)
@@ -60,8 +62,12 @@ def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
     parts = {}
     for part, n in (("train", p["n_train_images"]), ("test", p["n_test_images"])):
         paths, caps, pair = adv.karpathy_caption_benchmark(p["dataset"], p["data_root"], part, max_images=n)
-        xi = image_features(paths=paths, size=p["image_size"], device=p["device"],
-                            cache_key={"dataset": p["dataset"], "split": part, "n": len(paths)})
+        xi = image_features(
+            paths=paths,
+            size=p["image_size"],
+            device=p["device"],
+            cache_key={"dataset": p["dataset"], "split": part, "n": len(paths)},
+        )
         parts[part] = (xi, adv.caption_features(caps, p["text_encoder"]), pair, paths, caps)
     (tri, trt, trp, _, _), (tei, tet, tep, test_paths, test_captions) = parts["train"], parts["test"]
     split = adv.CaptionSplit(tri, trt, trp, tei, tet, tep, np.arange(len(tei)), np.arange(len(tet)))
@@ -71,9 +77,11 @@ def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
 
 def describe(split: adv.CaptionSplit) -> str:
     """One line: images, captions and feature sizes of both splits."""
-    return (f"train: {len(split.train_image)} images, {len(split.train_text)} captions | "
-            f"test: {len(split.test_image)} images, {len(split.test_text)} captions | "
-            f"image features {split.train_image.shape[1]}-d, text features {split.train_text.shape[1]}-d")
+    return (
+        f"train: {len(split.train_image)} images, {len(split.train_text)} captions | "
+        f"test: {len(split.test_image)} images, {len(split.test_text)} captions | "
+        f"image features {split.train_image.shape[1]}-d, text features {split.train_text.shape[1]}-d"
+    )
 
 
 def captions_of(image: int, split: adv.CaptionSplit, test_captions: Sequence[str]) -> list[str]:
@@ -84,9 +92,19 @@ def captions_of(image: int, split: adv.CaptionSplit, test_captions: Sequence[str
 def common_space_config(p: Mapping[str, Any]) -> adv.CommonSpaceConfig:
     """The full method's :class:`~xmr_lib.chapters.ch04.adversarial.CommonSpaceConfig` from the notebook's
     parameters (one learning rate for the encoders and the discriminator)."""
-    return adv.CommonSpaceConfig(dim=p["dim"], hidden=p["hidden"], lr=p["lr"], lr_d=p["lr"], k_steps=p["k_steps"],
-                                 tau=p["tau"], margin=p["margin"], kl_target=p["kl_target"], di_form=p["di_form"],
-                                 batch_size=p["batch_size"], epochs=p["epochs"])
+    return adv.CommonSpaceConfig(
+        dim=p["dim"],
+        hidden=p["hidden"],
+        lr=p["lr"],
+        lr_d=p["lr"],
+        k_steps=p["k_steps"],
+        tau=p["tau"],
+        margin=p["margin"],
+        kl_target=p["kl_target"],
+        di_form=p["di_form"],
+        batch_size=p["batch_size"],
+        epochs=p["epochs"],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -111,8 +129,7 @@ def mean_std(v: Sequence[float]) -> str:
     return f"{np.mean(v):.1f} ± {np.std(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
 
-def ablation_table(results: Mapping[str, Mapping[str, Any]],
-                   paper: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+def ablation_table(results: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Sequence[float]]) -> pd.DataFrame:
     """Table 4.4 beside ours: mean ± std over seeds of :data:`COLS`, the discriminator's final entropy and the
     fresh probe's accuracy (%), and the thesis's I→T / T→I R@1, R@10 and "mAP" where ``paper`` has the row."""
     rows = []
@@ -171,23 +188,42 @@ def tau_key(t: float) -> str:
     return f"tau={t:g}"
 
 
-def train_tau_sweep(split: adv.CaptionSplit, base: adv.CommonSpaceConfig, full: Mapping[str, Any],
-                    taus: Sequence[float], seeds: Sequence[int], device: str, checkpoint: Any = None
-                    ) -> dict[float, Mapping[str, Any]]:
+def train_tau_sweep(
+    split: adv.CaptionSplit,
+    base: adv.CommonSpaceConfig,
+    full: Mapping[str, Any],
+    taus: Sequence[float],
+    seeds: Sequence[int],
+    device: str,
+    checkpoint: Any = None,
+) -> dict[float, Mapping[str, Any]]:
     """The full method at every τ of ``taus`` ∪ {base.tau} (``full``, the ablation's Full results, is reused at
     ``base.tau``): ``{τ: results of adv.run_configs}``, sorted by τ."""
     extra = sorted(set(taus) - {base.tau})
-    got = adv.run_configs(split, base, [tau_key(t) for t in extra], seeds,
-                          overrides={tau_key(t): {"tau": float(t)} for t in extra}, device=device,
-                          checkpoint=checkpoint) if extra else {}
+    got = (
+        adv.run_configs(
+            split,
+            base,
+            [tau_key(t) for t in extra],
+            seeds,
+            overrides={tau_key(t): {"tau": float(t)} for t in extra},
+            device=device,
+            checkpoint=checkpoint,
+        )
+        if extra
+        else {}
+    )
     got[tau_key(base.tau)] = full
     return {t: got[tau_key(t)] for t in sorted([*extra, base.tau])}
 
 
 def tau_metrics(sweep: Mapping[float, Mapping[str, Any]]) -> dict[str, list[float]]:
     """``tau/<τ>/<metric>`` per seed: R@1, R@10 and mAP of both directions."""
-    return {f"tau/{t:g}/{k}": [float(x) for x in r["metrics"][k]] for t, r in sweep.items()
-            for k in ("i2t/R@1", "i2t/R@10", "t2i/R@1", "t2i/R@10", "i2t/mAP", "t2i/mAP")}
+    return {
+        f"tau/{t:g}/{k}": [float(x) for x in r["metrics"][k]]
+        for t, r in sweep.items()
+        for k in ("i2t/R@1", "i2t/R@10", "t2i/R@1", "t2i/R@10", "i2t/mAP", "t2i/mAP")
+    }
 
 
 def tau_table(sweep: Mapping[float, Mapping[str, Any]], paper: Mapping[int, Sequence[float]]) -> pd.DataFrame:
@@ -196,8 +232,15 @@ def tau_table(sweep: Mapping[float, Mapping[str, Any]], paper: Mapping[int, Sequ
     for t, r in sweep.items():
         m = r["metrics"]
         q = paper.get(int(t)) if float(t).is_integer() else None
-        rows.append({"τ": t, "I→T R@1": mean_std(m["i2t/R@1"]), "T→I R@1": mean_std(m["t2i/R@1"]),
-                     "I→T mAP": mean_std(m["i2t/mAP"]), "thesis I→T / T→I R@1": f"{q[0]} / {q[1]}" if q else "–"})
+        rows.append(
+            {
+                "τ": t,
+                "I→T R@1": mean_std(m["i2t/R@1"]),
+                "T→I R@1": mean_std(m["t2i/R@1"]),
+                "I→T mAP": mean_std(m["i2t/mAP"]),
+                "thesis I→T / T→I R@1": f"{q[0]} / {q[1]}" if q else "–",
+            }
+        )
     return pd.DataFrame(rows).set_index("τ")
 
 
@@ -240,8 +283,8 @@ def plot_discriminator_histograms(results: Mapping[str, Mapping[str, Any]], spli
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
     for ax, name in zip(axes[0], names):
         pi, pt = discriminator_outputs(results[name]["models"][0], split)
-        ax.hist(pi, bins=30, range=(0, 1), alpha=.6, density=True, label="image features")
-        ax.hist(pt, bins=30, range=(0, 1), alpha=.6, density=True, label="caption features")
+        ax.hist(pi, bins=30, range=(0, 1), alpha=0.6, density=True, label="image features")
+        ax.hist(pt, bins=30, range=(0, 1), alpha=0.6, density=True, label="caption features")
         ax.set_title(name)
         ax.set_xlabel("P_D(image | z)")
     axes[0][0].legend(fontsize=8)
@@ -253,8 +296,7 @@ def plot_discriminator_histograms(results: Mapping[str, Mapping[str, Any]], spli
 # §7 retrieval examples
 
 
-def i2t_examples(S: np.ndarray, split: adv.CaptionSplit, test_captions: Sequence[str], n: int = 3,
-                 k: int = 5) -> str:
+def i2t_examples(S: np.ndarray, split: adv.CaptionSplit, test_captions: Sequence[str], n: int = 3, k: int = 5) -> str:
     """The top-``k`` captions of the first ``n`` test images under the similarities ``S`` (images × captions),
     ✓ marking the image's own captions, as printable text."""
     lines = []
@@ -265,8 +307,9 @@ def i2t_examples(S: np.ndarray, split: adv.CaptionSplit, test_captions: Sequence
     return "\n".join(lines)
 
 
-def t2i_examples(S: np.ndarray, split: adv.CaptionSplit, test_images: np.ndarray, n: int = 3,
-                 k: int = 5) -> tuple[list[int], dict[str, Any]]:
+def t2i_examples(
+    S: np.ndarray, split: adv.CaptionSplit, test_images: np.ndarray, n: int = 3, k: int = 5
+) -> tuple[list[int], dict[str, Any]]:
     """The top-``k`` images (among the shown ``test_images``) of the second caption of each of the first ``n``
     test images. Returns ``(caption indices, keyword arguments of viz.ranked_grids)``; the query cell shows the
     caption's own image."""
@@ -277,8 +320,12 @@ def t2i_examples(S: np.ndarray, split: adv.CaptionSplit, test_images: np.ndarray
         top = np.argsort(-S[:n_show, j])[:k]
         results.append([test_images[i] for i in top])
         status.append(["relevant" if i == split.test_pair[j] else "irrelevant" for i in top])
-    grid = {"queries": [test_images[split.test_pair[j]] for j in queries], "results": results, "status": status,
-            "row_titles": [f"caption {i + 1}" for i in range(len(queries))]}
+    grid = {
+        "queries": [test_images[split.test_pair[j]] for j in queries],
+        "results": results,
+        "status": status,
+        "row_titles": [f"caption {i + 1}" for i in range(len(queries))],
+    }
     return queries, grid
 
 

@@ -28,6 +28,7 @@ Profiles:
   (``FALLBACK``, applied by ``runs.params``: banner, ``data/fallback`` = 1, no ``data/real``), and those claims read
   "not run".
 """
+
 from dataclasses import dataclass
 
 from xmr_lib.core.claims import (
@@ -51,45 +52,45 @@ _METHODS = ["ft", "lwf", "l2", "ewc", "mmd", "kd_mmd", "joint"]
 
 PROFILES = {
     "smoke": {
-        "dataset": "synth_species",    # "synth_species" (offline) | "cub200" | "stanford_dogs" (full, data_root)
-        "n_old": 4,                    # classes of the first (old) group
-        "n_new": 4,                    # new classes (one-step: all at once; multi-step: split into n_steps groups)
-        "n_steps": 2,                  # groups of new classes in the multi-step run (Tables 5.9/5.10: 4)
-        "train_per_class": 24,         # SynthSpecies images per class (train / test)
+        "dataset": "synth_species",  # "synth_species" (offline) | "cub200" | "stanford_dogs" (full, data_root)
+        "n_old": 4,  # classes of the first (old) group
+        "n_new": 4,  # new classes (one-step: all at once; multi-step: split into n_steps groups)
+        "n_steps": 2,  # groups of new classes in the multi-step run (Tables 5.9/5.10: 4)
+        "train_per_class": 24,  # SynthSpecies images per class (train / test)
         "test_per_class": 12,
-        "image_size": 32,              # network input side (px)
-        "backbone": "tiny",            # "tiny" (CPU trunk) | "resnet50" | "efficientnet_lite0" | "resnet18"
-        "width": 8,                    # channels of the tiny trunk's first block
-        "embed_dim": 64,               # embedding size D (thesis: 512)
-        "classes_per_batch": 4,        # P of the P×K sampler (thesis code: 16)
-        "images_per_class": 8,         # K (thesis code: 5)
-        "lr": 1e-3,                    # Adam, embedding + classifier (thesis: 1e-5)
-        "lr_trunk": None,              # Adam, trunk (None: = lr; thesis: 1e-6)
+        "image_size": 32,  # network input side (px)
+        "backbone": "tiny",  # "tiny" (CPU trunk) | "resnet50" | "efficientnet_lite0" | "resnet18"
+        "width": 8,  # channels of the tiny trunk's first block
+        "embed_dim": 64,  # embedding size D (thesis: 512)
+        "classes_per_batch": 4,  # P of the P×K sampler (thesis code: 16)
+        "images_per_class": 8,  # K (thesis code: 5)
+        "lr": 1e-3,  # Adam, embedding + classifier (thesis: 1e-5)
+        "lr_trunk": None,  # Adam, trunk (None: = lr; thesis: 1e-6)
         "weight_decay": 0.0,
-        "freeze_bn": False,            # keep the trunk's BN statistics frozen (thesis code: True)
-        "augment": "flip",             # "flip" | "crop_flip" (random-resized crop 0.16-1 + flip, thesis code)
-        "base_iterations": 40,         # optimiser steps on the old classes (network A)
-        "inc_iterations": 30,          # steps per incremental step (network B)
-        "joint_iterations": 60,        # steps of the joint reference on all classes
-        "step_iterations": 15,         # steps per group in the multi-step run
-        "margin": 0.5,                 # λ of the triplet loss, Eq. 5.2
-        "temperature": 2.0,            # T of L_dist, Eq. 5.3
-        "alpha": 1.0,                  # weight of L_dist, Eq. 5.6
-        "beta": 1.0,                   # weight of L_mmd, Eq. 5.6
-        "mmd_sigmas": [0.5, 1.0, 2.0], # Gaussian bandwidths of L_mmd (UNSPECIFIED in the thesis) or "auto"
-        "l2_weight": 0.3,              # weight of the L2 feature baseline
-        "ewc_weight": 1000.0,          # weight of the EWC baseline
+        "freeze_bn": False,  # keep the trunk's BN statistics frozen (thesis code: True)
+        "augment": "flip",  # "flip" | "crop_flip" (random-resized crop 0.16-1 + flip, thesis code)
+        "base_iterations": 40,  # optimiser steps on the old classes (network A)
+        "inc_iterations": 30,  # steps per incremental step (network B)
+        "joint_iterations": 60,  # steps of the joint reference on all classes
+        "step_iterations": 15,  # steps per group in the multi-step run
+        "margin": 0.5,  # λ of the triplet loss, Eq. 5.2
+        "temperature": 2.0,  # T of L_dist, Eq. 5.3
+        "alpha": 1.0,  # weight of L_dist, Eq. 5.6
+        "beta": 1.0,  # weight of L_mmd, Eq. 5.6
+        "mmd_sigmas": [0.5, 1.0, 2.0],  # Gaussian bandwidths of L_mmd (UNSPECIFIED in the thesis) or "auto"
+        "l2_weight": 0.3,  # weight of the L2 feature baseline
+        "ewc_weight": 1000.0,  # weight of the EWC baseline
         "methods": ["ft", "lwf", "mmd", "kd_mmd", "joint"],
-        "n_seeds": 1,                  # seeds seed, seed+1, ... for the one-step table (orderings need 5)
-        "beta_grid": [0.1, 10.0],      # extra β values run on every seed (with α = alpha): Table 5.8
-        "sweep": {"l2": [3.0]},        # extra weights per regulariser, first seed only (Table 5.8 / frontier)
+        "n_seeds": 1,  # seeds seed, seed+1, ... for the one-step table (orderings need 5)
+        "beta_grid": [0.1, 10.0],  # extra β values run on every seed (with α = alpha): Table 5.8
+        "sweep": {"l2": [3.0]},  # extra weights per regulariser, first seed only (Table 5.8 / frontier)
         "multi_methods": ["ft", "kd_mmd"],
-        "eval_every": 10,              # evaluate old/new classes every this many steps (forgetting curves)
-        "fmnist": True,                # run the Fashion-MNIST track (5 + 5 classes)
-        "fmnist_iterations": [30, 20, 40],   # base, incremental, joint steps of that track
+        "eval_every": 10,  # evaluate old/new classes every this many steps (forgetting curves)
+        "fmnist": True,  # run the Fashion-MNIST track (5 + 5 classes)
+        "fmnist_iterations": [30, 20, 40],  # base, incremental, joint steps of that track
         "fmnist_methods": ["ft", "kd_mmd", "joint"],
-        "checkpoint": False,           # checkpoint every task of every run (resume a long run)
-        "cpu_threads": 1,              # torch CPU threads (None: xmr_lib.setup's choice); see the notebook
+        "checkpoint": False,  # checkpoint every task of every run (resume a long run)
+        "cpu_threads": 1,  # torch CPU threads (None: xmr_lib.setup's choice); see the notebook
     },
     "default": {
         "dataset": "synth_species",
@@ -103,7 +104,7 @@ PROFILES = {
         "width": 8,
         "embed_dim": 64,
         "classes_per_batch": 8,
-        "images_per_class": 4,          # K: 8 × 4 images per batch (was 8 × 8; half the cost per step)
+        "images_per_class": 4,  # K: 8 × 4 images per batch (was 8 × 8; half the cost per step)
         "lr": 1e-3,
         "lr_trunk": None,
         "weight_decay": 0.0,
@@ -111,7 +112,7 @@ PROFILES = {
         "augment": "flip",
         "base_iterations": 300,
         "inc_iterations": 300,
-        "joint_iterations": 1200,       # joint reference, all 18 classes (900 left it undertrained on some seeds)
+        "joint_iterations": 1200,  # joint reference, all 18 classes (900 left it undertrained on some seeds)
         "step_iterations": 80,
         "margin": 0.5,
         "temperature": 2.0,
@@ -120,10 +121,10 @@ PROFILES = {
         "mmd_sigmas": [0.5, 1.0, 2.0],
         "l2_weight": 0.3,
         "ewc_weight": 1000.0,
-        "methods": ["ft", "lwf", "mmd", "kd_mmd", "joint"],   # on every seed; L2 / EWC: -p sweep=...
+        "methods": ["ft", "lwf", "mmd", "kd_mmd", "joint"],  # on every seed; L2 / EWC: -p sweep=...
         "n_seeds": 5,
-        "beta_grid": [0.1, 10.0],       # Table 5.8's β around β = 1
-        "sweep": {},                   # e.g. {"l2": [0.3, 1.0], "ewc": [1000.0]}: first seed, a figure
+        "beta_grid": [0.1, 10.0],  # Table 5.8's β around β = 1
+        "sweep": {},  # e.g. {"l2": [0.3, 1.0], "ewc": [1000.0]}: first seed, a figure
         "multi_methods": ["ft", "kd_mmd"],
         "eval_every": 100,
         "fmnist": False,
@@ -150,10 +151,10 @@ PROFILES = {
         "weight_decay": 5e-4,
         "freeze_bn": True,
         "augment": "crop_flip",
-        "base_iterations": 9000,       # 1500 author-epochs of 100 classes × 5 images at batch 80
-        "inc_iterations": 4800,        # 800 author-epochs (§5.4.1)
-        "joint_iterations": 18000,     # 1500 author-epochs of 200 classes
-        "step_iterations": 1600,       # 25-class groups: the author's sampler gives 1 batch per epoch; 2 × 800
+        "base_iterations": 9000,  # 1500 author-epochs of 100 classes × 5 images at batch 80
+        "inc_iterations": 4800,  # 800 author-epochs (§5.4.1)
+        "joint_iterations": 18000,  # 1500 author-epochs of 200 classes
+        "step_iterations": 1600,  # 25-class groups: the author's sampler gives 1 batch per epoch; 2 × 800
         "margin": 0.5,
         "temperature": 2.0,
         "alpha": 1.0,
@@ -176,12 +177,17 @@ PROFILES = {
 }
 
 
-
 _ALL = ("smoke", "default", "full")
 _RUN = ("default",)
 _FULL = ("full",)
-_METHOD_NAME = {"ft": "fine-tuning", "lwf": "LwF (L_dist)", "l2": "the L2 loss", "ewc": "EWC",
-                "mmd": "L_mmd", "kd_mmd": "our method (L_dist + L_mmd)"}
+_METHOD_NAME = {
+    "ft": "fine-tuning",
+    "lwf": "LwF (L_dist)",
+    "l2": "the L2 loss",
+    "ewc": "EWC",
+    "mmd": "L_mmd",
+    "kd_mmd": "our method (L_dist + L_mmd)",
+}
 
 # Tables 5.2 / 5.7, CUB-200 one-step, R@1 % on the original classes: what joint training A(1–200) beats. The methods
 # run at the thesis' own weights (α = β = 1); L2 and EWC are left out: the thesis gives no weight for them, and a
@@ -206,136 +212,280 @@ def _joint_examples():
     holding = {"joint/old_R@1_seeds": [0.95 + 0.001 * i for i in range(n)]}
     holding.update({f"{m}/old_R@1_seeds": [0.5 + 0.002 * i for i in range(n)] for m in _OLD_R1})
     failing = dict(holding)
-    failing["kd_mmd/old_R@1_seeds"] = [0.95 + 0.001 * i for i in range(n)]   # one method level with joint
+    failing["kd_mmd/old_R@1_seeds"] = [0.95 + 0.001 * i for i in range(n)]  # one method level with joint
     return holding, failing
 
 
 CLAIMS = [
     # ---- sanity (every profile)
-    at_least("05.base_learns_old_classes", "The initial network A retrieves its own (old) classes far above chance "
-             "(old-class mAP ≥ 2 × chance, every seed)", metric="initial/old_mAP_over_chance_seeds", threshold=2.0,
-             kind=SANITY, paper="A(1–100): R@1 79.41", source="Table 5.2", profiles=_ALL),
-    at_most("05.training_lowers_loss", "The base training lowers the semantic preserving loss L_ce + L_triplet by at "
-            "least 10% (mean of the last 10% of steps / mean of the first 10%, every seed)",
-            metric="initial/loss_last_over_first_seeds", threshold=0.9, kind=SANITY, source="Eqs. 5.1–5.2",
-            profiles=_ALL),
+    at_least(
+        "05.base_learns_old_classes",
+        "The initial network A retrieves its own (old) classes far above chance "
+        "(old-class mAP ≥ 2 × chance, every seed)",
+        metric="initial/old_mAP_over_chance_seeds",
+        threshold=2.0,
+        kind=SANITY,
+        paper="A(1–100): R@1 79.41",
+        source="Table 5.2",
+        profiles=_ALL,
+    ),
+    at_most(
+        "05.training_lowers_loss",
+        "The base training lowers the semantic preserving loss L_ce + L_triplet by at "
+        "least 10% (mean of the last 10% of steps / mean of the first 10%, every seed)",
+        metric="initial/loss_last_over_first_seeds",
+        threshold=0.9,
+        kind=SANITY,
+        source="Eqs. 5.1–5.2",
+        profiles=_ALL,
+    ),
     # ---- Tables 5.2 / 5.7 / 5.8 on SynthSpecies: orderings in old- / new-class R@1 (fractions), 5 seeds
-    greater("05.ft_forgets", "Fine-tuning on the new classes only forgets the old ones: old-class R@1 falls below the "
-            "initial network A's", a="initial/old_R@1_seeds", b="ft/old_R@1_seeds", paper_gap=0.2551,
-            paper="old R@1 79.41 (A) → 53.90 (fine-tuning): −25.51", source="Table 5.2"),
-    greater("05.kd_mmd_keeps_old", "The chapter's method (L_dist + L_mmd, α = β = 1) keeps more of the old classes "
-            "than fine-tuning (old-class R@1)", a="kd_mmd/old_R@1_seeds", b="ft/old_R@1_seeds", paper_gap=0.2051,
-            paper="old R@1 74.41 vs 53.90: +20.51", source="Table 5.2"),
-    greater("05.feature_kd_beats_logit_kd", "Distilling the feature distribution as well (L_dist + L_mmd) keeps more "
-            "of the old classes than distilling the logits only (LwF, L_dist), old-class R@1", a="kd_mmd/old_R@1_seeds",
-            b="lwf/old_R@1_seeds", paper_gap=0.1949, paper="old R@1 74.41 vs 54.92: +19.49", source="Table 5.7"),
-    greater("05.mmd_gives_most_of_the_gain", "L_mmd gives most of the method's gain over fine-tuning on the old "
-            "classes: L_mmd alone gains more over fine-tuning than adding L_dist to it adds (i.e. L_mmd's share of the "
-            "L_dist + L_mmd gain is above one half), old-class R@1",
-            a="ablation/mmd_gain_old_R@1_seeds", b="ablation/dist_on_mmd_old_R@1_seeds", paper_gap=0.1841,
-            paper="L_mmd: 53.90 → 73.36 (+19.46); adding L_dist: 73.36 → 74.41 (+1.05); L_mmd's share "
-                  "19.46 / 20.51 = 95%; gap 19.46 − 1.05 = 18.41", source="Table 5.7",
-            note="a = R@1(mmd) − R@1(ft), b = R@1(kd_mmd) − R@1(mmd), per seed"),
-    greater("05.dist_adds_to_mmd", "Adding L_dist to L_mmd keeps a little more of the old classes (old-class R@1)",
-            a="kd_mmd/old_R@1_seeds", b="mmd/old_R@1_seeds", paper_gap=0.0105, paper="old R@1 74.41 vs 73.36: +1.05",
-            source="Table 5.7",
-            note="a 1.05-point effect on CUB: five seeds separate it from the seed-to-seed spread only if our "
-                 "effect is clearly larger"),
-    greater("05.ft_beats_ours_on_new", "Stability costs plasticity: fine-tuning learns the new classes better than "
-            "the chapter's method (new-class R@1)", a="ft/new_R@1_seeds", b="kd_mmd/new_R@1_seeds", paper_gap=0.0307,
-            paper="new R@1 76.18 (fine-tuning) vs 73.11 (ours): +3.07", source="Table 5.2",
-            note="a 3.07-point gap on CUB; new-class R@1 varies much from seed to seed here (in 300 steps the new "
-                 "classes are still being learnt, section 5), and the cost depends on the regulariser's weight"),
-    custom("05.joint_bounds_every_method", "Joint training on all classes (it sees the old images) is an upper bound "
-           "for the old classes: its old-class R@1 beats every incremental method run at the thesis' weights "
-           "(fine-tuning, LwF, L_mmd, ours), each by a quarter of its gap in Tables 5.2 / 5.7",
-           ["joint/old_R@1_seeds"] + [f"{m}/old_R@1_seeds" for m in _OLD_R1],
-           _joint_bounds, examples=_joint_examples(),
-           paper="old R@1: joint 77.33 vs fine-tuning 53.90, LwF 54.92, L_mmd 73.36, ours 74.41 (gaps 23.43, 22.41, "
-                 "3.97, 2.92)", source="Tables 5.2, 5.7",
-           note="the closest gaps (L_mmd 3.97, ours 2.92 points on CUB) are small; a regulariser strong enough keeps "
-                "A's old-class accuracy, which joint training need not reach"),
-    greater("05.beta_raises_old_classes", "Raising β (α = 1) from 0.1 to 10 keeps more of the old classes "
-            "(old-class R@1)", a="beta=10/old_R@1_seeds", b="beta=0.1/old_R@1_seeds", paper_gap=0.2360,
-            paper="α = 1: old R@1 55.81 (β = 0.1) → 74.41 (β = 1) → 79.41 (β = 10)", source="Table 5.8"),
-    greater("05.beta_lowers_new_classes", "Raising β (α = 1) from 0.1 to 10 learns the new classes less well "
-            "(new-class R@1)", a="beta=0.1/new_R@1_seeds", b="beta=10/new_R@1_seeds", paper_gap=0.2820,
-            paper="α = 1: new R@1 77.02 (β = 0.1) → 73.11 (β = 1) → 48.82 (β = 10)", source="Table 5.8"),
+    greater(
+        "05.ft_forgets",
+        "Fine-tuning on the new classes only forgets the old ones: old-class R@1 falls below the initial network A's",
+        a="initial/old_R@1_seeds",
+        b="ft/old_R@1_seeds",
+        paper_gap=0.2551,
+        paper="old R@1 79.41 (A) → 53.90 (fine-tuning): −25.51",
+        source="Table 5.2",
+    ),
+    greater(
+        "05.kd_mmd_keeps_old",
+        "The chapter's method (L_dist + L_mmd, α = β = 1) keeps more of the old classes "
+        "than fine-tuning (old-class R@1)",
+        a="kd_mmd/old_R@1_seeds",
+        b="ft/old_R@1_seeds",
+        paper_gap=0.2051,
+        paper="old R@1 74.41 vs 53.90: +20.51",
+        source="Table 5.2",
+    ),
+    greater(
+        "05.feature_kd_beats_logit_kd",
+        "Distilling the feature distribution as well (L_dist + L_mmd) keeps more "
+        "of the old classes than distilling the logits only (LwF, L_dist), old-class R@1",
+        a="kd_mmd/old_R@1_seeds",
+        b="lwf/old_R@1_seeds",
+        paper_gap=0.1949,
+        paper="old R@1 74.41 vs 54.92: +19.49",
+        source="Table 5.7",
+    ),
+    greater(
+        "05.mmd_gives_most_of_the_gain",
+        "L_mmd gives most of the method's gain over fine-tuning on the old "
+        "classes: L_mmd alone gains more over fine-tuning than adding L_dist to it adds (i.e. L_mmd's share of the "
+        "L_dist + L_mmd gain is above one half), old-class R@1",
+        a="ablation/mmd_gain_old_R@1_seeds",
+        b="ablation/dist_on_mmd_old_R@1_seeds",
+        paper_gap=0.1841,
+        paper="L_mmd: 53.90 → 73.36 (+19.46); adding L_dist: 73.36 → 74.41 (+1.05); L_mmd's share "
+        "19.46 / 20.51 = 95%; gap 19.46 − 1.05 = 18.41",
+        source="Table 5.7",
+        note="a = R@1(mmd) − R@1(ft), b = R@1(kd_mmd) − R@1(mmd), per seed",
+    ),
+    greater(
+        "05.dist_adds_to_mmd",
+        "Adding L_dist to L_mmd keeps a little more of the old classes (old-class R@1)",
+        a="kd_mmd/old_R@1_seeds",
+        b="mmd/old_R@1_seeds",
+        paper_gap=0.0105,
+        paper="old R@1 74.41 vs 73.36: +1.05",
+        source="Table 5.7",
+        note="a 1.05-point effect on CUB: five seeds separate it from the seed-to-seed spread only if our "
+        "effect is clearly larger",
+    ),
+    greater(
+        "05.ft_beats_ours_on_new",
+        "Stability costs plasticity: fine-tuning learns the new classes better than "
+        "the chapter's method (new-class R@1)",
+        a="ft/new_R@1_seeds",
+        b="kd_mmd/new_R@1_seeds",
+        paper_gap=0.0307,
+        paper="new R@1 76.18 (fine-tuning) vs 73.11 (ours): +3.07",
+        source="Table 5.2",
+        note="a 3.07-point gap on CUB; new-class R@1 varies much from seed to seed here (in 300 steps the new "
+        "classes are still being learnt, section 5), and the cost depends on the regulariser's weight",
+    ),
+    custom(
+        "05.joint_bounds_every_method",
+        "Joint training on all classes (it sees the old images) is an upper bound "
+        "for the old classes: its old-class R@1 beats every incremental method run at the thesis' weights "
+        "(fine-tuning, LwF, L_mmd, ours), each by a quarter of its gap in Tables 5.2 / 5.7",
+        ["joint/old_R@1_seeds"] + [f"{m}/old_R@1_seeds" for m in _OLD_R1],
+        _joint_bounds,
+        examples=_joint_examples(),
+        paper="old R@1: joint 77.33 vs fine-tuning 53.90, LwF 54.92, L_mmd 73.36, ours 74.41 (gaps 23.43, 22.41, "
+        "3.97, 2.92)",
+        source="Tables 5.2, 5.7",
+        note="the closest gaps (L_mmd 3.97, ours 2.92 points on CUB) are small; a regulariser strong enough keeps "
+        "A's old-class accuracy, which joint training need not reach",
+    ),
+    greater(
+        "05.beta_raises_old_classes",
+        "Raising β (α = 1) from 0.1 to 10 keeps more of the old classes (old-class R@1)",
+        a="beta=10/old_R@1_seeds",
+        b="beta=0.1/old_R@1_seeds",
+        paper_gap=0.2360,
+        paper="α = 1: old R@1 55.81 (β = 0.1) → 74.41 (β = 1) → 79.41 (β = 10)",
+        source="Table 5.8",
+    ),
+    greater(
+        "05.beta_lowers_new_classes",
+        "Raising β (α = 1) from 0.1 to 10 learns the new classes less well (new-class R@1)",
+        a="beta=0.1/new_R@1_seeds",
+        b="beta=10/new_R@1_seeds",
+        paper_gap=0.2820,
+        paper="α = 1: new R@1 77.02 (β = 0.1) → 73.11 (β = 1) → 48.82 (β = 10)",
+        source="Table 5.8",
+    ),
 ]
 
 # ---- full profile on the real data only: the tables' numbers (R@1 in %), each dataset against its own tables; the
 # trunk differs (ResNet-50 vs BN-Inception), hence ±5 points
 _TARGETS = {
-    "cub200": ("CUB-200", "Table 5.2", "Table 5.9", {
-        "initial/old_R@1": ("initial A(1–100) on the old classes", 79.41),
-        "initial/new_R@1": ("feature extraction (A on the new classes)", 47.02),
-        "ft/old_R@1": ("fine-tuning, old classes", 53.90), "ft/new_R@1": ("fine-tuning, new classes", 76.18),
-        "lwf/old_R@1": ("LwF, old classes", 54.92), "ewc/old_R@1": ("EWC, old classes", 62.03),
-        "l2/old_R@1": ("L2 loss, old classes", 66.48),
-        "kd_mmd/old_R@1": ("our method, old classes", 74.41), "kd_mmd/new_R@1": ("our method, new classes", 73.11),
-        "joint/old_R@1": ("joint reference A(1–200), old classes", 77.33),
-        "joint/new_R@1": ("joint reference A(1–200), new classes", 76.64),
-        "multi/ft/final_old_R@1": ("fine-tuning on classes 1–100 after 4 groups of 25", 35.68),
-        "multi/kd_mmd/final_old_R@1": ("ours on classes 1–100 after 4 groups of 25", 66.40)}),
-    "stanford_dogs": ("Stanford Dogs", "Table 5.3", "Table 5.10", {
-        "initial/old_R@1": ("initial A(1–60) on the old classes", 80.67),
-        "initial/new_R@1": ("feature extraction (A on the new classes)", 75.64),
-        "ft/old_R@1": ("fine-tuning, old classes", 61.43), "ft/new_R@1": ("fine-tuning, new classes", 78.93),
-        "lwf/old_R@1": ("LwF, old classes", 61.77), "ewc/old_R@1": ("EWC, old classes", 62.24),
-        "l2/old_R@1": ("L2 loss, old classes", 72.07),
-        "kd_mmd/old_R@1": ("our method, old classes", 76.67), "kd_mmd/new_R@1": ("our method, new classes", 81.88),
-        "joint/old_R@1": ("joint reference A(1–120), old classes", 79.29),
-        "joint/new_R@1": ("joint reference A(1–120), new classes", 82.57),
-        "multi/ft/final_old_R@1": ("fine-tuning on classes 1–60 after 4 groups of 15", 36.79),
-        "multi/kd_mmd/final_old_R@1": ("ours on classes 1–60 after 4 groups of 15", 65.47)}),
+    "cub200": (
+        "CUB-200",
+        "Table 5.2",
+        "Table 5.9",
+        {
+            "initial/old_R@1": ("initial A(1–100) on the old classes", 79.41),
+            "initial/new_R@1": ("feature extraction (A on the new classes)", 47.02),
+            "ft/old_R@1": ("fine-tuning, old classes", 53.90),
+            "ft/new_R@1": ("fine-tuning, new classes", 76.18),
+            "lwf/old_R@1": ("LwF, old classes", 54.92),
+            "ewc/old_R@1": ("EWC, old classes", 62.03),
+            "l2/old_R@1": ("L2 loss, old classes", 66.48),
+            "kd_mmd/old_R@1": ("our method, old classes", 74.41),
+            "kd_mmd/new_R@1": ("our method, new classes", 73.11),
+            "joint/old_R@1": ("joint reference A(1–200), old classes", 77.33),
+            "joint/new_R@1": ("joint reference A(1–200), new classes", 76.64),
+            "multi/ft/final_old_R@1": ("fine-tuning on classes 1–100 after 4 groups of 25", 35.68),
+            "multi/kd_mmd/final_old_R@1": ("ours on classes 1–100 after 4 groups of 25", 66.40),
+        },
+    ),
+    "stanford_dogs": (
+        "Stanford Dogs",
+        "Table 5.3",
+        "Table 5.10",
+        {
+            "initial/old_R@1": ("initial A(1–60) on the old classes", 80.67),
+            "initial/new_R@1": ("feature extraction (A on the new classes)", 75.64),
+            "ft/old_R@1": ("fine-tuning, old classes", 61.43),
+            "ft/new_R@1": ("fine-tuning, new classes", 78.93),
+            "lwf/old_R@1": ("LwF, old classes", 61.77),
+            "ewc/old_R@1": ("EWC, old classes", 62.24),
+            "l2/old_R@1": ("L2 loss, old classes", 72.07),
+            "kd_mmd/old_R@1": ("our method, old classes", 76.67),
+            "kd_mmd/new_R@1": ("our method, new classes", 81.88),
+            "joint/old_R@1": ("joint reference A(1–120), old classes", 79.29),
+            "joint/new_R@1": ("joint reference A(1–120), new classes", 82.57),
+            "multi/ft/final_old_R@1": ("fine-tuning on classes 1–60 after 4 groups of 15", 36.79),
+            "multi/kd_mmd/final_old_R@1": ("ours on classes 1–60 after 4 groups of 15", 65.47),
+        },
+    ),
 }
 CLAIMS += [
-    real_data_only(close_to(f"05.{ds}_{key.replace('/', '_').replace('@', '')}",
-                            f"{name} {'multi-step' if key.startswith('multi') else 'one-step'}: {what} (R@1 ± 5 "
-                            "points; ResNet-50 trunk)", metric=f"{ds}/{key}", target=t, tol=5.0, paper=f"{t:.2f}",
-                            source=multi_table if key.startswith("multi") else table, profiles=_FULL))
-    for ds, (name, table, multi_table, targets) in _TARGETS.items() for key, (what, t) in targets.items()
+    real_data_only(
+        close_to(
+            f"05.{ds}_{key.replace('/', '_').replace('@', '')}",
+            f"{name} {'multi-step' if key.startswith('multi') else 'one-step'}: {what} (R@1 ± 5 "
+            "points; ResNet-50 trunk)",
+            metric=f"{ds}/{key}",
+            target=t,
+            tol=5.0,
+            paper=f"{t:.2f}",
+            source=multi_table if key.startswith("multi") else table,
+            profiles=_FULL,
+        )
+    )
+    for ds, (name, table, multi_table, targets) in _TARGETS.items()
+    for key, (what, t) in targets.items()
 ]
-CLAIMS.append(real_data_only(close_to("05.cub200_mmd_old_R1", "CUB-200 one-step: L_ce + L_triplet + L_mmd, old "
-                                      "classes (R@1 ± 5 points; ResNet-50 trunk)", metric="cub200/mmd/old_R@1",
-                                      target=73.36, tol=5.0, paper="73.36", source="Table 5.7", profiles=_FULL)))
+CLAIMS.append(
+    real_data_only(
+        close_to(
+            "05.cub200_mmd_old_R1",
+            "CUB-200 one-step: L_ce + L_triplet + L_mmd, old classes (R@1 ± 5 points; ResNet-50 trunk)",
+            metric="cub200/mmd/old_R@1",
+            target=73.36,
+            tol=5.0,
+            paper="73.36",
+            source="Table 5.7",
+            profiles=_FULL,
+        )
+    )
+)
 
 NOT_CLAIMED = [
-    ("Our method keeps more of the old classes than the L2 loss (74.41 vs 66.48), EWC (62.03) and ALASSO (56.91)",
-     "Table 5.2", "the thesis does not report the L2 / EWC / ALASSO weights, and the ordering among regularisers "
-     "moves with their weights (section 7 shows the trade-off); on the real data the full profile checks each "
-     "method's number against its target instead; ALASSO is not implemented"),
-    ("Joint training bounds the L2 loss and EWC on the old classes (77.33 vs 66.48, 62.03)", "Table 5.2",
-     "their weights are not reported, and a large enough weight keeps A's old-class accuracy, above joint training "
-     "(Table 5.8's β = 10 row: 79.41 vs 77.33); the default profile does not run them (`-p sweep=...` adds them "
-     "to section 7's figure, first seed). Joint training's bound over the methods at the thesis' weights is "
-     "claimed: 05.joint_bounds_every_method"),
-    ("The other methods learn the new classes better than ours (LwF 75.76, L2 77.44, EWC 73.32 vs 73.11)",
-     "Table 5.2", "gaps of 0.2–4.3 points whose L2 / EWC side depends on unreported weights; the fine-tuning "
-     "comparison (the plasticity cost) is claimed: 05.ft_beats_ours_on_new"),
-    ("L_dist alone adds little to fine-tuning (54.92 vs 53.90 old, 75.76 vs 76.18 new)", "Table 5.7",
-     "a near-tie, which our ordering rule cannot confirm; the claim that L_mmd gives most of the gain covers it"),
-    ("Our method's old-class R@1 drops only 5.00 points from A's (79.41 → 74.41; Dogs 80.67 → 76.67)",
-     "Table 5.2, Table 5.3", "the size of a drop is a number of the real benchmark: checked by the full profile's "
-     "targets on real data only"),
-    ("Stanford Dogs shows the same trends as CUB (Table 5.3, Table 5.10)", "Table 5.3, Table 5.10",
-     "the embedded benchmark is one dataset; the Dogs numbers are the full profile's targets on real data only"),
-    ("Fewer new classes forget less (25 vs 100 new: 76.65 vs 74.41; Dogs 5 vs 60: 79.75 vs 76.67)",
-     "Tables 5.4, 5.5", "needs a second one-step run per seed with fewer new classes; left out of the default "
-     "profile to fit its time budget"),
-    ("The model is more sensitive to β than to α (α 0.1 → 1 at β = 0.1 changes little)", "Table 5.8",
-     "needs an α grid, and 'changes little' is not an ordering our rule can confirm; the β trade-off is claimed"),
-    ("Multi-step: every method degrades at every step and ours degrades least (3.25 vs 8.39 R@1 per step for L2)",
-     "Table 5.9, Table 5.10", "the default profile runs the multi-step protocol on one seed (a figure and a table) "
-     "to fit its time budget; on real data the full profile checks the final numbers against their targets"),
-    ("Incremental classification on CIFAR-100: ours above LwF, EWC and L2 at every step", "Table 5.6",
-     "not reproduced (a classification benchmark outside the retrieval protocol)"),
+    (
+        "Our method keeps more of the old classes than the L2 loss (74.41 vs 66.48), EWC (62.03) and ALASSO (56.91)",
+        "Table 5.2",
+        "the thesis does not report the L2 / EWC / ALASSO weights, and the ordering among regularisers "
+        "moves with their weights (section 7 shows the trade-off); on the real data the full profile checks each "
+        "method's number against its target instead; ALASSO is not implemented",
+    ),
+    (
+        "Joint training bounds the L2 loss and EWC on the old classes (77.33 vs 66.48, 62.03)",
+        "Table 5.2",
+        "their weights are not reported, and a large enough weight keeps A's old-class accuracy, above joint training "
+        "(Table 5.8's β = 10 row: 79.41 vs 77.33); the default profile does not run them (`-p sweep=...` adds them "
+        "to section 7's figure, first seed). Joint training's bound over the methods at the thesis' weights is "
+        "claimed: 05.joint_bounds_every_method",
+    ),
+    (
+        "The other methods learn the new classes better than ours (LwF 75.76, L2 77.44, EWC 73.32 vs 73.11)",
+        "Table 5.2",
+        "gaps of 0.2–4.3 points whose L2 / EWC side depends on unreported weights; the fine-tuning "
+        "comparison (the plasticity cost) is claimed: 05.ft_beats_ours_on_new",
+    ),
+    (
+        "L_dist alone adds little to fine-tuning (54.92 vs 53.90 old, 75.76 vs 76.18 new)",
+        "Table 5.7",
+        "a near-tie, which our ordering rule cannot confirm; the claim that L_mmd gives most of the gain covers it",
+    ),
+    (
+        "Our method's old-class R@1 drops only 5.00 points from A's (79.41 → 74.41; Dogs 80.67 → 76.67)",
+        "Table 5.2, Table 5.3",
+        "the size of a drop is a number of the real benchmark: checked by the full profile's targets on real data only",
+    ),
+    (
+        "Stanford Dogs shows the same trends as CUB (Table 5.3, Table 5.10)",
+        "Table 5.3, Table 5.10",
+        "the embedded benchmark is one dataset; the Dogs numbers are the full profile's targets on real data only",
+    ),
+    (
+        "Fewer new classes forget less (25 vs 100 new: 76.65 vs 74.41; Dogs 5 vs 60: 79.75 vs 76.67)",
+        "Tables 5.4, 5.5",
+        "needs a second one-step run per seed with fewer new classes; left out of the default "
+        "profile to fit its time budget",
+    ),
+    (
+        "The model is more sensitive to β than to α (α 0.1 → 1 at β = 0.1 changes little)",
+        "Table 5.8",
+        "needs an α grid, and 'changes little' is not an ordering our rule can confirm; the β trade-off is claimed",
+    ),
+    (
+        "Multi-step: every method degrades at every step and ours degrades least (3.25 vs 8.39 R@1 per step for L2)",
+        "Table 5.9, Table 5.10",
+        "the default profile runs the multi-step protocol on one seed (a figure and a table) "
+        "to fit its time budget; on real data the full profile checks the final numbers against their targets",
+    ),
+    (
+        "Incremental classification on CIFAR-100: ours above LwF, EWC and L2 at every step",
+        "Table 5.6",
+        "not reproduced (a classification benchmark outside the retrieval protocol)",
+    ),
     ("Training time per epoch of each method", "Fig. 5.3(d), Fig. 5.4(d)", "depends on the hardware"),
-    ("With L_mmd the new network's features stay distributed like the reference's (t-SNE)", "Fig. 5.5",
-     "a visual statement; section 10 shows the drift of the old-class embeddings, not claimed"),
-    ("The tables' absolute numbers (CUB-200, Stanford Dogs, BN-Inception)", "Tables 5.2, 5.3, 5.7, 5.9, 5.10",
-     "need the real benchmark: full profile, real data only (05.cub200_* / 05.stanford_dogs_*, ±5 points with a "
-     "ResNet-50 trunk)"),
+    (
+        "With L_mmd the new network's features stay distributed like the reference's (t-SNE)",
+        "Fig. 5.5",
+        "a visual statement; section 10 shows the drift of the old-class embeddings, not claimed",
+    ),
+    (
+        "The tables' absolute numbers (CUB-200, Stanford Dogs, BN-Inception)",
+        "Tables 5.2, 5.3, 5.7, 5.9, 5.10",
+        "need the real benchmark: full profile, real data only (05.cub200_* / 05.stanford_dogs_*, ±5 points with a "
+        "ResNet-50 trunk)",
+    ),
 ]
 
 
@@ -353,12 +503,35 @@ KNOBS = {
 #: SynthSpecies at a larger scale on the same device, as in notebook 06: 32 px, the tiny trunk, the default profile's
 #: learning rates and loss weights, 5× its iterations. The run records data/fallback = 1 and no data/real, so the
 #: Table 5.x claims read "not run". A knob given explicitly (a value other than the profile's) is kept.
-FALLBACK_KNOBS = {"dataset": "synth_species", "n_old": 9, "n_new": 9, "n_steps": 3, "train_per_class": 150,
-                  "test_per_class": 50, "image_size": 32, "backbone": "tiny", "width": 16, "embed_dim": 128,
-                  "classes_per_batch": 8, "images_per_class": 8, "lr": 1e-3, "lr_trunk": None, "weight_decay": 0.0,
-                  "freeze_bn": False, "augment": "flip", "base_iterations": 1500, "inc_iterations": 1500,
-                  "joint_iterations": 4500, "step_iterations": 600, "mmd_sigmas": [0.5, 1.0, 2.0],
-                  "l2_weight": 0.3, "ewc_weight": 1000.0, "n_seeds": 3, "beta_grid": [0.3, 3.0], "eval_every": 150}
+FALLBACK_KNOBS = {
+    "dataset": "synth_species",
+    "n_old": 9,
+    "n_new": 9,
+    "n_steps": 3,
+    "train_per_class": 150,
+    "test_per_class": 50,
+    "image_size": 32,
+    "backbone": "tiny",
+    "width": 16,
+    "embed_dim": 128,
+    "classes_per_batch": 8,
+    "images_per_class": 8,
+    "lr": 1e-3,
+    "lr_trunk": None,
+    "weight_decay": 0.0,
+    "freeze_bn": False,
+    "augment": "flip",
+    "base_iterations": 1500,
+    "inc_iterations": 1500,
+    "joint_iterations": 4500,
+    "step_iterations": 600,
+    "mmd_sigmas": [0.5, 1.0, 2.0],
+    "l2_weight": 0.3,
+    "ewc_weight": 1000.0,
+    "n_seeds": 3,
+    "beta_grid": [0.3, 3.0],
+    "eval_every": 150,
+}
 
 #: old + new classes of the thesis' protocol on each real dataset (§5.4.1)
 PAPER_SPLIT = {"cub200": (100, 100), "stanford_dogs": (60, 60)}
@@ -387,10 +560,14 @@ class _Rule(Fallback):
         return real, fell_back, banner
 
 
-FALLBACK = _Rule(wants_real=lambda p: p.dataset != "synth_species", probe=_probe, instead=_instead,
-                 what="the embedded SynthSpecies benchmark at a larger scale (9 + 9 classes at 32 px, the tiny trunk "
-                      "with the default profile's learning rates and loss weights, 5× its iterations, 3 seeds)",
-                 fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR")
+FALLBACK = _Rule(
+    wants_real=lambda p: p.dataset != "synth_species",
+    probe=_probe,
+    instead=_instead,
+    what="the embedded SynthSpecies benchmark at a larger scale (9 + 9 classes at 32 px, the tiny trunk "
+    "with the default profile's learning rates and loss weights, 5× its iterations, 3 seeds)",
+    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
+)
 
 #: one line per knob for ``runs.knob_table("05")`` (the parameters cell shows the knobs a learner changes most)
 KNOB_HELP = {

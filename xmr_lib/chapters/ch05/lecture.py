@@ -6,6 +6,7 @@ The notebook reads as a lecture and calls these functions; the losses, the train
 ``{key: value}`` dict the notebook records (``runs.record_many``); a run's results are the dicts
 :func:`xmr_lib.train.incremental.compare_methods` returns, ``{seed: {"initial": ..., method: IncrementalResult}}``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,9 @@ def benchmark(P: Any, seed: int) -> tuple[inc.LabelledImages, inc.LabelledImages
     """``(train, test, class names)`` of ``P.dataset``; ``seed`` draws the SynthSpecies images (a real dataset is
     the same for every seed)."""
     if P.dataset == "synth_species":
-        return inc.synth_species_disjoint(P.n_old, P.n_new, P.train_per_class, P.test_per_class, P.image_size,
-                                          seed=seed)
+        return inc.synth_species_disjoint(
+            P.n_old, P.n_new, P.train_per_class, P.test_per_class, P.image_size, seed=seed
+        )
     return inc.load_fine_grained(P.dataset, P.data_root, P.image_size)
 
 
@@ -48,14 +50,20 @@ def batch_transform(P: Any, in_channels: int) -> inc.BatchTransform:
     """Normalisation of the trunk, flips, and the thesis' random-resized crops with ``augment="crop_flip"``; a
     non-tiny trunk resizes to ``image_size``."""
     mean, std = backbones.trunk_mean_std(P.backbone, in_channels)
-    return inc.BatchTransform(mean=mean, std=std, size=P.image_size if P.backbone != "tiny" else None, flip=True,
-                              crop_scale=(0.16, 1.0) if P.augment == "crop_flip" else None)
+    return inc.BatchTransform(
+        mean=mean,
+        std=std,
+        size=P.image_size if P.backbone != "tiny" else None,
+        flip=True,
+        crop_scale=(0.16, 1.0) if P.augment == "crop_flip" else None,
+    )
 
 
 def model_factory(P: Any, in_channels: int) -> Callable[[int], inc.IncrementalNet]:
     """``make_model(n_classes)``: the network of Fig. 5.1b with this run's trunk and embedding size."""
-    return functools.partial(inc.make_net, backbone=P.backbone, embed_dim=P.embed_dim, width=P.width,
-                             in_channels=in_channels)
+    return functools.partial(
+        inc.make_net, backbone=P.backbone, embed_dim=P.embed_dim, width=P.width, in_channels=in_channels
+    )
 
 
 def as_image(x: torch.Tensor) -> np.ndarray:
@@ -66,7 +74,7 @@ def as_image(x: torch.Tensor) -> np.ndarray:
 def sample_images(train: inc.LabelledImages, group: Sequence[int], per_class: int = 3, n_classes: int = 9):
     """Images and titles of the first ``n_classes`` classes of ``group``, ``per_class`` each (class id above the
     first of each class)."""
-    shown = group[:min(len(group), n_classes)]
+    shown = group[: min(len(group), n_classes)]
     ims = [as_image(im) for c in shown for im in train.images[train.labels == c][:per_class]]
     titles = [str(c) if i % per_class == 0 else "" for c in shown for i in range(per_class)]
     return ims, titles
@@ -78,25 +86,48 @@ def sample_images(train: inc.LabelledImages, group: Sequence[int], per_class: in
 def train_config(P: Any, seed: int, iterations: Sequence[int]) -> inc.TrainConfig:
     """The training settings of every run; the in-task evaluations (the forgetting curves of section 5) only for the
     first seed: they cost time."""
-    return inc.TrainConfig(iterations=iterations, P=P.classes_per_batch, K=P.images_per_class, lr=P.lr,
-                           lr_trunk=P.lr_trunk, weight_decay=P.weight_decay, freeze_bn=P.freeze_bn,
-                           eval_every=P.eval_every if seed == P.seed else 0, device=P.device, seed=seed,
-                           progress=True)
+    return inc.TrainConfig(
+        iterations=iterations,
+        P=P.classes_per_batch,
+        K=P.images_per_class,
+        lr=P.lr,
+        lr_trunk=P.lr_trunk,
+        weight_decay=P.weight_decay,
+        freeze_bn=P.freeze_bn,
+        eval_every=P.eval_every if seed == P.seed else 0,
+        device=P.device,
+        seed=seed,
+        progress=True,
+    )
 
 
 def method_kwargs(P: Any) -> dict:
     """The loss weights and settings :func:`xmr_lib.train.incremental.method_plugins` takes."""
     sig = P.mmd_sigmas if isinstance(P.mmd_sigmas, str) else tuple(P.mmd_sigmas)
-    return dict(alpha=P.alpha, beta=P.beta, l2_weight=P.l2_weight, ewc_weight=P.ewc_weight,
-                temperature=P.temperature, sigmas=sig, margin=P.margin)
+    return dict(
+        alpha=P.alpha,
+        beta=P.beta,
+        l2_weight=P.l2_weight,
+        ewc_weight=P.ewc_weight,
+        temperature=P.temperature,
+        sigmas=sig,
+        margin=P.margin,
+    )
 
 
 def _with_weight(method: str, kwargs: dict, key: str, weight: float) -> Callable[[], list]:
     return lambda: inc.method_plugins(method, **{**kwargs, key: weight})
 
 
-def run_one_step(P: Any, seeds: Sequence[int], first: tuple, make_model: Callable, protocol: Sequence,
-                 transform: Callable, kwargs: dict) -> dict:
+def run_one_step(
+    P: Any,
+    seeds: Sequence[int],
+    first: tuple,
+    make_model: Callable,
+    protocol: Sequence,
+    transform: Callable,
+    kwargs: dict,
+) -> dict:
     """Every method of ``P.methods`` and the β grid from one network A per seed: ``{seed: {"initial": A,
     method: result, "kd_mmd β=b": result}}``. ``first`` = ``(train, test)`` of the first seed (already loaded)."""
     one = {}
@@ -104,14 +135,32 @@ def run_one_step(P: Any, seeds: Sequence[int], first: tuple, make_model: Callabl
         tr_s, te_s = first if s == P.seed else benchmark(P, s)[:2]
         t0 = time.time()
         cfg = train_config(P, s, [P.base_iterations, P.inc_iterations])
-        res = inc.compare_methods(make_model, tr_s, te_s, protocol, P.methods, cfg, transform,
-                                  joint_iterations=P.joint_iterations, method_kwargs=kwargs,
-                                  checkpoint=f"05/one_step/seed{s}" if P.checkpoint else None)
+        res = inc.compare_methods(
+            make_model,
+            tr_s,
+            te_s,
+            protocol,
+            P.methods,
+            cfg,
+            transform,
+            joint_iterations=P.joint_iterations,
+            method_kwargs=kwargs,
+            checkpoint=f"05/one_step/seed{s}" if P.checkpoint else None,
+        )
         grid = [b for b in P.beta_grid if b != P.beta]
-        res.update(inc.compare_methods(make_model, tr_s, te_s, protocol,
-                                       {f"kd_mmd β={b:g}": _with_weight("kd_mmd", kwargs, "beta", b) for b in grid},
-                                       train_config(P, s, [P.base_iterations, P.inc_iterations]), transform,
-                                       base=res["initial"], checkpoint=f"05/beta/seed{s}" if P.checkpoint else None))
+        res.update(
+            inc.compare_methods(
+                make_model,
+                tr_s,
+                te_s,
+                protocol,
+                {f"kd_mmd β={b:g}": _with_weight("kd_mmd", kwargs, "beta", b) for b in grid},
+                train_config(P, s, [P.base_iterations, P.inc_iterations]),
+                transform,
+                base=res["initial"],
+                checkpoint=f"05/beta/seed{s}" if P.checkpoint else None,
+            )
+        )
         one[s] = res
         print(f"seed {s}: {len(res) - 1} runs in {time.time() - t0:.0f} s")
     return one
@@ -137,11 +186,15 @@ def one_step_metrics(P: Any, one: dict, test: inc.LabelledImages, old_classes: S
     init_old = [r["initial"].steps[0]["groups"][0]["mAP"] for r in one.values()]
     out["initial/old_mAP_seeds"] = init_old
     out["initial/old_mAP_over_chance_seeds"] = [m / chance_map(test, old_classes) for m in init_old]
-    first_last = [(np.mean([l["total"] for l in r["initial"].losses[:max(1, len(r["initial"].losses) // 10)]]),
-                   np.mean([l["total"] for l in r["initial"].losses[-max(1, len(r["initial"].losses) // 10):]]))
-                  for r in one.values()]
+    first_last = [
+        (
+            np.mean([l["total"] for l in r["initial"].losses[: max(1, len(r["initial"].losses) // 10)]]),
+            np.mean([l["total"] for l in r["initial"].losses[-max(1, len(r["initial"].losses) // 10) :]]),
+        )
+        for r in one.values()
+    ]
     out["initial/loss_last_over_first_seeds"] = [b / a for a, b in first_last]
-    for which, g in (("old", 0), ("new", 1)):        # A before any new class ('feature extraction' on the new ones)
+    for which, g in (("old", 0), ("new", 1)):  # A before any new class ('feature extraction' on the new ones)
         out[f"initial/{which}_R@1_seeds"] = [r["initial"].steps[0]["groups"][g]["R@1"] for r in one.values()]
     for m in P.methods:
         for which in ("old", "new"):
@@ -190,15 +243,28 @@ def plot_loss_terms(result: inc.IncrementalResult):
 
 def thesis_one_step() -> pd.DataFrame:
     """Tables 5.2 and 5.7 (CUB-200 one-step, BN-Inception), R@K in %."""
-    return pd.DataFrame({
-        "old R@1": [79.41, None, 53.90, 54.92, 56.91, 62.03, 66.48, 73.36, 74.41, 77.33],
-        "old R@2": [85.64, None, 64.56, 66.40, 66.65, 72.16, 75.68, 81.25, 82.57, 85.08],
-        "old R@4": [89.63, None, 73.56, 75.42, 76.57, 80.08, 82.67, 87.43, 88.52, 89.03],
-        "new R@1": [None, 47.02, 76.18, 75.76, 72.48, 73.32, 77.44, 73.40, 73.11, 76.64],
-        "new R@2": [None, 57.44, 82.56, 82.69, 79.50, 80.92, 83.78, 81.60, 80.84, 83.53],
-        "new R@4": [None, 67.86, 87.39, 86.93, 85.67, 86.01, 88.07, 86.64, 86.64, 89.12]},
-        index=["initial A(1–100)", "feature extraction", "ft (L_ce + L_triplet)", "lwf (+ L_dist)", "ALASSO", "ewc",
-               "l2 (L2 loss)", "mmd (+ L_mmd)", "kd_mmd (+ L_dist + L_mmd)", "joint A(1–200)"])
+    return pd.DataFrame(
+        {
+            "old R@1": [79.41, None, 53.90, 54.92, 56.91, 62.03, 66.48, 73.36, 74.41, 77.33],
+            "old R@2": [85.64, None, 64.56, 66.40, 66.65, 72.16, 75.68, 81.25, 82.57, 85.08],
+            "old R@4": [89.63, None, 73.56, 75.42, 76.57, 80.08, 82.67, 87.43, 88.52, 89.03],
+            "new R@1": [None, 47.02, 76.18, 75.76, 72.48, 73.32, 77.44, 73.40, 73.11, 76.64],
+            "new R@2": [None, 57.44, 82.56, 82.69, 79.50, 80.92, 83.78, 81.60, 80.84, 83.53],
+            "new R@4": [None, 67.86, 87.39, 86.93, 85.67, 86.01, 88.07, 86.64, 86.64, 89.12],
+        },
+        index=[
+            "initial A(1–100)",
+            "feature extraction",
+            "ft (L_ce + L_triplet)",
+            "lwf (+ L_dist)",
+            "ALASSO",
+            "ewc",
+            "l2 (L2 loss)",
+            "mmd (+ L_mmd)",
+            "kd_mmd (+ L_dist + L_mmd)",
+            "joint A(1–200)",
+        ],
+    )
 
 
 def _mean_std(v: list | None) -> str:
@@ -240,8 +306,16 @@ def plot_after_bars(one: dict, methods: Sequence[str], init_old: Sequence[float]
 # ---- section 7: the stability–plasticity trade-off
 
 
-def run_sweep(P: Any, train, test, make_model: Callable, protocol: Sequence, transform: Callable, kwargs: dict,
-              base: inc.IncrementalResult) -> dict:
+def run_sweep(
+    P: Any,
+    train,
+    test,
+    make_model: Callable,
+    protocol: Sequence,
+    transform: Callable,
+    kwargs: dict,
+    base: inc.IncrementalResult,
+) -> dict:
     """``P.sweep`` ({regulariser: [weights]}) on the first seed, from network A: ``{"l2 l2_weight=3": result}``."""
     if not P.sweep:
         return {}
@@ -250,9 +324,17 @@ def run_sweep(P: Any, train, test, make_model: Callable, protocol: Sequence, tra
         key = WEIGHT_KNOB[reg]
         for w in weights:
             factories[f"{reg} {key}={w:g}"] = _with_weight(reg, kwargs, key, w)
-    return inc.compare_methods(make_model, train, test, protocol, factories,
-                               train_config(P, P.seed, [P.base_iterations, P.inc_iterations]), transform, base=base,
-                               checkpoint=f"05/sweep/seed{P.seed}" if P.checkpoint else None)
+    return inc.compare_methods(
+        make_model,
+        train,
+        test,
+        protocol,
+        factories,
+        train_config(P, P.seed, [P.base_iterations, P.inc_iterations]),
+        transform,
+        base=base,
+        checkpoint=f"05/sweep/seed{P.seed}" if P.checkpoint else None,
+    )
 
 
 def tradeoff_points(P: Any, first: dict, sweep_runs: dict) -> pd.DataFrame:
@@ -265,7 +347,8 @@ def tradeoff_points(P: Any, first: dict, sweep_runs: dict) -> pd.DataFrame:
         w = float(name.split("=")[1]) if "=" in name else float(P[WEIGHT_KNOB[reg]])
         points.append((reg, w, r.steps[-1]["old"]["mAP"], r.steps[-1]["new"]["mAP"]))
     return pd.DataFrame(points, columns=["regulariser", "weight", "old mAP", "new mAP"]).sort_values(
-        ["regulariser", "weight"])
+        ["regulariser", "weight"]
+    )
 
 
 def plot_tradeoff(pts: pd.DataFrame, first: dict):
@@ -274,17 +357,40 @@ def plot_tradeoff(pts: pd.DataFrame, first: dict):
     for reg, d in pts.groupby("regulariser"):
         ax.plot(d["new mAP"], d["old mAP"], marker="o", label=reg)
         for _, row in d.iterrows():
-            ax.annotate(f"{row['weight']:g}", (row["new mAP"], row["old mAP"]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                f"{row['weight']:g}",
+                (row["new mAP"], row["old mAP"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     if "ft" in first:
-        ax.scatter([first["ft"].final("new")], [first["ft"].final("old")], marker="X", s=80, c="k",
-                   label="ft (weight 0)", zorder=4)
+        ax.scatter(
+            [first["ft"].final("new")],
+            [first["ft"].final("old")],
+            marker="X",
+            s=80,
+            c="k",
+            label="ft (weight 0)",
+            zorder=4,
+        )
     if "joint" in first:
-        ax.scatter([first["joint"].final("new")], [first["joint"].final("old")], marker="*", s=140, c="gold",
-                   edgecolor="k", label="joint (sees old images)", zorder=4)
+        ax.scatter(
+            [first["joint"].final("new")],
+            [first["joint"].final("old")],
+            marker="*",
+            s=140,
+            c="gold",
+            edgecolor="k",
+            label="joint (sees old images)",
+            zorder=4,
+        )
     ax.axhline(first["initial"].steps[0]["groups"][0]["mAP"], ls=":", c="k", lw=1)
-    ax.set(xlabel="new-class mAP (plasticity)", ylabel="old-class mAP (stability)",
-           title="Each regulariser across its weight (numbers: weights)")
+    ax.set(
+        xlabel="new-class mAP (plasticity)",
+        ylabel="old-class mAP (stability)",
+        title="Each regulariser across its weight (numbers: weights)",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -298,15 +404,24 @@ def beta_rows(P: Any, one: dict) -> pd.DataFrame:
         if "kd_mmd" not in r:
             continue
         runs_b = {b: (r["kd_mmd"] if b == P.beta else r[f"kd_mmd β={b:g}"]) for b in grid}
-        rows += [{"seed": s, "β": b, "old R@1": x.final("old", "R@1"), "new R@1": x.final("new", "R@1"),
-                  "old mAP": x.final("old"), "new mAP": x.final("new")} for b, x in runs_b.items()]
+        rows += [
+            {
+                "seed": s,
+                "β": b,
+                "old R@1": x.final("old", "R@1"),
+                "new R@1": x.final("new", "R@1"),
+                "old mAP": x.final("old"),
+                "new mAP": x.final("new"),
+            }
+            for b, x in runs_b.items()
+        ]
     return pd.DataFrame(rows)
 
 
 def beta_metrics(bdf: pd.DataFrame) -> dict:
     """``beta=b/{old,new}_R@1_seeds`` for every β of :func:`beta_rows`."""
     out = {}
-    for b, d in (bdf.groupby("β") if len(bdf) else ()):
+    for b, d in bdf.groupby("β") if len(bdf) else ():
         for which in ("old", "new"):
             out[f"beta={b:g}/{which}_R@1_seeds"] = d[f"{which} R@1"].tolist()
     return out
@@ -315,14 +430,30 @@ def beta_metrics(bdf: pd.DataFrame) -> dict:
 # ---- section 8: multi-step
 
 
-def run_multi(P: Any, train, test, make_model: Callable, protocol: Sequence, transform: Callable, kwargs: dict,
-              first: dict, n_old_group: int) -> dict:
+def run_multi(
+    P: Any,
+    train,
+    test,
+    make_model: Callable,
+    protocol: Sequence,
+    transform: Callable,
+    kwargs: dict,
+    first: dict,
+    n_old_group: int,
+) -> dict:
     """The multi-step run (first seed) from the one-step run's network A when the old group is the same."""
-    return inc.compare_methods(make_model, train, test, protocol, P.multi_methods,
-                               train_config(P, P.seed, [P.base_iterations] + [P.step_iterations] * P.n_steps),
-                               transform, method_kwargs=kwargs,
-                               base=first["initial"] if P.n_old == n_old_group else None,
-                               checkpoint=f"05/multi/seed{P.seed}" if P.checkpoint else None)
+    return inc.compare_methods(
+        make_model,
+        train,
+        test,
+        protocol,
+        P.multi_methods,
+        train_config(P, P.seed, [P.base_iterations] + [P.step_iterations] * P.n_steps),
+        transform,
+        method_kwargs=kwargs,
+        base=first["initial"] if P.n_old == n_old_group else None,
+        checkpoint=f"05/multi/seed{P.seed}" if P.checkpoint else None,
+    )
 
 
 def plot_results_matrices(multi: dict, methods: Sequence[str]):
@@ -357,10 +488,16 @@ def multi_metrics(multi: dict, methods: Sequence[str]) -> dict:
 
 def thesis_multi() -> pd.DataFrame:
     """Table 5.9 (CUB, 4 groups of 25): R@1 % on classes 1–100 after each step."""
-    return pd.DataFrame({"ft": [79.41, 54.58, 41.53, 39.24, 35.68], "lwf": [79.41, 57.50, 42.46, 40.21, 33.31],
-                         "ewc": [79.41, 61.23, 46.65, 43.60, 36.82], "l2": [79.41, 67.37, 58.14, 53.86, 45.85],
-                         "kd_mmd": [79.41, 76.65, 73.77, 70.47, 66.40]},
-                        index=[f"after step {t}" for t in range(5)])
+    return pd.DataFrame(
+        {
+            "ft": [79.41, 54.58, 41.53, 39.24, 35.68],
+            "lwf": [79.41, 57.50, 42.46, 40.21, 33.31],
+            "ewc": [79.41, 61.23, 46.65, 43.60, 36.82],
+            "l2": [79.41, 67.37, 58.14, 53.86, 45.85],
+            "kd_mmd": [79.41, 76.65, 73.77, 70.47, 66.40],
+        },
+        index=[f"after step {t}" for t in range(5)],
+    )
 
 
 # ---- sections 9–10: retrieval results and embedding drift
@@ -397,8 +534,9 @@ def run_fmnist(P: Any, seeds: Sequence[int], kwargs: dict) -> dict:
         fm_train, fm_test = inc.to_labelled(ftr.images, ftr.labels), inc.to_labelled(fte.images, fte.labels)
         b_, i_, j_ = P.fmnist_iterations
         cfg = inc.TrainConfig(iterations=[b_, i_], P=5, K=P.images_per_class, lr=1e-3, device=P.device, seed=s)
-        fm[s] = inc.compare_methods(make, fm_train, fm_test, tasks, P.fmnist_methods, cfg, tf, joint_iterations=j_,
-                                    method_kwargs=kwargs)
+        fm[s] = inc.compare_methods(
+            make, fm_train, fm_test, tasks, P.fmnist_methods, cfg, tf, joint_iterations=j_, method_kwargs=kwargs
+        )
     return fm
 
 
@@ -427,8 +565,9 @@ def paper_metrics(P: Any, one: dict, multi: dict, methods: Sequence[str]) -> dic
         for which in ("old", "new"):
             out[f"{D}/{m}/{which}_R@1"] = 100 * float(np.mean(per_seed(one, m, which, "R@1")))
     for which, g in (("old", 0), ("new", 1)):
-        out[f"{D}/initial/{which}_R@1"] = 100 * float(np.mean([r["initial"].steps[0]["groups"][g]["R@1"]
-                                                               for r in one.values()]))
+        out[f"{D}/initial/{which}_R@1"] = 100 * float(
+            np.mean([r["initial"].steps[0]["groups"][g]["R@1"] for r in one.values()])
+        )
     for m in methods:
         out[f"{D}/multi/{m}/final_old_R@1"] = 100 * multi[m].steps[-1]["groups"][0]["R@1"]
         out[f"{D}/multi/{m}/forgetting"] = multi[m].forgetting()

@@ -41,6 +41,7 @@ iteration (the released code does so); the virtual features are not re-normalise
 accuracy changes needs the old classes' *test* images after every task — meta-data only, but a use of old data the
 chapter does not dwell on (spec §8 item 7).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -54,10 +55,29 @@ from xmr_lib.train import distill
 from xmr_lib.train import incremental as inc
 from xmr_lib.train.incremental import LossTerm, Plugin, StepContext
 
-__all__ = ["triplet_distance_loss", "triplet_distance_term", "hard_mining_loss", "ranking_term", "RANKING_LOSSES",
-           "accuracy_change", "accuracy_ranges", "sample_alpha", "estimate_features", "importance_weights", "expected_virtual_gram", "CASES",
-           "CorrelationDistillation", "METHODS", "method_plugins", "models_stored", "memory_cost",
-           "estimation_report", "latin_square_order", "gram_kl_matrix", "KeepModels"]
+__all__ = [
+    "triplet_distance_loss",
+    "triplet_distance_term",
+    "hard_mining_loss",
+    "ranking_term",
+    "RANKING_LOSSES",
+    "accuracy_change",
+    "accuracy_ranges",
+    "sample_alpha",
+    "estimate_features",
+    "importance_weights",
+    "expected_virtual_gram",
+    "CASES",
+    "CorrelationDistillation",
+    "METHODS",
+    "method_plugins",
+    "models_stored",
+    "memory_cost",
+    "estimation_report",
+    "latin_square_order",
+    "gram_kl_matrix",
+    "KeepModels",
+]
 
 
 def _shape(t) -> str:
@@ -137,22 +157,31 @@ def ranking_term(kind: str = "triplet", margin: float | None = None, weight: flo
     if kind == "triplet":
         return triplet_distance_term(1.0 if margin is None else margin, weight)
     m = 0.1 if margin is None else float(margin)
-    return LossTerm("triplet", lambda ctx: hard_mining_loss(ctx.student.embedding, ctx.labels, m), weight,
-                    params={"margin": m, "form": "hard_mining"})
+    return LossTerm(
+        "triplet",
+        lambda ctx: hard_mining_loss(ctx.student.embedding, ctx.labels, m),
+        weight,
+        params={"margin": m, "form": "hard_mining"},
+    )
 
 
 def triplet_distance_term(margin: float = 1.0, weight: float = 1.0) -> LossTerm:
     """``λ1 L_triplet`` (Eq. 6.3, plasticity) as a :class:`~xmr_lib.train.incremental.LossTerm`."""
-    return LossTerm("triplet", lambda ctx: triplet_distance_loss(ctx.student.embedding, ctx.labels, margin), weight,
-                    params={"margin": float(margin), "form": "eq6.1"})
+    return LossTerm(
+        "triplet",
+        lambda ctx: triplet_distance_loss(ctx.student.embedding, ctx.labels, margin),
+        weight,
+        params={"margin": float(margin), "form": "eq6.1"},
+    )
 
 
 # ================================================================================================================
 # feature estimation (Eqs. 6.6-6.11)
 
 
-def accuracy_change(acc_old_before: float, acc_old_after: float, acc_new_before: float, acc_new_after: float
-                    ) -> tuple[float, float]:
+def accuracy_change(
+    acc_old_before: float, acc_old_after: float, acc_new_before: float, acc_new_after: float
+) -> tuple[float, float]:
     """Eq. (6.6): ``α_drop = (Acc_o^a − Acc_o^b) / Acc_o^b``, ``α_gain = (Acc_n^a − Acc_n^b) / Acc_n^b``.
 
     "b"/"a" = before / after training a task; "o" = the old classes, "n" = the task's new classes.
@@ -166,10 +195,13 @@ def accuracy_change(acc_old_before: float, acc_old_after: float, acc_new_before:
     if not all(np.isfinite(float(v)) for v in vals):
         raise ValueError(f"accuracies: expected finite numbers, got {vals!r}")
     if float(acc_old_before) <= 0 or float(acc_new_before) <= 0:
-        raise ValueError(f"acc_old_before, acc_new_before: expected > 0 (they divide), got {acc_old_before!r}, "
-                         f"{acc_new_before!r}")
-    return ((float(acc_old_after) - float(acc_old_before)) / float(acc_old_before),
-            (float(acc_new_after) - float(acc_new_before)) / float(acc_new_before))
+        raise ValueError(
+            f"acc_old_before, acc_new_before: expected > 0 (they divide), got {acc_old_before!r}, {acc_new_before!r}"
+        )
+    return (
+        (float(acc_old_after) - float(acc_old_before)) / float(acc_old_before),
+        (float(acc_new_after) - float(acc_new_before)) / float(acc_new_before),
+    )
 
 
 def accuracy_ranges(steps: Sequence[dict], metric: str = "mAP") -> list[tuple[float, float]]:
@@ -191,22 +223,34 @@ def accuracy_ranges(steps: Sequence[dict], metric: str = "mAP") -> list[tuple[fl
             old_a = float(np.mean([ga[g][metric] for g in range(j)]))
             new_b, new_a = float(gb[j][metric]), float(ga[j][metric])
         except (KeyError, IndexError, TypeError) as e:
-            raise ValueError(f"steps: step {j - 1} or {j} lacks the {metric!r} of group {j} or of an earlier group "
-                             f"(every group must be evaluated after every step): {e!r}") from None
+            raise ValueError(
+                f"steps: step {j - 1} or {j} lacks the {metric!r} of group {j} or of an earlier group "
+                f"(every group must be evaluated after every step): {e!r}"
+            ) from None
         out.append(accuracy_change(old_b, old_a, new_b, new_a))
     return out
 
 
-def sample_alpha(shape: Sequence[int], low: float, high: float, generator: torch.Generator | None = None,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sample_alpha(
+    shape: Sequence[int],
+    low: float,
+    high: float,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Eq. (6.7): a matrix ``α`` of the features' shape, every entry i.i.d. ``U(α_drop, α_gain)`` (ends ordered)."""
     lo, hi = sorted((float(low), float(high)))
     u = torch.rand(tuple(int(s) for s in shape), generator=generator, dtype=dtype)
     return (lo + (hi - lo) * u).to(device)
 
 
-def estimate_features(actual: torch.Tensor, ranges: Sequence[tuple[float, float]], k: float = 1.0,
-                      generator: torch.Generator | None = None) -> list[torch.Tensor]:
+def estimate_features(
+    actual: torch.Tensor,
+    ranges: Sequence[tuple[float, float]],
+    k: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
     """Eqs. (6.7)-(6.9): virtual features of the unsaved models, recursively from the penultimate model's.
 
     While task t trains, ``actual = F_{t−1} = f_{t−1}(X_t)`` ``(N, d)`` and ``ranges[j]`` is ``(α_drop, α_gain)``
@@ -228,9 +272,9 @@ def estimate_features(actual: torch.Tensor, ranges: Sequence[tuple[float, float]
     if any(len(r) != 2 or not all(np.isfinite(r)) for r in rs):
         raise ValueError(f"ranges: expected (α_drop, α_gain) pairs of finite numbers, got {list(ranges)!r}")
     out, f = [], actual.detach()
-    for lo, hi in reversed(rs):                   # (t−2)→(t−1) first, then back to 0→1
+    for lo, hi in reversed(rs):  # (t−2)→(t−1) first, then back to 0→1
         a = sample_alpha(f.shape, lo, hi, generator, f.device, f.dtype)
-        f = f + float(k) * a * f                  # F + k Δ, Δ = α ⊙ F (Eqs. 6.7-6.8)
+        f = f + float(k) * a * f  # F + k Δ, Δ = α ⊙ F (Eqs. 6.7-6.8)
         out.append(f)
     return out
 
@@ -280,7 +324,7 @@ CASES = {
     "previous": "(a) L^{(t−1)→t} only: the penultimate model, actual features (stores 1 model)",
     "augmented": "(b) (1 + Σ w_j) L^{(t−1)→t}: the same extra weight, no extra knowledge (stores 1 model)",
     "estimation": "(c) L^{(t−1)→t} + Σ_j w_j L^{(t−1−j)→t}_virtual: estimated features (stores 1 model + 2 floats "
-                  "per task) — the chapter's method",
+    "per task) — the chapter's method",
     "all_models": "(d) L^{(t−1)→t} + Σ_j w_j L^{(t−1−j)→t}_actual: every previous model stored (stores t models)",
 }
 
@@ -305,9 +349,18 @@ class CorrelationDistillation(Plugin):
 
     name = "corr"
 
-    def __init__(self, case: str = "estimation", weight: float = 10.0, temperature: float = 4.0, k: float = 1.0,
-                 decay: float = 0.1, metric: str = "mAP", direction: str = "thesis", weights: str = "eq6.11",
-                 seed: int = 0):
+    def __init__(
+        self,
+        case: str = "estimation",
+        weight: float = 10.0,
+        temperature: float = 4.0,
+        k: float = 1.0,
+        decay: float = 0.1,
+        metric: str = "mAP",
+        direction: str = "thesis",
+        weights: str = "eq6.11",
+        seed: int = 0,
+    ):
         if case not in CASES:
             raise ValueError(f"case: expected one of {sorted(CASES)}, got {case!r}")
         if weights not in ("eq6.11", "equal"):
@@ -337,7 +390,7 @@ class CorrelationDistillation(Plugin):
     def loss(self, ctx: StepContext) -> dict[str, torch.Tensor] | None:
         if self.weight == 0 or not ctx.teachers:
             return None
-        t = len(ctx.teachers)                       # = the task being trained (teachers f_0 … f_{t−1})
+        t = len(ctx.teachers)  # = the task being trained (teachers f_0 … f_{t−1})
         s = ctx.student.embedding
         prev = ctx.teacher.embedding
         base = self._kl(s, prev)
@@ -350,21 +403,31 @@ class CorrelationDistillation(Plugin):
         if self.case == "augmented":
             extra = sum(w) * base
         elif self.case == "all_models":
-            extra = sum(wj * self._kl(s, ctx.teacher_output(t - 1 - j).embedding)
-                        for j, wj in enumerate(w, start=1))
+            extra = sum(wj * self._kl(s, ctx.teacher_output(t - 1 - j).embedding) for j, wj in enumerate(w, start=1))
         else:
             if len(self.ranges) < t - 1:
-                raise ValueError(f"ranges: {len(self.ranges)} accuracy changes recorded, task {t} needs {t - 1} "
-                                 "(train with IncrementalTrainer so that before_task sees every step)")
-            virt = estimate_features(prev, self.ranges[:t - 1], self.k, self._gen)
+                raise ValueError(
+                    f"ranges: {len(self.ranges)} accuracy changes recorded, task {t} needs {t - 1} "
+                    "(train with IncrementalTrainer so that before_task sees every step)"
+                )
+            virt = estimate_features(prev, self.ranges[: t - 1], self.k, self._gen)
             extra = sum(wj * self._kl(s, v) for wj, v in zip(w, virt))
         out["corr_extra"] = self.weight * extra
         return out
 
     def describe(self) -> dict:
-        return {"name": self.name, "case": self.case, "weight": self.weight, "temperature": self.temperature,
-                "k": self.k, "decay": self.decay, "metric": self.metric, "direction": self.direction,
-                "weights": self.weights, "seed": self.seed}
+        return {
+            "name": self.name,
+            "case": self.case,
+            "weight": self.weight,
+            "temperature": self.temperature,
+            "k": self.k,
+            "decay": self.decay,
+            "metric": self.metric,
+            "direction": self.direction,
+            "weights": self.weights,
+            "seed": self.seed,
+        }
 
     def state(self) -> Any:
         return {"ranges": list(self.ranges)}
@@ -391,11 +454,24 @@ METHODS = {
 _CASE_OF = {"corr": "previous", "corr_aug": "augmented", "corr_fe": "estimation", "corr_all": "all_models"}
 
 
-def method_plugins(method: str, *, lambda1: float = 1.0, lambda2: float = 10.0, temperature: float = 4.0,
-                   k: float = 1.0, decay: float = 0.1, margin: float | None = None, l2_weight: float = 1.0,
-                   mmd_weight: float = 1.0, sigmas: Sequence[float] | str = distill.DEFAULT_MMD_SIGMAS,
-                   metric: str = "mAP", direction: str = "thesis", weights: str = "eq6.11", seed: int = 0,
-                   ranking: str = "triplet") -> list[Plugin]:
+def method_plugins(
+    method: str,
+    *,
+    lambda1: float = 1.0,
+    lambda2: float = 10.0,
+    temperature: float = 4.0,
+    k: float = 1.0,
+    decay: float = 0.1,
+    margin: float | None = None,
+    l2_weight: float = 1.0,
+    mmd_weight: float = 1.0,
+    sigmas: Sequence[float] | str = distill.DEFAULT_MMD_SIGMAS,
+    metric: str = "mAP",
+    direction: str = "thesis",
+    weights: str = "eq6.11",
+    seed: int = 0,
+    ranking: str = "triplet",
+) -> list[Plugin]:
     """The objective of one of :data:`METHODS` (Eq. 6.3: ``λ1 L_triplet + λ2 L_corr``; baselines replace L_corr).
 
     ``ranking``: ``"triplet"`` (Eq. 6.1, δ = ``margin``) or ``"hard_mining"`` (the released code's loss;
@@ -405,8 +481,9 @@ def method_plugins(method: str, *, lambda1: float = 1.0, lambda2: float = 10.0, 
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
     out: list[Plugin] = [ranking_term(ranking, margin, lambda1)]
     if method in _CASE_OF:
-        out.append(CorrelationDistillation(_CASE_OF[method], lambda2, temperature, k, decay, metric, direction,
-                                           weights, seed))
+        out.append(
+            CorrelationDistillation(_CASE_OF[method], lambda2, temperature, k, decay, metric, direction, weights, seed)
+        )
     elif method == "l2":
         out.append(inc.l2_term(l2_weight))
     elif method == "mmd":
@@ -431,8 +508,9 @@ def memory_cost(model: nn.Module, method: str, task: int) -> dict[str, int]:
         ``{"models": n, "model_bytes": n × (parameters + buffers) bytes, "meta_bytes": the recorded accuracy
         ranges (2 float64 per past transition for corr_fe), "total_bytes": …}``.
     """
-    per = sum(p.numel() * p.element_size() for p in model.parameters()) + \
-        sum(b.numel() * b.element_size() for b in model.buffers())
+    per = sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
+        b.numel() * b.element_size() for b in model.buffers()
+    )
     n = models_stored(method, task)
     meta = 2 * 8 * max(int(task) - 1, 0) if method == "corr_fe" else 0
     return {"models": n, "model_bytes": n * per, "meta_bytes": meta, "total_bytes": n * per + meta}
@@ -443,9 +521,15 @@ def memory_cost(model: nn.Module, method: str, task: int) -> dict[str, int]:
 
 
 @torch.no_grad()
-def estimation_report(models: Sequence[nn.Module], images: torch.Tensor, ranges: Sequence[tuple[float, float]],
-                      k: float = 1.0, temperature: float = 4.0, n_draws: int = 8, seed: int = 0
-                      ) -> list[dict[str, float]]:
+def estimation_report(
+    models: Sequence[nn.Module],
+    images: torch.Tensor,
+    ranges: Sequence[tuple[float, float]],
+    k: float = 1.0,
+    temperature: float = 4.0,
+    n_draws: int = 8,
+    seed: int = 0,
+) -> list[dict[str, float]]:
     """How close are the estimated features of the unsaved models to their actual features?
 
     Args:
@@ -469,7 +553,7 @@ def estimation_report(models: Sequence[nn.Module], images: torch.Tensor, ranges:
     feats = [o.embedding if isinstance(o, inc.Output) else o for o in outs]
     stored = feats[-1]
     g = torch.Generator().manual_seed(int(seed))
-    draws = [estimate_features(stored, ranges[:t - 1], k, g) for _ in range(int(n_draws))]
+    draws = [estimate_features(stored, ranges[: t - 1], k, g) for _ in range(int(n_draws))]
     out = []
     for depth in range(1, t):
         m = t - 1 - depth
@@ -477,12 +561,18 @@ def estimation_report(models: Sequence[nn.Module], images: torch.Tensor, ranges:
         cos_v = np.mean([float(torch.nn.functional.cosine_similarity(d[depth - 1], act, dim=1).mean()) for d in draws])
         rel_v = np.mean([float((d[depth - 1] - act).norm(dim=1).mean() / act.norm(dim=1).mean()) for d in draws])
         kl_v = np.mean([gram_kl_matrix(act, d[depth - 1], temperature) for d in draws])
-        out.append({"model": m, "depth": depth,
-                    "cos_virtual": float(cos_v),
-                    "cos_stored": float(torch.nn.functional.cosine_similarity(stored, act, dim=1).mean()),
-                    "rel_l2_virtual": float(rel_v),
-                    "rel_l2_stored": float((stored - act).norm(dim=1).mean() / act.norm(dim=1).mean()),
-                    "kl_virtual": float(kl_v), "kl_stored": gram_kl_matrix(act, stored, temperature)})
+        out.append(
+            {
+                "model": m,
+                "depth": depth,
+                "cos_virtual": float(cos_v),
+                "cos_stored": float(torch.nn.functional.cosine_similarity(stored, act, dim=1).mean()),
+                "rel_l2_virtual": float(rel_v),
+                "rel_l2_stored": float((stored - act).norm(dim=1).mean() / act.norm(dim=1).mean()),
+                "kl_virtual": float(kl_v),
+                "kl_stored": gram_kl_matrix(act, stored, temperature),
+            }
+        )
     return out
 
 

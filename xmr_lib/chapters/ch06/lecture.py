@@ -5,6 +5,7 @@ The chapter's method is in :mod:`xmr_lib.chapters.ch06.estimation`, the trainer 
 :mod:`xmr_lib.train.incremental`. A function here returns metrics as a ``{key: value}`` dict the notebook records
 (``runs.record_many``); results are the dicts of :func:`xmr_lib.train.incremental.compare_methods`, per seed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,9 @@ def benchmark(P: Any, seed: int) -> tuple[inc.LabelledImages, inc.LabelledImages
     """``(train, test, class names)`` of ``P.dataset``; ``seed`` draws the SynthSpecies images (a real dataset is
     the same for every seed)."""
     if P.dataset == "synth_species":
-        return inc.synth_species_disjoint(P.n_old, P.n_new, P.train_per_class, P.test_per_class, P.image_size,
-                                          seed=seed)
+        return inc.synth_species_disjoint(
+            P.n_old, P.n_new, P.train_per_class, P.test_per_class, P.image_size, seed=seed
+        )
     return inc.load_fine_grained(P.dataset, P.data_root, P.image_size)
 
 
@@ -46,17 +48,22 @@ def class_order(P: Any) -> list[int]:
     if P.class_order == "natural":
         return list(range(P.n_old + P.n_new))
     if not (P.dataset == "synth_species" and P.n_new == 9 and P.n_steps == 3):
-        raise ValueError("class_order: 'latin' needs the SynthSpecies 9 new classes in n_steps=3 groups, got "
-                         f"dataset={P.dataset!r}, n_new={P.n_new}, n_steps={P.n_steps}")
+        raise ValueError(
+            "class_order: 'latin' needs the SynthSpecies 9 new classes in n_steps=3 groups, got "
+            f"dataset={P.dataset!r}, n_new={P.n_new}, n_steps={P.n_steps}"
+        )
     return est.latin_square_order(P.n_old)
 
 
 def step_iterations(P: Any) -> list[int]:
     """Steps of each group of the multi-task run: ``step_iterations`` is one count for every group or one per group."""
-    its = [int(P.step_iterations)] * P.n_steps if np.isscalar(P.step_iterations) else [int(i) for i in P.step_iterations]
+    its = (
+        [int(P.step_iterations)] * P.n_steps if np.isscalar(P.step_iterations) else [int(i) for i in P.step_iterations]
+    )
     if len(its) != P.n_steps:
-        raise ValueError(f"step_iterations: expected one int or {P.n_steps} values (one per group), got "
-                         f"{P.step_iterations!r}")
+        raise ValueError(
+            f"step_iterations: expected one int or {P.n_steps} values (one per group), got {P.step_iterations!r}"
+        )
     return its
 
 
@@ -64,14 +71,20 @@ def batch_transform(P: Any, in_channels: int) -> inc.BatchTransform:
     """Normalisation of the trunk, flips, and the thesis' random-resized crops with ``augment="crop_flip"``; a
     non-tiny trunk resizes to ``image_size``."""
     mean, std = backbones.trunk_mean_std(P.backbone, in_channels)
-    return inc.BatchTransform(mean=mean, std=std, size=P.image_size if P.backbone != "tiny" else None, flip=True,
-                              crop_scale=(0.16, 1.0) if P.augment == "crop_flip" else None)
+    return inc.BatchTransform(
+        mean=mean,
+        std=std,
+        size=P.image_size if P.backbone != "tiny" else None,
+        flip=True,
+        crop_scale=(0.16, 1.0) if P.augment == "crop_flip" else None,
+    )
 
 
 def model_factory(P: Any, in_channels: int) -> Callable[[int], inc.IncrementalNet]:
     """``make_model(n_classes)``: a BN CNN (or ImageNet trunk), global max pooling, one linear layer, L2."""
-    return functools.partial(inc.make_net, backbone=P.backbone, embed_dim=P.embed_dim, width=P.width,
-                             in_channels=in_channels)
+    return functools.partial(
+        inc.make_net, backbone=P.backbone, embed_dim=P.embed_dim, width=P.width, in_channels=in_channels
+    )
 
 
 def group_samples(train: inc.LabelledImages, groups: Sequence[Sequence[int]], per_group: int = 3):
@@ -100,23 +113,44 @@ def eq_6_5_literal(Fo: torch.Tensor, Fn: torch.Tensor) -> torch.Tensor:
 
 def train_config(P: Any, seed: int, iterations: Sequence[int]) -> inc.TrainConfig:
     """The training settings of every run (no in-task evaluation)."""
-    return inc.TrainConfig(iterations=iterations, P=P.classes_per_batch, K=P.images_per_class, lr=P.lr,
-                           lr_trunk=P.lr_trunk, weight_decay=P.weight_decay, freeze_bn=P.freeze_bn, eval_every=0,
-                           device=P.device, seed=seed, progress=True)
+    return inc.TrainConfig(
+        iterations=iterations,
+        P=P.classes_per_batch,
+        K=P.images_per_class,
+        lr=P.lr,
+        lr_trunk=P.lr_trunk,
+        weight_decay=P.weight_decay,
+        freeze_bn=P.freeze_bn,
+        eval_every=0,
+        device=P.device,
+        seed=seed,
+        progress=True,
+    )
 
 
 def method_kwargs(P: Any) -> dict:
     """The loss weights and settings :func:`xmr_lib.chapters.ch06.estimation.method_plugins` takes."""
     sig = P.mmd_sigmas if isinstance(P.mmd_sigmas, str) else tuple(P.mmd_sigmas)
-    return dict(lambda1=P.lambda1, lambda2=P.lambda2, temperature=P.temperature, k=P.k, decay=P.decay,
-                margin=P.margin, l2_weight=P.l2_weight, mmd_weight=P.mmd_weight, sigmas=sig, metric=P.acc_metric,
-                direction=P.kl_direction, ranking=P.ranking)
+    return dict(
+        lambda1=P.lambda1,
+        lambda2=P.lambda2,
+        temperature=P.temperature,
+        k=P.k,
+        decay=P.decay,
+        margin=P.margin,
+        l2_weight=P.l2_weight,
+        mmd_weight=P.mmd_weight,
+        sigmas=sig,
+        metric=P.acc_metric,
+        direction=P.kl_direction,
+        ranking=P.ranking,
+    )
 
 
-def factories(kwargs: dict, methods: Sequence[str], seed: int, keepers: dict, keep: Sequence[str] = (),
-              **over) -> dict:
+def factories(kwargs: dict, methods: Sequence[str], seed: int, keepers: dict, keep: Sequence[str] = (), **over) -> dict:
     """``{method: () -> plugins}``; a method in ``keep`` also keeps a copy of every model it trains, in
     ``keepers[(method, seed)]`` (an :class:`~xmr_lib.chapters.ch06.estimation.KeepModels`; section 6)."""
+
     def make(m):
         def factory():
             plugins = est.method_plugins(m, **{**kwargs, **over, "seed": seed})
@@ -124,12 +158,22 @@ def factories(kwargs: dict, methods: Sequence[str], seed: int, keepers: dict, ke
                 keepers[(m, seed)] = est.KeepModels()
                 plugins.append(keepers[(m, seed)])
             return plugins
+
         return factory
+
     return {m: make(m) for m in methods}
 
 
-def run_all(P: Any, seeds: Sequence[int], first: tuple, make_model: Callable, one_task: Sequence,
-            multi_task: Sequence, transform: Callable, kwargs: dict) -> tuple[dict, dict, dict, dict]:
+def run_all(
+    P: Any,
+    seeds: Sequence[int],
+    first: tuple,
+    make_model: Callable,
+    one_task: Sequence,
+    multi_task: Sequence,
+    transform: Callable,
+    kwargs: dict,
+) -> tuple[dict, dict, dict, dict]:
     """Per seed: f_0 on the old classes, the one-task methods (and the λ2 grid, first seed) and the multi-task
     methods from it. ``first`` = ``(train, test)`` of the first seed. Returns ``(bases, one, multi, keepers)``,
     the first three ``{seed: ...}``; ``keepers`` holds every model of the first seed's ``corr_fe`` run."""
@@ -140,27 +184,59 @@ def run_all(P: Any, seeds: Sequence[int], first: tuple, make_model: Callable, on
         t0 = time.time()
         tr_s, te_s = first if s == P.seed else benchmark(P, s)[:2]
         torch.manual_seed(s)
-        bases[s] = inc.IncrementalTrainer(make_model(P.n_old), tr_s, te_s, one_task[:1],
-                                          est.method_plugins("ft", **kwargs), train_config(P, s, [P.base_iterations]),
-                                          transform, eval_groups=one_task, name="initial",
-                                          checkpoint=Checkpoint(ck("initial", s)) if P.checkpoint else None).run()
-        ms_s = list(P.onetask_methods) + [m for m in P.baseline_methods
-                                          if s == P.seed and m not in P.onetask_methods]
-        one[s] = inc.compare_methods(make_model, tr_s, te_s, one_task, factories(kwargs, ms_s, s, keepers),
-                                     train_config(P, s, [P.base_iterations, P.onetask_iterations]), transform,
-                                     joint_iterations=P.joint_iterations, base=bases[s], checkpoint=ck("one", s))
+        bases[s] = inc.IncrementalTrainer(
+            make_model(P.n_old),
+            tr_s,
+            te_s,
+            one_task[:1],
+            est.method_plugins("ft", **kwargs),
+            train_config(P, s, [P.base_iterations]),
+            transform,
+            eval_groups=one_task,
+            name="initial",
+            checkpoint=Checkpoint(ck("initial", s)) if P.checkpoint else None,
+        ).run()
+        ms_s = list(P.onetask_methods) + [m for m in P.baseline_methods if s == P.seed and m not in P.onetask_methods]
+        one[s] = inc.compare_methods(
+            make_model,
+            tr_s,
+            te_s,
+            one_task,
+            factories(kwargs, ms_s, s, keepers),
+            train_config(P, s, [P.base_iterations, P.onetask_iterations]),
+            transform,
+            joint_iterations=P.joint_iterations,
+            base=bases[s],
+            checkpoint=ck("one", s),
+        )
         if s == P.seed and "corr" in P.onetask_methods:
             for lam in P.lambda2_grid:
-                one[s].update(inc.compare_methods(
-                    make_model, tr_s, te_s, one_task,
-                    {f"corr λ2={lam:g}": factories(kwargs, ["corr"], s, keepers, lambda2=lam)["corr"]},
-                    train_config(P, s, [P.base_iterations, P.onetask_iterations]), transform, base=bases[s],
-                    checkpoint=ck(f"lam{lam:g}", s)))
-        multi[s] = inc.compare_methods(make_model, tr_s, te_s, multi_task,
-                                       factories(kwargs, P.multi_methods, s, keepers,
-                                                 keep=("corr_fe",) if s == P.seed else (), lambda2=P.multi_lambda2),
-                                       train_config(P, s, [P.base_iterations] + step_its), transform,
-                                       base=bases[s], checkpoint=ck("multi", s))
+                one[s].update(
+                    inc.compare_methods(
+                        make_model,
+                        tr_s,
+                        te_s,
+                        one_task,
+                        {f"corr λ2={lam:g}": factories(kwargs, ["corr"], s, keepers, lambda2=lam)["corr"]},
+                        train_config(P, s, [P.base_iterations, P.onetask_iterations]),
+                        transform,
+                        base=bases[s],
+                        checkpoint=ck(f"lam{lam:g}", s),
+                    )
+                )
+        multi[s] = inc.compare_methods(
+            make_model,
+            tr_s,
+            te_s,
+            multi_task,
+            factories(
+                kwargs, P.multi_methods, s, keepers, keep=("corr_fe",) if s == P.seed else (), lambda2=P.multi_lambda2
+            ),
+            train_config(P, s, [P.base_iterations] + step_its),
+            transform,
+            base=bases[s],
+            checkpoint=ck("multi", s),
+        )
         print(f"seed {s}: {len(one[s]) + len(multi[s]) - 2} runs in {time.time() - t0:.0f} s")
     return bases, one, multi, keepers
 
@@ -180,8 +256,10 @@ def per_seed(res: dict, m: str, which: str, metric: str, step: int = -1) -> list
 def base_metrics(bases: dict, test: inc.LabelledImages, old_classes: Sequence[int]) -> dict:
     """f_0's old-class mAP (and over chance), its loss at the start and the end, its new-class mAP, per seed."""
     init_old = [b.steps[0]["groups"][0]["mAP"] for b in bases.values()]
-    out = {"initial/old_mAP_seeds": init_old,
-           "initial/old_mAP_over_chance_seeds": [m / chance_map(test, old_classes) for m in init_old]}
+    out = {
+        "initial/old_mAP_seeds": init_old,
+        "initial/old_mAP_over_chance_seeds": [m / chance_map(test, old_classes) for m in init_old],
+    }
     fl = []
     for b in bases.values():
         L = [l["total"] for l in b.losses]
@@ -213,11 +291,15 @@ def mean_std(v: Sequence[float]) -> str:
 
 def thesis_61() -> pd.DataFrame:
     """Table 6.1 (CUB-200, one task 100 → +100), %."""
-    return pd.DataFrame({"old R@1": [79.24, 70.21, 75.93, 77.03, 77.71, 78.18],
-                         "old mAP": [55.78, 42.57, 50.23, 51.10, 52.25, 52.17],
-                         "new R@1": [46.93, 75.13, 74.12, 74.12, 75.00, 79.24],
-                         "new mAP": [19.54, 48.90, 47.47, 45.05, 46.51, 50.99]},
-                        index=["initial f_0", "ft", "l2", "mmd", "corr (ours)", "joint"])
+    return pd.DataFrame(
+        {
+            "old R@1": [79.24, 70.21, 75.93, 77.03, 77.71, 78.18],
+            "old mAP": [55.78, 42.57, 50.23, 51.10, 52.25, 52.17],
+            "new R@1": [46.93, 75.13, 74.12, 74.12, 75.00, 79.24],
+            "new mAP": [19.54, 48.90, 47.47, 45.05, 46.51, 50.99],
+        },
+        index=["initial f_0", "ft", "l2", "mmd", "corr (ours)", "joint"],
+    )
 
 
 def onetask_methods_shown(P: Any) -> list[str]:
@@ -228,12 +310,17 @@ def onetask_methods_shown(P: Any) -> list[str]:
 def onetask_table(P: Any, bases: dict, one: dict) -> pd.DataFrame:
     """Our Table 6.1: f_0 and every one-task method, old / new R@1 and mAP, % mean ± std over seeds."""
     b0 = [b.steps[0]["groups"] for b in bases.values()]
-    rows = {"initial f_0": {f"{w} {k_}": mean_std([g[i][k_] for g in b0])
-                            for w, i in (("old", 0), ("new", 1)) for k_ in ("R@1", "mAP")}}
+    rows = {
+        "initial f_0": {
+            f"{w} {k_}": mean_std([g[i][k_] for g in b0]) for w, i in (("old", 0), ("new", 1)) for k_ in ("R@1", "mAP")
+        }
+    }
     for m in onetask_methods_shown(P):
         rows[m + ("" if m in P.onetask_methods else f" (seed {P.seed})")] = {
             f"{w} {k_}": mean_std([r[m].steps[-1][w][k_] for r in one.values() if m in r])
-            for w in ("old", "new") for k_ in ("R@1", "mAP")}
+            for w in ("old", "new")
+            for k_ in ("R@1", "mAP")
+        }
     return pd.DataFrame(rows).T
 
 
@@ -244,8 +331,14 @@ def plot_onetask(P: Any, one: dict, init_old: Sequence[float]):
     x = np.arange(len(ms))
     for k_, (which, c) in enumerate((("old", "C0"), ("new", "C1"))):
         vals = [[r[m].steps[-1][which]["mAP"] for r in one.values() if m in r] for m in ms]
-        axes[0].bar(x + (k_ - 0.5) * 0.38, [np.mean(v) for v in vals], 0.36, yerr=[np.std(v) for v in vals],
-                    color=c, label=f"{which} classes")
+        axes[0].bar(
+            x + (k_ - 0.5) * 0.38,
+            [np.mean(v) for v in vals],
+            0.36,
+            yerr=[np.std(v) for v in vals],
+            color=c,
+            label=f"{which} classes",
+        )
     axes[0].axhline(np.mean(init_old), ls=":", c="k", lw=1, label="f_0 on old (before)")
     axes[0].set_xticks(x, ms)
     axes[0].set(ylabel="mAP", title="One task, after learning the new classes", ylim=(0, 1.2))
@@ -258,10 +351,14 @@ def plot_onetask(P: Any, one: dict, init_old: Sequence[float]):
     if pts:
         axes[1].plot([r.final("new") for _, r in pts], [r.final("old") for _, r in pts], marker="o")
         for lam, r in pts:
-            axes[1].annotate(f"λ2={lam:g}", (r.final("new"), r.final("old")), fontsize=9, xytext=(3, 3),
-                             textcoords="offset points")
-    axes[1].set(xlabel="new-class mAP (plasticity)", ylabel="old-class mAP (stability)",
-                title=f"λ2 sweep (seed {P.seed}; λ2 = 0 is ft)")
+            axes[1].annotate(
+                f"λ2={lam:g}", (r.final("new"), r.final("old")), fontsize=9, xytext=(3, 3), textcoords="offset points"
+            )
+    axes[1].set(
+        xlabel="new-class mAP (plasticity)",
+        ylabel="old-class mAP (stability)",
+        title=f"λ2 sweep (seed {P.seed}; λ2 = 0 is ft)",
+    )
     axes[1].margins(0.15)
     return fig
 
@@ -305,8 +402,9 @@ def plot_multi(multi: dict, methods: Sequence[str], n_steps: int):
     steps_ = np.arange(1, n_steps + 1)
     for m in methods:
         curves = np.array([r[m].forgetting_curve() for r in multi.values()])
-        axes[0].errorbar(steps_, curves.mean(0), yerr=curves.std(0) if len(multi) > 1 else None, marker="o",
-                         label=m, capsize=2)
+        axes[0].errorbar(
+            steps_, curves.mean(0), yerr=curves.std(0) if len(multi) > 1 else None, marker="o", label=m, capsize=2
+        )
         col0 = np.array([[st["groups"][0]["mAP"] for st in r[m].steps] for r in multi.values()])
         axes[1].plot(np.arange(n_steps + 1), col0.mean(0), marker="o", label=m)
     axes[0].set(xlabel="step t", ylabel="average forgetting (mAP)", xticks=steps_)
@@ -316,8 +414,9 @@ def plot_multi(multi: dict, methods: Sequence[str], n_steps: int):
     axes[0].legend(fontsize=9)
     w = 0.8 / len(methods)
     for i, m in enumerate(methods):
-        fin = np.array([[r[m].steps[-1]["groups"][g]["R@1"] for g in range(n_steps + 1)]
-                        for r in multi.values()]).mean(0)
+        fin = np.array([[r[m].steps[-1]["groups"][g]["R@1"] for g in range(n_steps + 1)] for r in multi.values()]).mean(
+            0
+        )
         axes[2].bar(np.arange(n_steps + 1) + (i - (len(methods) - 1) / 2) * w, fin, w, label=m)
     axes[2].set_xticks(range(n_steps + 1), ["orig"] + [f"g{g}" for g in range(1, n_steps + 1)])
     axes[2].set(ylabel="R@1 of the final model", xlabel="group")
@@ -327,9 +426,15 @@ def plot_multi(multi: dict, methods: Sequence[str], n_steps: int):
 
 def thesis_63() -> pd.DataFrame:
     """Table 6.3 (CUB, t = 2; old = classes 1–100, new = 126–150), %."""
-    return pd.DataFrame({"old R@1": [74.75, 76.69, 76.19, 76.61], "old mAP": [48.09, 50.71, 50.45, 50.49],
-                         "new R@1": [76.83, 75.00, 76.33, 76.50], "new mAP": [52.45, 50.87, 51.79, 51.92]},
-                        index=["(a) corr", "(b) corr_aug", "(c) corr_fe", "(d) corr_all"])
+    return pd.DataFrame(
+        {
+            "old R@1": [74.75, 76.69, 76.19, 76.61],
+            "old mAP": [48.09, 50.71, 50.45, 50.49],
+            "new R@1": [76.83, 75.00, 76.33, 76.50],
+            "new mAP": [52.45, 50.87, 51.79, 51.92],
+        },
+        index=["(a) corr", "(b) corr_aug", "(c) corr_fe", "(d) corr_all"],
+    )
 
 
 def t2_table(multi: dict, methods: Sequence[str], t2: int) -> pd.DataFrame:
@@ -339,8 +444,12 @@ def t2_table(multi: dict, methods: Sequence[str], t2: int) -> pd.DataFrame:
         at = [r[m].steps[t2]["groups"] for r in multi.values()]
         tab[m] = {f"old {k_} (t={t2})": mean_std([g[0][k_] for g in at]) for k_ in ("R@1", "mAP")}
         tab[m].update({f"new {k_} (t={t2})": mean_std([g[t2][k_] for g in at]) for k_ in ("R@1", "mAP")})
-        tab[m].update({"old mAP (final)": mean_std([r[m].steps[-1]["groups"][0]["mAP"] for r in multi.values()]),
-                       "forgetting (final)": mean_std([r[m].forgetting() for r in multi.values()])})
+        tab[m].update(
+            {
+                "old mAP (final)": mean_std([r[m].steps[-1]["groups"][0]["mAP"] for r in multi.values()]),
+                "forgetting (final)": mean_std([r[m].forgetting() for r in multi.values()]),
+            }
+        )
     return pd.DataFrame(tab).T
 
 
@@ -356,15 +465,18 @@ def t2_metrics(multi: dict, methods: Sequence[str], t2: int) -> dict:
 
 def final_old_per_seed(multi: dict, methods: Sequence[str]) -> pd.DataFrame:
     """Original-class mAP after the last step, one row per seed."""
-    return pd.DataFrame({m: [r[m].steps[-1]["groups"][0]["mAP"] for r in multi.values()] for m in methods},
-                        index=[f"seed {s}" for s in multi])
+    return pd.DataFrame(
+        {m: [r[m].steps[-1]["groups"][0]["mAP"] for r in multi.values()] for m in methods},
+        index=[f"seed {s}" for s in multi],
+    )
 
 
 # ---- section 6: inside the estimation
 
 
-def estimation_rows(models: Sequence, test: inc.LabelledImages, groups: Sequence, steps: Sequence[dict],
-                    transform: Callable, P: Any) -> pd.DataFrame:
+def estimation_rows(
+    models: Sequence, test: inc.LabelledImages, groups: Sequence, steps: Sequence[dict], transform: Callable, P: Any
+) -> pd.DataFrame:
     """For every step t ≥ 2 and every unsaved model: virtual vs stored features against the actual ones (cosine,
     relative L2, L_corr), on the test images of group t (:func:`~xmr_lib.chapters.ch06.estimation.
     estimation_report`)."""
@@ -383,8 +495,13 @@ def plot_estimation(rep: pd.DataFrame):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     lab = rep["step t"].astype(str) + ": f" + rep["model"].astype(str)
     xx = np.arange(len(rep))
-    for ax, (col, ttl) in zip(axes, (("cos", "mean cosine to the actual features (higher = closer)"),
-                                      ("kl", "L_corr to the actual Gram matrix (lower = closer)"))):
+    for ax, (col, ttl) in zip(
+        axes,
+        (
+            ("cos", "mean cosine to the actual features (higher = closer)"),
+            ("kl", "L_corr to the actual Gram matrix (lower = closer)"),
+        ),
+    ):
         ax.plot(xx, rep[f"{col}_virtual"], marker="o", label="virtual (estimated)")
         ax.plot(xx, rep[f"{col}_stored"], marker="s", label="stored f_t−1, as is")
         ax.set_xticks(xx, lab, fontsize=9)
@@ -410,17 +527,24 @@ def plot_virtual_pca(models: Sequence, x_: torch.Tensor, y_: np.ndarray, steps: 
     with torch.no_grad():
         actual0 = models[0](x_).embedding
         stored = models[t - 1](x_).embedding
-    virt0 = est.estimate_features(stored, est.accuracy_ranges(steps[:t], P.acc_metric), P.k,
-                                  torch.Generator().manual_seed(P.seed))[-1]
+    virt0 = est.estimate_features(
+        stored, est.accuracy_ranges(steps[:t], P.acc_metric), P.k, torch.Generator().manual_seed(P.seed)
+    )[-1]
     pca = PCA(2, random_state=P.seed).fit(torch.cat([actual0, stored, virt0]).cpu().numpy())
-    Z = {n: pca.transform(v.cpu().numpy())
-         for n, v in (("actual f_0", actual0), (f"stored f_{t - 1}", stored), ("virtual f_0", virt0))}
+    Z = {
+        n: pca.transform(v.cpu().numpy())
+        for n, v in (("actual f_0", actual0), (f"stored f_{t - 1}", stored), ("virtual f_0", virt0))
+    }
     fig, ax = plt.subplots(figsize=(8, 4.6))
     for (n, z), mk in zip(Z.items(), ("o", "s", "^")):
         ax.scatter(z[:, 0], z[:, 1], s=14, marker=mk, label=n, alpha=0.7)
     for i in range(0, len(y_), max(1, len(y_) // 15)):
-        ax.plot([Z["actual f_0"][i, 0], Z["virtual f_0"][i, 0]], [Z["actual f_0"][i, 1], Z["virtual f_0"][i, 1]],
-                c="grey", lw=0.6)
+        ax.plot(
+            [Z["actual f_0"][i, 0], Z["virtual f_0"][i, 0]],
+            [Z["actual f_0"][i, 1], Z["virtual f_0"][i, 1]],
+            c="grey",
+            lw=0.6,
+        )
     ax.plot([], [], c="grey", lw=0.6, label="one image: actual → virtual f_0")
     ax.set(xlabel="PC 1", ylabel="PC 2")
     ax.set_title(f"Group {t}'s test images (PCA): f_0 as it was, and as estimated at step {t}", fontsize=10)
@@ -447,10 +571,13 @@ def virtual_teacher_view(models: Sequence, x_: torch.Tensor, y_: np.ndarray, ste
 
     def draw(model, k):
         virt = est.estimate_features(F_stored, ranges_x, k, torch.Generator().manual_seed(P.seed))[t_x - 2 - model]
-        panels = [(f"actual f_{model}", F_actual[model]), (f"stored f_{t_x - 1}, as is", F_stored),
-                  (f"virtual f_{model}, k = {k:g}", virt)]
+        panels = [
+            (f"actual f_{model}", F_actual[model]),
+            (f"stored f_{t_x - 1}, as is", F_stored),
+            (f"virtual f_{model}, k = {k:g}", virt),
+        ]
         fig, axs = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
-        rows_ = [gram_rows(F) for _, F in panels]          # one colour scale for the three panels
+        rows_ = [gram_rows(F) for _, F in panels]  # one colour scale for the three panels
         lo_, hi_ = min(float(r.min()) for r in rows_), max(float(r.max()) for r in rows_)
         for ax, (name, F), r in zip(axs, panels, rows_):
             im = ax.imshow(r, vmin=lo_, vmax=hi_, cmap="viridis")
@@ -460,8 +587,9 @@ def virtual_teacher_view(models: Sequence, x_: torch.Tensor, y_: np.ndarray, ste
             ax.set(xlabel="image j (sorted by class)", ylabel="image i")
             ax.grid(False)
         fig.colorbar(im, ax=list(axs), shrink=0.85, label=f"softmax of row i of G / T (T = {P.temperature:g})")
-        fig.suptitle(f"Step {t_x}: what the loss term of f_{model} compares with ({len(pick)} test images of group "
-                     f"{t_x})")
+        fig.suptitle(
+            f"Step {t_x}: what the loss term of f_{model} compares with ({len(pick)} test images of group {t_x})"
+        )
         return fig
 
     return draw
@@ -476,8 +604,15 @@ def memory_table(net, n_steps: int) -> pd.DataFrame:
     for t in range(1, max(n_steps, 10) + 1):
         for m in ("corr", "corr_fe", "corr_all"):
             c = est.memory_cost(net, m, t)
-            mem.append({"step t": t, "method": m, "models": c["models"], "MB": c["total_bytes"] / 2 ** 20,
-                        "bytes": c["total_bytes"]})
+            mem.append(
+                {
+                    "step t": t,
+                    "method": m,
+                    "models": c["models"],
+                    "MB": c["total_bytes"] / 2**20,
+                    "bytes": c["total_bytes"],
+                }
+            )
     return pd.DataFrame(mem)
 
 
@@ -487,8 +622,13 @@ def plot_memory(mem: pd.DataFrame):
     style = {"corr": dict(marker="o", ms=8), "corr_fe": dict(marker="x", ls="--"), "corr_all": dict(marker="s")}
     for m_, d in mem.groupby("method"):
         ax.plot(d["step t"], d["MB"], **style[m_], label=m_)
-    ax.set(xlabel="step t", ylabel="MB kept", title="memory of the teachers", xticks=sorted(mem["step t"].unique()),
-           ylim=(0, None))
+    ax.set(
+        xlabel="step t",
+        ylabel="MB kept",
+        title="memory of the teachers",
+        xticks=sorted(mem["step t"].unique()),
+        ylim=(0, None),
+    )
     ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
@@ -496,8 +636,10 @@ def plot_memory(mem: pd.DataFrame):
 
 def memory_metrics(net, n_steps: int) -> dict:
     """Model bytes of feature estimation over storing every model at the last step, and the bytes of one model."""
-    last = (est.memory_cost(net, "corr_fe", n_steps)["model_bytes"]
-            / est.memory_cost(net, "corr_all", n_steps)["model_bytes"])
+    last = (
+        est.memory_cost(net, "corr_fe", n_steps)["model_bytes"]
+        / est.memory_cost(net, "corr_all", n_steps)["model_bytes"]
+    )
     return {"memory/fe_over_all_ratio": last, "memory/bytes_per_model": est.memory_cost(net, "corr", 1)["model_bytes"]}
 
 

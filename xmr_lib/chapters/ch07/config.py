@@ -31,6 +31,7 @@ dataset; the cost of replay and the on-the-fly teacher's gain on the new one), e
 points); SANITY — the first network learns, the generation lowers L_BN, the showcase inversion moves towards its
 targets. ``NOT_CLAIMED`` lists the rest of the chapter's results and why.
 """
+
 from xmr_lib.core.claims import SANITY, at_least, custom, greater
 from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import Choice, Float, Int, ListOf
@@ -39,55 +40,55 @@ from xmr_lib.train import inversion as inv
 
 PROFILES = {
     "smoke": {
-        "datasets": ["synth_species", "fashion_mnist"],   # task sequence (DATASETS of xmr_lib.chapters.ch07.lifelong)
-        "n_seen": [4, 4],              # seen classes per dataset (trained; their test images measure forgetting)
-        "n_unseen": [2, 2],            # unseen classes per dataset (test only: generalisation)
-        "train_per_class": 16,         # training images per seen class
-        "test_per_class": 8,           # test images per seen class
-        "unseen_per_class": 8,         # images per unseen class
-        "image_size": 32,              # common image side (px); grey datasets are replicated to RGB
-        "backbone": "tiny",            # "tiny" (CPU BN CNN) | "efficientnet_lite0" | "resnet50" | "resnet18"
-        "width": 16,                   # channels of the tiny trunk's first block
-        "embed_dim": 64,               # embedding size D (thesis: 512)
-        "classes_per_batch": 4,        # P of the P×K sampler
-        "images_per_class": 4,         # K (thesis: batch 32, P and K not given)
-        "lr": 1e-3,                    # Adam, embedding layer (thesis: 1e-5)
-        "lr_trunk": None,              # Adam, trunk (None: = lr; thesis: 1e-6)
+        "datasets": ["synth_species", "fashion_mnist"],  # task sequence (DATASETS of xmr_lib.chapters.ch07.lifelong)
+        "n_seen": [4, 4],  # seen classes per dataset (trained; their test images measure forgetting)
+        "n_unseen": [2, 2],  # unseen classes per dataset (test only: generalisation)
+        "train_per_class": 16,  # training images per seen class
+        "test_per_class": 8,  # test images per seen class
+        "unseen_per_class": 8,  # images per unseen class
+        "image_size": 32,  # common image side (px); grey datasets are replicated to RGB
+        "backbone": "tiny",  # "tiny" (CPU BN CNN) | "efficientnet_lite0" | "resnet50" | "resnet18"
+        "width": 16,  # channels of the tiny trunk's first block
+        "embed_dim": 64,  # embedding size D (thesis: 512)
+        "classes_per_batch": 4,  # P of the P×K sampler
+        "images_per_class": 4,  # K (thesis: batch 32, P and K not given)
+        "lr": 1e-3,  # Adam, embedding layer (thesis: 1e-5)
+        "lr_trunk": None,  # Adam, trunk (None: = lr; thesis: 1e-6)
         "weight_decay": 0.0,
-        "freeze_bn": False,            # must stay False for the tiny trunk: BN statistics are the old tasks' memory
-        "base_iterations": 60,         # steps on the first dataset (the first frozen teacher)
-        "inc_iterations": 15,          # steps per later dataset
-        "joint_iterations": 45,        # steps of the joint reference on all seen training sets
-        "margin": 0.5,                 # δ of the triplet loss, Eq. 7.1
-        "temperature": 4.0,            # T of the Gram-matrix KL (released chapter-6 code)
-        "lambda_s": 1.0,               # λ_s, Eq. 7.9
-        "lambda_kd1": 80.0,            # λ_kd1 (frozen teacher), Eq. 7.9
-        "lambda_kd2": 20.0,            # λ_kd2 (on-the-fly teacher), Eq. 7.9
-        "lambda_te2": 1.0,             # λ_te2, Eq. 7.9
-        "kd_scale": 0.1,               # multiplies λ_kd1 and λ_kd2: our KL carries T²
-        "gen_images": 16,              # generated images per task (K clusters × P)
-        "gen_clusters": 4,             # K: clusters of the generated batch (Eq. 7.5)
-        "gen_steps": 15,               # Adam steps of the generation (thesis: 2000)
-        "gen_lr": 0.05,                # in [0, 1] pixel units (thesis: 0.5 in 0-255 BGR ≈ 0.002)
-        "lambda_bn": 0.01,             # λ_BN, Eq. 7.4
-        "lambda_cluster": 0.1,         # λ_cluster, Eq. 7.5
-        "cluster_margin": 1.0,         # Δ, Eq. 7.5
-        "gen_tv": 0.0,                 # total-variation prior (DeepInversion; 0 = thesis)
-        "gen_l2": 0.0,                 # L2 image prior (DeepInversion; 0 = thesis)
-        "gen_jitter": 0,               # random shifts in px during generation (DeepInversion; 0 = thesis)
-        "snapshot_every": 5,           # keep generated images every this many steps (the grid over steps)
+        "freeze_bn": False,  # must stay False for the tiny trunk: BN statistics are the old tasks' memory
+        "base_iterations": 60,  # steps on the first dataset (the first frozen teacher)
+        "inc_iterations": 15,  # steps per later dataset
+        "joint_iterations": 45,  # steps of the joint reference on all seen training sets
+        "margin": 0.5,  # δ of the triplet loss, Eq. 7.1
+        "temperature": 4.0,  # T of the Gram-matrix KL (released chapter-6 code)
+        "lambda_s": 1.0,  # λ_s, Eq. 7.9
+        "lambda_kd1": 80.0,  # λ_kd1 (frozen teacher), Eq. 7.9
+        "lambda_kd2": 20.0,  # λ_kd2 (on-the-fly teacher), Eq. 7.9
+        "lambda_te2": 1.0,  # λ_te2, Eq. 7.9
+        "kd_scale": 0.1,  # multiplies λ_kd1 and λ_kd2: our KL carries T²
+        "gen_images": 16,  # generated images per task (K clusters × P)
+        "gen_clusters": 4,  # K: clusters of the generated batch (Eq. 7.5)
+        "gen_steps": 15,  # Adam steps of the generation (thesis: 2000)
+        "gen_lr": 0.05,  # in [0, 1] pixel units (thesis: 0.5 in 0-255 BGR ≈ 0.002)
+        "lambda_bn": 0.01,  # λ_BN, Eq. 7.4
+        "lambda_cluster": 0.1,  # λ_cluster, Eq. 7.5
+        "cluster_margin": 1.0,  # Δ, Eq. 7.5
+        "gen_tv": 0.0,  # total-variation prior (DeepInversion; 0 = thesis)
+        "gen_l2": 0.0,  # L2 image prior (DeepInversion; 0 = thesis)
+        "gen_jitter": 0,  # random shifts in px during generation (DeepInversion; 0 = thesis)
+        "snapshot_every": 5,  # keep generated images every this many steps (the grid over steps)
         "methods": ["ft", "kd", "kd_replay", "dkd", "joint"],
-        "ablation_methods": [],        # Table 7.6 cases run on the first seed: "otf", "dkd_no_ls", "dkd_no_replay"
-        "n_seeds": 1,                  # seeds seed, seed+1, …; ordering claims need 5
-        "showcase": True,              # invert EfficientNet-Lite0's ImageNet BN statistics
+        "ablation_methods": [],  # Table 7.6 cases run on the first seed: "otf", "dkd_no_ls", "dkd_no_replay"
+        "n_seeds": 1,  # seeds seed, seed+1, …; ordering claims need 5
+        "showcase": True,  # invert EfficientNet-Lite0's ImageNet BN statistics
         "showcase_images": 1,
         "showcase_size": 32,
         "showcase_steps": 3,
         "showcase_lr": 0.1,
         "showcase_lambda_bn": 0.002,
-        "showcase_classes": [1, 207, 948, 291],   # ImageNet targets: goldfish, golden retriever, Granny Smith, lion
-        "checkpoint": False,           # checkpoint every task of every run (resume a long run)
-        "cpu_threads": 1,              # torch CPU threads for the small networks (None: xmr_lib.setup's choice)
+        "showcase_classes": [1, 207, 948, 291],  # ImageNet targets: goldfish, golden retriever, Granny Smith, lion
+        "checkpoint": False,  # checkpoint every task of every run (resume a long run)
+        "cpu_threads": 1,  # torch CPU threads for the small networks (None: xmr_lib.setup's choice)
     },
     "default": {
         "datasets": ["synth_species", "fashion_mnist"],
@@ -144,22 +145,22 @@ PROFILES = {
         # the chapter's first two datasets, converted by `python -m data_scripts fetch cub200|stanford_dogs --root DIR`
         # (pass data_root=DIR); Stanford Cars, the thesis' third dataset, has no data_scripts entry
         "datasets": ["cub200", "stanford_dogs"],
-        "n_seen": [150, 100],          # §7.5.1: CUB 150 seen / 50 unseen, Dogs 100 / 20 (first classes of each)
+        "n_seen": [150, 100],  # §7.5.1: CUB 150 seen / 50 unseen, Dogs 100 / 20 (first classes of each)
         "n_unseen": [50, 20],
-        "train_per_class": 100,        # caps: every image of the official train / test split of a seen class
+        "train_per_class": 100,  # caps: every image of the official train / test split of a seen class
         "test_per_class": 100,
         "unseen_per_class": 100,
         "image_size": 224,
-        "backbone": "resnet50",        # ImageNet ResNet-50 standing in for BN-Inception (as notebooks 05, 06)
+        "backbone": "resnet50",  # ImageNet ResNet-50 standing in for BN-Inception (as notebooks 05, 06)
         "width": 32,
         "embed_dim": 512,
         "classes_per_batch": 8,
-        "images_per_class": 4,         # batch 32 as in §7.5.2
-        "lr": 1e-5,                    # §7.5.2: embedding layer 1e-5, trunk 1e-6
+        "images_per_class": 4,  # batch 32 as in §7.5.2
+        "lr": 1e-5,  # §7.5.2: embedding layer 1e-5, trunk 1e-6
         "lr_trunk": 1e-6,
         "weight_decay": 0.0,
         "freeze_bn": False,
-        "base_iterations": 6000,       # UNVERIFIED schedule (no real data offline when this was written)
+        "base_iterations": 6000,  # UNVERIFIED schedule (no real data offline when this was written)
         "inc_iterations": 4000,
         "joint_iterations": 10000,
         "margin": 0.5,
@@ -196,23 +197,23 @@ PROFILES = {
 }
 
 
-_DATASETS = ("synth_species", "fashion_mnist", "digits", "mnist5k", "cub200", "stanford_dogs")   # lifelong.DATASETS
-_METHODS = ("ft", "kd", "kd_replay", "otf", "dkd_no_ls", "dkd_no_replay", "dkd", "joint")   # lifelong.LIFELONG_METHODS
+_DATASETS = ("synth_species", "fashion_mnist", "digits", "mnist5k", "cub200", "stanford_dogs")  # lifelong.DATASETS
+_METHODS = ("ft", "kd", "kd_replay", "otf", "dkd_no_ls", "dkd_no_replay", "dkd", "joint")  # lifelong.LIFELONG_METHODS
 
 #: Types and ranges the profiles cannot show (checked by ``runs.resolve`` before anything runs).
 KNOBS = {
     "datasets": ListOf(Choice(*_DATASETS)),
-    "n_seen": ListOf(Int(2)),                   # a triplet needs a negative class
+    "n_seen": ListOf(Int(2)),  # a triplet needs a negative class
     "n_unseen": ListOf(Int(1)),
     "train_per_class": Int(2),
     "test_per_class": Int(1),
-    "unseen_per_class": Int(2),                 # R@1 of an unseen class needs a second image of it
+    "unseen_per_class": Int(2),  # R@1 of an unseen class needs a second image of it
     "image_size": Int(8),
     "backbone": Choice("tiny", "efficientnet_lite0", "resnet50", "resnet18"),
     "width": Int(1),
     "embed_dim": Int(1),
-    "classes_per_batch": Int(2),                # P of the P×K sampler
-    "images_per_class": Int(2),                 # K: every anchor needs a positive
+    "classes_per_batch": Int(2),  # P of the P×K sampler
+    "images_per_class": Int(2),  # K: every anchor needs a positive
     "lr": Float(0, exclusive_lo=True),
     "lr_trunk": Float(0, exclusive_lo=True, none_ok=True),
     "weight_decay": Float(0),
@@ -227,7 +228,7 @@ KNOBS = {
     "lambda_te2": Float(0),
     "kd_scale": Float(0),
     "gen_images": Int(2),
-    "gen_clusters": Int(2),                     # Eq. 7.5 needs two clusters
+    "gen_clusters": Int(2),  # Eq. 7.5 needs two clusters
     "gen_steps": Int(1),
     "gen_lr": Float(0, exclusive_lo=True),
     "lambda_bn": Float(0),
@@ -245,7 +246,7 @@ KNOBS = {
     "showcase_steps": Int(1),
     "showcase_lr": Float(0, exclusive_lo=True),
     "showcase_lambda_bn": Float(0),
-    "showcase_classes": ListOf(Int(0, 999)),    # ImageNet class indices
+    "showcase_classes": ListOf(Int(0, 999)),  # ImageNet class indices
     "cpu_threads": Int(1, none_ok=True),
 }
 
@@ -274,11 +275,24 @@ _REAL = ("cub200", "stanford_dogs")
 
 #: the embedded sequence at a larger scale (SynthSpecies → Fashion-MNIST → digits: the three-task scenario of Table
 #: 7.3); the run records data/fallback = 1. A knob given explicitly (a value other than the profile's) is kept.
-FALLBACK_KNOBS = {"datasets": ["synth_species", "fashion_mnist", "digits"], "n_seen": [12, 7, 7],
-                  "n_unseen": [6, 3, 3], "train_per_class": 100, "test_per_class": 40, "unseen_per_class": 60,
-                  "image_size": 32, "backbone": "tiny", "width": 32, "embed_dim": 128, "lr": 1e-3,
-                  "lr_trunk": None, "base_iterations": 1500, "inc_iterations": 1000, "joint_iterations": 3500,
-                  "n_seeds": 3}
+FALLBACK_KNOBS = {
+    "datasets": ["synth_species", "fashion_mnist", "digits"],
+    "n_seen": [12, 7, 7],
+    "n_unseen": [6, 3, 3],
+    "train_per_class": 100,
+    "test_per_class": 40,
+    "unseen_per_class": 60,
+    "image_size": 32,
+    "backbone": "tiny",
+    "width": 32,
+    "embed_dim": 128,
+    "lr": 1e-3,
+    "lr_trunk": None,
+    "base_iterations": 1500,
+    "inc_iterations": 1000,
+    "joint_iterations": 3500,
+    "n_seeds": 3,
+}
 
 
 def _probe(p) -> None:
@@ -292,13 +306,16 @@ def _instead(p, error) -> dict:
     return {k: v for k, v in FALLBACK_KNOBS.items() if k == "datasets" or p[k] == PROFILES[p.profile][k]}
 
 
-FALLBACK = Fallback(wants_real=lambda p: any(d in _REAL for d in p.datasets), probe=_probe, instead=_instead,
-                    what="the embedded sequence SynthSpecies → Fashion-MNIST → digits at the full profile's larger "
-                         "scale (a wider tiny trunk, longer training, every ablation case, 3 seeds); these are not "
-                         "the chapter's datasets: compare orderings, not numbers",
-                    # the banner puts the command between backquotes: two commands become two quoted spans
-                    fetch=lambda p: "` and `".join(f"python -m data_scripts fetch {d} --root DIR"
-                                                   for d in p.datasets if d in _REAL))
+FALLBACK = Fallback(
+    wants_real=lambda p: any(d in _REAL for d in p.datasets),
+    probe=_probe,
+    instead=_instead,
+    what="the embedded sequence SynthSpecies → Fashion-MNIST → digits at the full profile's larger "
+    "scale (a wider tiny trunk, longer training, every ablation case, 3 seeds); these are not "
+    "the chapter's datasets: compare orderings, not numbers",
+    # the banner puts the command between backquotes: two commands become two quoted spans
+    fetch=lambda p: "` and `".join(f"python -m data_scripts fetch {d} --root DIR" for d in p.datasets if d in _REAL),
+)
 
 #: one line per knob for ``runs.knob_table("07")`` (the parameters cell shows the knobs a learner changes most)
 KNOB_HELP = {
@@ -356,107 +373,259 @@ KNOB_HELP = {
 
 _ALL = ("smoke", "default", "full")
 _RUN = ("default", "full")
-_MAP = ("R@1 of the seen classes saturates on our few, well-separated classes (it stays near 1 long after the "
-        "embedding has drifted), so forgetting is read on their mAP; the required gap is a quarter of the paper's "
-        "R@1 s gap.")
-_SMALL = ("Our second dataset is learnt in a few hundred steps by a small CNN, and the on-the-fly teacher starts "
-          "from random weights (the chapter's starts from ImageNet), so it knows less of the new dataset than the "
-          "student; its gain, if any, is much smaller than the chapter's.")
+_MAP = (
+    "R@1 of the seen classes saturates on our few, well-separated classes (it stays near 1 long after the "
+    "embedding has drifted), so forgetting is read on their mAP; the required gap is a quarter of the paper's "
+    "R@1 s gap."
+)
+_SMALL = (
+    "Our second dataset is learnt in a few hundred steps by a small CNN, and the on-the-fly teacher starts "
+    "from random weights (the chapter's starts from ImageNet), so it knows less of the new dataset than the "
+    "student; its gain, if any, is much smaller than the chapter's."
+)
 
 
 def _old(id, statement, a, b, pa, pb, source, paper=None):
     """Table 7.1 / 7.6, task 1 (CUB) seen classes: ``a`` keeps more than ``b`` (paper R@1 s, percent)."""
-    return greater(id, statement, a=f"{a}/t1_mAP_s_seeds", b=f"{b}/t1_mAP_s_seeds", paper_gap=round((pa - pb) / 100, 4),
-                   paper=paper or f"CUB s {pa} vs {pb} (R@1)", source=source, note=_MAP, profiles=_RUN)
+    return greater(
+        id,
+        statement,
+        a=f"{a}/t1_mAP_s_seeds",
+        b=f"{b}/t1_mAP_s_seeds",
+        paper_gap=round((pa - pb) / 100, 4),
+        paper=paper or f"CUB s {pa} vs {pb} (R@1)",
+        source=source,
+        note=_MAP,
+        profiles=_RUN,
+    )
 
 
 def _new(id, statement, a, b, pa, pb, source, note="", paper=None):
     """Table 7.1 / 7.4 / 7.6, the last (new) dataset: ``a`` has the higher H (R@1, Eq. 7.10; paper percent)."""
-    return greater(id, statement, a=f"{a}/tlast_H_seeds", b=f"{b}/tlast_H_seeds", paper_gap=round((pa - pb) / 100, 4),
-                   paper=paper or f"Dogs H {pa} vs {pb}", source=source, note=note, profiles=_RUN)
+    return greater(
+        id,
+        statement,
+        a=f"{a}/tlast_H_seeds",
+        b=f"{b}/tlast_H_seeds",
+        paper_gap=round((pa - pb) / 100, 4),
+        paper=paper or f"Dogs H {pa} vs {pb}",
+        source=source,
+        note=note,
+        profiles=_RUN,
+    )
 
 
 CLAIMS = [
     # ---- sanity (our code does what the formulas say)
-    at_least("07.first_task_learnt", "The network trained on the first dataset retrieves its seen classes far above "
-             "chance (R@1 on the seen test images ≥ 2 × chance, every seed)", metric="initial/t1_s_over_chance_seeds",
-             threshold=2.0, kind=SANITY, source="§7.5.2 (the initial frozen teacher)", profiles=_ALL),
-    custom("07.generation_lowers_bn_loss", "Generating images from the frozen teacher lowers L_BN (Eq. 7.4) from the "
-           "noise start to ≤ 50% of its first value, every seed (with a trained teacher; in the smoke run the "
-           "clustering term can win)", ["gen/bn_first_seeds", "gen/bn_last_seeds"],
-           _drop("gen/bn_first_seeds", "gen/bn_last_seeds", 0.5), kind=SANITY, source="Eq. 7.4, Algorithm 2",
-           examples=({"gen/bn_first_seeds": [4.0] * 5, "gen/bn_last_seeds": [1.0] * 5},
-                     {"gen/bn_first_seeds": [4.0] * 5, "gen/bn_last_seeds": [1.0, 1.0, 3.0, 1.0, 1.0]}),
-           profiles=_RUN),
-    custom("07.showcase_moves_to_target", "Inverting EfficientNet-Lite0's ImageNet BN statistics with a target class "
-           "lowers the cross-entropy to that class (last step below the first)",
-           ["showcase/ce_first", "showcase/ce_last"], _ce_falls, kind=SANITY, source="§7.2 (DeepInversion [255])",
-           examples=({"showcase/ce_first": 7.0, "showcase/ce_last": 2.0},
-                     {"showcase/ce_first": 7.0, "showcase/ce_last": 7.5}), profiles=_RUN),
+    at_least(
+        "07.first_task_learnt",
+        "The network trained on the first dataset retrieves its seen classes far above "
+        "chance (R@1 on the seen test images ≥ 2 × chance, every seed)",
+        metric="initial/t1_s_over_chance_seeds",
+        threshold=2.0,
+        kind=SANITY,
+        source="§7.5.2 (the initial frozen teacher)",
+        profiles=_ALL,
+    ),
+    custom(
+        "07.generation_lowers_bn_loss",
+        "Generating images from the frozen teacher lowers L_BN (Eq. 7.4) from the "
+        "noise start to ≤ 50% of its first value, every seed (with a trained teacher; in the smoke run the "
+        "clustering term can win)",
+        ["gen/bn_first_seeds", "gen/bn_last_seeds"],
+        _drop("gen/bn_first_seeds", "gen/bn_last_seeds", 0.5),
+        kind=SANITY,
+        source="Eq. 7.4, Algorithm 2",
+        examples=(
+            {"gen/bn_first_seeds": [4.0] * 5, "gen/bn_last_seeds": [1.0] * 5},
+            {"gen/bn_first_seeds": [4.0] * 5, "gen/bn_last_seeds": [1.0, 1.0, 3.0, 1.0, 1.0]},
+        ),
+        profiles=_RUN,
+    ),
+    custom(
+        "07.showcase_moves_to_target",
+        "Inverting EfficientNet-Lite0's ImageNet BN statistics with a target class "
+        "lowers the cross-entropy to that class (last step below the first)",
+        ["showcase/ce_first", "showcase/ce_last"],
+        _ce_falls,
+        kind=SANITY,
+        source="§7.2 (DeepInversion [255])",
+        examples=(
+            {"showcase/ce_first": 7.0, "showcase/ce_last": 2.0},
+            {"showcase/ce_first": 7.0, "showcase/ce_last": 7.5},
+        ),
+        profiles=_RUN,
+    ),
     # ---- the first dataset: forgetting and what protects against it (Tables 7.1, 7.6; §7.5.3)
-    _old("07.ft_forgets", "Fine-tuning on the second dataset forgets the first: its seen classes fall below the "
-         "network after task 1", "initial", "ft", 74.8, 56.0, "§7.5.3 (2), Table 7.1",
-         paper="CUB s 74.8 after task 1 (§7.5.3) → 56.0 after fine-tuning on Dogs (Table 7.1)"),
-    _old("07.kd_reduces_forgetting", "Distillation by the frozen teacher on the new images (Case 1) keeps more of the "
-         "first dataset than fine-tuning", "kd", "ft", 62.2, 56.0, "Table 7.6 (Case 1 vs Baseline)",
-         paper="CUB s 62.2 vs 56.0 (H 56.7 vs 51.4)"),
-    _old("07.replay_beats_kd_on_old_task", "Replaying images generated from the BN statistics (Case 2) keeps more of "
-         "the first dataset than distillation alone (Case 1)", "kd_replay", "kd", 73.5, 62.2,
-         "Table 7.6 (Case 2 vs Case 1)", paper="CUB s 73.5 vs 62.2 (H 68.3 vs 56.7)"),
-    _old("07.dkd_beats_kd_on_old_task", "The full DKD keeps more of the first dataset than distillation alone",
-         "dkd", "kd", 72.0, 62.2, "Table 7.6 (Ours vs Case 1)", paper="CUB s 72.0 vs 62.2 (H 67.0 vs 56.7)"),
-    _old("07.joint_is_upper_bound", "Joint training on every seen training set stays above fine-tuning on the first "
-         "dataset", "joint", "ft", 74.1, 56.0, "Table 7.1 (Reference vs FT)", paper="CUB s 74.1 vs 56.0"),
-    _old("07.joint_bounds_dkd", "Joint training stays above DKD on the first dataset (the upper-bound reference)",
-         "joint", "dkd", 74.1, 72.0, "Table 7.6 (Reference vs Ours), §7.5.3", paper="CUB s 74.1 vs 72.0"),
+    _old(
+        "07.ft_forgets",
+        "Fine-tuning on the second dataset forgets the first: its seen classes fall below the network after task 1",
+        "initial",
+        "ft",
+        74.8,
+        56.0,
+        "§7.5.3 (2), Table 7.1",
+        paper="CUB s 74.8 after task 1 (§7.5.3) → 56.0 after fine-tuning on Dogs (Table 7.1)",
+    ),
+    _old(
+        "07.kd_reduces_forgetting",
+        "Distillation by the frozen teacher on the new images (Case 1) keeps more of the "
+        "first dataset than fine-tuning",
+        "kd",
+        "ft",
+        62.2,
+        56.0,
+        "Table 7.6 (Case 1 vs Baseline)",
+        paper="CUB s 62.2 vs 56.0 (H 56.7 vs 51.4)",
+    ),
+    _old(
+        "07.replay_beats_kd_on_old_task",
+        "Replaying images generated from the BN statistics (Case 2) keeps more of "
+        "the first dataset than distillation alone (Case 1)",
+        "kd_replay",
+        "kd",
+        73.5,
+        62.2,
+        "Table 7.6 (Case 2 vs Case 1)",
+        paper="CUB s 73.5 vs 62.2 (H 68.3 vs 56.7)",
+    ),
+    _old(
+        "07.dkd_beats_kd_on_old_task",
+        "The full DKD keeps more of the first dataset than distillation alone",
+        "dkd",
+        "kd",
+        72.0,
+        62.2,
+        "Table 7.6 (Ours vs Case 1)",
+        paper="CUB s 72.0 vs 62.2 (H 67.0 vs 56.7)",
+    ),
+    _old(
+        "07.joint_is_upper_bound",
+        "Joint training on every seen training set stays above fine-tuning on the first dataset",
+        "joint",
+        "ft",
+        74.1,
+        56.0,
+        "Table 7.1 (Reference vs FT)",
+        paper="CUB s 74.1 vs 56.0",
+    ),
+    _old(
+        "07.joint_bounds_dkd",
+        "Joint training stays above DKD on the first dataset (the upper-bound reference)",
+        "joint",
+        "dkd",
+        74.1,
+        72.0,
+        "Table 7.6 (Reference vs Ours), §7.5.3",
+        paper="CUB s 74.1 vs 72.0",
+    ),
     # ---- the new dataset: the cost of replay and the on-the-fly teacher (Tables 7.1, 7.4, 7.6)
-    _new("07.replay_costs_the_new_task", "Replay makes the student stiffer: the new dataset's H falls from KD's "
-         "(Case 1) to KD + replay's (Case 2)", "kd", "kd_replay", 78.9, 68.7, "Table 7.6 (Case 1 → Case 2), §7.4.4",
-         note="The stiffness comes from the frozen teacher holding the student on many generated images; our "
-              "generated batch is small and the new dataset easy, so the cost can be small."),
-    _new("07.otf_teacher_gain", "The on-the-fly teacher gives the new dataset back: DKD's H on it is above "
-         "KD + replay's (Case 2 → Ours)", "dkd", "kd_replay", 80.0, 68.7, "Tables 7.1, 7.6 (Case 2 → Ours)",
-         note=_SMALL),
-    _new("07.dkd_beats_ft_on_new_task", "DKD generalises on the new dataset at least as well as fine-tuning: its H is "
-         "higher", "dkd", "ft", 80.0, 78.0, "Table 7.1 (DKD + BN statistics, KL vs FT), §7.5.3 (1)", note=_SMALL),
-    _new("07.otf_teacher_matches_the_new_task", "The on-the-fly teacher itself generalises on the new dataset better "
-         "than fine-tuning (H)", "otf_teacher", "ft", 80.0, 78.0, "Table 7.4", note=_SMALL,
-         paper="Dogs H 80.0 (on-the-fly teacher) vs 78.0 (fine-tuning)"),
+    _new(
+        "07.replay_costs_the_new_task",
+        "Replay makes the student stiffer: the new dataset's H falls from KD's (Case 1) to KD + replay's (Case 2)",
+        "kd",
+        "kd_replay",
+        78.9,
+        68.7,
+        "Table 7.6 (Case 1 → Case 2), §7.4.4",
+        note="The stiffness comes from the frozen teacher holding the student on many generated images; our "
+        "generated batch is small and the new dataset easy, so the cost can be small.",
+    ),
+    _new(
+        "07.otf_teacher_gain",
+        "The on-the-fly teacher gives the new dataset back: DKD's H on it is above KD + replay's (Case 2 → Ours)",
+        "dkd",
+        "kd_replay",
+        80.0,
+        68.7,
+        "Tables 7.1, 7.6 (Case 2 → Ours)",
+        note=_SMALL,
+    ),
+    _new(
+        "07.dkd_beats_ft_on_new_task",
+        "DKD generalises on the new dataset at least as well as fine-tuning: its H is higher",
+        "dkd",
+        "ft",
+        80.0,
+        78.0,
+        "Table 7.1 (DKD + BN statistics, KL vs FT), §7.5.3 (1)",
+        note=_SMALL,
+    ),
+    _new(
+        "07.otf_teacher_matches_the_new_task",
+        "The on-the-fly teacher itself generalises on the new dataset better than fine-tuning (H)",
+        "otf_teacher",
+        "ft",
+        80.0,
+        78.0,
+        "Table 7.4",
+        note=_SMALL,
+        paper="Dogs H 80.0 (on-the-fly teacher) vs 78.0 (fine-tuning)",
+    ),
 ]
 
 NOT_CLAIMED = [
-    ("Table 7.1-7.2: the L1, L2 and MMD distillation losses against the Gram-matrix KL, with and without BN "
-     "statistics and in DKD", "Tables 7.1, 7.2", "only the KL variant (the chapter's method) is implemented"),
-    ("Table 7.2: CUB-200 → Stanford Cars", "Table 7.2", "Stanford Cars has no data_scripts entry (no official "
-     "download any more)"),
-    ("Table 7.3 / Fig. 7.3: three tasks (CUB → Dogs → Cars): more forgetting than two tasks; DKD's last-task H close "
-     "to joint training's", "Table 7.3, Fig. 7.3", "the default runs two tasks to afford five seeds; the full "
-     "fallback runs three embedded datasets on one seed (fewer than the five an ordering needs)"),
-    ("Table 7.6 Cases 3-5 (on-the-fly teacher alone; DKD without L_s; DKD without generated images)", "Table 7.6",
-     "implemented (ablation_methods) and run by the full profile on its first seed only; five seeds of three more "
-     "runs do not fit the default's budget"),
-    ("Table 7.5: generated images score IS 3.09 / FID 198 against 0.93 / 401 for noise", "Table 7.5",
-     "needs an Inception network on natural images; we show the matched BN statistics and nearest real images "
-     "instead"),
-    ("Fig. 7.8 (a, b): retrieval is more sensitive to input noise than classification (LwF)", "Fig. 7.8, §7.5.4",
-     "not implemented"),
-    ("Fig. 7.8 (c, d): the task order changes how fast the first task is forgotten", "Fig. 7.8, §7.5.4",
-     "needs three real datasets in two orders; not implemented"),
-    ("DKD's first-task H is close to the reference (67.0 vs 68.7)", "§7.5.3 (1)",
-     "a closeness, not an ordering, on the paper's numbers; claimed as the ordering joint > DKD "
-     "(07.joint_bounds_dkd) and DKD > KD"),
-    ("Table 7.1's numbers (R@1 on CUB-200 → Stanford Dogs)", "Table 7.1",
-     "not claimed even on the real data: our backbone (ResNet-50 for BN-Inception), schedule and splits differ, "
-     "and the full profile runs one seed"),
+    (
+        "Table 7.1-7.2: the L1, L2 and MMD distillation losses against the Gram-matrix KL, with and without BN "
+        "statistics and in DKD",
+        "Tables 7.1, 7.2",
+        "only the KL variant (the chapter's method) is implemented",
+    ),
+    (
+        "Table 7.2: CUB-200 → Stanford Cars",
+        "Table 7.2",
+        "Stanford Cars has no data_scripts entry (no official download any more)",
+    ),
+    (
+        "Table 7.3 / Fig. 7.3: three tasks (CUB → Dogs → Cars): more forgetting than two tasks; DKD's last-task H close "
+        "to joint training's",
+        "Table 7.3, Fig. 7.3",
+        "the default runs two tasks to afford five seeds; the full "
+        "fallback runs three embedded datasets on one seed (fewer than the five an ordering needs)",
+    ),
+    (
+        "Table 7.6 Cases 3-5 (on-the-fly teacher alone; DKD without L_s; DKD without generated images)",
+        "Table 7.6",
+        "implemented (ablation_methods) and run by the full profile on its first seed only; five seeds of three more "
+        "runs do not fit the default's budget",
+    ),
+    (
+        "Table 7.5: generated images score IS 3.09 / FID 198 against 0.93 / 401 for noise",
+        "Table 7.5",
+        "needs an Inception network on natural images; we show the matched BN statistics and nearest real images "
+        "instead",
+    ),
+    (
+        "Fig. 7.8 (a, b): retrieval is more sensitive to input noise than classification (LwF)",
+        "Fig. 7.8, §7.5.4",
+        "not implemented",
+    ),
+    (
+        "Fig. 7.8 (c, d): the task order changes how fast the first task is forgotten",
+        "Fig. 7.8, §7.5.4",
+        "needs three real datasets in two orders; not implemented",
+    ),
+    (
+        "DKD's first-task H is close to the reference (67.0 vs 68.7)",
+        "§7.5.3 (1)",
+        "a closeness, not an ordering, on the paper's numbers; claimed as the ordering joint > DKD "
+        "(07.joint_bounds_dkd) and DKD > KD",
+    ),
+    (
+        "Table 7.1's numbers (R@1 on CUB-200 → Stanford Dogs)",
+        "Table 7.1",
+        "not claimed even on the real data: our backbone (ResNet-50 for BN-Inception), schedule and splits differ, "
+        "and the full profile runs one seed",
+    ),
 ]
 
 
 # ---- exercises (notebook section "Exercises"; xmr_lib.course.exercises)
 
+
 def _check_clustering_loss(fn):
     """Exercise 07.1: ``fn(features, labels, margin)`` = Eq. 7.5 without λ, as :func:`inversion.clustering_loss`."""
     import torch
-
 
     g = torch.Generator().manual_seed(0)
     for K, P, margin in ((2, 3, 1.0), (4, 5, 0.5), (3, 4, 3.0)):
@@ -476,9 +645,11 @@ def _check_clustering_loss(fn):
             return False, "you use squared distances; Eq. 7.5 compares plain Euclidean distances ‖f − M_k‖₂"
         if abs(got - float(torch.clamp(margin + intra - inter, min=0).mean())) < 1e-4 * max(1, abs(got)):
             return False, "you average over the clusters; Eq. 7.5 sums the K hinges"
-        return False, (f"K={K}, P={P}, Δ={margin}: you return {got:.4f}, expected {want:.4f}. Per cluster k: its mean "
-                       "M_k, the largest distance of a member to M_k, the smallest distance of a non-member to M_k, "
-                       "then max(Δ + intra − inter, 0), summed over k")
+        return False, (
+            f"K={K}, P={P}, Δ={margin}: you return {got:.4f}, expected {want:.4f}. Per cluster k: its mean "
+            "M_k, the largest distance of a member to M_k, the smallest distance of a non-member to M_k, "
+            "then max(Δ + intra − inter, 0), summed over k"
+        )
     return True, "Eq. 7.5 matches xmr_lib.train.inversion.clustering_loss (K = 2, 3, 4; Δ = 0.5, 1, 3)"
 
 
@@ -487,12 +658,21 @@ def _bn_net(seed: int = 0):
     import torch.nn as nn
 
     torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-                        nn.Conv2d(6, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4), nn.BatchNorm1d(4))
+    net = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+        nn.BatchNorm1d(4),
+    )
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = 1.0                            # one batch sets the running statistics
+            m.momentum = 1.0  # one batch sets the running statistics
     with torch.no_grad():
         net.train()(torch.rand(4, 3, 2, 2, generator=torch.Generator().manual_seed(seed + 100)))
     for m in net.modules():
@@ -506,7 +686,6 @@ def _check_bn_gap(fn):
     import torch
     import torch.nn as nn
 
-
     for seed in (0, 1):
         net = _bn_net(seed)
         x = torch.rand(4, 3, 2, 2, generator=torch.Generator().manual_seed(seed + 10))
@@ -514,21 +693,28 @@ def _check_bn_gap(fn):
             net(x)
             want = float(inv.bn_matching_loss(h.means, h.variances, h.running_means, h.running_variances))
             n = [x.shape[0] * (x.shape[2] * x.shape[3] if i < 2 else 1) for i in range(3)]
-            unbiased = float(inv.bn_matching_loss(h.means, [v * k / (k - 1) for v, k in zip(h.variances, n)],
-                                                  h.running_means, h.running_variances))
+            unbiased = float(
+                inv.bn_matching_loss(
+                    h.means, [v * k / (k - 1) for v, k in zip(h.variances, n)], h.running_means, h.running_variances
+                )
+            )
         got = fn(net, x)
         got = float(got.detach() if isinstance(got, torch.Tensor) else got)
         bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if any(len(m._forward_hooks) or len(m._forward_pre_hooks) for m in bns):
-            return False, ("the value may be right, but hooks are still attached to the BN layers: keep the handles of "
-                           "register_forward_hook and call .remove() on each (DeepInversion's code forgot to)")
+            return False, (
+                "the value may be right, but hooks are still attached to the BN layers: keep the handles of "
+                "register_forward_hook and call .remove() on each (DeepInversion's code forgot to)"
+            )
         if abs(got - want) <= 1e-4 * max(1.0, want):
             continue
         if abs(got - unbiased) <= 1e-4 * max(1.0, want):
             return False, "you use the unbiased variance; BatchNorm normalises with the biased one (unbiased=False)"
-        return False, (f"you return {got:.4f}, expected {want:.4f}. Hook the *input* of every BN layer (inputs[0] in "
-                       "a forward hook), take its mean and biased variance over every axis but the channels "
-                       "(dims 0, 2, 3 for images; 0 for vectors), compare with running_mean / running_var")
+        return False, (
+            f"you return {got:.4f}, expected {want:.4f}. Hook the *input* of every BN layer (inputs[0] in "
+            "a forward hook), take its mean and biased variance over every axis but the channels "
+            "(dims 0, 2, 3 for images; 0 for vectors), compare with running_mean / running_var"
+        )
     return True, "your hooks read what every BN layer sees and leave the model as it was: Eq. 7.4 without λ_BN"
 
 
@@ -537,27 +723,46 @@ def _freeze_bn_colours(freeze_bn: bool):
     import torch
     import torch.nn as nn
 
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         torch.manual_seed(0)
-        net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=0.5), nn.ReLU(),
-                            nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=0.5), nn.ReLU(),
-                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+        net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8, momentum=0.5),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8, momentum=0.5),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, 4),
+        )
         g = torch.Generator().manual_seed(0)
         grey = (0.5 + 0.1 * torch.randn(32, 3, 8, 8, generator=g)).clamp(0, 1)
-        red = (torch.tensor([0.9, 0.15, 0.15]).view(1, 3, 1, 1) + 0.05 * torch.randn(32, 3, 8, 8, generator=g)
-               ).clamp(0, 1)
+        red = (torch.tensor([0.9, 0.15, 0.15]).view(1, 3, 1, 1) + 0.05 * torch.randn(32, 3, 8, 8, generator=g)).clamp(
+            0, 1
+        )
         with torch.no_grad():
             net.train()
             for _ in range(12):
-                net(grey)                                   # "pre-training": the statistics of grey images
-            net.eval() if freeze_bn else net.train()        # task 1: BN frozen (eval) or updated (train)
+                net(grey)  # "pre-training": the statistics of grey images
+            net.eval() if freeze_bn else net.train()  # task 1: BN frozen (eval) or updated (train)
             for _ in range(12):
                 net(red)
-        res = inv.invert_bn(net, 8, (3, 8, 8), n_clusters=2, steps=60, lr=0.05, lambda_bn=1.0, lambda_cluster=0.0,
-                            device="cpu", seed=0, progress=False)
+        res = inv.invert_bn(
+            net,
+            8,
+            (3, 8, 8),
+            n_clusters=2,
+            steps=60,
+            lr=0.05,
+            lambda_bn=1.0,
+            lambda_cluster=0.0,
+            device="cpu",
+            seed=0,
+            progress=False,
+        )
     finally:
         torch.set_num_threads(threads)
     return [round(float(v), 2) for v in res.images.mean((0, 2, 3))]
@@ -572,10 +777,14 @@ def _check_freeze_bn(answer):
     truth = "red" if frozen[0] - max(frozen[1:]) > 0.2 else "grey"
     seen = f"mean RGB of the generated images: BN frozen {frozen}, BN updated {updated}"
     if a == truth:
-        return True, (f"{seen}. Frozen BN layers keep the statistics of the data before task 1, and that is all the "
-                      "generation can recover: with freeze_bn=True the replay would dream up the wrong data")
-    return False, (f"{seen}. The generation only sees the running statistics; in eval mode BatchNorm does not update "
-                   "them, so which data do they describe?")
+        return True, (
+            f"{seen}. Frozen BN layers keep the statistics of the data before task 1, and that is all the "
+            "generation can recover: with freeze_bn=True the replay would dream up the wrong data"
+        )
+    return False, (
+        f"{seen}. The generation only sees the running statistics; in eval mode BatchNorm does not update "
+        "them, so which data do they describe?"
+    )
 
 
 EXERCISES = {"1": _check_clustering_loss, "2": _check_bn_gap, "3": _check_freeze_bn}

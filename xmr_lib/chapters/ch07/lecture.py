@@ -6,6 +6,7 @@ The chapter's method is in :mod:`xmr_lib.chapters.ch07.lifelong` and :mod:`xmr_l
 here returns metrics as a ``{key: value}`` dict the notebook records (``runs.record_many``); ``results`` is
 ``{seed: {"initial": ..., method: IncrementalResult}}`` (:func:`~xmr_lib.chapters.ch07.lifelong.compare_lifelong`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,8 +28,17 @@ from xmr_lib.train import inversion as inv
 
 def benchmark(P: Any, seed: int) -> ll.LifelongBenchmark:
     """The task sequence ``P.datasets`` with its seen / unseen classes; ``seed`` draws the embedded images."""
-    return ll.lifelong_benchmark(P.datasets, P.n_seen, P.n_unseen, P.train_per_class, P.test_per_class,
-                                 P.unseen_per_class, size=P.image_size, seed=seed, data_root=P.data_root)
+    return ll.lifelong_benchmark(
+        P.datasets,
+        P.n_seen,
+        P.n_unseen,
+        P.train_per_class,
+        P.test_per_class,
+        P.unseen_per_class,
+        size=P.image_size,
+        seed=seed,
+        data_root=P.data_root,
+    )
 
 
 def is_real(P: Any) -> bool:
@@ -39,8 +49,12 @@ def is_real(P: Any) -> bool:
 def task_samples(bench: ll.LifelongBenchmark, t: int, n_seen: int = 6, n_unseen: int = 3):
     """One image (``(H, W, C)``) of the first seen and unseen classes of task ``t``, titled "seen c" / "unseen c"."""
     cls = list(bench.seen[t][:n_seen]) + list(bench.unseen[t][:n_unseen])
-    ims = [bench.train.images[bench.train.labels == c][0] if c in bench.seen[t]
-           else bench.test.images[bench.test.labels == c][0] for c in cls]
+    ims = [
+        bench.train.images[bench.train.labels == c][0]
+        if c in bench.seen[t]
+        else bench.test.images[bench.test.labels == c][0]
+        for c in cls
+    ]
     titles = [("seen " if c in bench.seen[t] else "unseen ") + str(c) for c in cls]
     return [im.permute(1, 2, 0).numpy() for im in ims], titles
 
@@ -61,32 +75,68 @@ def model_factory(P: Any) -> Callable[[int], inc.IncrementalNet]:
 
 def train_config(P: Any, seed: int, n_tasks: int) -> inc.TrainConfig:
     """``base_iterations`` on the first dataset, ``inc_iterations`` on each later one."""
-    return inc.TrainConfig(iterations=[P.base_iterations] + [P.inc_iterations] * (n_tasks - 1), P=P.classes_per_batch,
-                           K=P.images_per_class, lr=P.lr, lr_trunk=P.lr_trunk, weight_decay=P.weight_decay,
-                           freeze_bn=P.freeze_bn, device=P.device, seed=seed, progress=True)
+    return inc.TrainConfig(
+        iterations=[P.base_iterations] + [P.inc_iterations] * (n_tasks - 1),
+        P=P.classes_per_batch,
+        K=P.images_per_class,
+        lr=P.lr,
+        lr_trunk=P.lr_trunk,
+        weight_decay=P.weight_decay,
+        freeze_bn=P.freeze_bn,
+        device=P.device,
+        seed=seed,
+        progress=True,
+    )
 
 
 def replay_kwargs(P: Any) -> dict:
     """The settings of the generation from BN statistics (Eqs. 7.4–7.5) and of its snapshots."""
-    return dict(n_images=P.gen_images, n_clusters=P.gen_clusters, steps=P.gen_steps, lr=P.gen_lr,
-                lambda_bn=P.lambda_bn, lambda_cluster=P.lambda_cluster, margin=P.cluster_margin,
-                inversion_kw=dict(lambda_tv=P.gen_tv, lambda_l2=P.gen_l2, jitter=P.gen_jitter,
-                                  snapshot_every=P.snapshot_every, n_snapshot=16, log_every=max(1, P.gen_steps // 50)))
+    return dict(
+        n_images=P.gen_images,
+        n_clusters=P.gen_clusters,
+        steps=P.gen_steps,
+        lr=P.gen_lr,
+        lambda_bn=P.lambda_bn,
+        lambda_cluster=P.lambda_cluster,
+        margin=P.cluster_margin,
+        inversion_kw=dict(
+            lambda_tv=P.gen_tv,
+            lambda_l2=P.gen_l2,
+            jitter=P.gen_jitter,
+            snapshot_every=P.snapshot_every,
+            n_snapshot=16,
+            log_every=max(1, P.gen_steps // 50),
+        ),
+    )
 
 
 def plugin_kwargs(P: Any, seed: int, cache: dict) -> dict:
     """The weights of Eq. 7.9 (λ_kd × ``kd_scale``: our KL carries T²), the replay settings and its cache."""
-    return dict(lambda_s=P.lambda_s, lambda_kd1=P.kd_scale * P.lambda_kd1, lambda_kd2=P.kd_scale * P.lambda_kd2,
-                lambda_te2=P.lambda_te2, temperature=P.temperature, margin=P.margin, replay=replay_kwargs(P),
-                replay_cache=cache, seed=seed)
+    return dict(
+        lambda_s=P.lambda_s,
+        lambda_kd1=P.kd_scale * P.lambda_kd1,
+        lambda_kd2=P.kd_scale * P.lambda_kd2,
+        lambda_te2=P.lambda_te2,
+        temperature=P.temperature,
+        margin=P.margin,
+        replay=replay_kwargs(P),
+        replay_cache=cache,
+        seed=seed,
+    )
 
 
 def train_first(P: Any, bench: ll.LifelongBenchmark, make_model: Callable, transform: Callable):
     """The network after the first dataset (``L_s`` only), as the first seed's runs will start from it."""
     T = len(bench.datasets)
-    return ll.compare_lifelong(make_model, bench, [], train_config(P, P.seed, T), transform,
-                               plugin_kwargs=plugin_kwargs(P, P.seed, {}),
-                               checkpoint=f"07/seed{P.seed}" if P.checkpoint else None)["initial"]
+    return ll.compare_lifelong(
+        make_model,
+        bench,
+        [],
+        train_config(P, P.seed, T),
+        transform,
+        plugin_kwargs=plugin_kwargs(P, P.seed, {}),
+        checkpoint=f"07/seed{P.seed}" if P.checkpoint else None,
+    )["initial"]
 
 
 # ---- section 4: generation from the BN statistics
@@ -97,9 +147,13 @@ def generate(P: Any, model, bench: ll.LifelongBenchmark, transform: Callable, ca
     (an :class:`~xmr_lib.train.inversion.InversionResult`), through ``cache``, which the first seed's runs share."""
     gen_plugin = ll.GeneratedReplay(**replay_kwargs(P), cache=cache, seed=P.seed, progress=True)
     teacher = inc.snapshot(model)
-    g0 = gen_plugin.generate(teacher, tuple(bench.train.images.shape[1:]),
-                             functools.partial(transform, train=False), str(next(teacher.parameters()).device),
-                             task=1)
+    g0 = gen_plugin.generate(
+        teacher,
+        tuple(bench.train.images.shape[1:]),
+        functools.partial(transform, train=False),
+        str(next(teacher.parameters()).device),
+        task=1,
+    )
     return teacher, g0
 
 
@@ -149,12 +203,16 @@ def batch_stats(model, x: torch.Tensor) -> tuple[list[np.ndarray], list[np.ndarr
 def stats_sets(teacher, g0, bench: ll.LifelongBenchmark, transform: Callable, seed: int) -> dict:
     """BN input statistics ``{name: (means, variances)}`` of pure noise (the start), the generated batch, and as
     many real task-1 training images."""
-    noise = (0.5 + 0.25 * torch.randn(len(g0.images), *g0.images.shape[1:],
-                                      generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
+    noise = (
+        0.5 + 0.25 * torch.randn(len(g0.images), *g0.images.shape[1:], generator=torch.Generator().manual_seed(seed))
+    ).clamp(0, 1)
     real = bench.train.images[bench.train.mask(bench.seen[0])]
-    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:len(g0.images)]]
-    return {"noise (start)": batch_stats(teacher, transform(noise)), "generated": (g0.stats["mean"], g0.stats["var"]),
-            "real task-1 images": batch_stats(teacher, transform(real))}
+    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[: len(g0.images)]]
+    return {
+        "noise (start)": batch_stats(teacher, transform(noise)),
+        "generated": (g0.stats["mean"], g0.stats["var"]),
+        "real task-1 images": batch_stats(teacher, transform(real)),
+    }
 
 
 def plot_stats(sets: dict, g0):
@@ -176,9 +234,13 @@ def plot_stats(sets: dict, g0):
 
 def bn_gaps(sets: dict, g0) -> dict:
     """The unweighted L_BN (Eq. 7.4) of each batch of :func:`stats_sets`."""
-    return {n: float(sum(((a - b) ** 2).sum() for a, b in zip(ms, g0.stats["running_mean"])) +
-                     sum(((a - b) ** 2).sum() for a, b in zip(vs, g0.stats["running_var"])))
-            for n, (ms, vs) in sets.items()}
+    return {
+        n: float(
+            sum(((a - b) ** 2).sum() for a, b in zip(ms, g0.stats["running_mean"]))
+            + sum(((a - b) ** 2).sum() for a, b in zip(vs, g0.stats["running_var"]))
+        )
+        for n, (ms, vs) in sets.items()
+    }
 
 
 def nearest_real(teacher, g0, bench: ll.LifelongBenchmark, transform: Callable, n_clusters: int, k: int = 3):
@@ -193,8 +255,9 @@ def nearest_real(teacher, g0, bench: ll.LifelongBenchmark, transform: Callable, 
     for c in range(min(n_clusters, 6)):
         i = int(torch.nonzero(g0.labels == c)[0])
         nn_ = (e_real @ e_gen[i]).topk(k).indices
-        ims += [g0.images[i].permute(1, 2, 0).numpy()] + [bench.train.images[t1][j].permute(1, 2, 0).numpy()
-                                                          for j in nn_]
+        ims += [g0.images[i].permute(1, 2, 0).numpy()] + [
+            bench.train.images[t1][j].permute(1, 2, 0).numpy() for j in nn_
+        ]
         titles += [f"gen c{c}"] + [f"class {int(lab_real[j])}" for j in nn_]
     return ims, titles
 
@@ -202,8 +265,15 @@ def nearest_real(teacher, g0, bench: ll.LifelongBenchmark, transform: Callable, 
 # ---- section 6: the experiment over seeds
 
 
-def run_all(P: Any, seeds: Sequence[int], bench: ll.LifelongBenchmark, base, cache0: dict, make_model: Callable,
-            transform: Callable) -> dict:
+def run_all(
+    P: Any,
+    seeds: Sequence[int],
+    bench: ll.LifelongBenchmark,
+    base,
+    cache0: dict,
+    make_model: Callable,
+    transform: Callable,
+) -> dict:
     """``{seed: {"initial": ..., method: result}}``; the first seed reuses ``bench``, ``base`` and the generated
     images in ``cache0`` and also runs ``ablation_methods``."""
     results = {}
@@ -212,11 +282,17 @@ def run_all(P: Any, seeds: Sequence[int], bench: ll.LifelongBenchmark, base, cac
         t0 = time.time()
         b_s = bench if s == P.seed else benchmark(P, s)
         cache = cache0 if s == P.seed else {}
-        results[s] = ll.compare_lifelong(make_model, b_s, P.methods + (P.ablation_methods if s == P.seed else []),
-                                         train_config(P, s, T), transform, joint_iterations=P.joint_iterations,
-                                         plugin_kwargs=plugin_kwargs(P, s, cache),
-                                         base=base if s == P.seed else None,
-                                         checkpoint=f"07/seed{s}" if P.checkpoint else None)
+        results[s] = ll.compare_lifelong(
+            make_model,
+            b_s,
+            P.methods + (P.ablation_methods if s == P.seed else []),
+            train_config(P, s, T),
+            transform,
+            joint_iterations=P.joint_iterations,
+            plugin_kwargs=plugin_kwargs(P, s, cache),
+            base=base if s == P.seed else None,
+            checkpoint=f"07/seed{s}" if P.checkpoint else None,
+        )
         print(f"seed {s}: {len(results[s]) - 1} runs in {time.time() - t0:.0f} s")
     return results
 
@@ -254,16 +330,21 @@ def score_metrics(P: Any, results: dict, bench: ll.LifelongBenchmark, g0) -> dic
         for t in range(T):
             for k in ("s", "u", "H", "mAP_s"):
                 out[f"{m}/t{t + 1}_{k}_seeds"] = [sc(s, m)[t][k] for s in seeds]
-        for k in ("s", "u", "H", "mAP_s"):       # the last (newest) dataset, whatever the sequence length
+        for k in ("s", "u", "H", "mAP_s"):  # the last (newest) dataset, whatever the sequence length
             out[f"{m}/tlast_{k}_seeds"] = [sc(s, m)[T - 1][k] for s in seeds]
     init_map = [sc(s, "initial")[0]["mAP_s"] for s in seeds]
-    out["initial/t1_s_over_chance_seeds"] = [sc(s, "initial")[0]["s"] / chance_r1(bench.test, bench.seen[0])
-                                             for s in seeds]
+    out["initial/t1_s_over_chance_seeds"] = [
+        sc(s, "initial")[0]["s"] / chance_r1(bench.test, bench.seen[0]) for s in seeds
+    ]
     for m in P.methods:
         out[f"{m}/t1_mAP_s_ratio_seeds"] = [sc(s, m)[0]["mAP_s"] / i for s, i in zip(seeds, init_map)]
     if any(m in P.methods for m in ("kd_replay", "dkd")):
-        gens = [r_.results[1] for s in seeds for r_ in results[s].get("kd_replay", results[s].get("dkd", None)).plugins
-                if isinstance(r_, ll.GeneratedReplay)]
+        gens = [
+            r_.results[1]
+            for s in seeds
+            for r_ in results[s].get("kd_replay", results[s].get("dkd", None)).plugins
+            if isinstance(r_, ll.GeneratedReplay)
+        ]
     else:
         gens = [g0]
     for term in ("bn", "total"):
@@ -281,22 +362,44 @@ def score_metrics(P: Any, results: dict, bench: ll.LifelongBenchmark, g0) -> dic
 def thesis_71() -> pd.DataFrame:
     """Tables 7.1 / 7.6: CUB-200 → Stanford-Dogs (BN-Inception), R@1 %."""
     return pd.DataFrame(
-        [[56.0, 47.5, 51.4, 72.2, 84.9, 78.0], [62.2, 52.1, 56.7, 73.6, 85.0, 78.9],
-         [73.5, 63.8, 68.3, 60.0, 80.3, 68.7], [55.1, 47.1, 50.8, 74.0, 86.2, 79.6],
-         [73.2, 62.4, 67.3, 69.0, 86.1, 76.6], [59.7, 54.5, 56.9, 74.0, 86.2, 79.6],
-         [72.0, 62.7, 67.0, 74.4, 86.5, 80.0], [74.1, 64.1, 68.7, 74.5, 86.7, 80.1]],
-        index=["ft (Baseline, L_s)", "kd (Case 1, + L_kd1)", "kd_replay (Case 2, + L_g)",
-               "otf (Case 3, L_s + L_kd2 + L_te2)", "dkd_no_ls (Case 4, no L_s)", "dkd_no_replay (Case 5, no L_g)",
-               "dkd (Ours)", "joint (Reference)"],
-        columns=pd.MultiIndex.from_product([["CUB-200", "Stanford-Dogs"], ["s", "u", "H"]]))
+        [
+            [56.0, 47.5, 51.4, 72.2, 84.9, 78.0],
+            [62.2, 52.1, 56.7, 73.6, 85.0, 78.9],
+            [73.5, 63.8, 68.3, 60.0, 80.3, 68.7],
+            [55.1, 47.1, 50.8, 74.0, 86.2, 79.6],
+            [73.2, 62.4, 67.3, 69.0, 86.1, 76.6],
+            [59.7, 54.5, 56.9, 74.0, 86.2, 79.6],
+            [72.0, 62.7, 67.0, 74.4, 86.5, 80.0],
+            [74.1, 64.1, 68.7, 74.5, 86.7, 80.1],
+        ],
+        index=[
+            "ft (Baseline, L_s)",
+            "kd (Case 1, + L_kd1)",
+            "kd_replay (Case 2, + L_g)",
+            "otf (Case 3, L_s + L_kd2 + L_te2)",
+            "dkd_no_ls (Case 4, no L_s)",
+            "dkd_no_replay (Case 5, no L_g)",
+            "dkd (Ours)",
+            "joint (Reference)",
+        ],
+        columns=pd.MultiIndex.from_product([["CUB-200", "Stanford-Dogs"], ["s", "u", "H"]]),
+    )
 
 
 def map_h_table(results: dict, rows: Sequence[str], T: int) -> pd.DataFrame:
     """Seen-class mAP and H (R@1) of every dataset, % mean ± std over seeds, one row per run."""
     seeds = list(results)
-    return pd.DataFrame({m: {f"task {t + 1} {k}": f"{100 * np.mean([scores(results, s, m, T)[t][k] for s in seeds]):.1f}"
-                                                   f" ± {100 * np.std([scores(results, s, m, T)[t][k] for s in seeds]):.1f}"
-                             for t in range(T) for k in ("mAP_s", "H")} for m in rows}).T
+    return pd.DataFrame(
+        {
+            m: {
+                f"task {t + 1} {k}": f"{100 * np.mean([scores(results, s, m, T)[t][k] for s in seeds]):.1f}"
+                f" ± {100 * np.std([scores(results, s, m, T)[t][k] for s in seeds]):.1f}"
+                for t in range(T)
+                for k in ("mAP_s", "H")
+            }
+            for m in rows
+        }
+    ).T
 
 
 def plot_bars(results: dict, rows: Sequence[str], bench: ll.LifelongBenchmark):
@@ -304,8 +407,13 @@ def plot_bars(results: dict, rows: Sequence[str], bench: ll.LifelongBenchmark):
     T, seeds = len(bench.datasets), list(results)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
     x = np.arange(len(rows))
-    for ax, (t, k, title) in zip(axes, ((0, "mAP_s", f"task 1 ({bench.datasets[0]}): seen-class mAP — forgetting"),
-                                        (T - 1, "H", f"task {T} ({bench.datasets[-1]}): H — learning the new data"))):
+    for ax, (t, k, title) in zip(
+        axes,
+        (
+            (0, "mAP_s", f"task 1 ({bench.datasets[0]}): seen-class mAP — forgetting"),
+            (T - 1, "H", f"task {T} ({bench.datasets[-1]}): H — learning the new data"),
+        ),
+    ):
         vals = np.array([[scores(results, s, m, T)[t][k] for s in seeds] for m in rows])
         ax.bar(x, vals.mean(1), yerr=vals.std(1), color=[f"C{i}" for i in range(len(rows))])
         for i, v in enumerate(vals):
@@ -313,7 +421,7 @@ def plot_bars(results: dict, rows: Sequence[str], bench: ll.LifelongBenchmark):
         ax.set_xticks(x, ["after task 1" if m == "initial" else m for m in rows], rotation=20)
         ax.set_title(title, fontsize=10)
         lo = max(0, vals.min() - 0.1)
-        ax.set_ylim(lo, 1.0)   # zoomed: the methods differ by a few points, which a 0-based axis would flatten
+        ax.set_ylim(lo, 1.0)  # zoomed: the methods differ by a few points, which a 0-based axis would flatten
         ax.set_ylabel(k + (f" (axis from {lo:.2f}, zoomed)" if lo > 0 else ""))
     fig.tight_layout()
     return fig
@@ -349,6 +457,7 @@ def trajectory(results: dict, s: int, m: str, T: int) -> list[tuple[str, list[di
 def run_view(results: dict, T: int) -> Callable:
     """``draw(method, seed)`` for ``viz.explorer``: every dataset's seen mAP and H after each task (the method
     against fine-tuning), and the method's weighted loss terms on the later dataset(s)."""
+
     def draw(method, seed):
         fig, axes = plt.subplots(1, 2, figsize=(12.5, 3.9), layout="constrained")
         for m, colour, lw in (("ft", "0.6", 1.2), (method, None, 2.2)):
@@ -358,10 +467,22 @@ def run_view(results: dict, T: int) -> Callable:
             x = np.arange(len(pts))
             for t in range(T):
                 c = colour or f"C{t}"
-                axes[0].plot(x, [p[1][t]["mAP_s"] for p in pts], "-o", c=c, lw=lw,
-                             label=f"{m}: task {t + 1} seen mAP" if m == method or t == 0 else None)
-                axes[0].plot(x, [p[1][t]["H"] for p in pts], "--s", c=c, lw=lw,
-                             label=f"{m}: task {t + 1} H" if m == method else None)
+                axes[0].plot(
+                    x,
+                    [p[1][t]["mAP_s"] for p in pts],
+                    "-o",
+                    c=c,
+                    lw=lw,
+                    label=f"{m}: task {t + 1} seen mAP" if m == method or t == 0 else None,
+                )
+                axes[0].plot(
+                    x,
+                    [p[1][t]["H"] for p in pts],
+                    "--s",
+                    c=c,
+                    lw=lw,
+                    label=f"{m}: task {t + 1} H" if m == method else None,
+                )
             axes[0].set_xticks(x, [p[0] for p in pts])
         axes[0].set(ylim=(0, 1.02), ylabel="score", title=f"{method}, seed {seed}: scores after each task")
         axes[0].legend(fontsize=9, loc="lower left")
@@ -370,11 +491,17 @@ def run_view(results: dict, T: int) -> Callable:
         terms = [c for c in ("L_s", "L_kd1", "L_kd2", "L_te2") if c in L_ and L_[c].notna().any()]
         for c in terms:
             axes[1].plot(L_["global_iteration"] if "global_iteration" in L_ else L_["iteration"], L_[c], label=c)
-        axes[1].set(xlabel="iteration", ylabel="weighted loss", title=f"{method}: loss terms on the later dataset(s)"
-                    if method != "joint" else "joint: L_s on every seen set")
+        axes[1].set(
+            xlabel="iteration",
+            ylabel="weighted loss",
+            title=f"{method}: loss terms on the later dataset(s)"
+            if method != "joint"
+            else "joint: L_s on every seen set",
+        )
         if terms:
             axes[1].legend(fontsize=9)
         return fig
+
     return draw
 
 
@@ -404,19 +531,38 @@ def run_showcase(P: Any):
     ``(result, target classes, their names, softmax of the network on the final images)``."""
     lite = backbones.efficientnet_lite0()
     lbn = inv.bn_layers(lite)
-    print(f"EfficientNet-Lite0: {len(lbn)} BatchNorm layers, all with running statistics "
-          f"(e.g. {lbn[0][0]}: mean of the running means {lbn[0][1].running_mean.mean():.3f})")
+    print(
+        f"EfficientNet-Lite0: {len(lbn)} BatchNorm layers, all with running statistics "
+        f"(e.g. {lbn[0][0]}: mean of the running means {lbn[0][1].running_mean.mean():.3f})"
+    )
     targets = [P.showcase_classes[i % len(P.showcase_classes)] for i in range(P.showcase_images)]
     names = [backbones.imagenet_classes()[c].name for c in targets]
-    sc = inv.invert_bn(lite, len(targets), (3, P.showcase_size, P.showcase_size), labels=targets,
-                       steps=P.showcase_steps, lr=P.showcase_lr, lambda_bn=P.showcase_lambda_bn, lambda_cluster=0.0,
-                       lambda_ce=1.0, lambda_tv=0.1, squared=False, first_layer_weight=10.0, jitter=2, flip=True,
-                       normalize=(backbones.LITE0_MEAN, backbones.LITE0_STD),
-                       snapshot_every=max(1, P.showcase_steps // 4), n_snapshot=len(targets),
-                       log_every=max(1, P.showcase_steps // 20), device=P.device, seed=P.seed)
+    sc = inv.invert_bn(
+        lite,
+        len(targets),
+        (3, P.showcase_size, P.showcase_size),
+        labels=targets,
+        steps=P.showcase_steps,
+        lr=P.showcase_lr,
+        lambda_bn=P.showcase_lambda_bn,
+        lambda_cluster=0.0,
+        lambda_ce=1.0,
+        lambda_tv=0.1,
+        squared=False,
+        first_layer_weight=10.0,
+        jitter=2,
+        flip=True,
+        normalize=(backbones.LITE0_MEAN, backbones.LITE0_STD),
+        snapshot_every=max(1, P.showcase_steps // 4),
+        n_snapshot=len(targets),
+        log_every=max(1, P.showcase_steps // 20),
+        device=P.device,
+        seed=P.seed,
+    )
     with torch.no_grad():
-        x = ((sc.images - torch.tensor(backbones.LITE0_MEAN).view(1, 3, 1, 1))
-             / torch.tensor(backbones.LITE0_STD).view(1, 3, 1, 1))
+        x = (sc.images - torch.tensor(backbones.LITE0_MEAN).view(1, 3, 1, 1)) / torch.tensor(backbones.LITE0_STD).view(
+            1, 3, 1, 1
+        )
         prob = lite(x.to(next(lite.parameters()).device)).softmax(1).cpu()
     return sc, targets, names, prob
 
@@ -435,27 +581,35 @@ def showcase_report(sc, targets: Sequence[int], names: Sequence[str], prob: torc
     """Print what the showcase reached (speed, cross-entropy and L_BN before / after, each target's probability and
     top-1 class); return its metrics."""
     ce = sc.curve("ce")[1]
-    print(f"{len(targets)} images at {P.showcase_size} px, {P.showcase_steps} steps: {sc.images_per_second:.2f} "
-          f"images/s; cross-entropy to the targets {ce[0]:.2f} → {ce[-1]:.2f}; L_BN {sc.curve('bn')[1][0]:.1f} → "
-          f"{sc.curve('bn')[1][-1]:.1f}")
+    print(
+        f"{len(targets)} images at {P.showcase_size} px, {P.showcase_steps} steps: {sc.images_per_second:.2f} "
+        f"images/s; cross-entropy to the targets {ce[0]:.2f} → {ce[-1]:.2f}; L_BN {sc.curve('bn')[1][0]:.1f} → "
+        f"{sc.curve('bn')[1][-1]:.1f}"
+    )
     for j, (c, n_) in enumerate(zip(targets, names)):
         top = prob[j].argmax().item()
-        print(f"  target {n_!r}: p = {prob[j, c]:.3g} (chance 0.001); top-1 = "
-              f"{backbones.imagenet_classes()[top].name!r}")
-    return {"showcase/ce_first": float(ce[0]), "showcase/ce_last": float(ce[-1]),
-            "showcase/target_prob": [float(prob[j, c]) for j, c in enumerate(targets)],
-            "showcase/images_per_second": sc.images_per_second}
+        print(
+            f"  target {n_!r}: p = {prob[j, c]:.3g} (chance 0.001); top-1 = {backbones.imagenet_classes()[top].name!r}"
+        )
+    return {
+        "showcase/ce_first": float(ce[0]),
+        "showcase/ce_last": float(ce[-1]),
+        "showcase/target_prob": [float(prob[j, c]) for j, c in enumerate(targets)],
+        "showcase/images_per_second": sc.images_per_second,
+    }
 
 
 # ---- section 10: per-seed differences
 
 
 #: the orderings section 10 looks at: (a, b, task index or -1 for the last, score)
-CHECKS = {"KD − FT, task 1 seen mAP (small, limited protection)": ("kd", "ft", 0, "mAP_s"),
-          "(KD + replay) − KD, task 1 seen mAP (the replay gain)": ("kd_replay", "kd", 0, "mAP_s"),
-          "(KD + replay) − FT, last task H (the cost of replay; < 0 = a cost)": ("kd_replay", "ft", -1, "H"),
-          "DKD − (KD + replay), last task H (the on-the-fly teacher's gain)": ("dkd", "kd_replay", -1, "H"),
-          "DKD − (KD + replay), task 1 seen mAP": ("dkd", "kd_replay", 0, "mAP_s")}
+CHECKS = {
+    "KD − FT, task 1 seen mAP (small, limited protection)": ("kd", "ft", 0, "mAP_s"),
+    "(KD + replay) − KD, task 1 seen mAP (the replay gain)": ("kd_replay", "kd", 0, "mAP_s"),
+    "(KD + replay) − FT, last task H (the cost of replay; < 0 = a cost)": ("kd_replay", "ft", -1, "H"),
+    "DKD − (KD + replay), last task H (the on-the-fly teacher's gain)": ("dkd", "kd_replay", -1, "H"),
+    "DKD − (KD + replay), task 1 seen mAP": ("dkd", "kd_replay", 0, "mAP_s"),
+}
 
 
 def seed_differences(P: Any, results: dict, T: int) -> pd.DataFrame:

@@ -29,6 +29,7 @@ recognised as "not real" by ``L_kd2`` / ``L_te2``. The on-the-fly teacher hands 
 trainer (:meth:`xmr_lib.train.incremental.Plugin.param_groups`), which steps them with the student's: their gradients
 come from ``L_te2`` only, because ``L_kd2`` sees the teacher's features detached.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,10 +50,25 @@ from xmr_lib.train.finetune import freeze_batchnorm
 from xmr_lib.train.incremental import LabelledImages, LossTerm, Plugin
 from xmr_lib.train.inversion import invert_bn
 
-__all__ = ["PSEUDO_LABEL_BASE", "lifelong_triplet_loss", "gram_kl", "harmonic_mean", "DATASETS",
-           "LifelongBenchmark", "lifelong_benchmark", "student_triplet_term", "frozen_teacher_term",
-           "GeneratedReplay", "OnTheFlyTeacher", "LIFELONG_METHODS", "lifelong_plugins", "compare_lifelong",
-           "lifelong_scores", "lifelong_table", "SPECIES_HUE_CLASSES"]
+__all__ = [
+    "PSEUDO_LABEL_BASE",
+    "lifelong_triplet_loss",
+    "gram_kl",
+    "harmonic_mean",
+    "DATASETS",
+    "LifelongBenchmark",
+    "lifelong_benchmark",
+    "student_triplet_term",
+    "frozen_teacher_term",
+    "GeneratedReplay",
+    "OnTheFlyTeacher",
+    "LIFELONG_METHODS",
+    "lifelong_plugins",
+    "compare_lifelong",
+    "lifelong_scores",
+    "lifelong_table",
+    "SPECIES_HUE_CLASSES",
+]
 
 #: labels of generated images start here (real images use classifier columns 0 … n−1)
 PSEUDO_LABEL_BASE = 1_000_000
@@ -100,8 +116,11 @@ def harmonic_mean(s: Any, u: Any) -> Any:
 
 
 #: SynthSpecies classes for a colour task: 6 body hues × 3 head hues (no stripes, aspect 0.6)
-SPECIES_HUE_CLASSES = [dict(body_hue=bh, head_hue=hh, stripes=0, aspect=0.6)
-                       for bh in (0.0, 0.166, 0.333, 0.5, 0.666, 0.833) for hh in (0.0, 0.33, 0.66)]
+SPECIES_HUE_CLASSES = [
+    dict(body_hue=bh, head_hue=hh, stripes=0, aspect=0.6)
+    for bh in (0.0, 0.166, 0.333, 0.5, 0.666, 0.833)
+    for hh in (0.0, 0.33, 0.66)
+]
 
 #: datasets a lifelong sequence can use offline: name → (number of classes, what)
 DATASETS = {
@@ -151,10 +170,17 @@ class LifelongBenchmark:
 
         rows = []
         for t, (d, s, u) in enumerate(zip(self.datasets, self.seen, self.unseen)):
-            rows.append({"task": t + 1, "dataset": d, "seen classes": len(s), "unseen classes": len(u),
-                         "train images": int(self.train.mask(s).sum()),
-                         "seen test images": int(self.test.mask(s).sum()),
-                         "unseen images": int(self.test.mask(u).sum())})
+            rows.append(
+                {
+                    "task": t + 1,
+                    "dataset": d,
+                    "seen classes": len(s),
+                    "unseen classes": len(u),
+                    "train images": int(self.train.mask(s).sum()),
+                    "seen test images": int(self.test.mask(s).sum()),
+                    "unseen images": int(self.test.mask(u).sum()),
+                }
+            )
         return pd.DataFrame(rows).set_index("task")
 
 
@@ -190,8 +216,18 @@ def _as_array(images, size: int) -> np.ndarray:
     return inc.to_labelled(images, np.zeros(n, np.int64), size=size).images.numpy().transpose(0, 2, 3, 1)
 
 
-def _load_dataset(name: str, n_classes: int, n_train: int, n_test: int, n_unseen_img: int, n_seen: int,
-                  rng: np.random.Generator, seed: int, size: int, data_root=None):
+def _load_dataset(
+    name: str,
+    n_classes: int,
+    n_train: int,
+    n_test: int,
+    n_unseen_img: int,
+    n_seen: int,
+    rng: np.random.Generator,
+    seed: int,
+    size: int,
+    data_root=None,
+):
     """(train images, train labels, test images, test labels, class names) of one dataset, local labels 0…n−1.
     Seen classes (< n_seen) get n_train + n_test images, unseen ones n_unseen_img (all in test)."""
     if name == "synth_species":
@@ -223,19 +259,31 @@ def _load_dataset(name: str, n_classes: int, n_train: int, n_test: int, n_unseen
             tei.append(_as_array(te.images[b[:n_test]], size))
             tel.append(np.full(min(n_test, len(b)), c))
         else:
-            b, a = b[:n_unseen_img], a[:max(0, n_unseen_img - len(b))]          # unseen classes: test images first
+            b, a = b[:n_unseen_img], a[: max(0, n_unseen_img - len(b))]  # unseen classes: test images first
             imgs = np.concatenate([_as_array(te.images[b], size), _as_array(tr.images[a], size)])
             tei.append(imgs)
             tel.append(np.full(len(imgs), c))
-    return (np.concatenate(tri), np.concatenate(trl), np.concatenate(tei), np.concatenate(tel),
-            [f"{name} {n}" for n in list(tr.class_names)[:n_classes]])
+    return (
+        np.concatenate(tri),
+        np.concatenate(trl),
+        np.concatenate(tei),
+        np.concatenate(tel),
+        [f"{name} {n}" for n in list(tr.class_names)[:n_classes]],
+    )
 
 
-def lifelong_benchmark(datasets: Sequence[str] = ("synth_species", "fashion_mnist"),
-                       n_seen: Sequence[int] = (12, 7), n_unseen: Sequence[int] = (6, 3),
-                       train_per_class: int | Sequence[int] = 60, test_per_class: int | Sequence[int] = 30,
-                       unseen_per_class: int | Sequence[int] = 30, size: int = 32, channels: int = 3,
-                       seed: int = 0, data_root=None) -> LifelongBenchmark:
+def lifelong_benchmark(
+    datasets: Sequence[str] = ("synth_species", "fashion_mnist"),
+    n_seen: Sequence[int] = (12, 7),
+    n_unseen: Sequence[int] = (6, 3),
+    train_per_class: int | Sequence[int] = 60,
+    test_per_class: int | Sequence[int] = 30,
+    unseen_per_class: int | Sequence[int] = 30,
+    size: int = 32,
+    channels: int = 3,
+    seed: int = 0,
+    data_root=None,
+) -> LifelongBenchmark:
     """A sequence of offline datasets resized to one ``size × size`` with ``channels`` channels.
 
     Dataset t's classes 0 … n_seen[t]−1 are seen (``train_per_class`` training and ``test_per_class`` test images
@@ -264,12 +312,17 @@ def lifelong_benchmark(datasets: Sequence[str] = ("synth_species", "fashion_mnis
         return v
 
     ns, nu = per(n_seen, "n_seen"), per(n_unseen, "n_unseen")
-    ntr, nte, nun = per(train_per_class, "train_per_class"), per(test_per_class, "test_per_class"), \
-        per(unseen_per_class, "unseen_per_class")
+    ntr, nte, nun = (
+        per(train_per_class, "train_per_class"),
+        per(test_per_class, "test_per_class"),
+        per(unseen_per_class, "unseen_per_class"),
+    )
     for t, d in enumerate(ds):
         if ns[t] < 2 or nu[t] < 2 or ns[t] + nu[t] > DATASETS[d][0]:
-            raise ValueError(f"n_seen, n_unseen: {d} has {DATASETS[d][0]} classes; expected n_seen >= 2, "
-                             f"n_unseen >= 2 and n_seen + n_unseen <= {DATASETS[d][0]}, got {ns[t]} + {nu[t]}")
+            raise ValueError(
+                f"n_seen, n_unseen: {d} has {DATASETS[d][0]} classes; expected n_seen >= 2, "
+                f"n_unseen >= 2 and n_seen + n_unseen <= {DATASETS[d][0]}, got {ns[t]} + {nu[t]}"
+            )
     if min(ntr + nte + nun) < 2:
         raise ValueError("train_per_class, test_per_class, unseen_per_class: expected at least 2 images per class")
     rng = np.random.default_rng(seed)
@@ -277,8 +330,9 @@ def lifelong_benchmark(datasets: Sequence[str] = ("synth_species", "fashion_mnis
     seen, unseen, names = [], [], []
     offset = 0
     for t, d in enumerate(ds):
-        tri, trl, tei, tel, cn = _load_dataset(d, ns[t] + nu[t], ntr[t], nte[t], nun[t], ns[t], rng, seed, size,
-                                               data_root)
+        tri, trl, tei, tel, cn = _load_dataset(
+            d, ns[t] + nu[t], ntr[t], nte[t], nun[t], ns[t], rng, seed, size, data_root
+        )
         parts["tri"].append(_fit(tri, size, channels))
         parts["trl"].append(trl + offset)
         parts["tei"].append(_fit(tei, size, channels))
@@ -287,10 +341,12 @@ def lifelong_benchmark(datasets: Sequence[str] = ("synth_species", "fashion_mnis
         unseen.append(np.arange(offset + ns[t], offset + ns[t] + nu[t], dtype=np.int64))
         names += cn
         offset += ns[t] + nu[t]
-    train = LabelledImages(torch.from_numpy(np.concatenate(parts["tri"])),
-                           torch.from_numpy(np.concatenate(parts["trl"]).astype(np.int64)))
-    test = LabelledImages(torch.from_numpy(np.concatenate(parts["tei"])),
-                          torch.from_numpy(np.concatenate(parts["tel"]).astype(np.int64)))
+    train = LabelledImages(
+        torch.from_numpy(np.concatenate(parts["tri"])), torch.from_numpy(np.concatenate(parts["trl"]).astype(np.int64))
+    )
+    test = LabelledImages(
+        torch.from_numpy(np.concatenate(parts["tei"])), torch.from_numpy(np.concatenate(parts["tel"]).astype(np.int64))
+    )
     return LifelongBenchmark(train, test, ds, seen, unseen, names)
 
 
@@ -300,15 +356,24 @@ def lifelong_benchmark(datasets: Sequence[str] = ("synth_species", "fashion_mnis
 
 def student_triplet_term(margin: float = 0.5, weight: float = 1.0) -> LossTerm:
     """``λ_s L_s`` (Eq. 7.6): the student's triplet loss (Eq. 7.1) on the whole (mixed) batch and its labels."""
-    return LossTerm("L_s", lambda ctx: lifelong_triplet_loss(ctx.student.embedding, ctx.labels, margin), weight,
-                    params={"margin": float(margin)})
+    return LossTerm(
+        "L_s",
+        lambda ctx: lifelong_triplet_loss(ctx.student.embedding, ctx.labels, margin),
+        weight,
+        params={"margin": float(margin)},
+    )
 
 
 def frozen_teacher_term(weight: float = 8.0, temperature: float = 4.0) -> LossTerm:
     """``λ_kd1 L_kd1`` (Eq. 7.3): Gram-matrix KL between the frozen teacher (the model after the previous task) and
     the student on the whole (mixed) batch."""
-    return LossTerm("L_kd1", lambda ctx: gram_kl(ctx.student.embedding, ctx.teacher.embedding, temperature),
-                    weight, needs_teacher=True, params={"temperature": float(temperature)})
+    return LossTerm(
+        "L_kd1",
+        lambda ctx: gram_kl(ctx.student.embedding, ctx.teacher.embedding, temperature),
+        weight,
+        needs_teacher=True,
+        params={"temperature": float(temperature)},
+    )
 
 
 def _digest(model: nn.Module) -> str:
@@ -340,16 +405,37 @@ class GeneratedReplay(Plugin):
 
     name = "replay"
 
-    def __init__(self, n_images: int = 64, n_clusters: int = 8, steps: int = 200, lr: float = 0.05,
-                 lambda_bn: float = 0.01, lambda_cluster: float = 0.1, margin: float = 1.0,
-                 batch_size: int | None = None, inversion_kw: dict | None = None, cache: dict | None = None,
-                 seed: int = 0, progress: bool = False):
+    def __init__(
+        self,
+        n_images: int = 64,
+        n_clusters: int = 8,
+        steps: int = 200,
+        lr: float = 0.05,
+        lambda_bn: float = 0.01,
+        lambda_cluster: float = 0.1,
+        margin: float = 1.0,
+        batch_size: int | None = None,
+        inversion_kw: dict | None = None,
+        cache: dict | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ):
         if int(n_images) < 2 or int(n_clusters) < 1 or int(n_clusters) > int(n_images):
-            raise ValueError(f"n_images, n_clusters: expected 2 <= n_images and 1 <= n_clusters <= n_images, got "
-                             f"{n_images!r}, {n_clusters!r}")
-        self.kw = dict(n_images=int(n_images), n_clusters=int(n_clusters), steps=int(steps), lr=float(lr),
-                       lambda_bn=float(lambda_bn), lambda_cluster=float(lambda_cluster), margin=float(margin),
-                       batch_size=batch_size, **dict(inversion_kw or {}))
+            raise ValueError(
+                f"n_images, n_clusters: expected 2 <= n_images and 1 <= n_clusters <= n_images, got "
+                f"{n_images!r}, {n_clusters!r}"
+            )
+        self.kw = dict(
+            n_images=int(n_images),
+            n_clusters=int(n_clusters),
+            steps=int(steps),
+            lr=float(lr),
+            lambda_bn=float(lambda_bn),
+            lambda_cluster=float(lambda_cluster),
+            margin=float(margin),
+            batch_size=batch_size,
+            **dict(inversion_kw or {}),
+        )
         self.cache = cache
         self.seed, self.progress = int(seed), bool(progress)
         self.results: dict[int, Any] = {}
@@ -363,25 +449,49 @@ class GeneratedReplay(Plugin):
         if task == 0 or not trainer.teachers:
             return
         tf = trainer.transform
-        res = self.generate(trainer.teachers[-1], tuple(trainer.train_set.images.shape[1:]),
-                            (lambda x: tf(x, train=False)) if tf is not None else None, str(trainer.device), task)
+        res = self.generate(
+            trainer.teachers[-1],
+            tuple(trainer.train_set.images.shape[1:]),
+            (lambda x: tf(x, train=False)) if tf is not None else None,
+            str(trainer.device),
+            task,
+        )
         self.results[task] = res
         self.images = res.images
         self.labels = res.labels + PSEUDO_LABEL_BASE + 1000 * task
-        self._sampler = inc.PKSampler(self.labels.numpy(), trainer.config.P, trainer.config.K,
-                                      seed=self.seed * 1000 + 31 * task)
+        self._sampler = inc.PKSampler(
+            self.labels.numpy(), trainer.config.P, trainer.config.K, seed=self.seed * 1000 + 31 * task
+        )
 
-    def generate(self, teacher: nn.Module, image_shape: Sequence[int], normalize: Callable | None = None,
-                 device: str = "auto", task: int = 1):
+    def generate(
+        self,
+        teacher: nn.Module,
+        image_shape: Sequence[int],
+        normalize: Callable | None = None,
+        device: str = "auto",
+        task: int = 1,
+    ):
         """Images for ``task`` from ``teacher`` (an :class:`~xmr_lib.train.inversion.InversionResult`), through the cache:
         the notebook calls this to look at the images a run will replay, and the run then reuses them."""
 
-        key = (_digest(teacher), json.dumps(self.kw, sort_keys=True, default=str), self.seed, int(task),
-               tuple(int(s) for s in image_shape))
+        key = (
+            _digest(teacher),
+            json.dumps(self.kw, sort_keys=True, default=str),
+            self.seed,
+            int(task),
+            tuple(int(s) for s in image_shape),
+        )
         if self.cache is not None and key in self.cache:
             return self.cache[key]
-        res = invert_bn(teacher, image_shape=tuple(image_shape), normalize=normalize, device=device,
-                        seed=self.seed * 1000 + int(task), progress=self.progress, **self.kw)
+        res = invert_bn(
+            teacher,
+            image_shape=tuple(image_shape),
+            normalize=normalize,
+            device=device,
+            seed=self.seed * 1000 + int(task),
+            progress=self.progress,
+            **self.kw,
+        )
         if self.cache is not None:
             self.cache[key] = res
         return res
@@ -390,16 +500,16 @@ class GeneratedReplay(Plugin):
         if self.images is None:
             return images, labels
         idx = self._sampler.next_batch()
-        while len(idx) < len(images):                       # as many generated images as real ones
+        while len(idx) < len(images):  # as many generated images as real ones
             idx = np.concatenate([idx, self._sampler.next_batch()])
-        idx = idx[:len(images)]
+        idx = idx[: len(images)]
         x = self.images[idx].to(images.device)
         tf = trainer.transform
         x = tf(x, train=True, generator=self._gen) if tf is not None else x
         return torch.cat([images, x]), torch.cat([labels, self.labels[idx].to(labels.device)])
 
     def after_task(self, trainer, task: int) -> None:
-        self.images = self.labels = self._sampler = None     # generated once per task, not kept
+        self.images = self.labels = self._sampler = None  # generated once per task, not kept
 
     def describe(self) -> dict:
         return {"name": self.name, "seed": self.seed, **{k: v for k, v in self.kw.items()}}
@@ -430,9 +540,17 @@ class OnTheFlyTeacher(Plugin):
 
     name = "otf"
 
-    def __init__(self, make_model: Callable[[int], nn.Module], lambda_kd2: float = 2.0, lambda_te2: float = 1.0,
-                 temperature: float = 4.0, margin: float = 0.5, lr: float | None = None,
-                 lr_trunk: float | None = None, seed: int = 0):
+    def __init__(
+        self,
+        make_model: Callable[[int], nn.Module],
+        lambda_kd2: float = 2.0,
+        lambda_te2: float = 1.0,
+        temperature: float = 4.0,
+        margin: float = 0.5,
+        lr: float | None = None,
+        lr_trunk: float | None = None,
+        seed: int = 0,
+    ):
         if not callable(make_model):
             raise ValueError(f"make_model: expected a callable make_model(n_classes), got {type(make_model).__name__}")
         self.make_model = make_model
@@ -453,14 +571,18 @@ class OnTheFlyTeacher(Plugin):
         net = self.make_model(max(1, trainer.model.n_classes)).to(trainer.device).train()
         torch.random.set_rng_state(state)
         if trainer.config.freeze_bn:
-
             freeze_batchnorm(net.trunk)
         lr = trainer.config.lr if self.lr is None else float(self.lr)
-        lr_t = (trainer.config.lr_trunk if trainer.config.lr_trunk is not None else lr) if self.lr_trunk is None \
+        lr_t = (
+            (trainer.config.lr_trunk if trainer.config.lr_trunk is not None else lr)
+            if self.lr_trunk is None
             else float(self.lr_trunk)
+        )
         self.net = net
-        self.groups = [{"params": list(net.trunk.parameters()), "lr": lr_t},
-                       {"params": list(net.embed.parameters()), "lr": lr}]
+        self.groups = [
+            {"params": list(net.trunk.parameters()), "lr": lr_t},
+            {"params": list(net.embed.parameters()), "lr": lr},
+        ]
 
     def param_groups(self, trainer, task: int) -> list[dict]:
         """The teacher's trunk and embedding layer (lr ``lr_trunk`` / ``lr``), for the trainer's optimiser."""
@@ -474,8 +596,9 @@ class OnTheFlyTeacher(Plugin):
         out = self.net(x)
         terms = {"L_te2": self.lambda_te2 * lifelong_triplet_loss(out.embedding, y, self.margin)}
         if self.lambda_kd2:
-            terms["L_kd2"] = self.lambda_kd2 * gram_kl(ctx.student.embedding[real], out.embedding.detach(),
-                                                       self.temperature)
+            terms["L_kd2"] = self.lambda_kd2 * gram_kl(
+                ctx.student.embedding[real], out.embedding.detach(), self.temperature
+            )
         return terms
 
     def after_task(self, trainer, task: int) -> None:
@@ -487,8 +610,15 @@ class OnTheFlyTeacher(Plugin):
         self.net, self.groups = None, []
 
     def describe(self) -> dict:
-        return {"name": self.name, "lambda_kd2": self.lambda_kd2, "lambda_te2": self.lambda_te2,
-                "temperature": self.temperature, "margin": self.margin, "lr": self.lr, "seed": self.seed}
+        return {
+            "name": self.name,
+            "lambda_kd2": self.lambda_kd2,
+            "lambda_te2": self.lambda_te2,
+            "temperature": self.temperature,
+            "margin": self.margin,
+            "lr": self.lr,
+            "seed": self.seed,
+        }
 
 
 #: The ablation of Table 7.6 (and the rows of Tables 7.1-7.3): what each method's loss holds.
@@ -504,10 +634,21 @@ LIFELONG_METHODS = {
 }
 
 
-def lifelong_plugins(method: str, *, make_model: Callable[[int], nn.Module] | None = None, lambda_s: float = 1.0,
-                     lambda_kd1: float = 8.0, lambda_kd2: float = 2.0, lambda_te2: float = 1.0,
-                     temperature: float = 4.0, margin: float = 0.5, replay: dict | None = None,
-                     replay_cache: dict | None = None, otf_lr: float | None = None, seed: int = 0) -> list[Plugin]:
+def lifelong_plugins(
+    method: str,
+    *,
+    make_model: Callable[[int], nn.Module] | None = None,
+    lambda_s: float = 1.0,
+    lambda_kd1: float = 8.0,
+    lambda_kd2: float = 2.0,
+    lambda_te2: float = 1.0,
+    temperature: float = 4.0,
+    margin: float = 0.5,
+    replay: dict | None = None,
+    replay_cache: dict | None = None,
+    otf_lr: float | None = None,
+    seed: int = 0,
+) -> list[Plugin]:
     """The objective of one of :data:`LIFELONG_METHODS` as a list of plugins (Eq. 7.9 and its ablations).
 
     Args:
@@ -540,11 +681,18 @@ def lifelong_plugins(method: str, *, make_model: Callable[[int], nn.Module] | No
     return out
 
 
-def compare_lifelong(make_model: Callable[[int], nn.Module], bench: LifelongBenchmark, methods: Sequence[str],
-                     config: "inc.TrainConfig", transform: Callable | None = None, *,
-                     joint_iterations: int | None = None, plugin_kwargs: dict | None = None,
-                     base: "inc.IncrementalResult | None" = None, checkpoint: str | None = None
-                     ) -> dict[str, "inc.IncrementalResult"]:
+def compare_lifelong(
+    make_model: Callable[[int], nn.Module],
+    bench: LifelongBenchmark,
+    methods: Sequence[str],
+    config: "inc.TrainConfig",
+    transform: Callable | None = None,
+    *,
+    joint_iterations: int | None = None,
+    plugin_kwargs: dict | None = None,
+    base: "inc.IncrementalResult | None" = None,
+    checkpoint: str | None = None,
+) -> dict[str, "inc.IncrementalResult"]:
     """Train the first dataset once (``L_s`` only), then every method from that same network over the sequence.
 
     Args:
@@ -571,21 +719,34 @@ def compare_lifelong(make_model: Callable[[int], nn.Module], bench: LifelongBenc
     kw.setdefault("replay_cache", {})
     kw.setdefault("seed", int(config.seed))
     margin, lam_s = kw.get("margin", 0.5), kw.get("lambda_s", 1.0)
-    only_ls = lambda: [student_triplet_term(margin, lam_s)]                   # noqa: E731 (first dataset, joint)
-    factories = {name: only_ls if name == "joint" else (lambda name=name: lifelong_plugins(name, make_model=make_model,
-                                                                                          **kw))
-                 for name in methods}
-    return inc.compare_methods(make_model, bench.train, bench.test, bench.tasks, factories, config, transform,
-                               joint_iterations=joint_iterations, base=base, checkpoint=checkpoint,
-                               base_plugins=only_ls, eval_groups=bench.eval_groups)
+    only_ls = lambda: [student_triplet_term(margin, lam_s)]  # noqa: E731 (first dataset, joint)
+    factories = {
+        name: only_ls if name == "joint" else (lambda name=name: lifelong_plugins(name, make_model=make_model, **kw))
+        for name in methods
+    }
+    return inc.compare_methods(
+        make_model,
+        bench.train,
+        bench.test,
+        bench.tasks,
+        factories,
+        config,
+        transform,
+        joint_iterations=joint_iterations,
+        base=base,
+        checkpoint=checkpoint,
+        base_plugins=only_ls,
+        eval_groups=bench.eval_groups,
+    )
 
 
 # ================================================================================================================
 # results
 
 
-def lifelong_scores(result: "inc.IncrementalResult", n_tasks: int, step: int = -1, metric: str = "R@1"
-                    ) -> list[dict[str, float]]:
+def lifelong_scores(
+    result: "inc.IncrementalResult", n_tasks: int, step: int = -1, metric: str = "R@1"
+) -> list[dict[str, float]]:
     """``[{"s", "u", "H", "mAP_s"}]`` per dataset after ``step`` (groups laid out as ``bench.eval_groups``)."""
     g = result.steps[step]["groups"]
     out = []
@@ -595,8 +756,12 @@ def lifelong_scores(result: "inc.IncrementalResult", n_tasks: int, step: int = -
     return out
 
 
-def lifelong_table(results: dict[str, "inc.IncrementalResult"] | Sequence[dict[str, "inc.IncrementalResult"]],
-                   bench: LifelongBenchmark, scale: float = 100.0, metric: str = "R@1"):
+def lifelong_table(
+    results: dict[str, "inc.IncrementalResult"] | Sequence[dict[str, "inc.IncrementalResult"]],
+    bench: LifelongBenchmark,
+    scale: float = 100.0,
+    metric: str = "R@1",
+):
     """A Table-7.1-style DataFrame: rows = runs, columns (dataset, s | u | H), R@1 in % after the last step.
 
     ``results`` may be a list of such dicts (seeds): cells are then "mean ± std". The initial model's row is the

@@ -14,6 +14,7 @@ training, with enough and with one image per class (default, 5 seeds, the paired
 eleven Table II cells as targets, decided only on the paper's images (``real_data_only``). Default: 5 seeds
 instead of 3, every other setting unchanged.
 """
+
 from xmr_lib.chapters.ch08 import lecture, transfer
 from xmr_lib.core.claims import PAPER, at_least, at_most, close_to, custom, greater, real_data_only
 from xmr_lib.core.fallback import Fallback
@@ -23,22 +24,22 @@ _SHOTS = [100, 50, 25, 10, 5, 2, 1]
 
 PROFILES = {
     "smoke": {
-        "target_set": "offline",       # "offline" (Fashion-MNIST + MNIST + easy-vqa) | "paper90" (data_root)
-        "image_size": 64,              # input side of the source network (px)
-        "train_per_class": 10,         # pool of training images per class (the largest number of shots)
-        "val_per_class": 5,            # images per class to choose K (Fig. 3), disjoint from train and test
-        "test_per_class": 10,          # test images per class
-        "shots": [10, 1],              # images per class in the data-reduction study (Table II)
-        "k_values": [1, 3, 10],        # numbers of source neighbours tried (Fig. 3)
-        "curve_k": 1,                  # K for the training curves (Fig. 1 uses K = 1)
-        "iterations": 30,              # optimiser steps per fine-tuning run
-        "eval_every": 10,              # steps between two test evaluations
+        "target_set": "offline",  # "offline" (Fashion-MNIST + MNIST + easy-vqa) | "paper90" (data_root)
+        "image_size": 64,  # input side of the source network (px)
+        "train_per_class": 10,  # pool of training images per class (the largest number of shots)
+        "val_per_class": 5,  # images per class to choose K (Fig. 3), disjoint from train and test
+        "test_per_class": 10,  # test images per class
+        "shots": [10, 1],  # images per class in the data-reduction study (Table II)
+        "k_values": [1, 3, 10],  # numbers of source neighbours tried (Fig. 3)
+        "curve_k": 1,  # K for the training curves (Fig. 1 uses K = 1)
+        "iterations": 30,  # optimiser steps per fine-tuning run
+        "eval_every": 10,  # steps between two test evaluations
         "batch_size": 64,
-        "lr": 1e-3,                    # Adam (paper: 1e-3)
-        "dropout": 0.75,               # on the classifier input (paper: 0.75)
-        "n_seeds": 1,                  # seeds seed, seed+1, ... (different image draws, Xavier draws, batches)
-        "wordnet_measure": "wup",      # "wup" (§III.A) | "path" (the wording of §IV.C)
-        "paper_table": False,          # compute the 90×1000 WordNet / GloVe neighbours of the paper's targets
+        "lr": 1e-3,  # Adam (paper: 1e-3)
+        "dropout": 0.75,  # on the classifier input (paper: 0.75)
+        "n_seeds": 1,  # seeds seed, seed+1, ... (different image draws, Xavier draws, batches)
+        "wordnet_measure": "wup",  # "wup" (§III.A) | "path" (the wording of §IV.C)
+        "paper_table": False,  # compute the 90×1000 WordNet / GloVe neighbours of the paper's targets
     },
     "default": {
         "target_set": "offline",
@@ -54,7 +55,7 @@ PROFILES = {
         "batch_size": 64,
         "lr": 1e-3,
         "dropout": 0.75,
-        "n_seeds": 5,                  # the paired rule of the claims needs >= 5 seeds
+        "n_seeds": 5,  # the paired rule of the claims needs >= 5 seeds
         "wordnet_measure": "wup",
         "paper_table": True,
     },
@@ -134,117 +135,273 @@ def _paper_split(v):
 _ALL = ("smoke", "default", "full")
 _RUN = ("default", "full")
 _T2 = "Table II"
-_FIRST = "reduction/first/{}/max_shots_seeds"   # iteration 0, the most images per class, K chosen per type on val
+_FIRST = "reduction/first/{}/max_shots_seeds"  # iteration 0, the most images per class, K chosen per type on val
 
 CLAIMS = [
     # --- WordNet facts about the paper's own target set (no images needed; every profile)
-    custom("08.paper90_types_30_30_30", "The paper's 90 target synsets split 30 included / 30 inclusive / 30 "
-           "disjoint w.r.t. the 1000 ILSVRC synsets (WordNet 3.0; 'child' read as any-depth descendant)",
-           [f"paper90/n_{t}" for t in _TYPES], _paper_split, kind=PAPER, paper="30 / 30 / 30", source="§IV.B",
-           profiles=_ALL, examples=({f"paper90/n_{t}": 30 for t in _TYPES},
-                                    {"paper90/n_included": 28, "paper90/n_inclusive": 32, "paper90/n_disjoint": 30})),
-    at_most("08.anchor_wordnet_is_hook", "WordNet's nearest source class of 'anchor, ground tackle' is 'hook, claw' "
-            "(its rank among the 1000 sources is 1)", metric="paper90/anchor_wordnet_rank_of_hook", threshold=1,
-            kind=PAPER, paper="Hook, claw", source="Table I", profiles=_ALL),
+    custom(
+        "08.paper90_types_30_30_30",
+        "The paper's 90 target synsets split 30 included / 30 inclusive / 30 "
+        "disjoint w.r.t. the 1000 ILSVRC synsets (WordNet 3.0; 'child' read as any-depth descendant)",
+        [f"paper90/n_{t}" for t in _TYPES],
+        _paper_split,
+        kind=PAPER,
+        paper="30 / 30 / 30",
+        source="§IV.B",
+        profiles=_ALL,
+        examples=(
+            {f"paper90/n_{t}": 30 for t in _TYPES},
+            {"paper90/n_included": 28, "paper90/n_inclusive": 32, "paper90/n_disjoint": 30},
+        ),
+    ),
+    at_most(
+        "08.anchor_wordnet_is_hook",
+        "WordNet's nearest source class of 'anchor, ground tackle' is 'hook, claw' "
+        "(its rank among the 1000 sources is 1)",
+        metric="paper90/anchor_wordnet_rank_of_hook",
+        threshold=1,
+        kind=PAPER,
+        paper="Hook, claw",
+        source="Table I",
+        profiles=_ALL,
+    ),
     # --- Table II "First": iteration 0, most images per class
-    greater("08.first_inference_beats_random", "Inference-similarity init starts far above Xavier (test F at "
-            "iteration 0, most images per class)", a=_FIRST.format("inference"), b=_FIRST.format("random"),
-            paper_gap=0.59, paper="0.59 vs 0.00 at 100 images/class", source=_T2, profiles=_RUN),
-    greater("08.first_wordnet_beats_random", "WordNet-similarity init starts above Xavier",
-            a=_FIRST.format("wordnet"), b=_FIRST.format("random"), paper_gap=0.39,
-            paper="0.39 vs 0.00 at 100 images/class", source=_T2, profiles=_RUN),
-    greater("08.first_wordvec_beats_random", "Word-vector-similarity init starts above Xavier",
-            a=_FIRST.format("wordvec"), b=_FIRST.format("random"), paper_gap=0.35,
-            paper="0.35 vs 0.00 at 100 images/class (Word2Vec)", source=_T2, profiles=_RUN,
-            note="GloVe 6B-50d instead of the paper's Flickr word2vec"),
-    greater("08.first_inference_beats_wordnet", "At iteration 0 the visual (inference) similarity beats WordNet",
-            a=_FIRST.format("inference"), b=_FIRST.format("wordnet"), paper_gap=0.20,
-            paper="0.59 vs 0.39 at 100 images/class", source=_T2 + "; §IV.D", profiles=_RUN),
-    greater("08.first_wordnet_beats_wordvec", "At iteration 0 WordNet beats word vectors",
-            a=_FIRST.format("wordnet"), b=_FIRST.format("wordvec"), paper_gap=0.04,
-            paper="0.39 vs 0.35", source=_T2, profiles=_RUN),
-    greater("08.inference_first_needs_images", "The inference init gets worse with fewer images per class (it is "
-            "computed from them): iteration-0 F with the most vs one image per class",
-            a="reduction/first/inference/max_shots_seeds", b="reduction/first/inference/min_shots_seeds",
-            paper_gap=0.19, paper="0.59 at 100 → 0.40 at 1", source=_T2 + ", §IV.E", profiles=_RUN),
-    greater("08.inference_first_beats_wordnet_one_shot", "Even from one image per class, the inference init starts "
-            "above the WordNet init ('it still always achieves better performances')",
-            a="reduction/first/inference/min_shots_seeds", b="reduction/first/wordnet/min_shots_seeds",
-            paper_gap=0.01, paper="0.40 vs 0.39 at 1 image/class", source=_T2 + ", §IV.E", profiles=_RUN),
+    greater(
+        "08.first_inference_beats_random",
+        "Inference-similarity init starts far above Xavier (test F at iteration 0, most images per class)",
+        a=_FIRST.format("inference"),
+        b=_FIRST.format("random"),
+        paper_gap=0.59,
+        paper="0.59 vs 0.00 at 100 images/class",
+        source=_T2,
+        profiles=_RUN,
+    ),
+    greater(
+        "08.first_wordnet_beats_random",
+        "WordNet-similarity init starts above Xavier",
+        a=_FIRST.format("wordnet"),
+        b=_FIRST.format("random"),
+        paper_gap=0.39,
+        paper="0.39 vs 0.00 at 100 images/class",
+        source=_T2,
+        profiles=_RUN,
+    ),
+    greater(
+        "08.first_wordvec_beats_random",
+        "Word-vector-similarity init starts above Xavier",
+        a=_FIRST.format("wordvec"),
+        b=_FIRST.format("random"),
+        paper_gap=0.35,
+        paper="0.35 vs 0.00 at 100 images/class (Word2Vec)",
+        source=_T2,
+        profiles=_RUN,
+        note="GloVe 6B-50d instead of the paper's Flickr word2vec",
+    ),
+    greater(
+        "08.first_inference_beats_wordnet",
+        "At iteration 0 the visual (inference) similarity beats WordNet",
+        a=_FIRST.format("inference"),
+        b=_FIRST.format("wordnet"),
+        paper_gap=0.20,
+        paper="0.59 vs 0.39 at 100 images/class",
+        source=_T2 + "; §IV.D",
+        profiles=_RUN,
+    ),
+    greater(
+        "08.first_wordnet_beats_wordvec",
+        "At iteration 0 WordNet beats word vectors",
+        a=_FIRST.format("wordnet"),
+        b=_FIRST.format("wordvec"),
+        paper_gap=0.04,
+        paper="0.39 vs 0.35",
+        source=_T2,
+        profiles=_RUN,
+    ),
+    greater(
+        "08.inference_first_needs_images",
+        "The inference init gets worse with fewer images per class (it is "
+        "computed from them): iteration-0 F with the most vs one image per class",
+        a="reduction/first/inference/max_shots_seeds",
+        b="reduction/first/inference/min_shots_seeds",
+        paper_gap=0.19,
+        paper="0.59 at 100 → 0.40 at 1",
+        source=_T2 + ", §IV.E",
+        profiles=_RUN,
+    ),
+    greater(
+        "08.inference_first_beats_wordnet_one_shot",
+        "Even from one image per class, the inference init starts "
+        "above the WordNet init ('it still always achieves better performances')",
+        a="reduction/first/inference/min_shots_seeds",
+        b="reduction/first/wordnet/min_shots_seeds",
+        paper_gap=0.01,
+        paper="0.40 vs 0.39 at 1 image/class",
+        source=_T2 + ", §IV.E",
+        profiles=_RUN,
+    ),
     # --- Fig. 3: the number of neighbours K (chosen on validation images, judged on the test images)
-    greater("08.more_neighbours_help_inference", "Mixing several source classes helps the inference init: test F "
-            "at iteration 0 with the K chosen per target type on validation images vs K = 1",
-            a="ksweep/inference/test_bestk_seeds", b="ksweep/inference/test_k1_seeds", sign_only=True,
-            paper="no numbers in the text: 'the built classifiers smoothly gain in performances by adding neighbors'",
-            source="Fig. 3, §IV.D", profiles=_RUN,
-            note="sign only: Fig. 3 is an image absent from the text. K is selected on validation images and "
-                 "judged on the disjoint test images"),
-    greater("08.inference_gains_most_from_k", "The inference init gains more from several neighbours than either "
-            "semantic init (test-F gain of the validation-chosen K over K = 1)",
-            a="ksweep/inference/test_gain_seeds", b="ksweep/semantic_max/test_gain_seeds", sign_only=True,
-            paper="no numbers in the text: 'The initialization by inference similarity benefits the most from "
-                  "extending the number of source class neighbors'", source="Fig. 3, §IV.D", profiles=_RUN,
-            note="sign only: Fig. 3 is an image absent from the text; the semantic gain is the larger of "
-                 "WordNet's and word vectors' on each seed"),
+    greater(
+        "08.more_neighbours_help_inference",
+        "Mixing several source classes helps the inference init: test F "
+        "at iteration 0 with the K chosen per target type on validation images vs K = 1",
+        a="ksweep/inference/test_bestk_seeds",
+        b="ksweep/inference/test_k1_seeds",
+        sign_only=True,
+        paper="no numbers in the text: 'the built classifiers smoothly gain in performances by adding neighbors'",
+        source="Fig. 3, §IV.D",
+        profiles=_RUN,
+        note="sign only: Fig. 3 is an image absent from the text. K is selected on validation images and "
+        "judged on the disjoint test images",
+    ),
+    greater(
+        "08.inference_gains_most_from_k",
+        "The inference init gains more from several neighbours than either "
+        "semantic init (test-F gain of the validation-chosen K over K = 1)",
+        a="ksweep/inference/test_gain_seeds",
+        b="ksweep/semantic_max/test_gain_seeds",
+        sign_only=True,
+        paper="no numbers in the text: 'The initialization by inference similarity benefits the most from "
+        "extending the number of source class neighbors'",
+        source="Fig. 3, §IV.D",
+        profiles=_RUN,
+        note="sign only: Fig. 3 is an image absent from the text; the semantic gain is the larger of "
+        "WordNet's and word vectors' on each seed",
+    ),
     # --- Fig. 1 (K = 1, most images per class) and §V: training speed, area under the test-F curve
-    at_least("08.first_is_40pc_of_converged", "At iteration 0 every similarity init (K = 1) already reaches at "
-             "least 40 % of the best F-score of its own training run", metric="curves/k1/first_over_best/min_seeds",
-             threshold=0.4, kind=PAPER, paper="'from 40% to more than 70% of the F-score achieved at convergence'",
-             source="§IV.D, Fig. 1", profiles=_RUN),
-    greater("08.inference_k1_trains_faster", "With K = 1 (Fig. 1's setting) the inference-initialised head learns "
-            "faster than Xavier (area under the test-F-vs-iteration curve)",
-            a="curves/k1/auc/inference_seeds", b="curves/k1/auc/random_seeds", sign_only=True,
-            paper="no numbers: 'each of the three initialization strategies performs better than the random "
-                  "baseline: the convergence is accelerated'", source="§IV.D, Fig. 1", profiles=_RUN,
-            note="sign only: Fig. 1 is an image absent from the text"),
-    greater("08.wordnet_k1_trains_faster", "With K = 1 the WordNet-initialised head learns faster than Xavier "
-            "(area under the curve)", a="curves/k1/auc/wordnet_seeds", b="curves/k1/auc/random_seeds",
-            sign_only=True, paper="no numbers: 'the convergence is accelerated'", source="§IV.D, Fig. 1",
-            profiles=_RUN, note="sign only: Fig. 1 is an image absent from the text"),
-    greater("08.wordvec_trains_faster", "Even the word-vector init (K = 1) learns faster than Xavier (area under "
-            "the curve)", a="curves/k1/auc/wordvec_seeds", b="curves/k1/auc/random_seeds", sign_only=True,
-            paper="no numbers: 'the Word2Vec similarity is still learning faster than the random initialization'",
-            source="§IV.D, Fig. 2", profiles=_RUN,
-            note="sign only: Fig. 2 (one class, anchor) is an image absent from the text; we read it over all "
-                 "targets, as 'verified over multiple other examples' suggests"),
-    greater("08.inference_tuned_trains_faster", "With the K chosen per type, the inference-initialised head learns "
-            "faster than Xavier (area under the curve)", a="curves/tuned/auc/inference_seeds",
-            b="curves/tuned/auc/random_seeds", sign_only=True,
-            paper="no numbers: 'our method produced systematically better initializations, faster trainings'",
-            source="§V", profiles=_RUN, note="sign only: the paper gives no speed measure"),
+    at_least(
+        "08.first_is_40pc_of_converged",
+        "At iteration 0 every similarity init (K = 1) already reaches at "
+        "least 40 % of the best F-score of its own training run",
+        metric="curves/k1/first_over_best/min_seeds",
+        threshold=0.4,
+        kind=PAPER,
+        paper="'from 40% to more than 70% of the F-score achieved at convergence'",
+        source="§IV.D, Fig. 1",
+        profiles=_RUN,
+    ),
+    greater(
+        "08.inference_k1_trains_faster",
+        "With K = 1 (Fig. 1's setting) the inference-initialised head learns "
+        "faster than Xavier (area under the test-F-vs-iteration curve)",
+        a="curves/k1/auc/inference_seeds",
+        b="curves/k1/auc/random_seeds",
+        sign_only=True,
+        paper="no numbers: 'each of the three initialization strategies performs better than the random "
+        "baseline: the convergence is accelerated'",
+        source="§IV.D, Fig. 1",
+        profiles=_RUN,
+        note="sign only: Fig. 1 is an image absent from the text",
+    ),
+    greater(
+        "08.wordnet_k1_trains_faster",
+        "With K = 1 the WordNet-initialised head learns faster than Xavier (area under the curve)",
+        a="curves/k1/auc/wordnet_seeds",
+        b="curves/k1/auc/random_seeds",
+        sign_only=True,
+        paper="no numbers: 'the convergence is accelerated'",
+        source="§IV.D, Fig. 1",
+        profiles=_RUN,
+        note="sign only: Fig. 1 is an image absent from the text",
+    ),
+    greater(
+        "08.wordvec_trains_faster",
+        "Even the word-vector init (K = 1) learns faster than Xavier (area under the curve)",
+        a="curves/k1/auc/wordvec_seeds",
+        b="curves/k1/auc/random_seeds",
+        sign_only=True,
+        paper="no numbers: 'the Word2Vec similarity is still learning faster than the random initialization'",
+        source="§IV.D, Fig. 2",
+        profiles=_RUN,
+        note="sign only: Fig. 2 (one class, anchor) is an image absent from the text; we read it over all "
+        "targets, as 'verified over multiple other examples' suggests",
+    ),
+    greater(
+        "08.inference_tuned_trains_faster",
+        "With the K chosen per type, the inference-initialised head learns faster than Xavier (area under the curve)",
+        a="curves/tuned/auc/inference_seeds",
+        b="curves/tuned/auc/random_seeds",
+        sign_only=True,
+        paper="no numbers: 'our method produced systematically better initializations, faster trainings'",
+        source="§V",
+        profiles=_RUN,
+        note="sign only: the paper gives no speed measure",
+    ),
     # --- Table II "Best": after training
-    at_most("08.same_best_with_enough_data", "With the most images per class the four inits reach the same best F "
-            "(max − min of the four Best F-scores ≤ 0.03 on every seed)",
-            metric="reduction/best_spread_max_shots_seeds", threshold=0.03, kind=PAPER,
-            paper="Best 0.72 / 0.73 / 0.72 / 0.72 at 100 images/class (spread 0.01)", source=_T2 + ", §IV.D",
-            profiles=_RUN, note="tolerance: three steps of Table II's two-decimal rounding"),
-    greater("08.few_shot_gap_persists", "With one image per class the inference init stays ahead of Xavier after "
-            "training (Best F)", a="reduction/best/inference/min_shots_seeds",
-            b="reduction/best/random/min_shots_seeds", paper_gap=0.24, paper="Best 0.40 vs 0.16 at 1 image/class",
-            source=_T2 + ", §IV.E", profiles=_RUN,
-            note="the paper also trains the last ResNet block; we train the classifier only, on frozen features"),
+    at_most(
+        "08.same_best_with_enough_data",
+        "With the most images per class the four inits reach the same best F "
+        "(max − min of the four Best F-scores ≤ 0.03 on every seed)",
+        metric="reduction/best_spread_max_shots_seeds",
+        threshold=0.03,
+        kind=PAPER,
+        paper="Best 0.72 / 0.73 / 0.72 / 0.72 at 100 images/class (spread 0.01)",
+        source=_T2 + ", §IV.D",
+        profiles=_RUN,
+        note="tolerance: three steps of Table II's two-decimal rounding",
+    ),
+    greater(
+        "08.few_shot_gap_persists",
+        "With one image per class the inference init stays ahead of Xavier after training (Best F)",
+        a="reduction/best/inference/min_shots_seeds",
+        b="reduction/best/random/min_shots_seeds",
+        paper_gap=0.24,
+        paper="Best 0.40 vs 0.16 at 1 image/class",
+        source=_T2 + ", §IV.E",
+        profiles=_RUN,
+        note="the paper also trains the last ResNet block; we train the classifier only, on frozen features",
+    ),
     # --- Table II's numbers: the paper's 90 synsets only (the marker data/real is recorded on them only)
-    *[real_data_only(close_to(f"08.table2_{m}_{w}_{s}", f"Table II: {m} {w} F-score at {s} image(s) per class",
-                              metric=f"reduction/{w}/{m}/shots{s}_seeds", target=t, tol=0.05, paper=f"{t:.2f}",
-                              source=_T2))
-      for (s, m, w), t in {
-          (100, "random", "best"): 0.72, (100, "inference", "first"): 0.59, (100, "inference", "best"): 0.73,
-          (100, "wordnet", "first"): 0.39, (100, "wordvec", "first"): 0.35, (10, "random", "best"): 0.53,
-          (10, "inference", "first"): 0.54, (1, "random", "best"): 0.16, (1, "inference", "best"): 0.40,
-          (1, "wordnet", "best"): 0.39, (1, "wordvec", "best"): 0.35}.items()],
+    *[
+        real_data_only(
+            close_to(
+                f"08.table2_{m}_{w}_{s}",
+                f"Table II: {m} {w} F-score at {s} image(s) per class",
+                metric=f"reduction/{w}/{m}/shots{s}_seeds",
+                target=t,
+                tol=0.05,
+                paper=f"{t:.2f}",
+                source=_T2,
+            )
+        )
+        for (s, m, w), t in {
+            (100, "random", "best"): 0.72,
+            (100, "inference", "first"): 0.59,
+            (100, "inference", "best"): 0.73,
+            (100, "wordnet", "first"): 0.39,
+            (100, "wordvec", "first"): 0.35,
+            (10, "random", "best"): 0.53,
+            (10, "inference", "first"): 0.54,
+            (1, "random", "best"): 0.16,
+            (1, "inference", "best"): 0.40,
+            (1, "wordnet", "best"): 0.39,
+            (1, "wordvec", "best"): 0.35,
+        }.items()
+    ],
 ]
 
 NOT_CLAIMED = [
-    ("Table I's inference (Sundial) and Word2Vec (Football helmet) neighbours of 'anchor'", "Table I",
-     "inference needs the anchor images (full profile, shown not claimed); the word-vector column depends on the "
-     "paper's Flickr word2vec, not available offline (we use GloVe)"),
-    ("Best = First under 2 images per class (5 for the inference init): training only degrades", "Table II, §IV.E",
-     "our head-only training on frozen features cannot damage the trunk, the paper's mechanism; Table II's "
-     "'Best' numbers at 1–5 images are claimed as targets on the paper's images (full profile)"),
-    ("The gain from K holds per target type (included / inclusive / disjoint)", "Fig. 3",
-     "the offline targets have no included class; the per-type curves are shown, the pooled gain is claimed"),
+    (
+        "Table I's inference (Sundial) and Word2Vec (Football helmet) neighbours of 'anchor'",
+        "Table I",
+        "inference needs the anchor images (full profile, shown not claimed); the word-vector column depends on the "
+        "paper's Flickr word2vec, not available offline (we use GloVe)",
+    ),
+    (
+        "Best = First under 2 images per class (5 for the inference init): training only degrades",
+        "Table II, §IV.E",
+        "our head-only training on frozen features cannot damage the trunk, the paper's mechanism; Table II's "
+        "'Best' numbers at 1–5 images are claimed as targets on the paper's images (full profile)",
+    ),
+    (
+        "The gain from K holds per target type (included / inclusive / disjoint)",
+        "Fig. 3",
+        "the offline targets have no included class; the per-type curves are shown, the pooled gain is claimed",
+    ),
     ("WordNet / Word2Vec gain from K is 'more chaotic'", "Fig. 3", "a qualitative description of a figure"),
-    ("Table II's other cells (50, 25, 5 and 2 images per class, and the cells not listed as targets)", "Table II",
-     "shown beside ours; eleven cells spanning 100 → 1 images are the full-profile targets, decided on the paper's "
-     "images only. Absolute numbers need the paper's ResNet-101 with its last block trained"),
+    (
+        "Table II's other cells (50, 25, 5 and 2 images per class, and the cells not listed as targets)",
+        "Table II",
+        "shown beside ours; eleven cells spanning 100 → 1 images are the full-profile targets, decided on the paper's "
+        "images only. Absolute numbers need the paper's ResNet-101 with its last block trained",
+    ),
 ]

@@ -6,6 +6,7 @@ notebook records and shows. The method itself (similarities, initialisation, fin
 
 Shapes: ``N`` target classes, ``M`` source classes, ``D`` feature dimensions, ``n`` images.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -29,8 +30,9 @@ def source_synsets() -> list:
     return transfer.synsets_from_wnids([c.wnid for c in backbones.imagenet_classes()])
 
 
-def offline_targets(source_synsets: Sequence, source_names: Sequence[str] | None = None
-                    ) -> tuple[list[transfer.TargetClass], pd.DataFrame, list[str]]:
+def offline_targets(
+    source_synsets: Sequence, source_names: Sequence[str] | None = None
+) -> tuple[list[transfer.TargetClass], pd.DataFrame, list[str]]:
     """Sort :data:`transfer.OFFLINE_TARGET_CANDIDATES` into the paper's types (§IV.B) against the M sources.
 
     Returns ``(targets, table, dropped)``: the candidates that are not ImageNet classes themselves (type
@@ -52,8 +54,9 @@ def offline_targets(source_synsets: Sequence, source_names: Sequence[str] | None
     return targets, pd.DataFrame(rows), dropped
 
 
-def clamped_sizes(available: int, train_per_class: int, val_per_class: int, test_per_class: int,
-                  shots: Sequence[int]) -> dict[str, Any]:
+def clamped_sizes(
+    available: int, train_per_class: int, val_per_class: int, test_per_class: int, shots: Sequence[int]
+) -> dict[str, Any]:
     """The sizes that fit classes of ``available`` images: ``{}`` when train + val + test fit, else a smaller
     ``train_per_class`` (val and test kept) and ``shots`` capped at it (sorted, largest first, duplicates merged).
 
@@ -64,8 +67,10 @@ def clamped_sizes(available: int, train_per_class: int, val_per_class: int, test
         return {}
     train = available - val_per_class - test_per_class
     if train < 1:
-        raise ValueError(f"val_per_class + test_per_class = {val_per_class + test_per_class}: the offline classes "
-                         f"hold {available} images each at least; leave room for training images")
+        raise ValueError(
+            f"val_per_class + test_per_class = {val_per_class + test_per_class}: the offline classes "
+            f"hold {available} images each at least; leave room for training images"
+        )
     return {"train_per_class": train, "shots": sorted({min(s, train) for s in shots}, reverse=True)}
 
 
@@ -77,15 +82,18 @@ def offline_sizes(p: Mapping[str, Any]) -> dict[str, Any]:
     return clamped_sizes(available, p["train_per_class"], p["val_per_class"], p["test_per_class"], p["shots"])
 
 
-def check_offline_sizes(targets: Sequence[transfer.TargetClass], train_per_class: int, val_per_class: int,
-                        test_per_class: int) -> None:
+def check_offline_sizes(
+    targets: Sequence[transfer.TargetClass], train_per_class: int, val_per_class: int, test_per_class: int
+) -> None:
     """Raise a ValueError naming the largest ``train_per_class`` when the offline classes hold too few images."""
     available = int(transfer.offline_class_counts(targets).min())
     if train_per_class + val_per_class + test_per_class > available:
-        raise ValueError(f"train_per_class + val_per_class + test_per_class = "
-                         f"{train_per_class + val_per_class + test_per_class}: the smallest offline class holds "
-                         f"{available} images; pass train_per_class={available - val_per_class - test_per_class} "
-                         "or less (and shots no larger)")
+        raise ValueError(
+            f"train_per_class + val_per_class + test_per_class = "
+            f"{train_per_class + val_per_class + test_per_class}: the smallest offline class holds "
+            f"{available} images; pass train_per_class={available - val_per_class - test_per_class} "
+            "or less (and shots no larger)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -105,12 +113,15 @@ def split(labels, train_per_class: int, val_per_class: int, seed: int) -> tuple[
     return tr, va, te
 
 
-def seed_similarities(source_logits, labels, train_idx, n_targets: int,
-                      semantic: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def seed_similarities(
+    source_logits, labels, train_idx, n_targets: int, semantic: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """The three (N, M) similarities of one seed: inference from the source network's (n, M) outputs on that seed's
     training images, then the seed-independent semantic ones (``{"wordnet": …, "wordvec": …}``)."""
-    return {"inference": transfer.inference_similarity(source_logits[train_idx], labels[train_idx], n_targets),
-            **semantic}
+    return {
+        "inference": transfer.inference_similarity(source_logits[train_idx], labels[train_idx], n_targets),
+        **semantic,
+    }
 
 
 def first_f(source_weight, source_bias, sim, k, features, labels, types: Sequence[str]) -> float:
@@ -124,8 +135,16 @@ def first_f(source_weight, source_bias, sim, k, features, labels, types: Sequenc
 # Fig. 3: the number of neighbours K
 
 
-def choose_k(source_weight, source_bias, sims: Mapping[int, Mapping[str, np.ndarray]],
-             splits: Mapping[int, tuple], features, labels, types: Sequence[str], k_values: Sequence[int]):
+def choose_k(
+    source_weight,
+    source_bias,
+    sims: Mapping[int, Mapping[str, np.ndarray]],
+    splits: Mapping[int, tuple],
+    features,
+    labels,
+    types: Sequence[str],
+    k_values: Sequence[int],
+):
     """Sweep K on each seed's validation images and judge the K chosen per target type on its test images.
 
     Args:
@@ -139,21 +158,27 @@ def choose_k(source_weight, source_bias, sims: Mapping[int, Mapping[str, np.ndar
     for s, sims_s in sims.items():
         _, va, te = splits[s]
         for name, S in sims_s.items():
-            sweeps[s, name] = transfer.k_sweep(source_weight, source_bias, S, k_values, features[va], labels[va],
-                                               types)
+            sweeps[s, name] = transfer.k_sweep(source_weight, source_bias, S, k_values, features[va], labels[va], types)
             best_k[s, name] = transfer.best_k_per_group(sweeps[s, name], types)
-            test_first[s, name] = (first_f(source_weight, source_bias, S, 1, features[te], labels[te], types),
-                                   first_f(source_weight, source_bias, S, best_k[s, name], features[te], labels[te],
-                                           types))
+            test_first[s, name] = (
+                first_f(source_weight, source_bias, S, 1, features[te], labels[te], types),
+                first_f(source_weight, source_bias, S, best_k[s, name], features[te], labels[te], types),
+            )
     seeds, names = list(sims), list(next(iter(sims.values())))
     metrics: dict[str, Any] = {}
     for name in names:
         k1 = [test_first[s, name][0] for s in seeds]
         kb = [test_first[s, name][1] for s in seeds]
-        metrics.update({f"ksweep/{name}/test_k1_seeds": k1, f"ksweep/{name}/test_bestk_seeds": kb,
-                        f"ksweep/{name}/test_gain_seeds": [b_ - a_ for a_, b_ in zip(k1, kb)]})
+        metrics.update(
+            {
+                f"ksweep/{name}/test_k1_seeds": k1,
+                f"ksweep/{name}/test_bestk_seeds": kb,
+                f"ksweep/{name}/test_gain_seeds": [b_ - a_ for a_, b_ in zip(k1, kb)],
+            }
+        )
     metrics["ksweep/semantic_max/test_gain_seeds"] = [
-        max(test_first[s, n][1] - test_first[s, n][0] for n in ("wordnet", "wordvec")) for s in seeds]
+        max(test_first[s, n][1] - test_first[s, n][0] for n in ("wordnet", "wordvec")) for s in seeds
+    ]
     return sweeps, best_k, test_first, metrics
 
 
@@ -161,17 +186,22 @@ def first_f_table(test_first: Mapping[tuple, tuple[float, float]]) -> pd.DataFra
     """Similarity × {"K = 1", "K chosen on validation"}: the test F at iteration 0, mean of the seeds."""
     seeds = list(dict.fromkeys(s for s, _ in test_first))
     names = list(dict.fromkeys(n for _, n in test_first))
-    return pd.DataFrame({name: {"K = 1": np.mean([test_first[s, name][0] for s in seeds]),
-                                "K chosen on validation": np.mean([test_first[s, name][1] for s in seeds])}
-                         for name in names}).T
+    return pd.DataFrame(
+        {
+            name: {
+                "K = 1": np.mean([test_first[s, name][0] for s in seeds]),
+                "K chosen on validation": np.mean([test_first[s, name][1] for s in seeds]),
+            }
+            for name in names
+        }
+    ).T
 
 
 def best_k_table(best_k: Mapping[tuple, np.ndarray], seed: int, types: Sequence[str]) -> pd.DataFrame:
     """Type × similarity: the K chosen on the validation images of ``seed``."""
     present = [t for t in transfer.TARGET_TYPES if t in set(types)]
     names = [n for s, n in best_k if s == seed]
-    return pd.DataFrame({name: {t: int(best_k[seed, name][list(types).index(t)]) for t in present}
-                         for name in names})
+    return pd.DataFrame({name: {t: int(best_k[seed, name][list(types).index(t)]) for t in present} for name in names})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -183,9 +213,17 @@ def curve_settings(curve_k: int) -> tuple[str, str]:
     return f"K = {curve_k}", "best K per type"
 
 
-def training_curves(source_weight, source_bias, sims: Mapping[int, Mapping[str, np.ndarray]],
-                    splits: Mapping[int, tuple], features, labels, best_k: Mapping[tuple, np.ndarray],
-                    curve_k: int, **train_kw) -> dict[tuple[str, int], transfer.FineTuneHistory]:
+def training_curves(
+    source_weight,
+    source_bias,
+    sims: Mapping[int, Mapping[str, np.ndarray]],
+    splits: Mapping[int, tuple],
+    features,
+    labels,
+    best_k: Mapping[tuple, np.ndarray],
+    curve_k: int,
+    **train_kw,
+) -> dict[tuple[str, int], transfer.FineTuneHistory]:
     """Fine-tune the four heads of every seed in both :func:`curve_settings`, on the seed's training images,
     evaluated on its test images. Returns (setting, seed) → history (``train_kw``: :func:`transfer.fine_tune_heads`'s
     iterations, batch_size, lr, dropout, eval_every, device)."""
@@ -195,8 +233,9 @@ def training_curves(source_weight, source_bias, sims: Mapping[int, Mapping[str, 
         tr, _, te = splits[s]
         for setting, k in ((fixed, curve_k), (tuned, {n: best_k[s, n] for n in sims_s})):
             heads = transfer.initial_heads(source_weight, source_bias, sims_s, k, seed=s)
-            curves[setting, s] = transfer.fine_tune_heads(heads, features[tr], labels[tr], features[te], labels[te],
-                                                          seed=s, **train_kw)
+            curves[setting, s] = transfer.fine_tune_heads(
+                heads, features[tr], labels[tr], features[te], labels[te], seed=s, **train_kw
+            )
     return curves
 
 
@@ -214,12 +253,20 @@ def curve_metrics(curves: Mapping[tuple[str, int], transfer.FineTuneHistory]) ->
         for r, n in enumerate(first.names):
             auc = [float(curves[setting, s].fscore[r].mean()) for s in seeds]
             metrics[f"curves/{tag}/auc/{n}_seeds"] = auc
-            summary[setting, n] = [np.mean([curves[setting, s].fscore[r, 0] for s in seeds]), np.mean(auc),
-                                   np.mean([curves[setting, s].fscore[r, -1] for s in seeds])]
+            summary[setting, n] = [
+                np.mean([curves[setting, s].fscore[r, 0] for s in seeds]),
+                np.mean(auc),
+                np.mean([curves[setting, s].fscore[r, -1] for s in seeds]),
+            ]
     k1 = settings[0]
     metrics["curves/k1/first_over_best/min_seeds"] = [
-        min(float(curves[k1, s].fscore[r, 0] / max(curves[k1, s].fscore[r].max(), 1e-12))
-            for r, n in enumerate(first.names) if n != "random") for s in seeds]
+        min(
+            float(curves[k1, s].fscore[r, 0] / max(curves[k1, s].fscore[r].max(), 1e-12))
+            for r, n in enumerate(first.names)
+            if n != "random"
+        )
+        for s in seeds
+    ]
     table = pd.DataFrame(summary, index=["iteration 0", "area under curve", f"iteration {first.iterations[-1]}"])
     return metrics, table
 
@@ -254,8 +301,13 @@ def reduction_tables(reduction: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     cols = pd.MultiIndex.from_product([METHODS, ["first", "best"]]).swaplevel(0, 1)
     ours = ours.reindex(columns=cols).sort_index(ascending=False)
     ours.columns = [f"{m} {w}" for w, m in ours.columns]
-    paper = pd.DataFrame({f"{m} {w}": {s: transfer.PAPER_TABLE_II[(s, m, w)] for s in (100, 50, 25, 10, 5, 2, 1)}
-                          for m in METHODS for w in ("first", "best")}).sort_index(ascending=False)
+    paper = pd.DataFrame(
+        {
+            f"{m} {w}": {s: transfer.PAPER_TABLE_II[(s, m, w)] for s in (100, 50, 25, 10, 5, 2, 1)}
+            for m in METHODS
+            for w in ("first", "best")
+        }
+    ).sort_index(ascending=False)
     return ours, paper
 
 

@@ -19,6 +19,7 @@ Three similarities ``sim`` (N×M) are compared (§III.A):
 with identical mini-batches, recording the macro F-score (:func:`macro_fscore`) as it goes. :func:`target_types`
 sorts target classes into the paper's *included* / *inclusive* / *disjoint* types (§IV.B).
 """
+
 from __future__ import annotations
 
 import re
@@ -44,18 +45,96 @@ TARGET_TYPES = ("included", "inclusive", "disjoint")
 # The 90 ImageNet-21k synsets of the paper (authors' repository, ``synsets.txt``): 30 included, 30 inclusive and
 # 30 disjoint with respect to the ILSVRC-2012 classes. WordNet ids are facts; the order is the repository's.
 PAPER_TARGET_WNIDS = (
-    "n04459362", "n03682487", "n07903208", "n02709367", "n03488188", "n03084420", "n03239259", "n02226970",
-    "n03082979", "n03915437", "n04453156", "n04445952", "n01991028", "n07560652", "n02324045", "n04191943",
-    "n02022684", "n07705931", "n03982232", "n03999992", "n01640846", "n04610676", "n03222516", "n04333129",
-    "n04520170", "n02358091", "n10317007", "n07891726", "n00441824", "n02127808", "n04216634", "n02916179",
-    "n00463246", "n02057731", "n03183080", "n03091374", "n07884567", "n01838598", "n03625355", "n02965300",
-    "n02212062", "n00021265", "n11709674", "n03384891", "n03760671", "n13013534", "n04027023", "n04338517",
-    "n03513137", "n07731952", "n02309337", "n02777100", "n12651821", "n02885108", "n02751295", "n01321854",
-    "n03309808", "n04340935", "n02683791", "n03335030", "n01737875", "n07727578", "n03728437", "n04508489",
-    "n01857325", "n01581166", "n02963302", "n10080869", "n02916350", "n02946348", "n02298541", "n03555662",
-    "n02164464", "n01482330", "n13134947", "n04108268", "n02228341", "n04361095", "n03738472", "n03294048",
-    "n01812337", "n11815491", "n01619536", "n01944955", "n02984061", "n02517442", "n10435988", "n03726760",
-    "n04446276", "n02282903",
+    "n04459362",
+    "n03682487",
+    "n07903208",
+    "n02709367",
+    "n03488188",
+    "n03084420",
+    "n03239259",
+    "n02226970",
+    "n03082979",
+    "n03915437",
+    "n04453156",
+    "n04445952",
+    "n01991028",
+    "n07560652",
+    "n02324045",
+    "n04191943",
+    "n02022684",
+    "n07705931",
+    "n03982232",
+    "n03999992",
+    "n01640846",
+    "n04610676",
+    "n03222516",
+    "n04333129",
+    "n04520170",
+    "n02358091",
+    "n10317007",
+    "n07891726",
+    "n00441824",
+    "n02127808",
+    "n04216634",
+    "n02916179",
+    "n00463246",
+    "n02057731",
+    "n03183080",
+    "n03091374",
+    "n07884567",
+    "n01838598",
+    "n03625355",
+    "n02965300",
+    "n02212062",
+    "n00021265",
+    "n11709674",
+    "n03384891",
+    "n03760671",
+    "n13013534",
+    "n04027023",
+    "n04338517",
+    "n03513137",
+    "n07731952",
+    "n02309337",
+    "n02777100",
+    "n12651821",
+    "n02885108",
+    "n02751295",
+    "n01321854",
+    "n03309808",
+    "n04340935",
+    "n02683791",
+    "n03335030",
+    "n01737875",
+    "n07727578",
+    "n03728437",
+    "n04508489",
+    "n01857325",
+    "n01581166",
+    "n02963302",
+    "n10080869",
+    "n02916350",
+    "n02946348",
+    "n02298541",
+    "n03555662",
+    "n02164464",
+    "n01482330",
+    "n13134947",
+    "n04108268",
+    "n02228341",
+    "n04361095",
+    "n03738472",
+    "n03294048",
+    "n01812337",
+    "n11815491",
+    "n01619536",
+    "n01944955",
+    "n02984061",
+    "n02517442",
+    "n10435988",
+    "n03726760",
+    "n04446276",
+    "n02282903",
 )
 
 # Table II of the paper: macro F-score "First" (after initialisation) and "Best" (best registered while training)
@@ -72,7 +151,8 @@ PAPER_TABLE_II = {
         1: (0.00, 0.16, 0.40, 0.40, 0.39, 0.39, 0.35, 0.35),
     }.items()
     for (method, which), value in zip(
-        [(m, w) for m in ("random", "inference", "wordnet", "wordvec") for w in ("first", "best")], row)
+        [(m, w) for m in ("random", "inference", "wordnet", "wordvec") for w in ("first", "best")], row
+    )
 }
 
 
@@ -123,8 +203,8 @@ def fscore_matrix(predictions, labels, n_predicted: int, n_classes: int | None =
     if pred.size and (pred.min() < 0 or pred.max() >= M):
         raise ValueError(f"predictions: indices must lie in [0, {M}), got range [{pred.min()}, {pred.max()}]")
     tp = np.bincount((y[:, None] * M + pred).ravel(), minlength=N * M).reshape(N, M).astype(np.float64)
-    n_pred = np.bincount(pred.ravel(), minlength=M).astype(np.float64)       # (M,) = TP + FP
-    n_true = np.bincount(y, minlength=N).astype(np.float64)                 # (N,) = TP + FN
+    n_pred = np.bincount(pred.ravel(), minlength=M).astype(np.float64)  # (M,) = TP + FP
+    n_true = np.bincount(y, minlength=N).astype(np.float64)  # (N,) = TP + FN
     denom = n_pred[None, :] + n_true[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         f = np.where(denom > 0, 2.0 * tp / np.where(denom > 0, denom, 1.0), 0.0)
@@ -195,8 +275,9 @@ def macro_fscore(predictions, labels, n_classes: int, classes: Sequence[int] | n
 # the three similarities
 
 
-def inference_similarity(source_scores, target_labels, n_targets: int | None = None, *, top_k: int = 1,
-                         soft: bool = False) -> np.ndarray:
+def inference_similarity(
+    source_scores, target_labels, n_targets: int | None = None, *, top_k: int = 1, soft: bool = False
+) -> np.ndarray:
     """Inference (visual) similarity: F-score of each source output for discriminating each target class (§III.A).
 
     The target training images go through the plain source network; output ``o_j`` "fires" on an image when ``j``
@@ -226,7 +307,7 @@ def inference_similarity(source_scores, target_labels, n_targets: int | None = N
         p /= p.sum(1, keepdims=True)
         onehot = np.zeros((N, n))
         onehot[y, np.arange(n)] = 1.0
-        tp = onehot @ p                                         # (N, M) soft true positives
+        tp = onehot @ p  # (N, M) soft true positives
         denom = p.sum(0)[None, :] + np.bincount(y, minlength=N)[:, None]
         return np.where(denom > 0, 2.0 * tp / np.where(denom > 0, denom, 1.0), 0.0)
     if top_k == 1:
@@ -296,8 +377,9 @@ def cosine_similarity_matrix(a, b) -> np.ndarray:
     return (a / np.where(na > 0, na, 1.0)) @ (b / np.where(nb > 0, nb, 1.0)).T
 
 
-def word_vector_similarity(target_labels: Sequence[str], source_labels: Sequence[str],
-                           lookup: Callable[[str], np.ndarray | None] | None = None) -> np.ndarray:
+def word_vector_similarity(
+    target_labels: Sequence[str], source_labels: Sequence[str], lookup: Callable[[str], np.ndarray | None] | None = None
+) -> np.ndarray:
     """Word-vector similarity (§III.A, "Word2Vec"): cosine between the mean word vectors of the class names.
 
     Args:
@@ -314,8 +396,7 @@ def word_vector_similarity(target_labels: Sequence[str], source_labels: Sequence
     t, t_ok = label_vectors(list(target_labels), lookup)
     s, s_ok = label_vectors(list(source_labels), lookup)
     if not t_ok.all() or not s_ok.all():
-        missing = [lab for lab, ok in zip(list(target_labels) + list(source_labels), list(t_ok) + list(s_ok))
-                   if not ok]
+        missing = [lab for lab, ok in zip(list(target_labels) + list(source_labels), list(t_ok) + list(s_ok)) if not ok]
         warnings.warn(f"word_vector_similarity: no word vector for {missing}; their similarities are 0")
     return cosine_similarity_matrix(t, s)
 
@@ -411,10 +492,10 @@ def neighbour_coefficients(sim, k) -> np.ndarray:
         raise ValueError(f"k: expected an int or N={N} ints, got {np.asarray(k)!r}")
     if N and (kk.min() < 1 or kk.max() > M):
         raise ValueError(f"k: every K must lie in [1, M={M}], got range [{kk.min()}, {kk.max()}]")
-    order = np.argsort(-s, axis=1, kind="stable")                  # (N, M) sources by decreasing similarity
+    order = np.argsort(-s, axis=1, kind="stable")  # (N, M) sources by decreasing similarity
     rank = np.empty_like(order)
     rank[np.arange(N)[:, None], order] = np.arange(M)[None, :]
-    mask = rank < kk[:, None]                                      # (N, M) the K nearest sources
+    mask = rank < kk[:, None]  # (N, M) the K nearest sources
     w = np.where(mask, np.clip(s, 0.0, None), 0.0)
     tot = w.sum(1, keepdims=True)
     uniform = mask / kk[:, None]
@@ -522,10 +603,22 @@ class FineTuneHistory:
         return {n: (self.iterations, self.fscore[r]) for r, n in enumerate(self.names)}
 
 
-def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_features, train_labels,
-                    eval_features, eval_labels, *, iterations: int = 300, batch_size: int = 64, lr: float = 1e-3,
-                    dropout: float = 0.75, eval_every: int = 10, seed: int = 0, device: str = "cpu",
-                    progress: bool = False) -> FineTuneHistory:
+def fine_tune_heads(
+    heads: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    train_features,
+    train_labels,
+    eval_features,
+    eval_labels,
+    *,
+    iterations: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    dropout: float = 0.75,
+    eval_every: int = 10,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> FineTuneHistory:
     """Train R linear classifiers on fixed features, side by side, with the *same* mini-batches and dropout masks.
 
     The heads are stacked into one (R, N, D) parameter; the loss is the sum of the R cross-entropies, so each head
@@ -573,12 +666,14 @@ def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_fe
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
     if int(iterations) < 0 or int(eval_every) < 1 or int(batch_size) < 1:
-        raise ValueError(f"iterations, eval_every, batch_size: expected >= 0, >= 1, >= 1; got "
-                         f"{iterations}, {eval_every}, {batch_size}")
+        raise ValueError(
+            f"iterations, eval_every, batch_size: expected >= 0, >= 1, >= 1; got "
+            f"{iterations}, {eval_every}, {batch_size}"
+        )
 
     dev = torch.device(device)
-    W = torch.tensor(np.stack(W0), dtype=torch.float32, device=dev, requires_grad=True)      # (R, N, D)
-    b = torch.tensor(np.stack(B0), dtype=torch.float32, device=dev, requires_grad=True)      # (R, N)
+    W = torch.tensor(np.stack(W0), dtype=torch.float32, device=dev, requires_grad=True)  # (R, N, D)
+    b = torch.tensor(np.stack(B0), dtype=torch.float32, device=dev, requires_grad=True)  # (R, N)
     xtr = torch.from_numpy(Xtr).to(dev)
     ttr = torch.from_numpy(ytr).to(dev)
     xev = torch.from_numpy(Xev).to(dev)
@@ -591,9 +686,9 @@ def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_fe
 
     def evaluate(it: int) -> None:
         with torch.no_grad():
-            logits = torch.einsum("md,rnd->rmn", xev, W) + b[:, None, :]      # (R, m, N)
+            logits = torch.einsum("md,rnd->rmn", xev, W) + b[:, None, :]  # (R, m, N)
             pred = logits.argmax(-1).cpu().numpy()
-        pc = per_class_fscore(pred, yev, N)                                    # (R, N)
+        pc = per_class_fscore(pred, yev, N)  # (R, N)
         present = np.bincount(yev, minlength=N) > 0
         its.append(it)
         pcs.append(pc)
@@ -610,7 +705,7 @@ def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_fe
             if pos + bs > len(Xtr):
                 perm = torch.randperm(len(Xtr), generator=gen)
                 pos = 0
-            yield perm[pos:pos + bs].to(dev)
+            yield perm[pos : pos + bs].to(dev)
             pos += bs
 
     def training_step(tr: loop.Trainer, idx) -> torch.Tensor:
@@ -618,21 +713,28 @@ def fine_tune_heads(heads: Mapping[str, tuple[np.ndarray, np.ndarray]], train_fe
         if dropout > 0:
             keep = (torch.rand(x.shape, generator=gen) >= dropout).to(dev)
             x = x * keep / (1.0 - dropout)
-        logits = torch.einsum("bd,rnd->rbn", x, W) + b[:, None, :]             # (R, bs, N)
-        return torch.nn.functional.cross_entropy(logits.reshape(R * len(idx), N), ttr[idx].repeat(R),
-                                                 reduction="sum") / len(idx)
+        logits = torch.einsum("bd,rnd->rbn", x, W) + b[:, None, :]  # (R, bs, N)
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(R * len(idx), N), ttr[idx].repeat(R), reduction="sum"
+        ) / len(idx)
 
     def on_step_end(tr: loop.Trainer, idx, loss) -> None:
-        it = tr.global_step                                                     # 1-based: steps done
+        it = tr.global_step  # 1-based: steps done
         if it % int(eval_every) == 0 or it == int(iterations):
             evaluate(it)
 
-    task = loop.Task(batches=batches, training_step=training_step, optimizers=lambda tr, idx: [opt],
-                     on_step_end=on_step_end)
+    task = loop.Task(
+        batches=batches, training_step=training_step, optimizers=lambda tr, idx: [opt], on_step_end=on_step_end
+    )
     loop.Trainer(max_steps=int(iterations), device=dev, progress=progress, desc="fine-tune").fit(task)
-    return FineTuneHistory(names=names, iterations=np.array(its), fscore=np.stack(fs, 1),
-                           per_class=np.stack(pcs, 1), weight=W.detach().cpu().numpy(),
-                           bias=b.detach().cpu().numpy())
+    return FineTuneHistory(
+        names=names,
+        iterations=np.array(its),
+        fscore=np.stack(fs, 1),
+        per_class=np.stack(pcs, 1),
+        weight=W.detach().cpu().numpy(),
+        bias=b.detach().cpu().numpy(),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -677,8 +779,9 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
 
 
-def imagenet_folder_targets(root: str | Path, wnids: Sequence[str] = PAPER_TARGET_WNIDS, split: str = "train",
-                            n_per_class: int | None = None) -> tuple[list[Path], np.ndarray]:
+def imagenet_folder_targets(
+    root: str | Path, wnids: Sequence[str] = PAPER_TARGET_WNIDS, split: str = "train", n_per_class: int | None = None
+) -> tuple[list[Path], np.ndarray]:
     """Image files of target synsets in an ImageNet-style folder layout: ``<root>/<split>/<wnid>/*.JPEG``.
 
     This is the full profile's data (the paper's 90 ImageNet-21k synsets, 900 training and 100 test images each).
@@ -699,11 +802,14 @@ def imagenet_folder_targets(root: str | Path, wnids: Sequence[str] = PAPER_TARGE
             f"data_root: no folder {base}. The full profile needs the paper's {len(wnids)} ImageNet-21k target "
             f"synsets as {root}/{{train,test}}/<wnid>/*.JPEG (900 + 100 images per synset, the lists of the "
             "authors' repository). Fetch them with `python -m data_scripts fetch pascal2019_targets --root DIR` "
-            "and pass data_root=DIR.")
+            "and pass data_root=DIR."
+        )
     missing = [w for w in wnids if not (base / w).is_dir()]
     if missing:
-        raise FileNotFoundError(f"data_root: {len(missing)} target synset folder(s) missing under {base}, e.g. "
-                                f"{missing[:5]}; expected one folder per wnid")
+        raise FileNotFoundError(
+            f"data_root: {len(missing)} target synset folder(s) missing under {base}, e.g. "
+            f"{missing[:5]}; expected one folder per wnid"
+        )
     files, labels = [], []
     for c, w in enumerate(wnids):
         fs = _image_files(base / w)
@@ -743,8 +849,7 @@ def group_fscores(predictions, labels, n_classes: int, groups: Sequence[str]) ->
     return out
 
 
-def k_sweep(source_weight, source_bias, sim, k_values: Sequence[int], features, labels,
-            groups: Sequence[str]):
+def k_sweep(source_weight, source_bias, sim, k_values: Sequence[int], features, labels, groups: Sequence[str]):
     """F-score right after initialisation as a function of the number of neighbours K (the paper's Fig. 3).
 
     Every target uses the same K; the macro F-score is then read per group (target type).
@@ -788,8 +893,9 @@ def best_k_per_group(sweep, groups: Sequence[str]) -> np.ndarray:
     return np.array([best[g] for g in groups], dtype=np.int64)
 
 
-def initial_heads(source_weight, source_bias, sims: Mapping[str, np.ndarray], k, seed: int = 0,
-                  random_name: str = "random") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def initial_heads(
+    source_weight, source_bias, sims: Mapping[str, np.ndarray], k, seed: int = 0, random_name: str = "random"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The classifiers to compare: one similarity-based initialisation per similarity, plus Xavier.
 
     Args:
@@ -813,10 +919,23 @@ def initial_heads(source_weight, source_bias, sims: Mapping[str, np.ndarray], k,
     return heads
 
 
-def data_reduction(source_weight, source_bias, train_features, train_labels, test_features, test_labels, *,
-                   shots: Sequence[int], semantic_sims: Mapping[str, np.ndarray], k, seed: int = 0,
-                   inference_name: str = "inference", inference_top_k: int = 1, progress: bool = False,
-                   **train_kw) -> tuple["pd.DataFrame", dict[int, FineTuneHistory]]:
+def data_reduction(
+    source_weight,
+    source_bias,
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    *,
+    shots: Sequence[int],
+    semantic_sims: Mapping[str, np.ndarray],
+    k,
+    seed: int = 0,
+    inference_name: str = "inference",
+    inference_top_k: int = 1,
+    progress: bool = False,
+    **train_kw,
+) -> tuple["pd.DataFrame", dict[int, FineTuneHistory]]:
     """The data-reduction study (the paper's Table II): for each number of training images per class, initialise
     the heads (Xavier, inference similarity from *those* images, and the shot-independent semantic similarities)
     and fine-tune them side by side, recording "First" (iteration 0) and "Best" (best registered) F-scores.
@@ -853,15 +972,22 @@ def data_reduction(source_weight, source_bias, train_features, train_labels, tes
         it = tqdm(it, desc=f"shots (seed {seed})", leave=False)
     for n_shots in it:
         idx = few_shot_indices(ytr, int(n_shots), seed, n_classes=N)
-        sims = {inference_name: inference_similarity(logits[idx], ytr[idx], N, top_k=inference_top_k),
-                **semantic_sims}
+        sims = {inference_name: inference_similarity(logits[idx], ytr[idx], N, top_k=inference_top_k), **semantic_sims}
         heads = initial_heads(W, source_bias, sims, k, seed=seed)
         h = fine_tune_heads(heads, Xtr[idx], ytr[idx], test_features, test_labels, seed=seed, **train_kw)
         histories[int(n_shots)] = h
         for r, name in enumerate(h.names):
-            rows.append(dict(seed=seed, shots=int(n_shots), method=name, first=float(h.fscore[r, 0]),
-                             best=float(h.fscore[r].max()), last=float(h.fscore[r, -1]),
-                             best_iteration=int(h.iterations[int(np.argmax(h.fscore[r]))])))
+            rows.append(
+                dict(
+                    seed=seed,
+                    shots=int(n_shots),
+                    method=name,
+                    first=float(h.fscore[r, 0]),
+                    best=float(h.fscore[r].max()),
+                    last=float(h.fscore[r, -1]),
+                    best_iteration=int(h.iterations[int(np.argmax(h.fscore[r]))]),
+                )
+            )
     return pd.DataFrame(rows), histories
 
 
@@ -889,16 +1015,16 @@ class TargetClass:
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 OFFLINE_TARGET_CANDIDATES: tuple[TargetClass, ...] = (
-    TargetClass("T-shirt/top", "fashion_mnist", "T-shirt/top", "jersey.n.03"),   # ILSVRC "jersey, T-shirt"
+    TargetClass("T-shirt/top", "fashion_mnist", "T-shirt/top", "jersey.n.03"),  # ILSVRC "jersey, T-shirt"
     TargetClass("trouser", "fashion_mnist", "Trouser", "trouser.n.01"),
     TargetClass("pullover", "fashion_mnist", "Pullover", "pullover.n.01"),
     TargetClass("dress", "fashion_mnist", "Dress", "dress.n.01"),
     TargetClass("coat", "fashion_mnist", "Coat", "coat.n.01"),
-    TargetClass("sandal", "fashion_mnist", "Sandal", "sandal.n.01"),             # an ILSVRC class itself
+    TargetClass("sandal", "fashion_mnist", "Sandal", "sandal.n.01"),  # an ILSVRC class itself
     TargetClass("shirt", "fashion_mnist", "Shirt", "shirt.n.01"),
     TargetClass("sneaker", "fashion_mnist", "Sneaker", "gym_shoe.n.01"),
     TargetClass("bag", "fashion_mnist", "Bag", "bag.n.01"),
-    TargetClass("ankle boot", "fashion_mnist", "Ankle boot", "boot.n.01"),       # WordNet has no "ankle boot"
+    TargetClass("ankle boot", "fashion_mnist", "Ankle boot", "boot.n.01"),  # WordNet has no "ankle boot"
     *(TargetClass(w, "mnist", str(i), "zero.n.02" if i == 0 else f"{w}.n.01") for i, w in enumerate(_DIGITS)),
     TargetClass("circle", "easy_vqa", "circle", "circle.n.01"),
     TargetClass("rectangle", "easy_vqa", "rectangle", "rectangle.n.01"),
@@ -976,8 +1102,15 @@ def source_network(device: str = "auto") -> SourceNetwork:
     wnids, names = _imagenet_wnids_names(models)
     if weight.shape[0] != len(wnids):
         raise RuntimeError(f"classifier has {weight.shape[0]} rows but the class list {len(wnids)} entries")
-    return SourceNetwork(model=model, weight=weight, bias=bias, wnids=list(wnids), names=list(names),
-                         mean=tuple(models.LITE0_MEAN), std=tuple(models.LITE0_STD))
+    return SourceNetwork(
+        model=model,
+        weight=weight,
+        bias=bias,
+        wnids=list(wnids),
+        names=list(names),
+        mean=tuple(models.LITE0_MEAN),
+        std=tuple(models.LITE0_STD),
+    )
 
 
 def _imagenet_wnids_names(models) -> tuple[list[str], list[str]]:
@@ -1009,8 +1142,9 @@ class TargetPool:
 _DATASET_NAMES = {"mnist": ("mnist5k", "mnist"), "fashion_mnist": ("fashion_mnist",), "easy_vqa": ("easy_vqa",)}
 
 
-def target_pool(targets: Sequence[TargetClass], per_class: int, seed: int = 0, data_root=None,
-                image_size: int | None = None) -> TargetPool:
+def target_pool(
+    targets: Sequence[TargetClass], per_class: int, seed: int = 0, data_root=None, image_size: int | None = None
+) -> TargetPool:
     """``per_class`` images of each target class, drawn at random (seeded) from the dataset that holds it.
 
     Offline classes come from ``xmr_lib.data`` (Fashion-MNIST, MNIST, easy-vqa: for easy-vqa a class is a shape,
@@ -1026,7 +1160,8 @@ def target_pool(targets: Sequence[TargetClass], per_class: int, seed: int = 0, d
         if data_root is None:
             raise FileNotFoundError(
                 "data_root: the paper90 target set needs the paper's 90 ImageNet-21k synsets on disk; fetch them with "
-                "`python -m data_scripts fetch pascal2019_targets --root DIR` and pass data_root=DIR")
+                "`python -m data_scripts fetch pascal2019_targets --root DIR` and pass data_root=DIR"
+            )
         root = Path(data_root) / "pascal2019_targets"
         wnids = [t.dataset_label for t in targets]
         files, labels = [], []
@@ -1050,13 +1185,12 @@ def target_pool(targets: Sequence[TargetClass], per_class: int, seed: int = 0, d
                 raise ValueError(f"targets: class {t.dataset_label!r} not in dataset {ds!r} (classes: {names})")
             pool = np.flatnonzero(ys == names.index(t.dataset_label))
             rng = np.random.default_rng([rng_seed, c])
-            take = rng.permutation(pool)[:int(per_class)]
+            take = rng.permutation(pool)[: int(per_class)]
             if len(take) < int(per_class):
                 warnings.warn(f"target_pool: class {t.name!r} has only {len(take)} images (asked {per_class})")
             images += [imgs[i] for i in take]
             labels += [c] * len(take)
-    return TargetPool(labels=np.asarray(labels, np.int64), images=images,
-                      description=", ".join(sorted(by_dataset)))
+    return TargetPool(labels=np.asarray(labels, np.int64), images=images, description=", ".join(sorted(by_dataset)))
 
 
 def offline_class_counts(targets: Sequence[TargetClass]) -> np.ndarray:
@@ -1089,7 +1223,7 @@ def _dataset_images(data, ds: str) -> tuple[Sequence[np.ndarray], np.ndarray, li
             for split in ("train", "test"):
                 try:
                     parts.append(data.load(name, split))
-                except ValueError as e:               # a dataset with a single split
+                except ValueError as e:  # a dataset with a single split
                     last = e
             if not parts:
                 parts = [data.load(name, "all")]
@@ -1131,8 +1265,15 @@ def _easy_vqa_shapes(p) -> list[str]:
     return [next(s for s in shapes if s in names[int(y)]) for y in p.labels]
 
 
-def source_features(source: SourceNetwork, pool: TargetPool, image_size: int = 224, batch_size: int = 64,
-                    device: str = "auto", cache_key: dict | None = None, progress: bool = True) -> np.ndarray:
+def source_features(
+    source: SourceNetwork,
+    pool: TargetPool,
+    image_size: int = 224,
+    batch_size: int = 64,
+    device: str = "auto",
+    cache_key: dict | None = None,
+    progress: bool = True,
+) -> np.ndarray:
     """Global-average-pooled trunk features of every pool image: (n, D) float32, the input of the classifier.
 
     Preprocessing (:func:`xmr_lib.encoders.backbones.preprocess`; grey images repeated on 3 channels), then the
@@ -1167,19 +1308,37 @@ def source_features(source: SourceNetwork, pool: TargetPool, image_size: int = 2
             for s in starts:
                 ids = range(s, min(s + int(batch_size), len(pool)))
                 if pool.images is not None:
-                    x = models.preprocess([pool.images[i] for i in ids], size, mean=source.mean, std=source.std,
-                                          fit="squash", backend="torch")
+                    x = models.preprocess(
+                        [pool.images[i] for i in ids],
+                        size,
+                        mean=source.mean,
+                        std=source.std,
+                        fit="squash",
+                        backend="torch",
+                    )
                 else:
-                    x = models.preprocess([pool.files[i] for i in ids], size, resize=round(size * 256 / 224),
-                                          mean=source.mean, std=source.std, rounding="floor")
+                    x = models.preprocess(
+                        [pool.files[i] for i in ids],
+                        size,
+                        resize=round(size * 256 / 224),
+                        mean=source.mean,
+                        std=source.std,
+                        rounding="floor",
+                    )
                 x = x.to(dev)
-                fmap = model.extract_features(x)                     # (B, D, h, w)
+                fmap = model.extract_features(x)  # (B, D, h, w)
                 feats.append(fmap.mean((2, 3)).float().cpu().numpy())
         return np.concatenate(feats).astype(np.float32)
 
     if cache_key is None:
         return compute()
 
-    key = {"what": "transfer.source_features", "model": source.name, "image_size": int(image_size),
-           "n": len(pool), "labels_sum": int(pool.labels.sum()), **cache_key}
+    key = {
+        "what": "transfer.source_features",
+        "model": source.name,
+        "image_size": int(image_size),
+        "n": len(pool),
+        "labels_sum": int(pool.labels.sum()),
+        **cache_key,
+    }
     return np.asarray(cache.cached(key, compute))

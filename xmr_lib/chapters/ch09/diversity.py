@@ -33,6 +33,7 @@ Data:
 - :func:`image_features` (EfficientNet-Lite0 through :mod:`xmr_lib.encoders.backbones`, cached on disk) and
   :func:`text_features` (MiniLM through :mod:`xmr_lib.encoders.text`, or tf-idf) of a document pool.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,11 +49,25 @@ from xmr_lib.retrieval import rerank as rr
 from xmr_lib.retrieval.rerank import minmax_normalise
 
 __all__ = [
-    "diversity_metrics", "mean_metrics", "METRIC_NAMES",
-    "TopicLists", "ShapePool", "ASPECTS", "render_aspect", "shape_pool",
-    "make_shape_topics", "toy_lists",
-    "load_div2017", "write_trec_run", "RUNS", "Run", "table1_runs", "beta_sweep", "evaluate_runs",
-    "concat_lists", "document_image",
+    "diversity_metrics",
+    "mean_metrics",
+    "METRIC_NAMES",
+    "TopicLists",
+    "ShapePool",
+    "ASPECTS",
+    "render_aspect",
+    "shape_pool",
+    "make_shape_topics",
+    "toy_lists",
+    "load_div2017",
+    "write_trec_run",
+    "RUNS",
+    "Run",
+    "table1_runs",
+    "beta_sweep",
+    "evaluate_runs",
+    "concat_lists",
+    "document_image",
 ]
 
 METRIC_NAMES = ("P", "CR", "F1", "ERR-IA", "alpha-nDCG")
@@ -67,7 +82,7 @@ def _ideal_gains(clusters: np.ndarray, x: int, alpha: float) -> np.ndarray:
     C = int(clusters.max()) + 1 if clusters.size and clusters.max() >= 0 else 0
     if C == 0:
         return np.zeros((Q, x))
-    sizes = np.stack([(clusters == c).sum(1) for c in range(C)], 1)     # (Q, C)
+    sizes = np.stack([(clusters == c).sum(1) for c in range(C)], 1)  # (Q, C)
     levels = np.arange(x)
     g = np.where(levels[None, None, :] < sizes[:, :, None], (1.0 - alpha) ** levels, 0.0)  # (Q, C, x)
     g = -np.sort(-g.reshape(Q, -1), axis=1)[:, :x]
@@ -76,8 +91,7 @@ def _ideal_gains(clusters: np.ndarray, x: int, alpha: float) -> np.ndarray:
     return g
 
 
-def diversity_metrics(ranking, clusters, x: int = 20, *, alpha: float = 0.5,
-                      n_clusters=None) -> dict[str, np.ndarray]:
+def diversity_metrics(ranking, clusters, x: int = 20, *, alpha: float = 0.5, n_clusters=None) -> dict[str, np.ndarray]:
     """P@X, CR@X, F1@X, ERR-IA@X and α-nDCG@X of every query (definitions in the module docstring).
 
     Args:
@@ -108,10 +122,10 @@ def diversity_metrics(ranking, clusters, x: int = 20, *, alpha: float = 0.5,
     top = r[:, :x]
     if top.shape[1] < x:
         top = np.pad(top, ((0, 0), (0, x - top.shape[1])), constant_values=-1)
-    lab = np.where(top >= 0, np.take_along_axis(c, np.clip(top, 0, None), 1), -1)   # (Q, x)
+    lab = np.where(top >= 0, np.take_along_axis(c, np.clip(top, 0, None), 1), -1)  # (Q, x)
     rel = lab >= 0
     C = int(c.max()) + 1 if c.size and c.max() >= 0 else 1
-    onehot = (lab[:, :, None] == np.arange(C)) & rel[:, :, None]                   # (Q, x, C)
+    onehot = (lab[:, :, None] == np.arange(C)) & rel[:, :, None]  # (Q, x, C)
     if n_clusters is None:
         n_cl = np.stack([(c == k).any(1) for k in range(C)], 1).sum(1).astype(np.float64)
     else:
@@ -121,8 +135,8 @@ def diversity_metrics(ranking, clusters, x: int = 20, *, alpha: float = 0.5,
     cr = np.where(n_cl > 0, covered / np.maximum(n_cl, 1), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(prec + cr > 0, 2 * prec * cr / (prec + cr), 0.0)
-    before = (np.cumsum(onehot, 1) - onehot)                                       # (Q, x, C) counts above
-    prev = (before * onehot).sum(2)                                                # (Q, x)
+    before = np.cumsum(onehot, 1) - onehot  # (Q, x, C) counts above
+    prev = (before * onehot).sum(2)  # (Q, x)
     gain = np.where(rel, (1.0 - alpha) ** prev, 0.0)
     ranks = np.arange(1, x + 1, dtype=np.float64)
     disc = 1.0 / np.log2(ranks + 1.0)
@@ -135,8 +149,9 @@ def diversity_metrics(ranking, clusters, x: int = 20, *, alpha: float = 0.5,
     return {"P": prec, "CR": cr, "F1": f1, "ERR-IA": nerr, "alpha-nDCG": ndcg}
 
 
-def mean_metrics(ranking, clusters, x: int = 20, *, alpha: float = 0.5, queries=None, n_clusters=None,
-                 suffix: bool = True) -> dict[str, float]:
+def mean_metrics(
+    ranking, clusters, x: int = 20, *, alpha: float = 0.5, queries=None, n_clusters=None, suffix: bool = True
+) -> dict[str, float]:
     """Means over queries of :func:`diversity_metrics`, keyed ``"P@20"``, ``"CR@20"``, ... (``suffix=False``:
     ``"P"``, ``"CR"``, ...). ``queries``: a (Q,) bool mask or index array selecting the queries to average."""
     per = diversity_metrics(ranking, clusters, x, alpha=alpha, n_clusters=n_clusters)
@@ -183,8 +198,9 @@ class TopicLists:
         """(M, D) pool features → (Q, N, D) list features (zeros on padding)."""
         f = np.asarray(pool_features)
         if f.ndim != 2 or f.shape[0] != len(self.texts):
-            raise ValueError(f"pool_features: expected shape ({len(self.texts)}, D) (one row per pool document), "
-                             f"got {f.shape}")
+            raise ValueError(
+                f"pool_features: expected shape ({len(self.texts)}, D) (one row per pool document), got {f.shape}"
+            )
         out = f[np.clip(self.doc, 0, None)]
         return np.where(self.mask[:, :, None], out, 0)
 
@@ -192,10 +208,21 @@ class TopicLists:
         """The lists of some queries (a bool mask or index array), same pool."""
         idx = np.flatnonzero(queries) if np.asarray(queries).dtype == bool else np.asarray(queries)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
-        return TopicLists([self.titles[i] for i in idx], self.doc[idx], self.mask[idx], self.relevant[idx],
-                          self.cluster[idx], self.flickr_rank[idx], self.texts, self.images, self.image_paths,
-                          [self.cluster_names[i] for i in idx] if self.cluster_names else [], pick(self.split),
-                          [self.topic_ids[i] for i in idx] if self.topic_ids else [], dict(self.info))
+        return TopicLists(
+            [self.titles[i] for i in idx],
+            self.doc[idx],
+            self.mask[idx],
+            self.relevant[idx],
+            self.cluster[idx],
+            self.flickr_rank[idx],
+            self.texts,
+            self.images,
+            self.image_paths,
+            [self.cluster_names[i] for i in idx] if self.cluster_names else [],
+            pick(self.split),
+            [self.topic_ids[i] for i in idx] if self.topic_ids else [],
+            dict(self.info),
+        )
 
     def summary(self):
         """A pandas DataFrame, one row per topic: list length, relevant share, number of clusters, split."""
@@ -204,32 +231,86 @@ class TopicLists:
         rows = []
         for q in range(self.n_queries):
             cl = self.cluster[q][self.cluster[q] >= 0]
-            rows.append({"topic": self.titles[q], "split": None if self.split is None else self.split[q],
-                         "documents": int(self.mask[q].sum()), "relevant": int(self.relevant[q].sum()),
-                         "clusters": int(len(np.unique(cl))),
-                         "largest cluster share": float(np.bincount(cl).max() / max(len(cl), 1)) if len(cl) else 0.0})
+            rows.append(
+                {
+                    "topic": self.titles[q],
+                    "split": None if self.split is None else self.split[q],
+                    "documents": int(self.mask[q].sum()),
+                    "relevant": int(self.relevant[q].sum()),
+                    "clusters": int(len(np.unique(cl))),
+                    "largest cluster share": float(np.bincount(cl).max() / max(len(cl), 1)) if len(cl) else 0.0,
+                }
+            )
         return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # offline collection: easy-vqa shapes, rendered aspects, Flickr-like tags
 
-ASPECTS = ("plain", "close-up", "far away", "night", "blurred", "striped background", "group", "framed", "tilted",
-           "foggy")
-SYNONYMS = {"red": ("crimson", "scarlet"), "green": ("lime", "emerald"), "blue": ("azure", "navy"),
-            "black": ("ebony", "jet"), "gray": ("grey", "silver"), "yellow": ("golden", "lemon"),
-            "teal": ("turquoise", "cyan"), "brown": ("chestnut", "maroon"),
-            "circle": ("round", "disc", "dot"), "rectangle": ("square", "box", "block"),
-            "triangle": ("pyramid", "wedge", "delta")}
-ASPECT_WORDS = {"plain": ("simple", "clean"), "close-up": ("closeup", "macro"), "far away": ("distant", "far"),
-                "night": ("night", "dark"), "blurred": ("blurry", "bokeh"), "striped background": ("stripes", "lines"),
-                "group": ("group", "many"), "framed": ("frame", "polaroid"), "tilted": ("tilted", "angle"),
-                "foggy": ("fog", "haze")}
-FILLER = ("photo", "art", "minimal", "geometry", "abstract", "design", "pattern", "nikon", "canon", "2017",
-          "flickr", "graphic", "modern", "shape", "minimalism", "composition", "explore", "iphone", "colour",
-          "wallpaper", "simple", "flat", "icon", "paint", "study")
-
-
+ASPECTS = (
+    "plain",
+    "close-up",
+    "far away",
+    "night",
+    "blurred",
+    "striped background",
+    "group",
+    "framed",
+    "tilted",
+    "foggy",
+)
+SYNONYMS = {
+    "red": ("crimson", "scarlet"),
+    "green": ("lime", "emerald"),
+    "blue": ("azure", "navy"),
+    "black": ("ebony", "jet"),
+    "gray": ("grey", "silver"),
+    "yellow": ("golden", "lemon"),
+    "teal": ("turquoise", "cyan"),
+    "brown": ("chestnut", "maroon"),
+    "circle": ("round", "disc", "dot"),
+    "rectangle": ("square", "box", "block"),
+    "triangle": ("pyramid", "wedge", "delta"),
+}
+ASPECT_WORDS = {
+    "plain": ("simple", "clean"),
+    "close-up": ("closeup", "macro"),
+    "far away": ("distant", "far"),
+    "night": ("night", "dark"),
+    "blurred": ("blurry", "bokeh"),
+    "striped background": ("stripes", "lines"),
+    "group": ("group", "many"),
+    "framed": ("frame", "polaroid"),
+    "tilted": ("tilted", "angle"),
+    "foggy": ("fog", "haze"),
+}
+FILLER = (
+    "photo",
+    "art",
+    "minimal",
+    "geometry",
+    "abstract",
+    "design",
+    "pattern",
+    "nikon",
+    "canon",
+    "2017",
+    "flickr",
+    "graphic",
+    "modern",
+    "shape",
+    "minimalism",
+    "composition",
+    "explore",
+    "iphone",
+    "colour",
+    "wallpaper",
+    "simple",
+    "flat",
+    "icon",
+    "paint",
+    "study",
+)
 
 
 def render_aspect(image: np.ndarray, aspect: int, rng: np.random.Generator) -> np.ndarray:
@@ -259,8 +340,9 @@ def render_aspect(image: np.ndarray, aspect: int, rng: np.random.Generator) -> n
         r = max(ys.max() - ys.min(), xs.max() - xs.min()) / 2 * 1.15 + 2
         pad = Image.new("RGB", (3 * W, 3 * H), bg)
         pad.paste(im, (W, H))
-        out = pad.crop((int(cx - r) + W, int(cy - r) + H, int(cx + r) + W, int(cy + r) + H)).resize((W, H),
-                                                                                                  Image.BILINEAR)
+        out = pad.crop((int(cx - r) + W, int(cy - r) + H, int(cx + r) + W, int(cy + r) + H)).resize(
+            (W, H), Image.BILINEAR
+        )
     elif name == "far away":
         s = max(int(W * 0.4), 4)
         out = Image.new("RGB", (W, H), bg)
@@ -307,8 +389,6 @@ class ShapePool:
         return len(self.images)
 
 
-
-
 def shape_pool(per_combo: int | None = None, *, seed: int = 0, progress: bool = True) -> ShapePool:
     """Build the rendered image pool: easy-vqa images, each drawn under one random aspect of :data:`ASPECTS`.
 
@@ -328,17 +408,31 @@ def shape_pool(per_combo: int | None = None, *, seed: int = 0, progress: bool = 
         if per_combo < 1:
             raise ValueError(f"per_combo: expected a positive number of images per (colour, shape), got {per_combo}")
         combo = colour * len(SHAPES) + shape
-        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(combo == k))[:per_combo]
-                                       for k in np.unique(combo)]))
+        keep = np.sort(
+            np.concatenate([rng.permutation(np.flatnonzero(combo == k))[:per_combo] for k in np.unique(combo)])
+        )
     aspect = rng.integers(0, len(ASPECTS), len(keep))
-    rendered = np.stack([render_aspect(images[i], a, rng)
-                         for i, a in tqdm(zip(keep, aspect), total=len(keep), desc="rendering aspects",
-                                          disable=not progress, leave=False)])
+    rendered = np.stack(
+        [
+            render_aspect(images[i], a, rng)
+            for i, a in tqdm(
+                zip(keep, aspect), total=len(keep), desc="rendering aspects", disable=not progress, leave=False
+            )
+        ]
+    )
     return ShapePool(rendered, colour[keep], shape[keep], aspect, keep)
 
 
-def _tags(colour: int, shape: int, aspect: int, rng: np.random.Generator, p_mention: float, p_synonym: float,
-          p_wrong: float, p_aspect_word: float) -> list[str]:
+def _tags(
+    colour: int,
+    shape: int,
+    aspect: int,
+    rng: np.random.Generator,
+    p_mention: float,
+    p_synonym: float,
+    p_wrong: float,
+    p_aspect_word: float,
+) -> list[str]:
     words = []
     for attr, names in ((COLOURS[colour], COLOURS), (SHAPES[shape], SHAPES)):
         if rng.random() < p_mention:
@@ -352,10 +446,22 @@ def _tags(colour: int, shape: int, aspect: int, rng: np.random.Generator, p_ment
     return words
 
 
-def make_shape_topics(pool: ShapePool, *, n_docs: int = 150, relevant_fraction: tuple[float, float] = (0.35, 0.6),
-                      zipf: float = 1.0, p_mention: float = 0.5, p_synonym: float = 0.3, p_wrong: float = 0.2,
-                      p_aspect_word: float = 0.3, retrieval_bias: float = 2.0, flickr_signal: float = 0.5,
-                      n_topics: int | None = None, dev_fraction: float = 0.5, seed: int = 0) -> TopicLists:
+def make_shape_topics(
+    pool: ShapePool,
+    *,
+    n_docs: int = 150,
+    relevant_fraction: tuple[float, float] = (0.35, 0.6),
+    zipf: float = 1.0,
+    p_mention: float = 0.5,
+    p_synonym: float = 0.3,
+    p_wrong: float = 0.2,
+    p_aspect_word: float = 0.3,
+    retrieval_bias: float = 2.0,
+    flickr_signal: float = 0.5,
+    n_topics: int | None = None,
+    dev_fraction: float = 0.5,
+    seed: int = 0,
+) -> TopicLists:
     """Flickr-like topic lists over a :class:`ShapePool`: text alone is noisy, pictures carry the relevance.
 
     Every pool image gets Flickr-like tags: its colour and its shape are each named with probability
@@ -371,8 +477,13 @@ def make_shape_topics(pool: ShapePool, *, n_docs: int = 150, relevant_fraction: 
     Returns:
         :class:`TopicLists` over the pool (texts = the tags), topics split into "dev" / "test".
     """
-    for name, v in (("p_mention", p_mention), ("p_synonym", p_synonym), ("p_wrong", p_wrong),
-                    ("p_aspect_word", p_aspect_word), ("dev_fraction", dev_fraction)):
+    for name, v in (
+        ("p_mention", p_mention),
+        ("p_synonym", p_synonym),
+        ("p_wrong", p_wrong),
+        ("p_aspect_word", p_aspect_word),
+        ("dev_fraction", dev_fraction),
+    ):
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name}: expected a probability in [0, 1], got {v!r}")
     lo, hi = relevant_fraction
@@ -382,12 +493,18 @@ def make_shape_topics(pool: ShapePool, *, n_docs: int = 150, relevant_fraction: 
         raise ValueError(f"n_docs: expected 2 <= n_docs <= {len(pool)} (pool size), got {n_docs}")
     rng = np.random.default_rng(seed)
     M = len(pool)
-    tags = [_tags(c, s, a, rng, p_mention, p_synonym, p_wrong, p_aspect_word)
-            for c, s, a in zip(pool.colour, pool.shape, pool.aspect)]
+    tags = [
+        _tags(c, s, a, rng, p_mention, p_synonym, p_wrong, p_aspect_word)
+        for c, s, a in zip(pool.colour, pool.shape, pool.aspect)
+    ]
     texts = [" ".join(t) for t in tags]
     has = {w: np.array([w in t for t in tags]) for w in COLOURS + SHAPES}
-    combos = [(c, s) for c in range(len(COLOURS)) for s in range(len(SHAPES))
-              if np.any((pool.colour == c) & (pool.shape == s))]
+    combos = [
+        (c, s)
+        for c in range(len(COLOURS))
+        for s in range(len(SHAPES))
+        if np.any((pool.colour == c) & (pool.shape == s))
+    ]
     if n_topics is not None:
         if not 1 <= n_topics <= len(combos):
             raise ValueError(f"n_topics: expected 1..{len(combos)}, got {n_topics}")
@@ -422,10 +539,20 @@ def make_shape_topics(pool: ShapePool, *, n_docs: int = 150, relevant_fraction: 
     n_dev = int(round(dev_fraction * Q))
     split = np.array(["test"] * Q, dtype=object)
     split[rng.permutation(Q)[:n_dev]] = "dev"
-    return TopicLists(titles, doc, np.ones((Q, n_docs), dtype=bool), relevant, cluster, flickr_rank, texts,
-                      images=pool.images, cluster_names=[dict(enumerate(ASPECTS)) for _ in range(Q)],
-                      split=split, topic_ids=[t.replace(" ", "_") for t in titles],
-                      info={"source": "easy-vqa shapes with rendered aspects", "seed": seed})
+    return TopicLists(
+        titles,
+        doc,
+        np.ones((Q, n_docs), dtype=bool),
+        relevant,
+        cluster,
+        flickr_rank,
+        texts,
+        images=pool.images,
+        cluster_names=[dict(enumerate(ASPECTS)) for _ in range(Q)],
+        split=split,
+        topic_ids=[t.replace(" ", "_") for t in titles],
+        info={"source": "easy-vqa shapes with rendered aspects", "seed": seed},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -434,8 +561,16 @@ def make_shape_topics(pool: ShapePool, *, n_docs: int = 150, relevant_fraction: 
 FETCH_HINT = data.DIV2017_FETCH_HINT
 
 
-def toy_lists(n_queries: int = 30, n_docs: int = 40, n_clusters: int = 5, *, dim: int = 16, p_relevant: float = 0.5,
-              noise: float = 0.6, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def toy_lists(
+    n_queries: int = 30,
+    n_docs: int = 40,
+    n_clusters: int = 5,
+    *,
+    dim: int = 16,
+    p_relevant: float = 0.5,
+    noise: float = 0.6,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A small synthetic batch of topic lists for exercises and tests (no images, seconds to make).
 
     Each list has ``n_docs`` documents, relevant with probability ``p_relevant``; a relevant document belongs to one
@@ -493,15 +628,26 @@ def load_div2017(root, split: str = "devset", *, max_docs: int | None = None) ->
     cluster = pad(raw.cluster, -1, np.int64)
     cluster = np.where(cluster < -1, -1, cluster)
     rank = [np.arange(1, len(x) + 1) for x in raw.lists]
-    return TopicLists(raw.titles, doc, doc >= 0, pad(raw.relevant, False, bool), cluster, pad(rank, 0, np.int64),
-                      raw.texts, images=None, image_paths=raw.image_paths, cluster_names=[{} for _ in raw.titles],
-                      split=np.array([{"devset": "dev", "testset": "test"}.get(split, split)] * Q, dtype=object),
-                      topic_ids=raw.topic_ids,
-                      info={"source": f"MediaEval 2017 diverse social images, {split}", "root": str(raw.folder)})
+    return TopicLists(
+        raw.titles,
+        doc,
+        doc >= 0,
+        pad(raw.relevant, False, bool),
+        cluster,
+        pad(rank, 0, np.int64),
+        raw.texts,
+        images=None,
+        image_paths=raw.image_paths,
+        cluster_names=[{} for _ in raw.titles],
+        split=np.array([{"devset": "dev", "testset": "test"}.get(split, split)] * Q, dtype=object),
+        topic_ids=raw.topic_ids,
+        info={"source": f"MediaEval 2017 diverse social images, {split}", "root": str(raw.folder)},
+    )
 
 
-def write_trec_run(path, lists: TopicLists, ranking: np.ndarray, scores: np.ndarray | None = None,
-                   run_id: str = "xmr", depth: int = 50) -> Path:
+def write_trec_run(
+    path, lists: TopicLists, ranking: np.ndarray, scores: np.ndarray | None = None, run_id: str = "xmr", depth: int = 50
+) -> Path:
     """Write a run in the task's TREC format ``qid iter docno rank sim run_id`` (rank 0 = best; ≤ ``depth``).
 
     ``docno`` is the pool text index unless the lists carry photo paths (then the photo id = the file stem), so
@@ -525,8 +671,15 @@ def write_trec_run(path, lists: TopicLists, ranking: np.ndarray, scores: np.ndar
 # ---------------------------------------------------------------------------------------------------------------
 # the runs of the paper's Table 1, and their evaluation
 
-RUNS = {"flickr": "Flickr order", "text": "text S_T", "run1": "RUN1 (V)", "run2": "RUN2 (T)", "run3": "RUN3 (VT)",
-        "run4": "RUN4 (VT, joint)", "run5": "RUN5 (VT, joint + PRF)"}
+RUNS = {
+    "flickr": "Flickr order",
+    "text": "text S_T",
+    "run1": "RUN1 (V)",
+    "run2": "RUN2 (T)",
+    "run3": "RUN3 (VT)",
+    "run4": "RUN4 (VT, joint)",
+    "run5": "RUN5 (VT, joint + PRF)",
+}
 
 
 @dataclass
@@ -538,10 +691,25 @@ class Run:
     diversity_features: np.ndarray
 
 
-def table1_runs(lists: TopicLists, visual, text, query_text, *, k: int = 25, alpha: float = 0.15,
-                lm_weight: float = 0.5, mu: float = 10.0, joint_epochs: int = 15, joint_dim: int = 128,
-                joint_hidden: int = 512, triplets_per_epoch: int = 4096, run5_weight: float = 0.5, seed: int = 0,
-                device: str = "cpu", progress: bool = True) -> tuple[dict[str, Run], dict[str, Any]]:
+def table1_runs(
+    lists: TopicLists,
+    visual,
+    text,
+    query_text,
+    *,
+    k: int = 25,
+    alpha: float = 0.15,
+    lm_weight: float = 0.5,
+    mu: float = 10.0,
+    joint_epochs: int = 15,
+    joint_dim: int = 128,
+    joint_hidden: int = 512,
+    triplets_per_epoch: int = 4096,
+    run5_weight: float = 0.5,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[dict[str, Run], dict[str, Any]]:
     """Score every list with the runs of Table 1 (before diversification).
 
     - ``flickr``: the given (Flickr) order; ``text``: S_T alone (:func:`xmr_lib.retrieval.rerank.text_relevance`);
@@ -564,30 +732,53 @@ def table1_runs(lists: TopicLists, visual, text, query_text, *, k: int = 25, alp
     V, T = lists.gather(visual), lists.gather(text)
     qt = np.asarray(query_text, dtype=np.float64)
     m = lists.mask
-    s_t = rr.text_relevance(lists.titles, lists.texts, lists.doc, query_embeddings=qt, doc_embeddings=text,
-                            lm_weight=lm_weight, mu=mu, mask=m)
+    s_t = rr.text_relevance(
+        lists.titles,
+        lists.texts,
+        lists.doc,
+        query_embeddings=qt,
+        doc_embeddings=text,
+        lm_weight=lm_weight,
+        mu=mu,
+        mask=m,
+    )
     s_f = rr.flickr_score(lists.flickr_rank)
-    runs = {"flickr": Run(RUNS["flickr"], np.where(m, -lists.flickr_rank.astype(np.float64), -np.inf), V),
-            "text": Run(RUNS["text"], s_t, T),
-            "run1": Run(RUNS["run1"], rr.two_step_score(s_f, k, alpha, features=V, mask=m), V),
-            "run2": Run(RUNS["run2"], rr.two_step_score(s_t, k, alpha, features=T, mask=m), T),
-            "run3": Run(RUNS["run3"], rr.two_step_score(s_t, k, alpha, features=V, mask=m), V)}
+    runs = {
+        "flickr": Run(RUNS["flickr"], np.where(m, -lists.flickr_rank.astype(np.float64), -np.inf), V),
+        "text": Run(RUNS["text"], s_t, T),
+        "run1": Run(RUNS["run1"], rr.two_step_score(s_f, k, alpha, features=V, mask=m), V),
+        "run2": Run(RUNS["run2"], rr.two_step_score(s_t, k, alpha, features=T, mask=m), T),
+        "run3": Run(RUNS["run3"], rr.two_step_score(s_t, k, alpha, features=V, mask=m), V),
+    }
     info: dict[str, Any] = {}
     if joint_epochs > 0:
         labels = rr.pseudo_relevance_labels(runs["run3"].scores, m)
-        model, hist = rr.train_joint_embedding(V, T, labels, mask=m, hidden=joint_hidden, dim=joint_dim,
-                                               epochs=joint_epochs, triplets_per_epoch=triplets_per_epoch,
-                                               seed=seed, device=device, progress=progress)
+        model, hist = rr.train_joint_embedding(
+            V,
+            T,
+            labels,
+            mask=m,
+            hidden=joint_hidden,
+            dim=joint_dim,
+            epochs=joint_epochs,
+            triplets_per_epoch=triplets_per_epoch,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
         s4 = rr.centroid_scores(model, V, T, qt, mask=m)
         s4n = rr.minmax_normalise(np.where(m, s4, 0.0), m)
         runs["run4"] = Run(RUNS["run4"], s4n, V)
-        runs["run5"] = Run(RUNS["run5"], np.where(m, run5_weight * s4n + (1 - run5_weight) * runs["run3"].scores, 0),
-                           V)
+        runs["run5"] = Run(RUNS["run5"], np.where(m, run5_weight * s4n + (1 - run5_weight) * runs["run3"].scores, 0), V)
         pos, neg = labels == 1, labels == -1
-        info.update(joint_loss=hist, model=model,
-                    pseudo_positive_precision=float(lists.relevant[pos].mean()) if pos.any() else 0.0,
-                    pseudo_negative_precision=float(lists.relevant[neg].mean()) if neg.any() else 0.0,
-                    pseudo_positives=int(pos.sum()), pseudo_negatives=int(neg.sum()))
+        info.update(
+            joint_loss=hist,
+            model=model,
+            pseudo_positive_precision=float(lists.relevant[pos].mean()) if pos.any() else 0.0,
+            pseudo_negative_precision=float(lists.relevant[neg].mean()) if neg.any() else 0.0,
+            pseudo_positives=int(pos.sum()),
+            pseudo_negatives=int(neg.sum()),
+        )
     return runs, info
 
 
@@ -602,8 +793,9 @@ def _split_mask(lists: TopicLists, split) -> np.ndarray:
     return sel
 
 
-def beta_sweep(lists: TopicLists, run: Run, betas: Sequence[float], *, x: int = 20, n_mmr: int = 50,
-               alpha_ndcg: float = 0.5) -> dict[float, dict[str, np.ndarray]]:
+def beta_sweep(
+    lists: TopicLists, run: Run, betas: Sequence[float], *, x: int = 20, n_mmr: int = 50, alpha_ndcg: float = 0.5
+) -> dict[float, dict[str, np.ndarray]]:
     """Per-query metrics of ``run`` re-ranked by MMR for every β (relevance = the min-max normalised scores)."""
 
     rel = rr.minmax_normalise(np.where(lists.mask, run.scores, 0.0), lists.mask)
@@ -611,16 +803,33 @@ def beta_sweep(lists: TopicLists, run: Run, betas: Sequence[float], *, x: int = 
     sim = np.einsum("qnd,qmd->qnm", f, f) if f.shape[1] <= 1000 else None  # shared by every β
     out = {}
     for b in betas:
-        order = rr.mmr_rerank(rel, float(b), features=None if sim is not None else f, similarity=sim,
-                              n=min(n_mmr, rel.shape[1]), mask=lists.mask)
+        order = rr.mmr_rerank(
+            rel,
+            float(b),
+            features=None if sim is not None else f,
+            similarity=sim,
+            n=min(n_mmr, rel.shape[1]),
+            mask=lists.mask,
+        )
         out[float(b)] = diversity_metrics(order, lists.cluster, x, alpha=alpha_ndcg)
     return out
 
 
-def evaluate_runs(lists: TopicLists, runs: dict[str, Run], betas: Sequence[float], *, x: int = 20,
-                  n_mmr: int = 50, tune_on="dev", report_on="test", tune_metric: str = "F1",
-                  cluster_run: str | None = "run3", cluster_ks: Sequence[int] = (5, 10, 15), cluster_depth: int = 50,
-                  seed: int = 0):
+def evaluate_runs(
+    lists: TopicLists,
+    runs: dict[str, Run],
+    betas: Sequence[float],
+    *,
+    x: int = 20,
+    n_mmr: int = 50,
+    tune_on="dev",
+    report_on="test",
+    tune_metric: str = "F1",
+    cluster_run: str | None = "run3",
+    cluster_ks: Sequence[int] = (5, 10, 15),
+    cluster_depth: int = 50,
+    seed: int = 0,
+):
     """Table 1 for a collection: every run without diversification, with MMR (β tuned on ``tune_on`` topics by
     mean ``tune_metric``@x, reported on ``report_on``), and ``cluster_run`` with the clustering-based method.
 
@@ -631,29 +840,61 @@ def evaluate_runs(lists: TopicLists, runs: dict[str, Run], betas: Sequence[float
     """
     import pandas as pd
 
-
     tune, rep = _split_mask(lists, tune_on), _split_mask(lists, report_on)
     rows, sweep_rows = [], []
     for key, run in runs.items():
         plain = diversity_metrics(rr.ranking_from_scores(run.scores, lists.mask), lists.cluster, x)
-        rows.append({"run": run.name, "key": key, "diversification": "none", "beta": 0.0,
-                     **{f"{k}@{x}": float(v[rep].mean()) for k, v in plain.items()}})
+        rows.append(
+            {
+                "run": run.name,
+                "key": key,
+                "diversification": "none",
+                "beta": 0.0,
+                **{f"{k}@{x}": float(v[rep].mean()) for k, v in plain.items()},
+            }
+        )
         sw = beta_sweep(lists, run, betas, x=x, n_mmr=n_mmr)
         for b, per in sw.items():
             for split, sel in (("tune", tune), ("report", rep)):
-                sweep_rows.append({"run": run.name, "key": key, "beta": b, "split": split,
-                                   **{f"{k}@{x}": float(v[sel].mean()) for k, v in per.items()}})
+                sweep_rows.append(
+                    {
+                        "run": run.name,
+                        "key": key,
+                        "beta": b,
+                        "split": split,
+                        **{f"{k}@{x}": float(v[sel].mean()) for k, v in per.items()},
+                    }
+                )
         best = max(sw, key=lambda b: (sw[b][tune_metric][tune].mean(), -b))
-        rows.append({"run": run.name, "key": key, "diversification": "MMR", "beta": best,
-                     **{f"{k}@{x}": float(v[rep].mean()) for k, v in sw[best].items()}})
+        rows.append(
+            {
+                "run": run.name,
+                "key": key,
+                "diversification": "MMR",
+                "beta": best,
+                **{f"{k}@{x}": float(v[rep].mean()) for k, v in sw[best].items()},
+            }
+        )
     if cluster_run is not None and cluster_run in runs:
         run = runs[cluster_run]
-        clusterings = np.stack([rr.batched_kmeans(run.diversity_features, kk, seed=seed + i, mask=lists.mask)
-                                for i, kk in enumerate(cluster_ks)], 1)
+        clusterings = np.stack(
+            [
+                rr.batched_kmeans(run.diversity_features, kk, seed=seed + i, mask=lists.mask)
+                for i, kk in enumerate(cluster_ks)
+            ],
+            1,
+        )
         order = rr.cluster_share_rerank(run.scores, clusterings, depth=cluster_depth, mask=lists.mask)
         per = diversity_metrics(order, lists.cluster, x)
-        rows.append({"run": run.name, "key": cluster_run, "diversification": "clusters", "beta": float("nan"),
-                     **{f"{k}@{x}": float(v[rep].mean()) for k, v in per.items()}})
+        rows.append(
+            {
+                "run": run.name,
+                "key": cluster_run,
+                "diversification": "clusters",
+                "beta": float("nan"),
+                **{f"{k}@{x}": float(v[rep].mean()) for k, v in per.items()},
+            }
+        )
     return pd.DataFrame(rows), pd.DataFrame(sweep_rows)
 
 
@@ -679,13 +920,21 @@ def concat_lists(*parts: TopicLists) -> TopicLists:
         imgs.append(p.images)
     images = None if any(i is None for i in imgs) else np.concatenate(imgs)
     split = None if any(p.split is None for p in parts) else np.concatenate([p.split for p in parts])
-    return TopicLists(sum((p.titles for p in parts), []), np.concatenate(docs),
-                      np.concatenate([pad(p.mask, False) for p in parts]),
-                      np.concatenate([pad(p.relevant, False) for p in parts]),
-                      np.concatenate([pad(p.cluster, -1) for p in parts]),
-                      np.concatenate([pad(p.flickr_rank, 0) for p in parts]), texts, images,
-                      paths if paths else None, sum((p.cluster_names for p in parts), []), split,
-                      sum((p.topic_ids for p in parts), []), dict(parts[0].info))
+    return TopicLists(
+        sum((p.titles for p in parts), []),
+        np.concatenate(docs),
+        np.concatenate([pad(p.mask, False) for p in parts]),
+        np.concatenate([pad(p.relevant, False) for p in parts]),
+        np.concatenate([pad(p.cluster, -1) for p in parts]),
+        np.concatenate([pad(p.flickr_rank, 0) for p in parts]),
+        texts,
+        images,
+        paths if paths else None,
+        sum((p.cluster_names for p in parts), []),
+        split,
+        sum((p.topic_ids for p in parts), []),
+        dict(parts[0].info),
+    )
 
 
 def document_image(lists: TopicLists, pool_index: int, size: int = 64) -> np.ndarray:
@@ -700,15 +949,6 @@ def document_image(lists: TopicLists, pool_index: int, size: int = 64) -> np.nda
         return models.resize_image(img, size, fit="squash", interpolation="bicubic")
     if lists.image_paths is None:
         raise ValueError("lists: these lists carry neither images nor image paths")
-    return models.resize_image(lists.image_paths[pool_index], size, fit="square", interpolation="bicubic",
-                               rounding="floor")
-
-
-
-
-
-
-
-
-
-
+    return models.resize_image(
+        lists.image_paths[pool_index], size, fit="square", interpolation="bicubic", rounding="floor"
+    )

@@ -5,6 +5,7 @@ methods themselves are in :mod:`xmr_lib.retrieval.rerank` and :mod:`xmr_lib.chap
 
 Shapes: ``Q`` topics, ``N`` documents per topic list, ``D`` feature dimensions; a pool holds every document once.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -56,21 +57,25 @@ def shape_pool_size(per_combo: int) -> int:
 def check_n_docs(n_docs: int, pool_size: int) -> None:
     """Raise a ValueError naming the largest ``n_docs`` when a topic list asks for more documents than the pool."""
     if n_docs > pool_size:
-        raise ValueError(f"n_docs: {n_docs} documents per topic list, but the offline pool holds {pool_size} "
-                         f"images; pass n_docs={pool_size} or less (or a larger per_combo)")
+        raise ValueError(
+            f"n_docs: {n_docs} documents per topic list, but the offline pool holds {pool_size} "
+            f"images; pass n_docs={pool_size} or less (or a larger per_combo)"
+        )
 
 
 def mediaeval_lists(data_root, n_docs: int) -> diversity.TopicLists:
     """The MediaEval 2017 devset and testset topics (their first ``n_docs`` photos by Flickr rank) as one
     :class:`diversity.TopicLists`. Raises ValueError / FileNotFoundError naming what is missing."""
-    return diversity.concat_lists(diversity.load_div2017(data_root, "devset", max_docs=n_docs),
-                                  diversity.load_div2017(data_root, "testset", max_docs=n_docs))
+    return diversity.concat_lists(
+        diversity.load_div2017(data_root, "devset", max_docs=n_docs),
+        diversity.load_div2017(data_root, "testset", max_docs=n_docs),
+    )
 
 
 def list_text_features(lists: diversity.TopicLists, encoder: str) -> tuple[np.ndarray, np.ndarray]:
     """``(texts, queries)``: (pool size, D) features of the documents some list shows (zero rows for the others)
     and (Q, D) features of the topic titles, the encoder fitted on all texts (tf-idf)."""
-    used = np.unique(lists.doc[lists.mask])          # only the pool documents that some list shows
+    used = np.unique(lists.doc[lists.mask])  # only the pool documents that some list shows
     t_used = features_mod.text_features([lists.texts[i] for i in used], encoder=encoder, fit_texts=lists.texts)
     t = np.zeros((len(lists.texts), t_used.shape[1]), np.float32)
     t[used] = t_used
@@ -85,8 +90,9 @@ class Collections:
     with ``real_lists`` every seed gets them, their text features computed once.
     """
 
-    def __init__(self, pool, real_lists, text_encoder: str, *, n_docs: int, n_topics: int, p_mention: float,
-                 p_wrong: float):
+    def __init__(
+        self, pool, real_lists, text_encoder: str, *, n_docs: int, n_topics: int, p_mention: float, p_wrong: float
+    ):
         self.pool, self.real_lists, self.text_encoder = pool, real_lists, text_encoder
         self.draw = dict(n_docs=n_docs, n_topics=n_topics, p_mention=p_mention, p_wrong=p_wrong)
         self._real_text = None
@@ -110,17 +116,32 @@ def similarity_structure(lists: diversity.TopicLists, feats) -> pd.Series:
     same = (cl[:, :, None] == cl[:, None, :]) & both
     off = ~np.eye(sim.shape[1], dtype=bool)[None]
     mixed = rel[:, :, None] ^ rel[:, None, :]
-    return pd.Series({"relevant, same cluster": sim[same & off].mean(),
-                      "relevant, other cluster": sim[both & ~same].mean(),
-                      "relevant vs irrelevant": sim[mixed].mean()}).round(3)
+    return pd.Series(
+        {
+            "relevant, same cluster": sim[same & off].mean(),
+            "relevant, other cluster": sim[both & ~same].mean(),
+            "relevant vs irrelevant": sim[mixed].mean(),
+        }
+    ).round(3)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # the runs of one seed and what is recorded
 
 
-def run_seed(lists, visual, texts, queries, *, k: int, alpha: float, betas: Sequence[float], joint_epochs: int,
-             seed: int, device: str = "cpu"):
+def run_seed(
+    lists,
+    visual,
+    texts,
+    queries,
+    *,
+    k: int,
+    alpha: float,
+    betas: Sequence[float],
+    joint_epochs: int,
+    seed: int,
+    device: str = "cpu",
+):
     """Every run of Table 1 on one seed's lists, MMR's β tuned on the dev topics, and Eq. (1) with and without the
     recombination (α = 0) scored on the test topics (P@50 was the paper's tuning metric).
 
@@ -131,8 +152,9 @@ def run_seed(lists, visual, texts, queries, *, k: int, alpha: float, betas: Sequ
         :func:`diversity.evaluate_runs` table and β sweep (with a ``seed`` column), and this seed's value of each
         extra metric.
     """
-    run_s, info_s = diversity.table1_runs(lists, visual, texts, queries, k=k, alpha=alpha,
-                                          joint_epochs=joint_epochs, seed=seed, device=device)
+    run_s, info_s = diversity.table1_runs(
+        lists, visual, texts, queries, k=k, alpha=alpha, joint_epochs=joint_epochs, seed=seed, device=device
+    )
     table_s, sweep_s = diversity.evaluate_runs(lists, run_s, betas, seed=seed)
     test = lists.split == "test"
     s_t = run_s["text"].scores
@@ -140,8 +162,12 @@ def run_seed(lists, visual, texts, queries, *, k: int, alpha: float, betas: Sequ
     for a_name, a in (("alpha", alpha), ("alpha0", 0.0)):
         sc = rerank.two_step_score(s_t, k, a, features=lists.gather(visual), mask=lists.mask)
         order = rerank.ranking_from_scores(sc, lists.mask)
-        extras[f"alpha/run3/P@50_{a_name}"] = float(diversity.diversity_metrics(order, lists.cluster, 50)["P"][test].mean())
-        extras[f"alpha/run3/F1@20_{a_name}"] = float(diversity.diversity_metrics(order, lists.cluster, 20)["F1"][test].mean())
+        extras[f"alpha/run3/P@50_{a_name}"] = float(
+            diversity.diversity_metrics(order, lists.cluster, 50)["P"][test].mean()
+        )
+        extras[f"alpha/run3/F1@20_{a_name}"] = float(
+            diversity.diversity_metrics(order, lists.cluster, 20)["F1"][test].mean()
+        )
     extras["joint/pseudo_positive_precision"] = info_s.get("pseudo_positive_precision", np.nan)
     return run_s, info_s, table_s.assign(seed=seed), sweep_s.assign(seed=seed), extras
 
@@ -160,16 +186,22 @@ def mmr_gain_cost(table: pd.DataFrame, seeds: Sequence[int]) -> dict[str, list]:
     rows = []
     for s in seeds:
         sub = table[(table.seed == s) & (table.key == "run3")].set_index("diversification")
-        rows.append({"CR_gain": sub.loc["MMR", "CR@20"] - sub.loc["none", "CR@20"],
-                     "P_cost": sub.loc["none", "P@20"] - sub.loc["MMR", "P@20"]})
+        rows.append(
+            {
+                "CR_gain": sub.loc["MMR", "CR@20"] - sub.loc["none", "CR@20"],
+                "P_cost": sub.loc["none", "P@20"] - sub.loc["MMR", "P@20"],
+            }
+        )
     return {"mmr/run3/CR_gain": [r["CR_gain"] for r in rows], "mmr/run3/P_cost": [r["P_cost"] for r in rows]}
 
 
 def joint_gain(table: pd.DataFrame) -> dict[str, Any]:
     """RUN4 − RUN3 F1@20 with MMR, per seed and its mean (the joint embedding against Eq. (1))."""
     f1 = table[table.diversification == "MMR"].pivot(index="seed", columns="key", values="F1@20")
-    return {"joint/run4_minus_run3_F1@20": (f1["run4"] - f1["run3"]).tolist(),
-            "joint/run4_minus_run3_F1@20_mean": float((f1["run4"] - f1["run3"]).mean())}
+    return {
+        "joint/run4_minus_run3_F1@20": (f1["run4"] - f1["run3"]).tolist(),
+        "joint/run4_minus_run3_F1@20_mean": float((f1["run4"] - f1["run3"]).mean()),
+    }
 
 
 def beta_metrics(sweep: pd.DataFrame) -> dict[str, list]:
@@ -177,10 +209,12 @@ def beta_metrics(sweep: pd.DataFrame) -> dict[str, list]:
     smallest β and its maximum over β."""
     g3 = sweep[(sweep.split == "report") & (sweep.key == "run3")]
     per_seed = g3.groupby("seed")
-    return {"beta/run3/P@20_beta0": [float(g[g.beta == g.beta.min()]["P@20"].iloc[0]) for _, g in per_seed],
-            "beta/run3/P@20_beta_max": [float(g[g.beta == g.beta.max()]["P@20"].iloc[0]) for _, g in per_seed],
-            "beta/run3/CR@20_beta0": [float(g[g.beta == g.beta.min()]["CR@20"].iloc[0]) for _, g in per_seed],
-            "beta/run3/CR@20_best": [float(g["CR@20"].max()) for _, g in per_seed]}
+    return {
+        "beta/run3/P@20_beta0": [float(g[g.beta == g.beta.min()]["P@20"].iloc[0]) for _, g in per_seed],
+        "beta/run3/P@20_beta_max": [float(g[g.beta == g.beta.max()]["P@20"].iloc[0]) for _, g in per_seed],
+        "beta/run3/CR@20_beta0": [float(g[g.beta == g.beta.min()]["CR@20"].iloc[0]) for _, g in per_seed],
+        "beta/run3/CR@20_best": [float(g["CR@20"].max()) for _, g in per_seed],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,8 +228,9 @@ def mean_sd(df: pd.DataFrame, cols: Sequence[str], with_sd: bool = True) -> pd.D
     return m.round(3).astype(str) + (" ± " + sd.round(3).astype(str) if with_sd else "")
 
 
-def side_by_side(table: pd.DataFrame, metric_cols: Sequence[str], paper_table: dict,
-                 with_sd: bool = True) -> pd.DataFrame:
+def side_by_side(
+    table: pd.DataFrame, metric_cols: Sequence[str], paper_table: dict, with_sd: bool = True
+) -> pd.DataFrame:
     """Every run with MMR: ours in percent (mean ± sd over the seeds) beside the paper's Table 1, and the β chosen
     on the dev topics (one per seed)."""
     mmr = table[(table.diversification == "MMR") & table.key.str.startswith("run")]
@@ -208,7 +243,8 @@ def side_by_side(table: pd.DataFrame, metric_cols: Sequence[str], paper_table: d
         cols[(c, "paper")] = paper[c].reindex(m100.index)
     side = pd.DataFrame(cols)
     side[("MMR β*", "ours")] = g.size().index.map(
-        lambda r: ", ".join(f"{b:g}" for b in sorted(set(mmr[mmr.run == r].beta))))
+        lambda r: ", ".join(f"{b:g}" for b in sorted(set(mmr[mmr.run == r].beta)))
+    )
     return side
 
 
@@ -219,8 +255,11 @@ def run3_metrics(lists: diversity.TopicLists, text_scores, visual, k: int, alpha
     sc = rerank.two_step_score(text_scores, k, alpha, features=visual, mask=lists.mask)
     r = rerank.ranking_from_scores(sc, lists.mask)
     m20 = diversity.diversity_metrics(r, lists.cluster, 20)
-    return {"P@20": m20["P"][test].mean(), "CR@20": m20["CR"][test].mean(),
-            "P@50": diversity.diversity_metrics(r, lists.cluster, 50)["P"][test].mean()}
+    return {
+        "P@20": m20["P"][test].mean(),
+        "CR@20": m20["CR"][test].mean(),
+        "P@50": diversity.diversity_metrics(r, lists.cluster, 50)["P"][test].mean(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -238,8 +277,18 @@ def text_tile(text: str, size: int = 96) -> np.ndarray:
     return np.asarray(tile)
 
 
-def topic_rows(lists: diversity.TopicLists, text_scores, visual, *, grid: Callable, topic: int, K: int,
-               alpha: float, beta: float, top: int = 10):
+def topic_rows(
+    lists: diversity.TopicLists,
+    text_scores,
+    visual,
+    *,
+    grid: Callable,
+    topic: int,
+    K: int,
+    alpha: float,
+    beta: float,
+    top: int = 10,
+):
     """Three rankings of one topic — the text score alone, RUN3 (Eq. (1) with ``K``, ``alpha``) and RUN3 re-ranked
     by MMR with penalty ``beta`` — as one row each of ``top`` photos, labelled with P@top and the clusters covered.
 
@@ -250,12 +299,15 @@ def topic_rows(lists: diversity.TopicLists, text_scores, visual, *, grid: Callab
         the matplotlib Figure.
     """
     q = int(topic)
-    s_t, m, f = text_scores[q:q + 1], lists.mask[q:q + 1], visual[q:q + 1]
+    s_t, m, f = text_scores[q : q + 1], lists.mask[q : q + 1], visual[q : q + 1]
     sc = rerank.two_step_score(s_t, int(K), float(alpha), features=f, mask=m)
-    orders = {"text S_T": rerank.ranking_from_scores(s_t, m)[0],
-              f"RUN3, K = {int(K)}, α = {alpha:.2f}": rerank.ranking_from_scores(sc, m)[0],
-              f"RUN3 + MMR, β = {beta:.2f}": rerank.mmr_rerank(rerank.minmax_normalise(sc, m), float(beta),
-                                                              features=f, mask=m, n=top)[0]}
+    orders = {
+        "text S_T": rerank.ranking_from_scores(s_t, m)[0],
+        f"RUN3, K = {int(K)}, α = {alpha:.2f}": rerank.ranking_from_scores(sc, m)[0],
+        f"RUN3 + MMR, β = {beta:.2f}": rerank.mmr_rerank(
+            rerank.minmax_normalise(sc, m), float(beta), features=f, mask=m, n=top
+        )[0],
+    }
     n_cl = len(set(lists.cluster[q][lists.mask[q] & lists.relevant[q]]))
     images, status, labels = [], [], []
     for name, o in orders.items():
@@ -265,9 +317,9 @@ def topic_rows(lists: diversity.TopicLists, text_scores, visual, *, grid: Callab
         status.append(["relevant" if r else "irrelevant" for r in rel])
         labels.append(f"{name}\nP@{top} = {rel.mean():.1f}\n{len(set(lists.cluster[q, o][rel]))} of {n_cl} clusters")
     fig = grid([text_tile(lists.titles[q])] * len(orders), images, status, ax_size=1.25)
-    for r, lab in enumerate(labels):      # row labels: horizontal, 10 pt, left of each row
+    for r, lab in enumerate(labels):  # row labels: horizontal, 10 pt, left of each row
         fig.axes[r * (top + 1)].set_ylabel(lab, fontsize=10, rotation=0, ha="right", va="center", labelpad=10)
-    for ax in fig.axes[:top + 1]:
+    for ax in fig.axes[: top + 1]:
         ax.title.set_fontsize(10)
     fig.suptitle(f"topic '{lists.titles[q]}' (first seed)", fontsize=11)
     fig.tight_layout()

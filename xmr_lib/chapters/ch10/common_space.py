@@ -34,6 +34,7 @@ Paper data (the ``full`` profile, :func:`load_feature_pairs`): ``<root>/<name>/i
 converted layout of ``python -m data_scripts fetch NAME --root DIR`` by :func:`converted_feature_pairs`
 (EfficientNet-Lite0 image features, LDA / tf-idf / MiniLM texts; the paper's splits; cached).
 """
+
 from __future__ import annotations
 
 import math
@@ -61,11 +62,29 @@ from xmr_lib.retrieval.modality import ModalityClassifier, grad_reverse, modalit
 from xmr_lib.train import loop
 
 __all__ = [
-    "MODES", "OBJECTIVES", "label_targets", "semantic_matching_loss", "ranking_loss", "IsomorphicNet",
+    "MODES",
+    "OBJECTIVES",
+    "label_targets",
+    "semantic_matching_loss",
+    "ranking_loss",
+    "IsomorphicNet",
     "CommonSpaceTrainConfig",
-    "train_common_space_model", "represent", "euclidean_distances", "cross_modal_map", "pair_consistency",
-    "CCABaseline", "CrossModalSplit", "FASHION_WORDS", "synthetic_documents", "lda_features", "fashion_wiki_pairs",
-    "load_feature_pairs", "converted_feature_pairs", "CONVERTED_PAPER_DATASETS", "run_isomorphic", "run_cca",
+    "train_common_space_model",
+    "represent",
+    "euclidean_distances",
+    "cross_modal_map",
+    "pair_consistency",
+    "CCABaseline",
+    "CrossModalSplit",
+    "FASHION_WORDS",
+    "synthetic_documents",
+    "lda_features",
+    "fashion_wiki_pairs",
+    "load_feature_pairs",
+    "converted_feature_pairs",
+    "CONVERTED_PAPER_DATASETS",
+    "run_isomorphic",
+    "run_cca",
 ]
 
 MODES = ("O", "O-LE", "O-LE-J")
@@ -124,13 +143,16 @@ def semantic_matching_loss(p_image: torch.Tensor, p_text: torch.Tensor, targets:
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(f"{name}: expected a 2-D tensor (N, c), got {got}")
     if p_text.shape != p_image.shape or targets.shape != p_image.shape:
-        raise ValueError(f"p_text, targets: expected the shape of p_image {tuple(p_image.shape)}, got "
-                         f"{tuple(p_text.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"p_text, targets: expected the shape of p_image {tuple(p_image.shape)}, got "
+            f"{tuple(p_text.shape)} and {tuple(targets.shape)}"
+        )
     return ((p_image - targets).pow(2).sum(1) + (p_text - targets).pow(2).sum(1)).mean()
 
 
-def ranking_loss(z_image: torch.Tensor, z_text: torch.Tensor, labels: torch.Tensor, margin: float = 0.2,
-                 mining: str = "all") -> torch.Tensor:
+def ranking_loss(
+    z_image: torch.Tensor, z_text: torch.Tensor, labels: torch.Tensor, margin: float = 0.2, mining: str = "all"
+) -> torch.Tensor:
     """The verification-based objective of thesis §8.3.3: a bi-directional (image→text, text→image) plus intra-modal
     triplet hinge loss on cosine similarities, positives = same class label. A thin call of notebook 04's
     :func:`xmr_lib.retrieval.losses.bidirectional_triplet_loss` (its "instance labels" are our class labels).
@@ -173,9 +195,20 @@ class IsomorphicNet(nn.Module):
         seed: initialisation.
     """
 
-    def __init__(self, image_dim: int, text_dim: int, n_classes: int, hidden: int = 256, latent: int = 64,
-                 mode: str = "O-LE-J", share: str = "head", dropout: float = 0.5, latent_dropout: float = 0.0,
-                 init_std: float | None = None, seed: int = 0):
+    def __init__(
+        self,
+        image_dim: int,
+        text_dim: int,
+        n_classes: int,
+        hidden: int = 256,
+        latent: int = 64,
+        mode: str = "O-LE-J",
+        share: str = "head",
+        dropout: float = 0.5,
+        latent_dropout: float = 0.0,
+        init_std: float | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         for name, v in (("image_dim", image_dim), ("text_dim", text_dim), ("hidden", hidden), ("latent", latent)):
             check_int(v, name)
@@ -192,15 +225,18 @@ class IsomorphicNet(nn.Module):
         self.mode, self.share = mode, share
         self.image_dim, self.text_dim, self.n_classes = image_dim, text_dim, n_classes
         self.image_body = nn.Sequential(*_fc(image_dim, hidden, dropout), *_fc(hidden, hidden, dropout))  # fc6, fc7
-        self.text_body = nn.Sequential(*_fc(text_dim, hidden, dropout))                                  # T_Net fc1
+        self.text_body = nn.Sequential(*_fc(text_dim, hidden, dropout))  # T_Net fc1
         if mode == "O":
             self.image_latent_layer = nn.Identity()
             self.text_latent_layer = nn.Sequential(*_fc(hidden, hidden, dropout))  # Deep-SM's third text layer
             self.latent_dim = hidden
         else:
-            self.image_latent_layer = nn.Sequential(*_fc(hidden, latent, latent_dropout))            # I_fc
-            self.text_latent_layer = (self.image_latent_layer if share == "latent+head"
-                                      else nn.Sequential(*_fc(hidden, latent, latent_dropout)))     # T_fc
+            self.image_latent_layer = nn.Sequential(*_fc(hidden, latent, latent_dropout))  # I_fc
+            self.text_latent_layer = (
+                self.image_latent_layer
+                if share == "latent+head"
+                else nn.Sequential(*_fc(hidden, latent, latent_dropout))
+            )  # T_fc
             self.latent_dim = latent
         self.image_head = nn.Linear(self.latent_dim, n_classes)
         self.text_head = self.image_head if mode == "O-LE-J" else nn.Linear(self.latent_dim, n_classes)  # W
@@ -226,8 +262,12 @@ class IsomorphicNet(nn.Module):
         """Both sub-networks: ``{"latent_image", "latent_text", "logits_image", "logits_text"}``;
         the semantic representations are ``softmax(logits)`` (N, c)."""
         zi, zt = self.image_latent(x_image), self.text_latent(x_text)
-        return {"latent_image": zi, "latent_text": zt, "logits_image": self.image_head(zi),
-                "logits_text": self.text_head(zt)}
+        return {
+            "latent_image": zi,
+            "latent_text": zt,
+            "logits_image": self.image_head(zi),
+            "logits_text": self.text_head(zt),
+        }
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -275,8 +315,10 @@ class CommonSpaceTrainConfig:
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {self.optimizer!r}")
         if self.objective != "semantic" and self.mode == "O":
-            raise ValueError(f"mode: the {self.objective!r} objective acts on the latent layer; use 'O-LE' or "
-                             f"'O-LE-J', got {self.mode!r}")
+            raise ValueError(
+                f"mode: the {self.objective!r} objective acts on the latent layer; use 'O-LE' or "
+                f"'O-LE-J', got {self.mode!r}"
+            )
         for k in ("iterations", "batch_size", "hidden", "latent"):
             check_int(getattr(self, k), k)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
@@ -285,9 +327,16 @@ class CommonSpaceTrainConfig:
             raise ValueError(f"lr_drop: expected a fraction in (0, 1], got {self.lr_drop!r}")
 
 
-def train_common_space_model(image_features: Any, text_features: Any, labels: Any,
-                             config: CommonSpaceTrainConfig | None = None, *, seed: int = 0, device: str = "cpu",
-                             progress: bool = False) -> tuple[IsomorphicNet, dict[str, list[float]]]:
+def train_common_space_model(
+    image_features: Any,
+    text_features: Any,
+    labels: Any,
+    config: CommonSpaceTrainConfig | None = None,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[IsomorphicNet, dict[str, list[float]]]:
     """Train :class:`IsomorphicNet` on paired features with one of the objectives.
 
     Args:
@@ -313,15 +362,29 @@ def train_common_space_model(image_features: Any, text_features: Any, labels: An
         raise ValueError(f"labels: the triplet objective needs (n,) class ids, got shape {lab.shape}")
     dev = torch.device(resolve_device(device))
     torch.manual_seed(seed)
-    model = IsomorphicNet(xi.shape[1], xt.shape[1], n_classes, c.hidden, c.latent, c.mode, c.share, c.dropout,
-                          c.latent_dropout, c.init_std, seed).to(dev)
+    model = IsomorphicNet(
+        xi.shape[1],
+        xt.shape[1],
+        n_classes,
+        c.hidden,
+        c.latent,
+        c.mode,
+        c.share,
+        c.dropout,
+        c.latent_dropout,
+        c.init_std,
+        seed,
+    ).to(dev)
     params = list(model.parameters())
     disc = None
     if c.objective == "adversarial":
         disc = ModalityClassifier(model.latent_dim, c.d_hidden).to(dev)
         params += list(disc.parameters())
-    opt = (torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay) if c.optimizer == "adam"
-           else torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay))
+    opt = (
+        torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adam"
+        else torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+    )
     drop_at = max(1, int(round(c.lr_drop * c.iterations)))
     Xi, Xt = torch.from_numpy(xi).to(dev), torch.from_numpy(xt).to(dev)
     Y = label_targets(lab, n_classes).to(dev)
@@ -337,7 +400,7 @@ def train_common_space_model(image_features: Any, text_features: Any, labels: An
         while True:
             if pos + bs > n:
                 order, pos = torch.randperm(n, generator=g), 0
-            yield order[pos:pos + bs].to(dev)
+            yield order[pos : pos + bs].to(dev)
             pos += bs
 
     def on_step_start(tr: loop.Trainer, idx: torch.Tensor) -> None:
@@ -356,8 +419,10 @@ def train_common_space_model(image_features: Any, text_features: Any, labels: An
             lam = 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
             # D sees the direction of φ (L2-normalised): with ReLU latents, "φ = 0" would otherwise be an easy way
             # to fool it (the image branch collapses to dead units)
-            adv = modality_classification_loss(disc(grad_reverse(F.normalize(out["latent_image"], dim=1), lam)),
-                                               disc(grad_reverse(F.normalize(out["latent_text"], dim=1), lam)))
+            adv = modality_classification_loss(
+                disc(grad_reverse(F.normalize(out["latent_image"], dim=1), lam)),
+                disc(grad_reverse(F.normalize(out["latent_text"], dim=1), lam)),
+            )
             loss = loss + c.w_adv * adv
             hist["adv"].append(float(adv.detach()))
         return loss
@@ -365,16 +430,22 @@ def train_common_space_model(image_features: Any, text_features: Any, labels: An
     def on_step_end(tr: loop.Trainer, idx: torch.Tensor, loss: torch.Tensor) -> None:
         hist["loss"].append(float(loss.detach()))
 
-    task = loop.Task(batches=batches, on_step_start=on_step_start, training_step=training_step,
-                     optimizers=lambda tr, idx: [opt], on_step_end=on_step_end)
+    task = loop.Task(
+        batches=batches,
+        on_step_start=on_step_start,
+        training_step=training_step,
+        optimizers=lambda tr, idx: [opt],
+        on_step_end=on_step_end,
+    )
     loop.Trainer(max_steps=c.iterations, device=dev, progress=progress, desc=f"{c.objective} {c.mode}").fit(task)
     model.eval()
     return model, hist
 
 
 @torch.no_grad()
-def represent(model: IsomorphicNet, image_features: Any, text_features: Any, space: str = "semantic",
-              batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def represent(
+    model: IsomorphicNet, image_features: Any, text_features: Any, space: str = "semantic", batch_size: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """Representations for retrieval: ``space="semantic"`` → softmax vectors (n, c) (the paper's isomorphic
     semantic representation); ``"latent"`` → L2-normalised φ (n, l) (what the ranking objective shapes).
 
@@ -386,12 +457,14 @@ def represent(model: IsomorphicNet, image_features: Any, text_features: Any, spa
     model.eval()
     dev = next(model.parameters()).device
     outs = []
-    for x, lat, head, name in ((image_features, model.image_latent, model.image_head, "image_features"),
-                               (text_features, model.text_latent, model.text_head, "text_features")):
+    for x, lat, head, name in (
+        (image_features, model.image_latent, model.image_head, "image_features"),
+        (text_features, model.text_latent, model.text_head, "text_features"),
+    ):
         a = torch.from_numpy(check_matrix(x, name, dtype=np.float32))
         parts = []
         for s in range(0, len(a), batch_size):
-            z = lat(a[s:s + batch_size].to(dev))
+            z = lat(a[s : s + batch_size].to(dev))
             parts.append(head(z).softmax(1) if space == "semantic" else F.normalize(z, dim=1))
         outs.append(torch.cat(parts).cpu().numpy() if parts else np.zeros((0, model.n_classes), np.float32))
     return outs[0], outs[1]
@@ -411,8 +484,9 @@ def euclidean_distances(queries: Any, database: Any) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0.0))
 
 
-def cross_modal_map(image_repr: Any, text_repr: Any, image_labels: Any, text_labels: Any | None = None,
-                    metric: str = "euclidean") -> dict[str, float]:
+def cross_modal_map(
+    image_repr: Any, text_repr: Any, image_labels: Any, text_labels: Any | None = None, metric: str = "euclidean"
+) -> dict[str, float]:
     """Seed 004's evaluation: every image queries all texts (i→t) and every text all images (t→i); the whole
     database is ranked by ``metric`` (``"euclidean"``, the paper's; or ``"cosine"``); a result is relevant when
     it shares at least one label with the query; AP is Eq. (3) over the full list
@@ -424,14 +498,18 @@ def cross_modal_map(image_repr: Any, text_repr: Any, image_labels: Any, text_lab
     Returns:
         ``{"i2t": mAP, "t2i": mAP, "average": mean of the two}`` in [0, 1].
     """
-    zi, zt = check_matrix(image_repr, "image_repr", dtype=np.float32), check_matrix(text_repr, "text_repr", dtype=np.float32)
+    zi, zt = (
+        check_matrix(image_repr, "image_repr", dtype=np.float32),
+        check_matrix(text_repr, "text_repr", dtype=np.float32),
+    )
     if zi.shape[1] != zt.shape[1]:
         raise ValueError(f"text_repr: expected {zi.shape[1]} columns like image_repr, got shape {zt.shape}")
     li = np.asarray(image_labels)
     lt = li if text_labels is None else np.asarray(text_labels)
     if li.shape[0] != len(zi) or lt.shape[0] != len(zt):
-        raise ValueError(f"image_labels, text_labels: expected {len(zi)} and {len(zt)} rows, got shapes "
-                         f"{li.shape} and {lt.shape}")
+        raise ValueError(
+            f"image_labels, text_labels: expected {len(zi)} and {len(zt)} rows, got shapes {li.shape} and {lt.shape}"
+        )
     if metric == "euclidean":
         s = -euclidean_distances(zi, zt)
     elif metric == "cosine":
@@ -449,7 +527,10 @@ def cross_modal_map(image_repr: Any, text_repr: Any, image_labels: Any, text_lab
 def pair_consistency(image_repr: Any, text_repr: Any) -> float:
     """Mean Euclidean distance between the representations of paired images and texts (row i ↔ row i):
     the "consistency of semantic representations" the shared W is meant to improve (seed 004 §2.3)."""
-    zi, zt = check_matrix(image_repr, "image_repr", dtype=np.float32), check_matrix(text_repr, "text_repr", dtype=np.float32)
+    zi, zt = (
+        check_matrix(image_repr, "image_repr", dtype=np.float32),
+        check_matrix(text_repr, "text_repr", dtype=np.float32),
+    )
     if zi.shape != zt.shape:
         raise ValueError(f"text_repr: expected the shape of image_repr {zi.shape}, got {zt.shape}")
     return float(np.linalg.norm(zi.astype(np.float64) - zt, axis=1).mean()) if len(zi) else float("nan")
@@ -478,7 +559,10 @@ class CCABaseline:
         from sklearn.cross_decomposition import CCA
         from sklearn.decomposition import PCA
 
-        xi, xt = check_matrix(image_features, "image_features", dtype=np.float32), check_matrix(text_features, "text_features", dtype=np.float32)
+        xi, xt = (
+            check_matrix(image_features, "image_features", dtype=np.float32),
+            check_matrix(text_features, "text_features", dtype=np.float32),
+        )
         if len(xi) != len(xt):
             raise ValueError(f"text_features: expected {len(xi)} rows (one per image), got shape {xt.shape}")
         self.pcas = []
@@ -514,8 +598,8 @@ class CCABaseline:
 class CrossModalSplit:
     """Paired image/text features with labels, train and test (row i of image and text is one pair)."""
 
-    train_image: np.ndarray   # (n_train, Di)
-    train_text: np.ndarray    # (n_train, Dt)
+    train_image: np.ndarray  # (n_train, Di)
+    train_text: np.ndarray  # (n_train, Dt)
     train_labels: np.ndarray  # (n_train,) ids or (n_train, c) multi-hot
     test_image: np.ndarray
     test_text: np.ndarray
@@ -527,8 +611,10 @@ class CrossModalSplit:
         for part in ("train", "test"):
             xi, xt, y = (getattr(self, f"{part}_{k}") for k in ("image", "text", "labels"))
             if xi.ndim != 2 or xt.ndim != 2 or len(xi) != len(xt) or len(y) != len(xi):
-                raise ValueError(f"{part}_image, {part}_text, {part}_labels: expected (n, Di), (n, Dt), (n,...), "
-                                 f"got {xi.shape}, {xt.shape}, {np.shape(y)}")
+                raise ValueError(
+                    f"{part}_image, {part}_text, {part}_labels: expected (n, Di), (n, Dt), (n,...), "
+                    f"got {xi.shape}, {xt.shape}, {np.shape(y)}"
+                )
 
     @property
     def n_classes(self) -> int:
@@ -556,16 +642,51 @@ FASHION_WORDS: dict[str, Any] = {
         "footwear": ["shoe", "sole", "foot", "walking", "pair", "footwear"],
         "bag": ["carry", "accessory", "storage", "strap", "pocket", "carry"],
     },
-    "background": ["fashion", "style", "design", "brand", "colour", "fabric", "season", "collection", "trend",
-                   "history", "century", "popular", "worn", "clothing", "designer", "market", "retail", "material",
-                   "modern", "classic", "people", "culture", "industry", "size", "price", "quality", "wear",
-                   "garment", "textile", "look"],
+    "background": [
+        "fashion",
+        "style",
+        "design",
+        "brand",
+        "colour",
+        "fabric",
+        "season",
+        "collection",
+        "trend",
+        "history",
+        "century",
+        "popular",
+        "worn",
+        "clothing",
+        "designer",
+        "market",
+        "retail",
+        "material",
+        "modern",
+        "classic",
+        "people",
+        "culture",
+        "industry",
+        "size",
+        "price",
+        "quality",
+        "wear",
+        "garment",
+        "textile",
+        "look",
+    ],
 }
 
 
-def synthetic_documents(labels: Any, class_names: Sequence[str], vocab: dict[str, Any] | None = None,
-                        coarse_of: dict[str, str] | None = None, length: tuple[int, int] = (30, 60),
-                        signal: float = 0.25, coarse_share: float = 0.15, seed: int = 0) -> list[str]:
+def synthetic_documents(
+    labels: Any,
+    class_names: Sequence[str],
+    vocab: dict[str, Any] | None = None,
+    coarse_of: dict[str, str] | None = None,
+    length: tuple[int, int] = (30, 60),
+    signal: float = 0.25,
+    coarse_share: float = 0.15,
+    seed: int = 0,
+) -> list[str]:
     """Wikipedia-style documents for labelled items: each word is drawn, independently, from the item's class
     words (probability ``signal_i``), its coarse group's words (``coarse_share``) or the background words.
 
@@ -586,8 +707,9 @@ def synthetic_documents(labels: Any, class_names: Sequence[str], vocab: dict[str
     if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= len(class_names))):
         raise ValueError(f"labels: expected (N,) ids into {len(class_names)} class_names, got shape {y.shape}")
     if not 0 < signal < 1 or not 0 <= coarse_share < 1 or signal + coarse_share >= 1:
-        raise ValueError(f"signal, coarse_share: expected shares in (0, 1) with a sum < 1, got {signal!r}, "
-                         f"{coarse_share!r}")
+        raise ValueError(
+            f"signal, coarse_share: expected shares in (0, 1) with a sum < 1, got {signal!r}, {coarse_share!r}"
+        )
     lo, hi = int(length[0]), int(length[1])
     if not 1 <= lo <= hi:
         raise ValueError(f"length: expected (min, max) with 1 <= min <= max, got {length!r}")
@@ -602,24 +724,27 @@ def synthetic_documents(labels: Any, class_names: Sequence[str], vocab: dict[str
         n = int(rng.integers(lo, hi + 1))
         u = rng.random(n)
         src = np.where(u < s, 0, np.where(u < s + coarse_share, 1, 2))
-        words = [cw[rng.integers(len(cw))] if t == 0 else gw[rng.integers(len(gw))] if t == 1
-                 else bg[rng.integers(len(bg))] for t in src]
+        words = [
+            cw[rng.integers(len(cw))] if t == 0 else gw[rng.integers(len(gw))] if t == 1 else bg[rng.integers(len(bg))]
+            for t in src
+        ]
         docs.append(" ".join(words))
     return docs
 
 
-def lda_features(train_docs: Sequence[str], test_docs: Sequence[str], n_topics: int = 20, seed: int = 0,
-                 max_iter: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def lda_features(
+    train_docs: Sequence[str], test_docs: Sequence[str], n_topics: int = 20, seed: int = 0, max_iter: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """The paper's text feature: LDA topic proportions (sklearn, batch variational Bayes) of word counts, both
     fitted on the training documents. Returns ((n_train, n_topics), (n_test, n_topics)) float32, rows sum to 1."""
     from sklearn.decomposition import LatentDirichletAllocation
 
-
     n_topics = check_int(n_topics, "n_topics", 2)
     xtr, vocab = bag_of_words(list(train_docs))
     xte, _ = bag_of_words(list(test_docs), vocab=vocab)
-    lda = LatentDirichletAllocation(n_components=n_topics, learning_method="batch", max_iter=max_iter,
-                                    random_state=seed).fit(xtr)
+    lda = LatentDirichletAllocation(
+        n_components=n_topics, learning_method="batch", max_iter=max_iter, random_state=seed
+    ).fit(xtr)
     return lda.transform(xtr).astype(np.float32), lda.transform(xte).astype(np.float32)
 
 
@@ -628,13 +753,22 @@ def clamp_fashion_wiki_sizes(n_train: int, n_test: int) -> tuple[int, int]:
     when the full profile falls back to the offline set). Raises ValueError naming a size below 10."""
 
     n_train, n_test = check_int(n_train, "n_train", 10), check_int(n_test, "n_test", 10)
-    return (min(n_train, len(data.load("fashion_mnist", "train").labels)),
-            min(n_test, len(data.load("fashion_mnist", "test").labels)))
+    return (
+        min(n_train, len(data.load("fashion_mnist", "train").labels)),
+        min(n_test, len(data.load("fashion_mnist", "test").labels)),
+    )
 
 
-def fashion_wiki_pairs(n_train: int = 3000, n_test: int = 1000, text_features: str = "lda", n_topics: int = 20,
-                       signal: float = 0.25, coarse_share: float = 0.15, image_noise: float = 0.0,
-                       seed: int = 0) -> CrossModalSplit:
+def fashion_wiki_pairs(
+    n_train: int = 3000,
+    n_test: int = 1000,
+    text_features: str = "lda",
+    n_topics: int = 20,
+    signal: float = 0.25,
+    coarse_share: float = 0.15,
+    image_noise: float = 0.0,
+    seed: int = 0,
+) -> CrossModalSplit:
     """The offline Wikipedia-style set: Fashion-MNIST images (flattened pixels in [0, 1], 784-d; class-stratified
     subsets of the vendored train and test splits) paired one-to-one with :func:`synthetic_documents` of their
     class; one label per pair, 10 classes, as Wikipedia's 10 categories.
@@ -660,8 +794,7 @@ def fashion_wiki_pairs(n_train: int = 3000, n_test: int = 1000, text_features: s
             x = np.clip(x + rng.normal(0, image_noise, x.shape).astype(np.float32), 0, 1)
         imgs.append(x)
     docs_tr = synthetic_documents(tr.labels, tr.class_names, signal=signal, coarse_share=coarse_share, seed=seed)
-    docs_te = synthetic_documents(te.labels, te.class_names, signal=signal, coarse_share=coarse_share,
-                                  seed=seed + 1)
+    docs_te = synthetic_documents(te.labels, te.class_names, signal=signal, coarse_share=coarse_share, seed=seed + 1)
     if text_features == "lda":
         ttr, tte = lda_features(docs_tr, docs_te, n_topics, seed)
     elif text_features == "tfidf":
@@ -670,9 +803,22 @@ def fashion_wiki_pairs(n_train: int = 3000, n_test: int = 1000, text_features: s
     else:
         ttr = np.asarray(text.encode(docs_tr, progress=False), np.float32)
         tte = np.asarray(text.encode(docs_te, progress=False), np.float32)
-    return CrossModalSplit(imgs[0], ttr, tr.labels.copy(), imgs[1], tte, te.labels.copy(), list(tr.class_names),
-                           meta={"dataset": "fashion_wiki", "text_features": text_features,
-                                 "train_docs": docs_tr, "test_docs": docs_te, "test_images": te.images})
+    return CrossModalSplit(
+        imgs[0],
+        ttr,
+        tr.labels.copy(),
+        imgs[1],
+        tte,
+        te.labels.copy(),
+        list(tr.class_names),
+        meta={
+            "dataset": "fashion_wiki",
+            "text_features": text_features,
+            "train_docs": docs_tr,
+            "test_docs": docs_te,
+            "test_images": te.images,
+        },
+    )
 
 
 PAPER_DATASETS = ("wikipedia", "pascal_sentence", "voc2007")
@@ -683,8 +829,7 @@ CONVERTED_PAPER_DATASETS = ("wikipedia", "pascal_sentence")
 FEATURES_FILE = "isomorphic_features.npz"
 
 
-def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str],
-                 protocol: str) -> tuple[np.ndarray, np.ndarray]:
+def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str], protocol: str) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) row indices of the converted index. ``"paper"``: Wikipedia's official lists (2,173 / 693);
     Pascal Sentence 30 / 20 per class (the 600 / 400 split of [7]: the first 30 images of each class, in the
     converter's file-name order, train, the other 20 test; the exact membership of [7]'s split is not published).
@@ -697,7 +842,7 @@ def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str],
     else:
         tr, te = [], []
         for c in np.unique(labels):
-            idx = np.flatnonzero(labels == c)          # index.csv keeps each class's files sorted by name
+            idx = np.flatnonzero(labels == c)  # index.csv keeps each class's files sorted by name
             k = 30 if len(idx) == 50 else int(round(0.6 * len(idx)))
             tr.extend(idx[:k])
             te.extend(idx[k:])
@@ -707,9 +852,18 @@ def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str],
     return tr, te
 
 
-def _converted_text_features(name: str, docs: Sequence[str], tr: np.ndarray, te: np.ndarray, text_features: str,
-                             n_topics: int, seed: int, max_vocab: int, lda_iter: int, device: str
-                             ) -> tuple[np.ndarray, np.ndarray]:
+def _converted_text_features(
+    name: str,
+    docs: Sequence[str],
+    tr: np.ndarray,
+    te: np.ndarray,
+    text_features: str,
+    n_topics: int,
+    seed: int,
+    max_vocab: int,
+    lda_iter: int,
+    device: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """(train (n_tr, Dt), test (n_te, Dt)) float32 text features fitted on the training documents only."""
     train_docs, test_docs = [docs[i] for i in tr], [docs[i] for i in te]
     if text_features == "lda":
@@ -720,25 +874,38 @@ def _converted_text_features(name: str, docs: Sequence[str], tr: np.ndarray, te:
         # in the paper (no stemming / lemmatisation here)
         cv = CountVectorizer(stop_words="english", max_features=max_vocab, token_pattern=r"(?u)\b[^\W\d_]{2,}\b")
         xtr = cv.fit_transform(train_docs)
-        lda = LatentDirichletAllocation(n_components=check_int(n_topics, "n_topics", 2), learning_method="batch",
-                                        max_iter=lda_iter, random_state=seed).fit(xtr)
+        lda = LatentDirichletAllocation(
+            n_components=check_int(n_topics, "n_topics", 2),
+            learning_method="batch",
+            max_iter=lda_iter,
+            random_state=seed,
+        ).fit(xtr)
         return (lda.transform(xtr).astype(np.float32), lda.transform(cv.transform(test_docs)).astype(np.float32))
     if text_features == "tfidf":
-
         ttr, vocab = text.tfidf(train_docs, max_features=max_vocab, stop_words="english")
         tte, _ = text.tfidf(test_docs, fit_texts=train_docs, max_features=max_vocab, stop_words="english")
         return ttr, tte
     if text_features == "minilm":
-
         e = np.asarray(text.encode(list(docs), device=device, progress=True), np.float32)
         return e[tr], e[te]
     raise ValueError(f"text_features: expected 'lda', 'tfidf' or 'minilm', got {text_features!r}")
 
 
-def converted_feature_pairs(name: str, root: str | Path, text_features: str = "lda", n_topics: int = 100,
-                            image_size: int = 224, device: str = "auto", batch_size: int = 64, seed: int = 0,
-                            protocol: str = "paper", cache: bool = True, max_vocab: int = 20000,
-                            lda_iter: int = 20, progress: bool = True) -> CrossModalSplit:
+def converted_feature_pairs(
+    name: str,
+    root: str | Path,
+    text_features: str = "lda",
+    n_topics: int = 100,
+    image_size: int = 224,
+    device: str = "auto",
+    batch_size: int = 64,
+    seed: int = 0,
+    protocol: str = "paper",
+    cache: bool = True,
+    max_vocab: int = 20000,
+    lda_iter: int = 20,
+    progress: bool = True,
+) -> CrossModalSplit:
     """Wikipedia / Pascal Sentence features built from the layout ``python -m data_scripts fetch NAME --root ROOT``
     writes (``ROOT/NAME/index.csv``, ``images/``, ``captions.csv``), for when no ``isomorphic_features.npz`` is
     there.
@@ -760,17 +927,18 @@ def converted_feature_pairs(name: str, root: str | Path, text_features: str = "l
     """
     import hashlib
 
-
     if name not in CONVERTED_PAPER_DATASETS:
-        raise ValueError(f"name: features are built from the converted layout only for {CONVERTED_PAPER_DATASETS}, "
-                         f"got {name!r}")
+        raise ValueError(
+            f"name: features are built from the converted layout only for {CONVERTED_PAPER_DATASETS}, got {name!r}"
+        )
     if text_features not in ("lda", "tfidf", "minilm"):
         raise ValueError(f"text_features: expected 'lda', 'tfidf' or 'minilm', got {text_features!r}")
     image_size = check_int(image_size, "image_size", 32)
-    ds = data.load_converted(name, root, "all")           # FileNotFoundError with the fetch command
+    ds = data.load_converted(name, root, "all")  # FileNotFoundError with the fetch command
     if ds.meta.get("all_captions") is None:
-        raise ValueError(f"{Path(root) / name}: no captions.csv; re-run `python -m data_scripts convert {name} "
-                         f"--root {root}`")
+        raise ValueError(
+            f"{Path(root) / name}: no captions.csv; re-run `python -m data_scripts convert {name} --root {root}`"
+        )
     labels = np.asarray(ds.labels, np.int64)
     if (labels < 0).any():
         raise ValueError(f"{name}: expected one class id per pair in index.csv, found label -1")
@@ -779,30 +947,61 @@ def converted_feature_pairs(name: str, root: str | Path, text_features: str = "l
     paths = ds.meta["paths"]
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
-        raise FileNotFoundError(f"{name}: {len(missing)} of {len(paths)} image files are missing (e.g. {missing[0]}); "
-                                f"re-run `python -m data_scripts fetch {name} --root {root}`")
+        raise FileNotFoundError(
+            f"{name}: {len(missing)} of {len(paths)} image files are missing (e.g. {missing[0]}); "
+            f"re-run `python -m data_scripts fetch {name} --root {root}`"
+        )
     dev = resolve_device(device)
-    ident = {"dataset": name, "root": str(Path(root).resolve()), "n": len(paths),
-             "digest": hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]}
-    img = image_features(paths=paths, size=image_size, device=dev, batch_size=batch_size, center=False,
-                         cache_key={**ident, "for": "isomorphic"} if cache else None, progress=progress)
+    ident = {
+        "dataset": name,
+        "root": str(Path(root).resolve()),
+        "n": len(paths),
+        "digest": hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16],
+    }
+    img = image_features(
+        paths=paths,
+        size=image_size,
+        device=dev,
+        batch_size=batch_size,
+        center=False,
+        cache_key={**ident, "for": "isomorphic"} if cache else None,
+        progress=progress,
+    )
 
     def text_parts():
         a, b = _converted_text_features(name, docs, tr, te, text_features, n_topics, seed, max_vocab, lda_iter, dev)
         return {"train": a, "test": b}
 
-    tkey = {**ident, "what": "isomorphic_text", "text_features": text_features, "protocol": protocol,
-            "n_topics": int(n_topics) if text_features == "lda" else None, "seed": int(seed),
-            "max_vocab": int(max_vocab), "lda_iter": int(lda_iter)}
+    tkey = {
+        **ident,
+        "what": "isomorphic_text",
+        "text_features": text_features,
+        "protocol": protocol,
+        "n_topics": int(n_topics) if text_features == "lda" else None,
+        "seed": int(seed),
+        "max_vocab": int(max_vocab),
+        "lda_iter": int(lda_iter),
+    }
     txt = cached(tkey, text_parts) if cache else text_parts()
-    return CrossModalSplit(img[tr], np.asarray(txt["train"], np.float32), labels[tr], img[te],
-                           np.asarray(txt["test"], np.float32), labels[te], list(ds.class_names),
-                           meta={"dataset": name, "source": "converted layout (features built by xmr)",
-                                 "image_features": f"EfficientNet-Lite0 GAP 1280-d at {image_size} px "
-                                                   "(not AlexNet fc7)",
-                                 "text_features": text_features, "protocol": protocol,
-                                 "train_docs": [docs[i] for i in tr], "test_docs": [docs[i] for i in te],
-                                 "test_paths": [paths[i] for i in te]})
+    return CrossModalSplit(
+        img[tr],
+        np.asarray(txt["train"], np.float32),
+        labels[tr],
+        img[te],
+        np.asarray(txt["test"], np.float32),
+        labels[te],
+        list(ds.class_names),
+        meta={
+            "dataset": name,
+            "source": "converted layout (features built by xmr)",
+            "image_features": f"EfficientNet-Lite0 GAP 1280-d at {image_size} px (not AlexNet fc7)",
+            "text_features": text_features,
+            "protocol": protocol,
+            "train_docs": [docs[i] for i in tr],
+            "test_docs": [docs[i] for i in te],
+            "test_paths": [paths[i] for i in te],
+        },
+    )
 
 
 def load_feature_pairs(name: str, root: str | Path | None, **build_kw) -> CrossModalSplit:
@@ -820,30 +1019,44 @@ def load_feature_pairs(name: str, root: str | Path | None, **build_kw) -> CrossM
         raise ValueError(f"name: expected one of {PAPER_DATASETS}, got {name!r}")
     cmd = f"python -m data_scripts fetch {name} --root {root or 'DIR'}"
     if root is None:
-        raise ValueError(f"data_root: the full profile reads {name} from disk; run `{cmd}` and pass "
-                         f"data_root=DIR" if name in CONVERTED_PAPER_DATASETS else
-                         f"data_root: the full profile needs {name}'s features in DIR/{name}/{FEATURES_FILE} "
-                         "(no data_scripts entry); pass data_root=DIR")
+        raise ValueError(
+            f"data_root: the full profile reads {name} from disk; run `{cmd}` and pass data_root=DIR"
+            if name in CONVERTED_PAPER_DATASETS
+            else f"data_root: the full profile needs {name}'s features in DIR/{name}/{FEATURES_FILE} "
+            "(no data_scripts entry); pass data_root=DIR"
+        )
     path = Path(root) / name / FEATURES_FILE
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         need = {"train_image", "train_text", "train_labels", "test_image", "test_text", "test_labels", "class_names"}
         if need - set(z.files):
             raise ValueError(f"{path}: missing arrays {sorted(need - set(z.files))}")
-        return CrossModalSplit(z["train_image"].astype(np.float32), z["train_text"].astype(np.float32),
-                               z["train_labels"], z["test_image"].astype(np.float32),
-                               z["test_text"].astype(np.float32), z["test_labels"],
-                               [str(s) for s in z["class_names"]], meta={"dataset": name, "source": str(path)})
+        return CrossModalSplit(
+            z["train_image"].astype(np.float32),
+            z["train_text"].astype(np.float32),
+            z["train_labels"],
+            z["test_image"].astype(np.float32),
+            z["test_text"].astype(np.float32),
+            z["test_labels"],
+            [str(s) for s in z["class_names"]],
+            meta={"dataset": name, "source": str(path)},
+        )
     if name not in CONVERTED_PAPER_DATASETS:
-        raise ValueError(f"data_root: {path} not found; {name} has no data_scripts converter: write that file "
-                         "yourself (arrays train_image, train_text, train_labels, test_image, test_text, test_labels, "
-                         "class_names)")
+        raise ValueError(
+            f"data_root: {path} not found; {name} has no data_scripts converter: write that file "
+            "yourself (arrays train_image, train_text, train_labels, test_image, test_text, test_labels, "
+            "class_names)"
+        )
 
     if not converted_available(name, root):
-        raise ValueError(f"data_root: neither {path} nor the converted {name} ({Path(root) / name / 'index.csv'}) "
-                         f"is there; run `{cmd}`")
-    print(f"{name}: no {FEATURES_FILE} under {Path(root) / name}; building the features from the converted layout "
-          "(EfficientNet-Lite0 image features instead of the paper's AlexNet fc7; cached after the first run)")
+        raise ValueError(
+            f"data_root: neither {path} nor the converted {name} ({Path(root) / name / 'index.csv'}) "
+            f"is there; run `{cmd}`"
+        )
+    print(
+        f"{name}: no {FEATURES_FILE} under {Path(root) / name}; building the features from the converted layout "
+        "(EfficientNet-Lite0 image features instead of the paper's AlexNet fc7; cached after the first run)"
+    )
     return converted_feature_pairs(name, root, **build_kw)
 
 
@@ -851,8 +1064,9 @@ def load_feature_pairs(name: str, root: str | Path | None, **build_kw) -> CrossM
 # experiment helpers (keep the notebook thin)
 
 
-def run_isomorphic(split: CrossModalSplit, config: CommonSpaceTrainConfig, seed: int = 0, device: str = "cpu",
-                   space: str | None = None) -> dict[str, Any]:
+def run_isomorphic(
+    split: CrossModalSplit, config: CommonSpaceTrainConfig, seed: int = 0, device: str = "cpu", space: str | None = None
+) -> dict[str, Any]:
     """Train on ``split``'s training pairs and evaluate on its test pairs.
 
     ``space``: the representation retrieved with (default: ``"latent"`` for the triplet objective, else
@@ -861,8 +1075,9 @@ def run_isomorphic(split: CrossModalSplit, config: CommonSpaceTrainConfig, seed:
     (single-label sets; NaN for multi-label).
     """
     t0 = time.time()
-    model, hist = train_common_space_model(split.train_image, split.train_text, split.train_labels, config,
-                                           seed=seed, device=device)
+    model, hist = train_common_space_model(
+        split.train_image, split.train_text, split.train_labels, config, seed=seed, device=device
+    )
     space = space or ("latent" if config.objective == "triplet" else "semantic")
     zi, zt = represent(model, split.test_image, split.test_text, space)
     out: dict[str, Any] = cross_modal_map(zi, zt, split.test_labels)
@@ -877,13 +1092,19 @@ def run_isomorphic(split: CrossModalSplit, config: CommonSpaceTrainConfig, seed:
     return out
 
 
-def run_cca(split: CrossModalSplit, n_components: int = 10, pca_dim: int | None = 32, seed: int = 0
-            ) -> dict[str, Any]:
+def run_cca(split: CrossModalSplit, n_components: int = 10, pca_dim: int | None = 32, seed: int = 0) -> dict[str, Any]:
     """Fit :class:`CCABaseline` on the training pairs, evaluate on the test pairs (Euclidean mAP)."""
     t0 = time.time()
     cca = CCABaseline(n_components, pca_dim, seed=seed).fit(split.train_image, split.train_text)
     zi, zt = cca.transform(split.test_image, split.test_text)
     out: dict[str, Any] = cross_modal_map(zi, zt, split.test_labels)
-    out.update(consistency=pair_consistency(zi, zt), image_acc=float("nan"), text_acc=float("nan"),
-               seconds=time.time() - t0, model=cca, history={}, test_repr=(zi, zt))
+    out.update(
+        consistency=pair_consistency(zi, zt),
+        image_acc=float("nan"),
+        text_acc=float("nan"),
+        seconds=time.time() - t0,
+        model=cca,
+        history={},
+        test_repr=(zi, zt),
+    )
     return out

@@ -3,6 +3,7 @@ common-space objectives of thesis chapter 8) that are logic rather than display:
 level, the numbers recorded from the Table 2 ablation, the Table 1 sweep and the Table 3 comparison, and the tables
 shown beside the paper's. The network, objectives and training are in :mod:`xmr_lib.chapters.ch10.common_space`.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -18,22 +19,34 @@ from xmr_lib.data.registry import converted_available
 ABLATION_KEYS = ("i2t", "t2i", "average", "consistency", "image_acc", "text_acc")
 """What :func:`common_space.run_isomorphic` reports and the Table 2 ablation records per variant."""
 
-OBJECTIVES = {"cca": "CCA", "semantic": "semantic matching (Eq. 2)", "triplet": "ranking (triplet)",
-              "adversarial": "semantic + adversarial"}
+OBJECTIVES = {
+    "cca": "CCA",
+    "semantic": "semantic matching (Eq. 2)",
+    "triplet": "ranking (triplet)",
+    "adversarial": "semantic + adversarial",
+}
 """The four common-space objectives compared (thesis ch. 8 §8.3.3): key → name shown."""
 
-PAPER_TABLE1 = pd.DataFrame({"Wikipedia avg (paper)": [42.5, 44.1, 44.2, 44.6, 44.2],
-                             "Pascal Sentence avg (paper)": [45.7, 49.5, 49.3, 49.0, 47.4]},
-                            index=[64, 128, 256, 512, 1024])
+PAPER_TABLE1 = pd.DataFrame(
+    {
+        "Wikipedia avg (paper)": [42.5, 44.1, 44.2, 44.6, 44.2],
+        "Pascal Sentence avg (paper)": [45.7, 49.5, 49.3, 49.0, 47.4],
+    },
+    index=[64, 128, 256, 512, 1024],
+)
 """Table 1 of the paper: average mAP (%) per latent dimension l."""
 
-PAPER_TABLE2 = {"Wikipedia (paper)": [43.1, 43.1, 44.1], "Pascal Sentence (paper)": [48.8, 48.9, 49.5],
-                "VOC 2007 (paper)": [81.6, 81.5, 82.3]}
+PAPER_TABLE2 = {
+    "Wikipedia (paper)": [43.1, 43.1, 44.1],
+    "Pascal Sentence (paper)": [48.8, 48.9, 49.5],
+    "VOC 2007 (paper)": [81.6, 81.5, 82.3],
+}
 """Table 2 of the paper: average mAP (%) of O, O/LE, O/LE/J."""
 
-PAPER_TABLE3 = pd.DataFrame({"Wikipedia": [22.6, 24.6, 23.6, 44.3, 45.0, 44.6],
-                             "Pascal Sentence": [26.1, 35.6, 30.9, 46.5, 52.4, 49.5]},
-                            index=pd.MultiIndex.from_product([["CCA", "ours (O/LE/J)"], ["image", "text", "average"]]))
+PAPER_TABLE3 = pd.DataFrame(
+    {"Wikipedia": [22.6, 24.6, 23.6, 44.3, 45.0, 44.6], "Pascal Sentence": [26.1, 35.6, 30.9, 46.5, 52.4, 49.5]},
+    index=pd.MultiIndex.from_product([["CCA", "ours (O/LE/J)"], ["image", "text", "average"]]),
+)
 """Table 3 of the paper (the rows it re-ran: CCA and its own method), mAP (%)."""
 
 
@@ -44,11 +57,16 @@ PAPER_TABLE3 = pd.DataFrame({"Wikipedia": [22.6, 24.6, 23.6, 44.3, 45.0, 44.6],
 def probe_feature_pairs(name: str, root) -> None:
     """Raise the ValueError of :func:`common_space.load_feature_pairs` (naming what is missing and the fetch
     command) when the paper dataset ``name`` is not under ``root``, without reading or building its features."""
-    if root is not None and name in cs.PAPER_DATASETS and (
+    if (
+        root is not None
+        and name in cs.PAPER_DATASETS
+        and (
             (Path(root) / name / cs.FEATURES_FILE).is_file()
-            or (name in cs.CONVERTED_PAPER_DATASETS and converted_available(name, root))):
+            or (name in cs.CONVERTED_PAPER_DATASETS and converted_available(name, root))
+        )
+    ):
         return
-    cs.load_feature_pairs(name, root)   # nothing there: raises before reading anything
+    cs.load_feature_pairs(name, root)  # nothing there: raises before reading anything
 
 
 def is_missing(error: Exception) -> bool:
@@ -66,10 +84,20 @@ def seed_splits(p: Mapping[str, Any], seeds: Sequence[int]) -> dict[int, cs.Cros
             device, seed).
     """
     if p["dataset"] == "fashion_wiki":
-        return {s: cs.fashion_wiki_pairs(p["n_train"], p["n_test"], p["text_features"], p["n_topics"],
-                                         p["text_signal"], seed=s) for s in seeds}
-    real = cs.load_feature_pairs(p["dataset"], p["data_root"], text_features=p["text_features"],
-                                 n_topics=p["n_topics"], device=p["device"], seed=p["seed"])
+        return {
+            s: cs.fashion_wiki_pairs(
+                p["n_train"], p["n_test"], p["text_features"], p["n_topics"], p["text_signal"], seed=s
+            )
+            for s in seeds
+        }
+    real = cs.load_feature_pairs(
+        p["dataset"],
+        p["data_root"],
+        text_features=p["text_features"],
+        n_topics=p["n_topics"],
+        device=p["device"],
+        seed=p["seed"],
+    )
     return {s: real for s in seeds}
 
 
@@ -79,16 +107,22 @@ def chance_map(split: cs.CrossModalSplit) -> float:
     lab = split.test_labels
     if np.ndim(lab) != 1:
         return float("nan")
-    return float(np.mean([(lab == c).mean() ** 2 for c in range(split.n_classes)])
-                 / np.mean([(lab == c).mean() for c in range(split.n_classes)]))
+    return float(
+        np.mean([(lab == c).mean() ** 2 for c in range(split.n_classes)])
+        / np.mean([(lab == c).mean() for c in range(split.n_classes)])
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Table 2: the ablation
 
 
-def ablation(splits: Mapping[int, cs.CrossModalSplit], base: cs.CommonSpaceTrainConfig, device: str = "cpu",
-             progress=lambda x, **kw: x) -> dict[str, list[dict]]:
+def ablation(
+    splits: Mapping[int, cs.CrossModalSplit],
+    base: cs.CommonSpaceTrainConfig,
+    device: str = "cpu",
+    progress=lambda x, **kw: x,
+) -> dict[str, list[dict]]:
     """Train the three variants of Table 2 (:data:`common_space.MODES`) on every seed: mode → one result per seed
     (:func:`common_space.run_isomorphic`). ``progress``: e.g. ``tqdm`` over the seeds."""
     out: dict[str, list[dict]] = {m: [] for m in cs.MODES}
@@ -104,8 +138,9 @@ def ablation_metrics(results: Mapping[str, Sequence[dict]], chance: Sequence[flo
     out: dict[str, list] = {f"ablation/{m}/{k}": [r[k] for r in rs] for m, rs in results.items() for k in ABLATION_KEYS}
     out["chance/average"] = list(chance)
     out["ablation/O-LE-J/average_over_chance"] = [r["average"] / c for r, c in zip(results["O-LE-J"], chance)]
-    out["ablation/joint_minus_original"] = [a["average"] - b["average"]
-                                            for a, b in zip(results["O-LE-J"], results["O"])]
+    out["ablation/joint_minus_original"] = [
+        a["average"] - b["average"] for a, b in zip(results["O-LE-J"], results["O"])
+    ]
     return out
 
 
@@ -125,22 +160,34 @@ def table2_beside_paper(results: Mapping[str, Sequence[dict]], dataset: str) -> 
 def ablation_differences(results: Mapping[str, Sequence[dict]], seeds: Sequence[int]) -> pd.DataFrame:
     """Per seed, the differences in average mAP between the variants (O/LE − O, O/LE/J − O, O/LE/J − O/LE)."""
     d = lambda a, b: [x["average"] - y["average"] for x, y in zip(results[a], results[b])]  # noqa: E731
-    return pd.DataFrame({"O/LE − O": d("O-LE", "O"), "O/LE/J − O": d("O-LE-J", "O"),
-                         "O/LE/J − O/LE": d("O-LE-J", "O-LE")}, index=[f"seed {s}" for s in seeds])
+    return pd.DataFrame(
+        {"O/LE − O": d("O-LE", "O"), "O/LE/J − O": d("O-LE-J", "O"), "O/LE/J − O/LE": d("O-LE-J", "O-LE")},
+        index=[f"seed {s}" for s in seeds],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Table 1: the latent dimension
 
 
-def latent_sweep(splits: Mapping[int, cs.CrossModalSplit], base: cs.CommonSpaceTrainConfig,
-                 latent_dims: Sequence[int], at_base: Sequence[dict], device: str = "cpu",
-                 progress=lambda x, **kw: x) -> dict[int, list[dict]]:
+def latent_sweep(
+    splits: Mapping[int, cs.CrossModalSplit],
+    base: cs.CommonSpaceTrainConfig,
+    latent_dims: Sequence[int],
+    at_base: Sequence[dict],
+    device: str = "cpu",
+    progress=lambda x, **kw: x,
+) -> dict[int, list[dict]]:
     """O/LE/J at every latent dimension of ``latent_dims`` on every seed: l → one result per seed. The run at
     ``base.latent`` is ``at_base`` (Table 2's O/LE/J), not trained twice."""
-    return {l: (list(at_base) if l == base.latent else
-                [cs.run_isomorphic(splits[s], replace(base, latent=l), seed=s, device=device) for s in splits])
-            for l in progress(latent_dims, desc="latent dims")}
+    return {
+        l: (
+            list(at_base)
+            if l == base.latent
+            else [cs.run_isomorphic(splits[s], replace(base, latent=l), seed=s, device=device) for s in splits]
+        )
+        for l in progress(latent_dims, desc="latent dims")
+    }
 
 
 def sweep_metrics(sweep: Mapping[int, Sequence[dict]]) -> dict[str, list]:
@@ -152,8 +199,9 @@ def sweep_table(sweep: Mapping[int, Sequence[dict]]) -> tuple[pd.DataFrame, int]
     """Latent l × (i2t, t2i, average): mAP (%) mean over the seeds, and the l of the best average."""
     means = {l: np.mean([r["average"] for r in rs]) for l, rs in sweep.items()}
     best = max(means, key=means.get)
-    table = pd.DataFrame({l: {k: 100 * np.mean([r[k] for r in rs]) for k in ("i2t", "t2i", "average")}
-                          for l, rs in sweep.items()}).T.round(1)
+    table = pd.DataFrame(
+        {l: {k: 100 * np.mean([r[k] for r in rs]) for k in ("i2t", "t2i", "average")} for l, rs in sweep.items()}
+    ).T.round(1)
     table.index.name = "latent l"
     return table, best
 
@@ -162,9 +210,16 @@ def sweep_table(sweep: Mapping[int, Sequence[dict]]) -> tuple[pd.DataFrame, int]
 # Table 3 / chapter 8: four objectives
 
 
-def compare_objectives(splits: Mapping[int, cs.CrossModalSplit], base: cs.CommonSpaceTrainConfig,
-                       semantic: Sequence[dict], *, cca_components: int, triplet_batch_size: int,
-                       device: str = "cpu", progress=lambda x, **kw: x) -> dict[str, list[dict]]:
+def compare_objectives(
+    splits: Mapping[int, cs.CrossModalSplit],
+    base: cs.CommonSpaceTrainConfig,
+    semantic: Sequence[dict],
+    *,
+    cca_components: int,
+    triplet_batch_size: int,
+    device: str = "cpu",
+    progress=lambda x, **kw: x,
+) -> dict[str, list[dict]]:
     """Every objective of :data:`OBJECTIVES` on every seed: key → one result per seed. The semantic-matching runs
     are ``semantic`` (Table 2's O/LE/J); the ranking objective uses ``triplet_batch_size`` pairs per batch."""
     out: dict[str, list[dict]] = {k: [] for k in OBJECTIVES}
@@ -173,8 +228,9 @@ def compare_objectives(splits: Mapping[int, cs.CrossModalSplit], base: cs.Common
         out["semantic"].append(semantic[i])
         for obj in ("triplet", "adversarial"):
             bs = triplet_batch_size if obj == "triplet" else base.batch_size
-            out[obj].append(cs.run_isomorphic(splits[s], replace(base, objective=obj, batch_size=bs), seed=s,
-                                              device=device))
+            out[obj].append(
+                cs.run_isomorphic(splits[s], replace(base, objective=obj, batch_size=bs), seed=s, device=device)
+            )
     return out
 
 
@@ -183,15 +239,22 @@ def compare_metrics(results: Mapping[str, Sequence[dict]]) -> dict[str, list]:
     out = {f"compare/{k}/{m}": [r[m] for r in rs] for k, rs in results.items() for m in ("i2t", "t2i", "average")}
     n = len(results["semantic"])
     out["compare/worst_supervised/average"] = [
-        min(results[k][i]["average"] for k in ("semantic", "triplet", "adversarial")) for i in range(n)]
+        min(results[k][i]["average"] for k in ("semantic", "triplet", "adversarial")) for i in range(n)
+    ]
     return out
 
 
 def compare_table(results: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
     """Objective × (i2t, t2i, average): mAP (%) "mean ± sd" over the seeds, and the seconds per run."""
-    table = pd.DataFrame({OBJECTIVES[k]: {m: f"{100 * np.mean([r[m] for r in rs]):.1f} ± "
-                                             f"{100 * np.std([r[m] for r in rs]):.1f}"
-                                          for m in ("i2t", "t2i", "average")} for k, rs in results.items()}).T
+    table = pd.DataFrame(
+        {
+            OBJECTIVES[k]: {
+                m: f"{100 * np.mean([r[m] for r in rs]):.1f} ± {100 * np.std([r[m] for r in rs]):.1f}"
+                for m in ("i2t", "t2i", "average")
+            }
+            for k, rs in results.items()
+        }
+    ).T
     table["seconds / run"] = [f"{np.mean([r['seconds'] for r in results[k]]):.1f}" for k in OBJECTIVES]
     return table
 
