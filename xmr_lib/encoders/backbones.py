@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 
 from xmr_lib.core import paths
+from xmr_lib.core.checks import check_choice
 from xmr_lib.core.setup import resolve_device
 
 __all__ = [
@@ -344,11 +345,6 @@ def _split_images(images, name: str = "images") -> list:
     raise ValueError(f"{name}: expected a PIL image, a numpy array or a list of them, got {type(images).__name__}")
 
 
-def _check_choice(value, name: str, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
-
-
 def resize_image(
     image,
     size: int,
@@ -376,9 +372,9 @@ def resize_image(
     """
     from PIL import Image
 
-    _check_choice(fit, "fit", FITS)
-    _check_choice(interpolation, "interpolation", INTERPOLATIONS)
-    _check_choice(rounding, "rounding", ROUNDINGS)
+    check_choice(fit, "fit", FITS)
+    check_choice(interpolation, "interpolation", INTERPOLATIONS)
+    check_choice(rounding, "rounding", ROUNDINGS)
     size, resize = _check_size(size, resize)
     im = Image.fromarray(decode_image(image))
     flt = Image.BILINEAR if interpolation == "bilinear" else Image.BICUBIC
@@ -504,7 +500,7 @@ def preprocess(
             needs ``fit="squash"``).
     """
     size, resize = _check_size(size, resize)
-    _check_choice(backend, "backend", ("pil", "torch"))
+    check_choice(backend, "backend", ("pil", "torch"))
     ims = _split_images(images) if not isinstance(images, (str, os.PathLike)) else [images]
     if not ims:
         return torch.zeros(0, 3, size, size)

@@ -1,6 +1,6 @@
 """Metric-learning losses for retrieval, as the papers write them.
 
-Thesis chapter 2 (seed 003, §2.4.1.2, lines 645-715) writes the verification losses on the **squared** Euclidean
+Thesis chapter 2 (§2.4.1.2) writes the verification losses on the **squared** Euclidean
 distance of Eq. (2.14), ``D(x_i, x_j) = ||f(x_i) − f(x_j)||²₂``:
 
 - :func:`contrastive_loss` — Siamese loss, Eq. (2.16): ``½ S D + ½ (1 − S) max(0, m − D)``

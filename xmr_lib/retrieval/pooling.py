@@ -13,8 +13,9 @@ non-linearity, so usually non-negative) and returns ``(N, C)`` descriptors, L2-n
 ``crow_pool``      CroW spatial × channel weighting (Kalantidis et al. 2016, thesis [26])
 =================  ==============================================================================================
 
-The thesis (chapter 2, lines 515-521 and the Fig. 2.6 caption, line 460) names these methods without formulas; the
-formulas come from the original papers (see ``/work/shared/spec/ch2_survey.md`` §1). :class:`GeM`, :class:`MAC`,
+The thesis (chapter 2, its survey of pooling methods and the caption of Fig. 2.6) names these methods without
+formulas; the formulas come from the original papers (MAC and R-MAC: Tolias et al., ICLR 2016; SPoC: Babenko and
+Lempitsky, ICCV 2015; CroW: Kalantidis et al., ECCV workshops 2016; GeM: Radenović et al., TPAMI 2019). :class:`GeM`, :class:`MAC`,
 ... wrap the functions as ``nn.Module`` s, :func:`get_pooling` builds one by name, and :func:`extract_multiscale`
 / :func:`combine_scales` build multi-scale descriptors (cirtorch's ``extract_ms``).
 """

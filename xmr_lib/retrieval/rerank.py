@@ -1,7 +1,7 @@
 """Re-ranking topic result lists: cross-media pseudo-relevance feedback, joint embeddings, diversification.
 
 After Renders & Csurka, "NLE @ MediaEval'17: Combining Cross-Media Similarity and Embeddings for Retrieving
-Diverse Social Images" (seed 002). Every query (topic) comes with its own list of N candidate documents (a Flickr
+Diverse Social Images". Every query (topic) comes with its own list of N candidate documents (a Flickr
 photo with its text), so scores are ``(Q, N)`` arrays, batched over queries; lists shorter than N are padded and
 marked by a ``mask`` (``True`` = a real document). Document features are ``(Q, N, D)`` arrays (gather them from a
 pool with ``pool[doc_index]``), document–document similarities ``(Q, N, N)``.

@@ -1,6 +1,6 @@
 """Losses for incremental retrieval: semantic preserving, knowledge distillation, MMD, feature regularisers.
 
-Thesis chapter 5 (seed 003, lines 1565-1876; BMVC 2020 "On the Exploration of Incremental Learning for Fine-grained
+Thesis chapter 5 (BMVC 2020 "On the Exploration of Incremental Learning for Fine-grained
 Image Retrieval"). A frozen copy **A** of the model trained on the old classes (the *teacher*) and an adaptive copy
 **B** (the *student*) see the same mini-batch of **new-class** images only; the student is trained with
 

@@ -1,6 +1,6 @@
 """Class-incremental retrieval: task protocol, P×K sampling, a trainer with frozen teachers, the results matrix.
 
-Thesis chapters 5-7 (seed 003) share one protocol: a network is trained on the *old* classes, then on groups of
+Thesis chapters 5-7 share one protocol: a network is trained on the *old* classes, then on groups of
 *new* classes added one step at a time, seeing only the new classes' images ("no exemplars"). Before each step a
 frozen copy of the current network (the *teacher*) is kept; the loss of the step can compare the student with it
 on the new images (distillation, MMD, L2, Gram-matrix KL, ...). After each step every class group is evaluated as
@@ -158,7 +158,7 @@ def multi_step_protocol(classes: Sequence[int] | np.ndarray, n_old: int, n_steps
 
 def author_epoch_iterations(n_classes: int, P: int, K: int) -> int:
     """Iterations in one "epoch" of the author's code: ``n_classes × K`` samples in batches of ``P × K``, last batch
-    dropped, i.e. ``n_classes // P`` — **0** when a step has fewer than P classes (spec §8 item 13). This is why
+    dropped, i.e. ``n_classes // P`` — **0** when a step has fewer than P classes. This is why
     budgets here are given in iterations.
     """
     if min(int(n_classes), int(P), int(K)) < 1:
@@ -285,7 +285,7 @@ def per_class_split(labels: Any, train_fraction: float = 0.6, seed: int = 0) -> 
     """Split every class's items at random into ``train_fraction`` / rest (thesis: CUB 60 % / 40 % per class).
 
     Returns ``(train_idx, test_idx)``, sorted int64 indices; each class keeps at least one item on each side when
-    it has two or more. The per-class rounding rule of the thesis is unknown (spec §7.1): ours is ``round``.
+    it has two or more. The per-class rounding rule of the thesis is unknown: ours is ``round``.
     """
     y = np.asarray(labels).reshape(-1)
     if not 0 < float(train_fraction) < 1:
@@ -312,7 +312,7 @@ def render_species(attributes: dict, n: int, rng: np.random.Generator, size: int
     """Draw ``n`` images of one SynthSpecies class: ``(n, size, size, 3)`` uint8.
 
     A "bird" = an ellipse body (hue ``body_hue``, aspect ``aspect``, ``stripes`` dark bands) with a round head (hue
-    ``head_hue``), drawn with the instance nuisances of spec §6.2: translation ±0.12, scale 0.8-1.15, rotation
+    ``head_hue``), drawn with these instance nuisances: translation ±0.12, scale 0.8-1.15, rotation
     ±0.45 rad, a random background colour with low-frequency colour noise, brightness ×0.8-1.2, hue jitter ±0.03,
     pixel noise σ = 0.06.
     """
@@ -343,7 +343,7 @@ def render_species(attributes: dict, n: int, rng: np.random.Generator, size: int
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
 
 
-#: SynthSpecies "disjoint-attribute" tasks (spec §6.2): task A's classes differ in body × head hue (no stripes,
+#: SynthSpecies "disjoint-attribute" tasks: task A's classes differ in body × head hue (no stripes,
 #: aspect 0.6), task B's in stripes × aspect (body and head red). Each task holds the other's attributes *fixed*.
 DISJOINT_TASKS = {
     "A": [
@@ -384,7 +384,7 @@ def synth_species_disjoint(
 
 
 class PKSampler:
-    """Endless P×K batches: P classes, K images of each (the identity sampling of [226], spec §1.1).
+    """Endless P×K batches: P classes, K images of each (the identity sampling of the thesis' reference [226]).
 
     Classes are visited in reshuffled rounds so that every class is drawn equally often; inside a class, images
     are drawn without replacement until the class is exhausted (then reshuffled), with replacement only when a
@@ -460,7 +460,7 @@ class Output(NamedTuple):
 
 def tiny_bn_cnn(in_channels: int = 3, width: int = 16) -> tuple[nn.Sequential, int]:
     """A small trunk for 28-32 px images: 4 × [conv3×3 (no bias) → BatchNorm → ReLU], widths (w, 2w, 4w, 4w), 2×2
-    max-pool after the first three (spec §6.3 "TinyBNNet"). Returns ``(trunk, out_channels)``; maps are
+    max-pool after the first three ("TinyBNNet"). Returns ``(trunk, out_channels)``; maps are
     ``(B, 4w, H/8, W/8)``. ≈ 56 k parameters at w = 16.
     """
     if int(in_channels) < 1 or int(width) < 1:
@@ -482,7 +482,7 @@ def tiny_bn_cnn(in_channels: int = 3, width: int = 16) -> tuple[nn.Sequential, i
 class IncrementalNet(nn.Module):
     """Trunk → global pooling → ``Linear(C, D)`` → L2 norm (the embedding R) → ``Linear(D, n)`` classifier C.
 
-    The architecture of thesis Fig. 5.1b / spec §1.1 (BN-Inception → global max pooling → FC 512 → L2; a classifier
+    The architecture of thesis Fig. 5.1b (BN-Inception → global max pooling → FC 512 → L2; a classifier
     on the embedding). ``forward`` returns an :class:`Output`.
 
     Args:
@@ -927,7 +927,7 @@ def embed(
 
 
 def retrieval_metrics(embeddings: Any, labels: Any, ks: Sequence[int] = (1, 2, 4)) -> dict[str, float]:
-    """Recall@K and mAP of a gallery against itself, each query excluded from its own ranking (spec §1.2).
+    """Recall@K and mAP of a gallery against itself, each query excluded from its own ranking.
 
     Args:
         embeddings: ``(N, D)`` (cosine similarity = inner product when L2-normalised).
@@ -970,7 +970,7 @@ class TrainConfig:
         P, K: classes per batch and images per class.
         lr: Adam learning rate of the embedding layer and classifier ("FC layers", thesis 1e-5).
         lr_trunk: learning rate of the trunk (thesis 1e-6; None = ``lr``). Applied for real (the released code's
-            ``lr_mult`` was silently ignored, spec §5.1).
+            ``lr_mult`` was silently ignored).
         weight_decay: Adam weight decay (author's code 5e-4).
         freeze_bn: keep the trunk's BatchNorm layers in eval mode while training (author's code: True with an
             ImageNet trunk); False lets BN statistics follow each task (the small CPU trunk).

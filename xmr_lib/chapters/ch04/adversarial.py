@@ -1,7 +1,7 @@
 """Information theory + adversarial learning for a real-valued image–text common space (thesis ch. 4, ITMeetsAL).
 
 Two projection networks map frozen image features and text features into a shared ``d``-dimensional space
-(``Z^i``, ``Z^t``). On top of them (thesis equation numbers, seed 003 lines 1071–1564):
+(``Z^i``, ``Z^t``). On top of them (the equation numbers of thesis chapter 4):
 
 - a **modality classifier** D (the discriminator, Fig. 4.3) trained with the modality cross-entropy
   :func:`modality_classification_loss` (Eq. 4.5), while the encoders *maximise its entropy*:
@@ -16,7 +16,7 @@ Two projection networks map frozen image features and text features into a share
 - the **bi-directional triplet loss** :func:`bidirectional_triplet_loss` (Eqs. 4.12–4.14, inter + intra,
   hardest negative per anchor).
 
-Where the printed formulas cannot be used as written (see the detail spec, decisions D8–D12):
+Where the printed formulas cannot be used as written:
 
 - Eq. 4.8 (``softmax(Y_lᵀ Y_l)``) contradicts the ``+ε`` of Eq. 4.9: ``kl_target="cmpm"`` (default) uses
   CMPM's ``mask / rowsum(mask)`` target, ``"softmax"`` the literal Eq. 4.8;

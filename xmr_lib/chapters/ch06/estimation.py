@@ -1,8 +1,7 @@
 """Feature-estimation based correlation distillation for incremental retrieval (thesis chapter 6).
 
 W. Chen, Y. Liu, N. Pu, W. Wang, L. Liu, M. S. Lew, "Feature Estimations based Correlation Distillation for
-Incremental Image Retrieval", IEEE TMM 2021 — chapter 6 of seed 003 (lines 1877-2222); digest
-``shared/spec/ch5_ch6_ch7_incremental.md`` §3. Built on the incremental machinery of notebook 05
+Incremental Image Retrieval", IEEE TMM 2021 — chapter 6 of the thesis. Built on the incremental machinery of notebook 05
 (:mod:`xmr_lib.train.incremental`): every objective here is a list of :class:`~xmr_lib.train.incremental.Plugin` s.
 
 The objective for the model f_t learning task t from the images of task t only (Eq. 6.3)::
@@ -11,7 +10,7 @@ The objective for the model f_t learning task t from the images of task t only (
 
 - :func:`triplet_distance_loss` — ``L_triplet`` (Eqs. 6.1-6.2): ``[δ + D(a,p) − D(a,n)]_+`` with squared Euclidean
   distances, batch-hard mining.
-  :func:`hard_mining_loss` — the ranking loss the released code actually trains with (spec §5.1);
+  :func:`hard_mining_loss` — the ranking loss the released code actually trains with;
   :func:`ranking_term` picks either (the batch-hard triplet can stall at collapse on small toys, see notebook 06).
 - ``L_corr`` one task (Eqs. 6.4-6.5): :func:`xmr_lib.train.distill.correlation_distillation_loss` — Gram matrices
   ``G = F Fᵀ`` of the teacher's and the student's features of the same batch, row softmax, KL(teacher ‖ student),
@@ -39,7 +38,7 @@ Departures, all stated: the accuracy of the "old tasks" in Eq. 6.6 is the mean o
 class groups seen before (each group its own gallery, the chapter's evaluation protocol); α is resampled every
 iteration (the released code does so); the virtual features are not re-normalised (as in the code). Recording the
 accuracy changes needs the old classes' *test* images after every task — meta-data only, but a use of old data the
-chapter does not dwell on (spec §8 item 7).
+chapter does not dwell on.
 """
 
 from __future__ import annotations
@@ -114,7 +113,7 @@ def triplet_distance_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
 
 def hard_mining_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
     """The ranking loss the released chapter-6 code actually trains with (``HardMiningLoss`` of the MS-loss code
-    base, spec §5.1), written from its description: on cosine similarities ``S = F Fᵀ`` of L2-normalised
+    base), written from its description: on cosine similarities ``S = F Fᵀ`` of L2-normalised
     features, for each anchor keep the negatives with ``S_neg > min S_pos − margin`` and the positives with
     ``S_pos < max S_neg + margin``; ``loss_a = mean(1 − S_pos) + mean(S_neg)`` over those; anchors lacking either
     are skipped; the sum is divided by the batch size. A contrastive loss on hard pairs: unlike the batch-hard
@@ -283,7 +282,7 @@ def importance_weights(t: int, decay: float = 0.1) -> list[float]:
     """Eq. (6.11): weights of the virtual terms while task t trains — the term of model f_{t−1−j} (j = 1 … t−1)
     has weight ``decay^{j−1} / (t − j)``: ``[1/(t−1), 0.1/(t−2), …, 0.1^{t−2}/1]`` (empty for t ≤ 1).
 
-    (The thesis labels the last term ``L^{1→t}``; by its weight it is the initial model's, spec §8 item 6.)
+    (The thesis labels the last term ``L^{1→t}``; by its weight it is the initial model's.)
 
     >>> importance_weights(4)
     [0.3333333333333333, 0.05, 0.010000000000000002]
@@ -299,7 +298,7 @@ def expected_virtual_gram(features: torch.Tensor, low: float, high: float, k: fl
 
     With α i.i.d. ``U(low, high)``, ᾱ = (low + high)/2 and Var = (high − low)²/12: off-diagonal entries are only
     rescaled, the diagonal grows. So in expectation the virtual Gram matrix is the penultimate model's, sharpened —
-    two scalars carry all the information about the unsaved model (spec §3.3).
+    two scalars carry all the information about the unsaved model.
     """
     if not isinstance(features, torch.Tensor) or features.ndim != 2:
         raise ValueError(f"features: expected (N, d), got {_shape(features)}")

@@ -1,7 +1,6 @@
 """Classifier initialisation from source-class similarities, for transfer learning.
 
-Pascal, Bost & Huet, "Semantic and Visual Similarities for Efficient Knowledge Transfer in CNN Training" (CBMI 2019;
-``shared/seeds/000_4b7736e2eea9be51.txt``). A network pre-trained on M source classes has a classifier
+Pascal, Bost & Huet, "Semantic and Visual Similarities for Efficient Knowledge Transfer in CNN Training" (CBMI 2019). A network pre-trained on M source classes has a classifier
 ``W ∈ R^{M×D}`` (row ``W_j`` for source class ``j``). For N new target classes, instead of a random classifier,
 each target row is a similarity-weighted mix of the rows of its K most similar source classes (§III.B):
 

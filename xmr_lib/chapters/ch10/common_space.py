@@ -1,7 +1,7 @@
 """Common-space learning for image–text retrieval: the enhanced isomorphic semantic representation of Liu et al.
-(ICME 2017, seed 004) and the other common-space objectives of thesis ch. 8 §8.3.3 (seed 003 L2725–2790).
+(ICME 2017) and the other common-space objectives of thesis chapter 8 (§8.3.3).
 
-The network (:class:`IsomorphicNet`, seed 004 §2 and §3.2):
+The network (:class:`IsomorphicNet`, ICME 2017 §2 and §3.2):
 
 - the **image sub-network** I_Net: two hidden FC layers (AlexNet's fc6/fc7; here on frozen or raw image
   features) then the inserted **latent layer I_fc** (``hidden → l``) and the last layer (``l → c``);
@@ -22,7 +22,7 @@ Objectives (all on the same features and split, see :func:`train_common_space_mo
   trained on φ through a gradient-reversal layer (ACMR-style; the encoders make φ modality-invariant);
 - CCA (:class:`CCABaseline`), the classic unsupervised baseline.
 
-Evaluation (seed 004 §3.1, Eq. 3): :func:`cross_modal_map` ranks the whole test database by Euclidean distance
+Evaluation (ICME 2017 §3.1, Eq. 3): :func:`cross_modal_map` ranks the whole test database by Euclidean distance
 and computes full-list mAP with relevance = "shares at least one label", through :mod:`xmr_lib.retrieval.metrics`.
 
 Offline data (:func:`fashion_wiki_pairs`): Fashion-MNIST images paired with Wikipedia-style documents drawn
@@ -178,7 +178,7 @@ def _fc(i: int, o: int, dropout: float) -> list[nn.Module]:
 
 
 class IsomorphicNet(nn.Module):
-    """I_Net and T_Net of seed 004 (Fig. 1), in the three variants of Table 2.
+    """I_Net and T_Net of the ICME 2017 paper (Fig. 1), in the three variants of Table 2.
 
     ``mode="O"``: image ``in → h → h → c``, text ``in → h → h → c`` (Deep-SM's networks, separate last layers).
     ``mode="O-LE"``: image ``in → h → h → l (I_fc) → c``, text ``in → h → l (T_fc) → c`` (separate last layers).
@@ -526,7 +526,7 @@ def cross_modal_map(
 
 def pair_consistency(image_repr: Any, text_repr: Any) -> float:
     """Mean Euclidean distance between the representations of paired images and texts (row i ↔ row i):
-    the "consistency of semantic representations" the shared W is meant to improve (seed 004 §2.3)."""
+    the "consistency of semantic representations" the shared W is meant to improve (ICME 2017 §2.3)."""
     zi, zt = (
         check_matrix(image_repr, "image_repr", dtype=np.float32),
         check_matrix(text_repr, "text_repr", dtype=np.float32),
