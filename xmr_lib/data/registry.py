@@ -312,7 +312,8 @@ def _fashion_mnist(split, root, seed, full: bool | None = None):
 
 def _easy_vqa(split, root, seed):
 
-    images, colour, shape = easy_vqa_shapes()  # train (4,000) then test (1,000), labels read from the pixels
+    # train (4,000) then test (1,000); labels from easy-vqa's questions, else its pixels
+    images, colour, shape = easy_vqa_shapes()
     n_train = 4000
     idx = (
         {"train": np.arange(n_train), "test": np.arange(n_train, len(images)), "all": np.arange(len(images))}[split]

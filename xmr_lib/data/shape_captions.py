@@ -83,7 +83,7 @@ def shape_caption_benchmark(
     """An offline image–caption benchmark with the Flickr30K structure (several captions per image, the
     instance label is the image), built from easy-vqa's 5,000 shape images.
 
-    Each image's colour and shape are read from its pixels (:func:`xmr_lib.data.easy_vqa.easy_vqa_shapes`); its size
+    Each image's colour and shape come from easy-vqa's own questions (else its pixels) (:func:`xmr_lib.data.easy_vqa.easy_vqa_shapes`); its size
     (tertiles of the shape's area) and position (3 × 3 grid of its centre) are measured too. Each caption names
     a random paraphrase of the shape and, each with probability ``1 − p_drop``, the size and the position
     (the colour with ``1 − p_drop/3``), in one of several templates, so captions of one image differ and some are

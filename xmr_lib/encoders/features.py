@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 import numpy as np
@@ -72,7 +73,17 @@ def image_features(
         return np.concatenate(out)
 
     raw = (
-        cached({"what": "effnet_lite0_gap", "size": size, "n": M, "prep": "models.preprocess", **cache_key}, compute)
+        cached(
+            {
+                "what": "effnet_lite0_gap",
+                "size": size,
+                "n": M,
+                "prep": "models.preprocess",
+                "content": _content_digest(images, paths),
+                **cache_key,
+            },
+            compute,
+        )
         if cache_key is not None
         else compute()
     )
@@ -109,3 +120,16 @@ def text_features(
     else:
         raise ValueError(f"encoder: expected 'minilm' or 'tfidf', got {encoder!r}")
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def _content_digest(images, paths) -> str:
+    """sha1 of the pool itself (every image's bytes, or the file paths), part of the cache key: a caller's key that
+    names the pool but not its content (e.g. a generated pool whose draw changed) can never return stale features."""
+    h = hashlib.sha1()
+    if images is not None:
+        a = np.ascontiguousarray(images)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    else:
+        h.update("\n".join(map(str, paths)).encode())
+    return h.hexdigest()[:16]
