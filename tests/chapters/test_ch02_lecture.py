@@ -141,6 +141,50 @@ def test_ranked_and_named_pipelines():
     assert q.shape == (2, 3) and ("ft-head", "toy", 0, "gem", "PCA-w") in ev.cache
 
 
+def test_ranked_view_draws_one_query_with_the_grid_it_is_given():
+    import matplotlib.pyplot as plt
+
+    ev, desc = _evaluator()
+    desc[("toy", 0, "mac")] = desc[("toy", 0, "gem")]
+    seen = []
+
+    def grid(**kw):
+        seen.append(kw)
+        return plt.figure()
+
+    fig = lecture.ranked_view(ev, desc, desc, 0, grid)(query=1, pipeline="MAC", k=3)
+    assert seen[0]["row_titles"] == ["q1"] and len(seen[0]["results"][0]) == 3
+    assert fig._suptitle.get_text() == "MAC: query 1, top 3"
+    plt.close(fig)
+
+
+def test_finetune_history_plot_has_integer_epoch_ticks():
+    import matplotlib.pyplot as plt
+
+    h = SimpleNamespace(loss=[1.0], negative_distance=[0.5], p=[3.2])
+    fig = lecture.plot_finetune_history({("toy", 0, "gem"): h}, "toy", [0], ["gem"], 1)
+    for ax in fig.axes:
+        fig.canvas.draw()
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert [line.get_ydata().tolist() for line in fig.axes[2].lines] == [[3.0, 3.2]]
+    plt.close(fig)
+
+
+def test_exercise_checks_accept_the_library_and_reject_a_wrong_answer():
+    from xmr_lib.retrieval import expansion
+
+    ok, _ = config.EXERCISES["1"](lambda q, db, n, a: expansion.alpha_query_expansion(q, db, n=n, alpha=a))
+    bad, why = config.EXERCISES["1"](lambda q, db, n, a: q)
+    assert ok and not bad and "n=" in why
+    assert config.EXERCISES["2"]({"small_object": "mac", "whole_map": "avg"})[0]
+    assert not config.EXERCISES["2"]({"small_object": "avg", "whole_map": "avg"})[0]
+    assert not config.EXERCISES["2"]("mac")[0]
+    gem = lambda channels, p=3.0: pooling.GeM(p=p, channels=channels)  # noqa: E731
+    assert config.EXERCISES["3"](gem)[0]
+    assert not config.EXERCISES["3"](lambda channels, p=3.0: pooling.GeM(p=p))[0]  # one shared p
+
+
 def test_describe_parts_keys_and_ft_net():
     ex = extract.MapExtractor(
         nn.Identity(), nn.Identity(), model="toy", lower_blocks=0, mean=(0, 0, 0), std=(1, 1, 1), image_size=4

@@ -145,6 +145,44 @@ def test_plots_of_the_training_curves():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["L_ce", "L_tr"]
 
 
+def test_epoch_ticks_are_whole_epochs_from_one():
+    res = _results(["B1", "Full"])
+    fig = L.plot_discriminator_curves(res)
+    fig.canvas.draw()
+    assert fig.axes[0].lines[0].get_xdata().tolist() == [1]
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_discriminator_view_draws_the_chosen_run(monkeypatch):
+    res = _results(["B1", "Full"])
+    for r in res.values():
+        r["models"] = ["model seed 0"]
+    seen = []
+
+    def outputs(model, split):
+        seen.append(model)
+        return np.full(4, 0.5), np.full(6, 0.5)
+
+    monkeypatch.setattr(L, "discriminator_outputs", outputs)
+    fig = L.discriminator_view(res, None)("Full", 0)
+    assert seen == ["model seed 0"] and len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["B1", "Full", "log 2: full confusion"]
+    fig = L.discriminator_view(res, None)("B1", 0)
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["B1", "log 2: full confusion"]
+
+
+def test_exercise_checks_accept_the_library_and_reject_a_wrong_answer():
+    ok, _ = ch04.EXERCISES["1"](lambda zi, zt, y: adv.kl_projection_loss(zi, zt, y, "cmpm"))
+    bad, why = ch04.EXERCISES["1"](lambda zi, zt, y: adv.kl_projection_loss(zi, zt, y, "softmax"))
+    assert ok and not bad and "expected" in why
+    assert ch04.EXERCISES["2"]({"softmax": "up", "cmpm": "down"})[0]
+    assert not ch04.EXERCISES["2"]({"softmax": "down", "cmpm": "down"})[0]
+    assert not ch04.EXERCISES["3"](lambda x, lam: x.clone())[0]
+    assert not ch04.EXERCISES["3"](lambda x, lam: x.detach())[0]
+
+
 def _split():
     # 3 test images, 2 captions each (captions 2k, 2k+1 describe image k)
     pair = np.array([0, 0, 1, 1, 2, 2])

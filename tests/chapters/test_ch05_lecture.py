@@ -124,6 +124,39 @@ def test_metrics_tables_and_tradeoff_from_results():
     assert lecture.paper_metrics(P, one, {}, []) == {}
 
 
+def test_forgetting_view_draws_the_method_against_fine_tuning():
+    import matplotlib.pyplot as plt
+
+    class Curved(FakeResult):
+        def curve(self, group=0, metric="mAP", task=None):
+            return np.array([10.0, 20.0]), np.array([0.9, 0.5 + 0.1 * group])
+
+    one = {3: {"initial": FakeResult(0.9, 0.3), "ft": Curved(0.5, 0.8), "kd_mmd": Curved(0.8, 0.7)}}
+    draw = lecture.forgetting_view(one, ["ft", "kd_mmd"])
+    fig = draw("kd_mmd", 3)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["ft", "kd_mmd", "A before"]
+    assert fig.axes[0].lines[0].get_xdata().tolist() == [0.0, 10.0] and fig.axes[0].get_ylim()[0] == 0
+    assert len(draw("ft", 3).axes[0].lines) == 2  # ft alone, and A before
+    plt.close("all")
+
+
+def test_bars_start_at_zero():
+    one = {s: {"ft": FakeResult(0.5, 0.8), "kd_mmd": FakeResult(0.75, 0.7)} for s in (0, 1)}
+    fig = lecture.plot_after_bars(one, ["ft", "kd_mmd"], [0.9, 0.9])
+    assert fig.axes[0].get_ylim()[0] == 0
+
+
+def test_exercise_checks_accept_the_library_and_reject_a_wrong_answer():
+    from xmr_lib.train import distill
+
+    assert ch05.EXERCISES["1"](lambda t, s, sig: distill.mmd_loss(t, s, list(sig)))[0]
+    assert not ch05.EXERCISES["1"](lambda t, s, sig: distill.mmd_loss(t, s, list(sig), squared=True))[0]
+    assert ch05.EXERCISES["2"]({0.02: "same", "1": "smaller"})[0]
+    assert not ch05.EXERCISES["2"]({0.02: "smaller", 1.0: "smaller"})[0]
+    assert not ch05.EXERCISES["3"](lambda t, s: distill.mmd_loss(t, s))[0]  # blind to a shuffle
+    assert not ch05.EXERCISES["3"](lambda t, s: distill.l2_feature_loss(s, t))[0]  # not rotation invariant
+
+
 def test_tradeoff_points_read_each_regulariser_weight():
     P = {"beta": 1.0, "alpha": 1.0, "l2_weight": 0.3, "ewc_weight": 1000.0}
     first = {

@@ -35,6 +35,7 @@ from xmr_lib.core.claims import (
     real_data_only,
 )
 from xmr_lib.core.fallback import Fallback
+from xmr_lib.retrieval import expansion, metrics, pooling
 
 _INF = math.inf
 
@@ -385,3 +386,160 @@ NOT_CLAIMED = [
         "≥ 5 seeds; the default profile claims both on the embedded benchmark",
     ),
 ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exercises (the "## Exercises" section of the notebook; xmr_lib.course.exercises runs these checks)
+
+
+def _as_array(x, what: str, shape: tuple[int, ...]):
+    """``x`` as a float numpy array of ``shape``, or ``(None, feedback)``."""
+    import numpy as np
+
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None, f"{what}: expected an array of shape {shape}, got {type(x).__name__}"
+    if a.shape != shape:
+        return None, f"{what}: expected shape {shape}, got {a.shape}"
+    return a, ""
+
+
+def _check_alpha_qe(fn):
+    """Exercise 02.1: ``fn(q, db, n, alpha)`` = α-QE, ``L2(q + Σ_{i≤n} max(0, qᵀd_(i))^α d_(i))``."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    unit = lambda a: (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    db = unit(rng.normal(size=(30, 8)))
+    q = unit(db[:5] + 0.3 * rng.normal(size=(5, 8)))
+    for n, alpha in ((2, 3.0), (4, 1.0), (3, 0.0), (0, 3.0)):
+        want = np.asarray(expansion.alpha_query_expansion(q, db, n=n, alpha=alpha), dtype=np.float64)
+        got, why = _as_array(fn(q.copy(), db.copy(), n, alpha), f"n={n}, α={alpha:g}", want.shape)
+        if why:
+            return False, why
+        if np.allclose(got, want, atol=1e-4):
+            continue
+        norms = np.linalg.norm(got, axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-3):
+            return False, f"n={n}, α={alpha:g}: the expanded queries have norms {norms.round(3)}: L2-normalise each row"
+        if n == 0:
+            return False, "n = 0: nothing is averaged in, so the result is the (normalised) query itself"
+        avg = np.asarray(expansion.alpha_query_expansion(q, db, n=n, alpha=0.0))
+        if alpha != 0 and np.allclose(got, avg, atol=1e-4):
+            return False, f"n={n}, α={alpha:g}: you return average QE; weight each neighbour by max(0, qᵀd)^α"
+        return False, (
+            f"n={n}, α={alpha:g}: not the expected expanded queries. Rank the database by qᵀd (largest first), "
+            "add the top n neighbours to q, each times max(0, qᵀd)^α (weight 1 when α = 0), then L2-normalise"
+        )
+    return True, "matches xmr_lib.retrieval.expansion.alpha_query_expansion for α = 3, 1, 0 (average QE) and n = 0"
+
+
+_POOLS = {"avg": 1.0, "mac": _INF}
+
+
+def _synthetic_maps(kind: str, seed: int, n_obj: int = 10, per: int = 4, k: int = 16, h: int = 12):
+    """Maps of ``n_obj`` objects, ``per`` views each: ``"small_object"`` — a 2×2 object with its own channel
+    signature on clutter that has a signature of its own per image; ``"whole_map"`` — the object's signature times
+    exponential noise at every position. Returns ``((N, k, h, h) tensor, (N,) object ids)``."""
+    import numpy as np
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(n_obj, k, generator=g)
+    maps, labels = [], []
+    for o in range(n_obj):
+        for _ in range(per):
+            if kind == "small_object":
+                x = torch.rand(k, 1, 1, generator=g) * torch.rand(k, h, h, generator=g)
+                i, j = torch.randint(0, h - 1, (2,), generator=g).tolist()
+                x[:, i : i + 2, j : j + 2] += 1.5 * protos[o][:, None, None]
+            else:
+                x = (1 + 0.5 * protos[o])[:, None, None] * torch.empty(k, h, h).exponential_(generator=g)
+            maps.append(x)
+            labels.append(o)
+    return torch.stack(maps), np.array(labels)
+
+
+def _pooling_map(kind: str, pool: str, seed: int = 0) -> float:
+    """Leave-one-out mAP of ``pool`` (``"avg"``: GeM p = 1, ``"mac"``: p = ∞) on :func:`_synthetic_maps`."""
+    import numpy as np
+
+    x, labels = _synthetic_maps(kind, seed)
+    f = pooling.gem_pool(x, _POOLS[pool]).numpy()
+    scores = f @ f.T
+    np.fill_diagonal(scores, -np.inf)
+    rel = labels[:, None] == labels[None, :]
+    np.fill_diagonal(rel, False)
+    return float(metrics.mean_average_precision(scores, rel))
+
+
+def _check_pooling_prediction(answer):
+    """Exercise 02.2: ``answer`` = {"small_object": "avg" | "mac", "whole_map": "avg" | "mac"}."""
+    keys = ("small_object", "whole_map")
+    if not isinstance(answer, dict) or any(k not in answer for k in keys):
+        return False, f"expected a dict with the keys {list(keys)}, each 'avg' or 'mac', got {answer!r}"
+    given = {k: str(answer[k]).strip().lower() for k in keys}
+    bad = [k for k in keys if given[k] not in _POOLS]
+    if bad:
+        return False, f"{bad}: answer 'avg' (GeM with p = 1) or 'mac' (p = ∞)"
+    got = {k: {pool: _pooling_map(k, pool) for pool in _POOLS} for k in keys}
+    want = {k: max(_POOLS, key=lambda pool: got[k][pool]) for k in keys}
+    table = "; ".join(f"{k}: avg {100 * got[k]['avg']:.0f} %, mac {100 * got[k]['mac']:.0f} %" for k in keys)
+    wrong = [k for k in keys if given[k] != want[k]]
+    if wrong:
+        hints = {
+            "small_object": "the object covers 4 of 144 positions: what does the mean of a map see of it, and the max?",
+            "whole_map": "every position carries the object's signature times noise: which statistic of 144 noisy "
+            "samples is the steadier, their mean or their maximum?",
+        }
+        return False, "not quite — " + " ".join(hints[k] for k in wrong) + f" (mAP: {table})"
+    return True, (
+        f"mAP {table}. Max pooling suits sparse activations, sum / average pooling dense ones (§2.3.2.1): "
+        "which is why GeM's p is worth learning, and why section 3.6 prints the share of zeros"
+    )
+
+
+def _check_per_channel_gem(cls):
+    """Exercise 02.3: ``cls(channels, p=3.0)`` = GeM with one learnable p per channel."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 5, 6, 7, generator=g) ** 2
+    net = cls(5, p=3.0)
+    if not isinstance(net, torch.nn.Module):
+        return False, f"{cls!r}(5, p=3.0) is not a torch.nn.Module: subclass nn.Module"
+    ps = [p for p in net.parameters()]
+    if sum(p.numel() for p in ps) != 5:
+        return False, (
+            f"your module has {sum(p.numel() for p in ps)} learnable numbers; it should have exactly one p per "
+            "channel (5 here), as an nn.Parameter"
+        )
+    y = net(x)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (3, 5):
+        return False, f"(3, 5, 6, 7) maps should give (3, 5) descriptors, got {getattr(y, 'shape', type(y))}"
+    want = pooling.gem_pool(x, 3.0)
+    if not torch.allclose(y, want, atol=1e-4):
+        raw = pooling.gem_pool(x, 3.0, normalize=False)
+        if torch.allclose(y, raw, atol=1e-4):
+            return False, "right powers, but the descriptors are not L2-normalised (each row should have norm 1)"
+        return False, "at p = 3 for every channel your output differs from GeM (pooling.gem_pool(x, 3.0))"
+    y.sum().backward()
+    grads = [p.grad for p in ps]
+    if any(gr is None for gr in grads) or all(float(gr.abs().sum()) == 0 for gr in grads):
+        return False, "no gradient reaches p: compute the powers with torch operations on the parameter"
+    with torch.no_grad():
+        ps[0].copy_(torch.tensor([1.0, 3.0, 3.0, 3.0, 3.0]).reshape(ps[0].shape))
+    y1 = net(x)
+    raw = pooling.gem_pool(x, torch.tensor([1.0, 3.0, 3.0, 3.0, 3.0]), normalize=False)
+    if not torch.allclose(y1, raw / raw.norm(dim=1, keepdim=True), atol=1e-4):
+        return False, "with p = (1, 3, 3, 3, 3) channel 0 should be average pooled and the others GeM with p = 3"
+    return True, (
+        "one learnable p per channel: p = 1 averages a channel, large p max-pools it, and the gradient reaches "
+        "every p (cirtorch's GeMmp; xmr_lib.retrieval.pooling.GeM(channels=C))"
+    )
+
+
+EXERCISES = {"1": _check_alpha_qe, "2": _check_pooling_prediction, "3": _check_per_channel_gem}

@@ -6,8 +6,9 @@ Descriptors are kept as ``desc[(dataset, seed, pooling)] = {"db": (N, D), "queri
 float32 arrays, L2-normalised, so that ``queries @ db.T`` is the cosine. mAPs are in percent, with the official
 revisited protocol (Easy / Medium / Hard) of :func:`xmr_lib.retrieval.metrics.revisited_map`.
 
-Figures and records stay in the notebook (``xmr_lib.course`` sits above the chapters): the functions here return
-the numbers, the images and the metric names.
+Records stay in the notebook (``xmr_lib.course`` sits above the chapters): the functions here return the numbers,
+the images and the metric names, draw the fine-tuning curves, and make the explorer's ``draw`` callable
+(:func:`ranked_view`, given ``viz.ranked_grids`` by the notebook).
 """
 
 from __future__ import annotations
@@ -462,33 +463,46 @@ def ranked(ev: Evaluator, desc: Mapping, ft_desc: Mapping, kind: str, s: int, qu
     )
 
 
-def explorer(draw: Callable[[str, int, int], Any], n_queries: int, pipes: Sequence[str], top_k: int):
-    """Show ipywidgets: a query slider, a pipeline menu and a k slider redrawing ``draw(pipeline, query, k)`` (which
-    makes a figure). Returns the widget box, or None when ipywidgets is not installed."""
-    try:
-        import ipywidgets as W
-    except ImportError:
-        return None
+def ranked_view(ev: Evaluator, desc: Mapping, ft_desc: Mapping, s: int, grid: Callable[..., Any]) -> Callable:
+    """``draw(query, pipeline, k)`` for ``viz.explorer``: the top ``k`` of one query of seed ``s`` under a pipeline
+    of :func:`pipeline_names`, drawn by ``grid`` (:func:`xmr_lib.course.viz.ranked_grids`, passed in: the figure
+    helpers sit in a layer above the chapters). Every descriptor was computed before; ``draw`` only ranks."""
+
+    def draw(query: int, pipeline: str, k: int):
+        fig = grid(**ranked(ev, desc, ft_desc, pipeline, s, [int(query)], int(k)))
+        fig.suptitle(f"{pipeline}: query {int(query)}, top {int(k)}", fontsize=10, y=1.06)
+        return fig
+
+    return draw
+
+
+def plot_finetune_history(hist: Mapping, dataset: str, seeds: Sequence[int], heads: Sequence[str], epochs: int):
+    """Fine-tuning curves per epoch (integer ticks): the contrastive loss and the query – mined negative distance
+    of each head (mean over seeds), and GeM's learned p per seed (from its initial 3). Returns the Figure."""
     import matplotlib.pyplot as plt
-    from IPython.display import display
+    from matplotlib.ticker import MaxNLocator
 
-    qw = W.IntSlider(0, 0, n_queries - 1, description="query")
-    mw = W.Dropdown(options=list(pipes), value=pipes[-1], description="pipeline")
-    kw = W.IntSlider(top_k, 1, 16, description="k")
-    out = W.Output()
-
-    def redraw(*_):
-        with out:
-            out.clear_output(wait=True)
-            draw(mw.value, qw.value, kw.value)
-            plt.show()
-
-    for w_ in (qw, mw, kw):
-        w_.observe(redraw, names="value")
-    box = W.VBox([W.HBox([qw, mw, kw]), out])
-    display(box)
-    redraw()
-    return box
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+    ep = np.arange(1, epochs + 1)
+    for head in heads:
+        h = [hist[(dataset, s, head)] for s in seeds]
+        axes[0].plot(ep, np.mean([x.loss for x in h], 0), marker="o", label=head)
+        axes[1].plot(ep, np.mean([x.negative_distance for x in h], 0), marker="o", label=head)
+        if head == "gem":
+            for s, x in zip(seeds, h):
+                axes[2].plot(np.arange(0, epochs + 1), [3.0] + list(x.p), marker="o", label=f"seed {s}")
+    axes[0].set(xlabel="epoch", ylabel="contrastive loss per tuple", title="training loss (mean over seeds)")
+    axes[1].set(xlabel="epoch", ylabel="L2 distance", title="query – mined negative distance")
+    axes[2].set(xlabel="epoch (0: before)", ylabel="p", title="GeM's learned p")
+    axes[2].ticklabel_format(useOffset=False, axis="y")
+    for ax in axes:
+        if epochs <= 12:  # a tick per epoch: no 1.5-th epoch, even for a run of one epoch
+            ax.set_xticks(np.arange(0 if ax is axes[2] else 1, epochs + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=9)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -428,3 +428,139 @@ NOT_CLAIMED = [
         "CUHK-PEDES is not available; the Flickr30K direction is claimed (04.unified_beats_separate_i2t)",
     ),
 ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exercises (the "## Exercises" section of the notebook; xmr_lib.course.exercises runs these checks)
+
+
+def _scalar(x, what: str):
+    """``(x as a 0-d tensor, "")`` or ``(None, feedback)``."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        return None, f"{what} returned {type(x).__name__}; return a torch scalar (a 0-d tensor) so that it can train"
+    if x.numel() != 1:
+        return None, f"{what} returned shape {tuple(x.shape)}; return one number (sum / average over the batch)"
+    return x.reshape(()), ""
+
+
+def _check_kl_projection(fn):
+    """Exercise 04.1: ``fn(z_image, z_text, labels)`` = Eq. 4.9 with the CMPM target, value and gradient."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    cases = (
+        ("6 pairs of 6 instances", torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g), torch.arange(6)),
+        (
+            "8 pairs, 2 captions per image (repeated labels)",
+            torch.randn(8, 5, generator=g),
+            torch.randn(8, 5, generator=g),
+            torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
+        ),
+    )
+    for what, zi, zt, y in cases:
+        wi, wt = zi.clone().requires_grad_(True), zt.clone().requires_grad_(True)
+        want = adv.kl_projection_loss(wi, wt, y, "cmpm")
+        want.backward()
+        gi, gt = zi.clone().requires_grad_(True), zt.clone().requires_grad_(True)
+        got, why = _scalar(fn(gi, gt, y), "your function")
+        if why:
+            return False, why
+        w, v = float(want.detach()), float(got.detach())
+        if abs(v - w) > 1e-3 * max(1.0, abs(w)):
+            hint = (
+                "Eq. 4.9 adds both directions: A_{i→t} = Z^i (Z̄^t)ᵀ and A_{t→i} = Z^t (Z̄^i)ᵀ (Eqs. 4.2–4.3), "
+                "each row-softmaxed, each KL summed over the rows and columns and divided by N; "
+                "Q = mask / rowsum(mask) with mask[j, k] = [y_j = y_k], and log(Q + ε) with ε = 1e-8"
+            )
+            if abs(v - w / 2) < 1e-3 * max(1.0, abs(w)):
+                hint = "you return half of it: " + hint
+            return False, f"{what}: you return {v:.4f}, expected {w:.4f}. {hint}"
+        if got.requires_grad:
+            got.backward()
+        ok = all(
+            a.grad is not None and torch.allclose(a.grad, b.grad, atol=1e-4, rtol=1e-3) for a, b in ((gi, wi), (gt, wt))
+        )
+        if not ok:
+            return False, (
+                f"{what}: the value is right but not the gradient (or none flows): compute it with torch "
+                "operations on both feature sets (no .detach(), no numpy)"
+            )
+    return True, (
+        "Eq. 4.9 with the CMPM target matches xmr_lib.chapters.ch04.adversarial.kl_projection_loss, value and "
+        "gradient, with one and with two captions per image"
+    )
+
+
+def _kl_directions() -> dict[str, dict[float, float]]:
+    """L_kl of perfectly aligned pairs (z^i = z^t = s · unit vectors of 16 instances) at s = 1, 3, 10, per target."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(16, 8, generator=g), dim=1)
+    y = torch.arange(16)
+    return {t: {s: float(adv.kl_projection_loss(s * base, s * base, y, t)) for s in (1.0, 3.0, 10.0)} for t in _TARGETS}
+
+
+_TARGETS = ("softmax", "cmpm")
+
+
+def _check_kl_target(answer):
+    """Exercise 04.2: ``answer`` = {"softmax": "up" | "down", "cmpm": "up" | "down"}."""
+    if not isinstance(answer, dict) or any(k not in answer for k in _TARGETS):
+        return False, f"expected a dict with the keys {list(_TARGETS)}, each 'up' or 'down', got {answer!r}"
+    given = {k: str(answer[k]).strip().lower() for k in _TARGETS}
+    bad = [k for k in _TARGETS if given[k] not in ("up", "down")]
+    if bad:
+        return False, f"{bad}: answer 'up' (L_kl grows as the pairs get sharper) or 'down'"
+    vals = _kl_directions()
+    want = {t: "up" if vals[t][10.0] > vals[t][1.0] else "down" for t in _TARGETS}
+    table = "; ".join(f"{t}: " + " → ".join(f"{v:.2f}" for v in vals[t].values()) for t in _TARGETS)
+    wrong = [k for k in _TARGETS if given[k] != want[k]]
+    if wrong:
+        hints = {
+            "softmax": "with 16 instances the printed target gives the positive e/(e + 15) ≈ 0.15 and each negative "
+            "≈ 0.06: which P is closest to that, a sharp one or a flat one?",
+            "cmpm": "the CMPM target is one-hot on the positive: which P is closest to it?",
+        }
+        return False, "not quite — " + " ".join(hints[k] for k in wrong) + f" (L_kl at s = 1, 3, 10: {table})"
+    return True, (
+        f"L_kl at s = 1, 3, 10: {table}. As printed, Eq. 4.8 penalises a confident correct match (its minimum is "
+        "a logit gap of 1 between positive and negatives); the CMPM target rewards it — why kl_target='cmpm' is "
+        "the default"
+    )
+
+
+def _check_grad_reverse(fn):
+    """Exercise 04.3: ``fn(x, lam)`` = identity forward, ``−lam ×`` the gradient backward."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x0, w = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    for lam in (1.0, 0.3):
+        x = x0.clone().requires_grad_(True)
+        y = fn(x, lam)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            return False, f"expected a tensor of shape {tuple(x.shape)}, got {getattr(y, 'shape', type(y).__name__)}"
+        if not torch.allclose(y.detach(), x0):
+            return False, "the forward pass must leave the features unchanged (the discriminator sees the real z)"
+        if not y.requires_grad:
+            return False, "no gradient flows through your layer: it must pass a (reversed) gradient to the encoders"
+        (y * w).sum().backward()
+        if x.grad is None:
+            return False, "no gradient reaches x"
+        if torch.allclose(x.grad, w):
+            return False, f"λ = {lam:g}: the gradient passes unchanged; the layer must multiply it by −λ"
+        if not torch.allclose(x.grad, -lam * w, atol=1e-6):
+            return (
+                False,
+                f"λ = {lam:g}: the gradient should be −λ × the incoming one; yours is not (check λ's sign and use)",
+            )
+    return True, (
+        "identity forward, −λ × gradient backward: with it the encoders maximise the discriminator's L_c while D "
+        "minimises it — the plain adversary (adversary='grl', ACMR / DANN) the entropy adversary is compared with"
+    )
+
+
+EXERCISES = {"1": _check_kl_projection, "2": _check_kl_target, "3": _check_grad_reverse}

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from xmr_lib.chapters.ch04 import adversarial as adv
@@ -152,9 +153,10 @@ def plot_discriminator_curves(results: Mapping[str, Mapping[str, Any]]):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for name in [n for n in ("B1", "B3", "Full", "Full-separate", "Full-GRL") if n in results]:
         h = results[name]["history"][0]
-        axes[0].plot(h.curve("d_entropy"), marker="o", label=name)
-        axes[1].plot(h.curve("d_accuracy"), marker="o", label=name)
-        axes[2].plot(h.curve("tr"), marker="o", label=name)
+        ep = epoch_axis(h)
+        axes[0].plot(ep, h.curve("d_entropy"), marker="o", label=name)
+        axes[1].plot(ep, h.curve("d_accuracy"), marker="o", label=name)
+        axes[2].plot(ep, h.curve("tr"), marker="o", label=name)
     axes[0].axhline(np.log(2), ls=":", c="gray")
     axes[0].set_title("D's entropy (nats, per epoch)")
     axes[1].axhline(0.5, ls=":", c="gray")
@@ -162,9 +164,23 @@ def plot_discriminator_curves(results: Mapping[str, Mapping[str, Any]]):
     axes[2].set_title("triplet loss L_tr")
     for ax in axes:
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
+        whole_epoch_ticks(ax, len(results[next(iter(results))]["history"][0].epochs))
+        ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def epoch_axis(h: adv.TrainHistory) -> np.ndarray:
+    """The epochs of a history, counted from 1: (n_epochs,) integers."""
+    return np.arange(1, len(h.epochs) + 1)
+
+
+def whole_epoch_ticks(ax, n_epochs: int) -> None:
+    """Ticks at whole epochs only: one per epoch up to 12 epochs (even for a single one), else integer ticks."""
+    if n_epochs <= 12:
+        ax.set_xticks(np.arange(1, n_epochs + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_loss_terms(h: adv.TrainHistory):
@@ -172,10 +188,12 @@ def plot_loss_terms(h: adv.TrainHistory):
     Figure."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for k in [k for k in ("ce", "di", "kl", "tr", "adv") if k in h.epochs[0]]:
-        ax.plot(h.curve(k), marker="o", label={"adv": "L_s (adversary)"}.get(k, "L_" + k))
+        ax.plot(epoch_axis(h), h.curve(k), marker="o", label={"adv": "L_s (adversary)"}.get(k, "L_" + k))
     ax.set_xlabel("epoch")
+    whole_epoch_ticks(ax, len(h.epochs))
     ax.set_title("Full method: every loss term (seed 0)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
     return fig
 
 
@@ -287,9 +305,37 @@ def plot_discriminator_histograms(results: Mapping[str, Mapping[str, Any]], spli
         ax.hist(pt, bins=30, range=(0, 1), alpha=0.6, density=True, label="caption features")
         ax.set_title(name)
         ax.set_xlabel("P_D(image | z)")
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def discriminator_view(results: Mapping[str, Mapping[str, Any]], split: adv.CaptionSplit) -> Any:
+    """``draw(configuration, seed)`` for ``viz.explorer`` (``seed``: the index of the run among the seeds): left,
+    the trained discriminator's P_D(image | z) on every test image and caption feature (an adversary that works
+    piles both up at ½); right, D's entropy per epoch against log 2 (full confusion), with B1 (no adversary) in
+    grey. Uses the trained models only (embedding the test split; no training)."""
+
+    def draw(configuration: str, seed: int):
+        r = results[configuration]
+        pi, pt = discriminator_outputs(r["models"][seed], split)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+        axes[0].hist(pi, bins=30, range=(0, 1), alpha=0.6, density=True, label="image features")
+        axes[0].hist(pt, bins=30, range=(0, 1), alpha=0.6, density=True, label="caption features")
+        axes[0].axvline(0.5, ls=":", c="k", lw=1)
+        axes[0].set(xlabel="P_D(image | z)", ylabel="density", title=f"{configuration}: D's output on the test set")
+        axes[0].legend(fontsize=9)
+        shown = ([("B1", "0.6")] if configuration != "B1" and "B1" in results else []) + [(configuration, "C0")]
+        for name, colour in shown:
+            h = results[name]["history"][seed]
+            axes[1].plot(epoch_axis(h), h.curve("d_entropy"), marker="o", c=colour, label=name)
+        axes[1].axhline(np.log(2), ls=":", c="gray", label="log 2: full confusion")
+        axes[1].set(xlabel="epoch", ylabel="entropy (nats)", title="D's entropy per epoch", ylim=(0, 0.75))
+        whole_epoch_ticks(axes[1], len(r["history"][seed].epochs))
+        axes[1].legend(fontsize=9)
+        return fig
+
+    return draw
 
 
 # ---------------------------------------------------------------------------------------------------------------

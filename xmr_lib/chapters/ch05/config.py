@@ -46,6 +46,7 @@ from xmr_lib.core.claims import (
 from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import AnyOf, Choice, Float, ListOf
 from xmr_lib.data import registry
+from xmr_lib.train import distill
 from xmr_lib.train.incremental import METHODS
 
 _METHODS = ["ft", "lwf", "l2", "ewc", "mmd", "kd_mmd", "joint"]
@@ -611,3 +612,175 @@ KNOB_HELP = {
     "checkpoint": "checkpoint every task of every run, resume after an interruption",
     "cpu_threads": "torch CPU threads for the small networks (None: xmr_lib.core.setup's choice)",
 }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exercises (the "## Exercises" section of the notebook; xmr_lib.course.exercises runs these checks)
+
+
+def _scalar(x, what: str):
+    """``(x as a 0-d tensor, "")`` or ``(None, feedback)``."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        return None, f"{what} returned {type(x).__name__}; return a torch scalar (a 0-d tensor) so that it can train"
+    if x.numel() != 1:
+        return None, f"{what} returned shape {tuple(x.shape)}; return one number for the batch"
+    return x.reshape(()), ""
+
+
+def _unit(x):
+    import torch
+
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def _check_mmd(fn):
+    """Exercise 05.1: ``fn(teacher, student, sigmas)`` = Eq. 5.5 with the kernel of Eq. 5.4, value and gradient."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    r = _unit(torch.randn(12, 6, generator=g))
+    cases = (
+        ("σ = (0.5, 1, 2), a drifted student", (0.5, 1.0, 2.0), _unit(r + 0.5 * torch.randn(12, 6, generator=g))),
+        ("σ = (1,), an unrelated student", (1.0,), _unit(torch.randn(12, 6, generator=g))),
+    )
+    for what, sigmas, s0 in cases:
+        ws = s0.clone().requires_grad_(True)
+        want = distill.mmd_loss(r, ws, list(sigmas))
+        want.backward()
+        teacher, student = r.clone().requires_grad_(True), s0.clone().requires_grad_(True)
+        got, why = _scalar(fn(teacher, student, sigmas), "your function")
+        if why:
+            return False, why
+        w, v = float(want.detach()), float(got.detach())
+        if abs(v - w) > 1e-4 * max(1.0, abs(w)):
+            sq = float(distill.mmd_loss(r, s0, list(sigmas), squared=True))
+            if abs(v - sq) < 1e-4 * max(1.0, sq) or abs(v - sq * len(r)) < 1e-3 * max(1.0, sq * len(r)):
+                hint = "Eq. 5.5 takes the square root of the bracket (and divides by N outside it)"
+            else:
+                hint = (
+                    "k(a, b) = Σ_m exp(−‖a − b‖² / (2σ_m²)) for all pairs; L = (1/N) [Σ k(R, R) − 2 Σ k(R, R') + "
+                    "Σ k(R', R')]^{1/2}, each Σ over all N² pairs"
+                )
+            return False, f"{what}: you return {v:.5f}, expected {w:.5f}. {hint}"
+        if not got.requires_grad:
+            return False, "no gradient reaches the student: compute it with torch operations (no .detach() on it)"
+        got.backward()
+        if teacher.grad is not None and float(teacher.grad.abs().max()) > 0:
+            return False, (
+                "a gradient reaches the teacher's features: the teacher A is frozen — use teacher.detach() (section "
+                "3.3: gradients flow only into the student)"
+            )
+        if student.grad is None or not torch.allclose(student.grad, ws.grad, atol=1e-4, rtol=1e-3):
+            return False, f"{what}: the value is right but not the student's gradient"
+    same, why = _scalar(fn(r.clone(), r.clone().requires_grad_(True), (0.5, 1.0, 2.0)), "your function")
+    if why:
+        return False, why
+    if not torch.isfinite(same) or float(same.detach()) > 1e-5:
+        return False, f"for student = teacher the MMD should be 0 (finite), got {float(same.detach())}"
+    return True, (
+        "Eqs. 5.4–5.5 match xmr_lib.train.distill.mmd_loss, value and the student's gradient, with no gradient "
+        "into the frozen teacher, and 0 when the student has not moved"
+    )
+
+
+_BANDWIDTHS = (0.02, 1.0)
+
+
+def _drift_mmd(sigma: float) -> tuple[float, float]:
+    """L_mmd (one Gaussian kernel of bandwidth ``sigma``) between 64 unit teacher features in 32-d and a student that
+    drifted a little (noise 0.2) or a lot (noise 1.5)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    r = _unit(torch.randn(64, 32, generator=g))
+    noise = torch.randn(64, 32, generator=g) / 32**0.5
+    return tuple(float(distill.mmd_loss(r, _unit(r + a * noise), [sigma])) for a in (0.2, 1.5))
+
+
+def _check_bandwidth(answer):
+    """Exercise 05.2: ``answer`` = {0.02: "same" | "smaller", 1.0: "same" | "smaller"}."""
+    if not isinstance(answer, dict):
+        return False, f"expected a dict like {{0.02: 'smaller', 1.0: 'smaller'}}, got {answer!r}"
+    try:
+        given = {float(k): str(v).strip().lower() for k, v in answer.items()}
+    except (TypeError, ValueError):
+        return False, f"the keys are the bandwidths 0.02 and 1.0, got {list(answer)}"
+    missing = [s for s in _BANDWIDTHS if s not in given]
+    if missing:
+        return False, f"missing bandwidth(s) {missing}: answer 'smaller' or 'same' for each of {list(_BANDWIDTHS)}"
+    bad = [s for s in _BANDWIDTHS if given[s] not in ("smaller", "same")]
+    if bad:
+        return False, f"σ = {bad}: answer 'smaller' (the small drift costs less) or 'same' (about the same)"
+    vals = {s: _drift_mmd(s) for s in _BANDWIDTHS}
+    want = {s: "same" if vals[s][0] > 0.9 * vals[s][1] else "smaller" for s in _BANDWIDTHS}
+    table = "; ".join(f"σ = {s:g}: small drift {a:.4f}, large drift {b:.4f}" for s, (a, b) in vals.items())
+    wrong = [s for s in _BANDWIDTHS if given[s] != want[s]]
+    if wrong:
+        return False, (
+            "not quite — unit vectors lie at squared distances 0–4 from each other: what is exp(−d² / (2σ²)) for "
+            f"two distinct points when σ = 0.02, and how much does a drift change it? ({table})"
+        )
+    return True, (
+        f"{table}. A kernel much narrower than the distances saturates: every distinct pair has k ≈ 0, so a "
+        "small and a large drift cost the same and the gradient cannot tell the student which way to go — the "
+        "bandwidths the chapter leaves open (section 3.3) decide what L_mmd sees"
+    )
+
+
+def _check_relational_loss(fn):
+    """Exercise 05.3: ``fn(teacher, student)`` keeps the pairwise similarities (a relational distillation term)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    r = _unit(torch.randn(10, 6, generator=g))
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g))  # an orthogonal matrix
+    perm = torch.randperm(10, generator=g)
+    drift = lambda a: _unit(r + a * torch.randn(10, 6, generator=torch.Generator().manual_seed(1)))  # noqa: E731
+    vals = {}
+    for name, s in (
+        ("the teacher itself", r),
+        ("a rotation of the teacher", r @ q),
+        ("the teacher with its images shuffled", r[perm]),
+        ("a small drift", drift(0.1)),
+        ("a large drift", drift(1.0)),
+    ):
+        v, why = _scalar(fn(r.clone(), s.clone()), "your function")
+        if why:
+            return False, why
+        vals[name] = float(v.detach())
+    if abs(vals["the teacher itself"]) > 1e-6:
+        return False, f"for student = teacher the loss should be 0, got {vals['the teacher itself']:.4g}"
+    if abs(vals["a rotation of the teacher"]) > 1e-5:
+        return False, (
+            f"a rotated student (every pairwise similarity kept) should cost 0, got {vals['a rotation of the teacher']:.4g}: "
+            "compare the similarity matrices R Rᵀ and R' R'ᵀ, not the features themselves (that is the L2 baseline)"
+        )
+    if not vals["the teacher with its images shuffled"] > 1e-3:
+        return False, (
+            "a student whose features are the teacher's, shuffled between images, should cost something: image i of "
+            "the student must relate to image j as image i of the teacher does (MMD cannot see this; yours should)"
+        )
+    if not vals["a large drift"] > vals["a small drift"] > 0:
+        return (
+            False,
+            f"the loss should grow with the drift: small {vals['a small drift']:.4g}, large {vals['a large drift']:.4g}",
+        )
+    teacher, student = r.clone().requires_grad_(True), drift(0.5).requires_grad_(True)
+    v, _ = _scalar(fn(teacher, student), "your function")
+    if not v.requires_grad:
+        return False, "no gradient reaches the student: compute the loss with torch operations on it"
+    v.backward()
+    if student.grad is None or float(student.grad.abs().sum()) == 0:
+        return False, "no gradient reaches the student"
+    if teacher.grad is not None and float(teacher.grad.abs().max()) > 0:
+        return False, "a gradient reaches the teacher: the teacher A is frozen, use teacher.detach()"
+    return True, (
+        "0 for the teacher and any rotation of it, > 0 when the images are shuffled (which MMD cannot see) and "
+        "growing with the drift, gradient into the student only: a relational term you could add to Eq. 5.6 as "
+        "an inc.LossTerm"
+    )
+
+
+EXERCISES = {"1": _check_mmd, "2": _check_bandwidth, "3": _check_relational_loss}

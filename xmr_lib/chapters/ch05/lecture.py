@@ -221,9 +221,35 @@ def plot_forgetting(first: dict, methods: Sequence[str]):
             ax.axhline(first["joint"].steps[-1]["groups"][g]["mAP"], ls="--", c="grey", lw=1, label="joint")
     axes[0].set(title="old classes (never seen again)", xlabel="iteration on the new classes", ylabel="mAP")
     axes[1].set(title="new classes (being learnt)", xlabel="iteration on the new classes")
-    axes[1].legend(fontsize=8, ncol=2)
+    axes[1].legend(fontsize=9, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def forgetting_view(one: dict, methods: Sequence[str]) -> Callable:
+    """``draw(method, seed)`` for ``viz.explorer``: old- and new-class mAP while ``method`` learns the new classes
+    (seed ``seed`` of the one-step run), against fine-tuning (grey) from the same network A, with A's old-class mAP
+    before (dotted) and joint training (dashed) when they were run. Draws recorded curves only (no training)."""
+
+    def draw(method: str, seed: int):
+        runs_ = one[seed]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharex=True, layout="constrained")
+        shown = ([("ft", "0.6", 1.2)] if method != "ft" and "ft" in runs_ else []) + [(method, "C0", 2.2)]
+        for m, colour, lw in shown:
+            for g, ax in zip((0, 1), axes):
+                x, y_ = runs_[m].curve(group=g, task=1)
+                ax.plot(x - x.min(), y_, marker=".", c=colour, lw=lw, label=m)
+        axes[0].axhline(runs_["initial"].steps[0]["groups"][0]["mAP"], ls=":", c="k", lw=1, label="A before")
+        if "joint" in runs_:
+            for g, ax in zip((0, 1), axes):
+                ax.axhline(runs_["joint"].steps[-1]["groups"][g]["mAP"], ls="--", c="grey", lw=1, label="joint")
+        axes[0].set(title=f"{method}, seed {seed}: old classes", xlabel="iteration on the new classes", ylabel="mAP")
+        axes[1].set(title="new classes (being learnt)", xlabel="iteration on the new classes", ylim=(0, 1.02))
+        axes[0].set_ylim(0, 1.02)
+        axes[0].legend(fontsize=9)
+        return fig
+
+    return draw
 
 
 def plot_loss_terms(result: inc.IncrementalResult):
@@ -296,9 +322,10 @@ def plot_after_bars(one: dict, methods: Sequence[str], init_old: Sequence[float]
             ax.scatter(np.full(len(v), x[i] + (k - 0.5) * 0.38), v, s=8, c="k", zorder=3)
     ax.axhline(np.mean(init_old), ls=":", c="k", lw=1, label="A on old (before)")
     ax.set_xticks(x, list(methods))
+    ax.set_ylim(0, 1.05)  # bars start at 0: their heights compare
     ax.set_ylabel("mAP")
     ax.set_title("After learning the new classes (dots: seeds)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -360,7 +387,7 @@ def plot_tradeoff(pts: pd.DataFrame, first: dict):
             ax.annotate(
                 f"{row['weight']:g}",
                 (row["new mAP"], row["old mAP"]),
-                fontsize=7,
+                fontsize=9,
                 xytext=(3, 3),
                 textcoords="offset points",
             )
@@ -391,7 +418,7 @@ def plot_tradeoff(pts: pd.DataFrame, first: dict):
         ylabel="old-class mAP (stability)",
         title="Each regulariser across its weight (numbers: weights)",
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -458,15 +485,16 @@ def run_multi(
 
 def plot_results_matrices(multi: dict, methods: Sequence[str]):
     """The results matrix R[step, group] (mAP) of each method, with its forgetting after the last step."""
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.1 * len(methods), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.3), squeeze=False)
     for ax, m in zip(axes[0], methods):
         R_ = multi[m].matrix("mAP")
         ax.imshow(R_, vmin=0, vmax=1, cmap="viridis")
         for (i, j), v in np.ndenumerate(R_):
             if not np.isnan(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9, color="w" if v < 0.6 else "k")
         ax.set(title=f"{m}: forgetting {multi[m].forgetting():.2f}", xlabel="group", ylabel="after step")
-        ax.set_xticks(range(R_.shape[1]), ["old"] + [f"new{g}" for g in range(1, R_.shape[1])], fontsize=7)
+        ax.set_xticks(range(R_.shape[1]), ["old"] + [f"new{g}" for g in range(1, R_.shape[1])], fontsize=9)
+        ax.set_yticks(range(R_.shape[0]))  # whole steps
     fig.suptitle("Results matrix R[step, group] (mAP)", y=1.02)
     fig.tight_layout()
     return fig
