@@ -266,3 +266,56 @@ def test_an_unreadable_last_checkpoint_falls_back_to_the_one_before(tmp_path):
         resumed = tr.fit(ToyTask(init_seed=5))
     assert tr.resumed_from == "epoch_0"
     _same(straight, resumed)
+
+
+# --------------------------------------------------------------------------------------------- the methods' tasks
+
+
+def test_the_methods_are_tasks_that_a_trainer_runs_like_their_functions():
+    """Each ported method is a module-level Task subclass; its public function only validates, builds the task and
+    fits it, so driving the task by hand gives the function's result bit for bit."""
+    from xmr_lib.chapters.ch03.hashing import HashingTask
+    from xmr_lib.chapters.ch04.adversarial import CommonSpaceTask
+    from xmr_lib.chapters.ch08 import transfer as T
+    from xmr_lib.chapters.ch10 import common_space as cs
+    from xmr_lib.train.finetune import FinetuneTask
+
+    for cls in (HashingTask, FinetuneTask, T.HeadsTask, cs.CommonSpaceTrainTask, CommonSpaceTask):
+        assert issubclass(cls, loop.Task) and "training_step" in vars(cls), cls
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    xi = (rng.normal(size=(3, 6))[y] + rng.normal(size=(60, 6))).astype(np.float32)
+    xt = (rng.normal(size=(3, 5))[y] + rng.normal(size=(60, 5))).astype(np.float32)
+
+    cfg = cs.CommonSpaceTrainConfig(objective="adversarial", hidden=8, latent=4, iterations=7, batch_size=16)
+    model, hist = cs.train_common_space_model(xi, xt, y, cfg, seed=1)
+    torch.manual_seed(1)
+    mine = cs.IsomorphicNet(6, 5, 3, 8, 4, cfg.mode, cfg.share, cfg.dropout, cfg.latent_dropout, cfg.init_std, 1)
+    task = cs.CommonSpaceTrainTask(mine, cfg, xi, xt, y, 3, seed=1, device=torch.device("cpu"))
+    loop.Trainer(max_steps=7, device="cpu", progress=False).fit(task)
+    assert task.hist == hist and len(hist["adv"]) == 7
+    for a, b in zip(model.parameters(), mine.parameters()):
+        assert torch.equal(a, b)
+
+    heads = {"a": T.xavier_init(3, 6, seed=0), "b": T.xavier_init(3, 6, seed=1)}
+    h = T.fine_tune_heads(heads, xi, y, xi, y, iterations=9, batch_size=16, dropout=0.5, eval_every=4, seed=2)
+    task = T.HeadsTask(
+        np.stack([heads[k][0] for k in heads]),
+        np.stack([heads[k][1] for k in heads]),
+        xi,
+        y,
+        xi,
+        y,
+        iterations=9,
+        batch_size=16,
+        lr=1e-3,
+        dropout=0.5,
+        eval_every=4,
+        gen=torch.Generator().manual_seed(2),
+        device=torch.device("cpu"),
+    )
+    loop.Trainer(max_steps=9, device="cpu", progress=False).fit(task)
+    g = task.history(list(heads))
+    assert g.iterations.tolist() == h.iterations.tolist() == [0, 4, 8, 9]
+    assert np.array_equal(g.fscore, h.fscore) and np.array_equal(g.weight, h.weight)

@@ -199,6 +199,140 @@ def _gem_p(net: nn.Module) -> float:
     return float(np.mean(ps)) if ps else math.nan
 
 
+class FinetuneTask(loop.Task):
+    """The tuple training of :func:`train_retrieval_net` as a :class:`xmr_lib.train.loop.Task`: every epoch mines
+    hard negatives for fresh query–positive pairs (``on_epoch_start``), then steps Adam on batches of tuples.
+
+    Args are those of :func:`train_retrieval_net` (``groups`` as checked integer labels), plus ``dist`` (a
+    :class:`xmr_lib.train.distributed.DistContext`) and ``device`` (the resolved ``torch.device``). ``hist``, the
+    :class:`FinetuneHistory`, travels with checkpoints together with the network, optimiser and schedule.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        inputs,
+        groups: np.ndarray,
+        *,
+        queries_per_epoch: int,
+        pool_size: int,
+        n_negatives: int,
+        loss: str,
+        margin: float,
+        contrastive_form: str,
+        lr: float,
+        pool_lr_mult: float,
+        weight_decay: float,
+        lr_decay: float,
+        batch_tuples: int,
+        seed: int,
+        device: torch.device,
+        dist,
+        callback: Callable[[int, nn.Module], None] | None = None,
+    ):
+        self.net, self.inputs, self.g = net, inputs, groups
+        self.queries_per_epoch, self.pool_size, self.n_negatives = queries_per_epoch, pool_size, n_negatives
+        self.loss, self.margin, self.contrastive_form = loss, margin, contrastive_form
+        self.lr, self.pool_lr_mult, self.weight_decay, self.lr_decay = lr, pool_lr_mult, weight_decay, lr_decay
+        self.batch_tuples, self.seed, self.device, self.dist, self.callback = batch_tuples, seed, device, dist, callback
+        self.model = None  # DistributedDataParallel under torchrun, else net itself
+        self.opt = self.sched = None
+        self.hist = FinetuneHistory()
+        self.t0, self.rng, self.qi, self.pi, self.neg, self.total = 0.0, None, None, None, None, 0.0  # this epoch's
+
+    def on_fit_start(self, trainer: loop.Trainer) -> None:
+        self.net.to(trainer.device)
+        self.model = self.dist.wrap(self.net, trainer.device)
+        self.opt = torch.optim.Adam(parameter_groups(self.net, self.lr, self.pool_lr_mult, self.weight_decay))
+        self.sched = torch.optim.lr_scheduler.ExponentialLR(self.opt, gamma=self.lr_decay)
+
+    def on_epoch_start(self, trainer: loop.Trainer, epoch: int) -> None:
+        # every epoch reseeds its own draws, so that an epoch does not depend on how the run got there
+        net, inputs, g, dev, k = self.net, self.inputs, self.g, self.device, self.n_negatives
+        self.t0 = time.time()
+        rng = self.rng = np.random.default_rng([int(self.seed), epoch])
+        torch.manual_seed(int(self.seed) * 1000 + epoch)
+        qi, pi = mining.positive_pairs(g, int(self.queries_per_epoch), rng)
+        pool = rng.choice(len(inputs), size=min(int(self.pool_size), len(inputs)), replace=False)
+        qd = embed(net, _take(inputs, qi), device=dev)
+        pd = embed(net, _take(inputs, pool), device=dev)
+        neg_local, _ = mining.hard_negatives(qd, pd, g[qi], g[pool], k)
+        found = neg_local >= 0
+        neg = pool[np.maximum(neg_local, 0)]  # (Q, k) indices into inputs
+        if not found.all():  # the random pool held too few other groups: fill with random other-group items
+            neg = np.where(found, neg, mining.random_negatives(g[qi], g, k, rng))
+        self.hist.negative_distance.append(
+            float(
+                torch.linalg.vector_norm(qd[:, None, :] - pd[torch.as_tensor(np.where(found, neg_local, 0))], dim=2)[
+                    torch.as_tensor(found)
+                ].mean()
+            )
+        )
+        self.hist.positive_distance.append(
+            float(torch.linalg.vector_norm(qd - embed(net, _take(inputs, pi), device=dev), dim=1).mean())
+        )
+        self.qi, self.pi, self.neg, self.total = qi, pi, neg, 0.0
+        net.train()
+        freeze_batchnorm(net)
+
+    def batches(self, trainer: loop.Trainer, epoch: int):
+        order = self.rng.permutation(len(self.qi))
+        for b in range(0, len(order), int(self.batch_tuples)):
+            yield order[b : b + int(self.batch_tuples)]  # the global batch
+
+    def training_step(self, trainer: loop.Trainer, sel: np.ndarray) -> dict:
+        qi, pi, neg, dev, dist = self.qi, self.pi, self.neg, self.device, self.dist
+        B, k = len(sel), self.n_negatives
+        mine, weight = dist.shard(sel), 1.0  # this rank's tuples (all of them in one process)
+        if len(mine) == 0:  # a short last batch: join the gradient reduction
+            mine, weight = sel[:1], 0.0
+        Bm = len(mine)
+        idx = np.concatenate([qi[mine], pi[mine], neg[mine].reshape(-1)])
+        out = _forward(self.model, _take(self.inputs, idx), dev)
+        q, p, n = out[:Bm], out[Bm : 2 * Bm], out[2 * Bm :].view(Bm, k, -1)
+        if self.loss == "contrastive":
+            x1 = torch.cat([q, q.repeat_interleave(k, dim=0)])
+            x2 = torch.cat([p, n.reshape(Bm * k, -1)])
+            lab = torch.cat([torch.ones(Bm), torch.zeros(Bm * k)]).to(dev)
+            value = losses.contrastive_loss(x1, x2, lab, self.margin, form=self.contrastive_form, reduction="sum") / B
+        else:
+            value = losses.triplet_loss(q, p, n, self.margin, reduction="sum") / B
+        # DDP averages gradients over the ranks: scaled by the world size, the average is the gradient of the
+        # global batch's loss (this rank's share of it is `value`)
+        return {"loss": value * (dist.world * weight), "value": value, "weight": weight, "B": B}
+
+    def optimizers(self, trainer: loop.Trainer, sel: np.ndarray) -> list:
+        return [self.opt]
+
+    def on_step_end(self, trainer: loop.Trainer, sel: np.ndarray, out: dict) -> None:
+        self.total += self.dist.sum(float(out["value"].detach()) * out["weight"]) * out["B"]
+
+    def on_epoch_end(self, trainer: loop.Trainer, epoch: int) -> None:
+        hist = self.hist
+        hist.lr.append(float(self.opt.param_groups[0]["lr"]))
+        self.sched.step()
+        self.net.eval()
+        hist.loss.append(self.total / len(self.qi))
+        hist.p.append(_gem_p(self.net))
+        hist.seconds.append(time.time() - self.t0)
+        if self.callback is not None:
+            self.callback(epoch, self.net)
+
+    def state_dict(self) -> dict:
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "history": self.hist.as_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.hist = FinetuneHistory(**state["history"])
+
+
 def train_retrieval_net(
     net: nn.Module,
     inputs: torch.Tensor,
@@ -267,115 +401,30 @@ def train_retrieval_net(
     dist = distributed.context(dev)
     if dist.enabled and dev.type == "cuda":
         dev = torch.device("cuda", dist.local_rank)
-    model = None  # DistributedDataParallel under torchrun, else net itself
-    opt = sched = None
-    hist = FinetuneHistory()
-    ep: dict[str, Any] = {}  # this epoch's mined tuples, running loss and clock
-
-    def on_fit_start(tr: loop.Trainer) -> None:
-        nonlocal model, opt, sched
-        net.to(tr.device)
-        model = dist.wrap(net, tr.device)
-        opt = torch.optim.Adam(parameter_groups(net, lr, pool_lr_mult, weight_decay))
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
-
-    def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
-        # every epoch reseeds its own draws, so that an epoch does not depend on how the run got there
-        ep["t0"] = time.time()
-        rng = ep["rng"] = np.random.default_rng([int(seed), epoch])
-        torch.manual_seed(int(seed) * 1000 + epoch)
-        qi, pi = mining.positive_pairs(g, int(queries_per_epoch), rng)
-        pool = rng.choice(len(inputs), size=min(int(pool_size), len(inputs)), replace=False)
-        qd = embed(net, _take(inputs, qi), device=dev)
-        pd = embed(net, _take(inputs, pool), device=dev)
-        neg_local, _ = mining.hard_negatives(qd, pd, g[qi], g[pool], n_negatives)
-        found = neg_local >= 0
-        neg = pool[np.maximum(neg_local, 0)]  # (Q, k) indices into inputs
-        if not found.all():  # the random pool held too few other groups: fill with random other-group items
-            neg = np.where(found, neg, mining.random_negatives(g[qi], g, n_negatives, rng))
-        hist.negative_distance.append(
-            float(
-                torch.linalg.vector_norm(qd[:, None, :] - pd[torch.as_tensor(np.where(found, neg_local, 0))], dim=2)[
-                    torch.as_tensor(found)
-                ].mean()
-            )
-        )
-        hist.positive_distance.append(
-            float(torch.linalg.vector_norm(qd - embed(net, _take(inputs, pi), device=dev), dim=1).mean())
-        )
-        ep.update(qi=qi, pi=pi, neg=neg, total=0.0)
-        net.train()
-        freeze_batchnorm(net)
-
-    def batches(tr: loop.Trainer, epoch: int):
-        order = ep["rng"].permutation(len(ep["qi"]))
-        for b in range(0, len(order), int(batch_tuples)):
-            yield order[b : b + int(batch_tuples)]  # the global batch
-
-    def training_step(tr: loop.Trainer, sel: np.ndarray) -> dict:
-        qi, pi, neg = ep["qi"], ep["pi"], ep["neg"]
-        B, k = len(sel), n_negatives
-        mine, weight = dist.shard(sel), 1.0  # this rank's tuples (all of them in one process)
-        if len(mine) == 0:  # a short last batch: join the gradient reduction
-            mine, weight = sel[:1], 0.0
-        Bm = len(mine)
-        idx = np.concatenate([qi[mine], pi[mine], neg[mine].reshape(-1)])
-        out = _forward(model, _take(inputs, idx), dev)
-        q, p, n = out[:Bm], out[Bm : 2 * Bm], out[2 * Bm :].view(Bm, k, -1)
-        if loss == "contrastive":
-            x1 = torch.cat([q, q.repeat_interleave(k, dim=0)])
-            x2 = torch.cat([p, n.reshape(Bm * k, -1)])
-            lab = torch.cat([torch.ones(Bm), torch.zeros(Bm * k)]).to(dev)
-            value = losses.contrastive_loss(x1, x2, lab, margin, form=contrastive_form, reduction="sum") / B
-        else:
-            value = losses.triplet_loss(q, p, n, margin, reduction="sum") / B
-        # DDP averages gradients over the ranks: scaled by the world size, the average is the gradient of the
-        # global batch's loss (this rank's share of it is `value`)
-        return {"loss": value * (dist.world * weight), "value": value, "weight": weight, "B": B}
-
-    def on_step_end(tr: loop.Trainer, sel: np.ndarray, out: dict) -> None:
-        ep["total"] += dist.sum(float(out["value"].detach()) * out["weight"]) * out["B"]
-
-    def on_epoch_end(tr: loop.Trainer, epoch: int) -> None:
-        hist.lr.append(float(opt.param_groups[0]["lr"]))
-        sched.step()
-        net.eval()
-        hist.loss.append(ep["total"] / len(ep["qi"]))
-        hist.p.append(_gem_p(net))
-        hist.seconds.append(time.time() - ep["t0"])
-        if callback is not None:
-            callback(epoch, net)
-
-    def state_dict() -> dict:
-        return {
-            "net": net.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "history": hist.as_dict(),
-        }
-
-    def load_state_dict(state: dict) -> None:
-        nonlocal hist
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        hist = FinetuneHistory(**state["history"])
-
-    task = loop.Task(
-        on_fit_start=on_fit_start,
-        on_epoch_start=on_epoch_start,
-        batches=batches,
-        training_step=training_step,
-        optimizers=lambda tr, sel: [opt],
-        on_step_end=on_step_end,
-        on_epoch_end=on_epoch_end,
-        state_dict=state_dict,
-        load_state_dict=load_state_dict,
+    task = FinetuneTask(
+        net,
+        inputs,
+        g,
+        queries_per_epoch=queries_per_epoch,
+        pool_size=pool_size,
+        n_negatives=n_negatives,
+        loss=loss,
+        margin=margin,
+        contrastive_form=contrastive_form,
+        lr=lr,
+        pool_lr_mult=pool_lr_mult,
+        weight_decay=weight_decay,
+        lr_decay=lr_decay,
+        batch_tuples=batch_tuples,
+        seed=seed,
+        device=dev,
+        dist=dist,
+        callback=callback,
     )
     loop.Trainer(
         max_epochs=int(epochs), device=dev, progress=progress, desc="fine-tuning", checkpoint=checkpoint, dist=dist
     ).fit(task)
-    return hist
+    return task.hist
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -731,6 +731,170 @@ def _as_tensor(name: str, a: Any, rows: int | None = None) -> torch.Tensor:
     return t
 
 
+class HashingTask(loop.Task):
+    """The alternating (DCMH) training of :func:`train_cross_modal_hashing` as a :class:`xmr_lib.train.loop.Task`.
+
+    An epoch is an image pass then a text pass; each step updates one branch (and the label predictor, and in
+    ``entropy_mode="literal"`` the domain predictors) against the other modality's buffered features, then, in
+    ``entropy_mode="adversarial"``, gives the domain predictors ``d_steps`` steps of their own. Every epoch appends
+    one dict of statistics to ``model.history``.
+
+    Args:
+        model: the :class:`CrossModalHashingModel`, already on the device of ``X``, ``Y``, ``L``.
+        X, Y, L: (n, d_img) image features, (n, T) texts and (n, c) labels, as float tensors on the model's device.
+        gen: the ``torch.Generator`` of the batch order.
+        probe_every, on_epoch: as in :func:`train_cross_modal_hashing`.
+    """
+
+    def __init__(
+        self,
+        model: CrossModalHashingModel,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        L: torch.Tensor,
+        gen: torch.Generator,
+        probe_every: int = 1,
+        on_epoch: Callable[[int, dict], None] | None = None,
+    ):
+        c = self.c = model.config
+        self.model, self.X, self.Y, self.L, self.gen = model, X, Y, L, gen
+        self.probe_every, self.on_epoch = probe_every, on_epoch
+        self.n, self.bs, self.wts = X.shape[0], min(c.batch_size, X.shape[0]), c.weights()
+        self.enc_params = {"image": list(model.image_net.parameters()), "text": list(model.text_net.parameters())}
+        lab_params = list(model.label_predictor.parameters()) if model.label_predictor is not None else []
+        dom_modules = [m for m in (model.domain_real, model.domain_binary) if m is not None]
+        dom_params = [p for m in dom_modules for p in m.parameters()]
+        # one optimiser per branch (alternating passes), one for the heads updated in both passes: the label
+        # predictor, and in "literal" mode the domain predictors (θ_d inside the same min as in Eq. 3.2)
+        self.opt = {
+            k: torch.optim.Adam(v, lr=c.lr_start, weight_decay=c.weight_decay) for k, v in self.enc_params.items()
+        }
+        head_params = lab_params + (dom_params if c.entropy_mode == "literal" else [])
+        self.opt_heads = (
+            torch.optim.Adam(head_params, lr=c.lr_start, weight_decay=c.weight_decay) if head_params else None
+        )
+        self.opt_d = torch.optim.Adam(dom_params, lr=c.d_lr) if dom_params and c.entropy_mode == "adversarial" else None
+        # buffers of the whole training set: common features and soft codes of each modality (DCMH's F and G)
+        model.eval()
+        with torch.no_grad():
+            self.buf = {
+                "image": [t.clone() for t in _batched(model.image_net, X)],
+                "text": [t.clone() for t in _batched(model.text_net, Y)],
+            }
+        model.train()
+        self.shared_b = sign_codes(self.buf["image"][1] + self.buf["text"][1])
+        self.inputs = {"image": X, "text": Y}
+        self.S_full = self.W_full = None
+        if c.pair_scope == "buffer":
+            self.S_full = binary_similarity(L, L)
+            self.W_full = multilevel_similarity(L, L, c.multilevel_norm) if c.eta > 0 else None
+        self.t0 = time.perf_counter()
+        self.n_seen = 0
+        self.lr, self.sums, self.counts, self.probe_now = c.lr_start, {}, {}, False  # this epoch's
+
+    _DOMAIN_ID = {"image": 0, "text": 1}
+
+    def _acc(self, key: str, val: float) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + float(val)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def on_epoch_start(self, trainer: loop.Trainer, epoch: int) -> None:
+        c = self.c
+        self.lr = _lr_at(c, epoch)
+        for o in [*self.opt.values(), self.opt_heads]:
+            for g in o.param_groups if o is not None else []:
+                g["lr"] = self.lr
+        self.sums, self.counts = {}, {}
+        self.probe_now = self.probe_every > 0 and (epoch % self.probe_every == 0 or epoch == c.epochs - 1)
+
+    def batches(self, trainer: loop.Trainer, epoch: int):
+        for mod in ("image", "text"):  # the image pass, then the text pass
+            perm = torch.randperm(self.n, generator=self.gen).to(self.X.device)
+            for b in range(max(1, self.n // self.bs)):
+                yield mod, b, perm[b * self.bs : (b + 1) * self.bs]
+
+    def training_step(self, trainer: loop.Trainer, batch) -> dict:
+        c, model, L, wts = self.c, self.model, self.L, self.wts
+        mod, b, ind = batch
+        other = "text" if mod == "image" else "image"
+        f, h = model.branch(mod)(self.inputs[mod][ind])
+        if c.pair_scope == "buffer":
+            of, oh = self.buf[other][0], self.buf[other][1]
+            S = self.S_full[ind]
+            W = self.W_full[ind] if self.W_full is not None else None
+        else:
+            with torch.no_grad():
+                of, oh = model.branch(other)(self.inputs[other][ind])
+            S = binary_similarity(L[ind], L[ind])
+            W = multilevel_similarity(L[ind], L[ind], c.multilevel_norm) if c.eta > 0 else None
+        n_part = of.shape[0]
+        terms = _loss_terms(model, c, f, h, of, oh, S, W, L[ind], mod, self.shared_b[ind], self._DOMAIN_ID[mod])
+        terms = {k: v / _normaliser(k, c.loss_reduction, len(ind), n_part) for k, v in terms.items()}
+        total = total_loss(terms, **wts)
+        if self.probe_now and b == 0:
+            weighted = {k: wts[_WEIGHT_OF[k]] * v for k, v in terms.items() if wts[_WEIGHT_OF[k]] > 0}
+            for k, g in term_gradient_norms(weighted, f).items():
+                self._acc(f"{mod}/grad_F/{k}", g)
+            for k, g in term_gradient_norms(weighted, h).items():
+                self._acc(f"{mod}/grad_H/{k}", g)
+        return {"loss": total, "terms": terms, "f": f, "h": h, "of": of, "oh": oh}
+
+    def optimizers(self, trainer: loop.Trainer, batch) -> list:
+        return [self.opt[batch[0]], self.opt_heads]
+
+    def clip_gradients(self, trainer: loop.Trainer, batch) -> None:
+        if self.c.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.enc_params[batch[0]], self.c.grad_clip)
+
+    def on_step_end(self, trainer: loop.Trainer, batch, out: dict) -> None:
+        c, buf = self.c, self.buf
+        mod, _, ind = batch
+        other = "text" if mod == "image" else "image"
+        self.n_seen += len(ind)
+        for k, v in out["terms"].items():
+            self._acc(f"{mod}/{k}", v.item())
+        self._acc(f"{mod}/total", out["loss"].item())
+        with torch.no_grad():
+            fd, hd = out["f"].detach(), out["h"].detach()
+            if c.pair_scope == "buffer":
+                buf[mod][0][ind], buf[mod][1][ind] = fd, hd
+            if self.opt_d is not None:
+                ofd, ohd = (
+                    (buf[other][0][ind], buf[other][1][ind]) if c.pair_scope == "buffer" else (out["of"], out["oh"])
+                )
+        for _ in range(c.d_steps if self.opt_d is not None else 0):
+            dl = _domain_step_loss(self.model, fd, hd, ofd, ohd, self._DOMAIN_ID[mod])
+            trainer.optimize(dl, [self.opt_d])
+            self._acc("domain_ce", dl.item())
+
+    def on_epoch_end(self, trainer: loop.Trainer, epoch: int) -> None:
+        c, model = self.c, self.model
+        if c.pair_scope == "in_batch" or c.quant_target == "shared" or epoch == c.epochs - 1:
+            model.eval()
+            with torch.no_grad():
+                self.buf = {
+                    "image": list(_batched(model.image_net, self.X)),
+                    "text": list(_batched(model.text_net, self.Y)),
+                }
+            model.train()
+        buf = self.buf
+        self.shared_b = sign_codes(buf["image"][1] + buf["text"][1])
+        stats = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        stats.update(
+            epoch=epoch,
+            lr=self.lr,
+            seconds=time.perf_counter() - self.t0,
+            pairs_per_s=self.n_seen / max(time.perf_counter() - self.t0, 1e-9),
+        )
+        stats.update(_domain_diagnostics(model, buf))
+        bb = bit_balance(torch.cat([buf["image"][1], buf["text"][1]]))
+        stats["bit_balance_min"] = float(np.minimum(bb, 1 - bb).min())
+        model.history.append(stats)
+        trainer.set_postfix(loss=f"{stats.get('image/total', 0):.3g}/{stats.get('text/total', 0):.3g}")
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, stats)
+
+
 def train_cross_modal_hashing(
     image_x: Any,
     text_y: Any,
@@ -777,142 +941,7 @@ def train_cross_modal_hashing(
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     model = CrossModalHashingModel(X.shape[1], Y.shape[1], L.shape[1], c).to(dev)
-    X, Y, L = X.to(dev), Y.to(dev), L.to(dev)
-    bs = min(c.batch_size, n)
-    wts = c.weights()
-
-    enc_params = {"image": list(model.image_net.parameters()), "text": list(model.text_net.parameters())}
-    lab_params = list(model.label_predictor.parameters()) if model.label_predictor is not None else []
-    dom_modules = [m for m in (model.domain_real, model.domain_binary) if m is not None]
-    dom_params = [p for m in dom_modules for p in m.parameters()]
-    # one optimiser per branch (alternating passes), one for the heads updated in both passes: the label
-    # predictor, and in "literal" mode the domain predictors (θ_d inside the same min as in Eq. 3.2)
-    opt = {k: torch.optim.Adam(v, lr=c.lr_start, weight_decay=c.weight_decay) for k, v in enc_params.items()}
-    head_params = lab_params + (dom_params if c.entropy_mode == "literal" else [])
-    opt_heads = torch.optim.Adam(head_params, lr=c.lr_start, weight_decay=c.weight_decay) if head_params else None
-    opt_d = torch.optim.Adam(dom_params, lr=c.d_lr) if dom_params and c.entropy_mode == "adversarial" else None
-
-    # buffers of the whole training set: common features and soft codes of each modality (DCMH's F and G)
-    model.eval()
-    with torch.no_grad():
-        buf = {
-            "image": [t.clone() for t in _batched(model.image_net, X)],
-            "text": [t.clone() for t in _batched(model.text_net, Y)],
-        }
-    model.train()
-    shared_b = sign_codes(buf["image"][1] + buf["text"][1])
-    inputs = {"image": X, "text": Y}
-    domain_id = {"image": 0, "text": 1}
-    S_full = W_full = None
-    if c.pair_scope == "buffer":
-        S_full = binary_similarity(L, L)
-        W_full = multilevel_similarity(L, L, c.multilevel_norm) if c.eta > 0 else None
-
-    t0 = time.perf_counter()
-    n_seen = 0
-    ep: dict[str, Any] = {}  # this epoch's lr, running sums and counts, probe flag
-
-    def acc(key: str, val: float) -> None:
-        ep["sums"][key] = ep["sums"].get(key, 0.0) + float(val)
-        ep["counts"][key] = ep["counts"].get(key, 0) + 1
-
-    def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
-        lr = _lr_at(c, epoch)
-        for o in [*opt.values(), opt_heads]:
-            for g in o.param_groups if o is not None else []:
-                g["lr"] = lr
-        ep.update(
-            lr=lr, sums={}, counts={}, probe_now=probe_every > 0 and (epoch % probe_every == 0 or epoch == c.epochs - 1)
-        )
-
-    def batches(tr: loop.Trainer, epoch: int):
-        for mod in ("image", "text"):  # the image pass, then the text pass
-            perm = torch.randperm(n, generator=gen).to(dev)
-            for b in range(max(1, n // bs)):
-                yield mod, b, perm[b * bs : (b + 1) * bs]
-
-    def training_step(tr: loop.Trainer, batch) -> dict:
-        mod, b, ind = batch
-        other = "text" if mod == "image" else "image"
-        f, h = model.branch(mod)(inputs[mod][ind])
-        if c.pair_scope == "buffer":
-            of, oh = buf[other][0], buf[other][1]
-            S = S_full[ind]
-            W = W_full[ind] if W_full is not None else None
-        else:
-            with torch.no_grad():
-                of, oh = model.branch(other)(inputs[other][ind])
-            S = binary_similarity(L[ind], L[ind])
-            W = multilevel_similarity(L[ind], L[ind], c.multilevel_norm) if c.eta > 0 else None
-        n_part = of.shape[0]
-        terms = _loss_terms(model, c, f, h, of, oh, S, W, L[ind], mod, shared_b[ind], domain_id[mod])
-        terms = {k: v / _normaliser(k, c.loss_reduction, len(ind), n_part) for k, v in terms.items()}
-        total = total_loss(terms, **wts)
-        if ep["probe_now"] and b == 0:
-            weighted = {k: wts[_WEIGHT_OF[k]] * v for k, v in terms.items() if wts[_WEIGHT_OF[k]] > 0}
-            for k, g in term_gradient_norms(weighted, f).items():
-                acc(f"{mod}/grad_F/{k}", g)
-            for k, g in term_gradient_norms(weighted, h).items():
-                acc(f"{mod}/grad_H/{k}", g)
-        return {"loss": total, "terms": terms, "f": f, "h": h, "of": of, "oh": oh}
-
-    def clip_gradients(tr: loop.Trainer, batch) -> None:
-        if c.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(enc_params[batch[0]], c.grad_clip)
-
-    def on_step_end(tr: loop.Trainer, batch, out: dict) -> None:
-        nonlocal n_seen
-        mod, _, ind = batch
-        other = "text" if mod == "image" else "image"
-        n_seen += len(ind)
-        for k, v in out["terms"].items():
-            acc(f"{mod}/{k}", v.item())
-        acc(f"{mod}/total", out["loss"].item())
-        with torch.no_grad():
-            fd, hd = out["f"].detach(), out["h"].detach()
-            if c.pair_scope == "buffer":
-                buf[mod][0][ind], buf[mod][1][ind] = fd, hd
-            if opt_d is not None:
-                ofd, ohd = (
-                    (buf[other][0][ind], buf[other][1][ind]) if c.pair_scope == "buffer" else (out["of"], out["oh"])
-                )
-        for _ in range(c.d_steps if opt_d is not None else 0):
-            dl = _domain_step_loss(model, fd, hd, ofd, ohd, domain_id[mod])
-            tr.optimize(dl, [opt_d])
-            acc("domain_ce", dl.item())
-
-    def on_epoch_end(tr: loop.Trainer, epoch: int) -> None:
-        nonlocal buf, shared_b
-        if c.pair_scope == "in_batch" or c.quant_target == "shared" or epoch == c.epochs - 1:
-            model.eval()
-            with torch.no_grad():
-                buf = {"image": list(_batched(model.image_net, X)), "text": list(_batched(model.text_net, Y))}
-            model.train()
-        shared_b = sign_codes(buf["image"][1] + buf["text"][1])
-        stats = {k: ep["sums"][k] / ep["counts"][k] for k in ep["sums"]}
-        stats.update(
-            epoch=epoch,
-            lr=ep["lr"],
-            seconds=time.perf_counter() - t0,
-            pairs_per_s=n_seen / max(time.perf_counter() - t0, 1e-9),
-        )
-        stats.update(_domain_diagnostics(model, buf))
-        bb = bit_balance(torch.cat([buf["image"][1], buf["text"][1]]))
-        stats["bit_balance_min"] = float(np.minimum(bb, 1 - bb).min())
-        model.history.append(stats)
-        tr.set_postfix(loss=f"{stats.get('image/total', 0):.3g}/{stats.get('text/total', 0):.3g}")
-        if on_epoch is not None:
-            on_epoch(epoch, stats)
-
-    task = loop.Task(
-        on_epoch_start=on_epoch_start,
-        batches=batches,
-        training_step=training_step,
-        optimizers=lambda tr, batch: [opt[batch[0]], opt_heads],
-        clip_gradients=clip_gradients,
-        on_step_end=on_step_end,
-        on_epoch_end=on_epoch_end,
-    )
+    task = HashingTask(model, X.to(dev), Y.to(dev), L.to(dev), gen, probe_every, on_epoch)
     loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc=f"hashing {c.n_bits} bits").fit(task)
     model.eval()
     return model

@@ -461,6 +461,83 @@ def _generator_terms(
     return total, t
 
 
+class CommonSpaceTask(loop.Task):
+    """Algorithm 1 of :func:`train_common_space` as a :class:`xmr_lib.train.loop.Task`: each step is an encoder step
+    on the generator terms (the adversary's parameters fixed), followed every ``k_steps`` steps by one step of the
+    adversary on ``L_c`` (every step with ``adversary="none"``). ``hist`` (:class:`TrainHistory`) gets one record
+    of per-epoch means per epoch.
+
+    Args:
+        model: the :class:`CommonSpaceModel`, on the device of the tensors. config: :class:`CommonSpaceConfig`.
+        xi_all: (n_images, Di) image features; xt_all: (n_pairs, Dt) caption features; pi: (n_pairs,) image index
+            of each caption (long), all on the model's device.
+        seed: seeds the batch order. callback: ``callback(epoch, model)`` after every epoch.
+    """
+
+    def __init__(self, model, config, xi_all, xt_all, pi, seed: int, callback=None):
+        c = self.c = config
+        self.model, self.callback = model, callback
+        self.opt = torch.optim.Adam(model.encoder_parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.opt_d = torch.optim.Adam(model.adversary_parameters(), lr=c.lr_d)
+        self.xi_all, self.xt_all, self.pi = xi_all, xt_all, pi
+        self.g = torch.Generator().manual_seed(seed)
+        self.hist = TrainHistory()
+        self.t0, self.sums, self.count = 0.0, {}, 0  # this epoch's clock, running sums and batch count
+
+    def on_epoch_start(self, trainer: loop.Trainer, epoch: int) -> None:
+        self.model.train()
+        self.t0, self.sums, self.count = time.time(), {}, 0
+
+    def batches(self, trainer: loop.Trainer, epoch: int):
+        bs, n = self.c.batch_size, len(self.pi)
+        order = torch.randperm(n, generator=self.g).to(self.pi.device)
+        for b in range(n // bs):  # drop the last, incomplete batch (BatchNorm, in-batch negatives)
+            yield order[b * bs : (b + 1) * bs]
+
+    def training_step(self, trainer: loop.Trainer, idx: torch.Tensor) -> dict:
+        y = self.pi[idx]
+        xi, xt = self.xi_all[y], self.xt_all[idx]
+        for p in self.model.adversary_parameters():
+            p.requires_grad_(False)  # θ_D fixed during the encoder step
+        total, terms = _generator_terms(self.model, self.c, xi, xt, y, self.c.grl_coeff)
+        return {"loss": total, "terms": terms, "xi": xi, "xt": xt}
+
+    def optimizers(self, trainer: loop.Trainer, idx: torch.Tensor) -> list:
+        return [self.opt]
+
+    def on_step_end(self, trainer: loop.Trainer, idx: torch.Tensor, out: dict) -> None:
+        c, model = self.c, self.model
+        for p in model.adversary_parameters():
+            p.requires_grad_(True)
+        with torch.no_grad():
+            zi, zt = model.image(out["xi"]), model.text(out["xt"])  # θ_E fixed from here on
+        li, lt = model.discriminator(zi), model.discriminator(zt)
+        with torch.no_grad():
+            ent = 0.5 * (modality_entropy(li).mean() + modality_entropy(lt).mean())
+            acc = 0.5 * ((li.argmax(1) == IMAGE).float().mean() + (lt.argmax(1) == TEXT).float().mean())
+        # one D step on L_c (Eq. 4.5) every k encoder steps (trainer.global_step counts the encoder steps); with
+        # adversary="none" D still learns every step (for the diagnostics) but never acts on the encoders
+        if c.adversary == "none" or trainer.global_step % c.k_steps == 0:
+            l_c = modality_classification_loss(li, lt)
+            if c.adversary == "separate":
+                l_c = l_c + modality_classification_loss(model.uncertainty(zi), model.uncertainty(zt))
+            trainer.optimize(l_c, [self.opt_d])
+        sums = self.sums
+        for k, v in out["terms"].items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        sums["total"] = sums.get("total", 0.0) + float(out["loss"].detach())
+        sums["d_entropy"] = sums.get("d_entropy", 0.0) + float(ent)
+        sums["d_accuracy"] = sums.get("d_accuracy", 0.0) + float(acc)
+        self.count += 1
+
+    def on_epoch_end(self, trainer: loop.Trainer, epoch: int) -> None:
+        rec = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        rec["seconds"] = time.time() - self.t0
+        self.hist.epochs.append(rec)
+        if self.callback is not None:
+            self.callback(epoch, self.model)
+
+
 def train_common_space(
     image_features: np.ndarray | torch.Tensor,
     text_features: np.ndarray | torch.Tensor,
@@ -504,73 +581,10 @@ def train_common_space(
     model = CommonSpaceModel(
         xi_all.shape[1], xt_all.shape[1], xi_all.shape[0], c.dim, c.hidden, c.dropout, c.d_hidden, seed
     ).to(dev)
-    opt = torch.optim.Adam(model.encoder_parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    opt_d = torch.optim.Adam(model.adversary_parameters(), lr=c.lr_d)
-    xi_all, xt_all, pi = xi_all.to(dev), xt_all.to(dev), pi.to(dev)
-    g = torch.Generator().manual_seed(seed)
-    hist = TrainHistory()
-    n = len(pi)
-    ep: dict[str, Any] = {}  # this epoch's running sums, batch count and clock
-
-    def on_epoch_start(tr: loop.Trainer, epoch: int) -> None:
-        model.train()
-        ep.update(t0=time.time(), sums={}, count=0)
-
-    def batches(tr: loop.Trainer, epoch: int):
-        order = torch.randperm(n, generator=g).to(dev)
-        for b in range(n // c.batch_size):  # drop the last, incomplete batch (BatchNorm, in-batch negatives)
-            yield order[b * c.batch_size : (b + 1) * c.batch_size]
-
-    def training_step(tr: loop.Trainer, idx: torch.Tensor) -> dict:
-        y = pi[idx]
-        xi, xt = xi_all[y], xt_all[idx]
-        for p in model.adversary_parameters():
-            p.requires_grad_(False)  # θ_D fixed during the encoder step
-        total, terms = _generator_terms(model, c, xi, xt, y, c.grl_coeff)
-        return {"loss": total, "terms": terms, "xi": xi, "xt": xt}
-
-    def on_step_end(tr: loop.Trainer, idx: torch.Tensor, out: dict) -> None:
-        for p in model.adversary_parameters():
-            p.requires_grad_(True)
-        with torch.no_grad():
-            zi, zt = model.image(out["xi"]), model.text(out["xt"])  # θ_E fixed from here on
-        li, lt = model.discriminator(zi), model.discriminator(zt)
-        with torch.no_grad():
-            ent = 0.5 * (modality_entropy(li).mean() + modality_entropy(lt).mean())
-            acc = 0.5 * ((li.argmax(1) == IMAGE).float().mean() + (lt.argmax(1) == TEXT).float().mean())
-        # one D step on L_c (Eq. 4.5) every k encoder steps (tr.global_step counts the encoder steps); with
-        # adversary="none" D still learns every step (for the diagnostics) but never acts on the encoders
-        if c.adversary == "none" or tr.global_step % c.k_steps == 0:
-            l_c = modality_classification_loss(li, lt)
-            if c.adversary == "separate":
-                l_c = l_c + modality_classification_loss(model.uncertainty(zi), model.uncertainty(zt))
-            tr.optimize(l_c, [opt_d])
-        sums = ep["sums"]
-        for k, v in out["terms"].items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        sums["total"] = sums.get("total", 0.0) + float(out["loss"].detach())
-        sums["d_entropy"] = sums.get("d_entropy", 0.0) + float(ent)
-        sums["d_accuracy"] = sums.get("d_accuracy", 0.0) + float(acc)
-        ep["count"] += 1
-
-    def on_epoch_end(tr: loop.Trainer, epoch: int) -> None:
-        rec = {k: v / max(ep["count"], 1) for k, v in ep["sums"].items()}
-        rec["seconds"] = time.time() - ep["t0"]
-        hist.epochs.append(rec)
-        if callback is not None:
-            callback(epoch, model)
-
-    task = loop.Task(
-        on_epoch_start=on_epoch_start,
-        batches=batches,
-        training_step=training_step,
-        optimizers=lambda tr, idx: [opt],
-        on_step_end=on_step_end,
-        on_epoch_end=on_epoch_end,
-    )
+    task = CommonSpaceTask(model, c, xi_all.to(dev), xt_all.to(dev), pi.to(dev), seed, callback)
     loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc="epochs").fit(task)
     model.eval()
-    return model, hist
+    return model, task.hist
 
 
 @torch.no_grad()

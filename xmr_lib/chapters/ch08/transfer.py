@@ -29,6 +29,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from xmr_lib.core import cache
 from xmr_lib.core.checks import check_class_ids, check_matrix
@@ -602,6 +603,86 @@ class FineTuneHistory:
         return {n: (self.iterations, self.fscore[r]) for r, n in enumerate(self.names)}
 
 
+class HeadsTask(loop.Task):
+    """The side-by-side training of :func:`fine_tune_heads` as a :class:`xmr_lib.train.loop.Task` (step mode).
+
+    The R heads are one (R, N, D) weight ``W`` and one (R, N) bias ``b``; a step draws a batch from an endless
+    stream of shuffled passes and a dropout mask from ``gen``, and minimises the sum of the R cross-entropies.
+    The heads are evaluated at construction (iteration 0), every ``eval_every`` steps and after the last step.
+
+    Args:
+        W0, B0: (R, N, D) and (R, N) float32 initial weights and biases.
+        Xtr, ytr, Xev, yev: training and evaluation features (float32) and classes, already checked.
+        iterations, batch_size, lr, dropout, eval_every: as in :func:`fine_tune_heads`.
+        gen: the ``torch.Generator`` of the batch order and dropout masks. device: a ``torch.device``.
+    """
+
+    def __init__(self, W0, B0, Xtr, ytr, Xev, yev, *, iterations, batch_size, lr, dropout, eval_every, gen, device):
+        dev = self.device = device
+        self.W = torch.tensor(W0, dtype=torch.float32, device=dev, requires_grad=True)  # (R, N, D)
+        self.b = torch.tensor(B0, dtype=torch.float32, device=dev, requires_grad=True)  # (R, N)
+        self.xtr = torch.from_numpy(Xtr).to(dev)
+        self.ttr = torch.from_numpy(ytr).to(dev)
+        self.xev, self.yev = torch.from_numpy(Xev).to(dev), yev
+        self.R, self.N = self.W.shape[0], self.W.shape[1]
+        self.opt = torch.optim.Adam([self.W, self.b], lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        self.gen, self.bs = gen, min(int(batch_size), len(Xtr))
+        self.iterations, self.dropout, self.eval_every = int(iterations), dropout, int(eval_every)
+        self.its, self.fs, self.pcs = [], [], []
+        self.evaluate(0)
+        self.perm = torch.randperm(len(Xtr), generator=gen)
+
+    def evaluate(self, it: int) -> None:
+        """Record the F-scores of the R heads on the evaluation set at iteration ``it``."""
+        with torch.no_grad():
+            logits = torch.einsum("md,rnd->rmn", self.xev, self.W) + self.b[:, None, :]  # (R, m, N)
+            pred = logits.argmax(-1).cpu().numpy()
+        pc = per_class_fscore(pred, self.yev, self.N)  # (R, N)
+        present = np.bincount(self.yev, minlength=self.N) > 0
+        self.its.append(it)
+        self.pcs.append(pc)
+        self.fs.append(pc[:, present].mean(1))
+
+    def batches(self, trainer: loop.Trainer, epoch: int):
+        # one endless stream: batches cycle through shuffled passes over the training set (a short rest is skipped)
+        n, pos = len(self.xtr), 0
+        while True:
+            if pos + self.bs > n:
+                self.perm = torch.randperm(n, generator=self.gen)
+                pos = 0
+            yield self.perm[pos : pos + self.bs].to(self.device)
+            pos += self.bs
+
+    def training_step(self, trainer: loop.Trainer, idx) -> torch.Tensor:
+        x, p = self.xtr[idx], self.dropout
+        if p > 0:
+            keep = (torch.rand(x.shape, generator=self.gen) >= p).to(self.device)
+            x = x * keep / (1.0 - p)
+        logits = torch.einsum("bd,rnd->rbn", x, self.W) + self.b[:, None, :]  # (R, bs, N)
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(self.R * len(idx), self.N), self.ttr[idx].repeat(self.R), reduction="sum"
+        ) / len(idx)
+
+    def optimizers(self, trainer: loop.Trainer, idx) -> list:
+        return [self.opt]
+
+    def on_step_end(self, trainer: loop.Trainer, idx, loss) -> None:
+        it = trainer.global_step  # 1-based: steps done
+        if it % self.eval_every == 0 or it == self.iterations:
+            self.evaluate(it)
+
+    def history(self, names: list[str]) -> "FineTuneHistory":
+        """The :class:`FineTuneHistory` of the heads ``names`` so far."""
+        return FineTuneHistory(
+            names=names,
+            iterations=np.array(self.its),
+            fscore=np.stack(self.fs, 1),
+            per_class=np.stack(self.pcs, 1),
+            weight=self.W.detach().cpu().numpy(),
+            bias=self.b.detach().cpu().numpy(),
+        )
+
+
 def fine_tune_heads(
     heads: Mapping[str, tuple[np.ndarray, np.ndarray]],
     train_features,
@@ -639,8 +720,6 @@ def fine_tune_heads(
     Returns:
         :class:`FineTuneHistory`.
     """
-    import torch
-
     if not heads:
         raise ValueError("heads: expected at least one (weight, bias) pair")
     names = list(heads)
@@ -670,70 +749,23 @@ def fine_tune_heads(
             f"{iterations}, {eval_every}, {batch_size}"
         )
 
-    dev = torch.device(device)
-    W = torch.tensor(np.stack(W0), dtype=torch.float32, device=dev, requires_grad=True)  # (R, N, D)
-    b = torch.tensor(np.stack(B0), dtype=torch.float32, device=dev, requires_grad=True)  # (R, N)
-    xtr = torch.from_numpy(Xtr).to(dev)
-    ttr = torch.from_numpy(ytr).to(dev)
-    xev = torch.from_numpy(Xev).to(dev)
-    R = len(names)
-    opt = torch.optim.Adam([W, b], lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    gen = torch.Generator().manual_seed(int(seed))
-    bs = min(int(batch_size), len(Xtr))
-
-    its, fs, pcs = [], [], []
-
-    def evaluate(it: int) -> None:
-        with torch.no_grad():
-            logits = torch.einsum("md,rnd->rmn", xev, W) + b[:, None, :]  # (R, m, N)
-            pred = logits.argmax(-1).cpu().numpy()
-        pc = per_class_fscore(pred, yev, N)  # (R, N)
-        present = np.bincount(yev, minlength=N) > 0
-        its.append(it)
-        pcs.append(pc)
-        fs.append(pc[:, present].mean(1))
-
-    evaluate(0)
-    perm = torch.randperm(len(Xtr), generator=gen)
-
-    def batches(tr: loop.Trainer, epoch: int):
-        # one endless stream: batches cycle through shuffled passes over the training set (a short rest is skipped)
-        nonlocal perm
-        pos = 0
-        while True:
-            if pos + bs > len(Xtr):
-                perm = torch.randperm(len(Xtr), generator=gen)
-                pos = 0
-            yield perm[pos : pos + bs].to(dev)
-            pos += bs
-
-    def training_step(tr: loop.Trainer, idx) -> torch.Tensor:
-        x = xtr[idx]
-        if dropout > 0:
-            keep = (torch.rand(x.shape, generator=gen) >= dropout).to(dev)
-            x = x * keep / (1.0 - dropout)
-        logits = torch.einsum("bd,rnd->rbn", x, W) + b[:, None, :]  # (R, bs, N)
-        return torch.nn.functional.cross_entropy(
-            logits.reshape(R * len(idx), N), ttr[idx].repeat(R), reduction="sum"
-        ) / len(idx)
-
-    def on_step_end(tr: loop.Trainer, idx, loss) -> None:
-        it = tr.global_step  # 1-based: steps done
-        if it % int(eval_every) == 0 or it == int(iterations):
-            evaluate(it)
-
-    task = loop.Task(
-        batches=batches, training_step=training_step, optimizers=lambda tr, idx: [opt], on_step_end=on_step_end
+    task = HeadsTask(
+        np.stack(W0),
+        np.stack(B0),
+        Xtr,
+        ytr,
+        Xev,
+        yev,
+        iterations=iterations,
+        batch_size=batch_size,
+        lr=lr,
+        dropout=dropout,
+        eval_every=eval_every,
+        gen=torch.Generator().manual_seed(int(seed)),
+        device=torch.device(device),
     )
-    loop.Trainer(max_steps=int(iterations), device=dev, progress=progress, desc="fine-tune").fit(task)
-    return FineTuneHistory(
-        names=names,
-        iterations=np.array(its),
-        fscore=np.stack(fs, 1),
-        per_class=np.stack(pcs, 1),
-        weight=W.detach().cpu().numpy(),
-        bias=b.detach().cpu().numpy(),
-    )
+    loop.Trainer(max_steps=int(iterations), device=task.device, progress=progress, desc="fine-tune").fit(task)
+    return task.history(names)
 
 
 # ----------------------------------------------------------------------------------------------------------------

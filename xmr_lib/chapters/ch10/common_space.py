@@ -327,6 +327,82 @@ class CommonSpaceTrainConfig:
             raise ValueError(f"lr_drop: expected a fraction in (0, 1], got {self.lr_drop!r}")
 
 
+class CommonSpaceTrainTask(loop.Task):
+    """The training of :func:`train_common_space_model` as a :class:`xmr_lib.train.loop.Task` (step mode): batches
+    of pairs from an endless stream of shuffled passes, one objective, the learning rate divided by 10 at
+    ``lr_drop × iterations``; with the adversarial objective a modality classifier ``disc`` behind a gradient
+    reversal whose coefficient ramps up over the run. ``hist`` holds ``{"loss": [...], "adv": [...]}`` per step.
+
+    Args:
+        model: the :class:`IsomorphicNet`, on ``device``. config: :class:`CommonSpaceTrainConfig`.
+        xi, xt: (n, Di), (n, Dt) float32 features; lab: (n,) class ids or (n, c) multi-hot; n_classes: c.
+        seed: seeds the batch order. device: a ``torch.device``.
+    """
+
+    def __init__(self, model, config, xi, xt, lab, n_classes: int, seed: int, device: torch.device):
+        c = self.c = config
+        self.model, self.device = model, device
+        params = list(model.parameters())
+        self.disc = None
+        if c.objective == "adversarial":
+            self.disc = ModalityClassifier(model.latent_dim, c.d_hidden).to(device)
+            params += list(self.disc.parameters())
+        self.opt = (
+            torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+            if c.optimizer == "adam"
+            else torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+        )
+        self.drop_at = max(1, int(round(c.lr_drop * c.iterations)))
+        self.Xi, self.Xt = torch.from_numpy(xi).to(device), torch.from_numpy(xt).to(device)
+        self.Y = label_targets(lab, n_classes).to(device)
+        self.Yid = torch.as_tensor(lab, dtype=torch.long, device=device) if lab.ndim == 1 else None
+        self.g = torch.Generator().manual_seed(seed)
+        self.n, self.bs = len(xi), min(c.batch_size, len(xi))
+        self.hist: dict[str, list[float]] = {"loss": [], "adv": []}
+        model.train()
+
+    def batches(self, trainer: loop.Trainer, epoch: int):
+        # one endless stream: batches cycle through shuffled passes over the pairs (a short rest is skipped)
+        n, bs, g = self.n, self.bs, self.g
+        order, pos = torch.randperm(n, generator=g), 0
+        while True:
+            if pos + bs > n:
+                order, pos = torch.randperm(n, generator=g), 0
+            yield order[pos : pos + bs].to(self.device)
+            pos += bs
+
+    def on_step_start(self, trainer: loop.Trainer, idx: torch.Tensor) -> None:
+        if trainer.global_step == self.drop_at:
+            for pg in self.opt.param_groups:
+                pg["lr"] = pg["lr"] / 10
+
+    def training_step(self, trainer: loop.Trainer, idx: torch.Tensor) -> torch.Tensor:
+        c, disc = self.c, self.disc
+        out = self.model(self.Xi[idx], self.Xt[idx])
+        if c.objective == "triplet":
+            loss = ranking_loss(out["latent_image"], out["latent_text"], self.Yid[idx], c.margin, c.mining)
+        else:
+            loss = semantic_matching_loss(out["logits_image"].softmax(1), out["logits_text"].softmax(1), self.Y[idx])
+        if disc is not None:
+            p = trainer.global_step / max(c.iterations - 1, 1)
+            lam = 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
+            # D sees the direction of φ (L2-normalised): with ReLU latents, "φ = 0" would otherwise be an easy way
+            # to fool it (the image branch collapses to dead units)
+            adv = modality_classification_loss(
+                disc(grad_reverse(F.normalize(out["latent_image"], dim=1), lam)),
+                disc(grad_reverse(F.normalize(out["latent_text"], dim=1), lam)),
+            )
+            loss = loss + c.w_adv * adv
+            self.hist["adv"].append(float(adv.detach()))
+        return loss
+
+    def optimizers(self, trainer: loop.Trainer, idx: torch.Tensor) -> list:
+        return [self.opt]
+
+    def on_step_end(self, trainer: loop.Trainer, idx: torch.Tensor, loss: torch.Tensor) -> None:
+        self.hist["loss"].append(float(loss.detach()))
+
+
 def train_common_space_model(
     image_features: Any,
     text_features: Any,
@@ -375,71 +451,10 @@ def train_common_space_model(
         c.init_std,
         seed,
     ).to(dev)
-    params = list(model.parameters())
-    disc = None
-    if c.objective == "adversarial":
-        disc = ModalityClassifier(model.latent_dim, c.d_hidden).to(dev)
-        params += list(disc.parameters())
-    opt = (
-        torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
-        if c.optimizer == "adam"
-        else torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
-    )
-    drop_at = max(1, int(round(c.lr_drop * c.iterations)))
-    Xi, Xt = torch.from_numpy(xi).to(dev), torch.from_numpy(xt).to(dev)
-    Y = label_targets(lab, n_classes).to(dev)
-    Yid = torch.as_tensor(lab, dtype=torch.long, device=dev) if lab.ndim == 1 else None
-    g = torch.Generator().manual_seed(seed)
-    n, bs = len(xi), min(c.batch_size, len(xi))
-    hist: dict[str, list[float]] = {"loss": [], "adv": []}
-    model.train()
-
-    def batches(tr: loop.Trainer, epoch: int):
-        # one endless stream: batches cycle through shuffled passes over the pairs (a short rest is skipped)
-        order, pos = torch.randperm(n, generator=g), 0
-        while True:
-            if pos + bs > n:
-                order, pos = torch.randperm(n, generator=g), 0
-            yield order[pos : pos + bs].to(dev)
-            pos += bs
-
-    def on_step_start(tr: loop.Trainer, idx: torch.Tensor) -> None:
-        if tr.global_step == drop_at:
-            for pg in opt.param_groups:
-                pg["lr"] = pg["lr"] / 10
-
-    def training_step(tr: loop.Trainer, idx: torch.Tensor) -> torch.Tensor:
-        out = model(Xi[idx], Xt[idx])
-        if c.objective == "triplet":
-            loss = ranking_loss(out["latent_image"], out["latent_text"], Yid[idx], c.margin, c.mining)
-        else:
-            loss = semantic_matching_loss(out["logits_image"].softmax(1), out["logits_text"].softmax(1), Y[idx])
-        if disc is not None:
-            p = tr.global_step / max(c.iterations - 1, 1)
-            lam = 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
-            # D sees the direction of φ (L2-normalised): with ReLU latents, "φ = 0" would otherwise be an easy way
-            # to fool it (the image branch collapses to dead units)
-            adv = modality_classification_loss(
-                disc(grad_reverse(F.normalize(out["latent_image"], dim=1), lam)),
-                disc(grad_reverse(F.normalize(out["latent_text"], dim=1), lam)),
-            )
-            loss = loss + c.w_adv * adv
-            hist["adv"].append(float(adv.detach()))
-        return loss
-
-    def on_step_end(tr: loop.Trainer, idx: torch.Tensor, loss: torch.Tensor) -> None:
-        hist["loss"].append(float(loss.detach()))
-
-    task = loop.Task(
-        batches=batches,
-        on_step_start=on_step_start,
-        training_step=training_step,
-        optimizers=lambda tr, idx: [opt],
-        on_step_end=on_step_end,
-    )
+    task = CommonSpaceTrainTask(model, c, xi, xt, lab, n_classes, seed, dev)
     loop.Trainer(max_steps=c.iterations, device=dev, progress=progress, desc=f"{c.objective} {c.mode}").fit(task)
     model.eval()
-    return model, hist
+    return model, task.hist
 
 
 @torch.no_grad()
