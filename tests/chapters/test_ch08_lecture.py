@@ -160,3 +160,50 @@ def test_reduction_metrics_and_tables():
     ours, paper = lecture.reduction_tables(red)
     assert list(ours.index) == [10, 1] and ours.columns[0] == "random first" and paper.shape == (7, 8)
     assert lecture.best_gain_over_random(red).loc[10, "wordvec"] == pytest.approx(0.3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the explorer and the exercises
+
+
+def test_neighbour_panels_show_the_k_weights_of_each_similarity():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    W, sim, x, y = lecture.toy_targets(seed=0)
+    sims = {"a": sim, "b": sim[::-1].copy()}
+    fig = lecture.neighbour_panels(
+        W,
+        np.zeros(len(W)),
+        sims,
+        x,
+        y,
+        [f"t{i}" for i in range(len(sim))],
+        [f"s{j}" for j in range(len(W))],
+        target=1,
+        K=3,
+    )
+    assert len(fig.axes) == 2
+    bars = [p.get_width() for p in fig.axes[0].patches]
+    assert bars == pytest.approx(sorted(sim[1], reverse=True)[:3] / np.sort(sim[1])[-3:].sum())
+    assert all(t.get_fontsize() >= 9 for t in fig.axes[0].get_yticklabels())
+    assert fig.axes[0].get_yticklabels()[0].get_text().startswith(f"s{int(np.argmax(sim[1]))} (")
+    plt.close(fig)
+
+
+def test_toy_targets_and_exercise_checks():
+    W, sim, x, y = lecture.toy_targets(seed=0)
+    assert (
+        W.shape == (40, 32) and sim.shape == (12, 40) and x.shape == (360, 32) and np.bincount(y).tolist() == [30] * 12
+    )
+    top1 = sim.argmax(1)
+    assert (top1[0::2] == top1[1::2]).all()  # pairs of targets share their main source
+    assert ch08.EXERCISES["2"](("higher", "lower"))[0] and not ch08.EXERCISES["2"](("higher", "higher"))[0]
+    assert ch08.EXERCISES["1"](lambda W, s, k: transfer.similarity_init(W, s, k)[0])[0]
+    ok, why = ch08.EXERCISES["1"](lambda W, s, k: W[np.argsort(-s, 1)[:, :k]].mean(1))
+    assert not ok and "equal weights" in why
+    assert ch08.EXERCISES["3"](lambda s, l, n, k: transfer.inference_similarity(s, l, n, top_k=k))[0]
+    ok, why = ch08.EXERCISES["3"](lambda s, l, n, k: transfer.inference_similarity(s, l, n))
+    assert not ok and "top-1" in why

@@ -166,3 +166,28 @@ def test_run3_with_alpha_one_is_the_text_ranking():
     test = lists.split == "test"
     assert got["P@20"] == pytest.approx(diversity.diversity_metrics(order, lists.cluster, 20)["P"][test].mean())
     assert set(got) == {"P@20", "CR@20", "P@50"}
+
+
+def test_topic_rows_labels_are_readable():
+    """The explorer's figure: three rows of ``top`` photos, ≈ 1000 px wide at 90 dpi, row labels ≥ 9 pt."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xmr_lib.course import viz
+
+    pool = diversity.shape_pool(6, seed=0, progress=False)
+    lists, t, _ = lecture.Collections(pool, None, "tfidf", n_docs=20, n_topics=4, p_mention=0.5, p_wrong=0.2)(0)
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(*lists.mask.shape, 8))
+    feats /= np.linalg.norm(feats, axis=2, keepdims=True)
+    scores = np.where(lists.mask, rng.random(lists.mask.shape), 0.0)
+    fig = lecture.topic_rows(lists, scores, feats, grid=viz.ranked_grids, topic=0, K=3, alpha=0.15, beta=0.5)
+    labels = [ax.yaxis.label for ax in fig.axes if ax.get_ylabel()]
+    assert len(fig.axes) == 3 * 11 and len(labels) == 3
+    assert all(lab.get_fontsize() >= 9 for lab in labels) and "P@10 = " in labels[0].get_text()
+    assert fig.get_size_inches()[0] * 90 <= 1000
+    query = fig.axes[0].texts[0]  # the query written in the first column, not a shrinking bitmap
+    assert query.get_text().replace("\n", " ") == lists.titles[0] and query.get_fontsize() >= 9
+    plt.close(fig)

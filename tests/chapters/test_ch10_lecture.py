@@ -161,3 +161,59 @@ def test_sweep_and_comparison():
         "wikipedia", {"ablation/O-LE-J/i2t": 1, "ablation/O/i2t": 2, "compare/cca/t2i": 3}
     )
     assert got == {"wikipedia/ablation/O-LE-J/i2t": 1, "wikipedia/compare/cca/t2i": 3}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the explorer, the t-SNE legend and the exercises
+
+
+def test_ranked_by_objective_rows_and_frames():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    good = np.eye(3)[labels] + 0.01 * rng.random((6, 3))
+    reprs = {"good": (good, good.copy()), "random": (rng.random((6, 3)), rng.random((6, 3)))}
+    texts = [f"document {i}" for i in range(6)]
+    fig = lecture.ranked_by_objective(
+        reprs, labels, ["a", "b", "c"], query=0, direction="i2t", texts=texts, top=2, names={"good": "Good"}
+    )
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert axes[0, 0].get_ylabel().startswith("Good\nAP = 1.00")
+    assert axes[0, 1].spines["top"].get_edgecolor()[:3] == pytest.approx(matplotlib.colors.to_rgb("#1e8e3e"))
+    assert axes[0, 1].texts and axes[0, 1].texts[0].get_text().startswith("document")  # a text result
+    assert all(t.get_fontsize() >= 9 for ax in fig.axes for t in ax.texts)
+    plt.close(fig)
+    fig = lecture.ranked_by_objective(reprs, labels, ["a", "b", "c"], query=5, direction="t2i", top=1)
+    assert fig.axes[1].texts[0].get_text() in {"a", "b", "c"}  # no images given: the item shows its class
+    plt.close(fig)
+    with pytest.raises(ValueError, match="direction"):
+        lecture.ranked_by_objective(reprs, labels, ["a", "b", "c"], query=0, direction="x")
+
+
+def test_class_modality_legend_names_classes_and_markers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    lecture.class_modality_legend(ax, ["a", "b", "c"])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["a", "b", "c", "image", "text"]
+    plt.close(fig)
+
+
+def test_toy_pairs_and_exercise_checks():
+    xi, xt, y = lecture.toy_pairs(0)
+    assert xi.shape == (600, 20) and xt.shape == (600, 30) and set(np.unique(y)) == set(range(10))
+    ok, why = ch10.EXERCISES["2"](("lower", "lower"))
+    assert ok, why
+    assert not ch10.EXERCISES["2"](("higher", "lower"))[0]
+    assert not ch10.EXERCISES["1"](lambda W, a, b, y: 0.0)[0]
+    map_of = lambda zq, zd, lq, ld: cs.cross_modal_map(zq, zd, lq, ld)["i2t"]  # noqa: E731
+    ok, why = ch10.EXERCISES["3"](map_of)
+    assert ok, why

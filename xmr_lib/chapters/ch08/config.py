@@ -405,3 +405,90 @@ NOT_CLAIMED = [
         "images only. Absolute numbers need the paper's ResNet-101 with its last block trained",
     ),
 ]
+
+
+# ---- exercises (notebook section "Exercises"; xmr_lib.course.exercises)
+
+
+def _check_similarity_init(fn):
+    """Exercise 08.1: ``fn(W, sim, k)`` = the initialisation of §III.B, as :func:`transfer.similarity_init`."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for k in (1, 3, 7):
+        W = rng.normal(size=(15, 6))
+        sim = rng.random((4, 15))
+        want = transfer.similarity_init(W, sim, k)[0].astype(np.float64)
+        got = np.asarray(fn(W, sim, k), dtype=float)
+        if got.shape != want.shape:
+            return False, f"expected shape {want.shape} (one new row of D weights per target), got {got.shape}"
+        if np.allclose(got, want, atol=1e-5):
+            continue
+        top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        s = np.take_along_axis(sim, top, 1)
+        if np.allclose(got, W[top].mean(1), atol=1e-5):
+            return False, f"K={k}: you average the K rows with equal weights; weigh each by its similarity sim(i, j)"
+        if np.allclose(got, np.einsum("nk,nkd->nd", s, W[top]), atol=1e-5):
+            return False, f"K={k}: the weighted sum is right, but divide it by the sum of the K similarities"
+        if np.allclose(got, (sim @ W) / sim.sum(1, keepdims=True), atol=1e-5):
+            return False, f"K={k}: you mix every source row; only the K most similar sources N_K(i) count"
+        return False, (
+            f"K={k}: largest difference {np.abs(got - want).max():.3g}; take each target's K most similar sources, "
+            "their similarities divided by their sum, and the weighted sum of their rows of W"
+        )
+    return True, "W' = C W with C the renormalised K-neighbour similarities: transfer.similarity_init for K = 1, 3, 7"
+
+
+def _check_k_prediction(answer):
+    """Exercise 08.2: the direction of the iteration-0 macro F-score on ``lecture.toy_targets()`` for K 1 → 3 and
+    K 3 → 40 (every source)."""
+
+    ok = ("higher", "lower")
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2 or not all(isinstance(a, str) for a in answer):
+        return False, 'expected a pair of words, e.g. answer = ("higher", "higher")'
+    got = tuple(a.strip().lower() for a in answer)
+    if any(a not in ok for a in got):
+        return False, f"each word must be 'higher' or 'lower', got {answer!r}"
+    W, sim, x, y = lecture.toy_targets(seed=0)
+    f = {}
+    for k in (1, 3, W.shape[0]):
+        w, _ = transfer.similarity_init(W, sim, k)
+        f[k] = transfer.macro_fscore((x @ w.T).argmax(1), y, sim.shape[0])
+    k1, k3, kall = f.values()
+    truth = ("higher" if k3 > k1 else "lower", "higher" if kall > k3 else "lower")
+    seen = f"F at iteration 0: {k1:.3f} (K = 1) → {k3:.3f} (K = 3) → {kall:.3f} (K = {W.shape[0]}, every source)"
+    if got == truth:
+        return True, (
+            f"{seen}. With K = 1 two targets sharing their nearest source get the same classifier; a few "
+            "neighbours tell them apart; every source mixes in the many weak, noisy similarities (Fig. 3)"
+        )
+    if got[0] != truth[0]:
+        return False, f"not the first: {seen}. Which targets get identical rows when K = 1?"
+    return False, f"not the second: {seen}. What do 37 sources with random similarities add to each row?"
+
+
+def _check_topk_inference(fn):
+    """Exercise 08.3: ``fn(scores, labels, n_targets, k)`` = the inference similarity when an output fires on its
+    top-k images, as :func:`transfer.inference_similarity` with ``top_k=k``."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    n, M, N = 60, 9, 4
+    scores, labels = rng.normal(size=(n, M)), rng.integers(0, N, n)
+    for k in (1, 2, 4):
+        want = transfer.inference_similarity(scores, labels, N, top_k=k)
+        got = np.asarray(fn(scores, labels, N, k), dtype=float)
+        if got.shape != want.shape:
+            return False, f"expected shape {want.shape} (targets × sources), got {got.shape}"
+        if np.allclose(got, want, atol=1e-8):
+            continue
+        if k > 1 and np.allclose(got, transfer.inference_similarity(scores, labels, N), atol=1e-8):
+            return False, f"k={k}: this is the top-1 similarity; o_j fires when j is among the k highest scores"
+        return False, (
+            f"k={k}: largest difference {np.abs(got - want).max():.3g}; F_ij = 2·TP_ij / (#images where o_j fires "
+            "+ #images of class i), TP_ij = images of class i where o_j fires (each image fires k outputs)"
+        )
+    return True, "top-k inference similarity matches transfer.inference_similarity(top_k=k) for k = 1, 2, 4"
+
+
+EXERCISES = {"1": _check_similarity_init, "2": _check_k_prediction, "3": _check_topk_inference}

@@ -316,3 +316,80 @@ def best_gain_over_random(reduction: pd.DataFrame) -> pd.DataFrame:
     gap = reduction.pivot_table(index=["seed", "shots"], columns="method", values="best")
     gap = gap[["inference", "wordnet", "wordvec"]].sub(gap["random"], axis=0).groupby("shots").mean()
     return gap.sort_index(ascending=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the explorer: a target's K source neighbours under each similarity
+
+
+def neighbour_panels(
+    source_weight,
+    source_bias,
+    sims: Mapping[str, np.ndarray],
+    features,
+    labels,
+    target_names: Sequence[str],
+    source_names: Sequence[str],
+    *,
+    target: int,
+    K: int,
+    colours: Mapping[str, str] | None = None,
+):
+    """One panel per similarity: the ``K`` source classes whose classifier rows are mixed into the new row of
+    ``target`` (§III.B), each bar its mixing weight (the similarity renormalised over the K), and — in the title —
+    the F-score at iteration 0 of that class and of all classes on ``features`` (no training).
+
+    Args:
+        source_weight, source_bias: (M, D), (M,) the source classifier.
+        sims: name → (N, M) similarity. features: (n, D) evaluation images; labels: (n,) their target class.
+        target_names, source_names: N and M names. target: the target class shown. K: the number of neighbours.
+        colours: name → bar colour.
+    Returns:
+        the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    i, k, n_targets = int(target), int(K), len(target_names)
+    # ≈ 920 px wide at the notebooks' 90 dpi for three similarities, so that a page does not shrink its 9 pt labels
+    fig, axes = plt.subplots(1, len(sims), figsize=(3.4 * len(sims), 1.3 + 0.3 * k), squeeze=False)
+    for ax, (name, S) in zip(axes[0], sims.items()):
+        coef = transfer.neighbour_coefficients(S, k)[i]
+        idx, raw = transfer.top_neighbours(S[i : i + 1], k)
+        w, b = transfer.similarity_init(source_weight, S, k, source_bias)
+        f = transfer.per_class_fscore((features @ w.T + b).argmax(1), labels, n_targets)
+        ax.barh(np.arange(k), coef[idx[0]], color=(colours or {}).get(name))
+        ax.set_yticks(np.arange(k), [f"{source_names[j][:18]} ({s:.2f})" for j, s in zip(idx[0], raw[0])], fontsize=9)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("weight (sim / sum over the K)")
+        ax.set_title(f"{name}\nF at iteration 0: {f[i]:.2f} (all: {f.mean():.2f})", fontsize=10)
+    fig.suptitle(
+        f"target '{target_names[i]}': its {k} nearest source classes (raw similarity in brackets)", fontsize=11
+    )
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exercises
+
+
+def toy_targets(seed: int = 0, n_sources: int = 40, dim: int = 32, n_targets: int = 12, per_class: int = 30):
+    """A small synthetic transfer problem for the exercises: ``(W, sim, x, y)``.
+
+    ``W`` (M, D): unit source classifier rows. Target class i is a mixture 0.5 / 0.3 / 0.2 of three source classes
+    (its "parents"; targets 2m and 2m+1 share their main parent, as the digits share WordNet neighbours); ``x``
+    (N·per_class, D): its images' features, the mixture plus noise; ``y``: their classes. ``sim`` (N, M): 0.6 +
+    the mixture weight for the parents, a random value in [0, 0.6) for every other source (a similarity is rarely
+    zero: WordNet's Wu–Palmer, for one, is positive for any two nouns).
+    """
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(n_sources, dim))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    parents = np.stack([np.array([i // 2, 12 + 2 * i, 13 + 2 * i]) % n_sources for i in range(n_targets)])
+    mix = np.array([0.5, 0.3, 0.2])
+    y = np.repeat(np.arange(n_targets), per_class)
+    x = np.einsum("k,nkd->nd", mix, W[parents])[y] + 0.35 * rng.normal(size=(len(y), dim)) / np.sqrt(dim)
+    sim = 0.6 * rng.random((n_targets, n_sources))
+    sim[np.arange(n_targets)[:, None], parents] = 0.6 + mix
+    return W, sim, x, y

@@ -303,8 +303,8 @@ def topic_rows(
     sc = rerank.two_step_score(s_t, int(K), float(alpha), features=f, mask=m)
     orders = {
         "text S_T": rerank.ranking_from_scores(s_t, m)[0],
-        f"RUN3, K = {int(K)}, α = {alpha:.2f}": rerank.ranking_from_scores(sc, m)[0],
-        f"RUN3 + MMR, β = {beta:.2f}": rerank.mmr_rerank(
+        f"RUN3\nK = {int(K)}, α = {alpha:.2f}": rerank.ranking_from_scores(sc, m)[0],
+        f"RUN3 + MMR\nβ = {beta:.2f}": rerank.mmr_rerank(
             rerank.minmax_normalise(sc, m), float(beta), features=f, mask=m, n=top
         )[0],
     }
@@ -316,11 +316,22 @@ def topic_rows(
         images.append([diversity.document_image(lists, lists.doc[q, i]) for i in o])
         status.append(["relevant" if r else "irrelevant" for r in rel])
         labels.append(f"{name}\nP@{top} = {rel.mean():.1f}\n{len(set(lists.cluster[q, o][rel]))} of {n_cl} clusters")
-    fig = grid([text_tile(lists.titles[q])] * len(orders), images, status, ax_size=1.25)
-    for r, lab in enumerate(labels):  # row labels: horizontal, 10 pt, left of each row
-        fig.axes[r * (top + 1)].set_ylabel(lab, fontsize=10, rotation=0, ha="right", va="center", labelpad=10)
+    # ≈ 1000 px wide at the notebooks' 90 dpi, so that a page does not shrink it: its 11 pt labels stay ≥ 9 pt
+    fig = grid([text_tile("")] * len(orders), images, status, ax_size=1.0)
+    for r in range(len(orders)):  # the query text, written at 9 pt (a bitmap tile would shrink with the axes)
+        fig.axes[r * (top + 1)].text(
+            0.5,
+            0.5,
+            "\n".join(textwrap.wrap(lists.titles[q], 10)),
+            ha="center",
+            va="center",
+            fontsize=9,
+            transform=fig.axes[r * (top + 1)].transAxes,
+        )
+    for r, lab in enumerate(labels):  # row labels: horizontal, 11 pt, left of each row
+        fig.axes[r * (top + 1)].set_ylabel(lab, fontsize=11, rotation=0, ha="right", va="center", labelpad=8)
     for ax in fig.axes[: top + 1]:
-        ax.title.set_fontsize(10)
-    fig.suptitle(f"topic '{lists.titles[q]}' (first seed)", fontsize=11)
+        ax.title.set_fontsize(11)
+    fig.suptitle(f"topic '{lists.titles[q]}' (first seed)", fontsize=12)
     fig.tight_layout()
     return fig

@@ -27,6 +27,7 @@ from xmr_lib.chapters.ch10 import common_space, lecture
 from xmr_lib.core.claims import FINDING, PAPER, SANITY, at_least, close_to, custom, greater, paired_gap, real_data_only
 from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import Choice
+from xmr_lib.retrieval import metrics
 
 PROFILES = {
     "smoke": {
@@ -342,3 +343,119 @@ NOT_CLAIMED = [
         "a survey with no numbers; compared as a finding (10.supervised_objectives_beat_cca)",
     ),
 ]
+
+
+# ---- exercises (notebook section "Exercises"; xmr_lib.course.exercises)
+
+
+def _softmax(z):
+    import numpy as np
+
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _check_eq2_loss(fn):
+    """Exercise 10.1: ``fn(W, phi_image, phi_text, labels)`` = Eq. (2) with the shared last layer W (softmax
+    outputs, averaged over the pairs), as :func:`common_space.semantic_matching_loss`."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    for n, c, l in ((8, 3, 5), (20, 6, 4)):
+        W = rng.normal(size=(c, l))
+        pi, pt = rng.normal(size=(n, l)), rng.normal(size=(n, l))
+        y = rng.integers(0, c, n)
+        P_i, P_t = _softmax(pi @ W.T), _softmax(pt @ W.T)
+        targets = common_space.label_targets(y, c)
+        want = float(common_space.semantic_matching_loss(torch.tensor(P_i), torch.tensor(P_t), targets.double()))
+        got = fn(W, pi, pt, y)
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            return False, f"expected one number (the loss), got {type(got).__name__} {np.shape(got)}"
+        if np.isclose(got, want, rtol=1e-6):
+            continue
+        Y = np.eye(c)[y]
+        raw = float((((pi @ W.T) - Y) ** 2).sum(1).mean() + (((pt @ W.T) - Y) ** 2).sum(1).mean())
+        if np.isclose(got, raw, rtol=1e-6):
+            return False, "you compare W φ itself with y; the semantic vector is softmax(W φ) (a probability vector)"
+        if np.isclose(got, n * want, rtol=1e-6):
+            return (
+                False,
+                "that is the sum over the pairs; average over them (the library's convention, a constant factor)",
+            )
+        if np.isclose(got, float(((P_i - Y) ** 2).sum(1).mean()), rtol=1e-6):
+            return False, "only the image term: Eq. (2) adds ‖softmax(W φ(t_i)) − y_i‖² for the text of each pair"
+        return False, (
+            f"got {got:.6g}, expected {want:.6g}; the loss is the mean over pairs of ‖softmax(W φ(x_i)) − y_i‖² + "
+            "‖softmax(W φ(t_i)) − y_i‖², with y_i one-hot and the same W for both"
+        )
+    return True, "Eq. (2) matches common_space.semantic_matching_loss: one W maps both modalities to the simplex"
+
+
+def _check_latent_prediction(answer):
+    """Exercise 10.2: the direction of the average mAP and of the pair consistency (mean image–text distance) when
+    the latent layer shrinks from l = 32 to l = 2 (10 classes), on ``lecture.toy_latent_run``."""
+    ok = ("higher", "lower")
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2 or not all(isinstance(a, str) for a in answer):
+        return False, 'expected a pair of words, e.g. answer = ("higher", "higher")'
+    got = tuple(a.strip().lower() for a in answer)
+    if any(a not in ok for a in got):
+        return False, f"each word must be 'higher' or 'lower', got {answer!r}"
+    big, small = lecture.toy_latent_run(32), lecture.toy_latent_run(2)
+    truth = tuple("higher" if small[m] > big[m] else "lower" for m in ("average", "consistency"))
+    seen = (
+        f"l = 32 → 2: average mAP {big['average']:.3f} → {small['average']:.3f}, mean distance image ↔ its text "
+        f"{big['consistency']:.3f} → {small['consistency']:.3f}"
+    )
+    if got == truth:
+        return True, (
+            f"{seen}. Through a 2-d ReLU bottleneck the net cannot separate 10 classes: its softmax vectors stay "
+            "near uniform, so an image and its text are close, and so is everything else — consistency alone is "
+            "not retrieval quality"
+        )
+    if got[0] != truth[0]:
+        return False, f"not the mAP: {seen}. Can 10 classes be told apart through 2 ReLU units?"
+    return False, f"not the consistency: {seen}. Where do softmax vectors sit when the net is unsure?"
+
+
+def _check_multilabel_map(fn):
+    """Exercise 10.3: ``fn(query_repr, db_repr, query_labels, db_labels)`` = Eq. (3)'s mAP over the full list by
+    Euclidean distance, relevant = shares at least one label, for (n,) ids and (n, c) multi-hot labels."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    zq, zd = rng.random((12, 4)), rng.random((30, 4))
+    cases = {
+        "single-label (n,) ids": (rng.integers(0, 3, 12), rng.integers(0, 3, 30)),
+        "multi-label (n, c) multi-hot": (
+            (rng.random((12, 5)) < 0.3).astype(int),
+            (rng.random((30, 5)) < 0.3).astype(int),
+        ),
+    }
+    for name, (lq, ld) in cases.items():
+        lq[0] = 0  # multi-hot: a query without any label, which has no relevant item and is left out
+        rel = metrics.hamming_relevance(lq, ld)
+        want = metrics.mean_average_precision(-common_space.euclidean_distances(zq, zd), rel)
+        got = fn(zq, zd, lq, ld)
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            return False, f"{name}: expected one number (the mAP), got {type(got).__name__}"
+        if np.isclose(got, want, atol=1e-6):
+            continue
+        if name.startswith("multi"):
+            exact = np.array([[np.array_equal(a, b) for b in ld] for a in lq])
+            if np.isclose(
+                got, metrics.mean_average_precision(-common_space.euclidean_distances(zq, zd), exact), atol=1e-6
+            ):
+                return False, f"{name}: you ask for the same label set; relevant = shares at least one label"
+        return False, (
+            f"{name}: got {got:.4f}, expected {want:.4f}; rank the whole database by Euclidean distance, "
+            "AP = Σ_r P(r)·rel(r) / Σ_r rel(r), mean over the queries that have a relevant item"
+        )
+    return True, "Eq. (3) with 'shares a label' relevance: the VOC 2007 protocol, which also covers one label per item"
+
+
+EXERCISES = {"1": _check_eq2_loss, "2": _check_latent_prediction, "3": _check_multilabel_map}

@@ -15,6 +15,7 @@ import pandas as pd
 
 from xmr_lib.chapters.ch10 import common_space as cs
 from xmr_lib.data.registry import converted_available
+from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
 
 ABLATION_KEYS = ("i2t", "t2i", "average", "consistency", "image_acc", "text_acc")
 """What :func:`common_space.run_isomorphic` reports and the Table 2 ablation records per variant."""
@@ -262,3 +263,151 @@ def compare_table(results: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
 def per_dataset_metrics(dataset: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The O/LE/J and CCA metrics again under ``<dataset>/…``: the keys the per-dataset paper targets read."""
     return {f"{dataset}/{k}": v for k, v in metrics.items() if k.startswith(("ablation/O-LE-J/", "compare/cca/"))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the explorer: one query's ranked results under each objective
+
+
+def _label_text(labels, i: int, class_names: Sequence[str]) -> str:
+    lab = np.asarray(labels)[i]
+    if np.ndim(lab) == 0:
+        return class_names[int(lab)]
+    return ", ".join(class_names[j] for j in np.flatnonzero(lab))
+
+
+def _draw_item(ax, image, text: str | None, frame: str, linewidth: float) -> None:
+    """One cell of the grid: an image, or a text wrapped inside the axes; the frame coloured by relevance."""
+    import textwrap
+
+    if image is not None:
+        ax.imshow(np.asarray(image), cmap="gray")
+    else:
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+        body = "\n".join(textwrap.wrap(text or "", 14)[:7])
+        ax.text(0.05, 0.95, body, fontsize=9, va="top", ha="left", family="monospace")
+    ax.set_xticks([]), ax.set_yticks([])
+    for sp in ax.spines.values():
+        sp.set_visible(True), sp.set_edgecolor(frame), sp.set_linewidth(linewidth)
+
+
+def ranked_by_objective(
+    reprs: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    labels,
+    class_names: Sequence[str],
+    *,
+    query: int,
+    direction: str,
+    images: Sequence | None = None,
+    texts: Sequence[str] | None = None,
+    names: Mapping[str, str] | None = None,
+    top: int = 5,
+    colours: Mapping[str, str] | None = None,
+):
+    """One row per objective: a test query (an image for ``direction="i2t"``, a text for ``"t2i"``) and its
+    ``top`` nearest items of the other modality by Euclidean distance in that objective's space, framed green when
+    they share a label with the query, red otherwise; the row label gives the query's AP over the full list (Eq. 3).
+
+    Args:
+        reprs: objective → (test images (n, d), test texts (n, d)) in its common space.
+        labels: (n,) ids or (n, c) multi-hot test labels (one per pair). class_names: c names.
+        images: the n test images (else each item shows its label); texts: the n test documents (likewise).
+        names: objective → the name shown. colours: ``{"relevant": ..., "irrelevant": ...}`` frame colours.
+    Returns:
+        the matplotlib Figure.
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    if direction not in ("i2t", "t2i"):
+        raise ValueError(f"direction: expected 'i2t' or 't2i', got {direction!r}")
+    q, k = int(query), int(top)
+    col = {"relevant": "#1e8e3e", "irrelevant": "#d93025", **(colours or {})}
+    rel = hamming_relevance(np.asarray(labels)[q : q + 1], labels)[0]
+
+    def item(modality: str, i: int):
+        if modality == "image":
+            return (images[i] if images is not None else None), (
+                None if images is not None else _label_text(labels, i, class_names)
+            )
+        return None, (texts[i] if texts is not None else _label_text(labels, i, class_names))
+
+    q_mod, db_mod = ("image", "text") if direction == "i2t" else ("text", "image")
+    # ≈ 1000 px wide at the notebooks' 90 dpi, so that a page does not shrink its 9–10 pt labels
+    fig, axes = plt.subplots(len(reprs), k + 1, figsize=(1.5 * (k + 1) + 1.6, 1.6 * len(reprs)), squeeze=False)
+    for r, (key, (zi, zt)) in enumerate(reprs.items()):
+        zq, zdb = (zi, zt) if direction == "i2t" else (zt, zi)
+        d = cs.euclidean_distances(zq[q : q + 1], zdb)[0]
+        order = np.argsort(d, kind="stable")[:k]
+        ap = mean_average_precision(-d[None], rel[None])
+        _draw_item(axes[r, 0], *item(q_mod, q), "#202124", 1.5)
+        for j, i in enumerate(order):
+            _draw_item(axes[r, j + 1], *item(db_mod, i), col["relevant" if rel[i] else "irrelevant"], 4)
+        axes[r, 0].set_ylabel(
+            "\n".join(textwrap.wrap((names or {}).get(key, key), 18)) + f"\nAP = {ap:.2f}",
+            fontsize=10,
+            rotation=0,
+            ha="right",
+            va="center",
+            labelpad=8,
+        )
+    axes[0, 0].set_title(f"query ({q_mod})\n{_label_text(labels, q, class_names)}", fontsize=10, fontweight="bold")
+    for j in range(k):
+        axes[0, j + 1].set_title(f"#{j + 1} {db_mod}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exercises
+
+
+def toy_pairs(seed: int = 0, n_classes: int = 10, n: int = 600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Small synthetic image–text pairs for the exercises: ``(images (n, 20), texts (n, 30), labels (n,))``.
+
+    Each modality is its class's random centre plus Gaussian noise; the texts are the cleaner modality (noise 0.5
+    against 1.0), as the paper's premise has it.
+    """
+    rng = np.random.default_rng(seed)
+    mi, mt = rng.normal(size=(n_classes, 20)), rng.normal(size=(n_classes, 30))
+    y = rng.integers(0, n_classes, n)
+    xi = mi[y] + rng.normal(size=(n, 20))
+    xt = mt[y] + 0.5 * rng.normal(size=(n, 30))
+    return xi.astype(np.float32), xt.astype(np.float32), y
+
+
+def toy_latent_run(latent: int, seed: int = 0) -> dict[str, float]:
+    """Train O/LE/J (Eq. 2) with latent size ``latent`` on :func:`toy_pairs` (400 training, 200 test pairs; 200
+    iterations, hidden 64, one CPU thread: about a second) and return its test ``average`` mAP and pair ``consistency``."""
+    import torch
+
+    xi, xt, y = toy_pairs(seed)
+    cfg = cs.CommonSpaceTrainConfig(hidden=64, latent=int(latent), iterations=200, batch_size=64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a net this small runs fastest (and the same every time) on one thread
+    try:
+        model, _ = cs.train_common_space_model(xi[:400], xt[:400], y[:400], cfg, seed=seed, device="cpu")
+        zi, zt = cs.represent(model, xi[400:], xt[400:])
+    finally:
+        torch.set_num_threads(threads)
+    return {"average": cs.cross_modal_map(zi, zt, y[400:])["average"], "consistency": cs.pair_consistency(zi, zt)}
+
+
+def class_modality_legend(ax, class_names: Sequence[str], cmap: str = "tab10") -> None:
+    """A legend for a scatter of both modalities coloured by class: one colour patch per class (``cmap``'s colours,
+    class i ↦ colour i) and the two markers (image ●, text ×), placed right of ``ax``."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    colours = plt.get_cmap(cmap)
+    n = len(class_names)
+    handles = [
+        Line2D([], [], ls="", marker="s", ms=8, color=colours(i / max(n - 1, 1)), label=name)
+        for i, name in enumerate(class_names)
+    ]
+    handles += [
+        Line2D([], [], ls="", marker="o", ms=6, color="#5f6368", label="image"),
+        Line2D([], [], ls="", marker="x", ms=7, color="#5f6368", label="text"),
+    ]
+    ax.legend(handles=handles, fontsize=9, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
