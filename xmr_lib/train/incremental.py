@@ -50,6 +50,7 @@ Extending it (notebooks 06, 07)::
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -703,6 +704,23 @@ class Plugin:
 
     def load_state(self, state: Any) -> None:
         """Restore what :meth:`state` returned."""
+
+
+def trunk_transform(
+    backbone: str, in_channels: int, *, size: int | None = None, crop_scale: tuple[float, float] | None = None
+) -> BatchTransform:
+    """The batch transform of chapters 5–7: the trunk's normalisation (:func:`xmr_lib.encoders.backbones.trunk_mean_std`)
+    and flips; an ImageNet trunk resizes to ``size`` (the tiny trunk takes the images as stored); ``crop_scale`` adds
+    the random-resized crops of the thesis' training."""
+    mean, std = models.trunk_mean_std(backbone, in_channels)
+    return BatchTransform(
+        mean=mean, std=std, size=None if backbone == "tiny" else size, flip=True, crop_scale=crop_scale
+    )
+
+
+def net_factory(backbone: str, embed_dim: int, width: int, in_channels: int) -> Callable[[int], IncrementalNet]:
+    """``make_model(n_classes)`` for :class:`IncrementalTrainer`: :func:`make_net` with these settings."""
+    return functools.partial(make_net, backbone=backbone, embed_dim=embed_dim, width=width, in_channels=in_channels)
 
 
 class LossTerm(Plugin):

@@ -20,7 +20,6 @@ import torch
 
 from xmr_lib.chapters.ch05.config import PAPER_SPLIT
 from xmr_lib.data import registry
-from xmr_lib.encoders import backbones
 from xmr_lib.retrieval import index
 from xmr_lib.train import incremental as inc
 
@@ -49,21 +48,13 @@ def is_real(P: Any) -> bool:
 def batch_transform(P: Any, in_channels: int) -> inc.BatchTransform:
     """Normalisation of the trunk, flips, and the thesis' random-resized crops with ``augment="crop_flip"``; a
     non-tiny trunk resizes to ``image_size``."""
-    mean, std = backbones.trunk_mean_std(P.backbone, in_channels)
-    return inc.BatchTransform(
-        mean=mean,
-        std=std,
-        size=P.image_size if P.backbone != "tiny" else None,
-        flip=True,
-        crop_scale=(0.16, 1.0) if P.augment == "crop_flip" else None,
-    )
+    crop = (0.16, 1.0) if P.augment == "crop_flip" else None
+    return inc.trunk_transform(P.backbone, in_channels, size=P.image_size, crop_scale=crop)
 
 
 def model_factory(P: Any, in_channels: int) -> Callable[[int], inc.IncrementalNet]:
     """``make_model(n_classes)``: the network of Fig. 5.1b with this run's trunk and embedding size."""
-    return functools.partial(
-        inc.make_net, backbone=P.backbone, embed_dim=P.embed_dim, width=P.width, in_channels=in_channels
-    )
+    return inc.net_factory(P.backbone, P.embed_dim, P.width, in_channels)
 
 
 def as_image(x: torch.Tensor) -> np.ndarray:

@@ -8,7 +8,6 @@ The chapter's method is in :mod:`xmr_lib.chapters.ch06.estimation`, the trainer 
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any, Callable, Sequence
 
@@ -19,7 +18,6 @@ import torch
 
 from xmr_lib.chapters.ch06 import estimation as est
 from xmr_lib.core.checkpoint import Checkpoint
-from xmr_lib.encoders import backbones
 from xmr_lib.train import incremental as inc
 
 # ---- section 1: the benchmark and the network
@@ -70,21 +68,13 @@ def step_iterations(P: Any) -> list[int]:
 def batch_transform(P: Any, in_channels: int) -> inc.BatchTransform:
     """Normalisation of the trunk, flips, and the thesis' random-resized crops with ``augment="crop_flip"``; a
     non-tiny trunk resizes to ``image_size``."""
-    mean, std = backbones.trunk_mean_std(P.backbone, in_channels)
-    return inc.BatchTransform(
-        mean=mean,
-        std=std,
-        size=P.image_size if P.backbone != "tiny" else None,
-        flip=True,
-        crop_scale=(0.16, 1.0) if P.augment == "crop_flip" else None,
-    )
+    crop = (0.16, 1.0) if P.augment == "crop_flip" else None
+    return inc.trunk_transform(P.backbone, in_channels, size=P.image_size, crop_scale=crop)
 
 
 def model_factory(P: Any, in_channels: int) -> Callable[[int], inc.IncrementalNet]:
     """``make_model(n_classes)``: a BN CNN (or ImageNet trunk), global max pooling, one linear layer, L2."""
-    return functools.partial(
-        inc.make_net, backbone=P.backbone, embed_dim=P.embed_dim, width=P.width, in_channels=in_channels
-    )
+    return inc.net_factory(P.backbone, P.embed_dim, P.width, in_channels)
 
 
 def group_samples(train: inc.LabelledImages, groups: Sequence[Sequence[int]], per_group: int = 3):
