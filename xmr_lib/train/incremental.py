@@ -1798,3 +1798,17 @@ def load_fine_grained(
     store = 256 if image_size == 224 else image_size
     train, test = (to_labelled(x, y, size=store) for x, y in parts)
     return train, test, list(ds.class_names)
+
+
+def chance_map(split: LabelledImages, classes: Sequence[int]) -> float:
+    """mAP of a random ranking of the images of ``classes`` (each a query against the others): the mean fraction of
+    the other images that share its class."""
+    y = split.labels[split.mask(classes)].numpy()
+    n = np.bincount(y)[np.unique(y)]
+    return float(((n - 1) / (len(y) - 1)).mean())
+
+
+def per_seed(results: dict, method: str, which: str, metric: str, step: int = -1) -> list[float]:
+    """``metric`` of ``method`` on the ``which`` ("old" / "new") classes after ``step`` (default: the last), one value
+    per seed; ``results`` maps a seed to :func:`compare_methods`' output."""
+    return [r[method].steps[step][which][metric] for r in results.values()]

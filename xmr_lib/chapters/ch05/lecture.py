@@ -157,17 +157,8 @@ def run_one_step(
     return one
 
 
-def per_seed(runs_: dict, method: str, which: str, metric: str) -> list[float]:
-    """``metric`` of ``method`` on the ``which`` ("old" / "new") classes after its last step, one value per seed."""
-    return [r[method].steps[-1][which][metric] for r in runs_.values()]
-
-
-def chance_map(split: inc.LabelledImages, classes: Sequence[int]) -> float:
-    """mAP of a random ranking of the images of ``classes`` (each a query against the others): the mean fraction of
-    the other images that share its class."""
-    y = split.labels[split.mask(classes)].numpy()
-    n = np.bincount(y)[np.unique(y)]
-    return float(((n - 1) / (len(y) - 1)).mean())
+per_seed = inc.per_seed
+chance_map = inc.chance_map
 
 
 def one_step_metrics(P: Any, one: dict, test: inc.LabelledImages, old_classes: Sequence[int]) -> dict:

@@ -231,16 +231,8 @@ def run_all(
     return bases, one, multi, keepers
 
 
-def chance_map(split: inc.LabelledImages, classes: Sequence[int]) -> float:
-    """mAP of a random ranking of the images of ``classes`` (each a query against the others)."""
-    y = split.labels[split.mask(classes)].numpy()
-    n = np.bincount(y)[np.unique(y)]
-    return float(((n - 1) / (len(y) - 1)).mean())
-
-
-def per_seed(res: dict, m: str, which: str, metric: str, step: int = -1) -> list[float]:
-    """``metric`` of run ``m`` on the ``which`` ("old" / "new") classes after ``step``, one value per seed."""
-    return [r[m].steps[step][which][metric] for r in res.values()]
+chance_map = inc.chance_map
+per_seed = inc.per_seed
 
 
 def base_metrics(bases: dict, test: inc.LabelledImages, old_classes: Sequence[int]) -> dict:
