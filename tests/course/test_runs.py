@@ -153,14 +153,16 @@ def test_any_of_takes_a_value_of_one_of_its_options():
     its.check("step_iterations", 5)
     its.check("step_iterations", [160, 80, 80])
     for bad in ("abc", 0, [10, "a"], [10, 2.5], None, 1.5):
-        with pytest.raises(ValueError, match=r"step_iterations: .*expected an integer ≥ 1 or a list of an integer ≥ 1"):
+        with pytest.raises(
+            ValueError, match=r"step_iterations: .*expected an integer ≥ 1 or a list \(≥ 1 item\) of an integer ≥ 1"
+        ):
             its.check("step_iterations", bad)
     sig = knobs.AnyOf(knobs.Choice("auto"), knobs.ListOf(knobs.Float(0, exclusive_lo=True)), none_ok=True)
     for good in ("auto", [0.5, 1.0], None):
         sig.check("mmd_sigmas", good)
     for bad in ("abc", [0.5, -1.0], 2.0):
         with pytest.raises(
-            ValueError, match=r"mmd_sigmas: expected one of 'auto' or a list of a number > 0 \(or None\)"
+            ValueError, match=r"mmd_sigmas: expected one of 'auto' or a list \(≥ 1 item\) of a number > 0 \(or None\)"
         ):
             sig.check("mmd_sigmas", bad)
     with pytest.raises(ValueError, match="options"):
@@ -175,6 +177,11 @@ def test_declared_knobs_and_inferred_types():
     k.check("bits", [16, 32])
     with pytest.raises(ValueError, match=r"bits\[1\]: expected an integer ≥ 8 and ≤ 1024"):
         k.check("bits", [16, 4])
+    with pytest.raises(ValueError, match=r"bits: expected a list \(≥ 1 item\) .*got 0 item\(s\): \[\]"):
+        k.check("bits", [])  # an empty list would run nothing and report nothing
+    knobs.ListOf(knobs.Float(0), min_len=0).check("eta_sweep", [])  # where empty means "skip this part"
+    with pytest.raises(ValueError, match=r"pair: expected a list \(≥ 2 items\)"):
+        knobs.ListOf(knobs.Int(), min_len=2).check("pair", (1,))
     with pytest.raises(ValueError, match="one of 'a', 'b'"):
         knobs.Choice("a", "b").check("mode", "c")
     assert knobs.infer([1, 2.5, None]) == knobs.Knob("float", lo=0, none_ok=True)

@@ -74,6 +74,8 @@ class Knob:
         elif self.kind == "list":
             if not isinstance(value, (list, tuple)):
                 raise bad
+            if self.lo is not None and len(value) < self.lo:
+                raise ValueError(f"{name}: expected {self.describe()}, got {len(value)} item(s): {value!r}")
             if self.item is not None:
                 for i, x in enumerate(value):
                     self.item.check(f"{name}[{i}]", x)
@@ -98,7 +100,9 @@ class Knob:
             "dict": "a dict",
             "any": "a value",
         }[self.kind]
-        if self.lo is not None or self.hi is not None:
+        if self.kind == "list" and self.lo:
+            s += f" (≥ {self.lo:g} item{'s' if self.lo != 1 else ''})"
+        elif self.lo is not None or self.hi is not None:
             lo = "" if self.lo is None else f"{'>' if self.exclusive_lo else '≥'} {self.lo:g}"
             hi = "" if self.hi is None else f"≤ {self.hi:g}"
             s += " " + " and ".join(x for x in (lo, hi) if x)
@@ -123,8 +127,10 @@ def Choice(*values: Any, none_ok: bool = False) -> Knob:
     return Knob("any", choices=tuple(values), none_ok=none_ok)
 
 
-def ListOf(item: Knob, *, none_ok: bool = False) -> Knob:
-    return Knob("list", item=item, none_ok=none_ok)
+def ListOf(item: Knob, *, min_len: int = 1, none_ok: bool = False) -> Knob:
+    """A list (or tuple) of ``item`` values with at least ``min_len`` of them (an empty list of bit lengths or
+    methods would run nothing and report nothing)."""
+    return Knob("list", lo=min_len, item=item, none_ok=none_ok)
 
 
 def AnyOf(*options: Knob, none_ok: bool = False) -> Knob:
