@@ -209,9 +209,9 @@ KNOBS = {
     "mmd_weight": Float(0),
     "mmd_sigmas": AnyOf(Choice("auto"), ListOf(Float(0, exclusive_lo=True))),  # Gaussian bandwidths, or "auto"
     "onetask_methods": ListOf(Choice(*_METHODS)),
-    "baseline_methods": ListOf(Choice(*_METHODS)),
+    "baseline_methods": ListOf(Choice(*_METHODS), min_len=0),
     "multi_methods": ListOf(Choice(*_METHODS)),
-    "lambda2_grid": ListOf(Float(0)),
+    "lambda2_grid": ListOf(Float(0), min_len=0),
     "n_seeds": Int(1),
     "cpu_threads": Int(1, none_ok=True),
 }

@@ -239,7 +239,7 @@ KNOBS = {
     "gen_jitter": Int(0),
     "snapshot_every": Int(0),
     "methods": ListOf(Choice(*_METHODS)),
-    "ablation_methods": ListOf(Choice(*_METHODS)),
+    "ablation_methods": ListOf(Choice(*_METHODS), min_len=0),
     "n_seeds": Int(1),
     "showcase_images": Int(1),
     "showcase_size": Int(8),
