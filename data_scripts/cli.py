@@ -8,6 +8,7 @@
     python -m data_scripts fetch cub200 --root data --from-dir ~/Downloads   # files you downloaded by hand
     python -m data_scripts convert cub200 --root data             # (re)convert what is under data/cub200/
     python -m data_scripts verify cub200 --root data              # checksums + the converted layout
+    python -m data_scripts fetch resnet50                         # pretrained weights into the weights folder
 
 Exit status: 0 done, 1 error (a download that failed or stalled, a checksum mismatch, a corrupt archive, a conversion
 error — every failure is listed at the end; a rerun resumes or fetches again), 2 files missing (no network, or files
@@ -22,6 +23,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from xmr_lib.core import safe_pickle
+
 from . import registry
 from .download import (
     CorruptArchive,
@@ -35,7 +38,7 @@ from .download import (
     safe_extract,
 )
 
-__all__ = ["main", "fetch", "verify", "list_datasets"]
+__all__ = ["main", "fetch", "verify", "list_datasets", "fetch_weights", "weights_dir"]
 
 SUMS = "SHA256SUMS"  # sha256 of files that matched a PUBLISHED checksum
 ARRIVED = "UNPINNED.sha256"  # sha256 of unpinned files as they arrived — not a published checksum
@@ -67,6 +70,9 @@ def list_datasets() -> int:
             else "script"
         )
         _say(f"{name:<20} {_fmt_mb(size):>9}  {how:<8} {s.licence[:40]:<40} {s.title}")
+    _say(f"\n{'weights':<24} {'size':>9}  {'hash':<10} title")
+    for name, w in registry.WEIGHTS.items():
+        _say(f"{name:<24} {_fmt_mb(w.size_mb):>9}  {w.sha256_prefix or 'unpinned':<10} {w.title}")
     _say(
         "\n'script': `fetch` downloads everything; 'partial' / 'manual': some files need a registration or a form "
         "(see `python -m data_scripts info NAME`)."
@@ -75,6 +81,13 @@ def list_datasets() -> int:
 
 
 def info(name: str) -> int:
+    if name in registry.WEIGHTS:
+        w = registry.WEIGHTS[name]
+        _say(f"{w.name}: {w.title}\n  file:     {w.file} (~{_fmt_mb(w.size_mb)})\n  url:      {w.url}")
+        _say(f"  checksum: sha256 starts with {w.sha256_prefix}" if w.sha256_prefix else "  checksum: none published")
+        _say(f"    from:   {w.checksum_source}\n  source:   {w.source}\n  licence:  {w.licence}")
+        _say(f"  goes to:  {weights_dir()}/ (--dir DIR, or $XMR_WEIGHTS_DIR)")
+        return 0
     s = registry.get(name)
     _say(f"{s.name}: {s.title}\n  homepage: {s.homepage}\n  licence:  {s.licence}\n  cite:     {s.citation}")
     if s.used_by:
@@ -409,6 +422,77 @@ def _convert(name: str, root, **options) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# pretrained weights
+
+
+def weights_dir() -> Path:
+    """Where ``fetch NAME`` puts weights: ``$XMR_WEIGHTS_DIR``, else ``$XMR_DATA_DIR/weights`` (default
+    ``~/.cache/xmr/weights``) — the first folders ``xmr_lib.core.paths.weights_dirs`` searches."""
+    if os.environ.get("XMR_WEIGHTS_DIR"):
+        return Path(os.environ["XMR_WEIGHTS_DIR"]).expanduser()
+    return Path(os.environ.get("XMR_DATA_DIR") or Path.home() / ".cache" / "xmr").expanduser() / "weights"
+
+
+def _weights_ok(w: registry.WeightsFile, p: Path) -> tuple[bool, str]:
+    digest = check_file(p)["sha256"]
+    if w.sha256_prefix and not digest.startswith(w.sha256_prefix):
+        return False, f"sha256 {digest} does not start with the published {w.sha256_prefix}"
+    return True, digest
+
+
+def fetch_weights(
+    name: str, dest=None, from_dir=None, timeout: float = 30.0, quiet: bool = False, url: str | None = None
+) -> int:
+    """Download (resumable), check and place one pretrained weight file of :data:`registry.WEIGHTS`.
+
+    The file lands in ``dest`` (default :func:`weights_dir`) only when whole: a file whose sha256 does not start with
+    the published prefix is moved to ``.corrupt`` and refused; a cut transfer stays ``.part`` for a resume.
+    ``url`` replaces the registry's URL (a mirror). Returns the exit status (0 done, 1 refused / failed, 2 no
+    network)."""
+    w = registry.get_weights(name)
+    d = Path(dest).expanduser() if dest else weights_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    target = d / w.file
+    if target.is_file():
+        ok, why = _weights_ok(w, target)
+        if ok:
+            _say(
+                f"  {w.file}: already in {d}" + (f" (sha256 starts with {w.sha256_prefix})" if w.sha256_prefix else "")
+            )
+            return 0
+        bad = move_aside(target)
+        _say(f"  {w.file}: the copy in {d} is not usable ({why}); moved to {bad}, fetching it again")
+    if from_dir is not None:
+        local = _find_in(Path(from_dir).expanduser(), w.file)
+        if local is None or not local.is_file():
+            _say(f"--from-dir: no {w.file} in {from_dir} (nothing is downloaded with --from-dir); get it from {w.url}")
+            return 2
+        ok, why = _weights_ok(w, local)
+        if not ok:
+            _say(f"  {local}: {why}; not used — the file is corrupt, truncated or another file")
+            return 1
+        _take_local(local, target, link=False)
+        _say(f"  {w.file}: taken from {local}; sha256 {why}")
+        return 0
+    src = url or w.url
+    _say(f"  {w.file}: downloading {src}")
+    try:
+        res = download(src, target, sha256_prefix=w.sha256_prefix, timeout=timeout, quiet=quiet, archive=False)
+    except NetworkUnavailable as e:
+        _say(f"{e}\nDownload {w.url} by hand and run `python -m data_scripts fetch {name} --from-dir FOLDER`.")
+        return 2
+    except DownloadError as e:
+        _say(f"  {e}")
+        return 1
+    if res["pinned"]:
+        _say(f"  {w.file}: sha256 {res['sha256']} starts with the published {w.sha256_prefix} ({w.checksum_source})")
+    else:
+        _say(f"  {w.file}: UNPINNED ({w.checksum_source}); sha256 as it arrived {res['sha256']}")
+    _say(f"  → {target}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
 # verify
 
 
@@ -463,7 +547,6 @@ def verify(name: str, root) -> int:
 def layout_problems(name: str, ds: Path) -> list[str]:
     """What is wrong with the converted layout under ``ds`` (empty: nothing)."""
     import csv
-    import pickle
 
     from . import convert as conv
 
@@ -473,8 +556,7 @@ def layout_problems(name: str, ds: Path) -> list[str]:
         pkl = ds / f"gnd_{name}.pkl"
         if not pkl.is_file():
             return [f"no {pkl}"]
-        with open(pkl, "rb") as f:
-            cfg = pickle.load(f)
+        cfg = safe_pickle.load(pkl)
         miss = [n for n in list(cfg["imlist"]) + list(cfg["qimlist"]) if not (ds / "jpg" / f"{n}.jpg").is_file()]
         return [f"{len(miss)} images missing in {ds / 'jpg'} (e.g. {miss[0]}.jpg)"] if miss else []
     if name in ("mediaeval2017_div", "pascal2019_targets"):
@@ -504,7 +586,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="the registered datasets")
-    q = sub.add_parser("info", help="URLs, checksums, licence, citation and layout of one dataset")
+    q = sub.add_parser("info", help="URLs, checksums, licence, citation and layout of one dataset or weight file")
     q.add_argument("name")
     for cmd, hlp in (
         ("fetch", "download (or take from --from-dir), verify, unpack and convert"),
@@ -513,7 +595,11 @@ def _parser() -> argparse.ArgumentParser:
     ):
         q = sub.add_parser(cmd, help=hlp)
         q.add_argument("name")
-        q.add_argument("--root", required=True, help="data root; the dataset goes to ROOT/NAME/")
+        q.add_argument(
+            "--root",
+            required=cmd != "fetch",
+            help="data root; the dataset goes to ROOT/NAME/ (not for weights: they go to --dir)",
+        )
         if cmd in ("fetch", "convert"):
             q.add_argument(
                 "--image-size",
@@ -530,6 +616,11 @@ def _parser() -> argparse.ArgumentParser:
             q.add_argument("--link", action="store_true", help="symlink folders from --from-dir instead of copying")
             q.add_argument("--no-convert", action="store_true", help="download and unpack only")
             q.add_argument("--quiet", action="store_true", help="no progress lines")
+            q.add_argument(
+                "--dir",
+                default=None,
+                help="weights only: target folder (default $XMR_WEIGHTS_DIR or ~/.cache/xmr/weights)",
+            )
     return p
 
 
@@ -540,7 +631,12 @@ def main(argv=None) -> int:
             return list_datasets()
         if a.cmd == "info":
             return info(a.name)
+        if a.cmd == "fetch" and a.name in registry.WEIGHTS:
+            return fetch_weights(a.name, a.dir, from_dir=a.from_dir, timeout=a.timeout, quiet=a.quiet)
         registry.get(a.name)
+        if a.cmd == "fetch" and not a.root:
+            _say("--root: required for a dataset (the dataset goes to ROOT/NAME/)")
+            return 1
         if a.cmd == "verify":
             return verify(a.name, a.root)
         opts = {"image_size": a.image_size, "min_tag_count": a.min_tag_count, "n_labels": a.n_labels}

@@ -21,13 +21,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pickle
 import re
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from xmr_lib.core import safe_pickle
 
 __all__ = ["CONVERTERS", "convert", "ConversionError", "CONVERTER_VERSION"]
 
@@ -199,8 +200,7 @@ def _revisited(ds: Path, **_) -> dict:
     pkl = _search(ds, f"gnd_{name}.pkl", what="the revisitop ground truth")
     if pkl.parent != ds:
         shutil.copy2(pkl, ds / pkl.name)
-    with open(ds / pkl.name, "rb") as f:
-        cfg = pickle.load(f)
+    cfg = safe_pickle.load(ds / pkl.name)
     for k in ("imlist", "qimlist", "gnd"):
         if k not in cfg:
             raise ConversionError(f"{pkl}: not a revisitop ground-truth file (no {k!r} key)")

@@ -1,8 +1,9 @@
 """xmr_lib — the helper library behind the xmr notebooks on deep image and cross-modal retrieval.
 
-One module per concept: ``pooling``, ``losses``, ``hashing``, ``metrics``, ``index``, ``distill``,
-``data``, ``models``, ``viz``, ``runs``, ``claims``. Start every notebook with :func:`setup`
-(usually through :func:`xmr_lib.course.runs.params`, which calls it).
+Seven layers, each importing only from those below it: ``core`` (setup, cache, checks, claims' rules) < ``data``
+< ``encoders`` < ``retrieval`` (pooling, whitening, metrics, index, losses) < ``train`` (the one training loop)
+< ``chapters`` (one folder per notebook) < ``course`` (runs, runner, scorecard, viz, sweep, cli). Start every
+notebook with :func:`xmr_lib.course.runs.params`, which calls :func:`setup`.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xmr_lib.core import safe_pickle
+
 __all__ = ["RetrievalBenchmark", "source_photos", "photo_instances", "revisited", "LazyImages"]
 
 
@@ -349,20 +351,16 @@ def revisited(name: str, root, train_from: str | None = None) -> RetrievalBenchm
     are no query's positive get their own group — as the classic protocols learn Oxford's whitening on Paris and
     vice versa.
     """
-    import pickle
-
     if name not in ("roxford5k", "rparis6k"):
         raise ValueError(f"name: expected 'roxford5k' or 'rparis6k', got {name!r}")
     pkl, jpg = _find_revisited(name, root)
-    with open(pkl, "rb") as f:
-        cfg = pickle.load(f)
+    cfg = safe_pickle.load(pkl)
     gnd = [{k: np.asarray(g.get(k, []), dtype=np.int64) for k in ("easy", "hard", "junk")} for g in cfg["gnd"]]
     db = LazyImages([jpg / f"{n}.jpg" for n in cfg["imlist"]])
     queries = LazyImages([jpg / f"{n}.jpg" for n in cfg["qimlist"]], [g.get("bbx") for g in cfg["gnd"]])
     other = train_from or {"roxford5k": "rparis6k", "rparis6k": "roxford5k"}[name]
     opkl, ojpg = _find_revisited(other, root)
-    with open(opkl, "rb") as f:
-        ocfg = pickle.load(f)
+    ocfg = safe_pickle.load(opkl)
     groups = -1 - np.arange(len(ocfg["imlist"]))  # singletons unless a landmark claims them
     marks = sorted({"_".join(q.split("_")[:-1]) for q in ocfg["qimlist"]})
     for qname, g in zip(ocfg["qimlist"], ocfg["gnd"]):

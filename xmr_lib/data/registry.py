@@ -50,6 +50,7 @@ from typing import Sequence
 
 import numpy as np
 
+from xmr_lib.core import safe_pickle
 from xmr_lib.core.paths import ASSETS_DIR
 from xmr_lib.data.easy_vqa import COLOURS as EASY_VQA_COLOURS
 from xmr_lib.data.easy_vqa import SHAPES as EASY_VQA_SHAPES
@@ -700,8 +701,7 @@ def _check_gnd(name: str, root) -> None:
     pkl, jpg = _find_revisited(name, root)  # FileNotFoundError with the fetch command
     fetch = f"re-fetch it with `python -m data_scripts fetch {name} --root {root}`"
     try:
-        with open(pkl, "rb") as f:
-            cfg = pickle.load(f)
+        cfg = safe_pickle.load(pkl)
     except (
         pickle.UnpicklingError,
         EOFError,
