@@ -189,3 +189,15 @@ def test_declared_knobs_and_inferred_types():
     for ch in ("00", "02", "03", "04", "05", "06", "07", "08", "09", "10"):  # every profile passes its own checks
         for prof in runs.PROFILE_NAMES:
             runs.resolve(ch, prof)
+
+
+def test_paper_settings_table_reads_the_chapter_config(monkeypatch):
+    from xmr_lib.chapters.ch00 import config as ch00
+
+    with pytest.raises(ValueError, match="notebook 00: its config declares no PAPER_SETTINGS"):
+        runs.paper_settings("00")
+    rows = [{"setting": "backbone", "paper": "VGG16 (§2.4)", "ours": "VGG16", "why": ""}, {"setting": "lr"}]
+    monkeypatch.setattr(ch00, "PAPER_SETTINGS", rows, raising=False)
+    table = runs.paper_settings(0)
+    assert list(table.columns) == ["paper", "ours", "why"] and list(table.index) == ["backbone", "lr"]
+    assert table.loc["backbone", "paper"] == "VGG16 (§2.4)" and table.loc["lr", "ours"] == ""

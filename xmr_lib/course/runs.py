@@ -124,6 +124,20 @@ def knob_table(chapter: str):
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def paper_settings(chapter: str):
+    """The chapter's ``full`` profile beside the paper's setting: ``PAPER_SETTINGS`` of the chapter's config, a list of
+    ``{"setting", "paper", "ours", "why"}`` rows (``why`` empty where ours is the paper's), as a pandas DataFrame
+    indexed by setting. Each notebook opens its ``full`` section with it."""
+    import pandas as pd  # heavy; only this view needs it
+
+    chapter = normalise_chapter(chapter)
+    rows = getattr(chapter_module(chapter), "PAPER_SETTINGS", None)
+    if not rows:
+        raise ValueError(f"notebook {chapter}: its config declares no PAPER_SETTINGS (paper setting → ours → why)")
+    table = pd.DataFrame([{k: r.get(k, "") for k in ("setting", "paper", "ours", "why")} for r in rows])
+    return table.set_index("setting")
+
+
 def resolve(chapter: str, profile: str = "default", **given: Any) -> Params:
     """Resolve a chapter's parameters without side effects (no seeding, no run context).
 
