@@ -191,3 +191,86 @@ def test_topic_rows_labels_are_readable():
     query = fig.axes[0].texts[0]  # the query written in the first column, not a shrinking bitmap
     assert query.get_text().replace("\n", " ") == lists.titles[0] and query.get_fontsize() >= 9
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a pool per seed, the dev-topic tuning, the paper's settings and the tiny knob
+
+
+def _fake_visual(pool=None, real_lists=None, pool_key=None):
+    """Stand-in for lecture.pool_visual: deterministic features from the pool's attributes, the key recorded."""
+    rng = np.random.default_rng(pool_key.get("pool_seed", 99))
+    combo = pool.colour * 3 + pool.shape
+    v = np.eye(24)[combo] + np.eye(10)[pool.aspect] @ rng.normal(size=(10, 24)) * 0.5
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return {"a": v.astype(np.float32), "b": np.roll(v, 1, axis=0).astype(np.float32), "key": pool_key}
+
+
+def test_collections_draw_a_pool_per_seed_with_its_own_visual_features():
+    drawn = []
+
+    def pools(seed):
+        drawn.append(seed)
+        return diversity.shape_pool(6, seed=seed, progress=False)
+
+    coll = lecture.Collections(
+        None,
+        None,
+        "tfidf",
+        n_docs=20,
+        n_topics=4,
+        p_mention=0.5,
+        p_wrong=0.2,
+        pools=pools,
+        visual=_fake_visual,
+        pool_key={"pool": "easy_vqa_aspects", "per_combo": 6},
+    )
+    a, _, _ = coll(0)
+    v0 = coll.visual(0)
+    assert drawn == [0] and a.images is coll.pool_of(0).images  # the pool is drawn once per seed and kept
+    assert v0["key"] == {"pool": "easy_vqa_aspects", "per_combo": 6, "pool_seed": 0} and coll.visual(0) is v0
+    b, _, _ = coll(1)
+    assert drawn == [0, 1] and not np.array_equal(coll.pool_of(1).aspect, diversity.shape_pool(6, seed=0).aspect)
+    assert coll.visual(1)["key"]["pool_seed"] == 1 and b.images is coll.pool_of(1).images
+    with pytest.raises(ValueError, match="visual"):
+        lecture.Collections(None, None, "tfidf", n_docs=20, n_topics=4, p_mention=0.5, p_wrong=0.2).visual(0)
+
+
+def test_run_seed_tunes_k_alpha_and_feature_on_the_dev_topics():
+    pool = diversity.shape_pool(8, seed=0, progress=False)
+    lists, t, qt = lecture.Collections(pool, None, "tfidf", n_docs=30, n_topics=6, p_mention=0.5, p_wrong=0.2)(0)
+    v = _fake_visual(pool, pool_key={})
+    cands = {"a": v["a"], "b": v["b"]}
+    kw = dict(betas=[0.0, 0.5], joint_epochs=0, seed=0)
+    runs_t, info, table, _, extras = lecture.run_seed(
+        lists, cands, t, qt, k=25, alpha=0.15, tune_ks=[2, 5], tune_alphas=[0.0, 0.3], **kw
+    )
+    s_t = rerank.text_relevance(lists.titles, lists.texts, lists.doc, query_embeddings=qt, doc_embeddings=t)
+    want, _ = diversity.tune_prf(lists, s_t, {n: lists.gather(x) for n, x in cands.items()}, [2, 5], [0.0, 0.3])
+    assert info["tuned"] == want and extras["tune/K"] == want["K"] and extras["tune/alpha"] == want["alpha"]
+    V = lists.gather(cands[want["feature"]])
+    expect = rerank.two_step_score(runs_t["text"].scores, want["K"], want["alpha"], features=V)
+    assert np.allclose(runs_t["run3"].scores, expect)  # the tuned K, α and feature are the ones RUN3 uses
+    assert {"clusters", "clusters_text", "clusters_joint"} <= set(table.diversification)
+    # without a grid: K and α as given, the first feature; MMR on another feature on request
+    runs_f, info_f, _, _, _ = lecture.run_seed(lists, cands, t, qt, k=3, alpha=0.5, mmr_feature="b", **kw)
+    assert (info_f["tuned"]["K"], info_f["tuned"]["alpha"], info_f["tuned"]["feature"]) == (3, 0.5, "a")
+    assert np.array_equal(runs_f["run1"].diversity_features, lists.gather(cands["b"]))
+    assert runs_f["run2"].diversity_features.shape[2] == t.shape[1]
+    with pytest.raises(ValueError, match="mmr_feature"):
+        lecture.run_seed(lists, cands, t, qt, k=3, alpha=0.5, mmr_feature="vgg16_rmac", **kw)
+
+
+def test_paper_settings_tiny_knob_and_run5_labelled_ours():
+    assert ch09.PAPER_SETTINGS and all(set(r) == {"setting", "paper", "ours", "why"} for r in ch09.PAPER_SETTINGS)
+    assert all("§" in r["paper"] or "Table" in r["paper"] for r in ch09.PAPER_SETTINGS)
+    table = runs.paper_settings("09")
+    assert "K and α of Eq. (1)" in table.index and "RUN5" in table.index
+    assert all(p["tiny"] is False for p in ch09.PROFILES.values())
+    p = runs.resolve("09", "full", tiny=True)
+    ch09.FALLBACK.apply(p)  # no data: the offline collection, then the tiny sizes
+    assert p.dataset == "shapes" and p.visual_features == ["efficientnet_lite0"]
+    assert p.image_size == ch09.TINY_KNOBS["image_size"] and p.n_seeds == 1
+    assert "ours" in diversity.RUNS["run5"] and diversity.RUNS["run5"] not in ch09.PAPER_TABLE1
+    with pytest.raises(ValueError, match="visual feature"):
+        lecture.visual_features("inception_resnet", np.zeros((1, 8, 8, 3), np.uint8), size=8)

@@ -359,3 +359,135 @@ def test_toy_lists_shapes_clusters_and_bad_input():
         dv.toy_lists(n_docs=0)
     with pytest.raises(ValueError, match="p_relevant"):
         dv.toy_lists(p_relevant=1.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the offline base rank is blind to the ground truth; the runs never read it
+
+
+def test_flickr_ranks_hand_computed_and_bad_input():
+    rng = np.random.default_rng(0)
+    # noise 0: latent 0.5·match = 0, 1, 0.5, 1 → order 1, 3, 2, 0 (stable) → ranks 4, 1, 3, 2
+    assert dv.flickr_ranks([0, 2, 1, 2], rng, noise=0.0).tolist() == [4, 1, 3, 2]
+    r = dv.flickr_ranks(np.zeros(30), np.random.default_rng(1))
+    assert sorted(r.tolist()) == list(range(1, 31))
+    with pytest.raises(ValueError, match="match"):
+        dv.flickr_ranks(np.zeros((2, 3)), rng)
+    with pytest.raises(ValueError, match="noise"):
+        dv.flickr_ranks([1, 2], rng, noise=-1.0)
+
+
+def test_flickr_rank_carries_relevance_only_through_the_tags():
+    """Within documents whose tags match the query equally, relevant and irrelevant documents get the same ranks
+    (the base signal never reads the ground truth); across match counts, relevant ones rank higher (the tags)."""
+    for p_mention in (0.5, 0.9):
+        L = dv.make_shape_topics(_fake_pool(n_per=60), n_docs=120, p_mention=p_mention, p_wrong=0.1, seed=3)
+        words = [set(t.split()) for t in L.texts]
+        match = np.array([[len(set(L.titles[q].split()) & words[d]) for d in L.doc[q]] for q in range(L.n_queries)])
+        r = L.flickr_rank / L.flickr_rank.shape[1]  # normalised rank, 1 = last
+        within = []
+        for m in np.unique(match):
+            sel = match == m
+            rel, irr = r[sel & L.relevant], r[sel & ~L.relevant]
+            if len(rel) > 30 and len(irr) > 30:
+                within.append(abs(rel.mean() - irr.mean()) / np.sqrt(rel.var() / len(rel) + irr.var() / len(irr)))
+        assert len(within) >= 2 and max(within) < 3.5  # no difference beyond chance (z-score) at any match count
+    assert r[L.relevant].mean() < r[~L.relevant].mean() - 0.05  # ... yet telling tags make relevant ones rank higher
+
+
+def test_runs_never_read_the_ground_truth_and_the_winner_follows_it():
+    """Shuffling the ground truth inside each list leaves every run's scores unchanged (no run reads it), and
+    then the cross-media run loses its lead over the text score: which method wins comes from the features and
+    texts, not from the generator."""
+    pool = _fake_pool(n_per=30)
+    L = dv.make_shape_topics(pool, n_docs=50, p_mention=0.4, p_wrong=0.3, seed=0)
+    V = _synthetic_features(pool)
+    T = features.text_features(L.texts, encoder="tfidf")
+    QT = features.text_features(L.titles, encoder="tfidf", fit_texts=L.texts)
+    rng = np.random.default_rng(0)
+    perm = np.argsort(rng.random(L.doc.shape), axis=1)
+    shuffled = dv.TopicLists(
+        L.titles,
+        L.doc,
+        L.mask,
+        np.take_along_axis(L.relevant, perm, 1),
+        np.take_along_axis(L.cluster, perm, 1),
+        L.flickr_rank,
+        L.texts,
+        L.images,
+        split=L.split,
+    )
+    runs, _ = dv.table1_runs(L, V, T, QT, k=10, alpha=0.15, joint_epochs=0, progress=False)
+    runs_s, _ = dv.table1_runs(shuffled, V, T, QT, k=10, alpha=0.15, joint_epochs=0, progress=False)
+    for key in runs:
+        assert np.array_equal(runs[key].scores, runs_s[key].scores), key
+
+    def p20(lists, run):
+        return dv.mean_metrics(rerank.ranking_from_scores(run.scores), lists.cluster)["P@20"]
+
+    gap = p20(L, runs["run3"]) - p20(L, runs["text"])
+    gap_shuffled = p20(shuffled, runs_s["run3"]) - p20(shuffled, runs_s["text"])
+    assert gap > 0.1 and abs(gap_shuffled) < gap / 3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# §4's tuning by P@50 on the dev topics; §1's clustering on visual, textual and joint features
+
+
+def test_tune_prf_picks_the_best_dev_p50_and_breaks_ties_small():
+    pool = _fake_pool(n_per=30)
+    L = dv.make_shape_topics(pool, n_docs=60, p_mention=0.4, p_wrong=0.3, seed=1)
+    T = features.text_features(L.texts, encoder="tfidf")
+    QT = features.text_features(L.titles, encoder="tfidf", fit_texts=L.texts)
+    s_t = rerank.text_relevance(L.titles, L.texts, L.doc, query_embeddings=QT, doc_embeddings=T)
+    good = L.gather(_synthetic_features(pool))
+    noise = np.random.default_rng(5).normal(size=good.shape)
+    noise /= np.linalg.norm(noise, axis=2, keepdims=True)
+    best, grid = dv.tune_prf(L, s_t, {"noise": noise, "good": good}, [5, 20], [0.0, 0.3])
+    assert len(grid) == 8 and set(grid.feature) == {"noise", "good"}
+    assert best["score"] == grid["P@50"].max() and best["feature"] == "good"
+    row = grid[(grid.feature == best["feature"]) & (grid.K == best["K"]) & (grid.alpha == best["alpha"])]
+    assert row["P@50"].iloc[0] == best["score"]
+    # the dev topics decide: recompute the winner's P@50 on them by hand
+    sc = rerank.two_step_score(s_t, best["K"], best["alpha"], features=good)
+    per = dv.diversity_metrics(rerank.ranking_from_scores(sc), L.cluster, 50)["P"]
+    assert per[L.split == "dev"].mean() == pytest.approx(best["score"])
+    # α = 1 is the text ranking whatever K: all K tie, the smallest wins
+    b1, _ = dv.tune_prf(L, s_t, {"good": good}, [30, 3, 10], [1.0])
+    assert b1["K"] == 3 and b1["alpha"] == 1.0
+    with pytest.raises(ValueError, match="ks"):
+        dv.tune_prf(L, s_t, {"good": good}, [0], [0.1])
+    with pytest.raises(ValueError, match="alphas"):
+        dv.tune_prf(L, s_t, {"good": good}, [5], [1.5])
+    with pytest.raises(ValueError, match="features"):
+        dv.tune_prf(L, s_t, {}, [5], [0.1])
+
+
+def test_clustering_on_visual_text_and_joint_features():
+    pool = _fake_pool(n_per=30)
+    L = dv.make_shape_topics(pool, n_docs=50, p_mention=0.4, p_wrong=0.3, seed=0)
+    Vp = _synthetic_features(pool)
+    T = features.text_features(L.texts, encoder="tfidf")
+    QT = features.text_features(L.titles, encoder="tfidf", fit_texts=L.texts)
+    runs, _ = dv.table1_runs(L, Vp, T, QT, k=10, alpha=0.15, joint_epochs=0, progress=False)
+    V, Tg = L.gather(Vp), L.gather(T)
+    J = dv.joint_features(V, Tg)
+    assert J.shape == V.shape[:2] + (V.shape[2] + Tg.shape[2],)
+    assert np.allclose(np.linalg.norm(J, axis=2), 1.0, atol=1e-5)
+    assert np.allclose(
+        np.einsum("qnd,qmd->qnm", J, J),
+        0.5 * (np.einsum("qnd,qmd->qnm", V, V) + np.einsum("qnd,qmd->qnm", Tg, Tg)),
+        atol=1e-5,
+    )
+    views = {"clusters": V, "clusters_text": Tg, "clusters_joint": J}
+    table, _ = dv.evaluate_runs(L, runs, [0.0, 0.5], cluster_ks=(3, 5), cluster_features=views)
+    rows = table[table.key == "run3"].set_index("diversification")
+    assert set(views) <= set(rows.index)
+    assert len({rows.loc[v, "F1@20"] for v in views}) == 3  # each on its own features
+    for name, f in views.items():  # each row is k-means at every k on that view, then the cluster-sharing re-rank
+        lab = np.stack([rerank.batched_kmeans(f, k, seed=i) for i, k in enumerate((3, 5))], 1)
+        order = rerank.cluster_share_rerank(runs["run3"].scores, lab, depth=50)
+        want = dv.mean_metrics(order, L.cluster, queries=L.split == "test")["CR@20"]
+        assert rows.loc[name, "CR@20"] == pytest.approx(want)
+    with pytest.raises(ValueError, match="leading shape"):
+        dv.joint_features(V, Tg[:1])

@@ -58,6 +58,9 @@ __all__ = [
     "render_aspect",
     "shape_pool",
     "make_shape_topics",
+    "flickr_ranks",
+    "tune_prf",
+    "joint_features",
     "toy_lists",
     "load_div2017",
     "write_trec_run",
@@ -446,6 +449,23 @@ def _tags(
     return words
 
 
+def flickr_ranks(match, rng: np.random.Generator, *, noise: float = 1.0) -> np.ndarray:
+    """The offline "Flickr" rank of one list: 1-based ranks sorting ``0.5 · match + N(0, noise²)``, best first.
+
+    ``match``: (N,) how many query words each document's tags contain. Only the text match and the noise enter —
+    no relevance, no cluster — so the base ranking RUN1 starts from is as informative as the tags, no more.
+    """
+    match = np.asarray(match, dtype=np.float64)
+    if match.ndim != 1:
+        raise ValueError(f"match: expected a 1-D array (one count per document), got shape {match.shape}")
+    if not float(noise) >= 0:
+        raise ValueError(f"noise: expected a standard deviation >= 0, got {noise!r}")
+    latent = 0.5 * match + float(noise) * rng.standard_normal(len(match))
+    ranks = np.empty(len(match), dtype=np.int64)
+    ranks[np.argsort(-latent, kind="stable")] = np.arange(1, len(match) + 1)
+    return ranks
+
+
 def make_shape_topics(
     pool: ShapePool,
     *,
@@ -457,7 +477,7 @@ def make_shape_topics(
     p_wrong: float = 0.2,
     p_aspect_word: float = 0.3,
     retrieval_bias: float = 2.0,
-    flickr_signal: float = 0.5,
+    flickr_noise: float = 1.0,
     n_topics: int | None = None,
     dev_fraction: float = 0.5,
     seed: int = 0,
@@ -472,7 +492,8 @@ def make_shape_topics(
     ``relevant_fraction``, relevant documents drawn with Zipf(``zipf``)-skewed aspect proportions (the sub-topic
     clusters are the aspects), irrelevant ones preferring photos that share the colour or the shape, and both
     favouring photos whose tags contain the query words (weight ``1 + retrieval_bias · #matched words``). The
-    "Flickr" rank sorts ``flickr_signal · relevant + 0.5 · #matched words + N(0, 1)``.
+    "Flickr" rank is a noisy text match, :func:`flickr_ranks`: it sorts ``0.5 · #query words in the tags +
+    N(0, flickr_noise²)`` and never reads the ground truth, so it carries relevance only as far as the tags do.
 
     Returns:
         :class:`TopicLists` over the pool (texts = the tags), topics split into "dev" / "test".
@@ -534,8 +555,7 @@ def make_shape_topics(
         doc[q] = ids
         relevant[q] = is_rel[ids]
         cluster[q] = np.where(relevant[q], pool.aspect[ids], -1)
-        latent = flickr_signal * relevant[q] + 0.5 * match[ids] + rng.standard_normal(n_docs)
-        flickr_rank[q, np.argsort(-latent, kind="stable")] = np.arange(1, n_docs + 1)
+        flickr_rank[q] = flickr_ranks(match[ids], rng, noise=flickr_noise)
     n_dev = int(round(dev_fraction * Q))
     split = np.array(["test"] * Q, dtype=object)
     split[rng.permutation(Q)[:n_dev]] = "dev"
@@ -678,7 +698,7 @@ RUNS = {
     "run2": "RUN2 (T)",
     "run3": "RUN3 (VT)",
     "run4": "RUN4 (VT, joint)",
-    "run5": "RUN5 (VT, joint + PRF)",
+    "run5": "RUN5* (ours: ½ RUN4 + ½ RUN3)",
 }
 
 
@@ -717,8 +737,8 @@ def table1_runs(
     - ``run2``: S̃_{T,T} — text first, text-embedding similarity second (classical PRF);
     - ``run3``: S̃_{T,V} — text first, visual second (cross-media);
     - ``run4``: joint embedding trained on RUN3's pseudo-relevance labels, centroid ranking;
-    - ``run5``: the paper does not say how RUN5 differs from RUN4; ours mixes RUN4's score (min-max
-      normalised) with RUN3's, weight ``run5_weight`` on RUN4.
+    - ``run5``: **ours, not the paper's** (the paper lists a RUN5 in Table 1 but never defines it): RUN4's score
+      (min-max normalised) mixed with RUN3's, weight ``run5_weight`` on RUN4.
 
     Args:
         lists: the topics. visual: (M, Dv) and text: (M, Dt) L2-normalised pool features; query_text: (Q, Dt).
@@ -828,10 +848,15 @@ def evaluate_runs(
     cluster_run: str | None = "run3",
     cluster_ks: Sequence[int] = (5, 10, 15),
     cluster_depth: int = 50,
+    cluster_features: dict[str, np.ndarray] | None = None,
     seed: int = 0,
 ):
     """Table 1 for a collection: every run without diversification, with MMR (β tuned on ``tune_on`` topics by
     mean ``tune_metric``@x, reported on ``report_on``), and ``cluster_run`` with the clustering-based method.
+
+    ``cluster_features``: ``{diversification name: (Q, N, D) features}``, one clustering-based row each (k-means
+    at every k of ``cluster_ks`` on those features, §1: visual, textual and joint); default
+    ``{"clusters": <cluster_run's own diversity features>}``.
 
     Returns:
         ``(table, sweep)``: ``table`` a DataFrame with columns run, key, diversification, beta, P@x, CR@x, F1@x,
@@ -877,25 +902,80 @@ def evaluate_runs(
         )
     if cluster_run is not None and cluster_run in runs:
         run = runs[cluster_run]
-        clusterings = np.stack(
-            [
-                rr.batched_kmeans(run.diversity_features, kk, seed=seed + i, mask=lists.mask)
-                for i, kk in enumerate(cluster_ks)
-            ],
-            1,
-        )
-        order = rr.cluster_share_rerank(run.scores, clusterings, depth=cluster_depth, mask=lists.mask)
-        per = diversity_metrics(order, lists.cluster, x)
-        rows.append(
-            {
-                "run": run.name,
-                "key": cluster_run,
-                "diversification": "clusters",
-                "beta": float("nan"),
-                **{f"{k}@{x}": float(v[rep].mean()) for k, v in per.items()},
-            }
-        )
+        feats = {"clusters": run.diversity_features} if cluster_features is None else cluster_features
+        for name, f in feats.items():
+            clusterings = np.stack(
+                [rr.batched_kmeans(f, kk, seed=seed + i, mask=lists.mask) for i, kk in enumerate(cluster_ks)], 1
+            )
+            order = rr.cluster_share_rerank(run.scores, clusterings, depth=cluster_depth, mask=lists.mask)
+            per = diversity_metrics(order, lists.cluster, x)
+            rows.append(
+                {
+                    "run": run.name,
+                    "key": cluster_run,
+                    "diversification": name,
+                    "beta": float("nan"),
+                    **{f"{k}@{x}": float(v[rep].mean()) for k, v in per.items()},
+                }
+            )
     return pd.DataFrame(rows), pd.DataFrame(sweep_rows)
+
+
+def joint_features(visual, text) -> np.ndarray:
+    """(…, Dv + Dt) the concatenation of L2-normalised visual and text features, scaled by 1/√2 so that rows stay
+    unit-norm: a dot product is the mean of the visual and the textual cosine (the joint space of §1's clustering)."""
+    v, t = np.asarray(visual, dtype=np.float32), np.asarray(text, dtype=np.float32)
+    if v.shape[:-1] != t.shape[:-1]:
+        raise ValueError(f"visual, text: expected the same leading shape, got {v.shape} and {t.shape}")
+    return np.concatenate([v, t], -1) / np.float32(np.sqrt(2.0))
+
+
+def tune_prf(
+    lists: TopicLists,
+    first,
+    features: dict[str, np.ndarray],
+    ks: Sequence[int],
+    alphas: Sequence[float],
+    *,
+    x: int = 50,
+    metric: str = "P",
+    split="dev",
+):
+    """The paper's tuning (§4): K, α and the visual feature of Eq. (1) chosen by P@50 on the dev topics.
+
+    Every combination of ``ks`` × ``alphas`` × ``features`` scores RUN3 (:func:`xmr_lib.retrieval.rerank.two_step_score`,
+    first step ``first``, second step the feature's dot products, no diversification); the best mean
+    ``metric``@``x`` over the ``split`` topics wins (ties: the smaller K, then the smaller α, then the first feature).
+
+    Args:
+        first: (Q, N) first-step scores (S_T). features: ``{name: (Q, N, D)}`` gathered, L2-normalised features.
+        ks, alphas: the grid (K ≥ 1, 0 ≤ α ≤ 1).
+    Returns:
+        ``(best, grid)``: ``best = {"K": int, "alpha": float, "feature": str, "score": float}`` and a DataFrame
+        with one row per combination (feature, K, alpha, ``<metric>@<x>``).
+    """
+    import pandas as pd
+
+    if not features:
+        raise ValueError("features: give at least one {name: (Q, N, D) features}")
+    ks, alphas = [int(k) for k in ks], [float(a) for a in alphas]
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks: expected a non-empty list of K >= 1, got {ks!r}")
+    if not alphas or min(alphas) < 0 or max(alphas) > 1:
+        raise ValueError(f"alphas: expected a non-empty list of α in [0, 1], got {alphas!r}")
+    sel = _split_mask(lists, split)
+    col = f"{metric}@{x}"
+    rows = []
+    for name, f in features.items():
+        for k in ks:
+            for a in alphas:
+                sc = rr.two_step_score(first, k, a, features=f, mask=lists.mask)
+                per = diversity_metrics(rr.ranking_from_scores(sc, lists.mask), lists.cluster, x)[metric]
+                rows.append({"feature": name, "K": k, "alpha": a, col: float(per[sel].mean())})
+    grid = pd.DataFrame(rows)
+    order = {n: i for i, n in enumerate(features)}
+    best = min(rows, key=lambda r: (-r[col], r["K"], r["alpha"], order[r["feature"]]))
+    return {"K": best["K"], "alpha": best["alpha"], "feature": best["feature"], "score": best[col]}, grid
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from xmr_lib.chapters.ch09 import diversity
+from xmr_lib.core.cache import cached
 from xmr_lib.data import easy_vqa
+from xmr_lib.encoders import backbones as models
 from xmr_lib.encoders import features as features_mod
-from xmr_lib.retrieval import rerank
+from xmr_lib.retrieval import pooling, rerank
 
 # ---------------------------------------------------------------------------------------------------------------
 # the metrics, straight from their definitions
@@ -86,24 +88,151 @@ def list_text_features(lists: diversity.TopicLists, encoder: str) -> tuple[np.nd
 class Collections:
     """The topic lists of each seed and their text features: ``collections(seed) -> (lists, texts, queries)``.
 
-    Offline (``real_lists`` None) every seed draws new lists from ``pool`` (:func:`diversity.make_shape_topics`);
-    with ``real_lists`` every seed gets them, their text features computed once.
+    Offline (``real_lists`` None) every seed draws new lists (:func:`diversity.make_shape_topics`) from ``pool``,
+    or, with ``pools``, from its own pool ``pools(seed)`` (a new draw of the aspects: the verdicts then do not hang
+    on one draw of the pool); with ``real_lists`` every seed gets them, their text features computed once.
     """
 
     def __init__(
-        self, pool, real_lists, text_encoder: str, *, n_docs: int, n_topics: int, p_mention: float, p_wrong: float
+        self,
+        pool,
+        real_lists,
+        text_encoder: str,
+        *,
+        n_docs: int,
+        n_topics: int,
+        p_mention: float,
+        p_wrong: float,
+        pools: Callable[[int], diversity.ShapePool] | None = None,
+        visual: Callable[..., dict] | None = None,
+        pool_key: dict | None = None,
     ):
-        self.pool, self.real_lists, self.text_encoder = pool, real_lists, text_encoder
+        self.pool, self.real_lists, self.text_encoder, self.pools = pool, real_lists, text_encoder, pools
         self.draw = dict(n_docs=n_docs, n_topics=n_topics, p_mention=p_mention, p_wrong=p_wrong)
+        self._visual, self.pool_key = visual, dict(pool_key or {})
         self._real_text = None
+        self._last_pool: tuple[int, Any] | None = None
+        self._last_visual: tuple[int, Any] | None = None
+
+    def visual(self, seed: int) -> dict[str, np.ndarray]:
+        """``{name: (pool size, D)}`` the candidate visual features of seed ``seed``'s pool (``visual(pool=...,
+        pool_key=...)`` or ``visual(real_lists=..., pool_key=...)``, e.g. :func:`pool_visual`; the last is kept)."""
+        if self._visual is None:
+            raise ValueError("visual: these collections were made without a visual= feature function")
+        seed = 0 if self.real_lists is not None else seed  # the real photos are the same for every seed
+        if self._last_visual is None or self._last_visual[0] != seed:
+            if self.real_lists is not None:
+                v = self._visual(real_lists=self.real_lists, pool_key=self.pool_key)
+            else:
+                key = {**self.pool_key, "pool_seed": seed} if self.pools is not None else self.pool_key
+                v = self._visual(pool=self.pool_of(seed), pool_key=key)
+            self._last_visual = (seed, v)
+        return self._last_visual[1]
+
+    def pool_of(self, seed: int):
+        """The shape pool seed ``seed`` draws its lists from (the last one is kept)."""
+        if self.pools is None:
+            return self.pool
+        if self._last_pool is None or self._last_pool[0] != seed:
+            self._last_pool = (seed, self.pools(seed=seed))
+        return self._last_pool[1]
 
     def __call__(self, seed: int):
         if self.real_lists is not None:
             if self._real_text is None:
                 self._real_text = list_text_features(self.real_lists, self.text_encoder)
             return (self.real_lists, *self._real_text)
-        lists = diversity.make_shape_topics(self.pool, seed=seed, **self.draw)
+        lists = diversity.make_shape_topics(self.pool_of(seed), seed=seed, **self.draw)
         return (lists, *list_text_features(lists, self.text_encoder))
+
+
+#: The visual features Eq. (1) can use (§4 compared AlexNet, Inception V3, Inception-ResNet and R-MAC, each by the
+#: last fully connected layer before the classifier; we have AlexNet, R-MAC and two more trunks): name → (backbone,
+#: pooling); ``fc7`` = AlexNet's second fully connected layer (the paper's layer), ``gap`` = global average pooling.
+VISUAL_FEATURES = {
+    "efficientnet_lite0": ("efficientnet_lite0", "gap"),
+    "alexnet_fc7": ("alexnet", "fc7"),
+    "resnet50": ("resnet50", "gap"),
+    "vgg16_rmac": ("vgg16", "rmac"),
+}
+
+
+def _reduce(trunk, how: str):
+    """The map → vector step of :func:`visual_features` (runs on the trunk's device, inside no-grad)."""
+    import torch
+
+    if how == "gap":
+        return lambda m: m.mean(dim=(2, 3))
+    if how == "rmac":
+        return lambda m: pooling.rmac_pool(m)
+    net = trunk.net  # AlexNet: last max-pool, adaptive average pool, then the classifier up to fc7's ReLU
+    return lambda m: net.classifier[:-1](torch.flatten(net.avgpool(net.features[-1](m)), 1))
+
+
+def visual_features(
+    name: str,
+    images=None,
+    *,
+    paths=None,
+    size: int,
+    device: str = "cpu",
+    pretrained: bool = True,
+    cache_key: dict | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """(M, D) visual features of a pool by :data:`VISUAL_FEATURES` name, centred by the pool mean, L2-normalised.
+
+    ``efficientnet_lite0`` with ImageNet weights is :func:`xmr_lib.encoders.features.image_features` (the offline
+    default); the others run the trunk of :func:`xmr_lib.encoders.backbones.backbone` (ImageNet statistics, ``size``
+    px, centre square of a file) and pool its last maps globally (GAP) or regionally (R-MAC). ``pretrained=False``
+    gives random weights (the ``tiny`` check of the full path); such features are never cached.
+    """
+    if name not in VISUAL_FEATURES:
+        raise ValueError(f"visual feature: expected one of {sorted(VISUAL_FEATURES)}, got {name!r}")
+    arch, pool_how = VISUAL_FEATURES[name]
+    if arch == "efficientnet_lite0" and pretrained:
+        return features_mod.image_features(
+            images, paths=paths, size=size, device=device, cache_key=cache_key, progress=progress
+        )
+    if (images is None) == (paths is None):
+        raise ValueError("give exactly one of images= (M, H, W, 3) uint8 or paths= (M image files)")
+
+    def compute():
+        trunk = models.backbone(arch, pretrained=pretrained, device=device)
+        ims = (
+            np.asarray(images)
+            if images is not None
+            else np.stack([models.resize_image(f, size, fit="square", interpolation="bicubic") for f in paths])
+        )
+        prep = lambda x: models.preprocess(x, size=size, mean=trunk.mean, std=trunk.std)  # noqa: E731
+        return models.extract_feature_maps(
+            trunk, ims, batch_size=64, device=device, reduce=_reduce(trunk, pool_how), transform=prep, progress=progress
+        ).numpy()
+
+    key = None if cache_key is None or not pretrained else {"what": f"ch09_{name}", "size": size, **cache_key}
+    raw = cached(key, compute) if key is not None else compute()
+    f = raw - raw.mean(0, keepdims=True)
+    return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def pool_visual(
+    names: Sequence[str],
+    *,
+    pool=None,
+    pool_key: dict | None = None,
+    real_lists=None,
+    size: int,
+    device: str = "cpu",
+    pretrained: bool = True,
+) -> dict[str, np.ndarray]:
+    """``{name: (M, D)}`` the candidate visual features of a shape ``pool`` (images) or of ``real_lists``' photos
+    (files), cached on disk under ``pool_key`` (pretrained weights only)."""
+    if (pool is None) == (real_lists is None):
+        raise ValueError("give exactly one of pool= (offline) or real_lists= (MediaEval 2017)")
+    src = dict(images=pool.images) if pool is not None else dict(paths=real_lists.image_paths)
+    return {
+        n: visual_features(n, **src, size=size, device=device, pretrained=pretrained, cache_key=pool_key) for n in names
+    }
 
 
 def similarity_structure(lists: diversity.TopicLists, feats) -> pd.Series:
@@ -141,26 +270,59 @@ def run_seed(
     joint_epochs: int,
     seed: int,
     device: str = "cpu",
+    tune_ks: Sequence[int] = (),
+    tune_alphas: Sequence[float] = (),
+    cluster_views: bool = True,
+    mmr_feature: str = "tuned",
 ):
     """Every run of Table 1 on one seed's lists, MMR's β tuned on the dev topics, and Eq. (1) with and without the
     recombination (α = 0) scored on the test topics (P@50 was the paper's tuning metric).
 
     Args:
-        visual: (pool size, D) image features; texts, queries: from :func:`list_text_features`.
+        visual: (pool size, D) image features, or ``{name: (pool size, D)}`` candidate visual features (the first
+            is used unless tuned); texts, queries: from :func:`list_text_features`.
+        k, alpha: Eq. (1)'s K and α — unless ``tune_ks`` and ``tune_alphas`` are both given: then K, α and the
+            visual feature are chosen by P@50 of RUN3 on the dev topics (:func:`diversity.tune_prf`, §4) and
+            applied to every run.
+        cluster_views: the clustering-based re-ranking on visual, textual and joint features (§1); else visual.
+        mmr_feature: MMR's visual similarity (every run but the text-only ones): ``"tuned"`` = the feature Eq. (1)
+            uses, or a name of ``visual`` (§4: R-MAC).
     Returns:
-        ``(runs, info, table, sweep, extras)``: :func:`diversity.table1_runs`'s runs and info, the
-        :func:`diversity.evaluate_runs` table and β sweep (with a ``seed`` column), and this seed's value of each
-        extra metric.
+        ``(runs, info, table, sweep, extras)``: :func:`diversity.table1_runs`'s runs and info (``info["tuned"]``:
+        the K, α and feature used), the :func:`diversity.evaluate_runs` table and β sweep (with a ``seed``
+        column), and this seed's value of each extra metric.
     """
+    cands = dict(visual) if isinstance(visual, dict) else {"visual": visual}
+    if len(tune_ks) and len(tune_alphas):
+        s_t0 = rerank.text_relevance(
+            lists.titles, lists.texts, lists.doc, query_embeddings=queries, doc_embeddings=texts, mask=lists.mask
+        )
+        gathered = {n: lists.gather(v) for n, v in cands.items()}
+        tuned, _ = diversity.tune_prf(lists, s_t0, gathered, tune_ks, tune_alphas)
+    else:
+        tuned = {"K": int(k), "alpha": float(alpha), "feature": next(iter(cands)), "score": float("nan")}
+    k, alpha, V_pool = tuned["K"], tuned["alpha"], cands[tuned["feature"]]
     run_s, info_s = diversity.table1_runs(
-        lists, visual, texts, queries, k=k, alpha=alpha, joint_epochs=joint_epochs, seed=seed, device=device
+        lists, V_pool, texts, queries, k=k, alpha=alpha, joint_epochs=joint_epochs, seed=seed, device=device
     )
-    table_s, sweep_s = diversity.evaluate_runs(lists, run_s, betas, seed=seed)
+    info_s["tuned"] = tuned
+    V, T = lists.gather(V_pool), lists.gather(texts)
+    if mmr_feature != "tuned":
+        if mmr_feature not in cands:
+            raise ValueError(f"mmr_feature: {mmr_feature!r} is not among the visual features {sorted(cands)}")
+        V_mmr = lists.gather(cands[mmr_feature])
+        for key, run in run_s.items():
+            if key not in ("text", "run2"):
+                run.diversity_features = V_mmr
+    views = {"clusters": V}
+    if cluster_views:
+        views.update(clusters_text=T, clusters_joint=diversity.joint_features(V, T))
+    table_s, sweep_s = diversity.evaluate_runs(lists, run_s, betas, seed=seed, cluster_features=views)
     test = lists.split == "test"
     s_t = run_s["text"].scores
-    extras: dict[str, Any] = {}
+    extras: dict[str, Any] = {"tune/K": k, "tune/alpha": alpha}
     for a_name, a in (("alpha", alpha), ("alpha0", 0.0)):
-        sc = rerank.two_step_score(s_t, k, a, features=lists.gather(visual), mask=lists.mask)
+        sc = rerank.two_step_score(s_t, k, a, features=V, mask=lists.mask)
         order = rerank.ranking_from_scores(sc, lists.mask)
         extras[f"alpha/run3/P@50_{a_name}"] = float(
             diversity.diversity_metrics(order, lists.cluster, 50)["P"][test].mean()
