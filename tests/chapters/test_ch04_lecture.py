@@ -23,11 +23,12 @@ matplotlib.use("Agg")
 
 def test_full_without_data_falls_back_to_the_shape_captions():
     p = runs.resolve("04", "full")
-    assert p.dataset == "flickr30k" and p.text_encoder == "minilm"
+    assert (p.dataset, p.text_encoder, p.image_backbone) == ("flickr30k", "bilstm", "mobilenet_v2")
     real, fell_back, banner = ch04.FALLBACK.apply(p)
     assert (real, fell_back) == (False, True)
     assert "FALLING BACK" in banner and "python -m data_scripts fetch flickr30k --root DIR" in banner
     assert (p.dataset, p.text_encoder, p.n_train_images, p.n_test_images) == ("shapes", "bow", 4000, 1000)
+    assert p.image_backbone == "frozen_lite0"  # the default profile's frozen-feature path
     assert p.epochs == ch04.PROFILES["full"]["epochs"] and p.ablation == ch04.PROFILES["full"]["ablation"]
     q = runs.resolve("04", "full", n_train_images=500, n_test_images=2000)
     ch04.FALLBACK.apply(q)
@@ -119,7 +120,7 @@ def test_ablation_metrics():
 def test_tau_sweep_reuses_the_full_runs(monkeypatch):
     calls = []
 
-    def fake_run_configs(split, base, names, seeds, overrides=None, device="cpu", checkpoint=None):
+    def fake_run_configs(split, base, names, seeds, overrides=None, device="cpu", checkpoint=None, engine=None):
         calls.append((list(names), overrides))
         return {n: _results(["x"], r1=(float(o["tau"]), 1.0))["x"] for n, o in overrides.items()}
 

@@ -1,4 +1,5 @@
-"""Text features, offline: MiniLM sentence embeddings (cached on disk), bag of words / tf-idf, GloVe word vectors.
+"""Text features, offline: MiniLM sentence embeddings (cached on disk), bag of words / tf-idf, GloVe word vectors,
+a trainable Bi-LSTM text branch.
 
 =======================  =====================================================================================
 :func:`encode`           sentences → (N, 384) L2-normalised all-MiniLM-L6-v2 embeddings (PyPI
@@ -29,6 +30,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from xmr_lib.core import paths
 from xmr_lib.core.setup import resolve_device
@@ -48,6 +52,11 @@ __all__ = [
     "word_vector",
     "word_vectors",
     "phrase_similarity",
+    "PAD",
+    "UNK",
+    "build_vocab",
+    "tokenize",
+    "BiLSTMTextEncoder",
 ]
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -476,3 +485,89 @@ def phrase_similarity(a: str, b: str, vectors: WordVectors | None = None) -> flo
     if na == 0 or nb == 0:
         raise ValueError(f"phrase_similarity: a zero mean vector for {a!r} or {b!r}")
     return float(va @ vb / (na * nb))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a trainable Bi-LSTM text branch over word vectors (thesis §4.5.1, after CMPM)
+
+PAD, UNK = 0, 1  # token ids of padding and of out-of-vocabulary words; real words start at 2
+
+
+def build_vocab(texts: Sequence[str], min_count: int = 1, max_words: int | None = None) -> list[str]:
+    """The words of ``texts`` (lower-cased ``\\b\\w+\\b`` tokens) seen at least ``min_count`` times, most frequent
+    first (ties alphabetical), at most ``max_words``; token id of ``vocab[k]`` is ``k + 2`` (0 = pad, 1 = unknown)."""
+    texts = _check_sentences(texts, "texts")
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count: expected an int >= 1, got {min_count!r}")
+    counts: dict[str, int] = {}
+    for t in texts:
+        for w in re.findall(_TOKEN, t.lower()):
+            counts[w] = counts.get(w, 0) + 1
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return words[:max_words] if max_words else words
+
+
+def tokenize(texts: Sequence[str], vocab: Sequence[str], max_len: int = 32) -> np.ndarray:
+    """Token ids (N, L) int64, right-padded with :data:`PAD` to the longest text (at most ``max_len`` words);
+    unknown words map to :data:`UNK`, an empty text to a single UNK (so that every row has one token)."""
+    texts = _check_sentences(texts, "texts")
+    if not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"max_len: expected an int >= 1, got {max_len!r}")
+    index = {w: k + 2 for k, w in enumerate(vocab)}
+    rows = [[index.get(w, UNK) for w in re.findall(_TOKEN, t.lower())][:max_len] or [UNK] for t in texts]
+    out = np.full((len(rows), max(map(len, rows), default=1)), PAD, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+class BiLSTMTextEncoder(nn.Module):
+    """Words → word vectors → a bidirectional LSTM → max over the valid time steps: (N, L) ids → (N, 2·hidden).
+
+    The thesis's text branch (§4.5.1): "the embedded words are fed into a Bi-LSTM to capture vectors with
+    dimension 1024", dropout 0.3 as in CMPM. Padding (id :data:`PAD`) is masked out of the max (and packed out of
+    the LSTM, so a caption's feature does not depend on how much the batch pads it).
+
+    Args:
+        vocab_size: words in the vocabulary (ids ``2 … vocab_size + 1``; 0 pad, 1 unknown).
+        word_dim: word-vector size. hidden: LSTM units per direction (512 → 1024-d output). dropout: on the word
+            vectors and on the output. vectors: optional (vocab_size, word_dim) initial word vectors.
+    """
+
+    def __init__(
+        self, vocab_size: int, word_dim: int = 300, hidden: int = 512, dropout: float = 0.3, vectors=None
+    ) -> None:
+        super().__init__()
+        for name, v in (("vocab_size", vocab_size), ("word_dim", word_dim), ("hidden", hidden)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a value in [0, 1), got {dropout!r}")
+        self.embedding = nn.Embedding(vocab_size + 2, word_dim, padding_idx=PAD)
+        if vectors is not None:
+            v = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+            if tuple(v.shape) != (vocab_size, word_dim):
+                raise ValueError(f"vectors: expected shape ({vocab_size}, {word_dim}), got {tuple(v.shape)}")
+            with torch.no_grad():
+                self.embedding.weight[2:] = v
+        self.lstm = nn.LSTM(word_dim, hidden, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+        self.vocab_size, self.out_dim = vocab_size, 2 * hidden
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype != torch.long:
+            raise ValueError(
+                f"tokens: expected a (N, L) int64 tensor of token ids, got "
+                f"{(tuple(tokens.shape), tokens.dtype) if isinstance(tokens, torch.Tensor) else type(tokens).__name__}"
+            )
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) > self.vocab_size + 1):
+            raise ValueError(f"tokens: ids must lie in [0, {self.vocab_size + 1}]")
+        mask = tokens != PAD
+        lengths = mask.sum(1).clamp(min=1)
+        x = self.dropout(self.embedding(tokens))
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=tokens.shape[1])
+        keep = mask.clone()
+        keep[:, 0] = True  # an all-padding row keeps its first (zero-input) step
+        h = h.masked_fill(~keep[:, :, None], float("-inf")).amax(1)
+        return self.dropout(h)

@@ -372,6 +372,16 @@ class CommonSpaceConfig:
     weight_decay: float = 0.0
     batch_size: int = 64
     epochs: int = 10
+    # end to end (the full profile, xmr_lib.chapters.ch04.endtoend): "" = precomputed features (the rest unused)
+    image_backbone: str = ""  # a trunk of endtoend.TRUNKS, fine-tuned at lr_backbone (lr_1 of Algorithm 1)
+    pretrained: bool = True  # False: a randomly initialised trunk (tiny=True)
+    lr_backbone: float = 2e-5
+    lr_decay: float = 1.0  # both learning rates × lr_decay every decay_every epochs (§4.5.1)
+    decay_every: int = 2
+    vocab_size: int = 0  # words of the Bi-LSTM's vocabulary
+    word_dim: int = 300
+    text_hidden: int = 512  # per direction: 1024-d text features
+    text_dropout: float = 0.3
 
     def __post_init__(self):
         choices = {
@@ -591,13 +601,17 @@ def train_common_space(
 def embed(
     model: CommonSpaceModel, image_features: Any, text_features: Any, batch_size: int = 1024, normalise: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Common-space features of images and texts: ((n_images, d), (n_texts, d)) float32, L2-normalised."""
+    """Common-space features of images and texts: ((n_images, d), (n_texts, d)) float32, L2-normalised.
+    A branch with ``raw_input`` (the end-to-end model) takes its inputs as they are (pixels, token ids)."""
     model.eval()
     dev = next(model.parameters()).device
     out = []
     for net, x in ((model.image, image_features), (model.text, text_features)):
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        check_2d(x, "features", net.in_dim)
+        if getattr(net, "raw_input", False):
+            x = torch.as_tensor(np.asarray(x))
+        else:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+            check_2d(x, "features", net.in_dim)
         z = (
             torch.cat([net(x[s : s + batch_size].to(dev)) for s in range(0, len(x), batch_size)])
             if len(x)
@@ -727,6 +741,8 @@ def noise_stability(
     Returns:
         one dict per σ: ``{"sigma": σ, "i2t/R@1": ..., ...}``.
     """
+    if getattr(model.image, "raw_input", False):  # end to end: noise on the normalised pixels and word vectors
+        return _raw_noise_stability(model, image_features, text_features, pair_image, sigmas, seed, ks)
     xi, xt = np.asarray(image_features, np.float32), np.asarray(text_features, np.float32)
     rng = np.random.default_rng(seed)
     rows = []
@@ -737,6 +753,24 @@ def noise_stability(
         ni = xi + (xi.mean() + sigma * si * rng.standard_normal(xi.shape)).astype(np.float32) if sigma else xi
         nt = xt + (xt.mean() + sigma * st * rng.standard_normal(xt.shape)).astype(np.float32) if sigma else xt
         zi, zt = embed(model, ni, nt)
+        m = retrieval_metrics(zi, zt, pair_image, ks, thesis_map=False)
+        rows.append({"sigma": float(sigma), **{k: v for k, v in m.items() if "/R@" in k}})
+    return rows
+
+
+def _raw_noise_stability(model, images, tokens, pair_image, sigmas, seed, ks) -> list[dict[str, float]]:
+    """:func:`noise_stability` of an end-to-end model: N(μ, σ²) on the normalised pixels and the word vectors
+    (σ as printed: both are about unit scale, as in the thesis)."""
+    rows = []
+    for sigma in sigmas:
+        if not (isinstance(sigma, (int, float)) and sigma >= 0):
+            raise ValueError(f"sigmas: expected numbers >= 0, got {sigma!r}")
+        torch.manual_seed(seed)
+        model.image.noise_sigma = model.text.noise_sigma = float(sigma)
+        try:
+            zi, zt = embed(model, images, tokens)
+        finally:
+            model.image.noise_sigma = model.text.noise_sigma = 0.0
         m = retrieval_metrics(zi, zt, pair_image, ks, thesis_map=False)
         rows.append({"sigma": float(sigma), **{k: v for k, v in m.items() if "/R@" in k}})
     return rows
@@ -858,11 +892,14 @@ def run_configs(
     device: str = "cpu",
     progress: bool = True,
     checkpoint: Any = None,
+    engine: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Train every named configuration (an :data:`ABLATIONS` key, or a key of ``overrides``) for every seed.
 
     ``checkpoint``: a :class:`xmr_lib.core.checkpoint.Checkpoint`; every finished (configuration, seed) run is saved as
     ``"<name>_seed<seed>"`` and reloaded instead of retrained when the notebook is run again (long full runs).
+    ``engine``: None (frozen features, :func:`train_common_space`) or an object with ``train(split, cfg, seed,
+    device)`` and ``build(split, cfg, seed)`` (:data:`xmr_lib.chapters.ch04.endtoend.ENGINE`: pixels and tokens).
 
     Returns:
         ``{name: {"metrics": {metric: [per-seed values]}, "history": [TrainHistory per seed],
@@ -881,7 +918,12 @@ def run_configs(
         t0 = time.time()
         step = f"{name}_seed{seed}".replace("=", "").replace(" ", "_")
         saved = checkpoint.load(step) if checkpoint is not None else None
-        if saved is not None:
+        if saved is not None and engine is not None:
+            model = engine.build(split, cfg, seed)
+            model.load_state_dict(saved["model"])
+            model.eval()
+            hist = TrainHistory(saved["history"])
+        elif saved is not None:
             model = CommonSpaceModel(
                 split.train_image.shape[1],
                 split.train_text.shape[1],
@@ -896,8 +938,12 @@ def run_configs(
             model.eval()
             hist = TrainHistory(saved["history"])
         else:
-            model, hist = train_common_space(
-                split.train_image, split.train_text, split.train_pair, cfg, seed=seed, device=device
+            model, hist = (
+                engine.train(split, cfg, seed, device)
+                if engine is not None
+                else train_common_space(
+                    split.train_image, split.train_text, split.train_pair, cfg, seed=seed, device=device
+                )
             )
             if checkpoint is not None:
                 checkpoint.save(

@@ -7,8 +7,10 @@ is :mod:`xmr_lib.chapters.ch04.adversarial`.
 
 Profiles: ``smoke`` (CI; a few hundred easy-vqa shape images, 2 epochs, one seed), ``default`` (a learner's CPU;
 the offline shape-caption benchmark, 5 seeds, the rows of Tables 4.4, 4.5 and 4.8 that the claims read),
-``full`` (Flickr30K with the Karpathy split via ``python -m data_scripts fetch flickr30k --root DIR``, a GPU; MS-COCO
-and Flickr8K with ``-p dataset=coco`` / ``flickr8k``).
+``full`` (the thesis's experiment, a GPU: Flickr30K with the Karpathy split via ``python -m data_scripts fetch
+flickr30k --root DIR``, MS-COCO with ``-p dataset=coco``; MobileNetV2 — or ResNet-152 — fine-tuned end to end with a
+Bi-LSTM text branch, :mod:`xmr_lib.chapters.ch04.endtoend`; :data:`PAPER_SETTINGS` lists every setting beside the
+thesis's; ``tiny=True`` runs that path at CI scale).
 
 **What the default profile tests.** The chapter's central results are its ablations, registered with the paper's
 gaps (a quarter of each must be reached, decided from the paired differences over 5 seeds): every step of Table
@@ -55,6 +57,12 @@ PROFILES = {
         "tau_sweep": [],
         "noise_sigmas": [0.0, 0.05],
         "n_scatter": 20,
+        "image_backbone": "frozen_lite0",
+        "lr_backbone": 0.0,
+        "lr_decay": 1.0,
+        "word_dim": 0,
+        "text_hidden": 0,
+        "tiny": False,
     },
     "default": {
         "dataset": "shapes",
@@ -78,19 +86,25 @@ PROFILES = {
         "tau_sweep": [1.0],
         "noise_sigmas": [0.0, 0.025, 0.05, 0.075, 0.1],
         "n_scatter": 40,
+        "image_backbone": "frozen_lite0",
+        "lr_backbone": 0.0,
+        "lr_decay": 1.0,
+        "word_dim": 0,
+        "text_hidden": 0,
+        "tiny": False,
     },
     "full": {
         "dataset": "flickr30k",
         "n_train_images": 29000,
         "n_test_images": 1000,
         "captions_per_image": 5,
-        "text_encoder": "minilm",
+        "text_encoder": "bilstm",
         "image_size": 224,
         "n_seeds": 5,
         "epochs": 30,
         "batch_size": 64,
         "dim": 512,
-        "hidden": 1024,
+        "hidden": 0,
         "lr": 2e-4,
         "k_steps": 5,
         "tau": 4.0,
@@ -101,6 +115,12 @@ PROFILES = {
         "tau_sweep": [1.0, 2.0, 3.0, 5.0, 6.0],
         "noise_sigmas": [0.0, 0.025, 0.05, 0.075, 0.1],
         "n_scatter": 40,
+        "image_backbone": "mobilenet_v2",
+        "lr_backbone": 2e-5,
+        "lr_decay": 0.9,
+        "word_dim": 512,
+        "text_hidden": 512,
+        "tiny": False,
     },
 }
 
@@ -111,8 +131,9 @@ KNOB_HELP = {
     "n_train_images": "training images (each with all its captions)",
     "n_test_images": "test images (1,000 in the thesis's Flickr30K protocol)",
     "captions_per_image": "5 as in Flickr30K; 1 removes the caption imbalance",
-    "text_encoder": '"bow" (bag of words) | "minilm" (sentence embeddings; needed for real captions)',
-    "image_size": "pixels fed to the frozen EfficientNet-Lite0",
+    "text_encoder": '"bow" (bag of words) | "minilm" (sentence embeddings) | "bilstm" (a Bi-LSTM trained end to end '
+    'over word vectors, the thesis\'s text branch; with a fine-tuned image_backbone)',
+    "image_size": "pixels fed to the image network (frozen EfficientNet-Lite0 or the fine-tuned trunk)",
     "n_seeds": "number of seeds; orderings are decided from the paired per-seed differences (≥ 5)",
     "epochs": "training epochs per run",
     "batch_size": "image–caption pairs per batch (64 in the thesis)",
@@ -128,6 +149,14 @@ KNOB_HELP = {
     "tau_sweep": "extra τ values for the Table 4.5 sweep (τ of the full method is reused)",
     "noise_sigmas": "σ of the Gaussian input noise of the stability study (Table 4.7)",
     "n_scatter": "image–caption pairs in the distribution plots (40 in Fig. 4.5)",
+    "image_backbone": '"frozen_lite0" (frozen EfficientNet-Lite0 features, smoke / default) | "mobilenet_v2" | '
+    '"resnet152" (fine-tuned end to end with the Bi-LSTM text branch; needs text_encoder="bilstm")',
+    "lr_backbone": "Adam learning rate of the fine-tuned image trunk (lr_1 = 2e-5 in §4.5.1; unused when frozen)",
+    "lr_decay": "both learning rates × lr_decay every 2 epochs (the thesis's exponential decay; 1 = constant)",
+    "word_dim": "word-vector size of the Bi-LSTM text branch (text_encoder='bilstm')",
+    "text_hidden": "Bi-LSTM units per direction (512: 1024-d text features, §4.5.1)",
+    "tiny": "True: the full path as on a GPU but with the trunk randomly initialised, 32-px images, a handful of "
+    "steps (TINY_KNOBS; the CI test of the full profile)",
 }
 
 
@@ -151,12 +180,44 @@ def _clamped_to_shapes(p, error) -> dict:
     return {
         "dataset": "shapes",
         "text_encoder": "bow",
+        "image_backbone": "frozen_lite0",
         "n_test_images": n_test,
         "n_train_images": min(p.n_train_images, SHAPES_IMAGES - n_test),
     }
 
 
-FALLBACK = Fallback(
+#: ``tiny=True`` (meant for ``full``): the full path exactly as on a GPU — the Karpathy set under ``data_root``, the
+#: paper's trunk (randomly initialised: no weights needed), the Bi-LSTM, Algorithm 1 with both learning rates and
+#: their decay — at CI scale: a few images of 32 px, tiny widths, 2 epochs, one seed, two configurations.
+TINY_KNOBS = {
+    "n_train_images": 8,
+    "n_test_images": 10,
+    "image_size": 32,
+    "n_seeds": 1,
+    "epochs": 2,
+    "batch_size": 8,
+    "dim": 16,
+    "word_dim": 8,
+    "text_hidden": 8,
+    "k_steps": 2,
+    "ablation": ["B1", "Full"],
+    "tau_sweep": [],
+    "noise_sigmas": [0.0, 0.1],
+    "n_scatter": 6,
+}
+
+
+class _Rule(Fallback):
+    """The fallback rule, then ``tiny=True`` applies :data:`TINY_KNOBS`."""
+
+    def apply(self, p):
+        real, fell_back, banner = super().apply(p)
+        if p.tiny:
+            p.update(TINY_KNOBS)
+        return real, fell_back, banner
+
+
+FALLBACK = _Rule(
     wants_real=lambda p: p.dataset != "shapes",
     probe=_probe_karpathy,
     instead=_clamped_to_shapes,
@@ -352,31 +413,127 @@ CLAIMS = [
     ),
 ]
 
-# ---- per-dataset paper targets, real data only (the notebook records "<dataset>/…" keys and data/real) ----
-_TARGETS = [  # (dataset, direction, paper R@1, source)
-    ("flickr30k", "i2t", 46.6, "Tables 4.1, 4.4"),
-    ("flickr30k", "t2i", 34.4, "Tables 4.1, 4.4"),
-    ("coco", "i2t", 54.7, "Table 4.1 (1K test)"),
-    ("coco", "t2i", 41.0, "Table 4.1 (1K test)"),
-    ("flickr8k", "i2t", 30.9, "Table 4.3"),
+# ---- per-dataset, per-trunk paper targets, real data only (the notebook records "<dataset>/<trunk>/ablation/…"
+# keys and data/real). Each tolerance is the smallest gap the target's table separates it from: Full vs Baseline3
+# in Table 4.4 (Flickr30K, MobileNet), the next row of Table 4.1 otherwise.
+_PAPER_TARGETS = [  # (dataset, trunk, direction, paper R@1, tolerance, source: the gap)
+    ("flickr30k", "mobilenet_v2", "i2t", 46.6, 1.9, "Tables 4.1, 4.4 (MobileNet): Full 46.6 vs Baseline3 44.7"),
+    ("flickr30k", "mobilenet_v2", "t2i", 34.4, 1.8, "Tables 4.1, 4.4 (MobileNet): Full 34.4 vs Baseline3 32.6"),
+    ("coco", "mobilenet_v2", "i2t", 54.7, 1.8, "Table 4.1 (MobileNet): 54.7 vs CMPM+CMPC's 52.9"),
+    ("coco", "mobilenet_v2", "t2i", 41.0, 0.3, "Table 4.1 (MobileNet): 41.0 vs CMPM+CMPC's 41.3"),
+    ("flickr30k", "resnet152", "i2t", 56.5, 0.9, "Tables 4.1, 4.8 (ResNet-152): 56.5 vs dual-path stage II's 55.6"),
+    ("flickr30k", "resnet152", "t2i", 43.5, 0.9, "Table 4.1 (ResNet-152): 43.5 vs TIMAM's 42.6"),
+    ("coco", "resnet152", "i2t", 58.5, 1.5, "Tables 4.1, 4.8 (ResNet-152): 58.5 vs the separate paradigm's 57.0"),
+    ("coco", "resnet152", "t2i", 48.3, 1.2, "Table 4.1 (ResNet-152): 48.3 vs dual-path stage II's 47.1"),
 ]
-_NAMES = {"flickr30k": "Flickr30K", "coco": "MS-COCO", "flickr8k": "Flickr8K"}
-for _ds, _dir, _v, _src in _TARGETS:
+_NAMES = {"flickr30k": "Flickr30K", "coco": "MS-COCO (1K test)"}
+_TRUNKS = {"mobilenet_v2": "MobileNet (ours: MobileNetV2)", "resnet152": "ResNet-152"}
+for _ds, _bb, _dir, _v, _tol, _src in _PAPER_TARGETS:
     CLAIMS.append(
         real_data_only(
             close_to(
-                f"04.full_{_ds}_{_dir}_r1",
-                f"Full method, {_NAMES[_ds]} {'I→T' if _dir == 'i2t' else 'T→I'} R@1 "
-                "(MobileNet in the thesis; ours: frozen EfficientNet-Lite0 + MiniLM, hence ±5 points)",
-                metric=f"{_ds}/ablation/Full/{_dir}/R@1",
+                f"04.full_{_ds}_{_bb}_{_dir}_r1",
+                f"Full method, {_NAMES[_ds]}, {_TRUNKS[_bb]} fine-tuned with a Bi-LSTM: "
+                f"{'I→T' if _dir == 'i2t' else 'T→I'} R@1",
+                metric=f"{_ds}/{_bb}/ablation/Full/{_dir}/R@1",
                 target=_v,
-                tol=5.0,
+                tol=_tol,
                 paper=f"{_v}",
                 source=_src,
                 profiles=("full",),
             )
         )
     )
+# Table 4.8 on MS-COCO (ResNet-152): the unified discriminator beats the separate heads (Flickr30K: claimed above)
+CLAIMS.append(
+    real_data_only(
+        greater(
+            "04.unified_beats_separate_coco_resnet152_i2t",
+            "MS-COCO, ResNet-152: the unified entropy discriminator (Fig. 4.3) beats the separate uncertainty + "
+            "gradient-reversal heads (Fig. 4.8) on I→T R@1",
+            a="coco/resnet152/ablation/Full/i2t/R@1",
+            b="coco/resnet152/ablation/Full-separate/i2t/R@1",
+            kind=PAPER,
+            paper_gap=1.5,
+            paper="58.5 vs 57.0",
+            source="Table 4.8 (ResNet-152), §4.5.4",
+            profiles=("full",),
+        )
+    )
+)
+
+# ---- the full profile beside the thesis (runs.paper_settings("04") shows it at the top of the full section)
+PAPER_SETTINGS = [
+    {
+        "setting": "image network",
+        "paper": "ImageNet MobileNet (Tables 4.1–4.4, 4.7), ResNet-152 (Tables 4.1–4.3, 4.8) or VGG, fine-tuned end "
+        "to end from the start (§4.5.1, §4.5.2)",
+        "ours": "image_backbone='mobilenet_v2' (or 'resnet152'), ImageNet weights found by "
+        "xmr_lib.core.paths.find_weights (its error names the data_scripts command that fetches them), fine-tuned "
+        "end to end",
+        "why": "torchvision has no MobileNet v1 (the thesis's [187]); MobileNetV2 is the closest trunk with "
+        "published ImageNet weights. VGG rows are not run",
+    },
+    {
+        "setting": "text network",
+        "paper": "embedded words → Bi-LSTM, 1024-d text features, dropout 0.3 (§4.5.1, after CMPM [186])",
+        "ours": "text_encoder='bilstm': word vectors learnt from scratch (word_dim=512), 512 units per direction "
+        "(text_hidden) → 1024-d, max over the words, dropout 0.3 on words and output",
+        "why": "the thesis names neither the word vectors nor how the Bi-LSTM's outputs are pooled: learnt 512-d "
+        "vectors and max pooling are our choice",
+    },
+    {
+        "setting": "common space",
+        "paper": "non-shared fully-connected layers after CMPM [186] into 512-d Z^i, Z^t (§4.4, §4.5.1)",
+        "ours": "hidden=0 (one linear layer + BatchNorm per modality), dim=512",
+        "why": "",
+    },
+    {
+        "setting": "losses",
+        "paper": "L_ce + L_di + L_kl + L_tr + L_s, min_D L_c (Eq. 4.15, Algorithm 1), margin m = 0.5, τ = 4, k = 5 "
+        "generator steps per discriminator step (§4.5.1)",
+        "ours": "the same, margin=0.5, tau=4, k_steps=5; kl_target='cmpm', di_form='symmetric'",
+        "why": "Eqs. 4.8 and 4.11 cannot be used as printed (section 2 of the notebook): the CMPM target and the "
+        "symmetric tempered KL are our readings",
+    },
+    {
+        "setting": "optimiser and learning rates",
+        "paper": "trunk at lr_1 = 2e-5 decaying exponentially every 2 epochs; lr_2 for the text branch, heads, "
+        "classifier and discriminator (§4.5.1, Algorithm 1)",
+        "ours": "Adam; lr_backbone=2e-5 (trunk), lr=2e-4 (the rest and the discriminator); both × lr_decay=0.9 "
+        "every 2 epochs",
+        "why": "the thesis gives neither the optimiser, lr_2 nor the decay factor: Adam at 2e-4 is CMPM's setting, "
+        "0.9 is our choice",
+    },
+    {"setting": "batch size", "paper": "64 or 32 image–text pairs (§4.5.1)", "ours": "batch_size=64", "why": ""},
+    {
+        "setting": "epochs, image size",
+        "paper": "not stated",
+        "ours": "epochs=30; image_size=224 (shorter side to 224, centre crop, no augmentation)",
+        "why": "our choice",
+    },
+    {
+        "setting": "data and splits",
+        "paper": "Flickr30K 29,783 / 1,000 / 1,000; MS-COCO 82,783 train, 5K and 1K test; Flickr8K 6K / 1K / 1K; "
+        "CUHK-PEDES (§4.5.1); every caption a training pair",
+        "ours": "Karpathy splits from data_scripts: Flickr30K (29,000 train, 1,000 test); MS-COCO with "
+        "dataset='coco' (Karpathy train + restval, the first 1,000 test images); every caption a training pair",
+        "why": "Karpathy's Flickr30K training split has 29,000 images; data_scripts has no Flickr8K or CUHK-PEDES "
+        "entry (both are given out by request form), so Tables 4.2, 4.3 and their columns of Table 4.8 are not run",
+    },
+    {
+        "setting": "runs",
+        "paper": "one run per table entry (three for the error bars of Fig. 4.7)",
+        "ours": "n_seeds=5",
+        "why": "the orderings (Tables 4.4, 4.5, 4.8) are decided from the paired per-seed differences",
+    },
+    {
+        "setting": "hardware, precision",
+        "paper": "GeForce TITAN X and Tesla K40 GPUs (§4.5.1)",
+        "ours": "one CUDA GPU, mixed precision and channels_last through xmr_lib.train.loop",
+        "why": "speed; not expected to move R@1",
+    },
+]
 
 NOT_CLAIMED = [
     (
@@ -404,7 +561,12 @@ NOT_CLAIMED = [
     (
         "Deeper backbones retrieve better (ResNet-152 > MobileNet > VGG)",
         "Tables 4.1–4.3, §4.5.2",
-        "needs the fine-tuned backbones; ours are frozen",
+        "a full run trains one trunk (image_backbone); the per-trunk targets above carry the numbers",
+    ),
+    (
+        "Flickr8K I→T R@1 (30.9 with MobileNet, 40.1 with ResNet-152) and Table 4.8's Flickr8K column",
+        "Tables 4.3, 4.8",
+        "data_scripts has no Flickr8K entry (its images are given out by request form)",
     ),
     (
         "Text→image retrieval on CUHK-PEDES (R@1 55.72 with ResNet-152)",
@@ -414,7 +576,8 @@ NOT_CLAIMED = [
     (
         "Model size, FLOPs and inference time (MobileNet 1.1e9 FLOPs, 14.8 ms)",
         "Table 4.6",
-        "whole-network numbers of the paper's backbones; we report our heads' complexity without a claim",
+        "whole-network numbers of the paper's backbones; we report parameters and time of what we train (the "
+        "whole network in the full profile) without a claim",
     ),
     (
         "R@1 drops little under Gaussian input noise (T→I 23.8 → 22.2 at σ = 0.1 on Flickr8K)",

@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from xmr_lib.chapters.ch04 import adversarial as adv
+from xmr_lib.chapters.ch04 import endtoend as e2e
 from xmr_lib.data import shape_captions
 from xmr_lib.encoders.features import image_features
 
@@ -36,6 +37,24 @@ class Benchmark:
     split: adv.CaptionSplit
     test_captions: list[str]
     test_images: np.ndarray
+    vocab: list[str] | None = None  # end to end: the Bi-LSTM's vocabulary (the splits hold token ids)
+
+
+def end_to_end(p: Mapping[str, Any]) -> bool:
+    """Whether ``p`` trains the image trunk and the Bi-LSTM end to end (the thesis's setting, the full profile)
+    rather than heads on frozen features. Raises ValueError for a mixed setting."""
+    fine_tuned = p["image_backbone"] != "frozen_lite0"
+    if fine_tuned != (p["text_encoder"] == "bilstm"):
+        raise ValueError(
+            f"image_backbone={p['image_backbone']!r}, text_encoder={p['text_encoder']!r}: a fine-tuned trunk goes "
+            "with text_encoder='bilstm', image_backbone='frozen_lite0' with 'bow' or 'minilm'"
+        )
+    return fine_tuned
+
+
+def engine(p: Mapping[str, Any]) -> Any:
+    """The training engine of ``adv.run_configs``: None (frozen features) or the end-to-end one."""
+    return e2e.ENGINE if end_to_end(p) else None
 
 
 def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
@@ -50,6 +69,13 @@ def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
 
     ``p`` needs ``dataset, data_root, n_train_images, n_test_images, captions_per_image, text_encoder, image_size,
     device``."""
+    if end_to_end(p):
+        if p["dataset"] == "shapes":
+            raise ValueError("dataset: the end-to-end path reads a Karpathy caption set (flickr30k, coco, flickr8k)")
+        raw = e2e.load_raw_benchmark(
+            p["dataset"], p["data_root"], p["n_train_images"], p["n_test_images"], p["image_size"]
+        )
+        return Benchmark(raw.split, raw.test_captions, raw.test_images, raw.vocab)
     if p["dataset"] == "shapes":
         bench = shape_captions.shape_caption_benchmark(
             p["n_train_images"] + p["n_test_images"], p["captions_per_image"], seed=0
@@ -77,7 +103,13 @@ def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
 
 
 def describe(split: adv.CaptionSplit) -> str:
-    """One line: images, captions and feature sizes of both splits."""
+    """One line: images, captions and feature sizes (or pixels and tokens, end to end) of both splits."""
+    if split.train_image.ndim == 4:
+        return (
+            f"train: {len(split.train_image)} images, {len(split.train_text)} captions | "
+            f"test: {len(split.test_image)} images, {len(split.test_text)} captions | "
+            f"pixels {split.train_image.shape[-1]}², captions ≤ {split.train_text.shape[1]} token ids"
+        )
     return (
         f"train: {len(split.train_image)} images, {len(split.train_text)} captions | "
         f"test: {len(split.test_image)} images, {len(split.test_text)} captions | "
@@ -90,10 +122,26 @@ def captions_of(image: int, split: adv.CaptionSplit, test_captions: Sequence[str
     return [c for c, i in zip(test_captions, split.test_pair) if i == image]
 
 
-def common_space_config(p: Mapping[str, Any]) -> adv.CommonSpaceConfig:
+def common_space_config(p: Mapping[str, Any], data: Benchmark | None = None) -> adv.CommonSpaceConfig:
     """The full method's :class:`~xmr_lib.chapters.ch04.adversarial.CommonSpaceConfig` from the notebook's
-    parameters (one learning rate for the encoders and the discriminator)."""
+    parameters (one learning rate for the heads, the Bi-LSTM and the discriminator; end to end also the trunk's
+    ``lr_backbone``, the decay and the Bi-LSTM's sizes, its vocabulary from ``data``; ``tiny``: a random trunk)."""
+    if end_to_end(p):
+        if data is None or data.vocab is None:
+            raise ValueError("data: the end-to-end configuration needs the benchmark (its vocabulary)")
+        extra = dict(
+            image_backbone=p["image_backbone"],
+            pretrained=not p["tiny"],
+            lr_backbone=p["lr_backbone"],
+            lr_decay=p["lr_decay"],
+            vocab_size=len(data.vocab),
+            word_dim=p["word_dim"],
+            text_hidden=p["text_hidden"],
+        )
+    else:
+        extra = {}
     return adv.CommonSpaceConfig(
+        **extra,
         dim=p["dim"],
         hidden=p["hidden"],
         lr=p["lr"],
@@ -214,6 +262,7 @@ def train_tau_sweep(
     seeds: Sequence[int],
     device: str,
     checkpoint: Any = None,
+    engine: Any = None,
 ) -> dict[float, Mapping[str, Any]]:
     """The full method at every τ of ``taus`` ∪ {base.tau} (``full``, the ablation's Full results, is reused at
     ``base.tau``): ``{τ: results of adv.run_configs}``, sorted by τ."""
@@ -227,6 +276,7 @@ def train_tau_sweep(
             overrides={tau_key(t): {"tau": float(t)} for t in extra},
             device=device,
             checkpoint=checkpoint,
+            engine=engine,
         )
         if extra
         else {}
