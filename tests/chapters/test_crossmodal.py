@@ -181,3 +181,21 @@ def test_ch03_full_paper_claims_are_not_decided_on_fallback_data():
         for task in ("i2t", "t2i"):
             c = by_id[f"03.ablation_{step}_{task}"]
             assert "default" in c.profiles and "data/real" not in c.metrics and c.paper_gap > 0
+
+
+def test_run_hashing_many_equals_one_run_per_seed(tmp_path):
+    from xmr_lib.chapters.ch03 import hashing as H
+    from xmr_lib.core.checkpoint import Checkpoint
+
+    f = cm.prepare_crossmodal_features(_pairs(120), image_encoder="pixels", split={"n_query": 20, "n_train": 60})
+    cfg = H.HashingConfig(n_bits=8, common_dim=16, image_hidden=(32,), text_hidden=32, epochs=2, batch_size=32)
+    ck = Checkpoint("many", root=tmp_path)
+    one = cm.run_hashing(f, cfg, seed=1, name="x", checkpoint=ck, device="cpu")  # seed 1 is then reloaded
+    many = cm.run_hashing_many(f, cfg, [0, 1, 2], name="x", checkpoint=ck, device="cpu")
+    assert [r.seed for r in many] == [0, 1, 2] and many[1].seconds == one.seconds
+    for s, r in zip([0, 2], [many[0], many[2]]):
+        alone = cm.run_hashing(f, cfg, seed=s, name="alone", device="cpu")
+        assert abs(alone.map_i2t - r.map_i2t) <= 1e-5 and abs(alone.map_t2i - r.map_t2i) <= 1e-5
+        assert all(np.array_equal(alone.codes[k], r.codes[k]) for k in alone.codes)
+    again = cm.run_hashing_many(f, cfg, [2, 0], name="x", checkpoint=ck, device="cpu")  # all reloaded
+    assert [r.map_i2t for r in again] == [many[2].map_i2t, many[0].map_i2t]

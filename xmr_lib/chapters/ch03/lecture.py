@@ -152,16 +152,18 @@ def hashing_config(p: Mapping[str, Any]) -> H.HashingConfig:
 
 
 class Trainer:
-    """Trains and evaluates one hashing run per call, ``trainer(name, config, seed)`` → a ``HashingRun``
-    (:func:`xmr_lib.chapters.ch03.crossmodal.run_hashing`) on ``feats``; finished runs are stored in the
-    checkpoint folder ``03_<dataset>`` and reloaded, not retrained, unless ``keep_model`` asks for the trained network.
+    """Trains and evaluates hashing runs on ``feats``: ``trainer(name, config, seed)`` → one ``HashingRun``
+    (:func:`xmr_lib.chapters.ch03.crossmodal.run_hashing`), ``trainer.many(name, config, seeds)`` → one per seed,
+    trained together as one batched network (:func:`~xmr_lib.chapters.ch03.crossmodal.run_hashing_many`; the same
+    runs as one call per seed) unless ``batched=False``. Finished runs are stored in the checkpoint folder
+    ``03_<dataset>`` and reloaded, not retrained, unless ``keep_model`` asks for the trained network.
 
     Attributes:
         runs: ``{(name, seed): HashingRun}`` of every call, in call order.
     """
 
-    def __init__(self, feats: cm.CrossModalFeatures, dataset: str, device: str):
-        self.feats, self.device = feats, device
+    def __init__(self, feats: cm.CrossModalFeatures, dataset: str, device: str, batched: bool = True):
+        self.feats, self.device, self.batched = feats, device, batched
         self.ckpt = checkpoint.Checkpoint(f"03_{dataset}")
         self.runs: dict[tuple[str, int], Any] = {}
 
@@ -171,6 +173,23 @@ class Trainer:
         )
         self.runs[(name, seed)] = r
         return r
+
+    def many(self, name: str, cfg: H.HashingConfig, seeds: Sequence[int], keep_model: bool = False) -> list:
+        """One run per seed of ``seeds`` (batched unless ``self.batched`` is False)."""
+        if not self.batched:
+            return [self(name, cfg, s, keep_model) for s in seeds]
+        rs = cm.run_hashing_many(
+            self.feats, cfg, seeds, name=name, device=self.device, checkpoint=self.ckpt, keep_model=keep_model
+        )
+        for s, r in zip(seeds, rs):
+            self.runs[(name, s)] = r
+        return rs
+
+
+def _many(trainer: Callable, name: str, cfg: H.HashingConfig, seeds: Sequence[int]) -> list:
+    """``trainer.many(name, cfg, seeds)`` when the trainer has it, else one ``trainer(name, cfg, seed)`` per seed."""
+    many = getattr(trainer, "many", None)
+    return many(name, cfg, seeds) if many is not None else [trainer(name, cfg, s) for s in seeds]
 
 
 def speed_metrics(r, device: str) -> dict[str, Any]:
@@ -231,7 +250,7 @@ def training_metrics(hist: pd.DataFrame) -> dict[str, float]:
 def train_ablation(trainer: Callable, cfg: H.HashingConfig, seeds: Sequence[int]) -> dict[str, list]:
     """Every configuration of Table 3.3 (``H.ABLATIONS``: Baseline1 … Full) trained from ``cfg`` at every seed:
     ``{name: [HashingRun per seed]}``."""
-    return {name: [trainer(name, H.ablation_config(cfg, name), s) for s in seeds] for name in H.ABLATIONS}
+    return {name: _many(trainer, name, H.ablation_config(cfg, name), seeds) for name in H.ABLATIONS}
 
 
 def _per_seed(rs: Sequence) -> dict[str, list[float]]:
@@ -362,7 +381,7 @@ def train_code_lengths(
         if b == cfg.n_bits:
             rs = abl["Full"][: len(seeds)]
         else:
-            rs = [trainer(f"Full_{b}bits", replace(cfg, n_bits=b), s) for s in seeds]
+            rs = _many(trainer, f"Full_{b}bits", replace(cfg, n_bits=b), seeds)
         for task in TASKS:
             out[(task, b)] = [r.metrics[task]["mAP"] for r in rs]
     return out
@@ -446,15 +465,15 @@ def train_sweeps(
     n = len(seeds)
     rows, metrics = [sweep_row(cfg.pair_scope, 0.0, abl["Baseline3"][:n])], {}
     for a in sorted(set(alphas) | {cfg.alpha}):
-        rs = abl["Full"][:n] if a == cfg.alpha else [trainer(f"alpha_{a:g}", replace(cfg, alpha=a), s) for s in seeds]
+        rs = abl["Full"][:n] if a == cfg.alpha else _many(trainer, f"alpha_{a:g}", replace(cfg, alpha=a), seeds)
         rows.append(sweep_row(cfg.pair_scope, a, rs))
         metrics |= sweep_metrics(f"alpha/{a:g}", rs)
     for a in in_batch_alphas:
-        rs = [trainer(f"inbatch_alpha_{a:g}", replace(cfg, pair_scope="in_batch", alpha=a), s) for s in seeds]
+        rs = _many(trainer, f"inbatch_alpha_{a:g}", replace(cfg, pair_scope="in_batch", alpha=a), seeds)
         rows.append(sweep_row("in_batch", a, rs))
         metrics |= sweep_metrics(f"in_batch_alpha/{a:g}", rs)
     for e in etas:
-        rs = [trainer(f"eta_{e:g}", replace(cfg, eta=e), s) for s in seeds]
+        rs = _many(trainer, f"eta_{e:g}", replace(cfg, eta=e), seeds)
         metrics |= sweep_metrics(f"eta/{e:g}", rs)
         rows.append(
             {
@@ -526,7 +545,7 @@ def train_printed_formulas(
     """
     rows, metrics = [], {}
     if "printed_eq37" in which:
-        rs = [trainer("printed_eq37", replace(cfg, balance_weight=0.0), s) for s in sweep_seeds]
+        rs = _many(trainer, "printed_eq37", replace(cfg, balance_weight=0.0), sweep_seeds)
         metrics |= {
             "printed_eq37/min_bit_balance": [min_balance(x) for x in rs],
             "printed_eq37/i2t": [x.map_i2t for x in rs],
