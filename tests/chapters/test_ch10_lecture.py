@@ -160,7 +160,15 @@ def test_sweep_and_comparison():
     got = lecture.per_dataset_metrics(
         "wikipedia", {"ablation/O-LE-J/i2t": 1, "ablation/O/i2t": 2, "compare/cca/t2i": 3}
     )
-    assert got == {"wikipedia/ablation/O-LE-J/i2t": 1, "wikipedia/compare/cca/t2i": 3}
+    assert got == {"wikipedia/ablation/O-LE-J/i2t": 1}  # CCA's target needs the paper's AlexNet features
+    m = {"ablation/O-LE-J/i2t": 1, "compare/cca/t2i": 3, "compare/sm/i2t": 4, "compare/semantic/i2t": 5}
+    assert lecture.per_dataset_metrics("wikipedia", m, paper_features=True) == {
+        "wikipedia/ablation/O-LE-J/i2t": 1,
+        "wikipedia/compare/cca/t2i": 3,
+        "wikipedia/compare/sm/i2t": 4,
+    }
+    m = {"ablation/O-LE-J/i2t": 1, "finetune/O-LE-J/i2t": 6, "compare/cca/t2i": 3, "paper_features/compare/cca/t2i": 7}
+    assert lecture.per_dataset_metrics("voc2007", m) == {"voc2007/ablation/O-LE-J/i2t": 6, "voc2007/compare/cca/t2i": 7}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1054,7 +1054,13 @@ def load_feature_pairs(name: str, root: str | Path | None, **build_kw) -> CrossM
             z["test_text"].astype(np.float32),
             z["test_labels"],
             [str(s) for s in z["class_names"]],
-            meta={"dataset": name, "source": str(path)},
+            meta={
+                "dataset": name,
+                "source": str(path),
+                # optional entry naming the image features, e.g. "AlexNet fc7 (ImageNet, frozen)": the per-dataset
+                # Table 3 targets apply only to the paper's features
+                "image_features": str(z["image_features"]) if "image_features" in z.files else "not named in the file",
+            },
         )
     if name not in CONVERTED_PAPER_DATASETS:
         raise ValueError(

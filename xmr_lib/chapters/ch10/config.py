@@ -16,11 +16,21 @@ at its own training settings (a banner says so; ``FALLBACK`` below) and the pape
 paper's Wikipedia gaps (a quarter of each must be reached, decided from the paired differences over 5 seeds):
 Table 2's orderings (O/LE/J above O and above O/LE; O/LE within the joint gain of O), §4.1.2's "more similar
 distribution" of image and text in the semantic space (pair consistency, sign only), Table 1's l = 64 below
-l = 128, and Table 3's semantic matching far above CCA. They fail when our numbers do not support them.
+l = 128, and Table 3's semantic matching far above CCA. Table 3's SM and three-view CCA, re-built from their papers
+(``baselines``), are ordered against CCA and O/LE/J with the paper's Wikipedia gaps; thesis ch. 8's bilinear joint
+embedding and auto-encoder common space (``latent_spaces``) are compared with CCA and semantic matching as findings.
+They fail when our numbers do not support them.
+
+**Full profile.** ``i_net="alexnet"`` fine-tunes torchvision's AlexNet as the paper's I_Net (``alexnet_inet``; SGD
+0.01 / 0.001, §3.2) in Table 2's three variants, and runs Table 3's CCA / SM / T-V CCA on the pre-trained AlexNet's
+fc7 features — the only runs the per-dataset Table 3 targets read (``PAPER_SETTINGS`` lists every difference).
+``tiny=True`` runs that path with a random-weight AlexNet on 64-px crops for 3 iterations (CI).
 
 **Default-profile cost (5 seeds on 2 cores).** 3 → 5 seeds; the Table 1 sweep is the paper's two smallest sizes
 and one more (l ∈ {64, 128, 256}; l = 64 is the Table 2 run of O/LE/J and is not trained twice) instead of
 {8, 16, 64, 256} — l = 8 was below the 10 classes and made "the smallest l is worse" hold by construction.
+SM, T-V CCA, the bilinear joint embedding and the auto-encoder add about 6 s per seed (SM's two logistic
+regressions 2.7 s, T-V CCA 0.3 s, auto-encoder 1.8 s and bilinear 0.9 s at ``space_iterations=300``), ~30 s in all.
 """
 
 from xmr_lib.chapters.ch10 import common_space, lecture
@@ -48,7 +58,11 @@ PROFILES = {
         "lr": 3e-3,  # learning rate, ÷10 at half of the run (as the paper)
         "margin": 0.2,  # triplet margin (ranking objective)
         "w_adv": 0.1,  # weight of the modality adversary (adversarial objective)
-        "cca_components": 10,  # CCA common-space dimension
+        "cca_components": 10,  # CCA common-space dimension (and three-view CCA's)
+        "space_iterations": 150,  # mini-batches of the bilinear joint embedding and the auto-encoder (thesis ch. 8)
+        "i_net": "mlp",  # "mlp": I_Net on features / pixels | "alexnet": AlexNet fine-tuned on the images (§3.2)
+        "image_size": 227,  # i_net="alexnet": crop size (paper: 256 × 256 images, random 227 × 227 crops)
+        "tiny": False,  # full path with a random-weight AlexNet, tiny images and a few iterations (CI)
     },
     "default": {
         "dataset": "fashion_wiki",
@@ -69,6 +83,10 @@ PROFILES = {
         "margin": 0.2,
         "w_adv": 0.1,
         "cca_components": 10,
+        "space_iterations": 300,
+        "i_net": "mlp",
+        "image_size": 227,
+        "tiny": False,
     },
     "full": {
         "dataset": "wikipedia",
@@ -89,11 +107,15 @@ PROFILES = {
         "margin": 0.2,
         "w_adv": 0.1,
         "cca_components": 10,
+        "space_iterations": 400,
+        "i_net": "alexnet",
+        "image_size": 227,
+        "tiny": False,
     },
 }
 
 #: Types the profiles cannot show (checked by ``runs.resolve`` before anything runs).
-KNOBS = {"dataset": Choice("fashion_wiki", *common_space.PAPER_DATASETS)}
+KNOBS = {"dataset": Choice("fashion_wiki", *common_space.PAPER_DATASETS), "i_net": Choice("mlp", "alexnet")}
 
 #: What each knob does (``runs.knob_table("10")``; the ``parameters`` cell shows only the most changed ones).
 KNOB_HELP = {
@@ -114,7 +136,11 @@ KNOB_HELP = {
     "lr": "learning rate, divided by 10 at half of the run",
     "margin": "triplet margin (ranking objective)",
     "w_adv": "weight of the modality adversary",
-    "cca_components": "CCA dimension",
+    "cca_components": "CCA dimension (and three-view CCA's)",
+    "space_iterations": "mini-batches of the bilinear joint embedding and the auto-encoder (thesis ch. 8)",
+    "i_net": '"mlp": I_Net is an MLP on image features / pixels | "alexnet": AlexNet fine-tuned on the images (§3.2)',
+    "image_size": 'i_net="alexnet": training crop (paper: 227 from 256 × 256)',
+    "tiny": "full path with a random-weight AlexNet, tiny images and a few iterations (what CI runs)",
 }
 
 #: Full profile without the paper's dataset: the offline Fashion-MNIST 'wiki' set at the full profile's training
@@ -262,13 +288,134 @@ CLAIMS = [
     ),
 ]
 
+# ---- Table 3's baselines re-built from their papers, and thesis ch. 8's joint and generative common spaces ----
+_T3 = "Table 3, §4.2"
+_T3_NOTE = (
+    "SM and T-V CCA are our implementations from their papers (Rasiwasia et al. 2010; Gong et al. 2014), run on the "
+    "same features and split as CCA; Table 3 copied its numbers from [7], [8] (AlexNet fc7 + LDA features). "
+)
+_CH8 = "thesis §8.3.1a, §8.3.3 (described, no numbers)"
+CLAIMS += [
+    greater(
+        "10.table3_sm_beats_cca",
+        "SM (per-modality logistic-regression posteriors as the common space) beats CCA (average mAP)",
+        a="compare/sm/average",
+        b="compare/cca/average",
+        kind=PAPER,
+        paper_gap=0.144,
+        paper="Wikipedia 38.0 vs 23.6 (Pascal Sentence 44.6 vs 30.9)",
+        source=_T3,
+        note=_T3_NOTE + _OURS,
+        profiles=_DF,
+    ),
+    greater(
+        "10.table3_tvcca_beats_cca",
+        "Three-view CCA (image, text and label views) beats two-view CCA (average mAP)",
+        a="compare/tvcca/average",
+        b="compare/cca/average",
+        kind=PAPER,
+        paper_gap=0.077,
+        paper="Wikipedia 31.3 vs 23.6 (Pascal Sentence 38.8 vs 30.9, VOC 72.5 vs 66.5)",
+        source=_T3,
+        note=_T3_NOTE + _OURS,
+        profiles=_DF,
+    ),
+    greater(
+        "10.table3_sm_beats_tvcca",
+        "SM beats three-view CCA (average mAP)",
+        a="compare/sm/average",
+        b="compare/tvcca/average",
+        kind=PAPER,
+        paper_gap=0.067,
+        paper="Wikipedia 38.0 vs 31.3 (Pascal Sentence 44.6 vs 38.8)",
+        source=_T3,
+        note=_T3_NOTE + _OURS,
+        profiles=_DF,
+    ),
+    greater(
+        "10.table3_ours_beats_sm",
+        "The isomorphic semantic representation (O/LE/J) beats SM, its shallow ancestor (average mAP)",
+        a="compare/semantic/average",
+        b="compare/sm/average",
+        kind=PAPER,
+        paper_gap=0.066,
+        paper="Wikipedia 44.6 vs 38.0 (Pascal Sentence 49.5 vs 44.6)",
+        source=_T3,
+        note=_T3_NOTE + _OURS,
+        profiles=_DF,
+    ),
+    greater(
+        "10.table3_ours_beats_tvcca",
+        "O/LE/J beats three-view CCA (average mAP)",
+        a="compare/semantic/average",
+        b="compare/tvcca/average",
+        kind=PAPER,
+        paper_gap=0.133,
+        paper="Wikipedia 44.6 vs 31.3 (Pascal Sentence 49.5 vs 38.8, VOC 82.3 vs 72.5)",
+        source=_T3,
+        note=_T3_NOTE + _OURS,
+        profiles=_DF,
+    ),
+    greater(
+        "10.autoencoder_beats_cca",
+        "Of the two unsupervised common spaces (pairs only, no labels), the correspondence auto-encoder (own and "
+        "cross reconstruction + coordinated codes) beats CCA (average mAP)",
+        a="compare/autoencoder/average",
+        b="compare/cca/average",
+        kind=FINDING,
+        min_gap=0.0,
+        paper="the thesis describes both, compares neither",
+        source=_CH8,
+        profiles=_DF,
+    ),
+    greater(
+        "10.bilinear_joint_beats_semantic",
+        "The joint embedding (Eq. 8.1: low-rank bilinear pooling scoring every image–text pair) beats the "
+        "coordinated semantic matching O/LE/J (average mAP)",
+        a="compare/bilinear/average",
+        b="compare/semantic/average",
+        kind=FINDING,
+        min_gap=0.0,
+        paper="the thesis describes joint and coordinated embeddings, compares neither",
+        source=_CH8,
+        profiles=_DF,
+    ),
+]
+
 # ---- per-dataset paper targets, real data only (runs.params records data/real, the notebook the "<dataset>/…" keys) ----
 _NAMES = {"wikipedia": "Wikipedia", "pascal_sentence": "Pascal Sentence", "voc2007": "Pascal VOC 2007"}
+_T3_TARGETS = {  # Table 3's re-run baselines, average mAP (SM does not apply to multi-label VOC)
+    "wikipedia": {"sm": 0.380, "tvcca": 0.313},
+    "pascal_sentence": {"sm": 0.446, "tvcca": 0.388},
+    "voc2007": {"tvcca": 0.725},
+}
+_T3_BASE = {"sm": "SM", "tvcca": "T-V CCA"}
+_PAPER_FEATURES = (
+    "recorded only on the paper's image features (pre-trained AlexNet fc7, §4.2: the full profile's "
+    "i_net='alexnet' run, or an isomorphic_features.npz naming them); tolerance 0.03, below the 6.7-point gap to "
+    "the nearest re-run method of Table 3"
+)
 for _ds, _joint, _cca, _img, _txt in (
     ("wikipedia", 0.441, 0.236, 0.430, 0.451),
     ("pascal_sentence", 0.495, 0.309, 0.465, 0.524),
     ("voc2007", 0.823, 0.665, 0.852, 0.793),
 ):
+    for _k, _v in _T3_TARGETS[_ds].items():
+        CLAIMS.append(
+            real_data_only(
+                close_to(
+                    f"10.table3_{_ds}_{_k}",
+                    f"Table 3: {_T3_BASE[_k]} average mAP on {_NAMES[_ds]}",
+                    metric=f"{_ds}/compare/{_k}/average",
+                    target=_v,
+                    tol=0.03,
+                    paper=f"{100 * _v:.1f}",
+                    source="Table 3",
+                    note=_PAPER_FEATURES,
+                    profiles=("full",),
+                )
+            )
+        )
     CLAIMS += [
         real_data_only(
             close_to(
@@ -291,6 +438,7 @@ for _ds, _joint, _cca, _img, _txt in (
                 tol=0.03,
                 paper=f"{100 * _cca:.1f}",
                 source="Table 3",
+                note=_PAPER_FEATURES,
                 profiles=("full",),
             )
         ),
@@ -320,9 +468,10 @@ NOT_CLAIMED = [
         "paper never tries. The l = 64 → 128 step is claimed (10.table1_l128_beats_l64)",
     ),
     (
-        "Ours beats SM, T-V CCA, GMLDA, GMMFA, Deep-SM and MDCR on all three datasets",
+        "Ours beats GMLDA, GMMFA, Deep-SM and MDCR on all three datasets",
         "Table 3, §4.2",
-        "those numbers are copied from other papers ([7], [8]); only CCA is re-run (10.semantic_beats_cca)",
+        "GMLDA, GMMFA, Deep-SM and MDCR are not re-built (their numbers are copied from [7], [8]); CCA, SM and "
+        "T-V CCA are re-run on our features (10.semantic_beats_cca, 10.table3_*)",
     ),
     (
         "Table 2's orderings on Pascal Sentence and VOC 2007",
@@ -338,10 +487,97 @@ NOT_CLAIMED = [
     ),
     ("The semantic vector's own-class bin dominates for both modalities", "Fig. 3", "a picture; shown, not claimed"),
     (
+        "Cycle-consistent common spaces (a forward F(G(X)) ≈ X and a backward G(F(Y)) ≈ Y reconstruction)",
+        "thesis §8.3.3b",
+        "not built: the auto-encoder's cross reconstruction (image → code → text and back) is its nearest relative here "
+        "and is compared (10.autoencoder_beats_cca)",
+    ),
+    (
         "Classification-based, verification-based and adversarial coordinated embeddings each have their trade-offs",
         "thesis §8.3.3",
         "a survey with no numbers; compared as a finding (10.supervised_objectives_beat_cca)",
     ),
+]
+
+
+#: The paper's experiment (ICME 2017 §3) beside the ``full`` profile: ``runs.paper_settings("10")``.
+PAPER_SETTINGS = [
+    {
+        "setting": "datasets",
+        "paper": "Wikipedia 2,173 / 693, Pascal Sentence 30 / 20 per class, VOC 2007 5,011 / 4,952 (§3.1)",
+        "ours": "Wikipedia (default of full), Pascal Sentence with -p dataset=pascal_sentence; VOC 2007 from "
+        "DIR/voc2007/isomorphic_features.npz",
+        "why": "VOC 2007: `python -m data_scripts fetch voc2007` converts images, multi-labels and (given by hand) "
+        "Hwang & Grauman's tags, but the notebook does not read that layout yet; its 798-d tag-ranking features "
+        "of [20] are not rebuilt",
+    },
+    {
+        "setting": "I_Net",
+        "paper": "ImageNet AlexNet, I_fc inserted between fc7 and fc8, fine-tuned (§2.1, §3.2)",
+        "ours": "torchvision AlexNet (i_net='alexnet'), ImageNet weights from `python -m data_scripts fetch alexnet`, "
+        "fine-tuned end to end",
+        "why": "torchvision's AlexNet is the one-GPU variant of Krizhevsky et al.'s (no grouped convolutions)",
+    },
+    {
+        "setting": "T_Net",
+        "paper": "three FC layers 4096-l-c with ReLU and dropout (§3.2)",
+        "ours": "text_dim → 4096 → l → c (hidden=4096)",
+        "why": "",
+    },
+    {
+        "setting": "text features",
+        "paper": "LDA, 100 topics, after stop-word removal, stemming, lemmatisation (§3.1)",
+        "ours": "LDA, 100 topics (n_topics), English stop words removed",
+        "why": "no stemming or lemmatisation (no NLP model offline)",
+    },
+    {
+        "setting": "latent dimension l",
+        "paper": "512 Wikipedia / VOC, 128 Pascal Sentence (§4.1.1); Table 1 sweeps 64 … 1024",
+        "ours": "latent=512, latent_dims=[64, 128, 256, 512, 1024] (the sweep on the MLP path)",
+        "why": "set -p latent=128 for Pascal Sentence",
+    },
+    {
+        "setting": "optimiser",
+        "paper": "SGD, lr 0.01 new layers / 0.001 pre-trained layers, ÷10 at half of the run (§3.2)",
+        "ours": "SGD momentum 0.9, weight decay 5e-4, lr 0.01 / 0.001, ÷10 at half",
+        "why": "momentum and weight decay are not given; Caffe's usual values",
+    },
+    {
+        "setting": "iterations, batch",
+        "paper": "400 Wikipedia, 300 Pascal Sentence, 2,000 VOC; 256 pairs per mini-batch (§3.2)",
+        "ours": "iterations=400, batch_size=256",
+        "why": "set -p iterations=300 / 2000 for the other datasets",
+    },
+    {
+        "setting": "images",
+        "paper": "256 × 256, random 227 × 227 crops and horizontal flips (p = 0.5) (§3.2)",
+        "ours": "squashed to 256 × 256, random 227 crops + flips in training, the centre crop at test time",
+        "why": "the test-time crop is not given",
+    },
+    {
+        "setting": "initialisation",
+        "paper": "new layers N(0, 0.01²) (§3.2)",
+        "ours": "new layers N(0, 0.01²), biases 0",
+        "why": "",
+    },
+    {
+        "setting": "evaluation",
+        "paper": "Euclidean distance, full-list mAP (Eq. 3), relevant = shares a label (§3.1)",
+        "ours": "the same (cross_modal_map)",
+        "why": "",
+    },
+    {
+        "setting": "Table 3 baselines",
+        "paper": "seven methods, numbers copied from [7], [8] on AlexNet fc7 + LDA (§4.2)",
+        "ours": "CCA, SM and three-view CCA re-run on the pre-trained AlexNet's fc7 and the same LDA features",
+        "why": "GMLDA, GMMFA, Deep-SM and MDCR are not re-built",
+    },
+    {
+        "setting": "seeds",
+        "paper": "one run per number",
+        "ours": "n_seeds=5 (orderings decided over the seeds)",
+        "why": "a spread for the orderings",
+    },
 ]
 
 
