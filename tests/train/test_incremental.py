@@ -360,6 +360,9 @@ def test_compare_methods_and_results_table():
     assert list(res) == ["initial", "ft", "kd_mmd", "joint"]
     assert res["ft"].steps[0] == res["initial"].steps[0]  # one shared network A
     assert len(res["joint"].steps) == 1 and res["joint"].model.n_classes == 4
+    alone = inc.compare_methods(make, data, data, tasks, ["joint"], cfg, inc.BatchTransform(), joint_iterations=4)
+    assert list(alone) == ["joint"] and alone["joint"].losses == res["joint"].losses  # no base: the same joint run
+    assert [{**st, "seconds": 0} for st in alone["joint"].steps] == [{**st, "seconds": 0} for st in res["joint"].steps]
     assert all(r.model is not None for r in res.values())
     multi = inc.compare_methods(
         make,
@@ -611,3 +614,33 @@ def test_checkpoint_is_not_reused_for_other_data_of_the_same_size(tmp_path):
     other._data_digest_cache = None
     with pytest.warns(UserWarning, match="other settings"):
         other.run()
+
+
+# ------------------------------------------------------------------------------------------------ the tiny trunk's pool
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 8, 8), (2, 5, 7, 9), (3, 2, 2, 2)])
+def test_maxpool2x2_matches_maxpool2d_values_and_gradients(shape):
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.relu(torch.randn(*shape, generator=g))  # zeros tie, as after the trunk's ReLU
+    x0[0, 0, 0, 0] = x0[0, 0, 0, 1] = 3.0  # a positive tie: both pools route the gradient to the first maximum
+    grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2, generator=g)
+    results = []
+    for pool in (torch.nn.MaxPool2d(2), inc.MaxPool2x2()):
+        x = x0.clone().requires_grad_()
+        y = pool(x)
+        y.backward(grad)
+        with torch.no_grad():
+            y_nograd = pool(x0)  # the strided-maximum path
+        results.append((y.detach(), x.grad, y_nograd))
+    (y_ref, g_ref, n_ref), (y_new, g_new, n_new) = results
+    assert torch.equal(y_ref, y_new) and torch.equal(g_ref, g_new) and torch.equal(n_ref, n_new)
+    assert y_new.is_contiguous() and n_new.shape == n_ref.shape
+    assert g_new[0, 0, 0, 0] == grad[0, 0, 0, 0] and g_new[0, 0, 0, 1] == 0
+
+
+def test_tiny_trunk_uses_maxpool2x2_with_unchanged_state_dict():
+    trunk, _ = inc.tiny_bn_cnn(3, 4)
+    assert sum(isinstance(m, inc.MaxPool2x2) for m in trunk) == 3
+    keys = list(trunk.state_dict())
+    assert keys[:3] == ["0.weight", "1.weight", "1.bias"] and "4.weight" in keys  # MaxPool2d's slot 3, as before

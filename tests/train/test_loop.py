@@ -249,8 +249,10 @@ def test_amp_trains_on_cuda(tmp_path):
     _scramble()
     tr = loop.Trainer(max_epochs=4, device="cuda", amp=True, progress=False, checkpoint=ck)
     resumed = tr.fit(ToyTask(init_seed=5))
-    assert tr.scaler is not None and tr.resumed_from == "epoch_1"
+    assert tr.scaler is None and tr.amp_dtype == torch.bfloat16 and tr.resumed_from == "epoch_1"  # bf16: no scaler
     _same(s2, resumed)
+    fp16 = loop.Trainer(max_epochs=2, device="cuda", amp="fp16", progress=False)
+    assert all(np.isfinite(fp16.fit(ToyTask()).losses)) and fp16.scaler is not None
 
 
 def test_an_unreadable_last_checkpoint_falls_back_to_the_one_before(tmp_path):
@@ -319,3 +321,56 @@ def test_the_methods_are_tasks_that_a_trainer_runs_like_their_functions():
     g = task.history(list(heads))
     assert g.iterations.tolist() == h.iterations.tolist() == [0, 4, 8, 9]
     assert np.array_equal(g.fscore, h.fscore) and np.array_equal(g.weight, h.weight)
+
+
+# --------------------------------------------------------------------------------------------- GPU throughput
+
+
+def test_gpu_throughput_helpers_are_no_ops_on_the_cpu():
+    tr = loop.Trainer(max_steps=1, device="cpu", amp="bf16", progress=False)
+    assert not tr.amp and not tr.channels_last and tr.world == 1
+    with pytest.raises(ValueError, match="amp"):
+        loop.Trainer(max_steps=1, device="cpu", amp="fp8")
+    x, y = torch.randn(2, 3, 4, 4), torch.tensor([0, 1])
+    bx, by = tr.to_device((x, y))
+    assert bx is x and by is y and bx.is_contiguous()  # the same tensors, NCHW
+    assert tr.to_device({"x": [x]})["x"][0] is x
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.BatchNorm2d(2))
+    assert tr.prepare(net) is net and net[0].weight.is_contiguous()  # no DDP, no SyncBatchNorm, NCHW
+    assert tr.shard(np.arange(4)).tolist() == [0, 1, 2, 3] and tr.gather(x, 2) is x
+    total = None
+    for v in (0.1, 0.2, 0.3):  # a Python float, added as a hand-written loop adds floats
+        total = tr.accumulate(total, torch.tensor(v))
+    assert isinstance(total, float) and total == float(torch.tensor(0.1)) + float(torch.tensor(0.2)) + float(
+        torch.tensor(0.3)
+    )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="channels_last / pinned copies only on CUDA")
+def test_gpu_throughput_helpers_on_cuda():
+    tr = loop.Trainer(max_steps=1, device="cuda", amp=True, progress=False)
+    x = tr.to_device(torch.randn(2, 3, 4, 4))
+    assert x.is_cuda and x.is_contiguous(memory_format=torch.channels_last)
+    net = tr.prepare(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)))
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    total = None
+    for v in (1.0, 2.0):
+        total = tr.accumulate(total, torch.tensor(v, device="cuda"))
+    assert isinstance(total, torch.Tensor) and total.is_cuda and float(total) == 3.0
+
+
+@pytest.mark.slow
+def test_train_throughput_benchmark_quick_prints_a_finite_ratio():
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_throughput", "--quick", "--device", "cpu"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("ratio Trainer / bare matched:"))
+    ratio = float(line.split(":")[1].split()[0])
+    assert np.isfinite(ratio) and ratio > 0
+    assert "notebook 05: ≈" in out  # the full-profile estimate read the chapter config

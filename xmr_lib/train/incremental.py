@@ -69,7 +69,7 @@ from xmr_lib.core.setup import resolve_device
 from xmr_lib.data import registry
 from xmr_lib.encoders import backbones as models
 from xmr_lib.retrieval import metrics
-from xmr_lib.train import distill, loop
+from xmr_lib.train import distill, distributed, loop
 from xmr_lib.train.finetune import freeze_batchnorm
 
 __all__ = [
@@ -459,6 +459,30 @@ class Output(NamedTuple):
     logits: torch.Tensor
 
 
+class MaxPool2x2(nn.MaxPool2d):
+    """``nn.MaxPool2d(2)`` with the same numbers, faster without gradient on the CPU (teachers, evaluation).
+
+    On one CPU thread torch's NCHW max-pooling kernel took more time than the tiny trunk's convolutions. Without
+    gradient the output is the elementwise maximum of the four strided 2×2 views (exact, 4-8× faster); with gradient
+    (training) and elsewhere (CUDA, other layouts) it is ``nn.MaxPool2d(2)``. No parameters: state dicts are
+    unchanged.
+    """
+
+    def __init__(self):
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.ndim != 4 or (torch.is_grad_enabled() and x.requires_grad):
+            return super().forward(x)
+        B, C, H, W = x.shape
+        h, w = H // 2, W // 2  # floor mode, as nn.MaxPool2d
+        v = x[:, :, : 2 * h, : 2 * w].reshape(B, C, h, 2, w, 2)
+        return torch.maximum(
+            torch.maximum(v[:, :, :, 0, :, 0], v[:, :, :, 0, :, 1]),
+            torch.maximum(v[:, :, :, 1, :, 0], v[:, :, :, 1, :, 1]),
+        )
+
+
 def tiny_bn_cnn(in_channels: int = 3, width: int = 16) -> tuple[nn.Sequential, int]:
     """A small trunk for 28-32 px images: 4 × [conv3×3 (no bias) → BatchNorm → ReLU], widths (w, 2w, 4w, 4w), 2×2
     max-pool after the first three ("TinyBNNet"). Returns ``(trunk, out_channels)``; maps are
@@ -476,7 +500,7 @@ def tiny_bn_cnn(in_channels: int = 3, width: int = 16) -> tuple[nn.Sequential, i
             nn.ReLU(inplace=True),
         ]
         if i < 3:
-            layers.append(nn.MaxPool2d(2))
+            layers.append(MaxPool2x2())
     return nn.Sequential(*layers), chans[-1]
 
 
@@ -644,6 +668,28 @@ class StepContext:
     @property
     def teacher(self) -> Output | None:
         return self.teacher_output(-1)
+
+
+class _ShardedStepContext(StepContext):
+    """The :class:`StepContext` of a data-parallel step (``torchrun``): ``images``, ``labels`` and ``student`` are the
+    whole global batch on every rank, and a teacher's output is computed on this rank's shard only, then gathered
+    (no gradient), so the teachers' forward passes are split between the ranks like the student's."""
+
+    def __init__(self, *args, loop_trainer: "loop.Trainer"):
+        super().__init__(*args)
+        self._tr = loop_trainer
+
+    def teacher_output(self, j: int = -1) -> Output | None:
+        ts = self.trainer.teachers
+        if not ts:
+            return None
+        j = j % len(ts)
+        if j not in self._teacher_cache:
+            n, tr = len(self.images), self._tr
+            with torch.no_grad():
+                o = ts[j](tr.shard(self.images))
+                self._teacher_cache[j] = Output(*(tr.gather(v, n) for v in o))
+        return self._teacher_cache[j]
 
 
 class Plugin:
@@ -877,10 +923,15 @@ METHODS = {
     "ft": "fine-tuning: L_ce + L_triplet on the new classes only",
     "lwf": "LwF: + α L_dist (Eq. 5.3)",
     "l2": "L2 loss: + γ mean ||R' − R||₂ (feature regularisation)",
-    "ewc": "EWC: + λ/2 Σ F (θ − θ*)² (parameter regularisation)",
+    "ewc": "EWC: + λ/2 Σ F (θ − θ*)² (parameter regularisation; per-sample Fisher)",
     "mmd": "+ β L_mmd (Eq. 5.5)",
     "kd_mmd": "the chapter's method: + α L_dist + β L_mmd (Eq. 5.6)",
     "joint": "joint training on all classes (reference / upper bound): L_ce + L_triplet",
+    # the full profiles' other baselines of Table 5.2 (weights: chapter 6's tuned values, §6.4.1)
+    "ewc_batch": "EWC with the Fisher of squared mini-batch gradients (the records before the per-sample fix)",
+    "alasso": "ALASSO [227]: + c Σ asymmetric quadratic around θ* (single-side overestimation)",
+    "nce_ewc": "NCE_EWC [233]: + L_nce (9 hard negatives) + λ/2 Σ F (θ − θ*)²",
+    "l2_kd": "the L2 loss of [219]: + γ mean ||R' − R||₂ + α L_dist (features and classifier)",
 }
 
 
@@ -895,11 +946,16 @@ def method_plugins(
     sigmas: Sequence[float] | str = distill.DEFAULT_MMD_SIGMAS,
     margin: float = 0.5,
     ce_weight: float = 1.0,
+    alasso_weight: float = 0.2,
+    nce_ewc_weight: float = 10.0,
 ) -> list[Plugin]:
     """The objective of one of the chapter-5 :data:`METHODS` as a list of plugins.
 
     Every method trains with the semantic preserving loss ``L_ce + L_triplet`` (§5.3.1); ``alpha``, ``beta``,
     ``l2_weight`` and ``ewc_weight`` weight the regulariser(s) the method adds (Eq. 5.6: α = β = 1).
+    ``"ewc"`` estimates its Fisher from per-sample gradients (:class:`PerSampleEWC`), ``"ewc_batch"`` from squared
+    mini-batch gradients (:class:`EWC`); ``alasso_weight`` / ``nce_ewc_weight``: ALASSO's c and NCE_EWC's EWC weight
+    (chapter 6's tuned 0.2 and 10, §6.4.1).
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
@@ -911,7 +967,15 @@ def method_plugins(
     if method == "l2":
         base.append(l2_term(l2_weight))
     if method == "ewc":
+        base.append(PerSampleEWC(ewc_weight, margin=margin))
+    if method == "ewc_batch":
         base.append(EWC(ewc_weight, margin=margin))
+    if method == "alasso":
+        base += baseline_plugins("alasso", weight=alasso_weight)
+    if method == "nce_ewc":
+        base += baseline_plugins("nce_ewc", weight=nce_ewc_weight, margin=margin)
+    if method == "l2_kd":
+        base += baseline_plugins("l2_kd", weight=l2_weight, alpha=alpha, temperature=temperature)
     return base
 
 
@@ -1237,7 +1301,8 @@ class IncrementalTrainer:
 
     def batch(self, idx: np.ndarray, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (transformed, on the device) and classifier columns of training-set indices ``idx``."""
-        x = self.train_set.images[idx].to(self.device, non_blocking=True)
+        x = self.train_set.images[idx]
+        x = (x.pin_memory() if self.device.type == "cuda" else x).to(self.device, non_blocking=True)
         x = self.transform(x, train=train, generator=self._gen) if self.transform is not None else x.float()
         y = self._col_lut[self.train_set.labels[idx]].to(self.device)
         return x, y
@@ -1364,6 +1429,7 @@ class IncrementalTrainer:
         freeze it as the first teacher, record its evaluation as step 0 (``record`` reuses one already made) and
         call the plugins' ``after_task(trainer, 0)`` (so that e.g. :class:`EWC` anchors on the base model).
         """
+        self._dist_context()
         with _cpu_threads(self.config.cpu_threads):
             return self._start_from(model, record)
 
@@ -1389,9 +1455,27 @@ class IncrementalTrainer:
 
     def run(self) -> IncrementalResult:
         """Train every remaining task (resuming from checkpoints when possible) and return the result (with its
-        ``model`` and ``plugins``)."""
+        ``model`` and ``plugins``).
+
+        Under ``torchrun`` (see :mod:`xmr_lib.train.distributed`) every rank runs this with the same arguments: each
+        step's P×K batch is the GLOBAL batch (drawn and augmented identically on every rank from the same seeds),
+        each rank forwards its shard through the DDP-wrapped model, the outputs are gathered back into the global
+        batch so that every loss term (triplet mining, distillation, MMD, a plugin's) sees all of it, and BatchNorm
+        normalises with the global batch's statistics (SyncBatchNorm; frozen BN, ``freeze_bn``, stays as it is):
+        the loss curve is the one-process curve. Checkpoints are written by rank 0.
+        """
+        self._dist_context()
         with _cpu_threads(self.config.cpu_threads):
             return self._run()
+
+    def _dist_context(self) -> "distributed.DistContext":
+        """The ``torchrun`` context (one process: a no-op one); on CUDA each rank trains on its own GPU."""
+        if getattr(self, "_dist", None) is None:
+            self._dist = distributed.context(self.device)
+            if self._dist.enabled and self.device.type == "cuda":
+                self.device = torch.device("cuda", self._dist.local_rank)
+                self.model.to(self.device)
+        return self._dist
 
     def _run(self) -> IncrementalResult:
         start = getattr(self, "_done", 0)
@@ -1408,7 +1492,7 @@ class IncrementalTrainer:
             self._train_task(t)
             self.result.steps.append(self._step_record(t, time.time() - t0))
             self.teachers.append(snapshot(self.model))
-            if self.checkpoint is not None:
+            if self.checkpoint is not None and self._dist.is_main:
                 self.checkpoint.save(
                     f"task{t}",
                     {
@@ -1422,6 +1506,7 @@ class IncrementalTrainer:
                         "global_iteration": self._global_it,
                     },
                 )
+            self._dist.barrier()
         self.result.model = self.model
         self.result.plugins = self.plugins
         return self.result
@@ -1476,6 +1561,7 @@ class IncrementalTrainer:
             {"params": self.model.head_parameters(), "lr": cfg.lr},
         ]
         groups = [g for g in groups if g["params"]]
+        base_groups = list(groups)
         for p in self.plugins:  # parameters a plugin trains alongside the model
             for g in p.param_groups(self, t) or []:
                 if not isinstance(g, dict) or "params" not in g:
@@ -1491,8 +1577,16 @@ class IncrementalTrainer:
         if cfg.eval_every and t > 0:
             self._curve_point(t, 0)
 
+        dist = self._dist_context()
+        extra = [q for g in groups[len(base_groups) :] for q in g["params"]]  # plugins' own: averaged by hand
+        state: dict[str, Any] = {"model": self.model, "nonfinite": None}
+
+        def on_fit_start(tr: loop.Trainer) -> None:
+            # DDP (+ BatchNorm over the global batch unless it is frozen) under torchrun; self.model itself otherwise
+            state["model"] = tr.prepare(self.model, sync_batchnorm=not cfg.freeze_bn)
+
         def batches(tr: loop.Trainer, epoch: int):
-            while True:  # P×K batches, drawn (and augmented) one step at a time
+            while True:  # GLOBAL P×K batches, drawn (and augmented) one step at a time, identically on every rank
                 yield self.batch(sampler.next_batch(), train=True)
 
         def training_step(tr: loop.Trainer, batch) -> dict:
@@ -1500,8 +1594,13 @@ class IncrementalTrainer:
             x, y = batch
             for p in self.plugins:
                 x, y = p.adapt_batch(self, x, y)
-            out = self.model(x)
-            ctx = StepContext(x, y, t, n_old, it, out, self)
+            if dist.enabled:  # this rank forwards its shard; the loss terms see the whole batch (DistContext.gather)
+                o = state["model"](tr.shard(x))
+                out = Output(*(tr.gather(v, len(x)) for v in o))
+                ctx = _ShardedStepContext(x, y, t, n_old, it, out, self, loop_trainer=tr)
+            else:
+                out = state["model"](x)
+                ctx = StepContext(x, y, t, n_old, it, out, self)
             terms: dict[str, torch.Tensor] = {}
             for p in self.plugins:
                 v = p.loss(ctx)
@@ -1516,7 +1615,10 @@ class IncrementalTrainer:
                     f"plugins: no loss term is active in task {t} (a teacher-only objective in the first task?)"
                 )
             loss = sum(terms.values())
-            if not torch.isfinite(loss):
+            if tr.device.type == "cuda":  # no host synchronisation per step: checked at the logging points
+                bad = ~torch.isfinite(loss.detach())
+                state["nonfinite"] = bad if state["nonfinite"] is None else state["nonfinite"] | bad
+            elif not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"{self.name}: non-finite loss at task {t}, iteration {it}: "
                     + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
@@ -1529,7 +1631,10 @@ class IncrementalTrainer:
             for p in self.plugins:
                 p.after_step(self, ctx)
             self._global_it += 1
-            if cfg.log_every and (it % cfg.log_every == 0 or it == n_it - 1):
+            logging_point = cfg.log_every and (it % cfg.log_every == 0 or it == n_it - 1)
+            if state["nonfinite"] is not None and (logging_point or it == n_it - 1) and bool(state["nonfinite"]):
+                raise FloatingPointError(f"{self.name}: non-finite loss in task {t}, at or before iteration {it}")
+            if logging_point:
                 rec = {
                     "task": t,
                     "iteration": it,
@@ -1545,11 +1650,17 @@ class IncrementalTrainer:
 
         # the task's checkpoint is the trainer's own (after each task, with its fingerprint): none inside a task
         task = loop.Task(
-            batches=batches, training_step=training_step, optimizers=lambda tr, batch: [opt], on_step_end=on_step_end
+            on_fit_start=on_fit_start,
+            batches=batches,
+            training_step=training_step,
+            optimizers=lambda tr, batch: [opt],
+            clip_gradients=(lambda tr, batch: dist.average_gradients(extra)) if dist.enabled and extra else None,
+            on_step_end=on_step_end,
         )
-        loop.Trainer(max_steps=n_it, device=self.device, progress=cfg.progress, desc=f"{self.name} · task {t}").fit(
-            task
-        )
+        loop.Trainer(
+            max_steps=n_it, device=self.device, progress=cfg.progress, desc=f"{self.name} · task {t}", dist=dist
+        ).fit(task)
+        state["model"] = None  # drop the DDP wrapper (its hooks) before the plugins' after_task
         for p in self.plugins:
             p.after_task(self, t)
         self._set_train_mode()
@@ -1605,6 +1716,8 @@ def compare_methods(
         config: iterations per task (``config.iterations_for(0)`` for the base), batch, optimiser, seed, ...
         base: a base result from an earlier call (its ``model`` must be set) to skip training the base again (e.g.
             the same network A for a one-step and a multi-step protocol; it is re-evaluated on the new groups).
+            ``methods=["joint"]`` alone trains no base (no ``"initial"`` in the result): the joint reference does not
+            start from it, so it can run apart from the other methods (e.g. in another process).
         checkpoint: a name prefix: every run then checkpoints under ``xmr_lib.core.checkpoint.Checkpoint(f"{prefix}/{run}")``.
         base_plugins: the objective of the base (first-task) run — a list of plugins or a factory returning one;
             default: chapter 5's ``L_ce + L_triplet`` (``method_plugins("ft", margin=method_kwargs["margin"])``).
@@ -1629,7 +1742,8 @@ def compare_methods(
     margin = kw.get("margin", 0.5)
     groups = tasks if eval_groups is None else [np.asarray(g, dtype=np.int64).reshape(-1) for g in eval_groups]
     out: dict[str, IncrementalResult] = {}
-    if base is None:
+    joint_only = bool(factories) and all(name == "joint" for name in factories)
+    if base is None and not joint_only:
         torch.manual_seed(int(config.seed))
         model0 = make_model(len(tasks[0]))
         if base_plugins is None:
@@ -1654,9 +1768,10 @@ def compare_methods(
             checkpoint=ck("initial"),
         )
         base = tr.run()
-    if base.model is None:
-        raise ValueError("base: the base result has no model (results loaded from disk do not keep it)")
-    out["initial"] = base
+    if base is not None:
+        if base.model is None:
+            raise ValueError("base: the base result has no model (results loaded from disk do not keep it)")
+        out["initial"] = base
     for name, factory in factories.items():
         if name == "joint":
             torch.manual_seed(int(config.seed))
@@ -1812,3 +1927,228 @@ def per_seed(results: dict, method: str, which: str, metric: str, step: int = -1
     """``metric`` of ``method`` on the ``which`` ("old" / "new") classes after ``step`` (default: the last), one value
     per seed; ``results`` maps a seed to :func:`compare_methods`' output."""
     return [r[method].steps[step][which][metric] for r in results.values()]
+
+
+# ================================================================================================================
+# more baselines of Tables 5.2 / 6.1 (the full profiles of chapters 5–7): EWC with a per-sample Fisher, ALASSO,
+# NCE_EWC, and the L2 loss of [219] (features and classifier)
+
+
+class PerSampleEWC(EWC):
+    """EWC (Kirkpatrick et al. [213]) with the Fisher information of its definition: the mean over ``n_samples``
+    training images of the task (at most its number of images) of the *per-sample* squared gradient of the
+    log-likelihood,
+    ``F = 1/S Σ_i (∂ log p(y_i | x_i) / ∂θ)²``, ``log p`` the task's classifier (:func:`distill.new_class_cross_entropy`
+    over the task's logits; the triplet loss has no per-image likelihood). :class:`EWC` squares the gradient of a
+    whole P×K batch's loss instead, which underestimates F by about the batch size (the cross terms of the samples'
+    gradients average out). Same penalty ``weight/2 · Σ_k F_k (θ − θ*_k)²``."""
+
+    name = "ewc"
+
+    def __init__(self, weight: float = 1000.0, n_samples: int = 200, margin: float = 0.5):
+        super().__init__(weight, n_batches=0, margin=margin)
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples: expected at least 1 image for the Fisher information, got {n_samples!r}")
+        self.n_samples = int(n_samples)
+
+    def after_task(self, trainer: "IncrementalTrainer", task: int) -> None:
+        model = trainer.model
+        was = model.training
+        model.eval()  # BatchNorm on its running statistics: one image per forward pass
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+        sampler = trainer.sampler_for(task, seed_offset=7919)
+        n_old, seen = trainer.n_old_for(task), 0
+        want = min(self.n_samples, len(getattr(sampler, "index", range(self.n_samples))))  # ≤ the task's images
+        while seen < want:
+            x, y = trainer.batch(sampler.next_batch(), train=False)
+            for i in range(min(len(x), want - seen)):
+                model.zero_grad(set_to_none=True)
+                distill.new_class_cross_entropy(model(x[i : i + 1]).logits, y[i : i + 1], n_old).backward()
+                for n, p in params.items():
+                    if p.grad is not None:
+                        fisher[n] += p.grad.detach() ** 2
+                seen += 1
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+        self.anchors.append(
+            ({n: p.detach().clone() for n, p in params.items()}, {n: f / seen for n, f in fisher.items()})
+        )
+
+    def describe(self) -> dict:
+        return {"name": self.name, "weight": self.weight, "fisher": "per_sample", "n_samples": self.n_samples}
+
+
+def asymmetric_penalty(theta: torch.Tensor, anchor: torch.Tensor, omega: torch.Tensor, a: float, eps: float):
+    """ALASSO's surrogate of an old task's loss around its optimum ``anchor`` (Park et al. [227], Eq. 5), per entry.
+
+    ``omega``'s sign says from which side the parameter reached ``anchor`` during the task (> 0: from below): on
+    that side, the *observed* one, the loss is approximated by ``|Ω| (θ − θ*)²``; on the other side it is
+    overestimated, ``(a |Ω| + ε) (θ − θ*)²`` (``a`` > 1).
+    """
+    d2 = (theta - anchor) ** 2
+    observed = torch.where(omega > 0, theta < anchor, theta >= anchor)
+    w = omega.abs()
+    return torch.where(observed, w, a * w + eps) * d2
+
+
+class ALASSO(Plugin):
+    """ALASSO (Park et al., ICCV 2019 [227]), a parameter-regularisation baseline of Tables 5.2, 6.1 and 6.2.
+
+    While a task trains, the path integral of synaptic intelligence is accumulated per parameter,
+    ``ω += −g · Δθ`` (``g`` the step's gradient, ``Δθ`` the step's update). After the task,
+    ``Ω = s · (ω − c' · L̂_{a'}(θ)) / ((θ − θ_start)² + ε)`` with ``s`` = −1 where the parameter decreased during the
+    task (``L̂`` the previous tasks' surrogate at the new optimum: the parameter decoupling of §4.4), and the
+    new optimum becomes the anchor. Later tasks add ``c · Σ asymmetric_penalty(θ, θ*, Ω, a, ε)``.
+
+    ``g`` is the gradient of the step's whole loss (the surrogate included), which the trainer's optimiser step
+    leaves in ``p.grad``; the authors take the unregularised loss's, at the cost of a second backward pass.
+    Args: weight: ``c`` (chapter 6's tuned 0.2, §6.4.1); a: overestimation ``a``; c_prime, a_prime: ``c'``, ``a'``
+    of the decoupling; eps: ``ε``.
+    """
+
+    name = "alasso"
+
+    def __init__(self, weight: float = 0.2, a: float = 3.0, c_prime: float = 0.5, a_prime: float = 1.5, eps=1e-4):
+        if not float(a) >= 1:
+            raise ValueError(f"a: the unobserved side is overestimated, expected a >= 1, got {a!r}")
+        self.weight, self.a, self.c_prime, self.a_prime, self.eps = (
+            float(weight),
+            float(a),
+            float(c_prime),
+            float(a_prime),
+            float(eps),
+        )
+        self.anchor: dict[str, torch.Tensor] = {}
+        self.omega: dict[str, torch.Tensor] = {}
+        self._start: dict[str, torch.Tensor] = {}
+        self._path: dict[str, torch.Tensor] = {}
+        self._before: dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def _params(trainer) -> dict[str, nn.Parameter]:
+        return {n: p for n, p in trainer.model.named_parameters() if p.requires_grad}
+
+    def before_task(self, trainer: "IncrementalTrainer", task: int) -> None:
+        ps = self._params(trainer)
+        self._start = {n: p.detach().clone() for n, p in ps.items()}
+        self._path = {n: torch.zeros_like(p) for n, p in ps.items()}
+        self._before = {}
+
+    def _surrogate(self, name: str, theta: torch.Tensor, a: float) -> torch.Tensor:
+        """The previous tasks' surrogate of parameter ``name`` at ``theta`` (the classifier's new rows: none)."""
+        t0, om = self.anchor[name].to(theta.device), self.omega[name].to(theta.device)
+        if theta.shape != t0.shape:
+            theta = theta[: t0.shape[0]]
+        return asymmetric_penalty(theta, t0, om, a, self.eps).sum()
+
+    def loss(self, ctx: StepContext) -> torch.Tensor | None:
+        ps = dict(ctx.trainer.model.named_parameters())
+        self._before = {n: ps[n].detach().clone() for n in self._path if n in ps}
+        if not self.anchor or self.weight == 0:
+            return None
+        total = ctx.student.embedding.new_zeros(())
+        for n in self.anchor:
+            total = total + self._surrogate(n, ps[n], self.a)
+        return self.weight * total
+
+    def after_step(self, trainer: "IncrementalTrainer", ctx: StepContext) -> None:
+        for n, p in self._params(trainer).items():
+            if p.grad is not None and n in self._before and n in self._path and p.shape == self._path[n].shape:
+                self._path[n] -= p.grad.detach() * (p.detach() - self._before[n])
+
+    def after_task(self, trainer: "IncrementalTrainer", task: int) -> None:
+        new_anchor, new_omega = {}, {}
+        for n, p in self._params(trainer).items():
+            theta = p.detach()
+            if n not in self._start or self._start[n].shape != theta.shape:
+                continue  # a parameter that changed shape during the task (none in our nets) has no path
+            num = self._path[n].clone()
+            if n in self.anchor and self.anchor[n].shape == theta.shape:
+                with torch.no_grad():
+                    t0, om = self.anchor[n].to(theta.device), self.omega[n].to(theta.device)
+                    num = num - self.c_prime * asymmetric_penalty(theta, t0, om, self.a_prime, self.eps)
+            sign = torch.where(theta < self._start[n], -1.0, 1.0)
+            new_omega[n] = sign * num / ((theta - self._start[n]) ** 2 + self.eps)
+            new_anchor[n] = theta.clone()
+        self.anchor, self.omega = new_anchor, new_omega
+        self._before, self._path = {}, {}
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "weight": self.weight,
+            "a": self.a,
+            "c_prime": self.c_prime,
+            "a_prime": self.a_prime,
+            "eps": self.eps,
+        }
+
+    def state(self) -> dict:
+        return {
+            "anchor": {n: t.cpu() for n, t in self.anchor.items()},
+            "omega": {n: t.cpu() for n, t in self.omega.items()},
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.anchor, self.omega = dict(state["anchor"]), dict(state["omega"])
+
+
+def nce_loss(embeddings: torch.Tensor, labels: torch.Tensor, n_negatives: int = 9, temperature: float = 0.1):
+    """The NCE loss of NCE_EWC ([233], §6.4.1): for every anchor with a positive in the batch, a softmax
+    cross-entropy over its hardest positive and its ``n_negatives`` hardest negatives (highest inner product),
+    ``−log(e^{s_ap/τ} / (e^{s_ap/τ} + Σ_n e^{s_an/τ}))`` on the L2-normalised embeddings; mean over those anchors.
+    τ is not printed in the thesis."""
+    e = F.normalize(embeddings, dim=1)
+    s = e @ e.T
+    y = labels.reshape(-1)
+    same = y[:, None] == y[None, :]
+    eye = torch.eye(len(y), dtype=torch.bool, device=y.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    has = pos_mask.any(1) & neg_mask.any(1)
+    if not bool(has.any()):
+        return embeddings.sum() * 0.0
+    s_ap = s.masked_fill(~pos_mask, float("inf")).min(1).values  # hardest positive
+    k = min(int(n_negatives), int(neg_mask.sum(1).min()))
+    s_an = s.masked_fill(~neg_mask, float("-inf")).topk(max(k, 1), dim=1).values  # hardest negatives
+    logits = torch.cat([s_ap[:, None], s_an], 1)[has] / float(temperature)
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+
+
+def nce_term(weight: float = 1.0, n_negatives: int = 9, temperature: float = 0.1) -> LossTerm:
+    """``L_nce`` of NCE_EWC (:func:`nce_loss`) on the student's embeddings."""
+    return LossTerm(
+        "nce",
+        lambda ctx: nce_loss(ctx.student.embedding, ctx.labels, n_negatives, temperature),
+        weight,
+        params={"n_negatives": int(n_negatives), "temperature": float(temperature)},
+    )
+
+
+#: Baselines the full profiles add to :data:`METHODS` (their plugins: :func:`baseline_plugins`).
+BASELINES = {
+    "alasso": "ALASSO [227]: + c Σ asymmetric quadratic around θ* (single-side overestimation)",
+    "nce_ewc": "NCE_EWC [233]: + L_nce (9 hard negatives) + λ/2 Σ F (θ − θ*)² (per-sample Fisher)",
+    "l2_kd": "the L2 loss of [219]: + γ mean ||R' − R||₂ + α L_dist (features and classifier)",
+}
+
+
+def baseline_plugins(
+    method: str,
+    *,
+    weight: float,
+    margin: float = 0.5,
+    alpha: float = 1.0,
+    temperature: float = 2.0,
+    nce_weight: float = 1.0,
+    fisher_samples: int = 200,
+) -> list[Plugin]:
+    """The regulariser(s) one of :data:`BASELINES` adds (``weight``: its λ), to append to a chapter's base loss
+    (chapter 5: ``L_ce + L_triplet``; chapter 6: ``λ1 L_triplet`` and a classifier for EWC / ALASSO, §6.4.1)."""
+    if method == "alasso":
+        return [ALASSO(weight)]
+    if method == "nce_ewc":
+        return [nce_term(nce_weight), PerSampleEWC(weight, fisher_samples, margin)]
+    if method == "l2_kd":
+        return [l2_term(weight), distillation_term(alpha, temperature)]
+    raise ValueError(f"method: expected one of {sorted(BASELINES)}, got {method!r}")

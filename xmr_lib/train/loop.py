@@ -260,15 +260,25 @@ class Trainer:
         max_steps: optimiser steps to run; alone, step mode (one endless batch stream); with ``max_epochs``, a cap.
         device: ``"auto"`` (:func:`xmr_lib.core.setup.resolve_device`), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
             ``torch.device``; the task builds its model on ``trainer.device``.
-        amp: mixed precision (float16 autocast around ``training_step``, a gradient scaler); only on CUDA, a no-op
-            elsewhere (``trainer.amp`` says whether it is on).
+        amp: mixed precision around ``training_step``, on CUDA only (a no-op elsewhere; ``trainer.amp`` says whether
+            it is on): ``True`` / ``"bf16"`` — bfloat16 autocast, no gradient scaler (bfloat16 has float32's range,
+            so no loss scale and none of the scaler's host synchronisations); ``"fp16"`` — float16 autocast with a
+            gradient scaler (GPUs without bfloat16).
+        channels_last: on CUDA, :meth:`prepare` puts 4-d convolution models and :meth:`to_device` 4-d float inputs in
+            the ``channels_last`` memory format (NHWC, what tensor-core convolutions want); a no-op elsewhere.
         progress: a tqdm bar (over epochs, or steps in step mode); ``desc`` labels it.
         checkpoint: an :class:`xmr_lib.core.checkpoint.Checkpoint`; a fit resumes from its last loadable point.
         checkpoint_every: epochs (epoch mode, default 1) or steps (step mode, default: only at the end) between
             checkpoints.
         hooks: :class:`Hook` objects, called after the task's own hook of the same name.
         dist: an :class:`xmr_lib.train.distributed.DistContext` under ``torchrun``: only the main process shows
-            progress and writes checkpoints, all wait for it. ``None``: one process.
+            progress and writes checkpoints, all wait for it; :meth:`prepare` wraps the model in DDP (BatchNorm on
+            the global batch), :meth:`shard` / :meth:`gather` split a global batch and put outputs back together.
+            ``None``: one process.
+
+    GPU throughput (CUDA only; nothing changes on the CPU): bfloat16 AMP, ``channels_last``, :meth:`to_device`'s
+    pinned-memory, non-blocking copies, and no host synchronisation inside the loop — a task keeps per-step values
+    on the device (:meth:`accumulate`) and reads them at its logging points.
 
     Attributes during a fit: ``device``, ``task``, ``epoch``, ``global_step`` (finished optimiser steps),
     ``metrics`` (a dict the task fills for hooks such as :class:`EarlyStopping`), ``should_stop`` (set to end the
@@ -281,7 +291,8 @@ class Trainer:
         max_epochs: int | None = None,
         max_steps: int | None = None,
         device: Any = "auto",
-        amp: bool = False,
+        amp: bool | str = False,
+        channels_last: bool = True,
         progress: bool = True,
         desc: str = "training",
         checkpoint=None,
@@ -302,12 +313,16 @@ class Trainer:
         self.max_epochs = None if max_epochs is None else int(max_epochs)
         self.max_steps = None if max_steps is None else int(max_steps)
         self.device = device if isinstance(device, torch.device) else torch.device(resolve_device(device))
+        if amp not in (False, True, None, "bf16", "fp16"):
+            raise ValueError(f"amp: expected False, True, 'bf16' or 'fp16', got {amp!r}")
         self.amp = bool(amp) and self.device.type == "cuda"
+        self.amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+        self.channels_last = bool(channels_last) and self.device.type == "cuda"
         self.progress, self.desc = bool(progress), desc
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.hooks = list(hooks)
         self.dist = dist
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
         self.task: Task | None = None
         self.epoch, self.global_step = 0, 0
         self.metrics: dict[str, Any] = {}
@@ -389,6 +404,72 @@ class Trainer:
         if self._bar is not None:
             self._bar.set_postfix(**values)
 
+    # ------------------------------------------------------------------------------------------------ data, model
+    @property
+    def world(self) -> int:
+        """Number of ranks (1 in one process)."""
+        return 1 if self.dist is None else self.dist.world
+
+    def to_device(self, x: Any) -> Any:
+        """``x`` (a tensor, or tuples / lists / dicts of them) on the trainer's device. On CUDA: CPU tensors are copied
+        from pinned memory without blocking the host, and 4-d float tensors become ``channels_last``; on the CPU
+        the tensors come back as they are."""
+        if isinstance(x, torch.Tensor):
+            if self.device.type != "cuda":
+                return x.to(self.device)
+            if x.device.type == "cpu" and not x.is_pinned():
+                x = x.pin_memory()
+            x = x.to(self.device, non_blocking=True)
+            if self.channels_last and x.ndim == 4 and x.is_floating_point():
+                x = x.contiguous(memory_format=torch.channels_last)
+            return x
+        if isinstance(x, Mapping):
+            return type(x)({k: self.to_device(v) for k, v in x.items()})
+        if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple
+            return type(x)(*(self.to_device(v) for v in x))
+        if isinstance(x, (list, tuple)):
+            return type(x)(self.to_device(v) for v in x)
+        return x
+
+    def prepare(self, model: torch.nn.Module, sync_batchnorm: bool = True) -> torch.nn.Module:
+        """``model`` ready to train: on the device, ``channels_last`` on CUDA when it has 2-d convolutions, and under
+        ``torchrun`` its BatchNorm layers synchronised over the global batch (``sync_batchnorm``; leave False for a
+        model whose BatchNorm is frozen) and wrapped in ``DistributedDataParallel``. Returns what to call in the
+        training step (the wrapper, or ``model`` itself in one process); ``model``'s parameters are the ones
+        trained, so optimisers, checkpoints and teachers keep using ``model``."""
+        model.to(self.device)
+        if self.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+            model.to(memory_format=torch.channels_last)
+        if self.dist is None or not self.dist.enabled:
+            return model
+        if sync_batchnorm:
+            model = self.dist.sync_batchnorm(model, self.device)
+        return self.dist.wrap(model, self.device)
+
+    def shard(self, items: Any) -> Any:
+        """This rank's part of a global batch (every ``world``-th item; everything in one process)."""
+        if self.dist is None or not self.dist.enabled:
+            return items
+        if isinstance(items, torch.Tensor):
+            return items[self.dist.rank :: self.dist.world]
+        return self.dist.shard(items)
+
+    def gather(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """The global batch of ``n`` rows from this rank's :meth:`shard` of it, in the original order, differentiably
+        (see :meth:`xmr_lib.train.distributed.DistContext.gather`); ``x`` in one process."""
+        if self.dist is None or not self.dist.enabled:
+            return x
+        return self.dist.gather(x, n)
+
+    def accumulate(self, total: torch.Tensor | float | None, value: torch.Tensor) -> torch.Tensor | float:
+        """``total + value`` without a host synchronisation on CUDA (a float64 tensor on the device; read it with
+        ``float()`` at a logging point); on the CPU the Python float ``total + float(value)``, as a hand-written loop
+        adds it (so the recorded numbers do not change)."""
+        if self.device.type != "cuda":
+            return (0.0 if total is None else total) + float(value)
+        v = value.detach().to(torch.float64)
+        return v if total is None else total + v
+
     # ------------------------------------------------------------------------------------------------ a step
     def optimize(
         self, loss: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer], clip: Callable[[], None] | None = None
@@ -419,7 +500,7 @@ class Trainer:
         task = self.task
         self._call("on_step_start", batch)
         if self.amp:
-            with torch.autocast(device_type="cuda", dtype=torch.float16):
+            with torch.autocast(device_type="cuda", dtype=self.amp_dtype):
                 out = task.training_step(self, batch)
         else:
             out = task.training_step(self, batch)
