@@ -1,12 +1,14 @@
 """The complete default run: every notebook in the default profile, timed, its records kept in ``results/default/``.
 
-``python -m benchmarks.default_run [--only 02,03] [--out results/default]``
+``python -m benchmarks.default_run [--only 05 06] [--out results/default]``
 
 Runs the notebooks with the runner (papermill) into a scratch run folder, then copies each notebook's metrics
 record, the run state and the scorecard (``scorecard.md`` / ``.html`` / ``.json``) into ``--out``, together with
-``timings.json``; prints each notebook's time beside the time recorded there before (the previous run), and the
-total. It is a measurement, not a timed test: compare times from the same machine. ``--only`` re-runs some
-notebooks and keeps the others' records, so the scorecard in ``--out`` always covers every notebook recorded.
+``timings.json``; prints each notebook's time beside the time recorded there before (the previous run; ``--before``
+names another ``timings.json``, e.g. ``results/default/timings.json`` for a run into a scratch ``--out``), and the
+total. It is a measurement, not a timed test: compare times from the same machine. ``--only`` re-runs some notebooks
+(``--only 05 06`` or ``--only 05,06``) and keeps the others' records, so the scorecard in ``--out`` always covers
+every notebook recorded.
 """
 
 from __future__ import annotations
@@ -33,9 +35,24 @@ def _commit(root: Path) -> str:
         return ""
 
 
+def _only(values: list[str] | None) -> list[str] | None:
+    """``--only`` values (``["05", "06"]`` or ``["05,06"]``) → notebook numbers; None: every notebook."""
+    if not values:
+        return None
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    if not out:
+        raise SystemExit(f"--only: expected notebook numbers such as 05 06, got {' '.join(values)!r}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.default_run", description=__doc__.splitlines()[0])
-    ap.add_argument("--only", help="comma-separated notebook numbers (default: all)")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NN",
+        help="notebook numbers, space- or comma-separated: --only 05 06 or --only 05,06 (default: all)",
+    )
     ap.add_argument("--out", default="results/default", help="where the records and scorecard are kept")
     ap.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter for every notebook")
     ap.add_argument(
@@ -44,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RUN_DIR",
         help="do not run: take the default-profile records and times of these run folders (e.g. the "
         "notebooks run one by one) — each record keeps its own date, commit and settings",
+    )
+    ap.add_argument(
+        "--before",
+        metavar="TIMINGS_JSON",
+        help="the times printed as 'before' (default: --out's timings.json, else results/default/timings.json)",
     )
     args = ap.parse_args(argv)
     root = runner.repo_root()
@@ -67,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.time()
             run_dir, status = runner.run(
                 "default",
-                only=args.only.split(",") if args.only else None,
+                only=_only(args.only),
                 parameters=runner.parse_assignments(args.param),
                 out_root=tmp,
                 root=root,
@@ -88,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     timings_path.write_text(json.dumps(meta, indent=1))
     rows = scorecard.write_scorecard(out, notebooks={k: {"profile": "default", **v} for k, v in timings.items()})
-    prev = previous.get("notebooks", {})
+    before_path = Path(args.before) if args.before else timings_path
+    if not args.before and not before_path.is_file():
+        before_path = root / "results" / "default" / "timings.json"
+    prev = json.loads(before_path.read_text()).get("notebooks", {}) if before_path.is_file() else {}
     print(f"{'notebook':34s} {'seconds':>8s} {'before':>8s}  status")
     for nb, st in sorted(timings.items()):
         if nb not in status:

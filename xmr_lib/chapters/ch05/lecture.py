@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from xmr_lib.chapters.ch05.config import PAPER_SPLIT
+from xmr_lib.core import parallel
 from xmr_lib.data import registry
 from xmr_lib.retrieval import index
 from xmr_lib.train import incremental as inc
@@ -53,8 +54,16 @@ def batch_transform(P: Any, in_channels: int) -> inc.BatchTransform:
 
 
 def model_factory(P: Any, in_channels: int) -> Callable[[int], inc.IncrementalNet]:
-    """``make_model(n_classes)``: the network of Fig. 5.1b with this run's trunk and embedding size."""
-    return inc.net_factory(P.backbone, P.embed_dim, P.width, in_channels)
+    """``make_model(n_classes)``: the network of Fig. 5.1b with this run's trunk and embedding size (``tiny=True``:
+    the ImageNet trunk randomly initialised)."""
+    return functools.partial(
+        inc.make_net,
+        backbone=P.backbone,
+        embed_dim=P.embed_dim,
+        width=P.width,
+        in_channels=in_channels,
+        pretrained=not P.tiny,
+    )
 
 
 def as_image(x: torch.Tensor) -> np.ndarray:
@@ -110,6 +119,63 @@ def _with_weight(method: str, kwargs: dict, key: str, weight: float) -> Callable
     return lambda: inc.method_plugins(method, **{**kwargs, key: weight})
 
 
+def one_step_seed(
+    P: Any,
+    s: int,
+    data: tuple | None,
+    make_model: Callable,
+    protocol: Sequence,
+    transform: Callable,
+    kwargs: dict,
+    part: str = "all",
+) -> tuple[dict, float]:
+    """One seed of :func:`run_one_step` and the seconds it took. ``part``: ``"all"``; ``"methods"`` (network A,
+    every method of ``P.methods`` but joint training, the β grid from A) or ``"joint"`` (the joint reference alone: it
+    does not start from A). ``data`` = ``(train, test)``, or None to draw the seed's SynthSpecies images here."""
+    if part not in ("all", "methods", "joint"):
+        raise ValueError(f"part: expected 'all', 'methods' or 'joint', got {part!r}")
+    tr_s, te_s = data if data is not None else benchmark(P, s)[:2]
+    t0 = time.time()
+    methods = [m for m in P.methods if (m == "joint") == (part == "joint") or part == "all"]
+    cfg = train_config(P, s, [P.base_iterations, P.inc_iterations])
+    res = inc.compare_methods(
+        make_model,
+        tr_s,
+        te_s,
+        protocol,
+        methods,
+        cfg,
+        transform,
+        joint_iterations=P.joint_iterations,
+        method_kwargs=kwargs,
+        checkpoint=f"05/one_step/seed{s}" if P.checkpoint else None,
+    )
+    if part == "joint":
+        return res, time.time() - t0
+    grid = [b for b in P.beta_grid if b != P.beta]
+    res.update(
+        inc.compare_methods(
+            make_model,
+            tr_s,
+            te_s,
+            protocol,
+            {f"kd_mmd β={b:g}": _with_weight("kd_mmd", kwargs, "beta", b) for b in grid},
+            train_config(P, s, [P.base_iterations, P.inc_iterations]),
+            transform,
+            base=res["initial"],
+            checkpoint=f"05/beta/seed{s}" if P.checkpoint else None,
+        )
+    )
+    return res, time.time() - t0
+
+
+def _without_plugins(out: tuple[dict, float]) -> tuple[dict, float]:
+    """What a worker sends back: the results without their plugin objects (loss terms hold lambdas)."""
+    for r in out[0].values():
+        r.plugins = []
+    return out
+
+
 def run_one_step(
     P: Any,
     seeds: Sequence[int],
@@ -120,40 +186,30 @@ def run_one_step(
     kwargs: dict,
 ) -> dict:
     """Every method of ``P.methods`` and the β grid from one network A per seed: ``{seed: {"initial": A,
-    method: result, "kd_mmd β=b": result}}``. ``first`` = ``(train, test)`` of the first seed (already loaded)."""
+    method: result, "kd_mmd β=b": result}}``. ``first`` = ``(train, test)`` of the first seed (already loaded).
+
+    On the CPU the work runs in parallel processes, one per core (:func:`xmr_lib.core.parallel.map_jobs`, one torch
+    thread each: the numbers are those of a sequential run): per seed, network A with the methods that start from
+    it, and apart the joint reference (a third of a seed's steps). The first seed's A and methods run in this
+    process and keep their plugins; the other results come back without them."""
+    split = "joint" in P.methods and [m for m in P.methods if m != "joint"]
+    parts = ("methods", "joint") if split else ("all",)
+    jobs = [
+        (P, s, first if s == P.seed else None, make_model, protocol, transform, kwargs, part)
+        for part in parts
+        for s in seeds
+    ]
+    t0 = time.time()
+    workers = parallel.cpu_workers(P.device, len(jobs))
+    outs = parallel.map_jobs(one_step_seed, jobs, workers, finish=_without_plugins)
     one = {}
     for s in seeds:
-        tr_s, te_s = first if s == P.seed else benchmark(P, s)[:2]
-        t0 = time.time()
-        cfg = train_config(P, s, [P.base_iterations, P.inc_iterations])
-        res = inc.compare_methods(
-            make_model,
-            tr_s,
-            te_s,
-            protocol,
-            P.methods,
-            cfg,
-            transform,
-            joint_iterations=P.joint_iterations,
-            method_kwargs=kwargs,
-            checkpoint=f"05/one_step/seed{s}" if P.checkpoint else None,
-        )
-        grid = [b for b in P.beta_grid if b != P.beta]
-        res.update(
-            inc.compare_methods(
-                make_model,
-                tr_s,
-                te_s,
-                protocol,
-                {f"kd_mmd β={b:g}": _with_weight("kd_mmd", kwargs, "beta", b) for b in grid},
-                train_config(P, s, [P.base_iterations, P.inc_iterations]),
-                transform,
-                base=res["initial"],
-                checkpoint=f"05/beta/seed{s}" if P.checkpoint else None,
-            )
-        )
-        one[s] = res
-        print(f"seed {s}: {len(res) - 1} runs in {time.time() - t0:.0f} s")
+        got = [out for job, out in zip(jobs, outs) if job[1] == s]
+        runs_ = {k: v for res, _ in got for k, v in res.items()}
+        keys = ["initial", *P.methods] + [k for k in runs_ if k != "initial" and k not in P.methods]
+        one[s] = {k: runs_[k] for k in keys if k in runs_}
+        print(f"seed {s}: {len(one[s]) - 1} runs in {sum(sec for _, sec in got):.0f} s")
+    print(f"{len(seeds)} seed(s) in {time.time() - t0:.0f} s on {workers} process(es)")
     return one
 
 

@@ -449,6 +449,10 @@ METHODS = {
     "corr_fe": "case (c), the chapter's method: + λ2 (L^{(t−1)→t} + Σ_j w_j L^{(t−1−j)→t}_virtual), Eq. 6.11",
     "corr_all": "case (d): + λ2 (L^{(t−1)→t} + Σ_j w_j L^{(t−1−j)→t}_actual), every old model stored",
     "joint": "joint training on all classes (reference / upper bound): λ1 L_triplet",
+    # the parameter-regularisation baselines of Table 6.1, each with a classifier trained on the embedding (§6.4.1)
+    "ewc": "EWC [213]: + L_ce + λ/2 Σ F (θ − θ*)² (per-sample Fisher; λ = 8000)",
+    "alasso": "ALASSO [227]: + L_ce + c Σ asymmetric quadratic around θ* (c = 0.2)",
+    "nce_ewc": "NCE_EWC [233]: + L_ce + L_nce (9 hard negatives) + λ/2 Σ F (θ − θ*)² (λ = 10)",
 }
 _CASE_OF = {"corr": "previous", "corr_aug": "augmented", "corr_fe": "estimation", "corr_all": "all_models"}
 
@@ -470,6 +474,9 @@ def method_plugins(
     weights: str = "eq6.11",
     seed: int = 0,
     ranking: str = "triplet",
+    ewc_weight: float = 8000.0,
+    alasso_weight: float = 0.2,
+    nce_ewc_weight: float = 10.0,
 ) -> list[Plugin]:
     """The objective of one of :data:`METHODS` (Eq. 6.3: ``λ1 L_triplet + λ2 L_corr``; baselines replace L_corr).
 
@@ -487,6 +494,10 @@ def method_plugins(
         out.append(inc.l2_term(l2_weight))
     elif method == "mmd":
         out.append(inc.mmd_term(mmd_weight, sigmas))
+    elif method in ("ewc", "alasso", "nce_ewc"):  # §6.4.1: "we further train a classifier on the embedding net"
+        weight = {"ewc": ewc_weight, "alasso": alasso_weight, "nce_ewc": nce_ewc_weight}[method]
+        reg = [inc.PerSampleEWC(weight)] if method == "ewc" else inc.baseline_plugins(method, weight=weight)
+        out += [inc.cross_entropy_term()] + reg
     return out
 
 

@@ -8,6 +8,7 @@ The chapter's method is in :mod:`xmr_lib.chapters.ch06.estimation`, the trainer 
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable, Sequence
 
@@ -17,6 +18,7 @@ import pandas as pd
 import torch
 
 from xmr_lib.chapters.ch06 import estimation as est
+from xmr_lib.core import parallel
 from xmr_lib.core.checkpoint import Checkpoint
 from xmr_lib.train import incremental as inc
 
@@ -30,7 +32,12 @@ def benchmark(P: Any, seed: int) -> tuple[inc.LabelledImages, inc.LabelledImages
         return inc.synth_species_disjoint(
             P.n_old, P.n_new, P.train_per_class, P.test_per_class, P.image_size, seed=seed
         )
-    return inc.load_fine_grained(P.dataset, P.data_root, P.image_size)
+    train, test, names = inc.load_fine_grained(P.dataset, P.data_root, P.image_size)
+    if P.dataset == "stanford_dogs":  # §6.4.1: 60% / 40% of each class, as CUB (not Dogs' official split)
+        images, labels = torch.cat([train.images, test.images]), torch.cat([train.labels, test.labels])
+        tr, te = inc.per_class_split(labels.numpy(), 0.6, seed=0)
+        train, test = (inc.LabelledImages(images[i], labels[i]) for i in (torch.from_numpy(tr), torch.from_numpy(te)))
+    return train, test, names
 
 
 def is_real(P: Any) -> bool:
@@ -73,8 +80,16 @@ def batch_transform(P: Any, in_channels: int) -> inc.BatchTransform:
 
 
 def model_factory(P: Any, in_channels: int) -> Callable[[int], inc.IncrementalNet]:
-    """``make_model(n_classes)``: a BN CNN (or ImageNet trunk), global max pooling, one linear layer, L2."""
-    return inc.net_factory(P.backbone, P.embed_dim, P.width, in_channels)
+    """``make_model(n_classes)``: a BN CNN (or ImageNet trunk), global max pooling, one linear layer, L2
+    (``tiny=True``: the ImageNet trunk randomly initialised)."""
+    return functools.partial(
+        inc.make_net,
+        backbone=P.backbone,
+        embed_dim=P.embed_dim,
+        width=P.width,
+        in_channels=in_channels,
+        pretrained=not P.tiny,
+    )
 
 
 def group_samples(train: inc.LabelledImages, groups: Sequence[Sequence[int]], per_group: int = 3):
@@ -154,6 +169,109 @@ def factories(kwargs: dict, methods: Sequence[str], seed: int, keepers: dict, ke
     return {m: make(m) for m in methods}
 
 
+def seed_runs(
+    P: Any,
+    s: int,
+    data: tuple | None,
+    make_model: Callable,
+    one_task: Sequence,
+    multi_task: Sequence,
+    transform: Callable,
+    kwargs: dict,
+    part: str = "all",
+) -> tuple:
+    """One seed of :func:`run_all`: ``(f_0's result, the one-task results, the multi-task results, keepers, seconds)``.
+    ``part``: ``"all"``; ``"methods"`` (f_0 and every run from it: all but joint training) or ``"joint"`` (the joint
+    reference alone, which does not start from f_0: ``(None, {"joint": result}, {}, {}, seconds)``). ``data`` =
+    ``(train, test)``, or None to draw the seed's SynthSpecies images here."""
+    if part not in ("all", "methods", "joint"):
+        raise ValueError(f"part: expected 'all', 'methods' or 'joint', got {part!r}")
+    ck = (lambda name, s: f"06/{name}/seed{s}") if P.checkpoint else (lambda name, s: None)
+    step_its = step_iterations(P)
+    keepers: dict = {}
+    t0 = time.time()
+    tr_s, te_s = data if data is not None else benchmark(P, s)[:2]
+    ms_s = list(P.onetask_methods) + [m for m in P.baseline_methods if s == P.seed and m not in P.onetask_methods]
+    if part == "joint":
+        joint = inc.compare_methods(
+            make_model,
+            tr_s,
+            te_s,
+            one_task,
+            factories(kwargs, ["joint"], s, keepers),
+            train_config(P, s, [P.base_iterations, P.onetask_iterations]),
+            transform,
+            joint_iterations=P.joint_iterations,
+            checkpoint=ck("one", s),
+        )
+        return None, joint, {}, {}, time.time() - t0
+    if part == "methods":
+        ms_s = [m for m in ms_s if m != "joint"]
+    torch.manual_seed(s)
+    base = inc.IncrementalTrainer(
+        make_model(P.n_old),
+        tr_s,
+        te_s,
+        one_task[:1],
+        est.method_plugins("ft", **kwargs),
+        train_config(P, s, [P.base_iterations]),
+        transform,
+        eval_groups=one_task,
+        name="initial",
+        checkpoint=Checkpoint(ck("initial", s)) if P.checkpoint else None,
+    ).run()
+    one = inc.compare_methods(
+        make_model,
+        tr_s,
+        te_s,
+        one_task,
+        factories(kwargs, ms_s, s, keepers),
+        train_config(P, s, [P.base_iterations, P.onetask_iterations]),
+        transform,
+        joint_iterations=P.joint_iterations,
+        base=base,
+        checkpoint=ck("one", s),
+    )
+    if s == P.seed and "corr" in P.onetask_methods:
+        for lam in P.lambda2_grid:
+            one.update(
+                inc.compare_methods(
+                    make_model,
+                    tr_s,
+                    te_s,
+                    one_task,
+                    {f"corr λ2={lam:g}": factories(kwargs, ["corr"], s, keepers, lambda2=lam)["corr"]},
+                    train_config(P, s, [P.base_iterations, P.onetask_iterations]),
+                    transform,
+                    base=base,
+                    checkpoint=ck(f"lam{lam:g}", s),
+                )
+            )
+    multi = inc.compare_methods(
+        make_model,
+        tr_s,
+        te_s,
+        multi_task,
+        factories(
+            kwargs, P.multi_methods, s, keepers, keep=("corr_fe",) if s == P.seed else (), lambda2=P.multi_lambda2
+        ),
+        train_config(P, s, [P.base_iterations] + step_its),
+        transform,
+        base=base,
+        checkpoint=ck("multi", s),
+    )
+    return base, one, multi, keepers, time.time() - t0
+
+
+def _without_plugins(out: tuple) -> tuple:
+    """What a worker sends back: the results without their plugin objects (loss terms hold lambdas)."""
+    base, one, multi = out[:3]
+    for r in [base, *one.values(), *multi.values()]:
+        if r is not None:
+            r.plugins = []
+    return out
+
+
 def run_all(
     P: Any,
     seeds: Sequence[int],
@@ -166,68 +284,33 @@ def run_all(
 ) -> tuple[dict, dict, dict, dict]:
     """Per seed: f_0 on the old classes, the one-task methods (and the λ2 grid, first seed) and the multi-task
     methods from it. ``first`` = ``(train, test)`` of the first seed. Returns ``(bases, one, multi, keepers)``,
-    the first three ``{seed: ...}``; ``keepers`` holds every model of the first seed's ``corr_fe`` run."""
-    ck = (lambda name, s: f"06/{name}/seed{s}") if P.checkpoint else (lambda name, s: None)
-    step_its = step_iterations(P)
+    the first three ``{seed: ...}``; ``keepers`` holds every model of the first seed's ``corr_fe`` run.
+
+    On the CPU the work runs in parallel processes, one per core (:func:`xmr_lib.core.parallel.map_jobs`, one torch
+    thread each: the numbers are those of a sequential run): per seed, f_0 with every run that starts from it, and
+    apart the joint reference. The first seed's f_0 and runs stay in this process and keep their plugins; the other
+    results come back without them."""
+    parts = ("methods", "joint") if "joint" in P.onetask_methods else ("all",)
+    jobs = [
+        (P, s, first if s == P.seed else None, make_model, one_task, multi_task, transform, kwargs, part)
+        for part in parts
+        for s in seeds
+    ]
+    t0 = time.time()
+    workers = parallel.cpu_workers(P.device, len(jobs))
+    outs = parallel.map_jobs(seed_runs, jobs, workers, finish=_without_plugins)
     bases, one, multi, keepers = {}, {}, {}, {}
     for s in seeds:
-        t0 = time.time()
-        tr_s, te_s = first if s == P.seed else benchmark(P, s)[:2]
-        torch.manual_seed(s)
-        bases[s] = inc.IncrementalTrainer(
-            make_model(P.n_old),
-            tr_s,
-            te_s,
-            one_task[:1],
-            est.method_plugins("ft", **kwargs),
-            train_config(P, s, [P.base_iterations]),
-            transform,
-            eval_groups=one_task,
-            name="initial",
-            checkpoint=Checkpoint(ck("initial", s)) if P.checkpoint else None,
-        ).run()
-        ms_s = list(P.onetask_methods) + [m for m in P.baseline_methods if s == P.seed and m not in P.onetask_methods]
-        one[s] = inc.compare_methods(
-            make_model,
-            tr_s,
-            te_s,
-            one_task,
-            factories(kwargs, ms_s, s, keepers),
-            train_config(P, s, [P.base_iterations, P.onetask_iterations]),
-            transform,
-            joint_iterations=P.joint_iterations,
-            base=bases[s],
-            checkpoint=ck("one", s),
-        )
-        if s == P.seed and "corr" in P.onetask_methods:
-            for lam in P.lambda2_grid:
-                one[s].update(
-                    inc.compare_methods(
-                        make_model,
-                        tr_s,
-                        te_s,
-                        one_task,
-                        {f"corr λ2={lam:g}": factories(kwargs, ["corr"], s, keepers, lambda2=lam)["corr"]},
-                        train_config(P, s, [P.base_iterations, P.onetask_iterations]),
-                        transform,
-                        base=bases[s],
-                        checkpoint=ck(f"lam{lam:g}", s),
-                    )
-                )
-        multi[s] = inc.compare_methods(
-            make_model,
-            tr_s,
-            te_s,
-            multi_task,
-            factories(
-                kwargs, P.multi_methods, s, keepers, keep=("corr_fe",) if s == P.seed else (), lambda2=P.multi_lambda2
-            ),
-            train_config(P, s, [P.base_iterations] + step_its),
-            transform,
-            base=bases[s],
-            checkpoint=ck("multi", s),
-        )
-        print(f"seed {s}: {len(one[s]) + len(multi[s]) - 2} runs in {time.time() - t0:.0f} s")
+        got = [out for job, out in zip(jobs, outs) if job[1] == s]
+        bases[s] = next(b for b, *_ in got if b is not None)
+        runs_ = {k: v for _, o, *_ in got for k, v in o.items()}
+        keys = ["initial", *P.onetask_methods] + [k for k in runs_ if k != "initial" and k not in P.onetask_methods]
+        one[s] = {k: runs_[k] for k in keys if k in runs_}
+        multi[s] = next(m for _, _, m, *_ in got if m)
+        for _, _, _, k, _ in got:
+            keepers.update(k)
+        print(f"seed {s}: {len(one[s]) + len(multi[s]) - 2} runs in {sum(out[-1] for out in got):.0f} s")
+    print(f"{len(seeds)} seed(s) in {time.time() - t0:.0f} s on {workers} process(es)")
     return bases, one, multi, keepers
 
 

@@ -63,13 +63,16 @@ def task_samples(bench: ll.LifelongBenchmark, t: int, n_seen: int = 6, n_unseen:
 
 
 def batch_transform(P: Any) -> inc.BatchTransform:
-    """Normalisation of the trunk and flips; a non-tiny trunk resizes to 224 px."""
-    return inc.trunk_transform(P.backbone, 3, size=224)
+    """Normalisation of the trunk and flips; a non-tiny trunk resizes to ``image_size`` (224 px in ``full``)."""
+    return inc.trunk_transform(P.backbone, 3, size=P.image_size)
 
 
 def model_factory(P: Any) -> Callable[[int], inc.IncrementalNet]:
-    """``make_model(n_classes)``: a BN CNN (or ImageNet trunk), global max pooling, one linear layer, L2."""
-    return inc.net_factory(P.backbone, P.embed_dim, P.width, 3)
+    """``make_model(n_classes)``: a BN CNN (or ImageNet trunk), global max pooling, one linear layer, L2
+    (``tiny=True``: the ImageNet trunk randomly initialised)."""
+    return functools.partial(
+        inc.make_net, backbone=P.backbone, embed_dim=P.embed_dim, width=P.width, in_channels=3, pretrained=not P.tiny
+    )
 
 
 def train_config(P: Any, seed: int, n_tasks: int) -> inc.TrainConfig:

@@ -60,6 +60,8 @@ __all__ = [
     "lifelong_benchmark",
     "student_triplet_term",
     "frozen_teacher_term",
+    "KD_FORMS",
+    "feature_kd_loss",
     "GeneratedReplay",
     "OnTheFlyTeacher",
     "LIFELONG_METHODS",
@@ -364,15 +366,40 @@ def student_triplet_term(margin: float = 0.5, weight: float = 1.0) -> LossTerm:
     )
 
 
-def frozen_teacher_term(weight: float = 8.0, temperature: float = 4.0) -> LossTerm:
+#: how the frozen teacher's knowledge is distilled (Tables 7.1–7.3): the chapter's Gram KL (Eq. 7.3), or the L1 [216],
+#: L2 [217] and MMD [37] losses between the teacher's and the student's embeddings of each batch
+KD_FORMS = ("kl", "l1", "l2", "mmd")
+
+
+def feature_kd_loss(student: torch.Tensor, teacher: torch.Tensor, form: str = "kl", temperature: float = 4.0):
+    """The distillation loss ``form`` of :data:`KD_FORMS` between ``(N, D)`` student and teacher embeddings of the
+    same images (teacher detached): ``"kl"`` :func:`gram_kl`; ``"l1"`` ``mean_i ||F_s,i − F_t,i||₁``; ``"l2"``
+    ``mean_i ||F_s,i − F_t,i||₂`` (:func:`xmr_lib.train.distill.l2_feature_loss`); ``"mmd"``
+    :func:`xmr_lib.train.distill.mmd_loss` with the bandwidths of ``"auto"``."""
+    if form == "kl":
+        return gram_kl(student, teacher, temperature)
+    t = teacher.detach()
+    if form == "l1":
+        return (student - t).abs().sum(1).mean()
+    if form == "l2":
+        return distill.l2_feature_loss(student, t)
+    if form == "mmd":
+        return distill.mmd_loss(t, student, "auto")
+    raise ValueError(f"form: expected one of {KD_FORMS}, got {form!r}")
+
+
+def frozen_teacher_term(weight: float = 8.0, temperature: float = 4.0, form: str = "kl") -> LossTerm:
     """``λ_kd1 L_kd1`` (Eq. 7.3): Gram-matrix KL between the frozen teacher (the model after the previous task) and
-    the student on the whole (mixed) batch."""
+    the student on the whole (mixed) batch; ``form`` another distillation loss of Tables 7.1–7.3
+    (:func:`feature_kd_loss`)."""
+    if form not in KD_FORMS:
+        raise ValueError(f"form: expected one of {KD_FORMS}, got {form!r}")
     return LossTerm(
         "L_kd1",
-        lambda ctx: gram_kl(ctx.student.embedding, ctx.teacher.embedding, temperature),
+        lambda ctx: feature_kd_loss(ctx.student.embedding, ctx.teacher.embedding, form, temperature),
         weight,
         needs_teacher=True,
-        params={"temperature": float(temperature)},
+        params={"temperature": float(temperature)} if form == "kl" else {"form": form},
     )
 
 
@@ -632,6 +659,15 @@ LIFELONG_METHODS = {
     "dkd": "L_s + L_kd1 + L_g + L_kd2 + L_te2 — DKD, the chapter's method (Ours)",
     "joint": "joint training on all seen training sets: L_s (Reference)",
 }
+#: the L1 / L2 / MMD rows of Tables 7.1–7.3: KD, KD + BN statistics and DKD with L_kd1 in that form (the on-the-fly
+#: teacher's L_kd2 keeps the Gram KL; their weights are not printed: λ_kd1 as for the KL)
+_VARIANTS = {f"{m}_{f}": (m, f) for m in ("kd", "kd_replay", "dkd") for f in ("l1", "l2", "mmd")}
+LIFELONG_METHODS.update(
+    {
+        v: f"{LIFELONG_METHODS[m].split(' (')[0]} with L_kd1 = the {f.upper()} loss (Tables 7.1–7.3)"
+        for v, (m, f) in _VARIANTS.items()
+    }
+)
 
 
 def lifelong_plugins(
@@ -663,6 +699,7 @@ def lifelong_plugins(
     """
     if method not in LIFELONG_METHODS:
         raise ValueError(f"method: expected one of {sorted(LIFELONG_METHODS)}, got {method!r}")
+    method, form = _VARIANTS.get(method, (method, "kl"))
     use_s = method != "dkd_no_ls"
     use_kd1 = method in ("kd", "kd_replay", "dkd_no_ls", "dkd_no_replay", "dkd")
     use_replay = method in ("kd_replay", "dkd_no_ls", "dkd")
@@ -673,7 +710,7 @@ def lifelong_plugins(
     if use_s:
         out.append(student_triplet_term(margin, lambda_s))
     if use_kd1:
-        out.append(frozen_teacher_term(lambda_kd1, temperature))
+        out.append(frozen_teacher_term(lambda_kd1, temperature, form))
     if use_otf:
         if make_model is None:
             raise ValueError(f"make_model: method {method!r} needs make_model to build the on-the-fly teacher")
