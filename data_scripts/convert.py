@@ -328,6 +328,109 @@ def _flowers102(ds: Path, **_) -> dict:
     return _write_index(ds, rows, classes, meta={"split": "official setid.mat (trnid / valid / tstid)"})
 
 
+def _mat_struct_rows(a, fields: tuple[str, ...], path: Path) -> list[dict]:
+    """A MATLAB struct array (as loaded by scipy: (1, N) records of 1×1 cells) as a list of {field: value}."""
+    a = np.asarray(a).ravel()
+    names = a.dtype.names or ()
+    miss = [f for f in fields if f not in names]
+    if miss:
+        raise ConversionError(f"{path}: the 'annotations' struct has no field(s) {miss} (fields: {list(names)})")
+    return [{f: np.asarray(r[f]).ravel()[0] for f in fields} for r in a]
+
+
+def _stanford_cars(ds: Path, **_) -> dict:
+    meta = _loadmat(_search(ds, "cars_meta.mat", what="car_devkit.tgz: devkit/cars_meta.mat"))
+    classes = _mat_strings(meta["class_names"])
+    box = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
+    rows, missing = [], []
+    for split, mat, folder in (
+        ("train", "cars_train_annos.mat", "cars_train"),
+        ("test", "cars_test_annos_withlabels.mat", "cars_test"),
+    ):
+        path = _search(ds, mat, required=False)
+        if path is None:
+            missing.append(f"{mat} (the {split} labels)")
+            continue
+        for k, r in enumerate(_mat_struct_rows(_loadmat(path)["annotations"], (*box, "class", "fname"), path)):
+            y = int(r["class"]) - 1
+            if not 0 <= y < len(classes):
+                raise ConversionError(
+                    f"{path}: annotation {k + 1} has class {int(r['class'])}, not in 1..{len(classes)}"
+                )
+            x1, y1, x2, y2 = (float(r[b]) for b in box)
+            rows.append(
+                {
+                    "path": f"{folder}/{r['fname']}",
+                    "label": y,
+                    "split": split,
+                    "bbox": f"{x1:g} {y1:g} {x2 - x1 + 1:g} {y2 - y1 + 1:g}",
+                }
+            )
+        src = _search(ds, folder, required=False)
+        out = ds / "images" / folder
+        if src is not None and src.is_dir() and src.resolve() != out.resolve() and not out.exists():
+            out.parent.mkdir(exist_ok=True)
+            os.replace(src, out)
+    if not rows:
+        raise ConversionError(f"{ds}: neither cars_train_annos.mat nor cars_test_annos_withlabels.mat found")
+    rep = _write_index(ds, rows, classes, meta={"split": "official (devkit train annotations / test with labels)"})
+    rep["missing"] += missing
+    return rep
+
+
+def _text(v):
+    return v.decode("latin1") if isinstance(v, bytes) else v
+
+
+def _cifar_pickle(path: Path) -> dict:
+    """A CIFAR python batch (a Python 2 pickle) with str keys and strings, whichever way it was pickled."""
+    d = safe_pickle.load(path, encoding="latin1")
+    if not isinstance(d, dict):
+        raise ConversionError(f"{path}: not a CIFAR batch (a {type(d).__name__}, expected a dict)")
+    return {_text(k): [_text(x) for x in v] if isinstance(v, list) else v for k, v in d.items()}
+
+
+def _cifar100(ds: Path, **_) -> dict:
+    from PIL import Image
+
+    meta_p = _search(ds, "meta", what="cifar-100-python/meta")
+    base = meta_p.parent
+    meta = _cifar_pickle(meta_p)
+    for k in ("fine_label_names", "coarse_label_names"):
+        if k not in meta:
+            raise ConversionError(f"{meta_p}: not the CIFAR-100 meta file (no {k!r} key)")
+    classes, coarse = list(meta["fine_label_names"]), list(meta["coarse_label_names"])
+    rows = []
+    for split in ("train", "test"):
+        path = base / split
+        if not path.is_file():
+            raise ConversionError(f"{base}: no {split} batch (cifar-100-python/{split})")
+        b = _cifar_pickle(path)
+        for k in ("data", "fine_labels", "coarse_labels", "filenames"):
+            if k not in b:
+                raise ConversionError(f"{path}: not a CIFAR-100 batch (no {k!r} key)")
+        x = np.asarray(b["data"], dtype=np.uint8)
+        n = len(b["fine_labels"])
+        if x.shape != (n, 3072):
+            raise ConversionError(f"{path}: data has shape {x.shape}, expected ({n}, 3072) for {n} labels")
+        imgs = x.reshape(n, 3, 32, 32).transpose(0, 2, 3, 1)
+        out = ds / "images" / split
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            name = f"{i:05d}_{Path(str(b['filenames'][i])).stem}.png"
+            if not (out / name).is_file():
+                Image.fromarray(imgs[i]).save(out / name)
+            rows.append(
+                {
+                    "path": f"{split}/{name}",
+                    "label": int(b["fine_labels"][i]),
+                    "split": split,
+                    "coarse": int(b["coarse_labels"][i]),
+                }
+            )
+    return _write_index(ds, rows, classes, coarse=coarse, meta={"split": "official train / test batches"})
+
+
 # --------------------------------------------------------------------------------------------------------------
 # MIRFlickr-25K and NUS-WIDE (multi-label, tags)
 
@@ -663,6 +766,47 @@ def _pascal_sentence(ds: Path, **_) -> dict:
     )
 
 
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+
+def _voc2007(ds: Path, **_) -> dict:
+    """VOCdevkit/VOC2007 (both tars unpack into it): labels from Annotations/*.xml (every object's class, difficult
+    ones included), split from ImageSets/Main/{trainval,test}.txt; captions from an optional tags/<id>.txt folder."""
+    main = _search(ds, "Main", what="VOCtrainval_06-Nov-2007.tar")  # ImageSets/Main (Layout/, Segmentation/ differ)
+    sets, base = main / "trainval.txt", main.parent.parent  # base: VOCdevkit/VOC2007
+    ids = []
+    for split, f, tar in (("train", sets, "VOCtrainval"), ("test", main / "test.txt", "VOCtest")):
+        if not f.is_file():
+            raise ConversionError(f"{f}: missing; unpack {tar}_06-Nov-2007.tar under {ds / 'raw'}")
+        ids += [(ln.strip(), split) for ln in f.read_text().splitlines() if ln.strip()]
+    _adopt_images(ds, base / "JPEGImages" if (base / "JPEGImages").is_dir() else None)
+    tags = _search(ds, "tags", required=False)
+    rows, caps = [], []
+    for iid, split in ids:
+        xml = base / "Annotations" / f"{iid}.xml"
+        if not xml.is_file():
+            raise ConversionError(f"{xml}: missing (image {iid} of the {split} list)")
+        names = re.findall(r"<object>.*?<name>\s*([^<\s]+)\s*</name>", xml.read_text(), flags=re.S)
+        bad = sorted(set(names) - set(VOC_CLASSES))
+        if bad:
+            raise ConversionError(f"{xml}: unknown class {bad[0]!r}; expected one of the 20 VOC classes")
+        lab = sorted({VOC_CLASSES.index(n) for n in names})
+        rows.append({"path": f"{iid}.jpg", "label": -1, "split": split, "labels": " ".join(map(str, lab))})
+        t = tags / f"{iid}.txt" if tags is not None else None
+        if t is not None and t.is_file():
+            caps.append((len(rows) - 1, " ".join(ln.strip() for ln in t.read_text().splitlines() if ln.strip())))
+    return _write_index(
+        ds,
+        rows,
+        list(VOC_CLASSES),
+        captions=caps if tags is not None else None,
+        meta={"split": "trainval → train, test → test (ImageSets/Main)", "tags": tags is not None},
+    )
+
+
 # --------------------------------------------------------------------------------------------------------------
 # folders used as they are
 
@@ -700,12 +844,15 @@ CONVERTERS = {
     "stanford_dogs": _stanford_dogs,
     "fgvc_aircraft": _fgvc_aircraft,
     "flowers102": _flowers102,
+    "stanford_cars": _stanford_cars,
+    "cifar100": _cifar100,
     "mirflickr25k": _mirflickr25k,
     "nuswide": _nuswide,
     "flickr30k": _flickr30k,
     "coco": _coco,
     "wikipedia": _wikipedia,
     "pascal_sentence": _pascal_sentence,
+    "voc2007": _voc2007,
     "mediaeval2017_div": _as_is(("devset",)),
     "pascal2019_targets": _as_is(("train", "test")),
     "cirtorch_networks": _copy_downloads,

@@ -419,11 +419,14 @@ def download(
     timeout: float = 30.0,
     quiet: bool = False,
     archive: bool | None = None,
+    sha256_prefix: str | None = None,
 ) -> dict:
     """Download ``url`` to ``dest`` (resumable, checked; module docstring).
 
     Args:
         sha256, md5: published checksums (None: unpinned).
+        sha256_prefix: the published leading hex digits of the sha256 (torch.hub's ``<name>-<hex>.pth``
+            convention, as in torchvision's weight files); the file is pinned by it like by a full checksum.
         size: the published size in bytes (None: unknown); a server announcing another size is refused.
         archive: check the file as a tar / zip archive (default: from its name).
     Returns:
@@ -444,7 +447,10 @@ def download(
         if archive is None
         else ("tar" if archive and not dest.name.endswith(".zip") else "zip" if archive else None)
     )
-    pinned = bool(sha256 or md5)
+    prefix = (sha256_prefix or "").strip().lower()
+    if prefix and (len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix)):
+        raise ValueError(f"sha256_prefix: expected at least 6 hex digits, got {sha256_prefix!r}")
+    pinned = bool(sha256 or md5 or prefix)
     if part.is_file() and size is not None and part.stat().st_size > size:
         part.unlink()  # longer than the published file: cannot be a prefix of it
     info = None
@@ -468,10 +474,13 @@ def download(
         bad = move_aside(part)
         raise DownloadError(f"{dest.name}: {got:,} bytes, the published size is {size:,}; not used (moved to {bad})")
     res = check_file(part, sha256, md5)
+    if prefix:
+        res["ok"] = res["ok"] and res["sha256"].startswith(prefix)
+        res["verified"] = res["ok"]
     if not res["ok"]:
         bad = move_aside(part)
-        want = f"sha256 {sha256}" if sha256 else f"md5 {md5}"
-        have_sum = f"sha256 {res['sha256']}" if sha256 else f"md5 {res['md5']}"
+        want = f"sha256 {sha256}" if sha256 else f"md5 {md5}" if md5 else f"a sha256 starting with {prefix}"
+        have_sum = f"md5 {res['md5']}" if md5 and not sha256 else f"sha256 {res['sha256']}"
         raise ChecksumMismatch(
             f"{dest.name}: checksum mismatch (expected {want}, got {have_sum}); the download "
             f"is corrupt or truncated and was NOT used (moved to {bad}); run the command again "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["RemoteFile", "DatasetSpec", "DATASETS", "get"]
+__all__ = ["RemoteFile", "DatasetSpec", "DATASETS", "get", "WeightsFile", "WEIGHTS", "get_weights"]
 
 
 @dataclass(frozen=True)
@@ -575,6 +575,56 @@ _add(
     )
 )
 
+_VOC07 = "https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/"
+_add(
+    DatasetSpec(
+        name="voc2007",
+        title="PASCAL VOC 2007 as a cross-media set (9,963 images, 20 classes, multi-label; 5,011 / 4,952)",
+        files=(
+            RemoteFile(
+                "VOCtrainval_06-Nov-2007.tar",
+                (_VOC07 + "VOCtrainval_06-Nov-2007.tar",),
+                md5="c52e279531787c972589f7e41ab4ae64",
+                checksum_source="torchvision.datasets.voc (DATASET_YEAR_DICT['2007'])",
+                size_mb=439,
+                extract=True,
+                source="torchvision.datasets.voc (the Oxford mirror of the VOC 2007 release)",
+            ),
+            RemoteFile(
+                "VOCtest_06-Nov-2007.tar",
+                (_VOC07 + "VOCtest_06-Nov-2007.tar",),
+                md5="b6e924de25625d8de591ea690078ad9f",
+                checksum_source="torchvision.datasets.voc (DATASET_YEAR_DICT['2007-test'])",
+                size_mb=431,
+                extract=True,
+                source="torchvision.datasets.voc (the Oxford mirror of the VOC 2007 release)",
+            ),
+            RemoteFile(
+                "voc2007_tags",
+                manual=True,
+                optional=True,
+                note="a folder tags/<image id>.txt, one tag per line in the order they were named",
+                source="S. J. Hwang and K. Grauman's tagged PASCAL VOC 2007 release (by hand; no checksum)",
+            ),
+        ),
+        licence="images: Flickr terms (VOC 2007 release); tags: research use (Hwang & Grauman)",
+        citation="M. Everingham, L. Van Gool, C. K. I. Williams, J. Winn, A. Zisserman. The PASCAL Visual Object "
+        "Classes (VOC) Challenge. IJCV 2010. Tags: S. J. Hwang, K. Grauman. Accounting for the Relative Importance "
+        "of Objects in Image Retrieval. BMVC 2010.",
+        homepage="http://host.robots.ox.ac.uk/pascal/VOC/voc2007/",
+        layout=_LABELLED_LAYOUT.format(n="voc2007", extra=",labels")
+        + " (label -1, labels = the space-separated class ids of the image's objects from Annotations/*.xml, "
+        "difficult ones included); split trainval → train, test → test; captions.csv (image,caption = the "
+        "image's tags in their order) when the tags folder is there",
+        manual_steps=(
+            "The text side of the ICME 2017 paper is Hwang & Grauman's tag lists (its 798-d tag-ranking feature). "
+            "Save their per-image tag files as voc2007_tags/tags/<image id>.txt and pass the parent of "
+            "voc2007_tags with --from-dir; without them the converter writes the images and labels only."
+        ),
+        used_by="notebook 10 (full profile, -p dataset=voc2007)",
+    )
+)
+
 _add(
     DatasetSpec(
         name="mediaeval2017_div",
@@ -659,3 +709,168 @@ def get(name: str) -> DatasetSpec:
             f"name: unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} (python -m data_scripts list)"
         )
     return DATASETS[name]
+
+
+_CARS_GONE = (
+    "unverified: the file names of the Stanford Cars page (ai.stanford.edu/~jkrause/cars/car_dataset.html); "
+    "torchvision.datasets.StanfordCars (stanford_cars.py) says that URL 'isn't available online anymore' and "
+    "reads devkit/cars_train_annos.mat, devkit/cars_meta.mat, cars_test_annos_withlabels.mat, cars_train/, "
+    "cars_test/; no checksum published"
+)
+
+_add(
+    DatasetSpec(
+        name="stanford_cars",
+        title="Stanford Cars (16,185 images, 196 models; 8,144 train / 8,041 test)",
+        files=(
+            RemoteFile("car_devkit.tgz", manual=True, extract=True, size_mb=0.3, source=_CARS_GONE),
+            RemoteFile("cars_train.tgz", manual=True, extract=True, size_mb=979, source=_CARS_GONE),
+            RemoteFile("cars_test.tgz", manual=True, extract=True, size_mb=977, source=_CARS_GONE),
+            RemoteFile(
+                "cars_test_annos_withlabels.mat",
+                manual=True,
+                size_mb=0.2,
+                note="the test labels (released after the 2013 challenge)",
+                source=_CARS_GONE,
+            ),
+        ),
+        licence="research use (Stanford; images from the web, ImageNet-style terms)",
+        citation="J. Krause, M. Stark, J. Deng, L. Fei-Fei. 3D Object Representations for Fine-Grained "
+        "Categorization. 3dRR workshop, ICCV 2013.",
+        homepage="https://ai.stanford.edu/~jkrause/cars/car_dataset.html",
+        layout=_LABELLED_LAYOUT.format(n="stanford_cars", extra=",bbox")
+        + " (images/cars_train/, images/cars_test/; official split; bbox 'x y w h' from the 1-based, inclusive "
+        "bbox_x1..y2 of the devkit)",
+        manual_steps=(
+            "The official download page is gone (torchvision no longer downloads it either). Get car_devkit.tgz, "
+            "cars_train.tgz, cars_test.tgz and cars_test_annos_withlabels.mat from a mirror you trust (or the "
+            "unpacked devkit/, cars_train/, cars_test/ folders), put them in one folder and run "
+            "`python -m data_scripts fetch stanford_cars --root DIR --from-dir FOLDER`."
+        ),
+        used_by="xmr_lib.data.load('stanford_cars', split, root=DIR)",
+    )
+)
+
+_add(
+    DatasetSpec(
+        name="cifar100",
+        title="CIFAR-100 (60,000 32×32 images, 100 classes in 20 superclasses; 50,000 train / 10,000 test)",
+        files=(
+            RemoteFile(
+                "cifar-100-python.tar.gz",
+                ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
+                md5="eb9058c3a382ffc7106e4002c42a8d85",
+                checksum_source="torchvision.datasets.CIFAR100.tgz_md5 (torchvision/datasets/cifar.py)",
+                size_mb=169,
+                extract=True,
+                source="torchvision.datasets.CIFAR100.url (cifar.py); Krizhevsky's CIFAR page links the same file",
+            ),
+        ),
+        licence="no explicit licence (Krizhevsky, 2009); cite the tech report; images from 80 Million Tiny Images",
+        citation="A. Krizhevsky. Learning Multiple Layers of Features from Tiny Images. Tech. report, University of "
+        "Toronto, 2009.",
+        homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+        layout=_LABELLED_LAYOUT.format(n="cifar100", extra=",coarse")
+        + " (images/<train|test>/<NNNNN>_<filename>.png from the python pickle batches train / test / meta; "
+        "fine labels, superclass as coarse label, classes in the order of meta's fine_label_names)",
+        used_by="xmr_lib.data.load('cifar100', split, root=DIR)",
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# pretrained weights (``python -m data_scripts fetch NAME``; xmr_lib never downloads them)
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One pretrained weight file, fetched into the weights folder that ``xmr_lib.core.paths.find_weights`` searches.
+
+    Attributes:
+        name: the name given to ``fetch`` (the backbone's name in ``xmr_lib.encoders.backbones.backbone``).
+        file: the file name, as published.
+        url: the official URL.
+        sha256_prefix: the published leading hex digits of its sha256 (None: none published — unpinned).
+        checksum_source: where that prefix comes from.
+        size_mb: approximate size (display only; torchvision's ``_file_size`` meta is in MB, not exact bytes).
+        source: where the URL was checked.
+    """
+
+    name: str
+    file: str
+    url: str
+    sha256_prefix: str | None
+    checksum_source: str
+    size_mb: float
+    source: str
+    title: str = ""
+    note: str = ""
+    licence: str = (
+        "torchvision code BSD-3-Clause; weights trained on ImageNet-1k (ImageNet terms: non-commercial research)"
+    )
+
+
+_TV_URL = "https://download.pytorch.org/models/"
+_TV_SRC = (
+    "torchvision 0.29 torchvision/models/{}.py, {}.url and meta['_file_size'] (MB); the same file names are "
+    "listed in the torchvision model documentation"
+)
+_TV_SUM = (
+    "the hex digits after the last '-' in the published file name: torchvision loads {} with "
+    "torch.hub.load_state_dict_from_url(check_hash=True), which requires the file's sha256 to start with them "
+    "(torch.hub HASH_REGEX); no full sha256 is published"
+)
+
+WEIGHTS: dict[str, WeightsFile] = {}
+
+
+def _tv(name: str, file: str, module: str, enum: str, size_mb: float, title: str) -> None:
+    prefix = file.rsplit("-", 1)[-1].split(".")[0]
+    WEIGHTS[name] = WeightsFile(
+        name=name,
+        file=file,
+        url=_TV_URL + file,
+        sha256_prefix=prefix,
+        checksum_source=_TV_SUM.format(enum),
+        size_mb=size_mb,
+        source=_TV_SRC.format(module, enum),
+        title=title,
+    )
+
+
+_tv("alexnet", "alexnet-owt-7be5be79.pth", "alexnet", "AlexNet_Weights.IMAGENET1K_V1", 233.1, "AlexNet (ImageNet-1k)")
+_tv("vgg16", "vgg16-397923af.pth", "vgg", "VGG16_Weights.IMAGENET1K_V1", 527.8, "VGG16 (ImageNet-1k)")
+_tv("googlenet", "googlenet-1378be20.pth", "googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", 49.7, "GoogLeNet")
+_tv("resnet18", "resnet18-f37072fd.pth", "resnet", "ResNet18_Weights.IMAGENET1K_V1", 44.7, "ResNet-18")
+_tv("resnet50", "resnet50-0676ba61.pth", "resnet", "ResNet50_Weights.IMAGENET1K_V1", 97.8, "ResNet-50 (V1)")
+_tv("resnet101", "resnet101-63fe2227.pth", "resnet", "ResNet101_Weights.IMAGENET1K_V1", 170.5, "ResNet-101 (V1)")
+_tv("resnet152", "resnet152-394f9c45.pth", "resnet", "ResNet152_Weights.IMAGENET1K_V1", 230.4, "ResNet-152 (V1)")
+_tv(
+    "mobilenet_v2",
+    "mobilenet_v2-b0353104.pth",
+    "mobilenetv2",
+    "MobileNet_V2_Weights.IMAGENET1K_V1",
+    13.6,
+    "MobileNet V2 (V1 weights)",
+)
+
+WEIGHTS["cirtorch_resnet101_gem"] = WeightsFile(
+    name="cirtorch_resnet101_gem",
+    file="retrievalSfM120k-resnet101-gem-b80fb85.pth",
+    url="http://cmp.felk.cvut.cz/cnnimageretrieval/data/networks/retrieval-SfM-120k/"
+    "retrievalSfM120k-resnet101-gem-b80fb85.pth",
+    sha256_prefix=None,
+    checksum_source="none published: cirtorch loads it with torch.utils.model_zoo.load_url without check_hash, so "
+    "the name's 7-digit suffix was never checked against a sha256 — unpinned (accepted on its length)",
+    size_mb=170,
+    source="cnnimageretrieval-pytorch cirtorch/examples/test.py PRETRAINED['retrievalSfM120k-resnet101-gem']",
+    title="The GeM paper's released ResNet-101 GeM (SfM-120k, with its learned whitening in meta)",
+    licence="cnnimageretrieval-pytorch: MIT (code); network weights released by the authors for research",
+    note="also the dataset entry cirtorch_networks (fetch it with --root there)",
+)
+
+
+def get_weights(name: str) -> WeightsFile:
+    if name not in WEIGHTS:
+        raise ValueError(f"name: unknown weights {name!r}; known: {', '.join(sorted(WEIGHTS))}")
+    return WEIGHTS[name]

