@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from xmr_lib import data
-from xmr_lib.core import checkpoint
+from xmr_lib.core import checkpoint, paths
 from xmr_lib.encoders import backbones, extract
 from xmr_lib.retrieval import expansion, metrics, mining, pooling, whitening
 from xmr_lib.train import finetune
@@ -115,16 +115,25 @@ def chance_levels(bench: Mapping, ds: str, seeds: Sequence[int]) -> dict[str, fl
 # the trunk and its maps
 
 
+def trunk_of(name: str, p: Any) -> backbones.FeatureTrunk:
+    """The trunk ``name`` (:func:`xmr_lib.encoders.backbones.backbone`): ImageNet weights found on disk (a
+    FileNotFoundError names ``python -m data_scripts fetch NAME`` when they are absent), randomly initialised
+    when ``p.tiny``."""
+    return backbones.backbone(name, pretrained=not p.get("tiny", False), device=p.device)
+
+
 def extractor(p: Any) -> tuple[nn.Module, extract.MapExtractor]:
-    """EfficientNet-Lite0 split into a frozen lower part and its top ``p.ft_blocks`` blocks (+ head convolution):
-    ``(trunk, MapExtractor)`` at ``p.image_size`` on ``p.device``."""
-    trunk = backbones.backbone("efficientnet_lite0", device=p.device)
+    """The trunk ``p.backbone`` split into a frozen lower part and its top ``p.ft_blocks`` blocks (EfficientNet-Lite0:
+    MBConv blocks + head convolution; a torchvision trunk: the last layers of its ``features``):
+    ``(trunk, MapExtractor)`` at ``p.image_size`` on ``p.device``. A random trunk (``tiny``) has its own cache key."""
+    name = p.get("backbone", "efficientnet_lite0")
+    trunk = trunk_of(name, p)
     lower, upper = finetune.split_trunk(trunk, p.ft_blocks)
     return trunk, extract.MapExtractor(
         lower,
         upper,
-        model="efficientnet_lite0",
-        lower_blocks=len(lower.blocks),
+        model=name + ("-random" if p.get("tiny", False) else ""),
+        lower_blocks=len(lower.blocks) if hasattr(lower, "blocks") else len(lower),
         mean=trunk.mean,
         std=trunk.std,
         image_size=p.image_size,
@@ -506,6 +515,100 @@ def plot_finetune_history(hist: Mapping, dataset: str, seeds: Sequence[int], hea
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# full profile: the depth and dimension sweeps (Fig. 2.13)
+
+
+@torch.no_grad()
+def trunk_descriptors(
+    trunk: nn.Module, images: Sequence, size: int, fns: Mapping[str, Callable], device: str = "cpu"
+) -> dict[str, np.ndarray]:
+    """Pooled descriptors of a whole trunk, one image at a time (longer side ``size``; nothing cached — at 1024 px
+    the final maps of a database would not fit on disk): ``{name: (N, D) float32}``, L2-normalised by the poolings."""
+    trunk = trunk.to(device).eval()
+    out = {k: [] for k in fns}
+    for i in range(len(images)):
+        maps = trunk(extract.to_input(images[i], size, trunk.mean, trunk.std)[None].to(device))
+        for k, f in fns.items():
+            out[k].append(f(maps).float().cpu())
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
+def aps(q: np.ndarray, db: np.ndarray, gnd: Sequence[dict], protocol: str = "medium") -> list[float]:
+    """Per-query AP (%) of one protocol (the paired samples of the full profile's orderings)."""
+    r = metrics.revisited_map(np.asarray(q) @ np.asarray(db).T, gnd)
+    return [100.0 * float(a) for a in r[protocol]["aps"]]
+
+
+def depth_sweep(bench: Mapping, p: Any, names: Sequence[str]) -> tuple[dict, dict]:
+    """Fig. 2.13a: MAC of every trunk of ``names``, off the shelf, on the first dataset's benchmark (the thesis'
+    default dimensions: no whitening). Returns ``(mAP rows {trunk: {'dim', 'easy', 'medium', 'hard'}}, descriptors
+    {trunk: {part: (N, D)}})``; the per-query Medium APs are in the rows (``'medium_aps'``)."""
+    b = bench[(p.datasets[0], p.seed)]
+    rows, desc = {}, {}
+    for name in names:
+        trunk = trunk_of(name, p)
+        fns = {"mac": pooling.get_pooling("mac").to(p.device)}
+        desc[name] = {
+            part: trunk_descriptors(trunk, getattr(b, part), p.image_size, fns, p.device)["mac"] for part in PARTS
+        }
+        r = rmap(desc[name]["queries"], desc[name]["db"], b.gnd)
+        rows[name] = {
+            "dim": desc[name]["db"].shape[1],
+            **r,
+            "medium_aps": aps(desc[name]["queries"], desc[name]["db"], b.gnd),
+        }
+        del trunk
+    return rows, desc
+
+
+def dimension_sweep(bench: Mapping, p: Any, d: Mapping, dims: Sequence[int]) -> dict:
+    """Fig. 2.13b: PCA-whitening (power ``p.whiten_power``) learned on the train split, to every dimension of ``dims``
+    that the descriptors ``d`` ({part: (N, D)}) and the number of train images allow: ``{dim: {'medium',
+    'medium_aps'}}``."""
+    b = bench[(p.datasets[0], p.seed)]
+    out = {}
+    for k in dims:
+        if k > d["train"].shape[1] or k >= len(d["train"]):
+            print(f"dimension {k}: skipped (descriptors of {d['train'].shape[1]} dims, {len(d['train'])} train images)")
+            continue
+        w = whitening.learn_pca_whitening(d["train"], dim=int(k), power=p.whiten_power)
+        q, db = w(d["queries"]), w(d["db"])
+        out[int(k)] = {"medium": rmap(q, db, b.gnd)["medium"], "medium_aps": aps(q, db, b.gnd)}
+    return out
+
+
+def sweep_records(depth: Mapping, dims: Mapping) -> dict:
+    """The metrics of the two sweeps: ``full/depth/<trunk>/<protocol|dim|medium_aps>`` and
+    ``full/dim/<k>/medium``, plus the four per-query lists the saturation claim reads (``min``, ``second``,
+    ``before_max``, ``max``)."""
+    rec = {f"full/depth/{n}/{k}": v for n, r in depth.items() for k, v in r.items()}
+    rec |= {f"full/dim/{k}/medium": r["medium"] for k, r in dims.items()}
+    ks = sorted(dims)
+    if len(ks) >= 2:
+        named = {"min": ks[0], "second": ks[1], "before_max": ks[-2], "max": ks[-1]}
+        rec |= {f"full/dim/{n}/medium_aps": dims[k]["medium_aps"] for n, k in named.items()}
+    return rec
+
+
+def plot_sweeps(depth: Mapping, dims: Mapping, dim_backbone: str):
+    """Fig. 2.13 as we measure it: (a) Medium mAP per trunk, deepest last; (b) Medium mAP against the dimension
+    (log scale). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+    names = list(depth)
+    axes[0].bar(range(len(names)), [depth[n]["medium"] for n in names], color="tab:blue")
+    axes[0].set_xticks(range(len(names)), [f"{n}\n{depth[n]['dim']}-d" for n in names], fontsize=8)
+    axes[0].set(ylabel="Medium mAP (%)", title="(a) depth: MAC, off the shelf")
+    ks = sorted(dims)
+    axes[1].plot(ks, [dims[k]["medium"] for k in ks], marker="o")
+    if ks:
+        axes[1].set_xscale("log", base=2)
+    axes[1].set(xlabel="dimension", ylabel="Medium mAP (%)", title=f"(b) dimension: {dim_backbone} MAC + PCA-w")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # full profile: published descriptors and networks
 
 
@@ -557,12 +660,19 @@ def descriptors_multiscale(
 
 def cirtorch_scores(root: Path | None, bench: Mapping, p: Any) -> tuple[dict, bool] | None:
     """The released ``retrievalSfM120k-resnet101-gem`` network (under ``root``; never downloaded), multi-scale at
-    ``p.image_size`` with its learned whitening when its meta holds one, on the real benchmarks:
+    ``p.image_size`` with its learned whitening when its meta holds one, on the real benchmarks (the file is looked
+    for under ``root``, then in :func:`xmr_lib.core.paths.weights_dirs`):
     ``({dataset: {'easy', 'medium', 'hard'}}, whether L_w was applied)``, or None when the file is absent."""
     nets = sorted(root.rglob("retrievalSfM120k-resnet101-gem*.pth")) if root else []
-    if not nets:
-        print(f"no retrievalSfM120k-resnet101-gem*.pth under {root}; skipping the published-network check")
-        return None
+    if not nets:  # else where `python -m data_scripts fetch cirtorch_resnet101_gem` put it
+        try:
+            nets = [paths.find_weights("cirtorch_resnet101_gem")]
+        except FileNotFoundError:
+            print(
+                f"no retrievalSfM120k-resnet101-gem*.pth under {root} or in the weights folders; skipping the "
+                f"published-network check ({paths.fetch_command('cirtorch_resnet101_gem')} fetches it)"
+            )
+            return None
     rgem, meta = finetune.load_cirtorch_network(nets[0], device=p.device)
     Lw = meta.get("Lw", {}).get("retrieval-SfM-120k", {}).get("ms")
     wl = (

@@ -1,0 +1,128 @@
+"""Notebook 02's ``full`` profile end to end on the CPU (``tiny=True``): revisited Oxford / Paris in their published
+format (revisitop's ``gnd_*.pkl`` + the image archives' folders, converted by ``data_scripts``), the paper's VGG16
+(randomly initialised) pooled, whitened and fine-tuned, then the depth sweep (AlexNet, VGG16, GoogLeNet, ResNet-50,
+ResNet-101, MAC) and the dimension sweep (ResNet-50 MAC + PCA-w) of Fig. 2.13 — at 64 px, a few tuples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from fixtures_real_formats import revisited_raw
+from PIL import Image
+
+from data_scripts.convert import convert
+from xmr_lib.chapters.ch02 import config as ch02
+from xmr_lib.chapters.ch02 import lecture as L
+from xmr_lib.core import claims
+from xmr_lib.course import runs
+from xmr_lib.retrieval import pooling
+
+pytest.importorskip("torchvision")
+
+_LANDMARKS = {"roxford5k": ("all_souls", "bodleian", "christ_church"), "rparis6k": ("eiffel", "louvre", "pantheon")}
+
+
+def _benchmark(root, name, rng):
+    """3 landmarks × 4 database images, 6 queries (2 per landmark); noise images of varying size."""
+    db = [f"{lm}_{i:06d}" for lm in _LANDMARKS[name] for i in range(4)]
+    qs = [f"{lm}_{100 + i:06d}" for lm in _LANDMARKS[name] for i in range(2)]
+    gnd = [
+        {"easy": [4 * (k // 2), 4 * (k // 2) + 1], "hard": [4 * (k // 2) + 2], "junk": [4 * (k // 2) + 3]}
+        for k in range(6)
+    ]
+    for g in gnd:
+        g["bbx"] = [1, 1, 20, 14]
+    revisited_raw(root / name, name, db, qs, gnd)
+    for p in (root / name / "raw").rglob("*.jpg"):  # distinct pictures, not flat colour
+        h, w = int(rng.integers(18, 30)), int(rng.integers(24, 40))
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(p)
+    assert convert(name, root)["missing"] == []
+
+
+@pytest.fixture()
+def revisited_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XMR_RUN_DIR", str(tmp_path / "run"))
+    for var in ("XMR_WEIGHTS_DIR", "XMR_DATA_DIR", "TORCH_HOME"):  # no weights anywhere: tiny needs none
+        monkeypatch.setenv(var, str(tmp_path / var))
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    for name in _LANDMARKS:
+        _benchmark(tmp_path, name, rng)
+    return tmp_path
+
+
+def test_tiny_knobs_only_scale_the_run(revisited_root):
+    p = runs.resolve("02", "full", data_root=str(revisited_root), tiny=True)
+    real, fell_back, _ = ch02.FALLBACK.apply(p)
+    assert real and not fell_back
+    assert all(p[k] == v for k, v in ch02.TINY_KNOBS.items())
+    untouched = [k for k in ch02.PROFILES["full"] if k not in ch02.TINY_KNOBS and k != "tiny"]
+    assert all(p[k] == ch02.PROFILES["full"][k] for k in untouched)
+    assert all(prof["tiny"] is False for prof in ch02.PROFILES.values())
+    assert p.backbone == "vgg16" and p.depth_backbones == ["alexnet", "vgg16", "googlenet", "resnet50", "resnet101"]
+
+
+def test_full_without_weights_names_the_fetch_commands(revisited_root, tmp_path):
+    p = runs.resolve("02", "full", data_root=str(revisited_root))
+    assert ch02.FALLBACK.apply(p)[:2] == (True, False)  # the data are there: no fallback ...
+    with pytest.raises(FileNotFoundError, match="python -m data_scripts fetch vgg16"):
+        L.extractor(p)  # ... but the paper's trunk needs its weights, and says how to get them
+    (tmp_path / "nothing").mkdir()
+    q = runs.resolve("02", "full", data_root=str(tmp_path / "nothing"))
+    _, fell_back, banner = ch02.FALLBACK.apply(q)
+    assert fell_back and "data_scripts fetch resnet101" in banner
+    assert q.backbone == "efficientnet_lite0" and q.depth_backbones == [] and q.dims == []  # no weights: left out
+
+
+def test_full_ch02_tiny_runs_the_gpu_path_on_revisited(revisited_root):
+    P = runs.params("02", profile="full", tiny=True, data_root=str(revisited_root), device="cpu")
+    seeds = [P.seed]
+    bench = L.load_benchmarks(P, seeds)
+    assert sorted(bench) == [("roxford5k", 0), ("rparis6k", 0)]
+    b = bench[("roxford5k", 0)]
+    assert len(b.db) == 12 and len(b.queries) == 6 and len(b.train) == 12
+
+    trunk, ex = L.extractor(P)  # the paper's VGG16, random: no weights needed
+    assert trunk.name == "vgg16" and ex.model == "vgg16-random" and ex.lower_blocks == len(trunk.features) - 2
+    low = L.lower_maps(ex, bench)
+    fns = {name: pooling.get_pooling(name) for name in P.poolings}
+    desc = L.describe_parts(ex, low, fns)
+    assert desc[("roxford5k", 0, "gem")]["db"].shape == (12, 512)
+    ev = L.Evaluator.from_params(bench, P, seeds)
+    for name in P.poolings:
+        r = ev.scores(desc, name, "PCA-w")
+        assert all(0 <= v[0] <= 100 for v in r.values()), name
+
+    before = [t.detach().clone() for t in ex.upper.parameters()]
+    ft, hist = L.finetune_heads(ex.upper, bench, low, P, full=True)
+    assert sorted(ft) == [("roxford5k", 0, "gem"), ("rparis6k", 0, "gem")]
+    h = hist[("roxford5k", 0, "gem")]
+    assert len(h.loss) == P.ft_epochs and all(math.isfinite(x) for x in h.loss)
+    moved = [not torch.equal(a, c) for a, c in zip(before, ft[("roxford5k", 0, "gem")].features.parameters())]
+    assert any(moved) and all(torch.equal(a, c) for a, c in zip(before, ex.upper.parameters()))  # a copy trained
+
+    depth, ddesc = L.depth_sweep(bench, P, P.depth_backbones)
+    assert {n: r["dim"] for n, r in depth.items()} == {
+        "alexnet": 256,
+        "vgg16": 512,
+        "googlenet": 1024,
+        "resnet50": 2048,
+        "resnet101": 2048,
+    }
+    assert all(len(r["medium_aps"]) == 6 and 0 <= r["medium"] <= 100 for r in depth.values())
+    dims = L.dimension_sweep(bench, P, ddesc[P.dim_backbone], P.dims)
+    assert sorted(dims) == [2, 4] and all(math.isfinite(r["medium"]) for r in dims.values())
+    rec = L.sweep_records(depth, dims) | {"data/real": 1}
+    assert rec["full/dim/max/medium_aps"] == dims[4]["medium_aps"]
+    runs.record_many(rec)
+    fig = L.plot_sweeps(depth, dims, P.dim_backbone)
+    assert len(fig.axes) == 2
+    # every claim of the sweeps is decided from these records (6 queries: the paired rule has its 5 samples)
+    for c in ch02.CLAIMS:
+        if c.id.startswith("02.full_d"):
+            row = claims.evaluate_claim(c, {"profile": "full", "metrics": rec})
+            assert row["status"] in (claims.HOLDS, claims.FAILS) and "cannot decide" not in row.get("why", ""), row
