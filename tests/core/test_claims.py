@@ -272,3 +272,20 @@ def test_the_committed_default_run_decides_every_default_claim():
     assert not undecided, undecided
     for rec in records.values():
         assert rec["profile"] == "default" and rec["settings"]["threads"] >= 1
+
+
+def test_separating_tolerance_is_half_the_smallest_gap_to_another_row():
+    from xmr_lib.core.claims import separating_tolerance
+
+    dogs_old = [
+        61.43,
+        61.77,
+        62.24,
+        62.61,
+        72.07,
+        76.67,
+    ]  # Table 5.3's old-class column (FT, LwF, EWC, ALASSO, L2, ours)
+    assert separating_tolerance(62.24, dogs_old) == pytest.approx((62.61 - 62.24) / 2)
+    assert separating_tolerance(76.67, dogs_old) == pytest.approx((76.67 - 72.07) / 2)
+    assert separating_tolerance(30.0, [30.0, 80.0]) == 5.0  # capped; the value itself is not another row
+    assert separating_tolerance(30.0, [30.0]) == 5.0 and separating_tolerance(1.0, [1.5], cap=1.0) == 0.25

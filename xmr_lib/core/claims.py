@@ -367,6 +367,16 @@ def close_to(
     )
 
 
+def separating_tolerance(target: float, column: Sequence[float], cap: float = 5.0) -> float:
+    """The widest ``close_to`` tolerance that still tells ``target`` from every other value of its table column:
+    half the smallest gap to another value (two rows' intervals do not overlap), at most ``cap``.
+
+    ``column`` holds the column's values (``target`` among them or not; equal values do not count as another row).
+    """
+    gaps = [abs(float(target) - float(v)) for v in column if float(v) != float(target)]
+    return min(float(cap), min(gaps) / 2) if gaps else float(cap)
+
+
 def custom(
     id: str,
     statement: str,
