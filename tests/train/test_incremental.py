@@ -8,6 +8,7 @@ import torch
 
 from xmr_lib.core.checkpoint import Checkpoint
 from xmr_lib.train import incremental as inc
+from xmr_lib.train.finetune import freeze_batchnorm
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -644,3 +645,14 @@ def test_tiny_trunk_uses_maxpool2x2_with_unchanged_state_dict():
     assert sum(isinstance(m, inc.MaxPool2x2) for m in trunk) == 3
     keys = list(trunk.state_dict())
     assert keys[:3] == ["0.weight", "1.weight", "1.bias"] and "4.weight" in keys  # MaxPool2d's slot 3, as before
+
+
+def test_embed_leaves_a_frozen_batchnorm_frozen():
+    """Evaluating mid-task (eval_every) must not wake the trunk's frozen BatchNorm (freeze_bn=True)."""
+    net = inc.make_net(4, backbone="tiny", embed_dim=8, width=4, in_channels=3)
+    net.train()
+    freeze_batchnorm(net.trunk)
+    before = {n: m.training for n, m in net.named_modules()}
+    assert not all(before.values()) and any(before.values())
+    inc.embed(net, torch.rand(5, 3, 16, 16))
+    assert {n: m.training for n, m in net.named_modules()} == before

@@ -994,7 +994,8 @@ def embed(
     """Embeddings ``(N, D)`` (float32, CPU) of ``images`` ``(N, C, H, W)`` with ``model`` in eval mode."""
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-    was = model.training
+    # each module's own mode back afterwards: model.train(was) would also wake a frozen BatchNorm (freeze_bn)
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     out = []
     try:
@@ -1004,7 +1005,8 @@ def embed(
             o = model(x)
             out.append((o.embedding if isinstance(o, Output) else o).float().cpu())
     finally:
-        model.train(was)
+        for m, training in modes:
+            m.training = training
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
