@@ -367,6 +367,62 @@ def plot_hash_lookup(abl: Mapping[str, Sequence], bits: int):
     return fig
 
 
+def train_ablation_reductions(
+    trainer: Callable,
+    cfg: H.HashingConfig,
+    abl: Mapping[str, Sequence],
+    reductions: Sequence[str],
+    seeds: Sequence[int],
+) -> dict[str, dict[str, list]]:
+    """The ablation of Table 3.3 under every loss normalisation of ``reductions`` (``"dcmh"`` / ``"mean"``, see
+    ``HashingConfig.loss_reduction``): ``{reduction: {configuration: [HashingRun per seed]}}``. The one equal to
+    ``cfg.loss_reduction`` is ``abl`` (§6's runs, not retrained); the others are trained as ``<name>@<reduction>``."""
+    out = {}
+    for red in dict.fromkeys(reductions):
+        if red == cfg.loss_reduction:
+            out[red] = dict(abl)
+        else:
+            c = replace(cfg, loss_reduction=red)
+            out[red] = {n: _many(trainer, f"{n}@{red}", H.ablation_config(c, n), seeds) for n in H.ABLATIONS}
+    return out
+
+
+def reduction_metrics(by_red: Mapping[str, Mapping[str, Sequence]], default: str) -> dict[str, list[float]]:
+    """``ablation_<reduction>/<name>/<key>`` (one value per seed) for every normalisation but ``default`` (whose
+    numbers are §6's ``ablation/<name>/<key>``)."""
+    return {
+        f"ablation_{red}/{name}/{key}": vals
+        for red, abl in by_red.items()
+        if red != default
+        for name, rs in abl.items()
+        for key, vals in _per_seed(rs).items()
+    }
+
+
+def reduction_table(
+    by_red: Mapping[str, Mapping[str, Sequence]], paper: Mapping[str, tuple[float, float]]
+) -> pd.DataFrame:
+    """Table 3.3 under each loss normalisation side by side: mean ± std mAP per configuration and direction, the
+    step from the previous configuration (mean over seeds), and the paper's mAP."""
+    cols = {}
+    for red, abl in by_red.items():
+        for task in TASKS:
+            cols[(red, f"{_task_name(task)} mAP")] = {n: _mean_std(_per_seed(rs)[task]) for n, rs in abl.items()}
+        for task in TASKS:
+            step, prev = {}, None
+            for n, rs in abl.items():
+                m = float(np.mean(_per_seed(rs)[task]))
+                step[n] = "" if prev is None else f"{m - prev:+.3f}"
+                prev = m
+            cols[(red, f"{_task_name(task)} step")] = step
+    for i, task in enumerate(TASKS):
+        cols[("paper", f"{_task_name(task)} mAP")] = {n: paper[n][i] for n in next(iter(by_red.values()))}
+    df = pd.DataFrame(cols)
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["loss_reduction", ""])
+    df.index.name = "configuration"
+    return df
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Table 3.2: code lengths
 
@@ -415,6 +471,43 @@ def code_length_table(
             }
         )
     return pd.DataFrame(table).set_index(["task", "data", "method"])
+
+
+def train_dim_sweep(
+    trainer: Callable,
+    cfg: H.HashingConfig,
+    abl: Mapping[str, Sequence],
+    dims: Sequence[int],
+    seeds: Sequence[int],
+    paper: Mapping[int, tuple[float, float]],
+) -> tuple[pd.DataFrame, dict[str, list[float]]]:
+    """Table 3.1: the full model at every common dimension N of ``dims`` (``cfg.common_dim`` reuses the ablation's
+    Full runs), at ``seeds``, beside the paper's mAP (``paper[N]`` = (I→T, T→I), MIRFlickr-25K).
+
+    Returns:
+        ``(table, metrics)``: one row per N (mean mAP, seeds, the paper's), and ``common_dim/<N>/i2t|t2i`` → mAP
+        per seed.
+    """
+    rows, metrics = [], {}
+    for n_dim in dims:
+        if n_dim == cfg.common_dim:
+            rs = list(abl["Full"][: len(seeds)])
+        else:
+            rs = _many(trainer, f"common_dim_{n_dim}", replace(cfg, common_dim=n_dim), seeds)
+        metrics |= sweep_metrics(f"common_dim/{n_dim}", rs)
+        pi, pt = paper.get(n_dim, (np.nan, np.nan))
+        rows.append(
+            {
+                "N": n_dim,
+                "I→T mAP": _mean_std([r.map_i2t for r in rs]),
+                "T→I mAP": _mean_std([r.map_t2i for r in rs]),
+                "seeds": len(rs),
+                "paper I→T": pi,
+                "paper T→I": pt,
+            }
+        )
+    table = pd.DataFrame(rows, columns=["N", "I→T mAP", "T→I mAP", "seeds", "paper I→T", "paper T→I"])
+    return table.set_index("N"), metrics
 
 
 # ---------------------------------------------------------------------------------------------------------------
