@@ -68,3 +68,32 @@ def test_seed_differences_and_tables():
     assert t.loc["ft", "task 1 mAP_s"] == "50.0 ± 0.0"
     otf = lecture.otf_table(results, 0, 2)
     assert list(otf.index) == ["ft"] and otf.loc["ft", "H"] == pytest.approx(0.8)
+
+
+def test_run_all_same_numbers_on_one_or_two_processes(monkeypatch):
+    """The seeds of ``run_all`` in worker processes give exactly the numbers of a sequential run; the runs sent
+    back carry their plugins' records (generated images, on-the-fly teacher) as plain data."""
+    import copy
+    import pickle
+
+    P = runs.resolve(
+        "07", "smoke", methods=["ft", "kd_replay", "dkd"], base_iterations=12, inc_iterations=4, gen_steps=3
+    )
+    bench, make_model, transform = lecture.benchmark(P, P.seed), lecture.model_factory(P), lecture.batch_transform(P)
+    base, cache0 = lecture.train_first(P, bench, make_model, transform), {}
+    _, g0 = lecture.generate(P, base.model, bench, transform, cache0)
+    seeds, got = [P.seed, P.seed + 1], {}
+    for n in (1, 2):
+        monkeypatch.setenv("XMR_WORKERS", str(n))
+        res = lecture.run_all(P, seeds, bench, copy.deepcopy(base), dict(cache0), make_model, transform)
+        assert list(res) == seeds
+        got[n] = (res, lecture.score_metrics(P, res, bench, g0))
+    assert got[1][1] == got[2][1] and len(got[2][1]["otf_teacher/tlast_H_seeds"]) == 2
+    assert [r.losses for r in got[1][0][P.seed + 1].values()] == [r.losses for r in got[2][0][P.seed + 1].values()]
+    # what a worker sends back (the parent may have run every job itself: tiny jobs finish before a worker starts)
+    T, runs_ = len(bench.datasets), got[2][0][P.seed + 1]
+    want = lecture.otf_teacher_scores(runs_["dkd"], T), lecture.plugin_records(runs_["dkd"])["generated"][0][1]
+    sent, _ = pickle.loads(pickle.dumps(lecture._without_plugins((runs_, 0.0))))
+    assert all(r.plugins == [] for r in sent.values()) and lecture.otf_teacher_scores(sent["dkd"], T) == want[0]
+    got_g = lecture.plugin_records(sent["dkd"])["generated"][0][1]
+    assert np.array_equal(got_g.curve("bn")[1], want[1].curve("bn")[1]) and torch.equal(got_g.images, want[1].images)

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from xmr_lib.chapters.ch07 import lifelong as ll
+from xmr_lib.core import parallel
 from xmr_lib.encoders import backbones
 from xmr_lib.train import incremental as inc
 from xmr_lib.train import inversion as inv
@@ -267,6 +268,60 @@ def nearest_real(teacher, g0, bench: ll.LifelongBenchmark, transform: Callable, 
 # ---- section 6: the experiment over seeds
 
 
+class _HereOnly:
+    """Holds objects for the job this process runs; pickled (to a worker process, which never runs that job) empty,
+    so plugins holding lambdas and the first seed's data stay here."""
+
+    def __init__(self, value=None):
+        self.value = value
+
+    def __reduce__(self):
+        return (_HereOnly, ())
+
+
+def seed_runs(P: Any, s: int, here: _HereOnly | None, make_model: Callable, transform: Callable) -> tuple[dict, float]:
+    """One seed of :func:`run_all` and the seconds it took: ``P.methods`` (and ``ablation_methods`` on the first seed)
+    from the seed's first network. ``here``: ``(bench, base, cache)`` of the first seed; None: the seed draws its
+    benchmark here, trains its own first network and generates into a fresh cache."""
+    t0 = time.time()
+    bench, base, cache = here.value if here is not None else (None, None, None)
+    b_s = bench if bench is not None else benchmark(P, s)
+    res = ll.compare_lifelong(
+        make_model,
+        b_s,
+        P.methods + (P.ablation_methods if s == P.seed else []),
+        train_config(P, s, len(b_s.datasets)),
+        transform,
+        joint_iterations=P.joint_iterations,
+        plugin_kwargs=plugin_kwargs(P, s, cache if cache is not None else {}),
+        base=base,
+        checkpoint=f"07/seed{s}" if P.checkpoint else None,
+    )
+    return res, time.time() - t0
+
+
+def plugin_records(result) -> dict:
+    """What the later steps read from a run's plugins, as plain data: ``{"generated": [{task: InversionResult}] per
+    GeneratedReplay, "otf_evaluations": [{task: metrics per group}] per OnTheFlyTeacher}`` (a run sent back by a
+    worker process carries them instead of its plugins)."""
+    if hasattr(result, "plugin_records"):
+        return result.plugin_records
+    plugins = getattr(result, "plugins", [])
+    return {
+        "generated": [dict(p_.results) for p_ in plugins if isinstance(p_, ll.GeneratedReplay)],
+        "otf_evaluations": [dict(p_.evaluations) for p_ in plugins if isinstance(p_, ll.OnTheFlyTeacher)],
+    }
+
+
+def _without_plugins(out: tuple[dict, float]) -> tuple[dict, float]:
+    """What a worker sends back: the runs with :func:`plugin_records` in place of their plugin objects (loss terms
+    hold lambdas)."""
+    for r in out[0].values():
+        r.plugin_records = plugin_records(r)
+        r.plugins = []
+    return out
+
+
 def run_all(
     P: Any,
     seeds: Sequence[int],
@@ -277,25 +332,21 @@ def run_all(
     transform: Callable,
 ) -> dict:
     """``{seed: {"initial": ..., method: result}}``; the first seed reuses ``bench``, ``base`` and the generated
-    images in ``cache0`` and also runs ``ablation_methods``."""
+    images in ``cache0`` and also runs ``ablation_methods``.
+
+    On the CPU the seeds run in parallel processes, one per core (:func:`xmr_lib.core.parallel.map_jobs`, one torch
+    thread each: the numbers are those of a sequential run). The first seed runs in this process and keeps its
+    plugins; the other seeds' runs come back with :func:`plugin_records` instead."""
+    order = sorted(seeds, key=lambda s: s != P.seed)  # the first seed (most runs) first, in this process
+    jobs = [(P, s, _HereOnly((bench, base, cache0)) if s == P.seed else None, make_model, transform) for s in order]
+    t0 = time.time()
+    workers = parallel.cpu_workers(P.device, len(jobs))
+    outs = dict(zip(order, parallel.map_jobs(seed_runs, jobs, workers, finish=_without_plugins)))
     results = {}
-    T = len(bench.datasets)
     for s in seeds:
-        t0 = time.time()
-        b_s = bench if s == P.seed else benchmark(P, s)
-        cache = cache0 if s == P.seed else {}
-        results[s] = ll.compare_lifelong(
-            make_model,
-            b_s,
-            P.methods + (P.ablation_methods if s == P.seed else []),
-            train_config(P, s, T),
-            transform,
-            joint_iterations=P.joint_iterations,
-            plugin_kwargs=plugin_kwargs(P, s, cache),
-            base=base if s == P.seed else None,
-            checkpoint=f"07/seed{s}" if P.checkpoint else None,
-        )
-        print(f"seed {s}: {len(results[s]) - 1} runs in {time.time() - t0:.0f} s")
+        results[s], sec = outs[s]
+        print(f"seed {s}: {len(results[s]) - 1} runs in {sec:.0f} s")
+    print(f"{len(seeds)} seed(s) in {time.time() - t0:.0f} s on {workers} process(es)")
     return results
 
 
@@ -314,9 +365,9 @@ def chance_r1(split: inc.LabelledImages, classes: Sequence[int]) -> float:
 
 def otf_teacher_scores(result, T: int) -> dict | None:
     """s, u and H on the last dataset of the on-the-fly teacher of a run (Table 7.4), None without one."""
-    for p_ in getattr(result, "plugins", []):
-        if isinstance(p_, ll.OnTheFlyTeacher) and T - 1 in p_.evaluations:
-            g_ = p_.evaluations[T - 1]
+    for ev in plugin_records(result)["otf_evaluations"]:
+        if T - 1 in ev:
+            g_ = ev[T - 1]
             s_, u_ = g_[2 * (T - 1)]["R@1"], g_[2 * (T - 1) + 1]["R@1"]
             return {"s": s_, "u": u_, "H": ll.harmonic_mean(s_, u_)}
     return None
@@ -342,10 +393,9 @@ def score_metrics(P: Any, results: dict, bench: ll.LifelongBenchmark, g0) -> dic
         out[f"{m}/t1_mAP_s_ratio_seeds"] = [sc(s, m)[0]["mAP_s"] / i for s, i in zip(seeds, init_map)]
     if any(m in P.methods for m in ("kd_replay", "dkd")):
         gens = [
-            r_.results[1]
+            g_[1]
             for s in seeds
-            for r_ in results[s].get("kd_replay", results[s].get("dkd", None)).plugins
-            if isinstance(r_, ll.GeneratedReplay)
+            for g_ in plugin_records(results[s].get("kd_replay", results[s].get("dkd", None)))["generated"]
         ]
     else:
         gens = [g0]
