@@ -11,8 +11,9 @@ paper's target set (§IV.B, Table I; every profile); Table II's orderings at ite
 number of images; Fig. 3's gain from several neighbours, with K chosen on validation images and judged on test
 images; Fig. 1's faster training (sign only: the figures are absent from the text); Table II's "Best" after
 training, with enough and with one image per class (default, 5 seeds, the paired rule of ``xmr_lib.core.claims``); and
-eleven Table II cells as targets, decided only on the paper's images (``real_data_only``). Default: 5 seeds
-instead of 3, every other setting unchanged.
+eleven Table II cells as targets, decided only on the paper's images (``real_data_only``) and read from the paper's
+own experiment — ResNet-101's layer4 + fc fine-tuned on the authors' train / test split (``finetune``; full profile,
+``tiny=True`` runs it at CI scale). Default: 5 seeds instead of 3, every other setting unchanged.
 """
 
 from xmr_lib.chapters.ch08 import lecture, transfer
@@ -40,6 +41,7 @@ PROFILES = {
         "n_seeds": 1,  # seeds seed, seed+1, ... (different image draws, Xavier draws, batches)
         "wordnet_measure": "wup",  # "wup" (§III.A) | "path" (the wording of §IV.C)
         "paper_table": False,  # compute the 90×1000 WordNet / GloVe neighbours of the paper's targets
+        "tiny": False,  # full + paper90: fine-tune a random ResNet-101 at 32 px for a few steps (CI)
     },
     "default": {
         "target_set": "offline",
@@ -58,6 +60,7 @@ PROFILES = {
         "n_seeds": 5,  # the paired rule of the claims needs >= 5 seeds
         "wordnet_measure": "wup",
         "paper_table": True,
+        "tiny": False,
     },
     "full": {
         "target_set": "paper90",
@@ -76,6 +79,7 @@ PROFILES = {
         "n_seeds": 3,
         "wordnet_measure": "wup",
         "paper_table": True,
+        "tiny": False,
     },
 }
 
@@ -84,6 +88,7 @@ PROFILES = {
 KNOBS = {
     "target_set": Choice("offline", "paper90"),
     "wordnet_measure": Choice("wup", "path"),
+    "tiny": Choice(False, True),
 }
 
 #: What each knob does (``runs.knob_table("08")``; the ``parameters`` cell shows only the most changed ones).
@@ -104,6 +109,8 @@ KNOB_HELP = {
     "n_seeds": "seeds seed, seed+1, ...: image draws, Xavier draws, batch order",
     "wordnet_measure": '"wup" (Wu-Palmer, §III.A) | "path" (shortest path, §IV.C)',
     "paper_table": "also compute the WordNet / GloVe neighbours of all 90 paper targets",
+    "tiny": "True: the paper's fine-tuning (full profile, paper90) as on a GPU but with a random ResNet-101, 32 px "
+    "images, 3 steps, 2 + 1 images per class, one seed (CI)",
 }
 
 
@@ -135,6 +142,31 @@ def _paper_split(v):
 _ALL = ("smoke", "default", "full")
 _RUN = ("default", "full")
 _T2 = "Table II"
+
+#: Table II: images per class → {(init, "first" | "best"): macro F-score} (Random, Visual = inference, WordNet, Word2Vec)
+PAPER_TABLE_II = {
+    shots: dict(zip([(m, w) for m in ("random", "inference", "wordnet", "wordvec") for w in ("first", "best")], row))
+    for shots, row in {
+        100: (0.00, 0.72, 0.59, 0.73, 0.39, 0.72, 0.35, 0.72),
+        50: (0.00, 0.68, 0.58, 0.69, 0.39, 0.68, 0.35, 0.68),
+        25: (0.00, 0.62, 0.58, 0.64, 0.39, 0.63, 0.35, 0.63),
+        10: (0.00, 0.53, 0.54, 0.54, 0.39, 0.54, 0.35, 0.53),
+        5: (0.00, 0.41, 0.50, 0.50, 0.39, 0.43, 0.35, 0.45),
+        2: (0.00, 0.26, 0.44, 0.44, 0.39, 0.39, 0.35, 0.35),
+        1: (0.00, 0.16, 0.40, 0.40, 0.39, 0.39, 0.35, 0.35),
+    }.items()
+}
+
+
+def table2_tolerance(shots: int, init: str, which: str, cap: float = 0.05) -> float:
+    """The tolerance of a Table II target: the smallest non-zero gap between the cell and another initialisation's
+    cell of the same row and column (First or Best) — the gap the table separates — at most ``cap``."""
+    row = PAPER_TABLE_II[shots]
+    t = row[(init, which)]
+    gaps = [round(abs(t - v), 2) for (m, w), v in row.items() if w == which and m != init]
+    return min([g for g in gaps if g > 0] + [cap])
+
+
 _FIRST = "reduction/first/{}/max_shots_seeds"  # iteration 0, the most images per class, K chosen per type on val
 
 CLAIMS = [
@@ -356,11 +388,13 @@ CLAIMS = [
             close_to(
                 f"08.table2_{m}_{w}_{s}",
                 f"Table II: {m} {w} F-score at {s} image(s) per class",
-                metric=f"reduction/{w}/{m}/shots{s}_seeds",
+                metric=f"resnet/reduction/{w}/{m}/shots{s}_seeds",
                 target=t,
-                tol=0.05,
+                tol=table2_tolerance(s, m, w),
                 paper=f"{t:.2f}",
                 source=_T2,
+                note=f"ResNet-101 with layer4 + fc fine-tuned on the authors' split (the paper's experiment); "
+                f"tolerance {table2_tolerance(s, m, w):.2f}: the smallest gap Table II's row separates this cell from",
             )
         )
         for (s, m, w), t in {
@@ -377,6 +411,103 @@ CLAIMS = [
             (1, "wordvec", "best"): 0.35,
         }.items()
     ],
+]
+
+# ---- the full profile beside the paper (runs.paper_settings("08") shows it at the top of the full section)
+_FT = "the paper's experiment (full profile on the paper's images; chapters.ch08.finetune): "
+_HEAD = "; sections 1–8 (every profile): "
+PAPER_SETTINGS = [
+    {
+        "setting": "source network",
+        "paper": "ResNet-101 pre-trained on ImageNet-1k, its 1000-class classifier the source of the initialisations "
+        "(§IV.A, §IV.B)",
+        "ours": _FT
+        + "ResNet-101 (torchvision ImageNet weights; python -m data_scripts fetch resnet101)"
+        + _HEAD
+        + "EfficientNet-Lite0 (ImageNet-1k, offline) and its 1000-class classifier",
+        "why": "sections 1–8 need no downloaded weights and run on a CPU",
+    },
+    {
+        "setting": "trained layers",
+        "paper": "the fourth block (layer4) and the new fully-connected layer; the rest frozen (§IV.A)",
+        "ours": _FT
+        + "layer4 + the new fc; stem and layer1–layer3 frozen, their BatchNorm in eval mode"
+        + _HEAD
+        + "the new classifier only, on cached frozen features",
+        "why": "a frozen trunk trains in seconds on a CPU (sections 1–8); the paper does not say whether frozen "
+        "BatchNorm layers keep their statistics: ours do",
+    },
+    {
+        "setting": "input",
+        "paper": "shorter side 256, random 224×224 crop for training, centre crop for testing (§IV.A)",
+        "ours": _FT + "shorter side 256, then a random 224 crop of the centre 256×256 square per step (no flip); "
+        "centre 224 crop for testing" + _HEAD + "image_size=224, one centre crop (cached features)",
+        "why": "the centre square is decoded once and kept in memory (float16); the paper's crops may reach the "
+        "whole resized image",
+    },
+    {
+        "setting": "optimiser",
+        "paper": "Adam, lr 1e-3, β1 0.9, β2 0.999, ε 1e-8, batch 64 (§IV.A)",
+        "ours": "Adam, lr=1e-3, β (0.9, 0.999), ε 1e-8, batch_size=64; on CUDA bf16 autocast and channels_last "
+        "(xmr_lib.train.loop.Trainer)",
+        "why": "",
+    },
+    {
+        "setting": "dropout",
+        "paper": "0.75 on the last fully-connected layer (§IV.A)",
+        "ours": "dropout=0.75 on the input of the new classifier",
+        "why": "",
+    },
+    {
+        "setting": "classifier initialisation",
+        "paper": "each new row a similarity-weighted mix of its K most similar source rows (§III.B), K per target "
+        "type from Fig. 3; random baseline (§IV.D)",
+        "ours": "the same mix, the bias mixed with the same weights; K per type chosen at iteration 0 on "
+        "validation images; Xavier-uniform baseline, bias 0",
+        "why": "the paper says neither what it does with the bias, nor which random initialisation, nor on which "
+        "images it read Fig. 3",
+    },
+    {
+        "setting": "target classes",
+        "paper": "90 ImageNet-21k synsets outside the 1000, 30 included / 30 inclusive / 30 disjoint (§IV.B)",
+        "ours": "the same 90 synsets (target_set='paper90'; python -m data_scripts fetch pascal2019_targets)",
+        "why": "",
+    },
+    {
+        "setting": "train / test images",
+        "paper": "the authors' selection: 900 training and 100 test images per class (§IV.B)",
+        "ours": _FT + "the authors' test/ folder is the test set; train_per_class=500 training and val_per_class=100 "
+        "validation images per class (to choose K) drawn from their train/ folder" + _HEAD + "train/ and test/ "
+        "pooled and re-split per class (500 / 100 / 100)",
+        "why": "K of Fig. 3 is chosen on images of the training folder, never on the test images",
+    },
+    {
+        "setting": "images per class",
+        "paper": "500 for Figs. 1–3 (§IV.D); 100, 50, 25, 10, 5, 2, 1 in Table II (§IV.E)",
+        "ours": "train_per_class=500; shots=[500, 100, 50, 25, 10, 5, 2, 1] (nested subsets)",
+        "why": "",
+    },
+    {
+        "setting": "similarities",
+        "paper": "inference similarity on the training images; WordNet shortest-path similarity (NLTK, §IV.C); "
+        "word2vec label embeddings averaged over the words",
+        "ours": "the same inference similarity (the source network's top-1 output on the training images); "
+        "wordnet_measure='wup' (Wu-Palmer, §III.A; 'path' as §IV.C); GloVe 6B-50d averaged over the words",
+        "why": "§III.A and §IV.C name different WordNet measures (a knob); the paper's word2vec model is not public",
+    },
+    {
+        "setting": "training length, runs",
+        "paper": "until convergence, the best test F-score registered ('Best', Table II); one run",
+        "ours": "iterations=3000 Adam steps per run, test F every eval_every=50 steps; n_seeds=3",
+        "why": "our choice: the paper gives no number of steps or epochs; seeds give the spread",
+    },
+    {
+        "setting": "Table II targets",
+        "paper": "two-decimal F-scores (Table II)",
+        "ours": "close_to each cell within the smallest gap its row separates it from (0.01–0.05), read from the "
+        "ResNet-101 fine-tuning",
+        "why": "",
+    },
 ]
 
 NOT_CLAIMED = [

@@ -319,6 +319,25 @@ def best_gain_over_random(reduction: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# the paper's experiment: ResNet-101, layer4 + fc fine-tuned (full profile; :mod:`xmr_lib.chapters.ch08.finetune`)
+
+TINY = {"image_size": 32, "iterations": 3, "eval_every": 1, "train_per_class": 2, "val_per_class": 1}
+"""What ``tiny=True`` changes in the fine-tuning of the ``full`` profile (besides random ResNet-101 weights): CI
+runs the GPU user's path on a few fixture images per class in seconds."""
+
+
+def finetune_settings(p: Mapping[str, Any], seeds: Sequence[int]) -> dict[str, Any]:
+    """The keyword arguments of :func:`xmr_lib.chapters.ch08.finetune.paper_experiment` from the notebook's
+    parameters ``p``: the profile's sizes and the paper's optimiser (§IV.A), or with ``p["tiny"]`` a randomly
+    initialised ResNet-101 at :data:`TINY`'s sizes, one seed, two numbers of shots and K ∈ {1, 2}."""
+    kw = {k: p[k] for k in ("image_size", "iterations", "eval_every", "train_per_class", "val_per_class")}
+    kw.update(shots=list(p["shots"]), k_values=list(p["k_values"]), seeds=list(seeds), pretrained=True)
+    if p["tiny"]:
+        kw.update(TINY, shots=[2, 1], k_values=[1, 2], seeds=list(seeds)[:1], pretrained=False)
+    return {**kw, "batch_size": p["batch_size"], "lr": p["lr"], "dropout": p["dropout"], "device": p["device"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # the explorer: a target's K source neighbours under each similarity
 
 
