@@ -116,3 +116,27 @@ def test_notebook_cites_papers_not_files(nb):
     text = "\n".join(c.source for c in nbformat.read(str(nb), as_version=4).cells)
     bad = re.findall(r"(seed \d{3}\b|\blines? \d+\s*[–-]\s*\d+|\bspec §|detail spec|shared/spec|shared/seeds)", text)
     assert bad == [], f"{nb.name}: cites files the reader does not have: {sorted(set(bad))}"
+
+
+PAPER_CHAPTERS = ("02", "03", "04", "05", "06", "07", "08", "09", "10")
+
+
+@pytest.mark.parametrize("chapter", PAPER_CHAPTERS)
+def test_full_profile_is_the_papers_experiment_with_a_tiny_ci_path(chapter):
+    """Each paper notebook opens its `full` section with the paper-vs-ours settings table, has the `tiny` knob (off in
+    every profile) and a CPU test of its full path on real-format fixtures."""
+    from xmr_lib import chapters
+
+    cfg = chapters.config(chapter)
+    rows = getattr(cfg, "PAPER_SETTINGS", None)
+    assert rows, f"{chapter}: PAPER_SETTINGS missing"
+    for r in rows:
+        assert (
+            set(r) <= {"setting", "paper", "ours", "why"} and r.get("setting") and r.get("paper") and r.get("ours")
+        ), f"{chapter}: a PAPER_SETTINGS row needs setting, paper and ours: {r}"
+    assert len({r["setting"] for r in rows}) == len(rows), f"{chapter}: a setting is listed twice"
+    assert all(p.get("tiny") is False for p in cfg.PROFILES.values()), f"{chapter}: tiny must be False in every profile"
+    (nb,) = discover_notebooks(ROOT, [chapter])
+    text = nb.read_text()
+    assert "The paper's experiment (`full` profile)" in text and f'runs.paper_settings(\\"{chapter}\\")' in text
+    assert (ROOT / "tests" / "chapters" / f"test_full_ch{chapter}.py").is_file()
