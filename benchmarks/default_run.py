@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     timings_path = out / "timings.json"
     previous = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    # the 'before' times are read now: timings.json is overwritten with this run's times below
+    before_path = Path(args.before) if args.before else timings_path
+    if not args.before and not before_path.is_file():
+        before_path = root / "results" / "default" / "timings.json"
+    prev = json.loads(before_path.read_text()).get("notebooks", {}) if before_path.is_file() else {}
     if args.collect:
         status, total = {}, 0.0
         for d in map(Path, args.collect):
@@ -110,10 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     timings_path.write_text(json.dumps(meta, indent=1))
     rows = scorecard.write_scorecard(out, notebooks={k: {"profile": "default", **v} for k, v in timings.items()})
-    before_path = Path(args.before) if args.before else timings_path
-    if not args.before and not before_path.is_file():
-        before_path = root / "results" / "default" / "timings.json"
-    prev = json.loads(before_path.read_text()).get("notebooks", {}) if before_path.is_file() else {}
     print(f"{'notebook':34s} {'seconds':>8s} {'before':>8s}  status")
     for nb, st in sorted(timings.items()):
         if nb not in status:
