@@ -28,6 +28,11 @@ class Fallback:
     fetch: ``P → str``: the command that fetches the real dataset.
     profiles: profiles in which a missing dataset falls back; elsewhere it is an error naming the fix.
     is_missing: ``error → bool``: refine :data:`MISSING` (e.g. only ValueErrors about ``data_root``).
+    tiny: the knobs that ``tiny=True`` sets last (the ``full`` path at CI scale: random paper backbones, tiny
+        images, a few steps); ``None``: the chapter has no tiny path.
+
+    A chapter whose parameters need one more step once the data is decided (e.g. a dataset's own class split)
+    overrides :meth:`adjust`.
     """
 
     wants_real: Callable[[Any], bool]
@@ -37,12 +42,24 @@ class Fallback:
     fetch: Callable[[Any], str]
     profiles: tuple[str, ...] = ("full",)
     is_missing: Callable[[Exception], bool] = lambda e: True
+    tiny: Mapping[str, Any] | None = None
 
     def apply(self, p: Any) -> tuple[bool, bool, str]:
-        """Check the real data of ``p`` and update ``p`` in place when it is missing.
+        """Check the real data of ``p`` and update ``p`` in place when it is missing; then :meth:`adjust`, then the
+        :attr:`tiny` knobs when ``p.tiny`` is set.
 
         Returns ``(real, fell_back, banner)``: whether real data will be read, whether the embedded set replaces it,
         and the message to show (empty when nothing fell back)."""
+        real, fell_back, banner = self._decide(p)
+        self.adjust(p, real)
+        if self.tiny is not None and p.get("tiny"):
+            p.update(self.tiny)
+        return real, fell_back, banner
+
+    def adjust(self, p: Any, real: bool) -> None:
+        """One more step once the data is decided (``real``: the real dataset will be read); nothing by default."""
+
+    def _decide(self, p: Any) -> tuple[bool, bool, str]:
         if not self.wants_real(p):
             return False, False, ""
         try:

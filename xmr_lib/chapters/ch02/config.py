@@ -246,17 +246,7 @@ def _instead(p, e) -> dict:
     }
 
 
-class _Rule(Fallback):
-    """The fallback rule, then ``tiny=True`` applies :data:`TINY_KNOBS`."""
-
-    def apply(self, p):
-        real, fell_back, banner = super().apply(p)
-        if p.tiny:
-            p.update(TINY_KNOBS)
-        return real, fell_back, banner
-
-
-FALLBACK = _Rule(
+FALLBACK = Fallback(
     wants_real=lambda p: p.profile == "full" and p.datasets != ["photo_instances"],
     probe=_probe_revisited,
     instead=_instead,
@@ -270,6 +260,7 @@ FALLBACK = _Rule(
             if not has_weights(b)
         ]
     ),
+    tiny=TINY_KNOBS,
 )
 
 

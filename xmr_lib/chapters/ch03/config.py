@@ -294,23 +294,14 @@ TINY_KNOBS = {
 }
 
 
-class _Rule(Fallback):
-    """The fallback rule, then ``tiny=True`` applies :data:`TINY_KNOBS`."""
-
-    def apply(self, p):
-        real, fell_back, banner = super().apply(p)
-        if p.tiny:
-            p.update(TINY_KNOBS)
-        return real, fell_back, banner
-
-
-FALLBACK = _Rule(
+FALLBACK = Fallback(
     wants_real=lambda p: p.dataset in cm.PREPARED_DATASETS,
     probe=_probe_prepared,
     instead=_clamped_to_shapes,
     what=f"the embedded 'shapes' set (the default profile's) with the full profile's training settings, sizes "
     f"clamped to its {SHAPES_PAIRS} pairs",
     fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
+    tiny=TINY_KNOBS,
 )
 
 # The paper's numbers (Tables 3.2 and 3.3, MIRFlickr-25K / NUS-WIDE, CNN-F).

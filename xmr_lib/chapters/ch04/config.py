@@ -207,23 +207,14 @@ TINY_KNOBS = {
 }
 
 
-class _Rule(Fallback):
-    """The fallback rule, then ``tiny=True`` applies :data:`TINY_KNOBS`."""
-
-    def apply(self, p):
-        real, fell_back, banner = super().apply(p)
-        if p.tiny:
-            p.update(TINY_KNOBS)
-        return real, fell_back, banner
-
-
-FALLBACK = _Rule(
+FALLBACK = Fallback(
     wants_real=lambda p: p.dataset != "shapes",
     probe=_probe_karpathy,
     instead=_clamped_to_shapes,
     what="the embedded 'shapes' caption benchmark (the default profile's, bag-of-words text) with the full "
     "profile's training settings, at most 4,000 training + 1,000 test images",
     fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
+    tiny=TINY_KNOBS,
 )
 
 # The paper's numbers: Table 4.4 (Flickr30K, MobileNet): I→T R@1, R@10, "mAP"; T→I R@1, R@10, "mAP"

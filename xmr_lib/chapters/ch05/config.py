@@ -567,31 +567,6 @@ def _instead(p, error) -> dict:
     return {k: v for k, v in FALLBACK_KNOBS.items() if k == "dataset" or p[k] == PROFILES[p.profile][k]}
 
 
-@dataclass(frozen=True)
-class _Rule(Fallback):
-    """The fallback rule, and two more steps: on real data a Stanford Dogs run takes the thesis' 60 + 60 classes
-    (the profiles' 100 + 100 are CUB's) unless ``n_old`` / ``n_new`` were set to other values; ``tiny=True``
-    applies :data:`TINY_KNOBS`."""
-
-    def apply(self, p):
-        real, fell_back, banner = super().apply(p)
-        prof = PROFILES[p.profile]
-        if real and p.dataset == "stanford_dogs" and (p.n_old, p.n_new) == (prof["n_old"], prof["n_new"]):
-            p.update(n_old=PAPER_SPLIT["stanford_dogs"][0], n_new=PAPER_SPLIT["stanford_dogs"][1])
-        if p.tiny:
-            p.update(TINY_KNOBS)
-        return real, fell_back, banner
-
-
-FALLBACK = _Rule(
-    wants_real=lambda p: p.dataset != "synth_species",
-    probe=_probe,
-    instead=_instead,
-    what="the embedded SynthSpecies benchmark at a larger scale (9 + 9 classes at 32 px, the tiny trunk "
-    "with the default profile's learning rates and loss weights, 5× its iterations, 3 seeds)",
-    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
-)
-
 #: ``tiny=True`` (any profile, meant for ``full``): the full path exactly as on a GPU — the real-format dataset
 #: under ``data_root``, the paper's trunk (randomly initialised: no weights needed), its optimiser, losses and
 #: method list — at CI scale: 3 + 4 classes, 32-px images, a handful of steps, one seed, no checkpoints.
@@ -610,6 +585,30 @@ TINY_KNOBS = {
     "n_seeds": 1,
     "checkpoint": False,
 }
+
+
+@dataclass(frozen=True)
+class _Rule(Fallback):
+    """The fallback rule, and two more steps: on real data a Stanford Dogs run takes the thesis' 60 + 60 classes
+    (the profiles' 100 + 100 are CUB's) unless ``n_old`` / ``n_new`` were set to other values; ``tiny=True``
+    applies :data:`TINY_KNOBS`."""
+
+    def adjust(self, p, real):
+        prof = PROFILES[p.profile]
+        if real and p.dataset == "stanford_dogs" and (p.n_old, p.n_new) == (prof["n_old"], prof["n_new"]):
+            p.update(n_old=PAPER_SPLIT["stanford_dogs"][0], n_new=PAPER_SPLIT["stanford_dogs"][1])
+
+
+FALLBACK = _Rule(
+    wants_real=lambda p: p.dataset != "synth_species",
+    probe=_probe,
+    instead=_instead,
+    what="the embedded SynthSpecies benchmark at a larger scale (9 + 9 classes at 32 px, the tiny trunk "
+    "with the default profile's learning rates and loss weights, 5× its iterations, 3 seeds)",
+    fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
+    tiny=TINY_KNOBS,
+)
+
 
 #: The paper's experiment (thesis chapter 5, BMVC 2020) beside the ``full`` profile: ``runs.paper_settings("05")``.
 PAPER_SETTINGS = [

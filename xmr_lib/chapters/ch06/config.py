@@ -785,14 +785,10 @@ class _Rule(Fallback):
     (the profiles' 100 + 100 are CUB's) unless ``n_old`` / ``n_new`` were set to other values; ``tiny=True``
     applies :data:`TINY_KNOBS`."""
 
-    def apply(self, p):
-        real, fell_back, banner = super().apply(p)
+    def adjust(self, p, real):
         prof = PROFILES[p.profile]
         if real and p.dataset == "stanford_dogs" and (p.n_old, p.n_new) == (prof["n_old"], prof["n_new"]):
             p.update(n_old=PAPER_SPLIT["stanford_dogs"][0], n_new=PAPER_SPLIT["stanford_dogs"][1])
-        if p.tiny:
-            p.update(TINY_KNOBS)
-        return real, fell_back, banner
 
 
 FALLBACK = _Rule(
@@ -802,6 +798,7 @@ FALLBACK = _Rule(
     what="the embedded SynthSpecies benchmark at a larger scale (9 + 9 classes in a Latin-square "
     "order, 32 px, the tiny trunk, 1,500 base and one-task steps, 3 seeds)",
     fetch=lambda p: f"python -m data_scripts fetch {p.dataset} --root DIR",
+    tiny=TINY_KNOBS,
 )
 
 #: The paper's experiment (thesis chapter 6, IEEE TMM 2021) beside the ``full`` profile: ``runs.paper_settings("06")``.

@@ -362,17 +362,7 @@ TINY_KNOBS = {
 }
 
 
-class _Rule(Fallback):
-    """The fallback rule; ``tiny=True`` then applies :data:`TINY_KNOBS`."""
-
-    def apply(self, p):
-        real, fell_back, banner = super().apply(p)
-        if p.tiny:
-            p.update(TINY_KNOBS)
-        return real, fell_back, banner
-
-
-FALLBACK = _Rule(
+FALLBACK = Fallback(
     wants_real=lambda p: any(d in _REAL for d in p.datasets),
     probe=_probe,
     instead=_instead,
@@ -381,6 +371,7 @@ FALLBACK = _Rule(
     "the chapter's datasets: compare orderings, not numbers",
     # the banner puts the command between backquotes: two commands become two quoted spans
     fetch=lambda p: "` and `".join(f"python -m data_scripts fetch {d} --root DIR" for d in p.datasets if d in _REAL),
+    tiny=TINY_KNOBS,
 )
 
 #: The paper's experiment (thesis chapter 7) beside the ``full`` profile: ``runs.paper_settings("07")``.

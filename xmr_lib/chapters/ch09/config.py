@@ -165,17 +165,9 @@ TINY_KNOBS = {
 
 #: Full profile without MediaEval 2017: the offline shape collection at the full profile's settings (``n_docs``
 #: clamped to the pool); Table 1's numbers then read "not run" (no ``data/real``).
-class _Rule(Fallback):
-    """The fallback rule; ``tiny=True`` then applies :data:`TINY_KNOBS`."""
-
-    def apply(self, p):
-        real, fell_back, banner = super().apply(p)
-        if p.tiny:
-            p.update(TINY_KNOBS)
-        return real, fell_back, banner
 
 
-FALLBACK = _Rule(
+FALLBACK = Fallback(
     wants_real=lambda p: p.dataset == "mediaeval2017",
     probe=lambda p: lecture.mediaeval_lists(p.data_root, p.n_docs),
     instead=lambda p, e: {
@@ -186,6 +178,7 @@ FALLBACK = _Rule(
     },
     what="the offline easy-vqa shape collection",
     fetch=lambda p: diversity.FETCH_HINT,
+    tiny=TINY_KNOBS,
 )
 
 
