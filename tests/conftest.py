@@ -26,6 +26,29 @@ def run_dir(tmp_path, monkeypatch):
     return d
 
 
+@pytest.fixture
+def loopback_http():
+    """Serve with a request handler class on 127.0.0.1 (a free port) in a background thread:
+    ``url = loopback_http(Handler)`` gives ``"http://127.0.0.1:PORT"``. Every server started is shut down after
+    the test (after the teardown of any fixture that uses this one, so such a fixture can first release handlers
+    that are still waiting). The download tests serve their fake archives and weight files this way."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    started = []
+
+    def serve(handler) -> str:
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        started.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield serve
+    for httpd in started:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # socket guard: no test may reach the network. Loopback (the local HTTP servers of the download tests, Jupyter
 # kernels' ZeroMQ ports) and Unix sockets stay allowed; anything else fails at once with a clear error, before a

@@ -12,7 +12,7 @@ import tarfile
 import threading
 import zipfile
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
@@ -120,15 +120,11 @@ class _H(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server():
+def server(loopback_http):
     _H.files, _H.mode, _H.log = {}, {}, []
     _H.release = threading.Event()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    _H.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    yield loopback_http(_H)
+    _H.release.set()  # let stalled handlers finish before the server (conftest's loopback_http) shuts down
 
 
 def _archives(tmp_path) -> dict:

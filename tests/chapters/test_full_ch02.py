@@ -1,7 +1,7 @@
 """Notebook 02's ``full`` profile end to end on the CPU (``tiny=True``): revisited Oxford / Paris in their published
 format (revisitop's ``gnd_*.pkl`` + the image archives' folders, converted by ``data_scripts``), the paper's VGG16
 (randomly initialised) pooled, whitened and fine-tuned, then the depth sweep (AlexNet, VGG16, GoogLeNet, ResNet-50,
-ResNet-101, MAC) and the dimension sweep (ResNet-50 MAC + PCA-w) of Fig. 2.13 — at 64 px, a few tuples."""
+ResNet-101, MAC; each trunk fine-tuned first) and the dimension sweep (ResNet-50 MAC + PCA-w) of Fig. 2.13 — at 64 px, a few tuples."""
 
 from __future__ import annotations
 
@@ -114,6 +114,7 @@ def test_full_ch02_tiny_runs_the_gpu_path_on_revisited(revisited_root):
         "resnet101": 2048,
     }
     assert all(len(r["medium_aps"]) == 6 and 0 <= r["medium"] <= 100 for r in depth.values())
+    assert P.finetune_depth and all(math.isfinite(r["ft_loss_first"] + r["ft_loss_last"]) for r in depth.values())
     dims = L.dimension_sweep(bench, P, ddesc[P.dim_backbone], P.dims)
     assert sorted(dims) == [2, 4] and all(math.isfinite(r["medium"]) for r in dims.values())
     rec = L.sweep_records(depth, dims) | {"data/real": 1}
@@ -126,3 +127,25 @@ def test_full_ch02_tiny_runs_the_gpu_path_on_revisited(revisited_root):
         if c.id.startswith("02.full_d"):
             row = claims.evaluate_claim(c, {"profile": "full", "metrics": rec})
             assert row["status"] in (claims.HOLDS, claims.FAILS) and "cannot decide" not in row.get("why", ""), row
+
+
+def test_depth_trunk_is_finetuned_by_the_chapters_protocol_before_it_is_measured(revisited_root):
+    P = runs.params("02", profile="full", tiny=True, data_root=str(revisited_root), device="cpu")
+    assert ch02.PROFILES["full"]["finetune_depth"] is True  # the paper's setting (§2.5.3)
+    bench = L.load_benchmarks(P, [P.seed])
+    torch.manual_seed(0)
+    ref = L.trunk_of("alexnet", P)  # the same random initialisation as the one fine-tuned below
+    torch.manual_seed(0)
+    trunk, hist = L.finetune_trunk("alexnet", bench, P)
+    assert len(hist.loss) == P.ft_epochs and all(math.isfinite(x) for x in hist.loss)
+    n_top = sum(1 for m in list(trunk.features)[-P.ft_blocks :] for _ in m.parameters())
+    pairs = list(zip(ref.features.parameters(), trunk.features.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in pairs[: len(pairs) - n_top])  # the cached lower part is frozen
+    assert any(not torch.equal(a, b) for a, b in pairs[len(pairs) - n_top :])  # the top blocks trained in place
+    b = bench[(P.datasets[0], P.seed)]
+    d = {
+        part: L.trunk_descriptors(trunk, getattr(b, part), P.image_size, {"mac": pooling.get_pooling("mac")})["mac"]
+        for part in L.PARTS
+    }
+    r = L.rmap(d["queries"], d["db"], b.gnd)
+    assert d["db"].shape == (12, 256) and math.isfinite(r["medium"]) and 0 <= r["medium"] <= 100

@@ -111,3 +111,45 @@ def test_tiny_paper_experiment_records_table2(tmp_path, monkeypatch):
     assert run.iterations.tolist() == [0, 1, 2, 3] and np.isfinite(run.losses).all()
     metrics = lecture.reduction_metrics(red, kw["shots"])
     assert metrics["reduction/best/random/shots1_seeds"] == red.query("shots == 1 and method == 'random'").best.tolist()
+
+
+def test_full_sections_1_to_8_keep_the_authors_split(tmp_path, monkeypatch):
+    """Sections 1–8 on the paper's images (full profile): test images from the authors' ``test/`` folder, train /
+    validation drawn per seed from ``train/`` — never pooled and re-split — then features and a finite F-score."""
+    import numpy as np
+    import torch
+    from fixtures_real_formats import imagenet_targets_dir
+
+    from data_scripts import cli
+    from xmr_lib.chapters.ch08 import lecture, transfer
+
+    monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    wnids = list(transfer.PAPER_TARGET_WNIDS[:3])
+    imagenet_targets_dir(tmp_path / "manual", wnids, n_train=6, n_test=2)
+    args = ["fetch", "pascal2019_targets", "--root", str(tmp_path / "data"), "--from-dir", str(tmp_path / "manual")]
+    assert cli.main(args + ["--quiet"]) == 0
+    targets, root = transfer.paper_targets()[:3], tmp_path / "data"
+    tr_n, va_n, te_n = 2, 1, 2  # train_per_class, val_per_class, test_per_class
+    pool = transfer.target_pool(targets, tr_n + va_n + te_n, seed=0, data_root=root, test_per_class=te_n)
+    folder = np.array(["/test/" in str(f) for f in pool.files])
+    assert pool.test.tolist() == folder.tolist() and pool.test.sum() == 3 * te_n and len(pool) == 3 * 5
+    assert np.bincount(pool.labels[pool.test]).tolist() == [2, 2, 2]
+    for s in (0, 1):
+        tr, va, te = lecture.split(pool.labels, tr_n, va_n, s, pool.test)
+        assert te.tolist() == np.flatnonzero(pool.test).tolist()  # exactly the authors' test images
+        assert not folder[tr].any() and not folder[va].any() and not set(tr) & set(va)
+        assert np.bincount(pool.labels[tr]).tolist() == [2, 2, 2] and np.bincount(pool.labels[va]).tolist() == [1] * 3
+    with pytest.raises(ValueError, match="test_per_class"):
+        transfer.target_pool(targets, 2, data_root=root, test_per_class=2)
+    pooled = transfer.target_pool(targets, 5, seed=0, data_root=root)  # without test_per_class: pooled (as before)
+    assert pooled.test is None and len(pooled) == 15
+
+    source = transfer.source_network(device="cpu")
+    feats = transfer.source_features(source, pool, image_size=32, device="cpu", cache_key={"t": 1}, progress=False)
+    assert feats.shape == (15, 1280) and np.isfinite(feats).all()
+    logits = feats @ source.weight.T + source.bias
+    sims = lecture.seed_similarities(logits, pool.labels, tr, 3, {})
+    types = transfer.target_types([transfer.synset(c.synset) for c in targets], source.synsets)
+    f = lecture.first_f(source.weight, source.bias, sims["inference"], 1, feats[te], pool.labels[te], types)
+    assert np.isfinite(f) and 0 <= f <= 1

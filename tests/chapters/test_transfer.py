@@ -254,6 +254,27 @@ def test_paper_constants():
     assert T.PAPER_TABLE_II[(1, "random", "best")] == 0.16
 
 
+def test_table2_has_one_home_that_needs_no_torch():
+    """config's view (by shots) and transfer's (by tuple) are the same numbers, read from .table2, plain data that
+    imports nothing (neither torch nor pandas)."""
+    import ast
+    import inspect
+
+    from xmr_lib.chapters.ch08 import config, table2
+
+    assert config.PAPER_TABLE_II is table2.PAPER_TABLE_II and len(T.PAPER_TABLE_II) == 7 * 8
+    assert all(
+        T.PAPER_TABLE_II[(s, m, w)] == v for s, row in config.PAPER_TABLE_II.items() for (m, w), v in row.items()
+    )
+    tree = ast.parse(inspect.getsource(table2))
+    imported = {
+        getattr(n, "module", None) or n.names[0].name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    }
+    assert imported == {"__future__"}
+
+
 # ------------------------------------------------------------------------------------------------ typology
 
 

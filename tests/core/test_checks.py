@@ -88,3 +88,12 @@ def test_importing_the_checks_does_not_import_torch():
     code = "import sys, xmr_lib.core.checks, xmr_lib.core.claims; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_exercise_scalar_returns_feedback_not_errors():
+    v, why = C.exercise_scalar(torch.tensor([[2.5]], requires_grad=True), "your function")
+    assert why == "" and v.shape == () and float(v.detach()) == 2.5 and v.requires_grad
+    v, why = C.exercise_scalar(1.0, "your function")
+    assert v is None and why.startswith("your function returned float;") and "0-d tensor" in why
+    v, why = C.exercise_scalar(torch.zeros(3), "f")
+    assert v is None and why.startswith("f returned shape (3,);") and "one number" in why

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import torch
@@ -49,13 +48,9 @@ class _Serve(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server():
+def server(loopback_http):
     _Serve.files, _Serve.cut, _Serve.log = {}, {}, []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Serve)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    return loopback_http(_Serve)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ stay private to their module.
 :func:`check_int`          an integer in ``[low, high]`` (``bool`` refused)
 :func:`check_choice`       one of a fixed set of values
 :func:`check_positive`     a finite number > 0
+:func:`exercise_scalar`    a learner's exercise value as a 0-d tensor, or feedback (returned, not raised)
 =========================  ==========================================================================================
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "check_int",
     "check_choice",
     "check_positive",
+    "exercise_scalar",
 ]
 
 
@@ -164,3 +166,17 @@ def check_positive(v: Any, name: str) -> float:
     if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
         raise ValueError(f"{name}: expected a number > 0, got {v!r}")
     return float(v)
+
+
+def exercise_scalar(x: Any, what: str) -> tuple[torch.Tensor | None, str]:
+    """A learner's exercise answer that should be a loss: ``(x as a 0-d tensor, "")`` or ``(None, feedback)``.
+
+    The exercise checks (``chapters/chNN/config.py``) call it on what the learner's function returned; the
+    feedback names ``what`` ("your function") and says what to return instead. Unlike the ``check_*`` functions
+    it does not raise: a wrong answer is feedback for the notebook, not an error.
+    """
+    if not _is_tensor(x):
+        return None, f"{what} returned {type(x).__name__}; return a torch scalar (a 0-d tensor) so that it can train"
+    if x.numel() != 1:
+        return None, f"{what} returned shape {tuple(x.shape)}; return one number for the batch (its sum or average)"
+    return x.reshape(()), ""

@@ -122,11 +122,11 @@ def trunk_of(name: str, p: Any) -> backbones.FeatureTrunk:
     return backbones.backbone(name, pretrained=not p.get("tiny", False), device=p.device)
 
 
-def extractor(p: Any) -> tuple[nn.Module, extract.MapExtractor]:
-    """The trunk ``p.backbone`` split into a frozen lower part and its top ``p.ft_blocks`` blocks (EfficientNet-Lite0:
-    MBConv blocks + head convolution; a torchvision trunk: the last layers of its ``features``):
+def extractor(p: Any, name: str | None = None) -> tuple[nn.Module, extract.MapExtractor]:
+    """The trunk ``name`` (default ``p.backbone``) split into a frozen lower part and its top ``p.ft_blocks`` blocks
+    (EfficientNet-Lite0: MBConv blocks + head convolution; a torchvision trunk: the last layers of its ``features``):
     ``(trunk, MapExtractor)`` at ``p.image_size`` on ``p.device``. A random trunk (``tiny``) has its own cache key."""
-    name = p.get("backbone", "efficientnet_lite0")
+    name = name or p.get("backbone", "efficientnet_lite0")
     trunk = trunk_of(name, p)
     lower, upper = finetune.split_trunk(trunk, p.ft_blocks)
     return trunk, extract.MapExtractor(
@@ -394,25 +394,33 @@ def finetune_heads(upper: nn.Module, bench: Mapping, low: Mapping, p: Any, full:
         for head in p.ft_heads:
             net = ft_net(upper, head)
             ck = checkpoint.Checkpoint(f"02_finetune/{ds}_seed{s}_{head}") if full else None
-            hist[(ds, s, head)] = finetune.train_retrieval_net(
-                net,
-                low[(ds, s)]["train"],
-                b.train_groups,
-                epochs=p.ft_epochs,
-                queries_per_epoch=p.ft_queries,
-                pool_size=p.ft_pool,
-                n_negatives=p.ft_negatives,
-                loss="contrastive",
-                margin=p.ft_margin,
-                contrastive_form="cirtorch",
-                lr=p.ft_lr,
-                pool_lr_mult=p.ft_p_lr_mult,
-                seed=s,
-                device=p.device,
-                checkpoint=ck,
-            )
+            hist[(ds, s, head)] = train_cirtorch(net, low[(ds, s)]["train"], b.train_groups, p, s, ck)
             nets[(ds, s, head)] = net.cpu().eval()
     return nets, hist
+
+
+def train_cirtorch(
+    net: nn.Module, maps: Any, groups: Any, p: Any, seed: int, ck: Any = None
+) -> finetune.FinetuneHistory:
+    """The chapter's fine-tuning protocol (cirtorch's): ``net`` trained in place on cached lower ``maps`` of a train
+    split with the contrastive loss on hard negatives mined every epoch, with the ``ft_*`` knobs of ``p``."""
+    return finetune.train_retrieval_net(
+        net,
+        maps,
+        groups,
+        epochs=p.ft_epochs,
+        queries_per_epoch=p.ft_queries,
+        pool_size=p.ft_pool,
+        n_negatives=p.ft_negatives,
+        loss="contrastive",
+        margin=p.ft_margin,
+        contrastive_form="cirtorch",
+        lr=p.ft_lr,
+        pool_lr_mult=p.ft_p_lr_mult,
+        seed=seed,
+        device=p.device,
+        checkpoint=ck,
+    )
 
 
 def finetuned_descriptors(
@@ -539,14 +547,35 @@ def aps(q: np.ndarray, db: np.ndarray, gnd: Sequence[dict], protocol: str = "med
     return [100.0 * float(a) for a in r[protocol]["aps"]]
 
 
+def finetune_trunk(name: str, bench: Mapping, p: Any) -> tuple[backbones.FeatureTrunk, finetune.FinetuneHistory]:
+    """The depth sweep's fine-tuning (Fig. 2.13a: "fine-tuned by the cirtorch protocol"): trunk ``name``'s top
+    ``p.ft_blocks`` blocks trained in place, with the MAC head the sweep measures, by the protocol that fine-tunes
+    ``p.backbone`` (:func:`train_cirtorch` on the cached lower maps of the first dataset's train split;
+    checkpointed, resumable). Returns ``(trunk, history)``."""
+    trunk, ex = extractor(p, name)
+    ds = p.datasets[0]
+    b = bench[(ds, p.seed)]
+    net = finetune.RetrievalNet(ex.upper, pooling.get_pooling("mac"))  # ex.upper shares the trunk's modules
+    ck = checkpoint.Checkpoint(f"02_depth_finetune/{ds}_seed{p.seed}_{ex.model}")
+    hist = train_cirtorch(net, ex.maps(b.train, b.name, "train"), b.train_groups, p, p.seed, ck)
+    return trunk.cpu().eval(), hist
+
+
 def depth_sweep(bench: Mapping, p: Any, names: Sequence[str]) -> tuple[dict, dict]:
-    """Fig. 2.13a: MAC of every trunk of ``names``, off the shelf, on the first dataset's benchmark (the thesis'
-    default dimensions: no whitening). Returns ``(mAP rows {trunk: {'dim', 'easy', 'medium', 'hard'}}, descriptors
-    {trunk: {part: (N, D)}})``; the per-query Medium APs are in the rows (``'medium_aps'``)."""
+    """Fig. 2.13a: MAC of every trunk of ``names`` on the first dataset's benchmark (the thesis' default dimensions:
+    no whitening), each trunk fine-tuned first (:func:`finetune_trunk`) when ``p.finetune_depth``, else off the shelf.
+    Returns ``(mAP rows {trunk: {'dim', 'easy', 'medium', 'hard'}}, descriptors {trunk: {part: (N, D)}})``; the
+    per-query Medium APs are in the rows (``'medium_aps'``), and with fine-tuning the training loss of the first and
+    the last epoch (``'ft_loss_first'``, ``'ft_loss_last'``)."""
     b = bench[(p.datasets[0], p.seed)]
     rows, desc = {}, {}
     for name in names:
-        trunk = trunk_of(name, p)
+        ft = {}
+        if p.get("finetune_depth", False):
+            trunk, hist = finetune_trunk(name, bench, p)
+            ft = {"ft_loss_first": hist.loss[0], "ft_loss_last": hist.loss[-1]}
+        else:
+            trunk = trunk_of(name, p)
         fns = {"mac": pooling.get_pooling("mac").to(p.device)}
         desc[name] = {
             part: trunk_descriptors(trunk, getattr(b, part), p.image_size, fns, p.device)["mac"] for part in PARTS
@@ -556,6 +585,7 @@ def depth_sweep(bench: Mapping, p: Any, names: Sequence[str]) -> tuple[dict, dic
             "dim": desc[name]["db"].shape[1],
             **r,
             "medium_aps": aps(desc[name]["queries"], desc[name]["db"], b.gnd),
+            **ft,
         }
         del trunk
     return rows, desc
@@ -599,7 +629,8 @@ def plot_sweeps(depth: Mapping, dims: Mapping, dim_backbone: str):
     names = list(depth)
     axes[0].bar(range(len(names)), [depth[n]["medium"] for n in names], color="tab:blue")
     axes[0].set_xticks(range(len(names)), [f"{n}\n{depth[n]['dim']}-d" for n in names], fontsize=8)
-    axes[0].set(ylabel="Medium mAP (%)", title="(a) depth: MAC, off the shelf")
+    tuned = bool(depth) and all("ft_loss_last" in r for r in depth.values())
+    axes[0].set(ylabel="Medium mAP (%)", title=f"(a) depth: MAC, {'fine-tuned' if tuned else 'off the shelf'}")
     ks = sorted(dims)
     axes[1].plot(ks, [dims[k]["medium"] for k in ks], marker="o")
     if ks:

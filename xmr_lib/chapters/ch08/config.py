@@ -17,6 +17,7 @@ own experiment — ResNet-101's layer4 + fc fine-tuned on the authors' train / t
 """
 
 from xmr_lib.chapters.ch08 import lecture, transfer
+from xmr_lib.chapters.ch08.table2 import PAPER_TABLE_II
 from xmr_lib.core.claims import PAPER, at_least, at_most, close_to, custom, greater, real_data_only
 from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import Choice
@@ -142,20 +143,6 @@ def _paper_split(v):
 _ALL = ("smoke", "default", "full")
 _RUN = ("default", "full")
 _T2 = "Table II"
-
-#: Table II: images per class → {(init, "first" | "best"): macro F-score} (Random, Visual = inference, WordNet, Word2Vec)
-PAPER_TABLE_II = {
-    shots: dict(zip([(m, w) for m in ("random", "inference", "wordnet", "wordvec") for w in ("first", "best")], row))
-    for shots, row in {
-        100: (0.00, 0.72, 0.59, 0.73, 0.39, 0.72, 0.35, 0.72),
-        50: (0.00, 0.68, 0.58, 0.69, 0.39, 0.68, 0.35, 0.68),
-        25: (0.00, 0.62, 0.58, 0.64, 0.39, 0.63, 0.35, 0.63),
-        10: (0.00, 0.53, 0.54, 0.54, 0.39, 0.54, 0.35, 0.53),
-        5: (0.00, 0.41, 0.50, 0.50, 0.39, 0.43, 0.35, 0.45),
-        2: (0.00, 0.26, 0.44, 0.44, 0.39, 0.39, 0.35, 0.35),
-        1: (0.00, 0.16, 0.40, 0.40, 0.39, 0.39, 0.35, 0.35),
-    }.items()
-}
 
 
 def table2_tolerance(shots: int, init: str, which: str, cap: float = 0.05) -> float:
@@ -477,8 +464,10 @@ PAPER_SETTINGS = [
         "setting": "train / test images",
         "paper": "the authors' selection: 900 training and 100 test images per class (§IV.B)",
         "ours": _FT + "the authors' test/ folder is the test set; train_per_class=500 training and val_per_class=100 "
-        "validation images per class (to choose K) drawn from their train/ folder" + _HEAD + "train/ and test/ "
-        "pooled and re-split per class (500 / 100 / 100)",
+        "validation images per class (to choose K) drawn from their train/ folder; sections 1–8: the same folders on "
+        "the paper's images (test_per_class=100 from test/, train_per_class + val_per_class from train/, redrawn "
+        "per seed; target_pool(test_per_class=…), lecture.split(test=pool.test)); the offline targets (smoke, "
+        "default, the full profile's fallback) are pooled and re-split per class",
         "why": "K of Fig. 3 is chosen on images of the training folder, never on the test images",
     },
     {

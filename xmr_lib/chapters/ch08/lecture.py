@@ -100,13 +100,25 @@ def check_offline_sizes(
 # splits and similarities per seed
 
 
-def split(labels, train_per_class: int, val_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split(
+    labels, train_per_class: int, val_per_class: int, seed: int, test=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(train, val, test)`` image indices of one seed: ``train_per_class`` training images per class, then
     ``val_per_class`` validation images per class (to choose K) among the rest, the remaining images for testing.
 
     Args:
         labels: (n,) target class of every image.
+        test: (n,) bool or None — the dataset's own test images (``pool.test``: the authors' ``test/`` folder,
+            full profile). Given, the test indices are exactly those, and train / val are drawn (per seed) from the
+            other images; None: the images are pooled and re-split as above.
     """
+    if test is not None:
+        test = np.asarray(test, bool)
+        if test.shape != (len(labels),):
+            raise ValueError(f"test: expected a bool mask of shape ({len(labels)},), got shape {test.shape}")
+        own = np.flatnonzero(~test)
+        tr, va, _ = split(np.asarray(labels)[own], train_per_class, val_per_class, seed)
+        return own[tr], own[va], np.flatnonzero(test)
     tr, rest = transfer.split_per_class(labels, train_per_class, seed)
     va = rest[transfer.few_shot_indices(labels[rest], val_per_class, seed)]
     te = np.setdiff1d(rest, va)

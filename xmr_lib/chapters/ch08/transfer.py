@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from xmr_lib.chapters.ch08 import table2
 from xmr_lib.core import cache
 from xmr_lib.core.checks import check_class_ids, check_matrix
 from xmr_lib.core.setup import resolve_device
@@ -137,23 +138,8 @@ PAPER_TARGET_WNIDS = (
     "n02282903",
 )
 
-# Table II of the paper: macro F-score "First" (after initialisation) and "Best" (best registered while training)
-# for each number of training images per class. Keys: (shots, method, "first"|"best").
-PAPER_TABLE_II = {
-    (shots, method, which): value
-    for shots, row in {
-        100: (0.00, 0.72, 0.59, 0.73, 0.39, 0.72, 0.35, 0.72),
-        50: (0.00, 0.68, 0.58, 0.69, 0.39, 0.68, 0.35, 0.68),
-        25: (0.00, 0.62, 0.58, 0.64, 0.39, 0.63, 0.35, 0.63),
-        10: (0.00, 0.53, 0.54, 0.54, 0.39, 0.54, 0.35, 0.53),
-        5: (0.00, 0.41, 0.50, 0.50, 0.39, 0.43, 0.35, 0.45),
-        2: (0.00, 0.26, 0.44, 0.44, 0.39, 0.39, 0.35, 0.35),
-        1: (0.00, 0.16, 0.40, 0.40, 0.39, 0.39, 0.35, 0.35),
-    }.items()
-    for (method, which), value in zip(
-        [(m, w) for m in ("random", "inference", "wordnet", "wordvec") for w in ("first", "best")], row
-    )
-}
+# Table II of the paper (its one home: .table2, plain data), here keyed (shots, method, "first"|"best").
+PAPER_TABLE_II = {(shots, m, w): v for shots, row in table2.PAPER_TABLE_II.items() for (m, w), v in row.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1153,12 +1139,14 @@ def _imagenet_wnids_names(models) -> tuple[list[str], list[str]]:
 @dataclass
 class TargetPool:
     """Images of the target classes: ``images`` (a list of uint8 arrays of any size, grey or RGB) or ``files``
-    (paths, for the full profile), and ``labels`` (n,) class indices."""
+    (paths, for the full profile), and ``labels`` (n,) class indices. ``test`` (n,) bool, when the dataset has
+    its own split (the authors' ``test/`` folder of the paper's targets): True for the images of its test part."""
 
     labels: np.ndarray
     images: list | None = field(default=None, repr=False)
     files: list | None = field(default=None, repr=False)
     description: str = ""
+    test: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -1170,17 +1158,43 @@ class TargetPool:
         return models.decode_image(self.files[i])
 
 
+def _authors_split_pool(root: Path, wnids: Sequence[str], per_class: int, test_per_class: int, seed) -> TargetPool:
+    """The paper's targets with the authors' split kept: train-folder images first, then test-folder images."""
+    n_train = per_class - test_per_class
+    if not 1 <= test_per_class < per_class:
+        raise ValueError(
+            f"test_per_class: expected an int in [1, per_class - 1 = {per_class - 1}], got {test_per_class}"
+        )
+    files, labels, test = [], [], []
+    for split, n in (("train", n_train), ("test", test_per_class)):
+        f, y = imagenet_folder_targets(root, wnids, split)
+        idx = few_shot_indices(y, n, seed, n_classes=len(wnids))
+        files += [f[i] for i in idx]
+        labels.append(y[idx])
+        test += [split == "test"] * len(idx)
+    desc = f"{root} (the authors' train / test folders)"
+    return TargetPool(labels=np.concatenate(labels), files=files, description=desc, test=np.asarray(test, bool))
+
+
 _DATASET_NAMES = {"mnist": ("mnist5k", "mnist"), "fashion_mnist": ("fashion_mnist",), "easy_vqa": ("easy_vqa",)}
 
 
 def target_pool(
-    targets: Sequence[TargetClass], per_class: int, seed: int = 0, data_root=None, image_size: int | None = None
+    targets: Sequence[TargetClass],
+    per_class: int,
+    seed: int = 0,
+    data_root=None,
+    image_size: int | None = None,
+    test_per_class: int | None = None,
 ) -> TargetPool:
     """``per_class`` images of each target class, drawn at random (seeded) from the dataset that holds it.
 
     Offline classes come from ``xmr_lib.data`` (Fashion-MNIST, MNIST, easy-vqa: for easy-vqa a class is a shape,
     whatever its colour). The paper's ImageNet-21k classes come from ``<data_root>/pascal2019_targets``
-    (:func:`imagenet_folder_targets`; train and test folders pooled).
+    (:func:`imagenet_folder_targets`): with ``test_per_class`` the authors' split is kept — ``per_class −
+    test_per_class`` images per class from ``train/``, ``test_per_class`` from ``test/``, marked in ``pool.test``;
+    without it the train and test folders are pooled. ``test_per_class`` is ignored for the offline classes
+    (their datasets are pooled and re-split by the caller).
     """
     if int(per_class) < 1:
         raise ValueError(f"per_class: expected >= 1, got {per_class}")
@@ -1195,6 +1209,8 @@ def target_pool(
             )
         root = Path(data_root) / "pascal2019_targets"
         wnids = [t.dataset_label for t in targets]
+        if test_per_class is not None:
+            return _authors_split_pool(root, wnids, int(per_class), int(test_per_class), seed)
         files, labels = [], []
         for split in ("train", "test"):
             f, y = imagenet_folder_targets(root, wnids, split)
@@ -1370,6 +1386,7 @@ def source_features(
         "image_size": int(image_size),
         "n": len(pool),
         "labels_sum": int(pool.labels.sum()),
+        **({} if pool.test is None else {"authors_split": int(pool.test.sum())}),
         **cache_key,
     }
     return np.asarray(cache.cached(key, compute))
