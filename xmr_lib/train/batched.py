@@ -13,7 +13,9 @@ Why the R runs stay independent — and give the same numbers as R separate fits
 - gradient clipping is the one non-elementwise step: :func:`clip_grad_norm_per_run` clips each run by its own norm;
 - each run keeps its own data order (a ``torch.Generator`` per run, :func:`stacked_randperm`) and its own dropout
   masks (:class:`RunRNG` replays each run's global RNG stream, so the masks are those the run draws alone);
-- ``torch.baddbmm`` computes each run's slice like ``F.linear`` (``addmm``): at the sizes of chapter 3's networks
+- ``torch.baddbmm`` computes each run's slice like ``F.linear`` (``addmm``), and :func:`linear`'s backward pass
+  forms the gradients as ``addmm``'s does (the weight's as ``gᵀ x``, in the weight's own layout, so no transposed
+  copy of every weight's gradient at every step): at the sizes of chapter 3's networks
   on the CPU the forward and backward passes agree with the one-by-one fit bit for bit (measured; for tiny
   matrices the kernels may differ by rounding, ~1e-7 relative) (``torch.func.vmap`` over ``F.linear``
   reorders the bias addition and drifts by ~1e-6 relative, which over a few hundred Adam steps can flip a code bit;
@@ -84,24 +86,45 @@ def unstack_params(stacked: Mapping[str, torch.Tensor], modules: Sequence[nn.Mod
             p.copy_(stacked[n][r])
 
 
+class _Linear(torch.autograd.Function):
+    """R linear layers with the backward pass of ``F.linear`` (``addmm``) run by run: the output's gradient made
+    contiguous, the weight's gradient formed as ``gᵀ x`` straight in the weight's (R, out, in) layout (autograd
+    through ``baddbmm(b, x, Wᵀ)`` forms ``xᵀ g`` (R, in, out) and then copies it, transposed, into ``W.grad`` — a
+    slow strided copy of every weight at every step), the bias's as the sum of the gradient's rows."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return torch.bmm(x, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        g = g.contiguous()
+        gx = torch.bmm(g, weight) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        gb = g.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """R linear layers at once: ``x`` (R, n, in), ``weight`` (R, out, in), ``bias`` (R, out) → (R, n, out).
 
-    ``torch.baddbmm`` gives each run's slice the numbers of ``F.linear(x[r], weight[r], bias[r])`` (forward and
-    backward; bit for bit at chapter 3's sizes on the CPU, to rounding for tiny matrices); the output's gradient is made contiguous before the bias sums it, as in the lone fit."""
+    ``torch.baddbmm`` gives each run's slice the numbers of ``F.linear(x[r], weight[r], bias[r])``, and the backward
+    pass (:class:`_Linear`) forms each gradient as ``addmm``'s backward does (bit for bit at chapter 3's sizes on the
+    CPU, to rounding for tiny matrices); the output's gradient is made contiguous before the bias sums it, as in
+    the lone fit (a gradient laid out per run column-major, e.g. from a product with the output on the right,
+    would otherwise be summed in another order)."""
     if x.ndim != 3 or weight.ndim != 3 or x.shape[0] != weight.shape[0] or x.shape[2] != weight.shape[2]:
         raise ValueError(
             f"x, weight: expected (R, n, in) and (R, out, in), got {tuple(x.shape)} and {tuple(weight.shape)}"
         )
-    if bias is None:
-        out = torch.bmm(x, weight.transpose(1, 2))
-    else:
-        out = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-    if out.requires_grad:
-        # the gradient arriving here may be laid out per run column-major (e.g. from a product with the output on
-        # the right); summing it for the bias would then add in another order than the one-by-one fit does
-        out.register_hook(lambda g: g.contiguous())
-    return out
+    return _Linear.apply(x, weight, bias)
 
 
 class RunRNG:
