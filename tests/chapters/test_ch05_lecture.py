@@ -198,3 +198,69 @@ def test_real_data_is_found_read_and_split(tmp_path, monkeypatch):
     convert("stanford_dogs", tmp_path)
     train, test, _ = inc.load_fine_grained("stanford_dogs", tmp_path, 8)
     assert train.images.shape == (2, 3, 8, 8) and test.labels.tolist() == [0]
+
+
+def test_top1_accuracy_by_hand():
+    """Two classes (ids 5, 7 in columns 0, 1); identity embedding and classifier: the logits are the images."""
+    net = inc.IncrementalNet(torch.nn.Flatten(), 2, embed_dim=2, n_classes=2)
+    with torch.no_grad():
+        for layer in (net.embed, net.classifier):
+            layer.weight.copy_(torch.eye(2))
+            layer.bias.zero_()
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.2, 1.0]]).reshape(4, 2, 1, 1)
+    test = inc.LabelledImages(x, torch.tensor([5, 7, 7, 3]))
+    # class 3 is not asked for; of 5, 7, 7 the third image's largest logit is column 0 (class 5): 2 of 3 right
+    assert lecture.top1_accuracy(net, test, [5, 7], {5: 0, 7: 1}) == pytest.approx(2 / 3)
+    assert lecture.top1_accuracy(net, test, [7], {5: 0, 7: 1}) == pytest.approx(1 / 2)
+    net.train()
+    lecture.top1_accuracy(net, test, [5], {5: 0, 7: 1})
+    assert net.training  # the model's mode is given back
+    with pytest.raises(ValueError, match="classifier column"):
+        lecture.top1_accuracy(net, test, [3, 5], {5: 0, 7: 1})
+
+
+def test_alpha_grid_runs_every_beta_but_the_alpha_rows():
+    P = types.SimpleNamespace(alpha=1.0, beta=1.0, beta_grid=[0.1, 10.0], alpha_grid=[0.1, 1.0])
+    assert lecture.ab_grid(P) == [(0.1, 0.1), (0.1, 1.0), (0.1, 10.0)]
+    assert lecture.ab_grid(types.SimpleNamespace(**{**vars(P), "alpha_grid": []})) == []
+    one = {
+        0: {"kd_mmd": FakeResult(0.7, 0.6), "kd_mmd β=0.1": FakeResult(0.5, 0.8), "kd_mmd β=10": FakeResult(0.9, 0.4)}
+    }
+    one[0].update({lecture.ab_name(0.1, b): FakeResult(0.1 * b, 0.3) for b in (0.1, 1.0, 10.0)})
+    t = lecture.alpha_beta_table(P, one)
+    assert t.shape == (6, 2) and t.loc[(1.0, 10.0), "old R@1"] == pytest.approx(90)
+    assert t.loc[(0.1, 1.0), "old R@1"] == pytest.approx(10) and t.loc[(0.1, 0.1), "new R@1"] == pytest.approx(30)
+
+
+def _decides_at(claim, target, tol):
+    """``claim`` holds within ``tol`` of ``target`` (both sides) and fails just outside."""
+    metric = claim.metrics[0]
+    inside = all(claim.decide({metric: [target + d * 0.99 * tol]})[0] for d in (-1, 1))
+    outside = not any(claim.decide({metric: [target + d * 1.01 * tol]})[0] for d in (-1, 1))
+    return inside and outside
+
+
+def test_full_profile_claims_read_the_keys_the_lecture_writes():
+    """Tables 5.4 / 5.5 / 5.6 / 5.8 targets: each tolerance separates its row from the others of its column."""
+    ids = {c.id: c for c in ch05.CLAIMS}
+    c = ids["05.cub200_alpha0p1_beta10_old_R1"]
+    assert c.metrics == ("cub200/alpha=0.1,beta=10/old_R@1", "data/real")
+    assert _decides_at(c, 79.58, (79.58 - 79.41) / 2)
+    assert _decides_at(ids["05.cub200_split25_kd_mmd_old_R1"], 76.65, (77.33 - 76.65) / 2)
+    assert _decides_at(ids["05.stanford_dogs_split5_kd_mmd_new_R1"], 97.45, (97.45 - 96.73) / 2)
+    assert _decides_at(ids["05.cifar100_kd_mmd_top1_100"], 43.3, (43.3 - 41.0) / 2)
+    assert _decides_at(ids["05.cifar100_initial_top1_20"], 77.3, 5.0)  # one value in its column: the ±5 cap
+    assert ids["05.cifar100_kd_mmd_top1_100"].metrics == ("cifar100/kd_mmd/top1_100", ch05.CIFAR_REAL, "data/real")
+    assert ch05.PAPER_NEW_SPLITS == {"cub200": [25], "stanford_dogs": [5]}
+
+
+def test_dogs_takes_the_thesis_five_class_split_unless_set():
+    p = runs.resolve("05", "full", dataset="stanford_dogs")
+    ch05.FALLBACK.adjust(p, True)
+    assert (p.n_old, p.n_new, p.new_class_splits) == (60, 60, [5])  # Table 5.5 (the profile's 25 is CUB's)
+    p = runs.resolve("05", "full", dataset="stanford_dogs", new_class_splits=[10])
+    ch05.FALLBACK.adjust(p, True)
+    assert p.new_class_splits == [10]  # an explicit value is kept
+    p = runs.resolve("05", "full")
+    ch05.FALLBACK.adjust(p, True)
+    assert p.new_class_splits == [25]

@@ -9,6 +9,7 @@ The notebook reads as a lecture and calls these functions; the losses, the train
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any, Callable, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xmr_lib.chapters.ch05.config import PAPER_SPLIT
+from xmr_lib.chapters.ch05.config import CIFAR_REAL, CIFAR_TABLE, PAPER_NEW_SPLITS, PAPER_SPLIT, ab_key
 from xmr_lib.core import parallel
 from xmr_lib.data import registry
 from xmr_lib.retrieval import index
@@ -119,6 +120,22 @@ def _with_weight(method: str, kwargs: dict, key: str, weight: float) -> Callable
     return lambda: inc.method_plugins(method, **{**kwargs, key: weight})
 
 
+def _with_weights(method: str, kwargs: dict, **weights: float) -> Callable[[], list]:
+    return lambda: inc.method_plugins(method, **{**kwargs, **weights})
+
+
+def ab_name(alpha: float, beta: float) -> str:
+    """The run name of an extra (α, β) run of Table 5.8: ``"kd_mmd α=0.1 β=10"``."""
+    return f"kd_mmd α={alpha:g} β={beta:g}"
+
+
+def ab_grid(P: Any) -> list[tuple[float, float]]:
+    """The extra (α, β) runs of Table 5.8: every α of ``alpha_grid`` (but ``alpha``) × every β of {beta} ∪
+    ``beta_grid`` (the α = alpha rows are the β grid)."""
+    betas = sorted({P.beta, *P.beta_grid})
+    return [(a, b) for a in P.alpha_grid if a != P.alpha for b in betas]
+
+
 def one_step_seed(
     P: Any,
     s: int,
@@ -166,6 +183,20 @@ def one_step_seed(
             checkpoint=f"05/beta/seed{s}" if P.checkpoint else None,
         )
     )
+    if ab_grid(P):  # Table 5.8's other α rows (full profile: α = 0.1)
+        res.update(
+            inc.compare_methods(
+                make_model,
+                tr_s,
+                te_s,
+                protocol,
+                {ab_name(a, b): _with_weights("kd_mmd", kwargs, alpha=a, beta=b) for a, b in ab_grid(P)},
+                train_config(P, s, [P.base_iterations, P.inc_iterations]),
+                transform,
+                base=res["initial"],
+                checkpoint=f"05/alpha/seed{s}" if P.checkpoint else None,
+            )
+        )
     return res, time.time() - t0
 
 
@@ -492,6 +523,212 @@ def beta_metrics(bdf: pd.DataFrame) -> dict:
     return out
 
 
+def alpha_beta_table(P: Any, one: dict) -> pd.DataFrame:
+    """Table 5.8 as run: one row per (α, β) of our method (the β grid at α = alpha and :func:`ab_grid`), old / new
+    R@1 in %, mean over the seeds (empty without kd_mmd)."""
+    rows = {}
+    for a in sorted({P.alpha, *P.alpha_grid}):
+        for b in sorted({P.beta, *P.beta_grid}):
+            name = "kd_mmd" if (a, b) == (P.alpha, P.beta) else (f"kd_mmd β={b:g}" if a == P.alpha else ab_name(a, b))
+            if all(name in r for r in one.values()):
+                rows[(a, b)] = {
+                    f"{w} R@1": 100 * float(np.mean([r[name].final(w, "R@1") for r in one.values()]))
+                    for w in ("old", "new")
+                }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["α", "β"])
+
+
+# ---- Tables 5.4 / 5.5: fewer new classes at once
+
+
+def run_splits(
+    P: Any, train, test, make_model: Callable, transform: Callable, kwargs: dict, first: dict
+) -> dict[int, dict]:
+    """Tables 5.4 / 5.5 (first seed): for each k of ``P.new_class_splits``, our method learning the first k new
+    classes at once from the one-step run's network A, and the joint reference on the n_old + k classes (its
+    iterations scaled from ``joint_iterations`` by the number of classes). One incremental step of
+    ``step_iterations`` (a group of 25 CUB classes, as in the multi-step run). ``{k: {"initial", "kd_mmd",
+    "joint"}}``; ``{}`` without splits."""
+    out = {}
+    for k in P.new_class_splits:
+        if not 1 <= k <= P.n_new:
+            raise ValueError(f"new_class_splits: {k} new classes asked for, but the run has n_new={P.n_new}")
+        tasks = inc.one_step_protocol(np.arange(P.n_old + k), P.n_old)
+        joint_its = max(1, round(P.joint_iterations * (P.n_old + k) / (P.n_old + P.n_new)))
+        out[k] = inc.compare_methods(
+            make_model,
+            train,
+            test,
+            tasks,
+            ["kd_mmd", "joint"],
+            train_config(P, P.seed, [P.base_iterations, P.step_iterations]),
+            transform,
+            joint_iterations=joint_its,
+            method_kwargs=kwargs,
+            base=first["initial"],
+            checkpoint=f"05/split{k}/seed{P.seed}" if P.checkpoint else None,
+        )
+        print(f"+{k} new classes at once: ours and joint training on {P.n_old + k} classes done")
+    return out
+
+
+def splits_table(P: Any, first: dict, splits: dict) -> pd.DataFrame:
+    """Our Table 5.4 / 5.5: A, ours with each k and with all n_new new classes, the joint references; R@1 %."""
+    r1 = lambda r, w: 100 * r.steps[-1][w]["R@1"]  # noqa: E731
+    rows = {f"A(1–{P.n_old}) initial": {"old R@1": 100 * first["initial"].steps[0]["groups"][0]["R@1"]}}
+    for k, res in sorted(splits.items()) + ([(P.n_new, first)] if "kd_mmd" in first else []):
+        rows[f"+B({P.n_old + 1}–{P.n_old + k}) ours"] = {w + " R@1": r1(res["kd_mmd"], w) for w in ("old", "new")}
+    for k, res in sorted(splits.items()) + ([(P.n_new, first)] if "joint" in first else []):
+        rows[f"A(1–{P.n_old + k}) joint"] = {w + " R@1": r1(res["joint"], w) for w in ("old", "new")}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def split_metrics(P: Any, splits: dict) -> dict:
+    """``split{k}/{kd_mmd,joint}/{old,new}_R@1`` (fractions, first seed) of every split."""
+    return {
+        f"split{k}/{m}/{w}_R@1": res[m].steps[-1][w]["R@1"]
+        for k, res in splits.items()
+        for m in ("kd_mmd", "joint")
+        for w in ("old", "new")
+    }
+
+
+# ---- Table 5.6: class-incremental classification on CIFAR-100
+
+
+class TopOneAccuracy(inc.Plugin):
+    """Adds no loss: after every task, the top-1 accuracy of the classifier over the test images of every class seen
+    so far (argmax over all the seen classes' logits), ``acc[task]`` (Table 5.6's metric)."""
+
+    name = "top1"
+
+    def __init__(self):
+        self.acc: dict[int, float] = {}
+
+    def after_task(self, trainer, task: int) -> None:
+        seen = np.concatenate(trainer.tasks[: task + 1])
+        self.acc[int(task)] = top1_accuracy(
+            trainer.model, trainer.test_set, seen, trainer.columns, trainer.transform, trainer.device
+        )
+
+    def state(self) -> dict:
+        return dict(self.acc)
+
+    def load_state(self, state: Any) -> None:
+        self.acc = {int(k): float(v) for k, v in (state or {}).items()}
+
+
+@torch.no_grad()
+def top1_accuracy(
+    model: inc.IncrementalNet,
+    test: inc.LabelledImages,
+    classes: Sequence[int],
+    columns: dict[int, int],
+    transform: Callable | None = None,
+    device: Any = "cpu",
+    batch_size: int = 256,
+) -> float:
+    """Fraction of the test images of ``classes`` whose largest logit is their class's column (``columns``: class id
+    → classifier column, :attr:`xmr_lib.train.incremental.IncrementalTrainer.columns`)."""
+    m = test.mask(classes)
+    y = test.labels[m].numpy()
+    lut = np.full(max(max(columns), int(y.max(initial=0))) + 1, -1, dtype=np.int64)
+    lut[list(columns)] = list(columns.values())
+    want = torch.from_numpy(lut[y])
+    if (want < 0).any():
+        raise ValueError(f"classes: class(es) {sorted(set(y[lut[y] < 0].tolist()))[:5]} have no classifier column")
+    modes = [(mod, mod.training) for mod in model.modules()]
+    model.eval()
+    try:
+        x_all, pred = test.images[m], []
+        for i in range(0, len(x_all), batch_size):
+            x = x_all[i : i + batch_size].to(device)
+            x = transform(x, train=False) if transform is not None else x.float()
+            pred.append(model(x).logits.argmax(1).cpu())
+    finally:
+        for mod, training in modes:
+            mod.training = training
+    return float((torch.cat(pred) == want).float().mean()) if pred else float("nan")
+
+
+def cifar_benchmark(P: Any) -> tuple[inc.LabelledImages, inc.LabelledImages, list[np.ndarray]] | None:
+    """CIFAR-100's first ``cifar_classes`` classes (train / test at 32 px) and the 5 tasks of equal size in class-id
+    order (the thesis: 100 classes, 5 × 20); None when the track is off or CIFAR-100 is not under ``data_root``."""
+    if not P.cifar100:
+        print("CIFAR-100 track skipped (cifar100=False)")
+        return None
+    if not registry.converted_available("cifar100", P.data_root):
+        print(
+            "CIFAR-100 track skipped: cifar100 is not under data_root — "
+            f"python -m data_scripts fetch cifar100 --root {P.data_root or 'DIR'}"
+        )
+        return None
+    if P.cifar_classes % 5:
+        raise ValueError(f"cifar_classes: expected a multiple of 5 (5 tasks of equal size), got {P.cifar_classes}")
+    parts = []
+    for split in ("train", "test"):
+        ds = registry.load("cifar100", split, root=P.data_root)
+        keep = np.nonzero(np.asarray(ds.labels) < P.cifar_classes)[0]
+        parts.append(inc.to_labelled(ds.images[keep], np.asarray(ds.labels)[keep]))
+    tasks = inc.class_increments(np.arange(P.cifar_classes), P.cifar_classes // 5, 4)
+    return parts[0], parts[1], tasks
+
+
+def run_cifar(P: Any, kwargs: dict, data: tuple | None) -> dict | None:
+    """Table 5.6 (first seed): the chapter's network (trunk ``backbone`` at ``image_size``) trained on the first
+    task, then the L2 loss of [219], EWC, LwF and ours through the other four tasks; every run records its top-1
+    accuracy over the seen classes after each task (:class:`TopOneAccuracy`). ``data``: :func:`cifar_benchmark`'s."""
+    if data is None:
+        return None
+    train, test, tasks = data
+    make = model_factory(P, 3)
+    base_its, step_its = P.cifar_iterations[0], P.cifar_iterations[-1]
+    cfg = dataclasses.replace(train_config(P, P.seed, [base_its] + [step_its] * 4), eval_every=0)
+    factories = {m: _with_top1(m, kwargs) for m in CIFAR_TABLE}
+    return inc.compare_methods(
+        make,
+        train,
+        test,
+        tasks,
+        factories,
+        cfg,
+        batch_transform(P, 3),
+        base_plugins=lambda: inc.method_plugins("ft", margin=kwargs["margin"]) + [TopOneAccuracy()],
+        checkpoint=f"05/cifar100/seed{P.seed}" if P.checkpoint else None,
+    )
+
+
+def _with_top1(method: str, kwargs: dict) -> Callable[[], list]:
+    return lambda: inc.method_plugins(method, **kwargs) + [TopOneAccuracy()]
+
+
+def cifar_table(cifar: dict) -> pd.DataFrame:
+    """Our Table 5.6: average top-1 accuracy (%) over the classes seen, one row per method, one column per number
+    of classes seen."""
+    per_task = len(cifar["initial"].groups[0])
+    return pd.DataFrame(
+        {m: {per_task * (t + 1): 100 * a for t, a in r.plugin("top1").acc.items()} for m, r in cifar.items()}
+    ).T.rename_axis(columns="classes seen")
+
+
+def cifar_metrics(cifar: dict | None) -> dict:
+    """``cifar100/{method}/top1_{n}`` (%) after n classes seen, ``cifar100/initial/top1_{n}`` for the first task, and
+    ``cifar100/real`` = 1 (the track read CIFAR-100 from data_root); empty when the track did not run."""
+    if not cifar:
+        return {}
+    out = {CIFAR_REAL: 1}
+    for m, row in cifar_table(cifar).iterrows():
+        for n, v in row.dropna().items():
+            if m != "initial" or n == row.dropna().index[0]:
+                out[f"cifar100/{m}/top1_{n}"] = float(v)
+    return out
+
+
+def thesis_cifar() -> pd.DataFrame:
+    """Table 5.6 (CIFAR-100, 5 tasks of 20 classes): average top-1 accuracy (%) over the classes seen."""
+    return pd.DataFrame(CIFAR_TABLE, index=[20, 40, 60, 80, 100]).T.rename_axis(columns="classes seen")
+
+
 # ---- section 8: multi-step
 
 
@@ -621,12 +858,21 @@ def fmnist_metrics(P: Any, fm: dict) -> dict:
 # ---- section 12: the thesis' numbers on the real data
 
 
-def paper_metrics(P: Any, one: dict, multi: dict, methods: Sequence[str]) -> dict:
-    """R@1 % of the thesis' protocol on the real data, keyed by dataset (each scored against its own tables);
+def paper_metrics(P: Any, one: dict, multi: dict, methods: Sequence[str], splits: dict | None = None) -> dict:
+    """R@1 % of the thesis' protocol on the real data, keyed by dataset (each scored against its own tables): Tables
+    5.2 / 5.3, 5.7, 5.8 (every (α, β) run), 5.9 / 5.10 and, for the thesis' +25 (CUB) / +5 (Dogs) split, 5.4 / 5.5;
     empty unless the run read the real data with the thesis' class split."""
     if not is_real(P) or (P.n_old, P.n_new) != PAPER_SPLIT[P.dataset]:
         return {}
     D, out = P.dataset, {}
+    for k, res in (splits or {}).items():
+        if k in PAPER_NEW_SPLITS[D]:
+            for m in ("kd_mmd", "joint"):
+                for which in ("old", "new"):
+                    out[f"{D}/split{k}/{m}/{which}_R@1"] = 100 * res[m].steps[-1][which]["R@1"]
+    for (a, b), row in alpha_beta_table(P, one).iterrows():
+        if (a, b) != (P.alpha, P.beta):
+            out.update({f"{D}/{ab_key(a, b)}/{w}_R@1": float(row[f"{w} R@1"]) for w in ("old", "new")})
     for m in P.methods:
         for which in ("old", "new"):
             out[f"{D}/{m}/{which}_R@1"] = 100 * float(np.mean(per_seed(one, m, which, "R@1")))
