@@ -126,3 +126,46 @@ def test_voc2007_converter_names_a_bad_class(tmp_path):
     voc2007_raw(tmp_path / "voc2007" / "raw", {"trainval": {"000002": ["unicorn"]}, "test": {"000003": ["cat"]}})
     with pytest.raises(ConversionError, match="unicorn"):
         convert("voc2007", tmp_path)
+
+
+def _voc(tmp_path):
+    from fixtures_real_formats import voc2007_raw
+
+    objects = {
+        "trainval": {"000005": ["chair", "person"], "000007": ["car"], "000009": ["dog"], "000012": ["car", "dog"]},
+        "test": {"000001": ["dog", "person"], "000004": ["car", "car"], "000006": ["chair"]},
+    }
+    voc2007_raw(tmp_path / "voc2007" / "raw", objects)
+    convert("voc2007", tmp_path)
+    return tmp_path
+
+
+def test_voc2007_is_read_as_multilabel_pairs(tmp_path):
+    from xmr_lib import data
+
+    root = _voc(tmp_path)
+    ds = data.load("voc2007", "all", root=root)  # issue 24: the converted layout is readable
+    assert ds.multilabels.shape == (7, 20) and ds.multilabels.sum() == 10  # 000004's two cars count once
+    assert (ds.labels == -1).all() and ds.meta["splits"].count("test") == 3
+    pairs = ai.image_pairs("voc2007", root, resize=72, n_topics=3)
+    # trainval → train, test → test; multi-hot rows: 000001 = dog (11) + person (14)
+    assert pairs.train_labels.shape == (4, 20) and pairs.test_labels.shape == (3, 20)
+    assert np.flatnonzero(pairs.test_labels[0]).tolist() == [11, 14] and pairs.n_classes == 20
+    assert pairs.train_images.shape == (4, 3, 72, 72) and pairs.train_text.shape == (4, 3)
+
+
+def test_full_profile_tiny_runs_the_paper_experiment_on_voc2007(tmp_path):
+    root = _voc(tmp_path)
+    p = runs.resolve("10", "full", tiny=True, dataset="voc2007", data_root=str(root), n_topics=3, device="cpu")
+    assert p["dataset"] == "voc2007" and not p.get("fell_back", False)
+    res = lecture.paper_experiment(p, [0])
+    for m in cs.MODES:
+        (r,) = res["finetune"][m]
+        assert len(r["history"]["loss"]) == 3 and r["finite"] and 0 <= r["average"] <= 1
+        assert r["test_repr"][0].shape == (3, 20) and np.isnan(r["image_acc"])  # multi-label: no accuracy
+    assert set(res["baselines"]) == {"tvcca", "cca"}  # SM needs one label per pair (Table 3 leaves it out on VOC)
+    m = lecture.paper_experiment_metrics(res)
+    assert np.isfinite(m["finetune/O-LE-J/average"]).all()
+    assert np.isfinite(m["random_alexnet_fc7/compare/tvcca/average"]).all()
+    got = lecture.per_dataset_metrics("voc2007", m)
+    assert "voc2007/ablation/O-LE-J/average" in got and not any("/compare/" in k for k in got)

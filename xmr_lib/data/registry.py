@@ -362,6 +362,7 @@ CONVERTED_DATASETS = (
     "coco",
     "mirflickr25k",
     "nuswide",
+    "voc2007",  # multi-label: index.csv's labels column → ImageSet.multilabels (20 VOC classes)
 )
 REVISITED_DATASETS = ("roxford5k", "rparis6k")
 CONVERTED_SPLITS = ("train", "val", "test", "all", "trainval")

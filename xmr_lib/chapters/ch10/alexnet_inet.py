@@ -92,9 +92,11 @@ def image_pairs(
     max_vocab: int = 20000,
     lda_iter: int = 20,
 ) -> ImagePairs:
-    """Wikipedia / Pascal Sentence from the converted layout (``python -m data_scripts fetch NAME --root ROOT``):
-    every image decoded and squashed to ``resize`` × ``resize`` (uint8, in memory), the texts as LDA topics fitted on
-    the training documents, the paper's split (:func:`common_space._paper_split`).
+    """Wikipedia / Pascal Sentence / VOC 2007 from the converted layout (``python -m data_scripts fetch NAME --root
+    ROOT``): every image decoded and squashed to ``resize`` × ``resize`` (uint8, in memory), the texts (VOC: the
+    image's tags) as LDA topics fitted on the training documents, the paper's split
+    (:func:`common_space._paper_split`); labels (n,) class ids, or (n, 20) multi-hot for VOC 2007
+    (:func:`common_space.pair_labels`).
 
     Raises:
         ValueError for a dataset without a converter or a set without captions; FileNotFoundError (with the fetch
@@ -106,7 +108,7 @@ def image_pairs(
     ds = data.load_converted(name, root, "all")
     if ds.meta.get("all_captions") is None:
         raise ValueError(f"{Path(root) / name}: no captions.csv; re-run `python -m data_scripts convert {name}`")
-    labels = np.asarray(ds.labels, np.int64)
+    labels = cs.pair_labels(name, ds)
     docs = [" ".join(c) for c in ds.meta["all_captions"]]
     tr, te = cs._paper_split(name, labels, ds.meta["splits"], protocol)
     ttr, tte = cs._converted_text_features(

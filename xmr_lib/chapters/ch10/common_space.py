@@ -840,19 +840,20 @@ PAPER_DATASETS = ("wikipedia", "pascal_sentence", "voc2007")
 
 
 #: datasets whose converted layout (``python -m data_scripts fetch NAME``) :func:`converted_feature_pairs` reads
-CONVERTED_PAPER_DATASETS = ("wikipedia", "pascal_sentence")
+CONVERTED_PAPER_DATASETS = ("wikipedia", "pascal_sentence", "voc2007")
 FEATURES_FILE = "isomorphic_features.npz"
 
 
 def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str], protocol: str) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) row indices of the converted index. ``"paper"``: Wikipedia's official lists (2,173 / 693);
+    """(train, test) row indices of the converted index. ``"paper"``: Wikipedia's official lists (2,173 / 693),
+    VOC 2007's trainval / test lists (5,011 / 4,952, §3.1);
     Pascal Sentence 30 / 20 per class (the 600 / 400 split of [7]: the first 30 images of each class, in the
     converter's file-name order, train, the other 20 test; the exact membership of [7]'s split is not published).
     ``"converted"``: the converted ``split`` column (train + val → train, test → test)."""
     if protocol not in ("paper", "converted"):
         raise ValueError(f"protocol: expected 'paper' or 'converted', got {protocol!r}")
     sp = np.asarray(splits)
-    if protocol == "converted" or name == "wikipedia":
+    if protocol == "converted" or name in ("wikipedia", "voc2007"):
         tr, te = np.flatnonzero(np.isin(sp, ("train", "val"))), np.flatnonzero(sp == "test")
     else:
         tr, te = [], []
@@ -865,6 +866,24 @@ def _paper_split(name: str, labels: np.ndarray, splits: Sequence[str], protocol:
     if len(tr) == 0 or len(te) == 0:
         raise ValueError(f"{name}: the {protocol!r} protocol leaves {len(tr)} training and {len(te)} test pairs")
     return tr, te
+
+
+def pair_labels(name: str, ds) -> np.ndarray:
+    """The labels of a converted paper dataset's pairs (an ``ImageSet`` of :func:`data.load_converted`): (n,) class
+    ids (Wikipedia, Pascal Sentence) or, for VOC 2007, (n, 20) multi-hot int64 from index.csv's ``labels`` column
+    (every object class of the image). ValueError naming the dataset for a row without a label."""
+    if name == "voc2007":
+        if ds.multilabels is None:
+            raise ValueError(f"{name}: index.csv has no labels column; re-run `python -m data_scripts convert {name}`")
+        y = np.asarray(ds.multilabels, np.int64)
+        empty = np.flatnonzero(y.sum(1) == 0)
+        if empty.size:
+            raise ValueError(f"{name}: row {int(empty[0])} of index.csv ({ds.meta['paths'][empty[0]]}) has no label")
+        return y
+    labels = np.asarray(ds.labels, np.int64)
+    if (labels < 0).any():
+        raise ValueError(f"{name}: expected one class id per pair in index.csv, found label -1")
+    return labels
 
 
 def _converted_text_features(
@@ -921,21 +940,24 @@ def converted_feature_pairs(
     lda_iter: int = 20,
     progress: bool = True,
 ) -> CrossModalSplit:
-    """Wikipedia / Pascal Sentence features built from the layout ``python -m data_scripts fetch NAME --root ROOT``
+    """Wikipedia / Pascal Sentence / VOC 2007 features built from the layout ``python -m data_scripts fetch NAME --root ROOT``
     writes (``ROOT/NAME/index.csv``, ``images/``, ``captions.csv``), for when no ``isomorphic_features.npz`` is
     there.
 
     - images: global-average-pooled EfficientNet-Lite0 features (1280-d, ImageNet weights, frozen) at
       ``image_size`` px (centre square), L2-normalised per image — *not* the paper's 4096-d AlexNet fc7 (no
       AlexNet weights ship offline); computed in batches on ``device`` and cached with :mod:`xmr_lib.core.cache`;
-    - texts: one document per pair (the Wikipedia article; Pascal Sentence's five sentences joined), featurised as
+    - texts: one document per pair (the Wikipedia article; Pascal Sentence's five sentences joined; VOC 2007's tag
+      list — not the paper's 798-d tag-ranking feature of [20]), featurised as
       ``"lda"`` (``n_topics`` topic proportions, the paper's; fitted on the training documents), ``"tfidf"`` or
       ``"minilm"`` (384-d sentence embeddings); cached as well;
     - split: ``protocol="paper"`` — Wikipedia's official 2,173 / 693, Pascal Sentence 30 / 20 per class (600 / 400,
-      see :func:`_paper_split`); ``"converted"`` — the converted split column (train + val / test).
+      see :func:`_paper_split`), VOC 2007 trainval / test; ``"converted"`` — the converted split column (train + val /
+      test).
 
     Returns:
-        :class:`CrossModalSplit` with (n, 1280) image and (n, Dt) text features and (n,) class ids; ``meta`` has
+        :class:`CrossModalSplit` with (n, 1280) image and (n, Dt) text features and (n,) class ids ((n, 20)
+        multi-hot for VOC 2007); ``meta`` has
         the documents, image paths and how the features were made.
     Raises:
         FileNotFoundError naming the fetch command when the converted dataset is not under ``root``.
@@ -954,9 +976,7 @@ def converted_feature_pairs(
         raise ValueError(
             f"{Path(root) / name}: no captions.csv; re-run `python -m data_scripts convert {name} --root {root}`"
         )
-    labels = np.asarray(ds.labels, np.int64)
-    if (labels < 0).any():
-        raise ValueError(f"{name}: expected one class id per pair in index.csv, found label -1")
+    labels = pair_labels(name, ds)
     docs = [" ".join(c) for c in ds.meta["all_captions"]]
     tr, te = _paper_split(name, labels, ds.meta["splits"], protocol)
     paths = ds.meta["paths"]
@@ -1023,7 +1043,7 @@ def load_feature_pairs(name: str, root: str | Path | None, **build_kw) -> CrossM
     """A paper dataset as features: ``<root>/<name>/isomorphic_features.npz`` when it is there (``train_image``,
     ``train_text``, ``train_labels``, ``test_image``, ``test_text``, ``test_labels`` — labels (n,) ids or (n, c)
     multi-hot — and ``class_names``; e.g. the paper's 4096-d AlexNet fc7 / 100-d LDA features, written by hand),
-    else, for Wikipedia and Pascal Sentence, built from the converted layout of
+    else, for Wikipedia, Pascal Sentence and VOC 2007, built from the converted layout of
     ``python -m data_scripts fetch NAME --root DIR`` by :func:`converted_feature_pairs` (``build_kw`` are its
     options: ``text_features``, ``n_topics``, ``image_size``, ``device``, ``seed``, ``protocol``, ...).
 

@@ -31,6 +31,8 @@ and one more (l ∈ {64, 128, 256}; l = 64 is the Table 2 run of O/LE/J and is n
 {8, 16, 64, 256} — l = 8 was below the 10 classes and made "the smallest l is worse" hold by construction.
 SM, T-V CCA, the bilinear joint embedding and the auto-encoder add about 6 s per seed (SM's two logistic
 regressions 2.7 s, T-V CCA 0.3 s, auto-encoder 1.8 s and bilinear 0.9 s at ``space_iterations=300``), ~30 s in all.
+Every step's independent runs (seeds × variants, the seeds' data and LDA) train in worker processes, one per core at
+one thread each (``lecture.run_jobs``; ``XMR_WORKERS=1``: all in the notebook's process, the same numbers).
 """
 
 from xmr_lib.chapters.ch10 import common_space, lecture
@@ -392,14 +394,23 @@ _T3_TARGETS = {  # Table 3's re-run baselines, average mAP (SM does not apply to
 _T3_BASE = {"sm": "SM", "tvcca": "T-V CCA"}
 _PAPER_FEATURES = (
     "recorded only on the paper's image features (pre-trained AlexNet fc7, §4.2: the full profile's "
-    "i_net='alexnet' run, or an isomorphic_features.npz naming them); tolerance 0.03, below the 6.7-point gap to "
-    "the nearest re-run method of Table 3"
+    "i_net='alexnet' run, or an isomorphic_features.npz naming them); tolerance 0.03, below the smallest gap "
+    "between the methods Table 3 re-runs on the dataset (Wikipedia 6.6 points, SM 38.0 vs O/LE/J 44.6; Pascal "
+    "Sentence 4.9, SM 44.6 vs 49.5; VOC 6.0, CCA 66.5 vs T-V CCA 72.5)"
 )
-for _ds, _joint, _cca, _img, _txt in (
-    ("wikipedia", 0.441, 0.236, 0.430, 0.451),
-    ("pascal_sentence", 0.495, 0.309, 0.465, 0.524),
-    ("voc2007", 0.823, 0.665, 0.852, 0.793),
+#: Table 2, average mAP of (O, O/LE, O/LE/J) per dataset: its gaps (0.1-1.0 points) are below any useful
+#: tolerance, so the per-dataset Table 2 claims are the orderings, with the paper's gaps
+_T2_AVG = {
+    "wikipedia": (0.431, 0.431, 0.441),
+    "pascal_sentence": (0.488, 0.489, 0.495),
+    "voc2007": (0.816, 0.815, 0.823),
+}
+for _ds, _cca, _img, _txt in (
+    ("wikipedia", 0.236, 0.430, 0.451),
+    ("pascal_sentence", 0.309, 0.465, 0.524),
+    ("voc2007", 0.665, 0.852, 0.793),
 ):
+    _o, _ole, _j = _T2_AVG[_ds]
     for _k, _v in _T3_TARGETS[_ds].items():
         CLAIMS.append(
             real_data_only(
@@ -418,14 +429,30 @@ for _ds, _joint, _cca, _img, _txt in (
         )
     CLAIMS += [
         real_data_only(
-            close_to(
-                f"10.table2_{_ds}_joint",
-                f"Table 2: O/LE/J average mAP on {_NAMES[_ds]}",
-                metric=f"{_ds}/ablation/O-LE-J/average",
-                target=_joint,
-                tol=0.02,
-                paper=f"{100 * _joint:.1f}",
+            greater(
+                f"10.table2_{_ds}_joint_beats_original",
+                f"Table 2 on {_NAMES[_ds]}: O/LE/J beats O (average mAP)",
+                a=f"{_ds}/ablation/O-LE-J/average",
+                b=f"{_ds}/ablation/O/average",
+                kind=PAPER,
+                paper_gap=round(_j - _o, 3),
+                paper=f"{100 * _j:.1f} vs {100 * _o:.1f}",
                 source=_T2,
+                note="the full section's AlexNet fine-tuning when it ran (i_net='alexnet'), else section 3's I_Net",
+                profiles=("full",),
+            )
+        ),
+        real_data_only(
+            greater(
+                f"10.table2_{_ds}_joint_beats_latent_only",
+                f"Table 2 on {_NAMES[_ds]}: O/LE/J beats O/LE (average mAP)",
+                a=f"{_ds}/ablation/O-LE-J/average",
+                b=f"{_ds}/ablation/O-LE/average",
+                kind=PAPER,
+                paper_gap=round(_j - _ole, 3),
+                paper=f"{100 * _j:.1f} vs {100 * _ole:.1f}",
+                source=_T2,
+                note="the full section's AlexNet fine-tuning when it ran (i_net='alexnet'), else section 3's I_Net",
                 profiles=("full",),
             )
         ),
@@ -476,8 +503,8 @@ NOT_CLAIMED = [
     (
         "Table 2's orderings on Pascal Sentence and VOC 2007",
         "Table 2",
-        "the offline set imitates Wikipedia (10 classes, one label, LDA texts): its gaps are the ones claimed; the full "
-        "profile records Pascal Sentence / VOC targets per dataset",
+        "the offline set imitates Wikipedia (10 classes, one label, LDA texts): its gaps are the ones claimed in "
+        "default; on the real sets the full profile claims them per dataset (10.table2_<dataset>_joint_beats_*)",
     ),
     (
         "Text queries score higher than image queries (Wikipedia 45.1 vs 43.0, Pascal Sentence 52.4 vs 46.5)",
@@ -489,8 +516,9 @@ NOT_CLAIMED = [
     (
         "Cycle-consistent common spaces (a forward F(G(X)) ≈ X and a backward G(F(Y)) ≈ Y reconstruction)",
         "thesis §8.3.3b",
-        "not built: the auto-encoder's cross reconstruction (image → code → text and back) is its nearest relative here "
-        "and is compared (10.autoencoder_beats_cca)",
+        "built (cycle_space: translators G and F, paired translation + forward and backward cycles) but not yet run "
+        "in the notebook; the auto-encoder's cross reconstruction is its nearest relative and is compared "
+        "(10.autoencoder_beats_cca)",
     ),
     (
         "Classification-based, verification-based and adversarial coordinated embeddings each have their trade-offs",
@@ -505,11 +533,11 @@ PAPER_SETTINGS = [
     {
         "setting": "datasets",
         "paper": "Wikipedia 2,173 / 693, Pascal Sentence 30 / 20 per class, VOC 2007 5,011 / 4,952 (§3.1)",
-        "ours": "Wikipedia (default of full), Pascal Sentence with -p dataset=pascal_sentence; VOC 2007 from "
-        "DIR/voc2007/isomorphic_features.npz",
-        "why": "VOC 2007: `python -m data_scripts fetch voc2007` converts images, multi-labels and (given by hand) "
-        "Hwang & Grauman's tags, but the notebook does not read that layout yet; its 798-d tag-ranking features "
-        "of [20] are not rebuilt",
+        "ours": "Wikipedia (default of full), Pascal Sentence with -p dataset=pascal_sentence, VOC 2007 with "
+        "-p dataset=voc2007 (`python -m data_scripts fetch voc2007`: images, 20 multi-labels, trainval / test, "
+        "Hwang & Grauman's tags given by hand)",
+        "why": "VOC 2007's text is LDA on Hwang & Grauman's tag lists, not the 798-d tag-ranking feature of [20] "
+        "(not rebuilt); SM is left out on VOC as in Table 3 (it needs one label per pair)",
     },
     {
         "setting": "I_Net",

@@ -18,6 +18,8 @@ from xmr_lib.chapters.ch10 import alexnet_inet as ai
 from xmr_lib.chapters.ch10 import baselines as bl
 from xmr_lib.chapters.ch10 import common_space as cs
 from xmr_lib.chapters.ch10 import latent_spaces as lsp
+from xmr_lib.core import parallel
+from xmr_lib.core.setup import resolve_device
 from xmr_lib.data.registry import converted_available
 from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
 
@@ -31,6 +33,14 @@ OBJECTIVES = {
     "adversarial": "semantic + adversarial",
 }
 """The four common-space objectives compared (thesis ch. 8 §8.3.3): key → name shown."""
+
+
+def objectives_for(labels) -> dict[str, str]:
+    """:data:`OBJECTIVES` that apply to a set's labels: the ranking objective mines negatives by class id, so it is
+    left out on a multi-label set ((n, c) labels, VOC 2007)."""
+    multi = np.ndim(labels) != 1
+    return {k: v for k, v in OBJECTIVES.items() if not (multi and k == "triplet")}
+
 
 PAPER_TABLE1 = pd.DataFrame(
     {
@@ -53,6 +63,49 @@ PAPER_TABLE3 = pd.DataFrame(
     index=pd.MultiIndex.from_product([["CCA", "ours (O/LE/J)"], ["image", "text", "average"]]),
 )
 """Table 3 of the paper (the rows it re-ran: CCA and its own method), mAP (%)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# independent runs on several cores
+
+
+def _one_thread(fn, *args):
+    """``fn(*args)`` with one torch thread and one BLAS / OpenMP thread (numpy, sklearn), restored after."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            return fn(*args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_jobs(jobs: Sequence[tuple], device: str = "cpu") -> list:
+    """``[fn(*args) for fn, *args in jobs]``: the independent runs of one step (seeds, variants, methods).
+
+    On the CPU each job runs at one torch / BLAS thread (these MLPs, LDA and logistic regressions are too small to
+    split over threads) in :func:`xmr_lib.core.parallel.map_jobs`'s worker processes, one per core (``XMR_WORKERS``;
+    1: all in this process) — a job computes the same numbers whatever the number of processes. On a GPU the jobs
+    run one after another in this process. Put the longest jobs first.
+
+    Args:
+        jobs: ``(fn, *args)`` tuples; ``fn`` a module-level function, the arguments picklable.
+        device: the device the jobs train on.
+    """
+    jobs = [tuple(j) for j in jobs]
+    if resolve_device(device) != "cpu":
+        return [fn(*args) for fn, *args in jobs]
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # map_jobs gives its workers this process's thread count
+    try:
+        return parallel.map_jobs(_one_thread, jobs, parallel.cpu_workers("cpu", len(jobs)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -88,13 +141,10 @@ def seed_splits(p: Mapping[str, Any], seeds: Sequence[int]) -> dict[int, cs.Cros
         p: the notebook's parameters (dataset, data_root, n_train, n_test, text_features, n_topics, text_signal,
             device, seed).
     """
-    if p["dataset"] == "fashion_wiki":
-        return {
-            s: cs.fashion_wiki_pairs(
-                p["n_train"], p["n_test"], p["text_features"], p["n_topics"], p["text_signal"], seed=s
-            )
-            for s in seeds
-        }
+    if p["dataset"] == "fashion_wiki":  # one job per seed (:func:`run_jobs`): LDA is most of the time
+        args = (p["n_train"], p["n_test"], p["text_features"], p["n_topics"], p["text_signal"], 0.15, 0.0)
+        jobs = [(cs.fashion_wiki_pairs, *args, s) for s in seeds]
+        return dict(zip(seeds, run_jobs(jobs, p["device"])))
     real = cs.load_feature_pairs(
         p["dataset"],
         p["data_root"],
@@ -129,11 +179,14 @@ def ablation(
     progress=lambda x, **kw: x,
 ) -> dict[str, list[dict]]:
     """Train the three variants of Table 2 (:data:`common_space.MODES`) on every seed: mode → one result per seed
-    (:func:`common_space.run_isomorphic`). ``progress``: e.g. ``tqdm`` over the seeds."""
+    (:func:`common_space.run_isomorphic`). The 3 × seeds runs are independent (:func:`run_jobs`); ``progress`` is
+    accepted for symmetry with the full section's steps and not used."""
+    jobs = [(cs.run_isomorphic, splits[s], replace(base, mode=m), s, device) for s in splits for m in cs.MODES]
+    res = iter(run_jobs(jobs, device))
     out: dict[str, list[dict]] = {m: [] for m in cs.MODES}
-    for s in progress(list(splits), desc="seeds"):
+    for _s in splits:
         for m in cs.MODES:
-            out[m].append(cs.run_isomorphic(splits[s], replace(base, mode=m), seed=s, device=device))
+            out[m].append(next(res))
     return out
 
 
@@ -184,15 +237,13 @@ def latent_sweep(
     progress=lambda x, **kw: x,
 ) -> dict[int, list[dict]]:
     """O/LE/J at every latent dimension of ``latent_dims`` on every seed: l → one result per seed. The run at
-    ``base.latent`` is ``at_base`` (Table 2's O/LE/J), not trained twice."""
-    return {
-        l: (
-            list(at_base)
-            if l == base.latent
-            else [cs.run_isomorphic(splits[s], replace(base, latent=l), seed=s, device=device) for s in splits]
-        )
-        for l in progress(latent_dims, desc="latent dims")
-    }
+    ``base.latent`` is ``at_base`` (Table 2's O/LE/J), not trained twice; the others run as independent jobs
+    (:func:`run_jobs`, the largest l first)."""
+    new = sorted({int(l) for l in latent_dims if l != base.latent}, reverse=True)
+    jobs = [(cs.run_isomorphic, splits[s], replace(base, latent=l), s, device) for l in new for s in splits]
+    res = iter(run_jobs(jobs, device))
+    trained = {l: [next(res) for _s in splits] for l in new}
+    return {l: list(at_base) if l == base.latent else trained[int(l)] for l in latent_dims}
 
 
 def sweep_metrics(sweep: Mapping[int, Sequence[dict]]) -> dict[str, list]:
@@ -226,17 +277,20 @@ def compare_objectives(
     progress=lambda x, **kw: x,
 ) -> dict[str, list[dict]]:
     """Every objective of :data:`OBJECTIVES` on every seed: key → one result per seed. The semantic-matching runs
-    are ``semantic`` (Table 2's O/LE/J); the ranking objective uses ``triplet_batch_size`` pairs per batch."""
-    out: dict[str, list[dict]] = {k: [] for k in OBJECTIVES}
-    for i, s in enumerate(progress(list(splits), desc="seeds")):
-        out["cca"].append(cs.run_cca(splits[s], cca_components, seed=s))
-        out["semantic"].append(semantic[i])
-        for obj in ("triplet", "adversarial"):
-            bs = triplet_batch_size if obj == "triplet" else base.batch_size
-            out[obj].append(
-                cs.run_isomorphic(splits[s], replace(base, objective=obj, batch_size=bs), seed=s, device=device)
-            )
-    return out
+    are ``semantic`` (Table 2's O/LE/J); the ranking objective uses ``triplet_batch_size`` pairs per batch. The
+    other runs are independent jobs (:func:`run_jobs`, the slowest objective first). On a multi-label set the
+    ranking objective is left out (:func:`objectives_for`)."""
+    keys = objectives_for(next(iter(splits.values())).train_labels)  # no ranking objective on multi-label sets
+    cfgs = {
+        "triplet": replace(base, objective="triplet", batch_size=triplet_batch_size),
+        "adversarial": replace(base, objective="adversarial"),
+    }
+    cfgs = {k: v for k, v in cfgs.items() if k in keys}
+    jobs = [(cs.run_isomorphic, splits[s], cfg, s, device) for cfg in cfgs.values() for s in splits]
+    jobs += [(cs.run_cca, splits[s], cca_components, 32, s) for s in splits]
+    res = iter(run_jobs(jobs, device))
+    trained = {k: [next(res) for _s in splits] for k in (*cfgs, "cca")}
+    return {k: list(semantic) if k == "semantic" else trained[k] for k in keys}
 
 
 def compare_metrics(results: Mapping[str, Sequence[dict]]) -> dict[str, list]:
@@ -244,7 +298,7 @@ def compare_metrics(results: Mapping[str, Sequence[dict]]) -> dict[str, list]:
     out = {f"compare/{k}/{m}": [r[m] for r in rs] for k, rs in results.items() for m in ("i2t", "t2i", "average")}
     n = len(results["semantic"])
     out["compare/worst_supervised/average"] = [
-        min(results[k][i]["average"] for k in ("semantic", "triplet", "adversarial")) for i in range(n)
+        min(results[k][i]["average"] for k in ("semantic", "triplet", "adversarial") if k in results) for i in range(n)
     ]
     return out
 
@@ -260,21 +314,25 @@ def compare_table(results: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
             for k, rs in results.items()
         }
     ).T
-    table["seconds / run"] = [f"{np.mean([r['seconds'] for r in results[k]]):.1f}" for k in OBJECTIVES]
+    table["seconds / run"] = [f"{np.mean([r['seconds'] for r in results[k]]):.1f}" for k in results]
     return table
 
 
 def per_dataset_metrics(dataset: str, metrics: Mapping[str, Any], paper_features: bool = False) -> dict[str, Any]:
     """The metrics the per-dataset paper targets read, again under ``<dataset>/…``:
 
-    - ``<dataset>/ablation/O-LE-J/…``: the AlexNet fine-tuning of the full section (``finetune/O-LE-J/…``) when it
-      ran, else the O/LE/J of section 3;
+    - ``<dataset>/ablation/<O|O-LE|O-LE-J>/…``: Table 2's variants from the AlexNet fine-tuning of the full section
+      (``finetune/…``) when it ran, else from section 3;
     - ``<dataset>/compare/<cca|sm|tvcca>/…``: only on the paper's image features (AlexNet fc7, Table 3 §4.2) —
       the ``paper_features/compare/…`` runs of the full section, or section 5/6's runs when ``paper_features`` says
       the notebook's own features are AlexNet fc7 (a hand-made ``isomorphic_features.npz`` that names them).
     """
-    src = "finetune/O-LE-J/" if any(k.startswith("finetune/O-LE-J/") for k in metrics) else "ablation/O-LE-J/"
-    out = {f"{dataset}/ablation/O-LE-J/{k[len(src) :]}": v for k, v in metrics.items() if k.startswith(src)}
+    src = "finetune/" if any(k.startswith("finetune/O-LE-J/") for k in metrics) else "ablation/"
+    out = {
+        f"{dataset}/ablation/{k[len(src) :]}": v
+        for k, v in metrics.items()
+        if k.startswith(src) and k[len(src) :].split("/")[0] in cs.MODES
+    }
     base = ("cca", "sm", "tvcca")
     if any(k.startswith("paper_features/compare/") for k in metrics):
         pre = "paper_features/"
@@ -529,16 +587,18 @@ def table3_baselines(
     pair and is left out on a multi-label set (VOC 2007), as in Table 3. T-V CCA embeds in ``cca_components``
     dimensions, the size of the CCA row."""
     multi = np.ndim(next(iter(splits.values())).test_labels) != 1
-    out: dict[str, list[dict]] = {k: [] for k in BASELINES if not (multi and k == "sm")}
-    for s in progress(list(splits), desc="seeds"):
-        sp = splits[s]
-        for k in out:
-            t0 = time.time()
-            m = (bl.SemanticMatching() if k == "sm" else bl.ThreeViewCCA(cca_components)).fit(
-                sp.train_image, sp.train_text, sp.train_labels
-            )
-            out[k].append(_evaluated(*m.transform(sp.test_image, sp.test_text), sp.test_labels, t0, m))
-    return out
+    keys = [k for k in BASELINES if not (multi and k == "sm")]
+    res = iter(run_jobs([(_baseline_run, k, splits[s], cca_components) for k in keys for s in splits]))
+    return {k: [next(res) for _s in splits] for k in keys}
+
+
+def _baseline_run(key: str, sp: cs.CrossModalSplit, cca_components: int) -> dict[str, Any]:
+    """One Table 3 baseline (key of :data:`BASELINES`) fitted on a split's training pairs, evaluated on its test."""
+    t0 = time.time()
+    m = (bl.SemanticMatching() if key == "sm" else bl.ThreeViewCCA(cca_components)).fit(
+        sp.train_image, sp.train_text, sp.train_labels
+    )
+    return _evaluated(*m.transform(sp.test_image, sp.test_text), sp.test_labels, t0, m)
 
 
 def latent_spaces(
@@ -548,12 +608,13 @@ def latent_spaces(
     progress=lambda x, **kw: x,
 ) -> dict[str, list[dict]]:
     """The bilinear joint embedding and the correspondence auto-encoder on every seed: key of
-    :data:`LATENT_SPACES` → one result per seed (:func:`latent_spaces.run_latent_space`)."""
-    out: dict[str, list[dict]] = {k: [] for k in LATENT_SPACES}
-    for s in progress(list(splits), desc="seeds"):
-        for k in LATENT_SPACES:
-            out[k].append(lsp.run_latent_space(splits[s], replace(config, method=k), seed=s, device=device))
-    return out
+    :data:`LATENT_SPACES` → one result per seed (:func:`latent_spaces.run_latent_space`), as independent jobs
+    (:func:`run_jobs`, the slower auto-encoder first)."""
+    keys = sorted(LATENT_SPACES, key=lambda k: k != "autoencoder")
+    jobs = [(lsp.run_latent_space, splits[s], replace(config, method=k), s, device) for k in keys for s in splits]
+    res = iter(run_jobs(jobs, device))
+    trained = {k: [next(res) for _s in splits] for k in keys}
+    return {k: trained[k] for k in LATENT_SPACES}
 
 
 def more_compare_metrics(results: Mapping[str, Sequence[dict]]) -> dict[str, list]:
