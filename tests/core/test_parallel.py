@@ -67,3 +67,20 @@ def _fail(i: int) -> int:
 def test_map_jobs_raises_a_workers_error():
     with pytest.raises(RuntimeError, match="job 2 failed in a worker process(.|\n)*job two is bad"):
         parallel.map_jobs(_fail, [(0,), (1,), (2,)], workers=2)
+
+
+def _pid(i: int) -> int:
+    import os
+
+    time.sleep(3.0 if i == 0 else 0.0)
+    return os.getpid()
+
+
+def test_map_jobs_keeps_its_workers_between_calls_and_drops_them_after_a_failure():
+    first = parallel.map_jobs(_pid, [(0,), (1,)], workers=2)
+    again = parallel.map_jobs(_pid, [(0,), (1,)], workers=2)
+    assert first[0] == again[0] and first[1] == again[1] != first[0]  # the same worker, no new start-up
+    with pytest.raises(RuntimeError, match="job 2 failed"):
+        parallel.map_jobs(_fail, [(0,), (1,), (2,)], workers=2)
+    assert parallel._POOL is None  # its queued jobs would still run: the next call starts afresh
+    assert parallel.map_jobs(_pid, [(0,), (1,)], workers=2)[1] not in (first[1],)

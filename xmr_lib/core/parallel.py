@@ -60,30 +60,85 @@ def _init_worker(threads: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _worker(fn: Callable, jobs: list, finish: Callable | None, counter, results, threads: int, det: bool) -> None:
+class _Pool:
+    """Worker processes kept between :func:`map_jobs` calls: a notebook calls it once per step, and a fresh ``spawn``
+    worker spends seconds importing torch and xmr_lib before its first job. A job's numbers cannot depend on the
+    worker's history, for the same reason they cannot in the calling process, which runs jobs one after another."""
+
+    def __init__(self, n: int, threads: int, det: bool):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.key = (n, threads, det)
+        self.tasks, self.results = ctx.Queue(), ctx.Queue()
+        self.procs = [
+            ctx.Process(target=_worker, args=(self.tasks, self.results, threads, det), daemon=True) for _ in range(n)
+        ]
+        for p in self.procs:
+            p.start()
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=10)
+
+
+_POOL: _Pool | None = None
+_CALLS = 0
+
+
+def _pool(n: int) -> _Pool:
+    import atexit
+
+    import torch
+
+    global _POOL
+    key = (n, torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    if _POOL is not None and (_POOL.key != key or not all(p.is_alive() for p in _POOL.procs)):
+        _close_pool()
+    if _POOL is None:
+        _POOL = _Pool(*key)
+        atexit.register(_close_pool)
+    return _POOL
+
+
+def _close_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL.close()
+        _POOL = None
+
+
+def _worker(tasks, results, threads: int, det: bool) -> None:
+    import multiprocessing as mp
+    import queue
+
     _init_worker(threads, det)
+    parent = mp.parent_process()
     while True:
-        with counter.get_lock():
-            i = counter.value
-            counter.value += 1
-        if i >= len(jobs):
-            return
         try:
-            out = fn(*jobs[i])
+            call, i, fn, args, finish = tasks.get(timeout=5.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():  # the notebook's kernel was killed: end with it
+                return
+            continue
+        try:
+            out = fn(*args)
             # plain pickle: the queue's pickler would share tensors through file descriptors of this process
-            results.put((i, None, pickle.dumps(finish(out) if finish is not None else out)))
+            results.put((call, i, None, pickle.dumps(finish(out) if finish is not None else out)))
         except BaseException:  # sent back and raised by the caller
             import traceback
 
-            results.put((i, traceback.format_exc(), None))
-            return
+            results.put((call, i, traceback.format_exc(), None))
 
 
 def map_jobs(fn: Callable, jobs: Sequence[tuple], workers: int = 1, finish: Callable[[Any], Any] | None = None) -> list:
     """``[fn(*job) for job in jobs]``, the jobs spread over ``workers`` processes (this one included).
 
     The jobs are taken in their order by whichever process is free (put the longest first); this process takes the
-    first job, so its result keeps everything (e.g. plugin objects holding lambdas).
+    first job, so its result keeps everything (e.g. plugin objects holding lambdas). The worker processes stay alive
+    for the next call with the same ``workers`` and torch thread settings (they end with this process).
 
     Args:
         fn: a module-level function (pickled by name into the workers), deterministic given its arguments.
@@ -95,54 +150,48 @@ def map_jobs(fn: Callable, jobs: Sequence[tuple], workers: int = 1, finish: Call
         the results in the order of ``jobs``. A job that raised in a worker raises RuntimeError here, with the
         worker's traceback.
     """
+    global _CALLS
     jobs = [tuple(j) for j in jobs]
     if int(workers) < 1:
         raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
     if int(workers) == 1 or len(jobs) <= 1:
         return [fn(*j) for j in jobs]
-    import multiprocessing as mp
     import queue
 
-    import torch
-
-    ctx = mp.get_context("spawn")
-    counter, results = ctx.Value("i", 1), ctx.Queue()  # job 0 is this process's
-    init = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
-    procs = [
-        ctx.Process(target=_worker, args=(fn, jobs, finish, counter, results, *init), daemon=True)
-        for _ in range(min(int(workers) - 1, len(jobs) - 1))
-    ]
-    for p in procs:
-        p.start()
+    pool = _pool(min(int(workers) - 1, len(jobs) - 1))
+    _CALLS += 1
+    call = _CALLS
+    for i in range(1, len(jobs)):
+        pool.tasks.put((call, i, fn, jobs[i], finish))
     out: list = [None] * len(jobs)
-    done = {0}
+    done: set[int] = set()
     try:
         out[0] = fn(*jobs[0])
-        while True:
-            with counter.get_lock():
-                i = counter.value
-                counter.value += 1
-            if i >= len(jobs):
+        done.add(0)
+        while True:  # this process takes queued jobs too, while there are any
+            try:
+                c, i, f, args, _ = pool.tasks.get(timeout=0.05)
+            except queue.Empty:
                 break
-            out[i] = fn(*jobs[i])
+            out[i] = f(*args)
             done.add(i)
         while len(done) < len(jobs):
             try:
-                i, err, res = results.get(timeout=1.0)
+                c, i, err, res = pool.results.get(timeout=1.0)
             except queue.Empty:
-                if all(p.exitcode is not None for p in procs) and results.empty():
+                if not any(p.is_alive() for p in pool.procs):
                     missing = sorted(set(range(len(jobs))) - done)
                     raise RuntimeError(
                         f"map_jobs: the worker processes ended without the results of jobs {missing}"
                     ) from None
+                continue
+            if c != call:  # left over from an earlier call that raised
                 continue
             if err is not None:
                 raise RuntimeError(f"map_jobs: job {i} failed in a worker process:\n{err}")
             out[i] = pickle.loads(res)
             done.add(i)
     finally:
-        for p in procs:
-            if p.is_alive() and len(done) < len(jobs):
-                p.terminate()
-            p.join(timeout=10)
+        if len(done) < len(jobs):  # queued jobs of this call would still run: start afresh next time
+            _close_pool()
     return out
