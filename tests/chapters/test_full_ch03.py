@@ -1,7 +1,7 @@
 """Notebook 03's ``full`` profile end to end on the CPU (``tiny=True``): MIRFlickr-25K in its published format
-(images, tag files and concept annotations, converted by ``data_scripts``), the frozen EfficientNet-Lite0, the
-text branch, every loss of Eq. 3.7 under both loss normalisations, the paper's lr schedule and batched seeds —
-at 32 px, a few steps. The steps are the notebook's, called at library level."""
+(images, tag files and concept annotations, converted by ``data_scripts``), the AlexNet trunk fine-tuned with the
+hashing head (randomly initialised), the text branch, every loss of Eq. 3.7 under both loss normalisations, the
+paper's lr schedule, DCMH — at 64 px, a few steps. The steps are the notebook's, called at library level."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fixtures_real_formats import jpg, mirflickr_raw
 
 from data_scripts.convert import convert
 from xmr_lib.chapters.ch03 import config as ch03
+from xmr_lib.chapters.ch03 import hashing as H
 from xmr_lib.chapters.ch03 import lecture as L
 from xmr_lib.course import runs
 
@@ -62,20 +63,29 @@ def test_full_ch03_tiny_runs_the_gpu_path_on_mirflickr(mir_root):
     assert not P.fell_back and P.dataset == "mirflickr25k"
     with pytest.warns(UserWarning, match="not the 24"):  # a 3-concept fixture, not the paper's 24
         feats = L.load_features(P)
-    assert feats.image.shape == (14, 1280) and feats.text.shape == (14, 5) and feats.labels.shape == (14, 3)
-    assert len(feats.split["query"]) == 4 and len(feats.split["train"]) == 6 and np.isfinite(feats.image).all()
+    # the images themselves at 64 px (flattened channel-first, in [0, 1]): the trunk is trained, not read
+    assert feats.image.shape == (14, 3 * 64 * 64) and feats.text.shape == (14, 5) and feats.labels.shape == (14, 3)
+    assert len(feats.split["query"]) == 4 and len(feats.split["train"]) == 6
+    assert feats.image.min() >= 0 and feats.image.max() <= 1
 
     cfg = L.hashing_config(P)
     assert (cfg.lr_start, cfg.lr_end, cfg.n_bits, cfg.loss_reduction) == (1e-4, 1e-8, 8, "dcmh")
+    assert (cfg.image_trunk, cfg.trunk_pretrained, cfg.image_hidden) == ("alexnet", False, ())
     seeds = [P.seed + i for i in range(P.n_seeds)]
     run = L.Trainer(feats, P.dataset, P.device)
     full0 = run("Full", cfg, seeds[0], keep_model=True)
+    # the trunk was fine-tuned end to end: every layer of AlexNet moved from the initialisation of the same seed
+    before = L.untrained_model(feats, cfg, seeds[0]).image_net.trunk.state_dict()
+    after = full0.model.image_net.trunk.state_dict()
+    assert set(before) == set(after) and len(after) == 14  # conv1–5 and fc6–7, weights and biases
+    assert all(not torch.equal(before[k], after[k]) for k in after)
+    assert math.isfinite(full0.map_i2t) and math.isfinite(full0.map_t2i) and 0 < full0.map_i2t <= 1
     hist = pd.DataFrame(full0.history)
     assert len(hist) == 2 and {"image/pairs", "text/pairs", "image/domain"} <= set(hist)
-    # the losses the encoders and the label predictor minimise decreased (the total holds α L_d, which rises as
-    # the adversarial domain predictor learns; at 1e-4 → 1e-8 over 2 epochs the first epoch does the learning)
+    # the losses the image branch (trunk included) and the text branch minimise decreased (the total holds α L_d,
+    # which rises as the adversarial domain predictor learns; at 1e-4 → 1e-8 over 2 epochs the first epoch does the
+    # learning, so the text pass's label term, already flat, is left out)
     assert hist["image/label"].iloc[-1] < hist["image/label"].iloc[0]
-    assert hist["text/label"].iloc[-1] < hist["text/label"].iloc[0]
     assert hist["text/pairs"].iloc[-1] < hist["text/pairs"].iloc[0]
     assert hist["lr"].tolist() == pytest.approx([1e-4, 1e-8])  # the paper's schedule, both ends
     runs.record_many(L.training_metrics(hist), prefix="training/")
@@ -114,15 +124,39 @@ def test_full_ch03_tiny_runs_the_gpu_path_on_mirflickr(mir_root):
     assert {"printed_eq37/i2t", "literal_entropy/D_real_entropy_bits"} <= set(pm)
     runs.record_many(sm | pm)
 
+    dcmh_runs = L.train_dcmh(run, P, P.bits, seeds[: P.sweep_seeds])  # DCMH with the same fine-tuned trunk
+    dm = L.dcmh_metrics(dcmh_runs, P.dataset)
+    assert set(dm) == {f"dcmh/mirflickr25k/{t}/{b}" for t in ("i2t", "t2i") for b in (8, 16)}
+    assert all(math.isfinite(v) for vs in dm.values() for v in vs)
+    assert dcmh_runs[8][0].config["image_trunk"] == "alexnet"
+    runs.record_many(dm)
+
     rec = json.loads(runs.metrics_path().read_text())
     assert rec["metrics"]["data/real"] == 1 and rec["params"]["tiny"] is True
-    assert {"ablation/Full/i2t", "ablation_mean/Full/t2i", "map/mirflickr25k/i2t/16"} <= set(rec["metrics"])
+    assert {
+        "ablation/Full/i2t",
+        "ablation_mean/Full/t2i",
+        "map/mirflickr25k/i2t/16",
+        "dcmh/mirflickr25k/t2i/16",
+    } <= set(rec["metrics"])
 
 
 def test_paper_settings_match_the_full_profile():
     table = runs.paper_settings("03")
-    assert {"learning rate", "loss normalisation", "image network"} <= set(table.index)
+    assert {"learning rate", "loss normalisation", "image network", "baselines"} <= set(table.index)
+    assert "AlexNet" in table.loc["image network", "ours"] and "fine-tuned" in table.loc["image network", "ours"]
+    assert ch03.PROFILES["full"]["image_trunk"] == "alexnet" and ch03.PROFILES["default"]["image_trunk"] == "none"
     assert "1e-4 → 1e-8" in table.loc["learning rate", "ours"] and table.loc["learning rate", "why"] == ""
     assert "mean" in table.loc["loss normalisation", "ours"]
     assert ch03.PROFILES["full"]["n_sweep"] == sorted(ch03.PAPER_TABLE_31) and "N sweep" in table.index
     assert all(r["why"] == "" or len(r["why"]) >= 10 for r in ch03.PAPER_SETTINGS)
+
+
+def test_full_without_alexnet_weights_says_how_to_fetch_them(tmp_path, monkeypatch):
+    for var in ("XMR_WEIGHTS_DIR", "TORCH_HOME", "HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(var, str(tmp_path))
+    cfg = H.HashingConfig(n_bits=8, common_dim=16, image_hidden=(), text_hidden=16, image_trunk="alexnet")
+    with pytest.raises(FileNotFoundError, match="data_scripts fetch alexnet"):
+        H.CrossModalHashingModel(3 * 64 * 64, 5, 3, cfg)
+    with pytest.raises(ValueError, match="image_trunk"):
+        H.HashingConfig(image_trunk="vgg")

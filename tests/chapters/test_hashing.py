@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hashing_toy import SMALL_NET, toy_pairs
 
 from xmr_lib.chapters.ch03 import hashing as H
 from xmr_lib.retrieval import modality
@@ -259,20 +260,8 @@ def test_config_keeps_good_values_as_given():
 # training on a tiny problem
 
 
-def _toy(n=160, c=6, d=24, t=30, seed=0):
-    r = np.random.default_rng(seed)
-    lab = np.zeros((n, c), np.float32)
-    lab[np.arange(n), r.integers(0, c, n)] = 1
-    lab[np.arange(n), r.integers(0, c, n)] = 1
-    proto_i, proto_t = r.normal(size=(c, d)), r.normal(size=(c, t))
-    x = (lab @ proto_i + 0.3 * r.normal(size=(n, d))).astype(np.float32)
-    y = ((lab @ proto_t + 0.3 * r.normal(size=(n, t))) > 0.8).astype(np.float32)
-    return x, y, lab
-
-
-SMALL = dict(
-    n_bits=8, common_dim=16, image_hidden=(32,), text_hidden=32, epochs=6, batch_size=32, lr_start=3e-3, lr_end=1e-3
-)
+_toy = toy_pairs
+SMALL = {**SMALL_NET, "epochs": 6}
 
 
 def test_gradients_reach_both_branches_and_heads():

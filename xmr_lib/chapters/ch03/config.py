@@ -4,7 +4,9 @@ Image and text branches map into a common Hamming space; the losses are the pair
 quantisation (3.1), label prediction (3.6), multi-level similarity (3.3) and the domain-uncertainty entropy
 (3.2), combined by Eq. 3.7. Default profile: the offline ``shapes`` set (easy-vqa images, one templated caption
 each, labels colour / shape / size) with frozen EfficientNet-Lite0 features and a caption bag-of-words; full
-profile: MIRFlickr-25K (and NUS-WIDE with ``-p dataset=nuswide``) prepared by ``python -m data_scripts``.
+profile: MIRFlickr-25K (and NUS-WIDE with ``-p dataset=nuswide``) prepared by ``python -m data_scripts``, the image
+branch AlexNet fine-tuned end to end (``image_trunk``). DCMH (Table 3.2's baseline, :mod:`.dcmh`) is trained beside
+the full model at every code length, on the same inputs and seeds.
 
 **What the default profile tests.** The chapter's central result, Table 3.3's cumulative ablation (Baseline1 =
 L_pairs + L_q → Baseline2 + L_l → Baseline3 + L_m → Full + L_d), is registered step by step in the default
@@ -39,13 +41,25 @@ from pathlib import Path
 
 from xmr_lib.chapters.ch03 import crossmodal as cm
 from xmr_lib.chapters.ch03 import hashing as H
-from xmr_lib.core.claims import FINDING, PAPER, SANITY, at_least, close_to, custom, greater, paired_gap, real_data_only
+from xmr_lib.core.claims import (
+    FINDING,
+    PAPER,
+    SANITY,
+    at_least,
+    close_to,
+    custom,
+    greater,
+    paired_gap,
+    real_data_only,
+    separating_tolerance,
+)
 from xmr_lib.core.fallback import Fallback
 from xmr_lib.core.knobs import Choice, Float, Int, ListOf
 from xmr_lib.retrieval import modality
 
 _COMMON = {
     "image_encoder": "efficientnet_lite0",  # frozen ImageNet trunk (the thesis fine-tunes CNN-F)
+    "image_trunk": "none",  # "alexnet": the image branch fine-tunes AlexNet (CNN-F's nearest) on raw images (full)
     "image_size": 128,
     "text_encoder": "bow",
     "caption_drop": 0.5,  # shapes: chance that a caption leaves out size / position
@@ -127,7 +141,8 @@ PROFILES = {
         "sweep_seeds": 5,
         "epochs": 60,
         "image_size": 224,
-        "image_hidden": [1024],
+        "image_trunk": "alexnet",  # §3.4.1: CNN-F fine-tuned, fc7 (4096) → 512 → K
+        "image_hidden": [],
         "alpha_sweep": [1.0, 10.0, 1000.0],
         "in_batch_alpha_sweep": [0.0, 1.0, 100.0],
         "eta_sweep": [0.01, 1.0],
@@ -150,6 +165,7 @@ KNOBS = {
     "n_retrieval": Int(1, none_ok=True),
     "n_train": Int(2),
     "image_size": Int(1),
+    "image_trunk": Choice("none", "alexnet"),
     "caption_drop": Float(0, 1),
     "bits": ListOf(Int(1, 4096)),
     "ablation_bits": Int(1, 4096),
@@ -193,7 +209,10 @@ KNOB_HELP = {
     "n_retrieval": "retrieval pairs; None: every non-query pair",
     "n_train": "training pairs, drawn from the retrieval set (10,000 on MIRFlickr)",
     "image_encoder": '"efficientnet_lite0" (frozen) | "pixels" | features shipped with a prepared dataset',
-    "image_size": "input size of the frozen CNN",
+    "image_size": "input size of the image network (frozen, or the fine-tuned trunk's; ≥ 63 for AlexNet)",
+    "image_trunk": '"none": the image branch trains on frozen image_encoder features | "alexnet": AlexNet '
+    "(ImageNet weights, found on disk, never downloaded) fine-tuned end to end with the hashing head on the images "
+    "at image_size px (full)",
     "text_encoder": '"bow" (thesis) | "tfidf" | "minilm"',
     "caption_drop": "shapes: probability that a caption leaves out the size / the position",
     "bits": "code lengths K of the results table (16 / 32 / 64, Table 3.2)",
@@ -229,8 +248,8 @@ KNOB_HELP = {
     'term, so Baseline1 → Baseline2 barely changes the objective; "mean" gives every term the weight of the '
     "pair term, which makes each ablation step a real test of its term",
     "n_sweep": "common dimensions N the full model is trained at (Table 3.1: 64 … 1024); [] skips the sweep",
-    "tiny": "True: the full path at CI scale — the same loaders, frozen EfficientNet-Lite0 (its weights ship with "
-    "the package), losses and schedule, at 32 px, tiny widths, 2 epochs (TINY_KNOBS; the CI test of full)",
+    "tiny": "True: the full path at CI scale — the same loaders, the fine-tuned AlexNet trunk randomly initialised, "
+    "losses and schedule, at 64 px, tiny widths, 2 epochs (TINY_KNOBS; the CI test of full)",
     "n_tsne": "items per modality in the t-SNE maps",
     "n_examples": "retrieval examples per direction",
 }
@@ -268,14 +287,15 @@ def _clamped_to_shapes(p, error) -> dict:
 
 
 #: ``tiny=True`` (meant for ``full``): the full path exactly as on a GPU — the prepared dataset under ``data_root``,
-#: the frozen EfficientNet-Lite0 (its ImageNet weights ship with the package, so nothing is randomised), the text
-#: branch, every loss, both loss normalisations, the lr schedule, the batched seeds and every sweep — at CI scale:
-#: 32-px images, widths of 16, 2 epochs, 8- and 16-bit codes, 4 queries (the modality probe's minimum).
+#: the AlexNet trunk fine-tuned with the hashing head (randomly initialised: ``trunk_pretrained=False``), the text
+#: branch, every loss, both loss normalisations, the lr schedule, DCMH and every sweep — at CI scale: 64-px images
+#: (AlexNet's conv stack needs ≥ 63), widths of 16, 2 epochs, 8- and 16-bit codes, 4 queries (the modality
+#: probe's minimum).
 TINY_KNOBS = {
     "n_query": 4,
     "n_train": 6,
     "n_retrieval": None,
-    "image_size": 32,
+    "image_size": 64,
     "bits": [8, 16],
     "ablation_bits": 8,
     "n_seeds": 2,
@@ -283,7 +303,6 @@ TINY_KNOBS = {
     "epochs": 2,
     "batch_size": 2,
     "common_dim": 16,
-    "image_hidden": [16],
     "text_hidden": 16,
     "alpha_sweep": [1000.0],
     "in_batch_alpha_sweep": [0.0],
@@ -309,10 +328,12 @@ FALLBACK = Fallback(
 PAPER_SETTINGS = [
     {
         "setting": "image network",
-        "paper": "CNN-F (ImageNet), fine-tuned with the hash layers (§3.4.1)",
-        "ours": "EfficientNet-Lite0 (ImageNet), frozen; features computed once",
-        "why": "not yet ported: a fine-tuned trunk (AlexNet, the nearest torchvision network to CNN-F) needs the "
-        "batched trainer to run the trunk; the frozen trunk keeps every profile on one code path",
+        "paper": "CNN-F (ImageNet), fine-tuned with the hash layers: fc7 (4096) → 512 → K (§3.4.1)",
+        "ours": "AlexNet (ImageNet weights, `python -m data_scripts fetch alexnet`) up to fc7, fine-tuned end to end "
+        "with the hashing head 4096 → 512 → K at 224 px and the paper's lr schedule, through the training loop "
+        "(bf16 AMP, channels_last on CUDA); one network per seed (image_trunk='alexnet', image_hidden=[])",
+        "why": "CNN-F is not in torchvision; AlexNet is its nearest network (5 conv + 2 fc layers of the same "
+        "widths). smoke / default keep a frozen EfficientNet-Lite0",
     },
     {
         "setting": "learning rate",
@@ -364,8 +385,13 @@ PAPER_SETTINGS = [
     {
         "setting": "baselines",
         "paper": "DCMH and SSAH (Table 3.2, Fig. 3.5)",
-        "ours": "not run: the paper's numbers are quoted; our DCMH-style Baseline1 is in the ablation",
-        "why": "not yet implemented (see NOT_CLAIMED)",
+        "ours": "DCMH: our implementation of its objective (pairwise likelihood of ½ FᵀG, γ quantisation to the "
+        "shared B = sign(F + G), η bit balance, γ = η = 1) and its alternating updates, at every code length of "
+        "`bits` and `sweep_seeds` seeds, on the same image input and BoW (dcmh/<dataset>/…); SSAH not run",
+        "why": "DCMH fine-tunes CNN-F with SGD and has a BoW → 8192 → K text network; ours uses the chapter's "
+        "image input, Adam with the chapter's lr schedule and text_hidden (2000): with Adam at 1e-3 the 8192-wide "
+        "layer made DCMH's text pass diverge on shapes (objective 4 → 31 in two epochs). SSAH is a GAN-based "
+        "model, not ported: its numbers are quoted",
     },
     {
         "setting": "seeds",
@@ -475,8 +501,12 @@ _ENTROPY_NOTE = (
 )
 
 
-def _ablation_claims():
-    """Table 3.3, step by step and overall, both directions, with the paper's gaps (MIRFlickr-25K, 32 bits)."""
+def _ablation_claims(reduction: str = ""):
+    """Table 3.3, step by step and overall, both directions, with the paper's gaps (MIRFlickr-25K, 32 bits).
+    ``reduction="mean"``: the same claims on the ablation under the per-term mean normalisation
+    (``ablation_mean/…``, recorded where ``ablation_reductions`` holds "mean": the full profile, whose claims are
+    decided on real data only; a default-profile run with ``ablation_reductions=["dcmh", "mean"]`` shows the same
+    table but decides none of them)."""
     steps = (
         ("label", "Baseline2", "Baseline1", "Baseline2 (+ L_l, Eq. 3.6) beats Baseline1 (L_pairs + L_q)", _NORM_NOTE),
         (
@@ -504,23 +534,92 @@ def _ablation_claims():
         ),
     )
     out = []
+    prefix, id_part = (f"ablation_{reduction}", f"ablation_{reduction}_") if reduction else ("ablation", "ablation_")
     for key, a, b, statement, note in steps:
+        if reduction == "mean":
+            note = (
+                "under the per-term mean normalisation every added term weighs like the pair term, so the step is a "
+                "real test of its term (§6 'dcmh' claims: the literal sums)"
+            )
+            statement = f"{statement} [loss_reduction='mean']"
         for task, word, i in _TASKS:
             pa, pb = PAPER_TABLE_33[a][i], PAPER_TABLE_33[b][i]
+            claim = greater(
+                f"03.{id_part}{key}_{task}",
+                f"{statement}, {word} mAP",
+                a=f"{prefix}/{a}/{task}",
+                b=f"{prefix}/{b}/{task}",
+                kind=PAPER,
+                paper_gap=round(pa - pb, 3),
+                paper=f"{pa:.3f} vs {pb:.3f}",
+                source="Table 3.3",
+                note=note,
+                profiles=("full",) if reduction else ("default", "full"),
+            )
+            # the full profile's own claims (only it runs a second normalisation) are decided on its real data
+            out.append(real_data_only(claim) if reduction else claim)
+    return out
+
+
+_DATASET_NAMES = (("mirflickr25k", "MIRFlickr-25K"), ("nuswide", "NUS-WIDE"))
+
+
+def _dcmh_claims():
+    """Table 3.2's DCMH rows: ours beats DCMH (our implementation, the same features, seeds and schedule) per code
+    length and direction, held to a quarter of the paper's gap (MIRFlickr-25K on the offline set); in full, per
+    dataset, and DCMH's published mAP as targets whose tolerance separates DCMH from SSAH and ours in that cell."""
+    out = []
+    for task, word, _ in _TASKS:
+        for bits in (16, 32):
+            po, pd_ = (PAPER_TABLE_32[(task, m)][("mirflickr25k", bits)] for m in ("Ours", "DCMH"))
             out.append(
                 greater(
-                    f"03.ablation_{key}_{task}",
-                    f"{statement}, {word} mAP",
-                    a=f"ablation/{a}/{task}",
-                    b=f"ablation/{b}/{task}",
+                    f"03.ours_beats_dcmh_{task}_{bits}",
+                    f"The full model beats DCMH at {bits} bits, {word} mAP",
+                    a=f"map/shapes/{task}/{bits}",
+                    b=f"dcmh/shapes/{task}/{bits}",
                     kind=PAPER,
-                    paper_gap=round(pa - pb, 3),
-                    paper=f"{pa:.3f} vs {pb:.3f}",
-                    source="Table 3.3",
-                    note=note,
-                    profiles=("default", "full"),
+                    paper_gap=round(po - pd_, 3),
+                    paper=f"{po:.3f} vs {pd_:.3f} (MIRFlickr-25K)",
+                    source="Table 3.2",
+                    note="DCMH is our implementation from its paper, on the same frozen image features and BoW",
+                    profiles=("default",),
                 )
             )
+    for ds, src in _DATASET_NAMES:
+        for task, word, _ in _TASKS:
+            for bits in (16, 32, 64):
+                po, pd_ = (PAPER_TABLE_32[(task, m)][(ds, bits)] for m in ("Ours", "DCMH"))
+                column = [PAPER_TABLE_32[(task, m)][(ds, bits)] for m in ("DCMH", "SSAH", "Ours")]
+                out.append(
+                    real_data_only(
+                        greater(
+                            f"03.full_{ds}_ours_beats_dcmh_{task}_{bits}",
+                            f"{src}: the full model beats DCMH at {bits} bits, {word} mAP",
+                            a=f"map/{ds}/{task}/{bits}",
+                            b=f"dcmh/{ds}/{task}/{bits}",
+                            kind=PAPER,
+                            paper_gap=round(po - pd_, 3),
+                            paper=f"{po:.3f} vs {pd_:.3f}",
+                            source="Table 3.2",
+                            profiles=("full",),
+                        )
+                    )
+                )
+                out.append(
+                    real_data_only(
+                        close_to(
+                            f"03.full_{ds}_dcmh_{task}_{bits}",
+                            f"{src}: our DCMH reaches the published DCMH {word} mAP at {bits} bits",
+                            metric=f"dcmh/{ds}/{task}/{bits}",
+                            target=pd_,
+                            tol=round(separating_tolerance(pd_, column, cap=0.03), 4),
+                            paper=f"{pd_:.3f}",
+                            source="Table 3.2",
+                            note="tolerance: half the smallest gap to SSAH / ours in the same cell, at most 0.03",
+                        )
+                    )
+                )
     return out
 
 
@@ -570,7 +669,9 @@ def _seeds(base, step=0.0):
 CLAIMS = [
     # ---- the paper's statements (Table 3.3, Table 3.2, §3.1)
     *_ablation_claims(),
+    *_ablation_claims("mean"),
     *_bits_claims(),
+    *_dcmh_claims(),
     at_least(
         "03.domain_predictor_uncertain",
         "After training, the domain predictor on the common features F/G "
@@ -714,11 +815,11 @@ CLAIMS = [
 
 NOT_CLAIMED = [
     (
-        "Ours beats SSAH and DCMH at every code length on both datasets (e.g. +5.4 / +8.1 points over SSAH at 32 "
-        "bits on MIRFlickr)",
+        "Ours beats SSAH at every code length on both datasets (e.g. +5.4 / +8.1 points over SSAH at 32 bits on "
+        "MIRFlickr)",
         "Table 3.2",
-        "SSAH is not implemented; DCMH's rows are SSAH's published numbers with "
-        "another pipeline. Our DCMH-style Baseline1 is compared through Table 3.3 (03.ablation_full_vs_baseline1_*)",
+        "SSAH (a GAN-based model) is not implemented; ours against DCMH is claimed (03.ours_beats_dcmh_*, "
+        "03.full_<dataset>_ours_beats_dcmh_*)",
     ),
     (
         "Absolute mAPs of Table 3.2 and Table 3.3",
@@ -747,8 +848,8 @@ NOT_CLAIMED = [
         "The full method's hash-lookup precision–recall curve covers a larger area than DCMH's and SSAH's (16 bits) "
         "and than the baselines' (32 bits)",
         "Figs. 3.5, 3.6",
-        "DCMH / SSAH curves need their code; the ablation's curves are plotted, and its ordering is claimed through "
-        "mAP (Table 3.3)",
+        "SSAH is not run; DCMH's curve is plotted beside ours at the smallest code length (Fig. 3.5) and the "
+        "ablation's curves in §6 (Fig. 3.6), and the orderings are claimed through mAP (Tables 3.2 and 3.3)",
     ),
 ]
 

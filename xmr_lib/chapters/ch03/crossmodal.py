@@ -329,6 +329,9 @@ def _image_features(pairs: CrossModalPairs, encoder: str, size: int, device: str
         )
     if encoder == "pixels":
         return _pixel_features(pairs.images)
+    if encoder == "raw":  # the images themselves (n, 3·S·S) in [0, 1], for an image branch that fine-tunes a trunk
+        imgs = np.asarray(pairs.images)
+        return _pixel_features(np.repeat(imgs[..., None], 3, axis=-1) if imgs.ndim == 3 else imgs, size)
     if encoder == "efficientnet_lite0":
         imgs = np.asarray(pairs.images)
         if imgs.ndim == 3:
@@ -350,7 +353,7 @@ def _image_features(pairs: CrossModalPairs, encoder: str, size: int, device: str
                 }
         return image_features(imgs, size=size, cache_key=key, device=resolve_device(device), progress=True)
     raise ValueError(
-        f"image_encoder: expected 'efficientnet_lite0', 'pixels' or a shipped feature "
+        f"image_encoder: expected 'efficientnet_lite0', 'pixels', 'raw' or a shipped feature "
         f"{sorted(pairs.image_features)}, got {encoder!r}"
     )
 
@@ -393,7 +396,9 @@ def prepare_crossmodal_features(
         dataset: a name for :func:`load_crossmodal_pairs` (then ``root``, ``seed`` and ``load_kw`` are passed on)
             or a :class:`CrossModalPairs`.
         image_encoder: ``"efficientnet_lite0"`` (frozen ImageNet trunk, global-average-pooled 1280-d at
-            ``image_size`` px; cached on disk when ``cache``), ``"pixels"`` (16 × 16 thumbnails), or the name of
+            ``image_size`` px; cached on disk when ``cache``), ``"pixels"`` (16 × 16 thumbnails), ``"raw"`` (the
+            images at ``image_size`` px, flattened channel-first in [0, 1], never standardised: the input of a
+            fine-tuned trunk, ``HashingConfig.image_trunk``), or the name of
             features shipped with a prepared dataset (e.g. ``"cnnf"``).
         text_encoder: ``"bow"`` (binary bag-of-words over the training texts' vocabulary, as the thesis),
             ``"tfidf"`` or ``"minilm"`` (384-d sentence embeddings, cached).
@@ -416,7 +421,7 @@ def prepare_crossmodal_features(
     parts = crossmodal_split(n, seed=sp.pop("seed", seed), **sp)
     img = _image_features(pairs, image_encoder, image_size, device, cache)
     txt, vocab = _text_features(pairs, text_encoder, parts["train"])
-    if standardize_image:
+    if standardize_image and image_encoder != "raw":
         tr = img[parts["train"]]
         img = ((img - tr.mean(0)) / (tr.std(0) + 1e-6)).astype(np.float32)
     return CrossModalFeatures(

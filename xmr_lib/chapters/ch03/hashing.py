@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from xmr_lib.core.checks import check_2d
 from xmr_lib.core.setup import resolve_device
+from xmr_lib.encoders.backbones import IMAGENET_MEAN, IMAGENET_STD, backbone
 from xmr_lib.retrieval.losses import reduce_loss
 from xmr_lib.retrieval.modality import domain_classification_loss, modality_entropy, negative_entropy_loss
 from xmr_lib.train import loop
@@ -406,6 +407,69 @@ class ImageHashNet(nn.Module):
         return f, self.hash(f)
 
 
+#: image trunks the image branch can fine-tune end to end (``HashingConfig.image_trunk``)
+IMAGE_TRUNKS = ("none", "alexnet")
+
+
+class AlexNetFC7(nn.Module):
+    """AlexNet up to fc7 (conv1 … conv5, max-pool, 6 × 6 average pool, fc6, fc7 with their ReLUs and dropouts):
+    torchvision's nearest network to the thesis's CNN-F, whose 4096-d fc7 the thesis projects to 512 → K.
+
+    Input: (n, 3·S·S) images flattened channel-first with values in [0, 1] (``image_encoder="raw"`` of
+    :func:`xmr_lib.chapters.ch03.crossmodal.prepare_crossmodal_features`, so every tensor of the training loop stays
+    2-D); normalised with the ImageNet mean and std here; ``channels_last`` on CUDA. Output (n, 4096).
+    ``pretrained``: ImageNet weights found by :func:`xmr_lib.encoders.backbones.backbone` (never downloaded);
+    ``False``: random weights (``tiny``). S ≥ 63 (the conv stack needs it).
+    """
+
+    out_dim = 4096
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        net = backbone("alexnet", pretrained=pretrained, device="cpu").net
+        self.features, self.avgpool = net.features, net.avgpool
+        self.fc = nn.Sequential(*list(net.classifier.children())[:-1])  # fc8 (1000 ImageNet classes) dropped
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_2d(x, "x")
+        side = math.isqrt(x.shape[1] // 3)
+        if 3 * side * side != x.shape[1] or side < 63:
+            raise ValueError(
+                f"x: expected (n, 3·S·S) flattened RGB images with S ≥ 63 (image_encoder='raw'), got shape "
+                f"{tuple(x.shape)}"
+            )
+        z = (x.view(-1, 3, side, side) - self.mean) / self.std
+        if z.is_cuda:
+            z = z.contiguous(memory_format=torch.channels_last)
+        return self.fc(torch.flatten(self.avgpool(self.features(z)), 1))
+
+
+class TrunkImageHashNet(nn.Module):
+    """Image branch with a fine-tuned trunk: images (n, 3·S·S) → :class:`AlexNetFC7` (4096) → the hashing head of
+    :class:`ImageHashNet` (``hidden`` → F → H). ``forward`` returns ``(F, H)``."""
+
+    def __init__(
+        self,
+        n_bits: int,
+        common_dim: int = 512,
+        hidden: Sequence[int] = (),
+        dropout: float = 0.1,
+        feat_activation: str = "none",
+        trunk: str = "alexnet",
+        pretrained: bool = True,
+    ):
+        super().__init__()
+        if trunk != "alexnet":
+            raise ValueError(f"trunk: expected 'alexnet', got {trunk!r}")
+        self.trunk = AlexNetFC7(pretrained)
+        self.head = ImageHashNet(AlexNetFC7.out_dim, n_bits, common_dim, hidden, dropout, feat_activation)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.trunk(x).float())
+
+
 class TextHashNet(nn.Module):
     """Text branch: BoW (n, T) → [multi-scale fusion] → hidden (2000) → G (n, common_dim) → H = tanh (n, n_bits).
 
@@ -560,6 +624,8 @@ class HashingConfig:
     d_lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float = 10.0
+    image_trunk: str = "none"
+    trunk_pretrained: bool = True
 
     def __post_init__(self):
         choices = {
@@ -570,6 +636,7 @@ class HashingConfig:
             "pairwise_sign": PAIRWISE_SIGNS,
             "entropy_mode": ("adversarial", "literal"),
             "feat_activation": ("none", "relu"),
+            "image_trunk": IMAGE_TRUNKS,
         }
         for k, allowed in choices.items():
             if not isinstance(getattr(self, k), str) or getattr(self, k) not in allowed:
@@ -589,6 +656,8 @@ class HashingConfig:
                 f"image_hidden: expected a list of layer widths ≥ 1 (e.g. [1024] or []), got {self.image_hidden!r}"
             )
         self.image_hidden = tuple(_whole(f"image_hidden[{i}]", h, 1) for i, h in enumerate(self.image_hidden))
+        if not isinstance(self.trunk_pretrained, (bool, np.bool_)):
+            raise ValueError(f"trunk_pretrained: expected True or False, got {self.trunk_pretrained!r}")
         if not isinstance(self.text_multiscale, (bool, np.bool_)):
             raise ValueError(f"text_multiscale: expected True or False, got {self.text_multiscale!r}")
         if isinstance(self.domain_on, str) or not isinstance(self.domain_on, (list, tuple)):
@@ -639,7 +708,14 @@ class CrossModalHashingModel(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.image_net = ImageHashNet(image_dim, c.n_bits, c.common_dim, c.image_hidden, c.dropout, c.feat_activation)
+        if c.image_trunk == "none":
+            self.image_net = ImageHashNet(
+                image_dim, c.n_bits, c.common_dim, c.image_hidden, c.dropout, c.feat_activation
+            )
+        else:  # images in, the trunk fine-tuned with the hashing head (image_dim is the flattened image size)
+            self.image_net = TrunkImageHashNet(
+                c.n_bits, c.common_dim, c.image_hidden, c.dropout, c.feat_activation, c.image_trunk, c.trunk_pretrained
+            )
         self.text_net = TextHashNet(
             n_words,
             c.n_bits,
@@ -766,8 +842,11 @@ class HashingTask(loop.Task):
         dom_params = [p for m in dom_modules for p in m.parameters()]
         # one optimiser per branch (alternating passes), one for the heads updated in both passes: the label
         # predictor, and in "literal" mode the domain predictors (θ_d inside the same min as in Eq. 3.2)
+        # a fine-tuned trunk's ~57 M parameters: the fused Adam kernel (8× faster on a CPU core than the per-tensor one)
+        fused = {"image": {"fused": True}} if c.image_trunk != "none" else {}
         self.opt = {
-            k: torch.optim.Adam(v, lr=c.lr_start, weight_decay=c.weight_decay) for k, v in self.enc_params.items()
+            k: torch.optim.Adam(v, lr=c.lr_start, weight_decay=c.weight_decay, **fused.get(k, {}))
+            for k, v in self.enc_params.items()
         }
         head_params = lab_params + (dom_params if c.entropy_mode == "literal" else [])
         self.opt_heads = (
@@ -855,7 +934,7 @@ class HashingTask(loop.Task):
             self._acc(f"{mod}/{k}", v.item())
         self._acc(f"{mod}/total", out["loss"].item())
         with torch.no_grad():
-            fd, hd = out["f"].detach(), out["h"].detach()
+            fd, hd = out["f"].detach().float(), out["h"].detach().float()  # float32 buffers under AMP
             if c.pair_scope == "buffer":
                 buf[mod][0][ind], buf[mod][1][ind] = fd, hd
             if self.opt_d is not None:
@@ -941,8 +1020,13 @@ def train_cross_modal_hashing(
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     model = CrossModalHashingModel(X.shape[1], Y.shape[1], L.shape[1], c).to(dev)
+    # a fine-tuned trunk trains under the loop's bf16 AMP and channels_last on CUDA (no-ops on the CPU)
+    trainer = loop.Trainer(
+        max_epochs=c.epochs, device=dev, progress=progress, desc=f"hashing {c.n_bits} bits", amp=c.image_trunk != "none"
+    )
+    trainer.prepare(model)
     task = HashingTask(model, X.to(dev), Y.to(dev), L.to(dev), gen, probe_every, on_epoch)
-    loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc=f"hashing {c.n_bits} bits").fit(task)
+    trainer.fit(task)
     model.eval()
     return model
 

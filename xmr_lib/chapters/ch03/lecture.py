@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from xmr_lib.chapters.ch03 import crossmodal as cm
+from xmr_lib.chapters.ch03 import dcmh as D
 from xmr_lib.chapters.ch03 import hashing as H
 from xmr_lib.core import checkpoint
 
@@ -76,11 +77,12 @@ def load_features(p: Mapping[str, Any]) -> cm.CrossModalFeatures:
     rule ran in ``runs.params``: a full run without its real data reads ``dataset="shapes"`` here).
 
     ``p`` needs ``dataset, data_root, seed, device, image_encoder, text_encoder, image_size, caption_drop, n_query,
-    n_train, n_retrieval``."""
+    n_train, n_retrieval, image_trunk``."""
     load_kw = {"caption_drop": p["caption_drop"]} if p["dataset"] == "shapes" else {}
+    # a fine-tuned trunk (image_trunk, full) reads the images themselves at image_size px
     return cm.prepare_crossmodal_features(
         p["dataset"],
-        image_encoder=p["image_encoder"],
+        image_encoder=p["image_encoder"] if p["image_trunk"] == "none" else "raw",
         text_encoder=p["text_encoder"],
         root=p["data_root"],
         seed=p["seed"],
@@ -148,6 +150,8 @@ def hashing_config(p: Mapping[str, Any]) -> H.HashingConfig:
         batch_size=p["batch_size"],
         lr_start=p["lr_start"],
         lr_end=p["lr_end"],
+        image_trunk=p["image_trunk"],
+        trunk_pretrained=not p["tiny"],
     )
 
 
@@ -175,8 +179,9 @@ class Trainer:
         return r
 
     def many(self, name: str, cfg: H.HashingConfig, seeds: Sequence[int], keep_model: bool = False) -> list:
-        """One run per seed of ``seeds`` (batched unless ``self.batched`` is False)."""
-        if not self.batched:
+        """One run per seed of ``seeds`` (batched unless ``self.batched`` is False or the image branch fine-tunes a
+        trunk, which the batched network does not hold)."""
+        if not self.batched or cfg.image_trunk != "none":
             return [self(name, cfg, s, keep_model) for s in seeds]
         rs = cm.run_hashing_many(
             self.feats, cfg, seeds, name=name, device=self.device, checkpoint=self.ckpt, keep_model=keep_model
@@ -471,6 +476,130 @@ def code_length_table(
             }
         )
     return pd.DataFrame(table).set_index(["task", "data", "method"])
+
+
+def dcmh_config(p: Mapping[str, Any], n_bits: int) -> D.DCMHConfig:
+    """DCMH's :class:`~xmr_lib.chapters.ch03.dcmh.DCMHConfig` at ``n_bits`` with the notebook's optimisation
+    (``epochs``, ``batch_size``, ``lr_start → lr_end``) and the chapter's text width ``text_hidden`` (DCMH: 8192;
+    see ``PAPER_SETTINGS``)."""
+    return D.DCMHConfig(
+        n_bits=n_bits,
+        text_hidden=p["text_hidden"],
+        image_trunk=p["image_trunk"],
+        trunk_pretrained=not p["tiny"],
+        epochs=p["epochs"],
+        batch_size=p["batch_size"],
+        lr_start=p["lr_start"],
+        lr_end=p["lr_end"],
+    )
+
+
+def train_dcmh(trainer, p: Mapping[str, Any], bits: Sequence[int], seeds: Sequence[int]) -> dict[int, list]:
+    """DCMH (:mod:`xmr_lib.chapters.ch03.dcmh`) at each code length of ``bits`` and each of ``seeds``, on the
+    trainer's features, stored in its checkpoint: ``{bits: [HashingRun per seed]}``."""
+    out = {}
+    for b in bits:
+        rs = D.run_dcmh_many(
+            trainer.feats,
+            dcmh_config(p, b),
+            seeds,
+            name=f"DCMH_{b}bits",
+            device=trainer.device,
+            checkpoint=trainer.ckpt,
+        )
+        for s, r in zip(seeds, rs):
+            trainer.runs[(f"DCMH_{b}bits", s)] = r
+        out[b] = rs
+    return out
+
+
+def dcmh_metrics(dcmh_runs: Mapping[int, Sequence], dataset: str) -> dict[str, list[float]]:
+    """``dcmh/<dataset>/<task>/<bits>``: DCMH's mAP per seed (paired with ``map/<dataset>/<task>/<bits>``)."""
+    return {f"dcmh/{dataset}/{t}/{b}": [r.metrics[t]["mAP"] for r in rs] for b, rs in dcmh_runs.items() for t in TASKS}
+
+
+def dcmh_table(
+    maps: Mapping[tuple[str, int], Sequence[float]],
+    dcmh_runs: Mapping[int, Sequence],
+    dataset: str,
+    paper: Mapping[tuple[str, str], Mapping[tuple[str, int], float]],
+) -> pd.DataFrame:
+    """Table 3.2's DCMH and Ours rows: this run's mean ± std mAP per code length (ours: ``maps``; DCMH:
+    ``dcmh_runs``), the mean gap, and the paper's MIRFlickr-25K numbers."""
+    rows = []
+    for task in TASKS:
+        bits = sorted(b for t, b in maps if t == task)
+        ours = {b: maps[(task, b)] for b in bits}
+        dc = {b: [r.metrics[task]["mAP"] for r in dcmh_runs[b]] for b in bits if b in dcmh_runs}
+        name = _task_name(task)
+        rows.append({"task": name, "method": f"ours ({dataset})", **{f"{b} bits": _mean_std(ours[b]) for b in bits}})
+        rows.append({"task": name, "method": f"DCMH ({dataset})", **{f"{b} bits": _mean_std(v) for b, v in dc.items()}})
+        rows.append(
+            {
+                "task": name,
+                "method": "ours − DCMH",
+                **{f"{b} bits": f"{np.mean(ours[b]) - np.mean(v):+.3f}" for b, v in dc.items()},
+            }
+        )
+        for method in ("DCMH", "Ours"):
+            vals = paper[(task, method)]
+            rows.append(
+                {
+                    "task": name,
+                    "method": f"{method} (paper, MIRFlickr-25K)",
+                    **{f"{b} bits": vals.get(("mirflickr25k", b), np.nan) for b in bits},
+                }
+            )
+    return pd.DataFrame(rows).set_index(["task", "method"])
+
+
+def plot_dcmh_comparison(
+    maps: Mapping[tuple[str, int], Sequence[float]],
+    dcmh_runs: Mapping[int, Sequence],
+    ours_pr: Mapping[str, Any] | None = None,
+):
+    """mAP against the code length, ours vs DCMH, both directions (Table 3.2 as a plot; mean and the seeds' range),
+    and — given ``ours_pr`` (a run of ours at the smallest code length) — Fig. 3.5's hash-lookup precision–recall
+    of I→T and T→I for both methods at that length (seed 0). Returns the Figure."""
+    n_panels = 2 + (2 if ours_pr is not None else 0)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.5))
+    for task, ax in zip(TASKS, axes[:2]):
+        bits = sorted(b for t, b in maps if t == task and b in dcmh_runs)
+        for label, vals, m in (
+            ("ours", [maps[(task, b)] for b in bits], "o"),
+            ("DCMH", [[r.metrics[task]["mAP"] for r in dcmh_runs[b]] for b in bits], "s"),
+        ):
+            mean = [np.mean(v) for v in vals]
+            ax.errorbar(
+                bits,
+                mean,
+                yerr=[np.subtract(mean, [min(v) for v in vals]), np.subtract([max(v) for v in vals], mean)],
+                marker=m,
+                capsize=3,
+                label=label,
+            )
+        ax.set(xscale="log", xlabel="bits", ylabel="mAP", title=f"{_task_name(task)} (Table 3.2)")
+        ax.minorticks_off()  # one labelled tick per code length
+        ax.set_xticks(bits, [str(b) for b in bits])
+        ax.legend(fontsize=9)
+    if ours_pr is not None:
+        b0 = min(dcmh_runs)
+        for task, ax in zip(TASKS, axes[2:]):
+            for label, run in (("ours", ours_pr), ("DCMH", dcmh_runs[b0][0])):
+                pr = run.metrics[task]["pr"]
+                ax.plot(pr["recall"], pr["precision"], marker=".", label=label)
+            ax.set(xlabel="recall", ylabel="precision", title=f"hash lookup, {_task_name(task)}, {b0} bits (Fig. 3.5)")
+            ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def ours_run_at(trainer, abl: Mapping[str, Sequence], cfg: H.HashingConfig, bits: int, seed: int):
+    """The full model's run at ``bits`` and ``seed`` that :func:`train_code_lengths` trained (the ablation's Full
+    run at ``cfg.n_bits``)."""
+    if bits == cfg.n_bits:
+        return next(r for r in abl["Full"] if r.seed == seed)
+    return trainer.runs[(f"Full_{bits}bits", seed)]
 
 
 def train_dim_sweep(
