@@ -868,3 +868,96 @@ def convert(name: str, root, **options) -> dict:
     if not ds.is_dir():
         raise ConversionError(f"{ds}: no such folder; run `python -m data_scripts fetch {name} --root {root}`")
     return CONVERTERS[name](ds, **{k: v for k, v in options.items() if v is not None})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# caption sets given out by request form: Flickr8K and CUHK-PEDES (notebook 04's full profile)
+
+
+def _flickr8k_from_text(ds: Path, token: Path) -> dict:
+    """Karpathy-format ``dataset_flickr8k.json`` from the official ``Flickr8k.token.txt`` (``<file>#<k>\\t<caption>``)
+    and the split lists ``Flickr_8k.{train,dev,test}Images.txt`` (dev → ``val``); images in no list are left out."""
+    caps: dict[str, list[dict]] = {}
+    for n, line in enumerate(token.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, cap = line.partition("\t")
+        if not sep or "#" not in key:
+            raise ConversionError(f"{token}: line {n}: expected '<image>.jpg#<k><TAB><caption>', got {line[:80]!r}")
+        caps.setdefault(key.rsplit("#", 1)[0], []).append({"raw": cap.strip()})
+    images = []
+    for part, split in (("train", "train"), ("dev", "val"), ("test", "test")):
+        lst = _search(ds, f"Flickr_8k.{part}Images.txt", what="Flickr8k_text.zip")
+        for n, fn in enumerate((x.strip() for x in lst.read_text().splitlines()), 1):
+            if not fn:
+                continue
+            if fn not in caps:
+                raise ConversionError(f"{lst}: line {n}: image {fn!r} has no caption in {token.name}")
+            images.append({"filename": fn, "split": split, "sentences": caps[fn]})
+    return {"dataset": "flickr8k", "images": images, "note": "built from Flickr8k.token.txt and the split lists"}
+
+
+def _flickr8k(ds: Path, **_) -> dict:
+    js = _search(ds, "dataset_flickr8k.json", required=False)
+    if js is not None:
+        if js.parent != ds:
+            shutil.copy2(js, ds / js.name)
+        d = json.loads((ds / js.name).read_text())
+    else:
+        token = _search(ds, "Flickr8k.token.txt", what="caption_datasets.zip (Karpathy split) or Flickr8k_text.zip")
+        d = _flickr8k_from_text(ds, token)
+        (ds / "dataset_flickr8k.json").write_text(json.dumps(d))
+    img = next(
+        (p for p in (_search(ds, n, required=False) for n in ("Flicker8k_Dataset", "Flickr8k_Dataset")) if p), None
+    )
+    _adopt_images(ds, img if img is not None and img.is_dir() else None)
+    return _karpathy_rows(ds, d)
+
+
+def _cuhk_pedes(ds: Path, **_) -> dict:
+    """``reid_raw.json`` (a list of ``{split, id, file_path, captions}``, one per image) → Karpathy format with the
+    person ``id`` kept per image; ``imgs/`` becomes ``images/``."""
+    raw = _search(ds, "reid_raw.json", what="CUHK-PEDES.zip")
+    try:
+        items = json.loads(raw.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ConversionError(f"{raw}: not valid JSON ({e})") from None
+    if not isinstance(items, list):
+        raise ConversionError(f"{raw}: expected a list of images, got {type(items).__name__}")
+    images, ids = [], {}
+    for n, it in enumerate(items):
+        miss = [k for k in ("split", "id", "file_path", "captions") if k not in it]
+        if miss or it["split"] not in ("train", "val", "test"):
+            raise ConversionError(
+                f"{raw}: entry {n}: expected keys split (train/val/test), id, file_path, captions; got "
+                f"{ {k: it.get(k) for k in ('split', 'id', 'file_path')} }"
+            )
+        fp = str(it["file_path"]).replace("\\", "/")
+        images.append(
+            {
+                "filepath": fp.rsplit("/", 1)[0] if "/" in fp else "",
+                "filename": fp.rsplit("/", 1)[-1],
+                "split": it["split"],
+                "id": int(it["id"]),
+                "sentences": [{"raw": " ".join(str(c).split())} for c in it["captions"]],
+            }
+        )
+        ids.setdefault(int(it["id"]), len(ids))
+    d = {"dataset": "cuhk_pedes", "images": images, "note": "from reid_raw.json; 'id' is the person identity"}
+    (ds / "dataset_cuhk_pedes.json").write_text(json.dumps(d))
+    img = _search(ds, "imgs", required=False)
+    _adopt_images(ds, img if img is not None and img.is_dir() else None)
+    rows, caps = [], []
+    for im in images:
+        for s in im["sentences"]:
+            caps.append((len(rows), s["raw"]))
+        rel = "/".join(x for x in (im["filepath"], im["filename"]) if x)
+        rows.append({"path": rel, "label": ids[im["id"]], "split": im["split"]})
+    names = [str(k) for k in sorted(ids, key=ids.get)]
+    rep = _write_index(ds, rows, names, captions=caps, meta={"split": "the official split of reid_raw.json"})
+    if img is None and not (ds / "images").is_dir():
+        rep.setdefault("missing", []).append("imgs/ (the images of CUHK-PEDES.zip); the captions were converted")
+    return rep
+
+
+CONVERTERS.update({"flickr8k": _flickr8k, "cuhk_pedes": _cuhk_pedes})

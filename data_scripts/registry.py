@@ -874,3 +874,87 @@ def get_weights(name: str) -> WeightsFile:
     if name not in WEIGHTS:
         raise ValueError(f"name: unknown weights {name!r}; known: {', '.join(sorted(WEIGHTS))}")
     return WEIGHTS[name]
+
+
+# ---- caption sets given out by request form (notebook 04's full profile, Tables 4.2, 4.3, 4.8): the archive the
+# user obtained by hand is taken with --from-dir; neither publisher states a size or checksum for it
+_add(
+    DatasetSpec(
+        name="flickr8k",
+        title="Flickr8K (8,091 images, 5 captions each; Karpathy split 6k / 1k / 1k)",
+        files=(
+            _KARPATHY,
+            RemoteFile(
+                "Flickr8k_Dataset.zip",
+                manual=True,
+                extract=True,
+                size_mb=1100,
+                note="the images (folder Flicker8k_Dataset/, sic), after the request form",
+                source="Flickr8K page of the University of Illinois (request form; by hand); no size or checksum "
+                "published",
+            ),
+            RemoteFile(
+                "Flickr8k_text.zip",
+                manual=True,
+                extract=True,
+                optional=True,
+                size_mb=2.3,
+                note="the official captions (Flickr8k.token.txt) and split lists (Flickr_8k.{train,dev,test}"
+                "Images.txt): used when Karpathy's dataset_flickr8k.json is absent",
+                source="Flickr8K page of the University of Illinois (with the images); no size or checksum published",
+            ),
+        ),
+        licence="captions: CC BY (Hodosh et al.); images: Flickr terms of use, research only",
+        citation="M. Hodosh, P. Young, J. Hockenmaier. Framing image description as a ranking task: data, models "
+        "and evaluation metrics. JAIR 2013. A. Karpathy, L. Fei-Fei. Deep visual-semantic alignments for "
+        "generating image descriptions. CVPR 2015 (split).",
+        homepage="https://hockenmaier.cs.illinois.edu/8k-pictures.html",
+        layout=(
+            "dataset_flickr8k.json (Karpathy format; built from Flickr8k.token.txt and the official split lists "
+            "when Karpathy's file is absent), images/<file>.jpg, index.csv (path,label,split), captions.csv "
+            "(image,caption)"
+        ),
+        manual_steps=(
+            "The images are given out after a request form on the Flickr8K page: put Flickr8k_Dataset.zip (or the "
+            "unpacked Flicker8k_Dataset/ folder) in a folder — with Flickr8k_text.zip if you have it — and run "
+            "`python -m data_scripts fetch flickr8k --root DIR --from-dir THAT_FOLDER`. Karpathy's "
+            "caption_datasets.zip (the split, pinned) is downloaded or taken from the same folder. No size or "
+            "checksum is published for the images: the archive is accepted when it reads to its last byte."
+        ),
+        used_by="notebook 04 (full profile, -p dataset=flickr8k)",
+    )
+)
+
+_add(
+    DatasetSpec(
+        name="cuhk_pedes",
+        title="CUHK-PEDES (40,206 pedestrian images of 13,003 identities, 2 captions each; split 11,003 / 1,000 / "
+        "1,000 identities)",
+        files=(
+            RemoteFile(
+                "CUHK-PEDES.zip",
+                manual=True,
+                extract=True,
+                size_mb=800,
+                note="imgs/ and reid_raw.json (split, id, file_path, captions per image), after the request form",
+                source="the dataset's page (request form to the authors; by hand); no size or checksum published",
+            ),
+        ),
+        licence="research only, by agreement with the authors (request form)",
+        citation="S. Li, T. Xiao, H. Li, B. Zhou, D. Yue, X. Wang. Person search with natural language "
+        "description. CVPR 2017.",
+        homepage="https://github.com/ShuangLI59/Person-Search-with-Natural-Language-Description",
+        layout=(
+            "dataset_cuhk_pedes.json (Karpathy format; every image also carries its person 'id'), "
+            "images/<file_path of reid_raw.json>, index.csv (path,label,split; label = the person id), "
+            "classes.txt, captions.csv (image,caption)"
+        ),
+        manual_steps=(
+            "The authors give CUHK-PEDES out after a request form (see the homepage): put the archive you receive, "
+            "renamed CUHK-PEDES.zip (or the unpacked CUHK-PEDES/ folder with imgs/ and reid_raw.json), in a folder "
+            "and run `python -m data_scripts fetch cuhk_pedes --root DIR --from-dir THAT_FOLDER`. No size or "
+            "checksum is published: the archive is accepted when it reads to its last byte."
+        ),
+        used_by="notebook 04 (full profile, -p dataset=cuhk_pedes)",
+    )
+)

@@ -308,3 +308,58 @@ def voc2007_raw(raw: Path, objects: dict | None = None, tags: bool = True) -> Pa
                 t.parent.mkdir(parents=True, exist_ok=True)
                 t.write_text("".join(f"{n}\n" for n in dict.fromkeys(names)) + "indoor\n")
     return base
+
+
+def flickr8k_raw(raw: Path, splits=("train", "train", "dev", "test", "test"), karpathy: bool = False) -> list[str]:
+    """What Flickr8k_Dataset.zip and Flickr8k_text.zip unpack to: Flicker8k_Dataset/<id>_<hash>.jpg (the folder's
+    name misspelt as published), Flickr8k.token.txt (``<file>#<k>\\t<caption>``, 5 per image) and the split lists
+    Flickr_8k.{train,dev,test}Images.txt; with ``karpathy`` Karpathy's dataset_flickr8k.json instead of the text
+    files. Returns the image file names, one per entry of ``splits``."""
+    names = [f"{1000268201 + k}_693b08cb0e.jpg" for k in range(len(splits))]
+    for k, fn in enumerate(names):
+        jpg(raw / "Flicker8k_Dataset" / fn, (40 * k) % 256)
+    if karpathy:
+        imgs = [
+            {
+                "filename": fn,
+                "split": {"dev": "val"}.get(s, s),
+                "imgid": k,
+                "sentences": [{"raw": f"A dog {k} runs {j} .", "tokens": ["a", "dog"]} for j in range(5)],
+            }
+            for k, (fn, s) in enumerate(zip(names, splits))
+        ]
+        (raw / "dataset_flickr8k.json").write_text(json.dumps({"dataset": "flickr8k", "images": imgs}))
+        return names
+    lines = [f"{fn}#{j}\tA dog {k} runs {j} ." for k, fn in enumerate(names) for j in range(5)]
+    (raw / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
+    for part in ("train", "dev", "test"):
+        lst = [fn for fn, s in zip(names, splits) if s == part]
+        (raw / f"Flickr_8k.{part}Images.txt").write_text("".join(f"{fn}\n" for fn in lst))
+    return names
+
+
+def cuhk_pedes_raw(raw: Path, people=(("train", 2), ("train", 1), ("val", 1), ("test", 2), ("test", 2))) -> list:
+    """What CUHK-PEDES.zip unpacks to: CUHK-PEDES/imgs/<camera folder>/<file>.png and reid_raw.json, a list of
+    ``{"split", "captions" (2), "file_path" (relative to imgs/), "processed_tokens", "id"}`` per image; ``people``:
+    (split, number of images) per person id (1, 2, ...). Returns the entries."""
+    base = raw / "CUHK-PEDES"
+    items, n = [], 0
+    for pid, (split, n_img) in enumerate(people, 1):
+        for _ in range(n_img):
+            fp = f"{'CUHK01' if n % 2 else 'train_query'}/p{pid}_{n:05d}.png"
+            path = base / "imgs" / fp
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((24, 10, 3), (25 * n) % 256, np.uint8)).save(path)
+            caps = [f"The man {pid} wears a coat {n}.", f"A person {pid} in shoes {n}."]
+            items.append(
+                {
+                    "split": split,
+                    "captions": caps,
+                    "file_path": fp,
+                    "processed_tokens": [c.split() for c in caps],
+                    "id": pid,
+                }
+            )
+            n += 1
+    (base / "reid_raw.json").write_text(json.dumps(items))
+    return items

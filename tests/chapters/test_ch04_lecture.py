@@ -227,3 +227,19 @@ def test_config_follows_the_parameters():
     p = runs.resolve("04", "smoke")
     c = L.common_space_config(p)
     assert (c.dim, c.hidden, c.lr, c.lr_d, c.tau, c.epochs) == (128, 0, 1e-3, 1e-3, 4.0, 2)
+
+
+def test_train_tables_trains_ablation_and_tau_in_one_call(monkeypatch):
+    calls = []
+
+    def fake_run_configs(split, base, names, seeds, overrides=None, device="cpu", checkpoint=None, engine=None):
+        calls.append((list(names), dict(overrides)))
+        return {n: {"name": n} for n in names}
+
+    monkeypatch.setattr(adv, "run_configs", fake_run_configs)
+    base = adv.CommonSpaceConfig(tau=4.0)
+    p = {"ablation": ["B1", "Full"], "tau_sweep": [6.0, 1.0, 4.0], "device": "cpu"}
+    results, sweep = L.train_tables(None, base, p, [0, 1])
+    assert calls == [(["B1", "Full", "tau=1", "tau=6"], {"tau=1": {"tau": 1.0}, "tau=6": {"tau": 6.0}})]
+    assert list(results) == ["B1", "Full"] and list(sweep) == [1.0, 4.0, 6.0]
+    assert sweep[4.0] is results["Full"] and sweep[6.0] == {"name": "tau=6"}

@@ -108,3 +108,42 @@ def test_paper_settings_match_the_full_profile():
     assert 2 * full["text_hidden"] == 1024 and full["tau"] == 4.0 and full["margin"] == 0.5  # §4.5.1
     assert "2e-5" in table.loc["optimiser and learning rates", "paper"]
     assert all(r["why"] == "" or len(r["why"]) >= 10 for r in ch04.PAPER_SETTINGS)
+
+
+def test_identity_relevance_counts_every_image_of_the_person():
+    # images 0 and 1 show the same person; caption 0 (of image 0) lies nearest image 1
+    zi = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], np.float32)
+    zt = np.array([[0.1, 1.0], [0.0, 1.0], [-1.0, 0.1]], np.float32)
+    pair = np.array([0, 1, 2])
+    inst = adv.retrieval_metrics(zi, zt, pair, ks=(1,))
+    ident = adv.retrieval_metrics(zi, zt, pair, ks=(1,), image_label=np.array([7, 7, 3]))
+    assert inst["t2i/R@1"] == pytest.approx(200 / 3) and ident["t2i/R@1"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="image_label"):
+        adv.retrieval_metrics(zi, zt, pair, image_label=np.array([1, 2]))
+
+
+def test_full_ch04_tiny_on_cuhk_pedes_scores_by_person(tmp_path, monkeypatch):
+    from fixtures_real_formats import cuhk_pedes_raw
+
+    monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XMR_RUN_DIR", str(tmp_path / "run"))
+    torch.set_num_threads(1)
+    cuhk_pedes_raw(tmp_path / "cuhk_pedes" / "raw", people=(("train", 3),) * 4 + (("test", 2),) * 3)
+    convert("cuhk_pedes", tmp_path)
+    P = runs.params("04", profile="full", tiny=True, dataset="cuhk_pedes", data_root=str(tmp_path), device="cpu")
+    assert not P.fell_back and L.end_to_end(P)
+    data = L.load_benchmark(P)
+    s = data.split
+    assert s.train_image.shape == (8, 3, 32, 32) and s.test_image.shape == (6, 3, 32, 32)
+    assert s.test_image_label.tolist() == [5, 5, 6, 6, 7, 7]
+    base = L.common_space_config(P, data)
+    results = adv.run_configs(s, base, ["Full"], [P.seed], device="cpu", progress=False, engine=L.engine(P))
+    m = results["Full"]["metrics"]
+    assert all(math.isfinite(v[0]) for v in m.values())
+    zi, zt = adv.embed(results["Full"]["models"][0], s.test_image, s.test_text)  # scored by person, not instance
+    by_person = adv.retrieval_metrics(zi, zt, s.test_pair, image_label=s.test_image_label)
+    assert m["t2i/R@5"][0] == by_person["t2i/R@5"] == 100.0  # 5 of 6 images always include one of the person's two
+    ids = {c.id for c in ch04.CLAIMS}
+    assert {"04.full_cuhk_pedes_resnet152_t2i_r1", "04.separate_beats_unified_cuhk_pedes_resnet152_i2t"} <= ids
+    assert "04.full_flickr8k_mobilenet_v2_i2t_r1" in ids
+    assert "--from-dir" in ch04.FALLBACK.fetch(P)

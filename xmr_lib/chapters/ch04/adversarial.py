@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from xmr_lib.core import parallel
 from xmr_lib.core.checks import check_2d, check_int_labels, check_positive, check_same_shape
 from xmr_lib.core.setup import resolve_device
 from xmr_lib.data.registry import karpathy_caption_benchmark  # the reader lives in data/; kept importable here
@@ -657,6 +658,50 @@ def _sorted_relevance(s: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.take_along_axis(r, order, axis=1)
 
 
+def _hit_ranks(s: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 0-based rank of every relevant item in its query's ranking (scores descending, ties: the lower index
+    first, as a stable sort), without sorting the rankings: rank = items scored higher + tied items before it.
+
+    Returns ``(query, rank, m)`` per relevant item, ordered by query then rank; ``m`` counts the relevant items
+    ranked before it in the same query (0 for the first hit). Work is O(relevant items × N), done in chunks."""
+    q, j = np.nonzero(r)
+    rank = np.empty(len(q), np.int64)
+    cols = np.arange(s.shape[1])
+    step = max(1, 2**22 // max(1, s.shape[1]))
+    for a in range(0, len(q), step):  # chunks of relevant items (vectorised within a chunk)
+        qq, jj = q[a : a + step], j[a : a + step]
+        row, v = s[qq], s[qq, jj][:, None]
+        rank[a : a + step] = (row > v).sum(1) + ((row == v) & (cols[None, :] < jj[:, None])).sum(1)
+    order = np.lexsort((rank, q))
+    q, rank = q[order], rank[order]
+    first = np.searchsorted(q, q, side="left")  # where each query's hits start
+    return q, rank, np.arange(len(q)) - first
+
+
+def _ranked_metrics(s: np.ndarray, r: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """R@K (fraction of queries with a hit in the top K), the standard mAP and the thesis's "mAP" (fractions),
+    over the queries with at least one relevant item, from :func:`_hit_ranks`: the values of
+    ``retrieval.metrics.recall_at_k`` / ``mean_average_precision`` (ties by index) and
+    :func:`thesis_map_excluding_hit`, with no full sort. Non-finite scores fall back to those functions."""
+    if not np.isfinite(s).all():
+        out = {f"R@{k}": v for k, v in recall_at_k(s, r, list(ks)).items()}
+        return {**out, "mAP": mean_average_precision(s, r), "thesis_mAP": thesis_map_excluding_hit(s, r)}
+    q, rank, m = _hit_ranks(s, r)
+    n_rel = np.bincount(q, minlength=s.shape[0])
+    keep = n_rel > 0
+    nq = int(keep.sum())
+    if nq == 0:
+        return {**{f"R@{k}": float("nan") for k in ks}, "mAP": float("nan"), "thesis_mAP": float("nan")}
+    best = np.full(s.shape[0], np.iinfo(np.int64).max)
+    np.minimum.at(best, q, rank)
+    out = {f"R@{k}": float((best[keep] < k).sum() / nq) for k in ks}
+    ap = np.bincount(q, weights=(m + 1) / (rank + 1), minlength=s.shape[0])
+    out["mAP"] = float((ap[keep] / n_rel[keep]).mean())
+    th = np.bincount(q, weights=np.where(rank == 0, 1.0, m / (rank + 1)), minlength=s.shape[0])
+    out["thesis_mAP"] = float((th[keep] / n_rel[keep]).mean())
+    return out
+
+
 def thesis_map_excluding_hit(scores: Any, relevance: Any) -> float:
     """The chapter's "mAP" (CMPM's evaluation code): AP whose precision at a hit drops the hit itself.
 
@@ -688,6 +733,7 @@ def retrieval_metrics(
     pair_image: np.ndarray,
     ks: Sequence[int] = (1, 5, 10),
     thesis_map: bool = True,
+    image_label: np.ndarray | None = None,
 ) -> dict[str, float]:
     """R@K both directions, standard mAP and (optionally) the thesis-compatible "mAP" (percentages, 0–100).
 
@@ -697,6 +743,8 @@ def retrieval_metrics(
 
     Args:
         z_image: (n_images, d); z_text: (n_texts, d); pair_image: (n_texts,) caption → image index.
+        image_label: (n_images,) an identity per image (e.g. CUHK-PEDES's person ids): a caption is relevant to
+            every image of its image's identity and vice versa; None: instance relevance (its own image).
     Recall@K for a K above the database size is left out.
 
     Returns:
@@ -708,16 +756,24 @@ def retrieval_metrics(
     p = np.asarray(pair_image)
     if p.shape != (zt.shape[0],):
         raise ValueError(f"pair_image: expected shape ({zt.shape[0]},), got {p.shape}")
-    rel_i2t, rel_t2i = cross_modal_relevance(p, zi.shape[0])
+    if image_label is None:
+        rel_i2t, rel_t2i = cross_modal_relevance(p, zi.shape[0])
+    else:
+        lab = np.asarray(image_label)
+        if lab.shape != (zi.shape[0],):
+            raise ValueError(f"image_label: expected shape ({zi.shape[0]},) (one identity per image), got {lab.shape}")
+        rel_i2t = lab[:, None] == lab[p][None, :]
+        rel_t2i = rel_i2t.T.copy()
     s = zi @ zt.T
     out: dict[str, float] = {}
     for name, sc, rel in (("i2t", s, rel_i2t), ("t2i", s.T, rel_t2i)):
         sc, rel = _check_scores(sc, rel)
-        for k, v in recall_at_k(sc, rel, [k for k in ks if k <= sc.shape[1]]).items():
-            out[f"{name}/R@{k}"] = 100.0 * v
-        out[f"{name}/mAP"] = 100.0 * mean_average_precision(sc, rel)
+        got = _ranked_metrics(np.ascontiguousarray(sc), rel, [k for k in ks if k <= sc.shape[1]])
+        for k in [k for k in ks if k <= sc.shape[1]]:
+            out[f"{name}/R@{k}"] = 100.0 * got[f"R@{k}"]
+        out[f"{name}/mAP"] = 100.0 * got["mAP"]
         if thesis_map:
-            out[f"{name}/thesis_mAP"] = 100.0 * thesis_map_excluding_hit(sc, rel)
+            out[f"{name}/thesis_mAP"] = 100.0 * got["thesis_mAP"]
     return out
 
 
@@ -846,6 +902,9 @@ class CaptionSplit:
     test_pair: np.ndarray
     test_index: np.ndarray  # (n_test,) image indices of the test images in the benchmark
     test_caption_index: np.ndarray  # (n_test_captions,) caption indices in the benchmark
+    # (n_test,) an identity per test image (CUHK-PEDES's person ids): a caption is then relevant to every image of
+    # its image's identity (Table 4.2's protocol); None: to its own image only
+    test_image_label: np.ndarray | None = None
 
 
 def split_benchmark(
@@ -883,6 +942,60 @@ def split_benchmark(
     return CaptionSplit(out[0][0], out[0][1], out[0][2], out[1][0], out[1][1], out[1][2], te, out[1][3])
 
 
+def _train_one(
+    split: CaptionSplit, cfg: CommonSpaceConfig, name: str, seed: int, device: str, checkpoint: Any, engine: Any
+) -> dict[str, Any]:
+    """One (configuration, seed) run of :func:`run_configs`: trained (or reloaded from ``checkpoint``) and
+    evaluated on the test split. Returns ``{"metrics", "history", "model" (on the CPU), "probe", "seconds"}``."""
+    t0 = time.time()
+    step = f"{name}_seed{seed}".replace("=", "").replace(" ", "_")
+    saved = checkpoint.load(step) if checkpoint is not None else None
+    if saved is not None and engine is not None:
+        model = engine.build(split, cfg, seed)
+        model.load_state_dict(saved["model"])
+        model.eval()
+        hist = TrainHistory(saved["history"])
+    elif saved is not None:
+        model = CommonSpaceModel(
+            split.train_image.shape[1],
+            split.train_text.shape[1],
+            len(split.train_image),
+            cfg.dim,
+            cfg.hidden,
+            cfg.dropout,
+            cfg.d_hidden,
+            seed,
+        )
+        model.load_state_dict(saved["model"])
+        model.eval()
+        hist = TrainHistory(saved["history"])
+    else:
+        model, hist = (
+            engine.train(split, cfg, seed, device)
+            if engine is not None
+            else train_common_space(
+                split.train_image, split.train_text, split.train_pair, cfg, seed=seed, device=device
+            )
+        )
+        if checkpoint is not None:
+            checkpoint.save(
+                step,
+                {
+                    "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "history": hist.epochs,
+                    "config": asdict(cfg),
+                },
+            )
+    zi, zt = embed(model, split.test_image, split.test_text)
+    return {
+        "metrics": retrieval_metrics(zi, zt, split.test_pair, image_label=split.test_image_label),
+        "history": hist,
+        "model": model.cpu(),
+        "probe": modality_probe_accuracy(zi, zt, seed=seed),
+        "seconds": time.time() - t0,
+    }
+
+
 def run_configs(
     split: CaptionSplit,
     base: CommonSpaceConfig,
@@ -893,6 +1006,7 @@ def run_configs(
     progress: bool = True,
     checkpoint: Any = None,
     engine: Any = None,
+    workers: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train every named configuration (an :data:`ABLATIONS` key, or a key of ``overrides``) for every seed.
 
@@ -900,6 +1014,10 @@ def run_configs(
     ``"<name>_seed<seed>"`` and reloaded instead of retrained when the notebook is run again (long full runs).
     ``engine``: None (frozen features, :func:`train_common_space`) or an object with ``train(split, cfg, seed,
     device)`` and ``build(split, cfg, seed)`` (:data:`xmr_lib.chapters.ch04.endtoend.ENGINE`: pixels and tokens).
+    ``workers``: processes for the runs (:func:`xmr_lib.core.parallel.map_jobs`; default
+    :func:`~xmr_lib.core.parallel.cpu_workers`: one per core on the CPU at one torch thread each, 1 on a GPU or
+    with ``XMR_WORKERS=1``). The runs are independent and each computes the same numbers in any process, so the
+    results do not depend on ``workers``.
 
     Returns:
         ``{name: {"metrics": {metric: [per-seed values]}, "history": [TrainHistory per seed],
@@ -908,61 +1026,22 @@ def run_configs(
     from tqdm.auto import tqdm
 
     overrides = overrides or {}
+    cfgs = {n: replace(base, **overrides[n]) if n in overrides else ablation_config(base, n) for n in names}
+    jobs = [(split, cfgs[n], n, s, device, checkpoint, engine) for n in names for s in seeds]
+    workers = parallel.cpu_workers(device, len(jobs)) if workers is None else int(workers)
+    if workers == 1:
+        runs = [_train_one(*j) for j in tqdm(jobs, desc="training runs", disable=not progress)]
+    else:
+        runs = parallel.map_jobs(_train_one, jobs, workers)
     out: dict[str, dict[str, Any]] = {}
-    jobs = [(n, s) for n in names for s in seeds]
-    for name, seed in tqdm(jobs, desc="training runs", disable=not progress):
-        if name in overrides:
-            cfg = replace(base, **overrides[name])
-        else:
-            cfg = ablation_config(base, name)
-        t0 = time.time()
-        step = f"{name}_seed{seed}".replace("=", "").replace(" ", "_")
-        saved = checkpoint.load(step) if checkpoint is not None else None
-        if saved is not None and engine is not None:
-            model = engine.build(split, cfg, seed)
-            model.load_state_dict(saved["model"])
-            model.eval()
-            hist = TrainHistory(saved["history"])
-        elif saved is not None:
-            model = CommonSpaceModel(
-                split.train_image.shape[1],
-                split.train_text.shape[1],
-                len(split.train_image),
-                cfg.dim,
-                cfg.hidden,
-                cfg.dropout,
-                cfg.d_hidden,
-                seed,
-            )
-            model.load_state_dict(saved["model"])
-            model.eval()
-            hist = TrainHistory(saved["history"])
-        else:
-            model, hist = (
-                engine.train(split, cfg, seed, device)
-                if engine is not None
-                else train_common_space(
-                    split.train_image, split.train_text, split.train_pair, cfg, seed=seed, device=device
-                )
-            )
-            if checkpoint is not None:
-                checkpoint.save(
-                    step,
-                    {
-                        "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                        "history": hist.epochs,
-                        "config": asdict(cfg),
-                    },
-                )
-        zi, zt = embed(model, split.test_image, split.test_text)
-        m = retrieval_metrics(zi, zt, split.test_pair)
+    for (_, _, name, _, _, _, _), run in zip(jobs, runs):
         r = out.setdefault(name, {"metrics": {}, "history": [], "models": [], "probe": [], "seconds": []})
-        for k, v in m.items():
+        for k, v in run["metrics"].items():
             r["metrics"].setdefault(k, []).append(v)
         for k in ("d_entropy", "d_accuracy"):
-            r["metrics"].setdefault(f"final_{k}", []).append(hist.epochs[-1][k])
-        r["history"].append(hist)
-        r["models"].append(model.cpu())
-        r["probe"].append(modality_probe_accuracy(zi, zt, seed=seed))
-        r["seconds"].append(time.time() - t0)
+            r["metrics"].setdefault(f"final_{k}", []).append(run["history"].epochs[-1][k])
+        r["history"].append(run["history"])
+        r["models"].append(run["model"])
+        r["probe"].append(run["probe"])
+        r["seconds"].append(run["seconds"])
     return out

@@ -15,7 +15,9 @@ Bi-LSTM over word vectors for the captions (§4.4, §4.5.1), instead of linear h
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -152,8 +154,22 @@ def load_raw_benchmark(
         np.arange(len(tep)),
         np.arange(len(tec)),
     )
+    split.test_image_label = karpathy_identities(dataset, root, "test", n_test)
     shown = np.stack([backbones.resize_image(f, 96) for f in tep[:200]])
     return RawBenchmark(split, vocab, list(tec), shown)
+
+
+def karpathy_identities(dataset: str, root: str, part: str, max_images: int | None = None) -> np.ndarray | None:
+    """The identity (``"id"``, CUHK-PEDES's person) of each image of ``part`` in ``<root>/<dataset>/dataset_<dataset>
+    .json``, in the order :func:`~xmr_lib.chapters.ch04.adversarial.karpathy_caption_benchmark` reads them: (n,)
+    int64, or None when the images carry no ``"id"`` (Flickr8K / 30K, COCO: instance relevance)."""
+    want = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}[part]
+    meta = Path(root) / dataset / f"dataset_{dataset}.json"
+    imgs = [im for im in json.loads(meta.read_text())["images"] if im.get("split") in want]
+    imgs = imgs[:max_images] if max_images else imgs
+    if not imgs or any("id" not in im for im in imgs):
+        return None
+    return np.asarray([int(im["id"]) for im in imgs], dtype=np.int64)
 
 
 class _Task(adv.CommonSpaceTask):

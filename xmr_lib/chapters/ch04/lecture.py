@@ -64,14 +64,17 @@ def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
     ``"shapes"``: the offline shape-caption benchmark (``n_train_images + n_test_images`` easy-vqa images with
     ``captions_per_image`` captions each), frozen EfficientNet-Lite0 image features and ``text_encoder`` caption
     features, split by image (seed 0). A real set (``flickr30k``, ``coco``, ``flickr8k``): its Karpathy train and
-    test splits from ``data_root``, image features cached per split; needs ``text_encoder="minilm"`` (a
+    test splits from ``data_root``, image features cached per split (``cuhk_pedes``: a caption is relevant to every
+    test image of its person, Table 4.2's protocol); needs ``text_encoder="minilm"`` (a
     bag-of-words vocabulary would differ between the splits).
 
     ``p`` needs ``dataset, data_root, n_train_images, n_test_images, captions_per_image, text_encoder, image_size,
     device``."""
     if end_to_end(p):
         if p["dataset"] == "shapes":
-            raise ValueError("dataset: the end-to-end path reads a Karpathy caption set (flickr30k, coco, flickr8k)")
+            raise ValueError(
+                "dataset: the end-to-end path reads a Karpathy caption set (flickr30k, coco, flickr8k, cuhk_pedes)"
+            )
         raw = e2e.load_raw_benchmark(
             p["dataset"], p["data_root"], p["n_train_images"], p["n_test_images"], p["image_size"]
         )
@@ -98,6 +101,7 @@ def load_benchmark(p: Mapping[str, Any]) -> Benchmark:
         parts[part] = (xi, adv.caption_features(caps, p["text_encoder"]), pair, paths, caps)
     (tri, trt, trp, _, _), (tei, tet, tep, test_paths, test_captions) = parts["train"], parts["test"]
     split = adv.CaptionSplit(tri, trt, trp, tei, tet, tep, np.arange(len(tei)), np.arange(len(tet)))
+    split.test_image_label = e2e.karpathy_identities(p["dataset"], p["data_root"], "test", p["n_test_images"])
     images = np.stack([np.asarray(Image.open(f).convert("RGB").resize((96, 96))) for f in test_paths[:200]])
     return Benchmark(split, test_captions, images)
 
@@ -283,6 +287,37 @@ def train_tau_sweep(
     )
     got[tau_key(base.tau)] = full
     return {t: got[tau_key(t)] for t in sorted([*extra, base.tau])}
+
+
+def train_tables(
+    split: adv.CaptionSplit,
+    base: adv.CommonSpaceConfig,
+    p: Mapping[str, Any],
+    seeds: Sequence[int],
+    checkpoint: Any = None,
+    engine: Any = None,
+) -> tuple[dict[str, Mapping[str, Any]], dict[float, Mapping[str, Any]]]:
+    """Every run of Tables 4.4 and 4.5 in one call of :func:`adv.run_configs` (one set of worker processes for all
+    of them): the configurations ``p["ablation"]`` and the full method at every extra τ of ``p["tau_sweep"]``.
+    Returns ``(ablation results, τ sweep)``, the τ sweep as :func:`train_tau_sweep` returns it (the Full runs at
+    ``base.tau``)."""
+    extra = sorted(set(p["tau_sweep"]) - {base.tau})
+    over = {tau_key(t): {"tau": float(t)} for t in extra}
+    got = adv.run_configs(
+        split,
+        base,
+        [*p["ablation"], *over],
+        seeds,
+        overrides=over,
+        device=p["device"],
+        checkpoint=checkpoint,
+        engine=engine,
+    )
+    results = {n: got[n] for n in p["ablation"]}
+    sweep = {t: got[tau_key(t)] for t in extra}
+    if "Full" in results:
+        sweep[base.tau] = results["Full"]
+    return results, {t: sweep[t] for t in sorted(sweep)}
 
 
 def tau_metrics(sweep: Mapping[float, Mapping[str, Any]]) -> dict[str, list[float]]:
