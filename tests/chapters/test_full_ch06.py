@@ -10,11 +10,10 @@ import types
 
 import numpy as np
 import pytest
-from fixtures_real_formats import cub_fixture, jpg
 
-from data_scripts.convert import convert
 from xmr_lib.chapters.ch06 import config as ch06
 from xmr_lib.chapters.ch06 import lecture
+from xmr_lib.core import claims
 from xmr_lib.course import runs
 from xmr_lib.train import incremental as inc
 
@@ -22,34 +21,11 @@ pytest.importorskip("torchvision")
 pytest.importorskip("scipy.io")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XMR_RUN_DIR", str(tmp_path / "run"))
-    import torch
-
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("full_isolated")
 
 
-def dogs_raw(raw, n_classes: int, n_train: int, n_test: int) -> None:
-    """Stanford Dogs' published layout (Images/<wnid-name>/*.jpg, train_list.mat / test_list.mat) with
-    ``n_classes`` breeds of ``n_train`` + ``n_test`` images."""
-    import scipy.io
-
-    folders = [f"n0208{5620 + c}-Breed_{c}" for c in range(n_classes)]
-    for s, n in (("train", n_train), ("test", n_test)):
-        items = [(c, f"{folders[c].split('-')[0]}_{s}{j}.jpg") for c in range(n_classes) for j in range(n)]
-        files = np.empty((len(items), 1), dtype=object)
-        for k, (c, fn) in enumerate(items):
-            files[k, 0] = np.array([f"{folders[c]}/{fn}"])
-            jpg(raw / "Images" / folders[c] / fn, (37 * k + 11 * c) % 256)
-        labels = np.array([[c + 1] for c, _ in items], dtype=np.uint8)
-        scipy.io.savemat(raw / f"{s}_list.mat", {"file_list": files, "annotation_list": files, "labels": labels})
-
-
-def test_stanford_dogs_takes_the_thesis_60_40_split_and_60_plus_60_classes(tmp_path):
-    dogs_raw(tmp_path / "stanford_dogs" / "raw", n_classes=3, n_train=4, n_test=1)
-    assert convert("stanford_dogs", tmp_path)["missing"] == []
+def test_stanford_dogs_takes_the_thesis_60_40_split_and_60_plus_60_classes(tmp_path, real_data):
+    real_data(dogs=dict(n_classes=3, n_train=4, n_test=1))
     P = types.SimpleNamespace(dataset="stanford_dogs", data_root=str(tmp_path), image_size=16)
     train, test, names = lecture.benchmark(P, 0)
     assert len(names) == 3 and train.images.shape == (9, 3, 16, 16) and len(test) == 6  # 5 per class: 3 / 2
@@ -59,9 +35,8 @@ def test_stanford_dogs_takes_the_thesis_60_40_split_and_60_plus_60_classes(tmp_p
     assert ch06.FALLBACK.apply(p)[0] and (p.n_old, p.n_new) == ch06.PAPER_SPLIT["stanford_dogs"]
 
 
-def test_full_ch06_tiny_runs_the_gpu_path_on_cub(tmp_path):
-    cub_fixture(tmp_path / "cub200" / "raw", n_classes=7, per_class=5)
-    assert convert("cub200", tmp_path)["missing"] == []
+def test_full_ch06_tiny_runs_the_gpu_path_on_cub(tmp_path, real_data):
+    real_data(cub=dict(n_classes=7, per_class=5))
     P = runs.params("06", profile="full", tiny=True, data_root=str(tmp_path), device="cpu")
     assert not P.fell_back and P.backbone == "resnet50" and P.image_size == 32 and P.lambda2 == 10.0
     train, test, _ = lecture.benchmark(P, P.seed)
@@ -80,8 +55,41 @@ def test_full_ch06_tiny_runs_the_gpu_path_on_cub(tmp_path):
     mm = [m for m in P.multi_methods if m != "joint"]
     assert all(len(multi[P.seed][m].steps) == P.n_steps + 1 for m in mm)
     metrics.update(lecture.multi_metrics(multi, mm, P.seed))
+    metrics.update(lecture.paper_metrics(P, bases, one, multi, mm, 2))
+    assert all(0 <= v[0] <= 100 for k, v in metrics.items() if k.endswith("avg_incremental_R@1"))
     flat = [x for v in metrics.values() for x in (v if isinstance(v, list) else [v]) if isinstance(x, float)]
     assert flat and all(math.isfinite(x) for x in flat)
+    # Fig. 6.10's long sequence (tiny: long_steps groups of the new classes) from the same f_0
+    assert P.long_steps == 2 and set(P.long_methods) == {"ft", "l2", "mmd", "corr_fe"}
+    long = lecture.run_long(P, bases[P.seed], (train, test), make_model, order, transform, kw)
+    assert set(long) == set(P.long_methods) and all(len(r.steps) == P.long_steps + 1 for r in long.values())
+    lm = lecture.long_metrics(P, long)
+    for m in P.long_methods:
+        curve, ratio = lm[f"long/{m}/old_R@1_curve"], lm[f"long/{m}/forgetting_ratio_curve"]
+        assert len(curve) == P.long_steps + 1 and ratio[0] == 0.0
+        assert ratio[-1] == pytest.approx(1 - curve[-1] / curve[0])
+        assert 0.0 <= lm[f"long/{m}/avg_incremental_R@1"] <= 1.0
+        assert lm[f"cub200/long/{m}/final_old_R@1"] == [pytest.approx(100 * curve[-1])]
+    assert len(lecture.plot_long(long).axes) == 2
+    metrics.update(lm)
     runs.record_many(metrics)
     rec = json.loads(runs.metrics_path().read_text())
     assert rec["metrics"]["data/real"] == 1 and rec["params"]["tiny"] is True
+    rows = {r["id"]: r for r in (claims.evaluate_claim(c, rec) for c in ch06.CLAIMS)}
+    assert rows["06.cub200_long_corr_fe_above_l2"]["status"] in (claims.HOLDS, claims.FAILS)
+
+
+def test_long_sequence_is_off_outside_full_and_its_metrics_are_hand_checkable():
+    assert [ch06.PROFILES[p]["long_steps"] for p in ("smoke", "default", "full")] == [0, 0, 10]
+    P = types.SimpleNamespace(long_steps=0, long_methods=["l2"])
+    assert lecture.run_long(P, None, None, None, None, None, {}) == {}
+    r = inc.IncrementalResult("m", groups=[np.arange(2), np.arange(2, 4)])
+    r.steps = [
+        {"groups": [{"R@1": 0.8}, {"R@1": 0.1}]},
+        {"groups": [{"R@1": 0.6}, {"R@1": 0.9}]},
+    ]
+    r.seen = [1, 2]
+    c = lecture.long_curves({"m": r})["m"]
+    assert c["old_R@1"].tolist() == [0.8, 0.6] and c["forgetting_ratio"].tolist() == pytest.approx([0.0, 0.25])
+    # average incremental accuracy: step 0 sees group 0 (0.8), step 1 both ((0.6 + 0.9) / 2): (0.8 + 0.75) / 2
+    assert lecture.avg_incremental(r) == pytest.approx(0.775)

@@ -10,40 +10,18 @@ import math
 
 import numpy as np
 import pytest
-from fixtures_real_formats import cub_fixture, jpg
 
-from data_scripts.convert import convert
 from xmr_lib.chapters.ch07 import config as ch07
 from xmr_lib.chapters.ch07 import lecture
 from xmr_lib.chapters.ch07 import lifelong as ll
+from xmr_lib.core import claims
 from xmr_lib.course import runs
 
 pytest.importorskip("torchvision")
 pytest.importorskip("scipy.io")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("XMR_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XMR_RUN_DIR", str(tmp_path / "run"))
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def dogs_raw(raw, n_classes: int, n_train: int, n_test: int) -> None:
-    """Stanford Dogs' published layout (Images/<wnid-name>/*.jpg, train_list.mat / test_list.mat)."""
-    import scipy.io
-
-    folders = [f"n0208{5620 + c}-Breed_{c}" for c in range(n_classes)]
-    for s, n in (("train", n_train), ("test", n_test)):
-        items = [(c, f"{folders[c].split('-')[0]}_{s}{j}.jpg") for c in range(n_classes) for j in range(n)]
-        files = np.empty((len(items), 1), dtype=object)
-        for k, (c, fn) in enumerate(items):
-            files[k, 0] = np.array([f"{folders[c]}/{fn}"])
-            jpg(raw / "Images" / folders[c] / fn, (37 * k + 11 * c) % 256)
-        labels = np.array([[c + 1] for c, _ in items], dtype=np.uint8)
-        scipy.io.savemat(raw / f"{s}_list.mat", {"file_list": files, "annotation_list": files, "labels": labels})
+pytestmark = pytest.mark.usefixtures("full_isolated")
 
 
 def test_full_profile_takes_the_papers_generation_lr_and_kl_form():
@@ -56,11 +34,12 @@ def test_full_profile_takes_the_papers_generation_lr_and_kl_form():
     assert {"backbone", "generation", "schedule", "Gram KL form"} <= settings
 
 
-def test_full_ch07_tiny_runs_the_gpu_path_on_cub_then_dogs(tmp_path):
-    cub_fixture(tmp_path / "cub200" / "raw", n_classes=4, per_class=5, n_train=3)
-    dogs_raw(tmp_path / "stanford_dogs" / "raw", n_classes=4, n_train=3, n_test=2)
-    for d in ("cub200", "stanford_dogs"):
-        assert convert(d, tmp_path)["missing"] == []
+def test_full_ch07_tiny_runs_the_gpu_path_on_cub_then_dogs(tmp_path, real_data):
+    real_data(
+        cub=dict(n_classes=4, per_class=5, n_train=3),
+        dogs=dict(n_classes=4, n_train=3, n_test=2),
+        cars=dict(n_classes=4, n_train=3, n_test=2),
+    )
     P = runs.params("07", profile="full", tiny=True, data_root=str(tmp_path), device="cpu")
     assert not P.fell_back and P.backbone == "resnet50" and P.image_size == 32 and P.gen_lr == 0.002
     bench = lecture.benchmark(P, P.seed)
@@ -77,10 +56,59 @@ def test_full_ch07_tiny_runs_the_gpu_path_on_cub_then_dogs(tmp_path):
     metrics = lecture.score_metrics(P, results, bench, g0)
     flat = [x for v in metrics.values() for x in (v if isinstance(v, list) else [v]) if isinstance(x, float)]
     assert flat and all(math.isfinite(x) for x in flat)
-    runs.record_many(metrics)
+    # Tables 7.2 / 7.3: the extra sequence (tiny: CUB → Dogs → Cars) from its own first network, scored per dataset
+    seqs = lecture.run_sequences(P, make_model, transform)
+    b3, r3 = seqs["cub_dogs_cars"]
+    assert b3.datasets == ["cub200", "stanford_dogs", "stanford_cars"] and set(r3) == {"initial", *P.sequence_methods}
+    assert all(len(r3[m].steps) == 3 for m in ("ft", "dkd"))
+    pm = lecture.paper_metrics(P, results, bench, seqs)
+    assert {"cub_dogs/dkd/dogs_H", "cub_dogs_cars/dkd/cars_H", "cub_dogs_cars/ft/cub_u"} <= set(pm)
+    assert len(pm["cub_dogs_cars/dkd/first_s_curve"]) == 3 and all(0 <= v[0] <= 100 for v in pm.values() if v)
+    # Table 7.5 (a random GoogLeNet in tiny mode) and Fig. 7.8
+    q = lecture.image_quality(P, g0, bench)
+    assert list(q.index) == ["noise", "generated", "real"] and q.loc["real", "FID"] == pytest.approx(0.0, abs=1e-6)
+    assert (q["IS"] >= 1 - 1e-9).all() and np.isfinite(q.to_numpy(float)).all()
+    ns = lecture.noise_sensitivity(results[P.seed]["dkd"].model, bench, transform, P.noise_ratios, steps=20)
+    assert ns["ratio"] == P.noise_ratios and ns["R@1_drop"][0] == 0.0 and len(ns["accuracy"]) == 2
+    pts, which, dist = lecture.dataset_distribution(r3["initial"].model, b3, transform)
+    assert pts.shape == (len(which), 2) and set(which) == {0, 1, 2} and set(dist) == {(0, 1), (0, 2), (1, 2)}
+    f78 = lecture.fig78_metrics(ns, dist, b3)
+    assert {"fig78/distance_cub_dogs", "fig78/distance_cub_cars", "fig78/R@1_drop_last"} <= set(f78)
+    for fig in (lecture.plot_orders(seqs), lecture.plot_noise(ns), lecture.plot_distribution(pts, which, b3)):
+        assert fig.axes
+    runs.record_many({**metrics, **pm, **lecture.quality_metrics(q), **f78})
     rec = json.loads(runs.metrics_path().read_text())
     assert rec["metrics"]["data/real"] == 1 and rec["params"]["tiny"] is True
     assert ll.harmonic_mean(0.5, 0.5) == pytest.approx(0.5)
+    rows = {r["id"]: r["status"] for r in (claims.evaluate_claim(c, rec) for c in ch07.CLAIMS)}
+    decided = (claims.HOLDS, claims.FAILS)
+    assert rows["07.cub_dogs_cars_dkd_cars_H"] in decided and rows["07.generated_is_above_noise"] in decided
+    assert rows["07.dogs_closer_to_birds_than_cars"] in decided
+    assert rows["07.cub_cars_dkd_cars_H"] == claims.NOT_RUN  # CUB → Cars is not a tiny sequence
+
+
+def test_tables_7_1_to_7_3_targets_are_the_printed_rows_and_sequences_are_full_only():
+    t73 = ch07.table_values("cub_dogs_cars")
+    assert t73["dkd"] == {
+        "cub_s": 62.4, "cub_u": 58.6, "cub_H": 60.5, "dogs_s": 67.4, "dogs_u": 84.3, "dogs_H": 74.9,
+        "cars_s": 73.2, "cars_u": 83.7, "cars_H": 78.1,
+    }  # fmt: skip
+    assert (
+        ch07.table_values("cub_cars")["joint"]["cars_H"] == 79.8
+        and ch07.table_values("cub_dogs")["ft"]["cub_H"] == 51.4
+    )
+    for key in ("cub_dogs", "cub_cars", "cub_dogs_cars"):
+        for m, row in ch07.table_values(key).items():  # every printed H is the harmonic mean of its s and u
+            for d in {k.split("_")[0] for k in row}:
+                assert row[f"{d}_H"] == pytest.approx(ll.harmonic_mean(row[f"{d}_s"], row[f"{d}_u"]), abs=0.06), (
+                    key,
+                    m,
+                    d,
+                )
+    c = {x.id: x for x in ch07.CLAIMS}["07.cub_dogs_kd_dogs_H"]  # 78.9 ×3 in its column, nearest other 79.2
+    assert c.profiles == ("full",)
+    assert [ch07.PROFILES[p]["sequences"] for p in ("smoke", "default")] == [[], []]
+    assert len(ch07.PROFILES["full"]["sequences"]) == 3 and ch07.PROFILES["full"]["image_quality"] is True
 
 
 def test_feature_kd_forms_of_tables_7_1_to_7_3():

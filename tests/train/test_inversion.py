@@ -203,3 +203,46 @@ def test_generation_lowers_its_whole_objective(digits_net):
     _, cl = r.curve("cluster")
     assert total[-1] < total[0], total
     assert np.allclose(np.asarray(total), np.asarray(bn) + np.asarray(cl), rtol=1e-5, atol=1e-7)
+
+
+# ---- Inception score and FID (thesis Table 7.5): hand-checkable cases
+
+
+def test_fid_of_identical_sets_is_zero_and_of_two_gaussians_the_closed_form():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 4))
+    assert inv.fid(a, a.copy()) == pytest.approx(0.0, abs=1e-6)
+    # diagonal Gaussians: ||μ1 − μ2||² + Σ (a + b − 2 √(ab)) = 1 + 4 + (1 + 4 − 4) + (9 + 1 − 6) = 10
+    mu1, mu2 = np.array([0.0, 0.0]), np.array([1.0, 2.0])
+    s1, s2 = np.diag([1.0, 9.0]), np.diag([4.0, 1.0])
+    assert inv.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(10.0)
+    # scalars: (m1 − m2)² + (σ1 − σ2)²; from samples, close to the closed form
+    x, y = rng.normal(0.0, 1.0, size=(20000, 1)), rng.normal(3.0, 2.0, size=(20000, 1))
+    assert inv.fid(x, y) == pytest.approx(9.0 + 1.0, rel=0.03)
+    with pytest.raises(ValueError, match="features"):
+        inv.fid(a[:1], a)
+
+
+def test_inception_score_is_one_for_identical_predictions_and_c_for_certain_balanced_ones():
+    assert inv.inception_score(np.full((6, 3), 1 / 3))[0] == pytest.approx(1.0)
+    certain = np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3]]
+    assert inv.inception_score(certain) == pytest.approx((4.0, 0.0))
+    assert inv.inception_score(certain, splits=2) == pytest.approx((4.0, 0.0))
+    # two classes, every image 3/4 sure of its own: exp(ln 2 − H(3/4)) = 2 · (3/4)^(3/4) · (1/4)^(1/4)
+    half = np.array([[0.75, 0.25], [0.25, 0.75]])
+    assert inv.inception_score(half)[0] == pytest.approx(2 * 0.75**0.75 * 0.25**0.25)
+    with pytest.raises(ValueError, match="probs"):
+        inv.inception_score(np.array([[0.5, 0.6]]))
+
+
+def test_inception_outputs_pools_features_and_softmaxes_the_head():
+    from xmr_lib.encoders.backbones import FeatureTrunk
+
+    torch.manual_seed(0)
+    feats = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU())
+    trunk = FeatureTrunk(feats, 5, name="toy", head=nn.Linear(5, 7), input_size=16)
+    x = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
+    f, p = inv.inception_outputs(trunk, x, batch_size=2)
+    assert f.shape == (3, 5) and p.shape == (3, 7) and np.allclose(p.sum(1), 1.0)
+    f2, _ = inv.inception_outputs(trunk, x.float() / 255)
+    assert np.allclose(f, f2, atol=1e-5)

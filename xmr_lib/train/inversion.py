@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -520,3 +521,97 @@ def invert_bn(
     return InversionResult(
         torch.cat(out_images).float(), y_all.cpu(), history, gaps, steps_arr, stats, snapshots, seconds
     )
+
+
+# ================================================================================================================
+# quality of generated images: Inception score and Fréchet Inception Distance (thesis Table 7.5)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+    """The Fréchet distance between the Gaussians N(μ1, Σ1) and N(μ2, Σ2) (Heusel et al. 2017, the FID):
+    ``||μ1 − μ2||² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2})``.
+
+    A singular product (fewer samples than dimensions) gets ``eps`` added to both diagonals before the square root
+    (as the reference implementation does); the imaginary part of the root's numerical noise is dropped.
+    """
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
+        raise ValueError(
+            f"mu1, sigma1, mu2, sigma2: expected (d,), (d, d), (d,), (d, d); got {mu1.shape}, {s1.shape}, "
+            f"{mu2.shape}, {s2.shape}"
+        )
+    with warnings.catch_warnings():  # a singular product: the eps offset below, as the reference code
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            off = np.eye(len(mu1)) * eps
+            covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
+    covmean = np.real(covmean)
+    diff = mu1 - mu2
+    return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean), 0.0))
+
+
+def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, covariance)`` of ``(N, d)`` features (the unbiased covariance, as the FID's reference code)."""
+    f = np.asarray(features, np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"features: expected (N, d) with N ≥ 2, got shape {f.shape}")
+    return f.mean(0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
+
+
+def fid(features_a, features_b) -> float:
+    """Fréchet Inception Distance of two feature sets ``(N, d)`` / ``(M, d)`` (:func:`frechet_distance` of their
+    means and covariances); 0 for identical sets."""
+    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def inception_score(probs, splits: int = 1) -> tuple[float, float]:
+    """Inception score (Salimans et al. 2016): ``exp(E_x KL(p(y|x) ‖ p(y)))`` of ``(N, classes)`` class
+    probabilities, the mean and std over ``splits`` equal parts (the reference code uses 10).
+
+    It lies in [1, classes]: 1 when every image gets the same distribution, ``classes`` when each image is
+    classified with certainty and the classes are used equally.
+    """
+    p = np.asarray(probs, np.float64)
+    if p.ndim != 2 or len(p) < splits or splits < 1:
+        raise ValueError(f"probs: expected (N, classes) with N ≥ splits = {splits}, got shape {p.shape}")
+    if (p < 0).any() or not np.allclose(p.sum(1), 1.0, atol=1e-4):
+        raise ValueError("probs: expected rows of probabilities (non-negative, summing to 1)")
+    scores = []
+    for part in np.array_split(p, splits):
+        py = part.mean(0, keepdims=True)
+        kl = np.where(part > 0, part * (np.log(np.clip(part, 1e-30, None)) - np.log(np.clip(py, 1e-30, None))), 0.0)
+        scores.append(float(np.exp(kl.sum(1).mean())))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+@torch.no_grad()
+def inception_outputs(trunk: nn.Module, images, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``(pooled features (N, C), class probabilities (N, classes))`` of images by a classification trunk (an
+    :class:`xmr_lib.encoders.backbones.FeatureTrunk` with a linear ``head``, e.g. ``backbone("googlenet")``).
+
+    ``images``: ``(N, 3, H, W)`` uint8 (0–255) or float in [0, 1]; resized to ``trunk.input_size`` (bilinear) and
+    normalised with the trunk's mean / std. Features: the global average of the last maps (the FID's pool layer);
+    probabilities: the softmax of ``trunk.logits`` (the Inception score's p(y|x)).
+    """
+    x_all = torch.as_tensor(images)
+    if x_all.ndim != 4 or x_all.shape[1] != 3:
+        raise ValueError(f"images: expected (N, 3, H, W), got shape {tuple(x_all.shape)}")
+    dev = next(trunk.parameters()).device
+    mean = torch.tensor(trunk.mean, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(trunk.std, device=dev).view(1, 3, 1, 1)
+    feats, probs = [], []
+    trunk.eval()
+    for i in range(0, len(x_all), batch_size):
+        x = x_all[i : i + batch_size].to(dev)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        size = int(getattr(trunk, "input_size", 224))
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        maps = trunk((x - mean) / std)
+        feats.append(maps.mean(dim=(2, 3)).double().cpu())
+        probs.append(torch.softmax(trunk.logits(maps).double(), dim=1).cpu())
+    return torch.cat(feats).numpy(), torch.cat(probs).numpy()

@@ -20,6 +20,7 @@ import torch
 from xmr_lib.chapters.ch06 import estimation as est
 from xmr_lib.core import parallel
 from xmr_lib.core.checkpoint import Checkpoint
+from xmr_lib.retrieval import metrics as rmetrics
 from xmr_lib.train import incremental as inc
 
 # ---- section 1: the benchmark and the network
@@ -728,7 +729,90 @@ def paper_metrics(P: Any, bases: dict, one: dict, multi: dict, methods: Sequence
     out[f"{ds_}/initial/new_R@1"] = pct([b.steps[0]["groups"][1]["R@1"] for b in bases.values()])
     for m in methods:
         out[f"{ds_}/multi/{m}/forgetting"] = [r[m].forgetting() for r in multi.values()]
+        out[f"{ds_}/multi/{m}/avg_incremental_R@1"] = pct([avg_incremental(r[m]) for r in multi.values()])
         for k_, which in (("old_R@1", 0), ("new_R@1", t2)):
             out[f"{ds_}/t2/{m}/{k_}"] = pct([r[m].steps[t2]["groups"][which]["R@1"] for r in multi.values()])
         out[f"{ds_}/multi/{m}/final_old_R@1"] = pct([r[m].steps[-1]["groups"][0]["R@1"] for r in multi.values()])
     return out
+
+
+# ---- the long sequence (Fig. 6.10, full profile): the new classes in ``long_steps`` groups, first seed
+
+
+def run_long(
+    P: Any,
+    base,
+    data: tuple,
+    make_model: Callable,
+    order: Sequence[int],
+    transform: Callable,
+    kwargs: dict,
+) -> dict:
+    """``{method: result}`` of ``P.long_methods`` over the new classes in ``P.long_steps`` groups of equal size
+    (CUB-200: 10 groups of 10, Fig. 6.10), ``P.long_iterations`` steps each, from the first seed's f_0 (``base``);
+    ``{}`` when ``long_steps`` is 0 (smoke, default)."""
+    if not P.long_steps or not P.long_methods:
+        return {}
+    if P.n_new % P.long_steps:
+        raise ValueError(f"long_steps: {P.n_new} new classes do not split into {P.long_steps} equal groups")
+    groups = inc.multi_step_protocol(order, P.n_old, P.long_steps)
+    out = inc.compare_methods(
+        make_model,
+        data[0],
+        data[1],
+        groups,
+        factories(kwargs, [m for m in P.long_methods if m != "joint"], P.seed, {}, lambda2=P.multi_lambda2),
+        train_config(P, P.seed, [P.base_iterations] + [P.long_iterations] * P.long_steps),
+        transform,
+        base=base,
+        checkpoint=f"06/long/seed{P.seed}" if P.checkpoint else None,
+    )
+    out.pop("initial", None)
+    return out
+
+
+def avg_incremental(result, metric: str = "R@1") -> float:
+    """Average incremental accuracy of a run (:func:`xmr_lib.retrieval.metrics.average_incremental_accuracy` of its
+    results matrix: the mean over steps of the mean over the groups seen so far, each group its own gallery)."""
+    return rmetrics.average_incremental_accuracy(result.matrix(metric))
+
+
+def long_curves(long: dict) -> dict:
+    """Per method: R@1 of the original classes after each step (f_0 first) and the forgetting ratio
+    ``1 − R@1_t / R@1_0`` (Fig. 6.10 (a), (b))."""
+    out = {}
+    for m, r in long.items():
+        r1 = np.array([st["groups"][0]["R@1"] for st in r.steps])
+        out[m] = {"old_R@1": r1, "forgetting_ratio": 1.0 - r1 / max(r1[0], 1e-12)}
+    return out
+
+
+def long_metrics(P: Any, long: dict) -> dict:
+    """The curves of :func:`long_curves`, the average incremental accuracy (R@1) and the final forgetting ratio per
+    method; on the real benchmark also ``<dataset>/long/<method>/…`` in % for the claims."""
+    out = {}
+    for m, c in long_curves(long).items():
+        aia = avg_incremental(long[m])
+        out[f"long/{m}/old_R@1_curve"] = c["old_R@1"].tolist()
+        out[f"long/{m}/forgetting_ratio_curve"] = c["forgetting_ratio"].tolist()
+        out[f"long/{m}/avg_incremental_R@1"] = aia
+        if is_real(P):
+            out[f"{P.dataset}/long/{m}/final_old_R@1"] = [100 * float(c["old_R@1"][-1])]
+            out[f"{P.dataset}/long/{m}/final_forgetting_ratio"] = [100 * float(c["forgetting_ratio"][-1])]
+            out[f"{P.dataset}/long/{m}/avg_incremental_R@1"] = [100 * aia]
+    return out
+
+
+def plot_long(long: dict):
+    """Fig. 6.10: (a) R@1 of the original classes after each group, (b) its forgetting ratio, per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    for m, c in long_curves(long).items():
+        t = np.arange(len(c["old_R@1"]))
+        axes[0].plot(t, 100 * c["old_R@1"], marker="o", label=f"{m} (AIA {100 * avg_incremental(long[m]):.1f})")
+        axes[1].plot(t[1:], 100 * c["forgetting_ratio"][1:], marker="o", label=m)
+    axes[0].set(xlabel="task t (group of new classes)", ylabel="R@1 on the original classes, %")
+    axes[0].set_title("(a) the original classes after each group (Fig. 6.10(a))", fontsize=10)
+    axes[1].set(xlabel="task t", ylabel="forgetting ratio 1 − R@1_t / R@1_0, %")
+    axes[1].set_title("(b) forgetting ratio on R@1 (Fig. 6.10(b))", fontsize=10)
+    axes[0].legend(fontsize=9, title="AIA: average incremental accuracy", title_fontsize=8)
+    return fig

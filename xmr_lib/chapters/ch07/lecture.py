@@ -9,6 +9,7 @@ here returns metrics as a ``{key: value}`` dict the notebook records (``runs.rec
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from typing import Any, Callable, Sequence
@@ -44,7 +45,7 @@ def benchmark(P: Any, seed: int) -> ll.LifelongBenchmark:
 
 def is_real(P: Any) -> bool:
     """Does this run read the chapter's datasets from ``data_root`` (after the fallback rule)?"""
-    return any(d in ("cub200", "stanford_dogs") for d in P.datasets)
+    return any(d in ll.PAPER_CLASSES for d in P.datasets)
 
 
 def task_samples(bench: ll.LifelongBenchmark, t: int, n_seen: int = 6, n_unseen: int = 3):
@@ -672,3 +673,241 @@ def seed_differences(P: Any, results: dict, T: int) -> pd.DataFrame:
             t_ = t if t >= 0 else T - 1
             rows[name] = [scores(results, s, a, T)[t_][k] - scores(results, s, b, T)[t_][k] for s in results]
     return pd.DataFrame(rows, index=[f"seed {s}" for s in results]).T
+
+
+# ---- the full profile: the other sequences of the chapter (Tables 7.2, 7.3; Fig. 7.8 (d))
+
+
+def sequence_params(P: Any, datasets: Sequence[str]):
+    """``P`` for the sequence ``datasets``: a dataset of the main sequence keeps its ``n_seen`` / ``n_unseen``, another
+    takes the chapter's (:data:`~xmr_lib.chapters.ch07.lifelong.PAPER_CLASSES`; ``tiny=True``: the first dataset's)."""
+    seen, unseen = [], []
+    for d in datasets:
+        if d in P.datasets:
+            i = list(P.datasets).index(d)
+            a, b = P.n_seen[i], P.n_unseen[i]
+        elif P.tiny or d not in ll.PAPER_CLASSES:
+            a, b = P.n_seen[0], P.n_unseen[0]
+        else:
+            a, b = ll.PAPER_CLASSES[d]
+        seen.append(a)
+        unseen.append(b)
+    q = copy.copy(P)
+    q.datasets, q.n_seen, q.n_unseen = list(datasets), seen, unseen
+    return q
+
+
+def run_sequences(P: Any, make_model: Callable, transform: Callable) -> dict:
+    """``{key: (bench, results)}`` of every sequence of ``P.sequences`` (first seed; ``P.sequence_methods`` and the
+    joint reference, its budget scaled by the number of seen classes), each from its own first network. A sequence
+    whose data is not under ``data_root`` is skipped with the command that fetches it."""
+    out = {}
+    n_main = sum(P.n_seen)
+    for seq in P.sequences:
+        q = sequence_params(P, seq)
+        key = ll.sequence_key(seq)
+        try:
+            bench = benchmark(q, P.seed)
+        except FileNotFoundError as e:
+            missing = [d for d in seq if d in ll.PAPER_CLASSES]
+            print(
+                f"{key}: skipped ({e}); fetch with " + "; ".join(f"python -m data_scripts fetch {d}" for d in missing)
+            )
+            continue
+        t0 = time.time()
+        out[key] = (
+            bench,
+            ll.compare_lifelong(
+                make_model,
+                bench,
+                [m for m in P.sequence_methods],
+                train_config(q, P.seed, len(seq)),
+                transform,
+                joint_iterations=max(1, round(P.joint_iterations * sum(q.n_seen) / n_main)),
+                plugin_kwargs=plugin_kwargs(q, P.seed, {}),
+                checkpoint=f"07/{key}/seed{P.seed}" if P.checkpoint else None,
+            ),
+        )
+        print(f"{key}: {len(out[key][1]) - 1} runs in {time.time() - t0:.0f} s")
+    return out
+
+
+def table_metrics(key: str, bench: ll.LifelongBenchmark, runs_: dict) -> dict:
+    """``<key>/<method>/<dataset>_<s|u|H>`` (R@1 %, one value per run) after the last task, the first network
+    after task 1: what the Tables 7.1–7.3 targets read, scored per dataset."""
+    T, out = len(bench.datasets), {}
+    for m, r in runs_.items():
+        for t, d in enumerate(bench.datasets):
+            sc = ll.lifelong_scores(r, T, step=0 if m == "initial" else -1)[t]
+            for k in ("s", "u", "H"):
+                out[f"{key}/{m}/{ll.SHORT.get(d, d)}_{k}"] = [100 * float(sc[k])]
+    return out
+
+
+def paper_metrics(P: Any, results: dict, bench: ll.LifelongBenchmark, seqs: dict) -> dict:
+    """The real benchmark only: :func:`table_metrics` of the main sequence (first seed) and of every other sequence,
+    and the first task's seen R@1 after each task of every sequence (Fig. 7.8 (d))."""
+    if not is_real(P):
+        return {}
+    out = table_metrics(ll.sequence_key(bench.datasets), bench, results[P.seed])
+    for key, (b, r) in seqs.items():
+        out.update(table_metrics(key, b, r))
+        for m, res in r.items():
+            if m not in ("initial", "joint"):
+                out[f"{key}/{m}/first_s_curve"] = [100 * float(st["groups"][0]["R@1"]) for st in res.steps]
+    return out
+
+
+def plot_orders(seqs: dict, methods: Sequence[str] = ("ft", "dkd")):
+    """Fig. 7.8 (d): R@1 of the first dataset's seen classes after each task, for every sequence that starts with it
+    (training orders), per method."""
+    fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    for key, (_, r) in seqs.items():
+        for m in methods:
+            if m in r:
+                curve = [100 * st["groups"][0]["R@1"] for st in r[m].steps]
+                ax.plot(range(1, len(curve) + 1), curve, marker="o", label=f"{key}: {m}")
+    ax.set(xlabel="after task", ylabel="R@1 on the first dataset's seen classes, %")
+    ax.set_title("Training orders (Fig. 7.8 (d))", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+# ---- Fig. 7.8 (c): where the datasets lie for the first network
+
+
+def dataset_distribution(
+    model, bench: ll.LifelongBenchmark, transform: Callable, per_dataset: int = 300, seed: int = 0
+):
+    """``(points (N, 2), dataset index (N,), centroid distances {(i, j): d})``: the first network's embeddings of up to
+    ``per_dataset`` training images of each dataset, in the plane of their first two principal axes; distances
+    between the datasets' mean embeddings (full dimension)."""
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    feats, which = [], []
+    for t, seen in enumerate(bench.seen):
+        idx = torch.nonzero(bench.train.mask(seen)).squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=g)[:per_dataset]]
+        feats.append(inc.embed(model, bench.train.images[idx], transform, device=dev))
+        which.append(np.full(len(idx), t))
+    X = torch.cat(feats).double()
+    cents = [f.double().mean(0) for f in feats]
+    dist = {(i, j): float((cents[i] - cents[j]).norm()) for i in range(len(cents)) for j in range(i + 1, len(cents))}
+    Xc = X - X.mean(0)
+    _, _, V = torch.linalg.svd(Xc, full_matrices=False)
+    return (Xc @ V[:2].T).numpy(), np.concatenate(which), dist
+
+
+def plot_distribution(points: np.ndarray, which: np.ndarray, bench: ll.LifelongBenchmark):
+    """Fig. 7.8 (c): the datasets' training images in the first network's feature space (PCA)."""
+    fig, ax = plt.subplots(figsize=(5, 4), layout="constrained")
+    for t, d in enumerate(bench.datasets):
+        ax.scatter(*points[which == t].T, s=6, alpha=0.5, label=d)
+    ax.set(xlabel="PC 1", ylabel="PC 2")
+    ax.set_title("The datasets for the first network (Fig. 7.8 (c))", fontsize=10)
+    ax.legend(fontsize=9, markerscale=3)
+    return fig
+
+
+# ---- Fig. 7.8 (a), (b): retrieval against classification under Gaussian noise
+
+
+def noise_sensitivity(
+    model,
+    bench: ll.LifelongBenchmark,
+    transform: Callable,
+    ratios: Sequence[float] = (0.0, 1.0, 2.0, 4.0),
+    sigma: float = 0.1,
+    seed: int = 0,
+    steps: int = 300,
+) -> dict:
+    """R@1 (retrieval among the first dataset's seen test images) and classification accuracy (a softmax classifier
+    fitted on the frozen model's embeddings of the seen training images) when ``ratio · N(0, sigma²)`` noise is
+    added to every test pixel in [0, 1]: ``{"ratio", "R@1", "accuracy", "R@1_drop", "accuracy_drop"}`` (drops:
+    1 − value / value without noise)."""
+    dev = next(model.parameters()).device
+    seen = bench.seen[0]
+    tr, te = bench.train.mask(seen), bench.test.mask(seen)
+    classes = torch.as_tensor(np.asarray(seen))
+    y_tr = torch.searchsorted(classes, bench.train.labels[tr])
+    y_te = torch.searchsorted(classes, bench.test.labels[te])
+    e_tr = inc.embed(model, bench.train.images[tr], transform, device=dev)
+    g = torch.Generator().manual_seed(seed)
+    clf = torch.nn.Linear(e_tr.shape[1], len(classes))
+    opt = torch.optim.Adam(clf.parameters(), lr=0.01)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(clf(e_tr), y_tr).backward()
+        opt.step()
+    x = bench.test.images[te].float() / 255.0
+    eps = torch.randn(x.shape, generator=g) * sigma
+    r1, acc = [], []
+    for r in ratios:
+        e = inc.embed(model, (x + float(r) * eps).clamp(0, 1), transform, device=dev)
+        r1.append(float(inc.retrieval_metrics(e, y_te.numpy(), ks=(1,))["R@1"]))
+        with torch.no_grad():
+            acc.append(float((clf(e).argmax(1) == y_te).float().mean()))
+    out = {"ratio": [float(r) for r in ratios], "R@1": r1, "accuracy": acc}
+    for k in ("R@1", "accuracy"):
+        out[f"{k}_drop"] = [1.0 - v / max(out[k][0], 1e-12) for v in out[k]]
+    return out
+
+
+def plot_noise(ns: dict):
+    """Fig. 7.8 (a) R@1 and classification accuracy against the noise ratio, (b) their degradation ratios."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    for k, lab in (("R@1", "retrieval R@1"), ("accuracy", "classification accuracy")):
+        axes[0].plot(ns["ratio"], [100 * v for v in ns[k]], marker="o", label=lab)
+        axes[1].plot(ns["ratio"], [100 * v for v in ns[f"{k}_drop"]], marker="o", label=lab)
+    axes[0].set(xlabel="noise ratio", ylabel="%", title="(a) recall / accuracy (Fig. 7.8 (a))")
+    axes[1].set(xlabel="noise ratio", ylabel="degradation, %", title="(b) degradation ratios (Fig. 7.8 (b))")
+    axes[0].legend(fontsize=9)
+    return fig
+
+
+def fig78_metrics(ns: dict | None, dist: dict | None, bench3: ll.LifelongBenchmark | None) -> dict:
+    """What the Fig. 7.8 claims read: the degradations at the largest noise ratio; the distances of the first
+    dataset's mean embedding to the others' (by short name)."""
+    out = {}
+    if ns is not None:
+        out.update({"fig78/noise_ratios": ns["ratio"], "fig78/R@1": ns["R@1"], "fig78/accuracy": ns["accuracy"]})
+        out["fig78/R@1_drop_last"] = ns["R@1_drop"][-1]
+        out["fig78/accuracy_drop_last"] = ns["accuracy_drop"][-1]
+    if dist is not None and bench3 is not None:
+        for (i, j), d in dist.items():
+            if i == 0:
+                out[f"fig78/distance_{ll.SHORT.get(bench3.datasets[0])}_{ll.SHORT.get(bench3.datasets[j])}"] = d
+    return out
+
+
+# ---- Table 7.5: Inception score and FID of the generated images
+
+
+def image_quality(P: Any, g0, bench: ll.LifelongBenchmark, n_real: int = 4076) -> pd.DataFrame:
+    """Table 7.5: Inception score (mean ± std over 10 splits) and FID against up to ``n_real`` real training images
+    of the first dataset's seen classes, for the noise the generation starts from, the generated images and the real
+    images. The network: ImageNet GoogLeNet (``backbone("googlenet")``; ``tiny=True``: randomly initialised)."""
+    trunk = backbones.backbone("googlenet", pretrained=not P.tiny, device=P.device)
+    gen = g0.images
+    noise = (0.5 + 0.25 * torch.randn(gen.shape, generator=torch.Generator().manual_seed(P.seed))).clamp(0, 1)
+    real = bench.train.images[bench.train.mask(bench.seen[0])]
+    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(P.seed))[:n_real]]
+    outs = {k: inv.inception_outputs(trunk, x) for k, x in (("noise", noise), ("generated", gen), ("real", real))}
+    rows = {}
+    for k, (f, p) in outs.items():
+        m, s = inv.inception_score(p, splits=min(10, len(p)))
+        rows[k] = {"IS": m, "IS std": s, "FID": inv.fid(f, outs["real"][0]), "images": len(p)}
+    return pd.DataFrame(rows).T
+
+
+def quality_metrics(q: pd.DataFrame) -> dict:
+    """``gen_quality/<noise|generated|real>/<IS|FID>`` from :func:`image_quality`."""
+    return {f"gen_quality/{k}/{c}": float(q.loc[k, c]) for k in q.index for c in ("IS", "FID")}
+
+
+def thesis_75() -> pd.DataFrame:
+    """Table 7.5 (frozen teacher on CUB-200; Inception-v3 scores as printed)."""
+    return pd.DataFrame(
+        {"IS": [0.93, 3.09, 5.24], "IS std": [0.01, 0.39, 0.30], "FID": [401.0, 198.0, 0.0]},
+        index=["input random noise", "generated birds images", "origin birds images"],
+    )

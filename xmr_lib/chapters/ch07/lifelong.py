@@ -134,7 +134,19 @@ DATASETS = {
     # different sizes, read and resized one at a time
     "cub200": (200, "CUB-200-2011 birds (data_scripts, official train/test split; colour, resized)"),
     "stanford_dogs": (120, "Stanford Dogs (data_scripts, official train/test split; colour, resized)"),
+    "stanford_cars": (196, "Stanford Cars (data_scripts, official train/test split; colour, resized)"),
 }
+
+#: the chapter's seen / unseen classes of each real dataset (§7.5.1): the first ones seen, the rest unseen
+PAPER_CLASSES = {"cub200": (150, 50), "stanford_dogs": (100, 20), "stanford_cars": (160, 36)}
+
+#: short names of the datasets in a sequence's key (``cub_dogs_cars``)
+SHORT = {"cub200": "cub", "stanford_dogs": "dogs", "stanford_cars": "cars"}
+
+
+def sequence_key(datasets) -> str:
+    """``"cub_dogs_cars"`` for CUB-200 → Stanford Dogs → Stanford Cars: the prefix of a sequence's metrics."""
+    return "_".join(SHORT.get(d, d) for d in datasets)
 
 
 @dataclass
