@@ -113,7 +113,10 @@ def _close_pool() -> None:
 def _worker(tasks, results, threads: int, det: bool) -> None:
     import multiprocessing as mp
     import queue
+    import signal
 
+    # Ctrl-C / the kernel's interrupt reaches the whole process group: the caller handles it (and ends this pool)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _init_worker(threads, det)
     parent = mp.parent_process()
     while True:
