@@ -129,3 +129,10 @@ def pytest_unconfigure(config):
     socket.getaddrinfo, socket.gethostbyname = _SAVED["getaddrinfo"], _SAVED["gethostbyname"]
     socket.gethostbyname_ex = _SAVED["gethostbyname_ex"]
     _SAVED.clear()
+
+
+@pytest.fixture
+def network_blocked_error():
+    """The exception the socket guard raises (a fixture: ``from conftest import`` may find tests/chapters/conftest.py,
+    both being the module ``conftest``)."""
+    return NetworkBlockedInTests

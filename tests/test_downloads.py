@@ -410,8 +410,8 @@ def test_torchvision_flowers_md5s_match_the_registry():
     assert fg.FGVCAircraft._URL == registry.DATASETS["fgvc_aircraft"].files[0].urls[0]
 
 
-def test_socket_guard_refuses_the_network_but_not_loopback(server):
-    from conftest import NetworkBlockedInTests
+def test_socket_guard_refuses_the_network_but_not_loopback(server, network_blocked_error):
+    NetworkBlockedInTests = network_blocked_error
 
     s = socket.socket()
     try:

@@ -263,7 +263,7 @@ def test_nb10_pascal_sentence_paper_split_and_errors(tmp_path):
     assert len(conv.train_labels) == 90 and len(conv.test_labels) == 10  # 40 + 5 / 5 per class
     with pytest.raises(ValueError, match="fetch wikipedia"):
         cs.load_feature_pairs("wikipedia", tmp_path)
-    with pytest.raises(ValueError, match="no data_scripts converter"):
+    with pytest.raises(ValueError, match="fetch voc2007"):  # VOC 2007 now has a converter: the error names it
         cs.load_feature_pairs("voc2007", tmp_path)
     with pytest.raises(ValueError, match="text_features"):
         cs.load_feature_pairs("pascal_sentence", tmp_path, text_features="bow")

@@ -556,10 +556,14 @@ def test_ch05_full_profile_falls_back_to_synth_species():
     assert full_claims and all(claims.is_real_data_only(c) for c in full_claims)
     for c in full_claims:
         ds = {m.split("/")[0] for m in c.metrics if m != claims.REAL_DATA}
-        assert ds in ({"cub200"}, {"stanford_dogs"}), c.id
-        tables = {"cub200": ("Table 5.2", "Table 5.7", "Table 5.9"), "stanford_dogs": ("Table 5.3", "Table 5.10")}
+        assert ds in ({"cub200"}, {"stanford_dogs"}, {"cifar100"}), c.id
+        tables = {
+            "cub200": ("Table 5.2", "Table 5.4", "Table 5.7", "Table 5.8", "Table 5.9"),
+            "stanford_dogs": ("Table 5.3", "Table 5.5", "Table 5.10"),
+            "cifar100": ("Table 5.6",),
+        }
         assert c.source in tables[ds.pop()], c.id
-    assert {c.id.split("_")[0] for c in full_claims} == {"05.cub200", "05.stanford"}
+    assert {c.id.split("_")[0] for c in full_claims} == {"05.cub200", "05.stanford", "05.cifar100"}
 
 
 class _Crash(inc.Plugin):
