@@ -77,10 +77,12 @@ def _pid(i: int) -> int:
 
 
 def test_map_jobs_keeps_its_workers_between_calls_and_drops_them_after_a_failure():
-    first = parallel.map_jobs(_pid, [(0,), (1,)], workers=2)
-    again = parallel.map_jobs(_pid, [(0,), (1,)], workers=2)
-    assert first[0] == again[0] and first[1] == again[1] != first[0]  # the same worker, no new start-up
+    parallel.map_jobs(_pid, [(0,), (1,)], workers=2)
+    pool = parallel._POOL
+    pids = [p.pid for p in pool.procs]
+    parallel.map_jobs(_pid, [(0,), (1,)], workers=2)
+    assert parallel._POOL is pool and [p.pid for p in pool.procs] == pids  # the same workers, no new start-up
+    assert all(p.is_alive() for p in pool.procs)
     with pytest.raises(RuntimeError, match="job 2 failed"):
         parallel.map_jobs(_fail, [(0,), (1,), (2,)], workers=2)
     assert parallel._POOL is None  # its queued jobs would still run: the next call starts afresh
-    assert parallel.map_jobs(_pid, [(0,), (1,)], workers=2)[1] not in (first[1],)
