@@ -10,10 +10,9 @@ import pickle
 import shutil
 import socket
 import tarfile
-import threading
 import zipfile
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +72,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server():
+def server(loopback_http):
+    """``url`` of a fresh :class:`_Handler` server (``tests/conftest.py``'s ``loopback_http`` starts and stops it)."""
     _Handler.files, _Handler.mode, _Handler.log = {}, {}, []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    return loopback_http(_Handler)
 
 
 def _closed_port() -> int:
@@ -96,7 +91,7 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 def test_full_download_is_verified_and_renamed(server, tmp_path):
-    _, url = server
+    url = server
     _Handler.files["f.bin"] = PAYLOAD
     res = download(f"{url}/f.bin", tmp_path / "f.bin", sha256=PAYLOAD_SHA, quiet=True)
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD and res["verified"] and res["ok"]
@@ -109,7 +104,7 @@ def test_full_download_is_verified_and_renamed(server, tmp_path):
 
 
 def test_resume_from_part_file_with_range(server, tmp_path):
-    _, url = server
+    url = server
     _Handler.files["f.bin"] = PAYLOAD
     (tmp_path / "f.bin.part").write_bytes(PAYLOAD[:123_456])
     res = download(f"{url}/f.bin", tmp_path / "f.bin", sha256=PAYLOAD_SHA, quiet=True)
@@ -123,7 +118,7 @@ def test_resume_from_part_file_with_range(server, tmp_path):
 
 
 def test_truncated_download_is_kept_as_part_and_resumed(server, tmp_path):
-    _, url = server
+    url = server
     _Handler.files["f.bin"] = PAYLOAD
     _Handler.mode["f.bin"] = "truncate"
     with pytest.raises(DownloadError, match="resume"):
@@ -137,7 +132,7 @@ def test_truncated_download_is_kept_as_part_and_resumed(server, tmp_path):
 
 
 def test_corrupt_download_is_detected_and_not_used(server, tmp_path):
-    _, url = server
+    url = server
     _Handler.files["f.bin"] = PAYLOAD
     _Handler.mode["f.bin"] = "corrupt"
     with pytest.raises(ChecksumMismatch, match="NOT used"):
@@ -234,7 +229,7 @@ def test_cub200_converter_and_loader(tmp_path):
 
 def test_cli_fetch_downloads_verifies_unpacks_and_converts(server, tmp_path, monkeypatch):
     """The whole pipeline against the loopback server: CUB's archive with a known sha256."""
-    httpd, url = server
+    url = server
     arc = _tgz(_cub_fixture(tmp_path / "src"), tmp_path / "CUB_200_2011.tgz")
     _Handler.files["CUB_200_2011.tgz"] = arc.read_bytes()
     sha = hashlib.sha256(arc.read_bytes()).hexdigest()

@@ -24,6 +24,7 @@ import torch.nn as nn
 from xmr_lib.chapters.ch10 import common_space as cs
 from xmr_lib.core.checks import check_int, check_matrix
 from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
+from xmr_lib.train import loop
 
 __all__ = ["CycleNet", "cycle_loss", "train_cycle_space", "run_cycle_space"]
 
@@ -69,6 +70,54 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - mu) / sd).astype(np.float32) for a in (train, *others)]
 
 
+class _CycleTask(loop.Task):
+    """Step-mode task of the one training loop: shuffled passes over the pairs, Adam on :func:`cycle_loss`, lr ÷10
+    at half of the run (as the chapter's other objectives); each term's value per step in ``hist``."""
+
+    def __init__(
+        self,
+        net: CycleNet,
+        xi: torch.Tensor,
+        xt: torch.Tensor,
+        iterations: int,
+        bs: int,
+        lr: float,
+        w_cycle: float,
+        seed: int,
+    ):
+        self.net, self.xi, self.xt, self.bs, self.w_cycle = net, xi, xt, bs, float(w_cycle)
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+        self.drop_at = max(1, iterations // 2)
+        self.g = torch.Generator().manual_seed(seed)
+        self.hist: dict[str, list[float]] = {"loss": [], "forward": [], "backward": []}
+        self._terms: dict[str, torch.Tensor] = {}
+
+    def batches(self, trainer, epoch):
+        n = len(self.xi)
+        order, pos = torch.randperm(n, generator=self.g), 0
+        while True:
+            if pos + self.bs > n:
+                order, pos = torch.randperm(n, generator=self.g), 0
+            yield order[pos : pos + self.bs]
+            pos += self.bs
+
+    def on_step_start(self, trainer, idx):
+        if trainer.global_step == self.drop_at:
+            for pg in self.opt.param_groups:
+                pg["lr"] /= 10
+
+    def training_step(self, trainer, idx):
+        self._terms = cycle_loss(self.net, self.xi[idx], self.xt[idx], self.w_cycle)
+        return self._terms["loss"]
+
+    def optimizers(self, trainer, idx):
+        return [self.opt]
+
+    def on_step_end(self, trainer, idx, loss):
+        for k in self.hist:
+            self.hist[k].append(float(self._terms[k].detach()))
+
+
 def train_cycle_space(
     image_features: Any,
     text_features: Any,
@@ -80,34 +129,24 @@ def train_cycle_space(
     w_cycle: float = 1.0,
     seed: int = 0,
 ) -> tuple[CycleNet, dict[str, list[float]]]:
-    """Adam on :func:`cycle_loss` over mini-batches of standardised pairs (CPU; lr ÷10 at half of the run, as the
-    chapter's other objectives). Returns ``(net in eval mode, {"loss": [...], "forward": [...], "backward": [...]})``
-    per iteration. The features must already be standardised (:func:`run_cycle_space` does it)."""
+    """Adam on :func:`cycle_loss` over mini-batches of standardised pairs, through the one training loop
+    (:class:`xmr_lib.train.loop.Trainer`; CPU; lr ÷10 at half of the run, as the chapter's other objectives).
+
+    Args:
+        image_features: (n, d_I); text_features: (n, d_T), row i of each a pair; already standardised
+            (:func:`run_cycle_space` does it).
+    Returns:
+        ``(net in eval mode, {"loss": [...], "forward": [...], "backward": [...]})``, one value per iteration.
+    """
     xi = torch.from_numpy(check_matrix(image_features, "image_features", dtype=np.float32))
     xt = torch.from_numpy(check_matrix(text_features, "text_features", dtype=np.float32))
     if len(xi) != len(xt):
         raise ValueError(f"text_features: expected {len(xi)} rows (one per image), got {tuple(xt.shape)}")
     iterations, bs = check_int(iterations, "iterations"), min(check_int(batch_size, "batch_size"), len(xi))
     net = CycleNet(xi.shape[1], xt.shape[1], hidden, seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    hist: dict[str, list[float]] = {"loss": [], "forward": [], "backward": []}
-    order, pos = torch.randperm(len(xi), generator=g), 0
-    for it in range(iterations):
-        if it == max(1, iterations // 2):
-            for pg in opt.param_groups:
-                pg["lr"] /= 10
-        if pos + bs > len(xi):
-            order, pos = torch.randperm(len(xi), generator=g), 0
-        idx = order[pos : pos + bs]
-        pos += bs
-        terms = cycle_loss(net, xi[idx], xt[idx], w_cycle)
-        opt.zero_grad()
-        terms["loss"].backward()
-        opt.step()
-        for k in hist:
-            hist[k].append(float(terms[k].detach()))
-    return net.eval(), hist
+    task = _CycleTask(net, xi, xt, iterations, bs, lr, w_cycle, seed)
+    loop.Trainer(max_steps=iterations, device="cpu", progress=False, desc="cycle").fit(task)
+    return net.eval(), task.hist
 
 
 def run_cycle_space(split: cs.CrossModalSplit, seed: int = 0, **train_kw) -> dict[str, Any]:
