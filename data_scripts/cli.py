@@ -559,7 +559,7 @@ def layout_problems(name: str, ds: Path) -> list[str]:
         cfg = safe_pickle.load(pkl)
         miss = [n for n in list(cfg["imlist"]) + list(cfg["qimlist"]) if not (ds / "jpg" / f"{n}.jpg").is_file()]
         return [f"{len(miss)} images missing in {ds / 'jpg'} (e.g. {miss[0]}.jpg)"] if miss else []
-    if name in ("mediaeval2017_div", "pascal2019_targets"):
+    if name in ("mediaeval2017_div", "pascal2019_targets", "retrieval_sfm120k"):
         return conv.CONVERTERS[name](ds)["missing"]
     if name == "cirtorch_networks":
         return [] if any(ds.glob("*.pth")) else [f"no .pth file in {ds}"]

@@ -961,3 +961,54 @@ def _cuhk_pedes(ds: Path, **_) -> dict:
 
 
 CONVERTERS.update({"flickr8k": _flickr8k, "cuhk_pedes": _cuhk_pedes})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# retrieval-SfM-120k (notebook 02's full profile: fine-tuning by the cirtorch recipe)
+
+
+def _sfm120k(ds: Path, **_) -> dict:
+    """``retrieval-SfM-120k.pkl`` (+ the optional ``-whiten.pkl``) copied into ``ds``; the unpacked image tree
+    (``<cid[-2:]>/<cid[-4:-2]>/<cid[-6:-4]>/<cid>``, found under ``raw/`` by the first image's relative path)
+    moved to ``ds/ims``. Checked: every image of the train and val splits is there."""
+    from xmr_lib.data import sfm120k
+
+    for fname, required in ((sfm120k.PICKLE, True), (sfm120k.WHITEN_PICKLE, False)):
+        pkl = _search(ds, fname, required=required, what="cirtorch's db file")
+        if pkl is not None and pkl.parent != ds:
+            shutil.copy2(pkl, ds / fname)
+    cfg = safe_pickle.load(ds / sfm120k.PICKLE, encoding="latin1")
+    if not isinstance(cfg, dict) or any(k not in cfg for k in sfm120k.SPLITS):
+        raise ConversionError(f"{ds / sfm120k.PICKLE}: not cirtorch's SfM-120k db file (no 'train' / 'val' keys)")
+    cids = [c for k in sfm120k.SPLITS for c in cfg[k]["cids"]]
+    rel = sfm120k.cid_path(cids[0], ".")
+    ims = ds / "ims"
+    if not (ims / rel).is_file():
+        raw = ds / "raw"
+        roots = [raw / "ims", raw, *sorted(raw.glob("*/ims")), *sorted(raw.glob("*"))] if raw.is_dir() else []
+        src = next((r for r in roots if r.is_dir() and (r / rel).is_file()), None)
+        if src is not None:
+            ims.mkdir(exist_ok=True)
+            for p in src.iterdir():  # the two-character folders of the cid layout
+                if p.is_dir() and len(p.name) == 2 and not (ims / p.name).exists():
+                    os.replace(p, ims / p.name)
+    ims.mkdir(exist_ok=True)
+    missing = [c for c in cids if not (sfm120k.cid_path(c, ims)).is_file()]
+    meta = {
+        "name": ds.name,
+        "converter_version": CONVERTER_VERSION,
+        **{f"n_{k}": len(cfg[k]["cids"]) for k in sfm120k.SPLITS},
+        **{f"n_{k}_pairs": len(cfg[k]["qidxs"]) for k in sfm120k.SPLITS},
+        "images_missing": len(missing),
+        "layout": "cirtorch",
+    }
+    (ds / "meta.json").write_text(json.dumps(meta, indent=1))
+    rep = {"n": len(cids), "missing": []}
+    if missing:
+        rep["missing"].append(
+            f"{len(missing)} of {len(cids)} images under {ims} (e.g. {sfm120k.cid_path(missing[0], ims)})"
+        )
+    return rep
+
+
+CONVERTERS["retrieval_sfm120k"] = _sfm120k

@@ -702,6 +702,53 @@ _add(
     )
 )
 
+_CIRTORCH_TRAIN = "http://cmp.felk.cvut.cz/cnnimageretrieval/data/train/{}"
+_CIRTORCH_DL = "cnnimageretrieval-pytorch cirtorch/utils/download.py download_train(): {}; no checksum published"
+
+_add(
+    DatasetSpec(
+        name="retrieval_sfm120k",
+        title="retrieval-SfM-120k (the GeM networks' training set: 91,642 train / 6,403 val images, 3-D model "
+        "clusters, query-positive pairs) — the image archive is OVER 50 GB",
+        files=(
+            RemoteFile(
+                "retrieval-SfM-120k.pkl",
+                (_CIRTORCH_TRAIN.format("dbs/retrieval-SfM-120k.pkl"),),
+                size_mb=5,
+                note="{'train', 'val'}: cids, cluster, qidxs, pidxs",
+                source=_CIRTORCH_DL.format("data/train/dbs/<dataset>.pkl"),
+            ),
+            RemoteFile(
+                "ims.tar.gz",
+                (_CIRTORCH_TRAIN.format("ims/ims.tar.gz"),),
+                size_mb=50000,
+                extract=True,
+                note="the images, over 50 GB (cnnimageretrieval-pytorch issue #52); unpacking needs about as much "
+                "again free next to it; an interrupted download resumes from its .part",
+                source=_CIRTORCH_DL.format("data/train/ims/ims.tar.gz, unpacked into ims/"),
+            ),
+            RemoteFile(
+                "retrieval-SfM-120k-whiten.pkl",
+                (_CIRTORCH_TRAIN.format("dbs/retrieval-SfM-120k-whiten.pkl"),),
+                size_mb=1,
+                optional=True,
+                note="cids, qidxs, pidxs: the pairs of cirtorch's learned whitening L_w (--whitening)",
+                source=_CIRTORCH_DL.format("data/train/dbs/<dataset>-whiten.pkl"),
+            ),
+        ),
+        licence="images: Flickr photos collected for research (CMP Prague); db files: cnnimageretrieval-pytorch "
+        "(MIT code; no data licence stated, cite)",
+        citation="F. Radenović, G. Tolias, O. Chum. Fine-tuning CNN Image Retrieval with No Human Annotation. TPAMI "
+        "2018. F. Radenović, G. Tolias, O. Chum. CNN Image Retrieval Learns from BoW: Unsupervised Fine-Tuning with "
+        "Hard Examples. ECCV 2016.",
+        homepage="https://github.com/filipradenovic/cnnimageretrieval-pytorch",
+        layout="retrieval-SfM-120k.pkl (kept as published), optional retrieval-SfM-120k-whiten.pkl, and "
+        "ims/<cid[-2:]>/<cid[-4:-2]>/<cid[-6:-4]>/<cid> (cirtorch's cid2filename). Loader: "
+        "xmr_lib.data.sfm120k.read_sfm120k(root, 'train' | 'val')",
+        used_by="notebook 02 (full profile: fine-tuning by the cirtorch recipe when present)",
+    )
+)
+
 
 def get(name: str) -> DatasetSpec:
     if name not in DATASETS:
@@ -845,6 +892,14 @@ _tv("resnet18", "resnet18-f37072fd.pth", "resnet", "ResNet18_Weights.IMAGENET1K_
 _tv("resnet50", "resnet50-0676ba61.pth", "resnet", "ResNet50_Weights.IMAGENET1K_V1", 97.8, "ResNet-50 (V1)")
 _tv("resnet101", "resnet101-63fe2227.pth", "resnet", "ResNet101_Weights.IMAGENET1K_V1", 170.5, "ResNet-101 (V1)")
 _tv("resnet152", "resnet152-394f9c45.pth", "resnet", "ResNet152_Weights.IMAGENET1K_V1", 230.4, "ResNet-152 (V1)")
+_tv(
+    "inception_v3",
+    "inception_v3_google-0cc3c7bd.pth",
+    "inception",
+    "Inception_V3_Weights.IMAGENET1K_V1",
+    103.9,
+    "Inception-v3 (ImageNet-1k; the scorer of Inception score and FID)",
+)
 _tv(
     "mobilenet_v2",
     "mobilenet_v2-b0353104.pth",

@@ -363,3 +363,45 @@ def cuhk_pedes_raw(raw: Path, people=(("train", 2), ("train", 1), ("val", 1), ("
             n += 1
     (base / "reid_raw.json").write_text(json.dumps(items))
     return items
+
+
+def sfm120k_cid(k: int) -> str:
+    """A cid shaped like SfM-120k's (a long hex name; the last six characters pick the folders)."""
+    return f"{(k * 2654435761) % 16**8:08x}{k:06x}ab{(k * 40503) % 16**6:06x}"
+
+
+def sfm120k_raw(
+    base: Path,
+    clusters=(0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4),
+    pairs=((0, 1), (1, 2), (3, 4), (4, 5), (6, 7), (8, 9), (10, 11)),
+    val_clusters=(5, 5, 6, 6, 7, 7),
+    val_pairs=((0, 1), (2, 3), (4, 5)),
+    whiten: bool = True,
+    size=(24, 18),
+    seed: int = 0,
+) -> dict:
+    """cirtorch's retrieval-SfM-120k as its files unpack: ``retrieval-SfM-120k.pkl`` ({'train', 'val'}: cids,
+    cluster, qidxs, pidxs), optionally ``retrieval-SfM-120k-whiten.pkl`` (the val images' cids and pairs), and
+    ``ims/<cid[-2:]>/<cid[-4:-2]>/<cid[-6:-4]>/<cid>`` (JPEG files named by their cid, no extension) of random
+    noise under ``base``. Returns the pickle's dict."""
+    rng = np.random.default_rng(seed)
+    db, k = {}, 0
+    for split, cl, pr in (("train", clusters, pairs), ("val", val_clusters, val_pairs)):
+        cids = [sfm120k_cid(k + i) for i in range(len(cl))]
+        k += len(cl)
+        db[split] = {
+            "cids": cids,
+            "cluster": [int(c) for c in cl],
+            "qidxs": [int(q) for q, _ in pr],
+            "pidxs": [int(p) for _, p in pr],
+        }
+        for c in cids:
+            path = base / "ims" / c[-2:] / c[-4:-2] / c[-6:-4] / c
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, format="JPEG")
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "retrieval-SfM-120k.pkl").write_bytes(pickle.dumps(db))
+    if whiten:
+        w = {k: db["val"][k] for k in ("cids", "qidxs", "pidxs")}
+        (base / "retrieval-SfM-120k-whiten.pkl").write_bytes(pickle.dumps(w))
+    return db

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from fixtures_real_formats import revisited_raw
+from fixtures_real_formats import revisited_raw, sfm120k_raw
 from PIL import Image
 
 from data_scripts.convert import convert
@@ -18,6 +18,7 @@ from xmr_lib.chapters.ch02 import config as ch02
 from xmr_lib.chapters.ch02 import lecture as L
 from xmr_lib.core import claims
 from xmr_lib.course import runs
+from xmr_lib.data import sfm120k
 from xmr_lib.retrieval import pooling
 
 pytest.importorskip("torchvision")
@@ -149,3 +150,62 @@ def test_depth_trunk_is_finetuned_by_the_chapters_protocol_before_it_is_measured
     }
     r = L.rmap(d["queries"], d["db"], b.gnd)
     assert d["db"].shape == (12, 256) and math.isfinite(r["medium"]) and 0 <= r["medium"] <= 100
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# retrieval-SfM-120k: the cirtorch recipe's training set (fixture in its published format, converted)
+
+
+@pytest.fixture()
+def sfm_root(revisited_root):
+    sfm120k_raw(revisited_root / sfm120k.NAME / "raw", size=(40, 30))
+    assert convert(sfm120k.NAME, revisited_root)["missing"] == []
+    return revisited_root
+
+
+def test_without_sfm120k_full_says_it_trains_on_the_other_revisited_set(revisited_root, capsys):
+    P = runs.params("02", profile="full", tiny=True, data_root=str(revisited_root), device="cpu")
+    assert P.train_set == "auto" and L.training_set(P) is None
+    assert "the other revisited set" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="data_scripts fetch retrieval_sfm120k"):
+        L.training_set(runs.params("02", profile="full", tiny=True, data_root=str(revisited_root), train_set="sfm120k"))
+
+
+def test_full_ch02_tiny_finetunes_on_sfm120k_by_the_cirtorch_recipe(sfm_root, capsys):
+    P = runs.params("02", profile="full", tiny=True, data_root=str(sfm_root), device="cpu")
+    assert ch02.PROFILES["full"]["sfm_image_size"] == 362 and ch02.PROFILES["full"]["sfm_pool"] == 22000
+    train = L.training_set(P)
+    assert "retrieval-SfM-120k (12 images, 5 clusters, 7 query-positive pairs)" in capsys.readouterr().out
+    bench = L.load_benchmarks(P, [P.seed])
+    trunk, ex = L.extractor(P)  # random VGG16
+    low = L.lower_maps(ex, bench)
+    before = [t.detach().clone() for t in ex.upper.parameters()]
+    ft, hist = L.finetune_heads(ex.upper, bench, low, P, True, ex, train)
+    assert sorted(ft) == [("roxford5k", 0, "gem"), ("rparis6k", 0, "gem")]
+    assert ft[("roxford5k", 0, "gem")] is ft[("rparis6k", 0, "gem")]  # one SfM network serves both test sets
+    h = hist[("roxford5k", 0, "gem")]
+    assert len(h.loss) == P.sfm_epochs == 2 and all(math.isfinite(x) and x > 0 for x in h.loss)
+    assert all(math.isfinite(x) for x in h.negative_distance + h.positive_distance)
+    assert np.isclose(h.lr[1] / h.lr[0], math.exp(-0.01))  # cirtorch's per-epoch decay
+    net = ft[("roxford5k", 0, "gem")]
+    assert any(not torch.equal(a, c) for a, c in zip(before, net.features.parameters()))  # trained ...
+    assert all(torch.equal(a, c) for a, c in zip(before, ex.upper.parameters()))  # ... a copy
+    fns = {name: pooling.get_pooling(name) for name in P.poolings}
+    own, _ = L.finetuned_descriptors(ex, ft, low, fns, "gem")
+    lw = L.sfm_whitened_scores(ex, ft, own, bench, P)
+    assert lw["_pairs"] == "retrieval-SfM-120k-whiten.pkl"
+    assert all(0 <= v <= 100 for ds in ("roxford5k", "rparis6k") for v in lw[ds].values())
+    rec = {f"full/sfm_gem_lw/{ds}/{k}": v for ds in ("roxford5k", "rparis6k") for k, v in lw[ds].items()}
+    runs.record_many(rec | {"full/finetune_on_sfm120k": 1})
+    written = runs.recorded()["metrics"]
+    assert written["full/finetune_on_sfm120k"] == 1 and all(math.isfinite(written[k]) for k in rec)
+
+    torch.manual_seed(0)
+    ref = L.trunk_of("alexnet", P)
+    torch.manual_seed(0)
+    trunk, th = L.finetune_trunk("alexnet", bench, P, train)  # the depth sweep's fine-tuning on SfM-120k
+    assert len(th.loss) == 2 and all(math.isfinite(x) for x in th.loss)
+    n_top = sum(1 for m in list(trunk.features)[-P.ft_blocks :] for _ in m.parameters())
+    pairs = list(zip(ref.features.parameters(), trunk.features.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in pairs[: len(pairs) - n_top])  # the lower part stays frozen
+    assert any(not torch.equal(a, b) for a, b in pairs[len(pairs) - n_top :])

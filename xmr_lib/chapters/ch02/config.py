@@ -70,6 +70,13 @@ PROFILES = {
         "ft_lr": 3e-4,  # Adam, trainable blocks
         "ft_p_lr_mult": 100.0,  # GeM p's learning-rate multiplier (cirtorch: 10 for GeM, 100 for GeMmp)
         "ft_margin": 0.7,  # contrastive margin (cirtorch form, on the plain distance)
+        "train_set": "benchmark",  # fine-tuning data: the benchmark's train split | SfM-120k ("auto", "sfm120k")
+        "sfm_epochs": 100,  # SfM-120k fine-tuning (cirtorch recipe): epochs
+        "sfm_queries": 2000,  # query-positive pairs per epoch (cirtorch --query-size)
+        "sfm_pool": 22000,  # negative pool per epoch (cirtorch README --pool-size)
+        "sfm_image_size": 362,  # longer side of the training images (cirtorch README --image-size)
+        "sfm_lr": 5e-7,  # Adam learning rate (cirtorch README --lr)
+        "sfm_margin": 0.85,  # contrastive margin (cirtorch README --loss-margin)
         "n_show": 2,  # queries in the ranked grids
         "top_k": 6,  # results shown per query
     },
@@ -101,6 +108,13 @@ PROFILES = {
         "ft_lr": 3e-4,
         "ft_p_lr_mult": 100.0,
         "ft_margin": 0.7,
+        "train_set": "benchmark",
+        "sfm_epochs": 100,
+        "sfm_queries": 2000,
+        "sfm_pool": 22000,
+        "sfm_image_size": 362,
+        "sfm_lr": 5e-7,
+        "sfm_margin": 0.85,
         "n_show": 4,
         "top_k": 8,
     },
@@ -132,6 +146,13 @@ PROFILES = {
         "ft_lr": 5e-6,
         "ft_p_lr_mult": 10.0,
         "ft_margin": 0.85,
+        "train_set": "auto",
+        "sfm_epochs": 100,
+        "sfm_queries": 2000,
+        "sfm_pool": 22000,
+        "sfm_image_size": 362,
+        "sfm_lr": 5e-7,
+        "sfm_margin": 0.85,
         "n_show": 4,
         "top_k": 8,
     },
@@ -168,6 +189,15 @@ KNOB_HELP = {
     "ft_lr": "Adam learning rate of the trainable blocks",
     "ft_p_lr_mult": "learning-rate multiplier of GeM's p (no weight decay on it)",
     "ft_margin": "contrastive margin (cirtorch form)",
+    "train_set": "fine-tuning data: 'benchmark' (the benchmark's train split: photo_instances' own, or the other "
+    "revisited set), 'auto' (retrieval-SfM-120k when it is under data_root, else 'benchmark'), 'sfm120k' (required; "
+    "python -m data_scripts fetch retrieval_sfm120k, over 50 GB)",
+    "sfm_epochs": "SfM-120k fine-tuning epochs (cirtorch: 100)",
+    "sfm_queries": "SfM-120k query-positive pairs per epoch (cirtorch qsize: 2000)",
+    "sfm_pool": "SfM-120k images embedded per epoch to mine hard negatives from (cirtorch poolsize: 22000)",
+    "sfm_image_size": "longer side of the SfM-120k training images, px (cirtorch: 362; testing stays at image_size)",
+    "sfm_lr": "Adam learning rate of the SfM-120k fine-tuning (cirtorch README: 5e-7)",
+    "sfm_margin": "contrastive margin of the SfM-120k fine-tuning (cirtorch README: 0.85)",
     "n_show": "queries in the ranked-result grids",
     "top_k": "results shown per query",
 }
@@ -205,6 +235,7 @@ KNOBS = {
     "dim_backbone": Choice(*_TRUNKS),
     "dims": ListOf(Int(1), min_len=0),
     "tiny": Choice(False, True),
+    "train_set": Choice("benchmark", "auto", "sfm120k"),
 }
 
 #: ``tiny=True`` (meant for ``full``): the full path exactly as on a GPU — the revisited benchmarks under
@@ -222,6 +253,11 @@ TINY_KNOBS = {
     "ft_pool": 12,
     "ft_negatives": 1,
     "ft_lr": 1e-3,
+    "sfm_epochs": 2,
+    "sfm_queries": 4,
+    "sfm_pool": 10,
+    "sfm_image_size": 64,
+    "sfm_lr": 1e-3,
     "dims": [2, 4],
     "n_show": 1,
     "top_k": 3,
@@ -557,13 +593,14 @@ PAPER_SETTINGS = [
     {
         "setting": "training of the depth comparison",
         "paper": "each trunk fine-tuned following the protocol of [57] (cirtorch) with the same learning rate (§2.5.3)",
-        "ours": "finetune_depth = True: each trunk's top ft_blocks blocks fine-tuned with a MAC head by the chapter's "
-        "cirtorch protocol (the ft_* knobs: contrastive loss, hard negatives, the same learning rate) on the train "
-        "split before it is measured; the dimension sweep's ResNet-50 is the fine-tuned one",
-        "why": "SfM-120k is not registered (see fine-tuning data), so the trunks train on the other revisited set; "
-        "only the top blocks train, as for `backbone` (the lower maps are cached). Each trunk costs about one "
-        "`backbone` fine-tuning, and its cache of lower maps grows with the trunk (ResNets: below layer3, at 1024 "
-        "px); where that does not fit, finetune_depth = False measures the trunks off the shelf",
+        "ours": "finetune_depth = True: each trunk's top ft_blocks blocks fine-tuned with a MAC head before it is "
+        "measured, with the same learning rate for every trunk: on retrieval-SfM-120k by cirtorch's recipe (the "
+        "sfm_* knobs, see the recipe row) when it is under data_root, else by the chapter's cirtorch protocol (the "
+        "ft_* knobs) on the other revisited set; the dimension sweep's ResNet-50 is the fine-tuned one",
+        "why": "only the top blocks train, as for `backbone` (the frozen lower part runs on the fly on SfM-120k; on "
+        "the revisited set its maps are cached, a cache that grows with the trunk: ResNets below layer3 at 1024 px). "
+        "On SfM-120k each trunk costs one full recipe run (sfm_epochs epochs of 2000 tuples and a 22000-image pool); "
+        "where that does not fit, lower sfm_epochs, or finetune_depth = False measures the trunks off the shelf",
     },
     {
         "setting": "dimension sweep (Fig. 2.13b)",
@@ -575,14 +612,36 @@ PAPER_SETTINGS = [
     },
     {
         "setting": "fine-tuning data",
-        "paper": "the GeM network of Table 2.3 ([57]) is trained on SfM-120k (cirtorch recipe)",
-        "ours": "the other revisited set (about 11 landmarks, its easy / hard images as positives) as the train split",
-        "why": "SfM-120k is not registered; the released GeM network is checked separately (section 10b)",
+        "paper": "the GeM network of Table 2.3 ([57]) is trained on retrieval-SfM-120k (3-D model clusters and "
+        "query-positive pairs from SfM, 'unsupervised fine-tuning' in Table 2.3); §2.5.3 fine-tunes the depth "
+        "comparison by the same protocol",
+        "ours": "train_set = auto: retrieval-SfM-120k when it is under data_root (data_scripts entry "
+        "retrieval_sfm120k), for the VGG16 heads and every trunk of the depth sweep; else the other revisited set "
+        "(about 11 landmarks, its easy / hard images as positives). Section 7 prints which ran; the record "
+        "full/finetune_on_sfm120k keeps it",
+        "why": "SfM-120k's image archive is over 50 GB and fetched only on request; without it the fallback is the "
+        "only landmark training data at hand. The released GeM network is checked separately (section 10b)",
+    },
+    {
+        "setting": "fine-tuning recipe (on SfM-120k)",
+        "paper": "cirtorch ([57], the repository of the §2.5.3 footnote; README training example and train.py): "
+        "contrastive loss, margin 0.85, Adam lr 5e-7, weight decay 1e-6, lr × exp(-0.01) per epoch, 100 epochs, "
+        "each epoch 2000 query-positive pairs, a pool of 22000 images, 5 hardest negatives (one per cluster, never "
+        "the query's), batches of 5 tuples, training images at 362 px, GeM p at 10 × lr without weight decay, "
+        "BatchNorm frozen, every convolutional layer trained",
+        "ours": "the same values (sfm_margin, sfm_lr, sfm_epochs, sfm_queries, sfm_pool, ft_negatives = 5, "
+        "sfm_image_size = 362, ft_p_lr_mult = 10; batches of 5 tuples); bf16 AMP on CUDA; the top ft_blocks blocks "
+        "trained, the lower trunk frozen",
+        "why": "the frozen lower trunk keeps one code path with the cached-maps fine-tuning of smoke / default. "
+        "The README's values are its ResNet-101 recipe (train.py's defaults: margin 0.7, lr 1e-6, pool 20000); "
+        "§2.5.3 trains every trunk with the same learning rate, so they are used for all",
     },
     {
         "setting": "whitening",
         "paper": "PCA_w (Table 2.2); L_w learned on SfM-120k for the GeM network ([57])",
-        "ours": "PCA-w with β = 0.5 to 512-d, learned on the other revisited set; the released network's own L_w",
+        "ours": "PCA-w with β = 0.5 to 512-d, learned on the other revisited set; with SfM-120k, the fine-tuned GeM "
+        "network also gets L_w learned on cirtorch's whitening pairs (retrieval-SfM-120k-whiten.pkl, else SfM-120k's "
+        "val pairs) at the test size; the released network's own L_w",
         "why": "",
     },
     {

@@ -14,6 +14,8 @@ the images and the metric names, draw the fine-tuning curves, and make the explo
 from __future__ import annotations
 
 import copy
+import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -25,9 +27,11 @@ import torch.nn as nn
 
 from xmr_lib import data
 from xmr_lib.core import checkpoint, paths
+from xmr_lib.core.setup import resolve_device
+from xmr_lib.data import sfm120k
 from xmr_lib.encoders import backbones, extract
 from xmr_lib.retrieval import expansion, metrics, mining, pooling, whitening
-from xmr_lib.train import finetune
+from xmr_lib.train import distributed, finetune, loop
 
 PROTOCOLS = ("easy", "medium", "hard")
 PARTS = ("db", "queries", "train")
@@ -383,11 +387,31 @@ def ft_net(upper: nn.Module, head: str) -> finetune.RetrievalNet:
     return finetune.RetrievalNet(copy.deepcopy(upper), pool)
 
 
-def finetune_heads(upper: nn.Module, bench: Mapping, low: Mapping, p: Any, full: bool) -> tuple[dict, dict]:
+def finetune_heads(
+    upper: nn.Module,
+    bench: Mapping,
+    low: Mapping,
+    p: Any,
+    full: bool,
+    ex: extract.MapExtractor | None = None,
+    train: sfm120k.SfmSplit | None = None,
+) -> tuple[dict, dict]:
     """Fine-tune one network per head of ``p.ft_heads`` and per benchmark (the first dataset only unless ``full``)
     on the cached lower maps of its train split, with the cirtorch contrastive loss and hard negatives (full
-    profile: checkpointed, resumable). Returns ``({(ds, s, head): net (CPU, eval)}, {(ds, s, head): history})``."""
+    profile: checkpointed, resumable). With ``train`` (retrieval-SfM-120k, :func:`training_set`) one network per
+    head and seed is trained on it instead (:func:`train_sfm`, ``ex``'s frozen lower part) and serves every test
+    benchmark. Returns ``({(ds, s, head): net (CPU, eval)}, {(ds, s, head): history})``."""
     nets, hist = {}, {}
+    if train is not None:
+        for s in sorted({s for (_, s) in bench}):
+            for head in p.ft_heads:
+                net = ft_net(upper, head)
+                ck = checkpoint.Checkpoint(f"02_finetune/sfm120k_seed{s}_{head}_{ex.model}") if full else None
+                h = train_sfm(net, ex, train, p, s, ck)
+                for ds, s2 in bench:
+                    if s2 == s:
+                        nets[(ds, s, head)], hist[(ds, s, head)] = net.cpu().eval(), h
+        return nets, hist
     for (ds, s), b in bench.items():
         if ds != p.datasets[0] and not full:
             continue
@@ -439,6 +463,160 @@ def finetuned_descriptors(
             for name in fns:
                 on_maps[(ds, s, name)] = {part: d[part][name] for part in d}
     return own, on_maps
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fine-tuning on retrieval-SfM-120k (cirtorch's recipe; full profile when the set is under data_root)
+
+SFM_BATCH = 5  # tuples per Adam step (cirtorch README: --batch-size 5)
+SFM_WEIGHT_DECAY = 1e-6  # cirtorch train.py --weight-decay
+SFM_LR_DECAY = math.exp(-0.01)  # cirtorch train.py: exponential decay per epoch
+
+
+def training_set(p: Any) -> sfm120k.SfmSplit | None:
+    """The fine-tuning data of ``p.train_set``, said in one printed line: retrieval-SfM-120k's train split
+    (:func:`xmr_lib.data.sfm120k.read_sfm120k`) when it is asked for (``"sfm120k"``: required, a FileNotFoundError
+    names the fetch command) or found under ``p.data_root`` (``"auto"``); None: the benchmark's own train split."""
+    mode = p.get("train_set", "benchmark")
+    if mode not in ("benchmark", "auto", "sfm120k"):
+        raise ValueError(f"train_set: expected 'benchmark', 'auto' or 'sfm120k', got {mode!r}")
+    root = None if p.get("fell_back", False) else p.get("data_root")
+    if mode == "sfm120k" or (mode == "auto" and sfm120k.find_sfm120k(root) is not None):
+        s = sfm120k.read_sfm120k(root, "train")
+        print(
+            f"fine-tuning data: retrieval-SfM-120k ({len(s):,} images, {len(np.unique(s.clusters)):,} clusters, "
+            f"{len(s.qidxs):,} query-positive pairs), cirtorch's recipe (sfm_* knobs)"
+        )
+        return s
+    where = "the other revisited set" if p.datasets[0] in ("roxford5k", "rparis6k") else "its own train split"
+    extra = f" (retrieval-SfM-120k is not under data_root: {sfm120k.FETCH_HINT})" if mode == "auto" else ""
+    print(f"fine-tuning data: the benchmark's train split — {where}{extra}")
+    return None
+
+
+class SfmInputs:
+    """The images of an SfM-120k split as inputs of a network's trainable top: image ``i`` → longer side ``size``
+    → normalised → the frozen ``lower`` part (no gradient) → ``(C, h, w)`` maps on ``device``. Nothing is cached:
+    the maps of 100k images at 362 px would not fit on disk; cirtorch too reads every image again each epoch."""
+
+    def __init__(self, images: Sequence, lower: nn.Module, size: int, mean, std, device: torch.device):
+        self.images, self.lower, self.size, self.mean, self.std, self.device = images, lower, size, mean, std, device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @torch.no_grad()
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = extract.to_input(self.images[int(i)], self.size, self.mean, self.std)[None].to(self.device)
+        return self.lower(x)[0]
+
+
+@torch.no_grad()
+def embed_items(net: nn.Module, inputs: Sequence, idx: np.ndarray, device: torch.device) -> np.ndarray:
+    """Descriptors ``(len(idx), D)`` float32 of ``inputs[idx]``, one image at a time (variable sizes, as cirtorch)."""
+    net.eval()
+    return torch.cat([net(inputs[int(i)][None].to(device)).float().cpu() for i in idx]).numpy()
+
+
+class SfmTupleTask(finetune.FinetuneTask):
+    """:class:`xmr_lib.train.finetune.FinetuneTask` whose epochs draw cirtorch's SfM-120k tuples: ``qsize``
+    published query–positive pairs and a pool of ``poolsize`` images (:func:`xmr_lib.data.sfm120k.draw_epoch`),
+    both embedded by the current network, and each query's ``n_negatives`` hardest pool images, never of its
+    cluster and at most one per cluster (:func:`xmr_lib.data.sfm120k.hardest_negatives`). Training steps, loss,
+    optimiser, schedule and checkpoints are the parent's."""
+
+    def __init__(self, net: nn.Module, inputs: SfmInputs, split: sfm120k.SfmSplit, **kw):
+        super().__init__(net, inputs, split.clusters, **kw)
+        self.split = split
+
+    def on_epoch_start(self, trainer: loop.Trainer, epoch: int) -> None:
+        net, dev, g = self.net, self.device, self.g
+        self.t0 = time.time()
+        rng = self.rng = np.random.default_rng([int(self.seed), epoch])
+        torch.manual_seed(int(self.seed) * 1000 + epoch)
+        qi, pi, pool = sfm120k.draw_epoch(self.split, self.queries_per_epoch, self.pool_size, rng)
+        qd, pd_ = embed_items(net, self.inputs, qi, dev), embed_items(net, self.inputs, pool, dev)
+        ids, _ = sfm120k.hardest_negatives(qd, pd_, g[qi], g[pool], self.n_negatives)
+        found = ids >= 0
+        neg = pool[np.maximum(ids, 0)]  # (Q, k) indices into the split
+        if not found.all():  # the pool held too few other clusters: random images of other clusters
+            neg = np.where(found, neg, mining.random_negatives(g[qi], g, self.n_negatives, rng))
+        dn = np.linalg.norm(qd[:, None, :] - pd_[np.maximum(ids, 0)], axis=2)[found]
+        self.hist.negative_distance.append(float(dn.mean()) if dn.size else math.nan)
+        pdesc = embed_items(net, self.inputs, pi, dev)
+        self.hist.positive_distance.append(float(np.linalg.norm(qd - pdesc, axis=1).mean()))
+        self.qi, self.pi, self.neg, self.total = qi, pi, neg, 0.0
+        net.train()
+        finetune.freeze_batchnorm(net)
+
+
+def train_sfm(
+    net: nn.Module, ex: extract.MapExtractor, split: sfm120k.SfmSplit, p: Any, seed: int, ck: Any = None
+) -> finetune.FinetuneHistory:
+    """cirtorch's recipe on retrieval-SfM-120k: ``net`` (the trainable top of ``ex``'s trunk + a pooling head)
+    trained in place on tuples (:class:`SfmTupleTask`) of images at ``p.sfm_image_size`` px passed through ``ex``'s
+    frozen lower part, with the contrastive loss (cirtorch form, margin ``p.sfm_margin``), ``p.ft_negatives``
+    negatives, ``p.sfm_queries`` tuples and a pool of ``p.sfm_pool`` per epoch, ``p.sfm_epochs`` epochs, batches of
+    :data:`SFM_BATCH` tuples, Adam (lr ``p.sfm_lr``, weight decay 1e-6, GeM's p at ``p.ft_p_lr_mult`` × lr without
+    decay), lr × exp(-0.01) per epoch, BatchNorm frozen; bf16 AMP on CUDA. Checkpointed every epoch (``ck``)."""
+    dev = torch.device(resolve_device(p.device))
+    if split.clusters.size and len(np.unique(split.clusters)) <= p.ft_negatives:
+        raise ValueError(
+            f"ft_negatives: {p.ft_negatives} negatives per query need more clusters than the "
+            f"{len(np.unique(split.clusters))} of {split.source}"
+        )
+    inputs = SfmInputs(split.images, ex.lower.to(dev).eval(), p.sfm_image_size, ex.mean, ex.std, dev)
+    dist = distributed.context(dev)
+    task = SfmTupleTask(
+        net,
+        inputs,
+        split,
+        queries_per_epoch=p.sfm_queries,
+        pool_size=p.sfm_pool,
+        n_negatives=p.ft_negatives,
+        loss="contrastive",
+        margin=p.sfm_margin,
+        contrastive_form="cirtorch",
+        lr=p.sfm_lr,
+        pool_lr_mult=p.ft_p_lr_mult,
+        weight_decay=SFM_WEIGHT_DECAY,
+        lr_decay=SFM_LR_DECAY,
+        batch_tuples=SFM_BATCH,
+        seed=seed,
+        device=dev,
+        dist=dist,
+    )
+    trainer = loop.Trainer(
+        max_epochs=int(p.sfm_epochs), device=dev, amp=True, desc="fine-tuning on SfM-120k", checkpoint=ck, dist=dist
+    )
+    trainer.fit(task)
+    return task.hist
+
+
+def sfm_whitened_scores(ex: extract.MapExtractor, nets: Mapping, ft_desc: Mapping, bench: Mapping, p: Any) -> dict:
+    """cirtorch's learned whitening L_w for each GeM network trained on SfM-120k: learned on the pairs of
+    ``retrieval-SfM-120k-whiten.pkl`` when it is there, else on SfM-120k's val pairs, from descriptors at
+    ``p.image_size`` (the test size), then applied to the network's test descriptors ``ft_desc[(ds, s, 'gem')]``.
+    Returns ``{dataset: {'easy', 'medium', 'hard'}}`` (revisited mAP, %) and the pairs' source in ``'_pairs'``."""
+    root = p.get("data_root")
+    pairs = sfm120k.read_whiten_pairs(root)
+    src = sfm120k.WHITEN_PICKLE if pairs is not None else "SfM-120k val"
+    pairs = pairs if pairs is not None else sfm120k.read_sfm120k(root, "val")
+    dev = torch.device(resolve_device(p.device))
+    out, cache = {"_pairs": src}, {}
+    for (ds, s, head), net in nets.items():
+        if head != "gem":
+            continue
+        if id(net) not in cache:  # one L_w per network (the same network serves every test set)
+            full = finetune.RetrievalNet(nn.Sequential(ex.lower, net.features), net.pool).to(dev)
+            inputs = SfmInputs(pairs.images, nn.Identity(), p.image_size, ex.mean, ex.std, dev)
+            x = embed_items(full, inputs, np.arange(len(pairs)), dev)
+            dim = min(int(p.whiten_dim), x.shape[1])
+            cache[id(net)] = whitening.learn_supervised_whitening(x, pairs.qidxs, pairs.pidxs, dim=dim)
+            net.cpu()
+        w, d = cache[id(net)], ft_desc[(ds, s, head)]
+        out[ds] = rmap(w(d["queries"]), w(d["db"]), bench[(ds, s)].gnd)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -547,32 +725,40 @@ def aps(q: np.ndarray, db: np.ndarray, gnd: Sequence[dict], protocol: str = "med
     return [100.0 * float(a) for a in r[protocol]["aps"]]
 
 
-def finetune_trunk(name: str, bench: Mapping, p: Any) -> tuple[backbones.FeatureTrunk, finetune.FinetuneHistory]:
+def finetune_trunk(
+    name: str, bench: Mapping, p: Any, train: sfm120k.SfmSplit | None = None
+) -> tuple[backbones.FeatureTrunk, finetune.FinetuneHistory]:
     """The depth sweep's fine-tuning (Fig. 2.13a: "fine-tuned by the cirtorch protocol"): trunk ``name``'s top
     ``p.ft_blocks`` blocks trained in place, with the MAC head the sweep measures, by the protocol that fine-tunes
-    ``p.backbone`` (:func:`train_cirtorch` on the cached lower maps of the first dataset's train split;
-    checkpointed, resumable). Returns ``(trunk, history)``."""
+    ``p.backbone``: on retrieval-SfM-120k by cirtorch's recipe (:func:`train_sfm`) when ``train`` is given, else
+    :func:`train_cirtorch` on the cached lower maps of the first dataset's train split (both checkpointed,
+    resumable). Returns ``(trunk, history)``."""
     trunk, ex = extractor(p, name)
     ds = p.datasets[0]
     b = bench[(ds, p.seed)]
     net = finetune.RetrievalNet(ex.upper, pooling.get_pooling("mac"))  # ex.upper shares the trunk's modules
+    if train is not None:
+        hist = train_sfm(net, ex, train, p, p.seed, checkpoint.Checkpoint(f"02_depth_finetune/sfm120k_{ex.model}"))
+        return trunk.cpu().eval(), hist
     ck = checkpoint.Checkpoint(f"02_depth_finetune/{ds}_seed{p.seed}_{ex.model}")
     hist = train_cirtorch(net, ex.maps(b.train, b.name, "train"), b.train_groups, p, p.seed, ck)
     return trunk.cpu().eval(), hist
 
 
-def depth_sweep(bench: Mapping, p: Any, names: Sequence[str]) -> tuple[dict, dict]:
+def depth_sweep(
+    bench: Mapping, p: Any, names: Sequence[str], train: sfm120k.SfmSplit | None = None
+) -> tuple[dict, dict]:
     """Fig. 2.13a: MAC of every trunk of ``names`` on the first dataset's benchmark (the thesis' default dimensions:
     no whitening), each trunk fine-tuned first (:func:`finetune_trunk`) when ``p.finetune_depth``, else off the shelf.
     Returns ``(mAP rows {trunk: {'dim', 'easy', 'medium', 'hard'}}, descriptors {trunk: {part: (N, D)}})``; the
     per-query Medium APs are in the rows (``'medium_aps'``), and with fine-tuning the training loss of the first and
-    the last epoch (``'ft_loss_first'``, ``'ft_loss_last'``)."""
+    the last epoch (``'ft_loss_first'``, ``'ft_loss_last'``); ``train``: retrieval-SfM-120k (:func:`finetune_trunk`)."""
     b = bench[(p.datasets[0], p.seed)]
     rows, desc = {}, {}
     for name in names:
         ft = {}
         if p.get("finetune_depth", False):
-            trunk, hist = finetune_trunk(name, bench, p)
+            trunk, hist = finetune_trunk(name, bench, p, train)
             ft = {"ft_loss_first": hist.loss[0], "ft_loss_last": hist.loss[-1]}
         else:
             trunk = trunk_of(name, p)
