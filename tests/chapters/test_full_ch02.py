@@ -209,3 +209,19 @@ def test_full_ch02_tiny_finetunes_on_sfm120k_by_the_cirtorch_recipe(sfm_root, ca
     pairs = list(zip(ref.features.parameters(), trunk.features.parameters(), strict=True))
     assert all(torch.equal(a, b) for a, b in pairs[: len(pairs) - n_top])  # the lower part stays frozen
     assert any(not torch.equal(a, b) for a, b in pairs[len(pairs) - n_top :])
+
+
+def test_embed_items_decodes_in_workers_with_the_same_descriptors(monkeypatch):
+    """The GPU path's DataLoader workers (forced here on the CPU) give the descriptors of the one-process path, in
+    the order of ``idx``."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8) for h, w in rng.integers(8, 40, (6, 2))]
+    images[4] = np.full((13, 34, 3), (204, 102, 51), np.uint8)  # one colour: resizing keeps it
+    inputs = L.SfmInputs(images, torch.nn.Identity(), 16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"))
+    net = torch.nn.Sequential(torch.nn.AdaptiveMaxPool2d(1), torch.nn.Flatten())
+    idx = np.array([4, 0, 5, 5, 2])
+    one = L.embed_items(net, inputs, idx, torch.device("cpu"))
+    monkeypatch.setattr(L, "_loader_workers", lambda device: 2)
+    two = L.embed_items(net, inputs, idx, torch.device("cpu"))
+    assert one.shape == (5, 3) and np.array_equal(one, two)
+    assert np.allclose(one[0], [1.2, -0.4, -1.2], atol=1e-5)  # (204, 102, 51) / 255 = (0.8, 0.4, 0.2)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,7 +498,8 @@ def training_set(p: Any) -> sfm120k.SfmSplit | None:
 class SfmInputs:
     """The images of an SfM-120k split as inputs of a network's trainable top: image ``i`` → longer side ``size``
     → normalised → the frozen ``lower`` part (no gradient) → ``(C, h, w)`` maps on ``device``. Nothing is cached:
-    the maps of 100k images at 362 px would not fit on disk; cirtorch too reads every image again each epoch."""
+    the maps of 100k images at 362 px would not fit on disk; cirtorch too reads every image again each epoch.
+    :meth:`decoded` gives the CPU half (decode, resize, normalise) alone, for :func:`embed_items`' loader workers."""
 
     def __init__(self, images: Sequence, lower: nn.Module, size: int, mean, std, device: torch.device):
         self.images, self.lower, self.size, self.mean, self.std, self.device = images, lower, size, mean, std, device
@@ -505,17 +507,50 @@ class SfmInputs:
     def __len__(self) -> int:
         return len(self.images)
 
+    def decoded(self, i: int) -> torch.Tensor:
+        """Image ``i`` as the trunk's ``(3, h, w)`` input on the CPU (:func:`xmr_lib.encoders.extract.to_input`)."""
+        return extract.to_input(self.images[int(i)], self.size, self.mean, self.std)
+
     @torch.no_grad()
     def __getitem__(self, i: int) -> torch.Tensor:
-        x = extract.to_input(self.images[int(i)], self.size, self.mean, self.std)[None].to(self.device)
-        return self.lower(x)[0]
+        return self.lower(self.decoded(i)[None].to(self.device))[0]
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """``inputs.decoded(idx[k])`` for k = 0 … len(idx) − 1 (run in DataLoader workers)."""
+
+    def __init__(self, inputs: SfmInputs, idx: np.ndarray):
+        self.inputs, self.idx = inputs, np.asarray(idx)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        return self.inputs.decoded(self.idx[k])
+
+
+def _loader_workers(device: torch.device) -> int:
+    """Decoding workers for :func:`embed_items`: up to 4 on CUDA (the GPU waits on JPEG decoding otherwise), none on
+    the CPU (the cores run the network)."""
+    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 @torch.no_grad()
-def embed_items(net: nn.Module, inputs: Sequence, idx: np.ndarray, device: torch.device) -> np.ndarray:
-    """Descriptors ``(len(idx), D)`` float32 of ``inputs[idx]``, one image at a time (variable sizes, as cirtorch)."""
+def embed_items(net: nn.Module, inputs: SfmInputs, idx: np.ndarray, device: torch.device) -> np.ndarray:
+    """Descriptors ``(len(idx), D)`` float32 of ``inputs[idx]``, one image at a time (variable sizes, as cirtorch).
+    Images are decoded by DataLoader workers on CUDA (pinned, copied without blocking) while the GPU runs
+    ``inputs.lower`` and ``net``; the descriptors stay on the device until one copy at the end."""
     net.eval()
-    return torch.cat([net(inputs[int(i)][None].to(device)).float().cpu() for i in idx]).numpy()
+    workers = _loader_workers(device)
+    loader = torch.utils.data.DataLoader(
+        _Decoded(inputs, idx),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=8 if workers else None,
+    )
+    out = [net(inputs.lower(x[None].to(device, non_blocking=True))) for x in loader]
+    return torch.cat(out).float().cpu().numpy() if out else np.zeros((0, 0), np.float32)
 
 
 class SfmTupleTask(finetune.FinetuneTask):
