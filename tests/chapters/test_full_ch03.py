@@ -1,7 +1,7 @@
 """Notebook 03's ``full`` profile end to end on the CPU (``tiny=True``): MIRFlickr-25K in its published format
 (images, tag files and concept annotations, converted by ``data_scripts``), the AlexNet trunk fine-tuned with the
 hashing head (randomly initialised), the text branch, every loss of Eq. 3.7 under both loss normalisations, the
-paper's lr schedule, DCMH — at 64 px, a few steps. The steps are the notebook's, called at library level."""
+paper's lr schedule, DCMH and SSAH — at 64 px, a few steps. The steps are the notebook's, called at library level."""
 
 from __future__ import annotations
 
@@ -131,6 +131,24 @@ def test_full_ch03_tiny_runs_the_gpu_path_on_mirflickr(mir_root):
     assert dcmh_runs[8][0].config["image_trunk"] == "alexnet"
     runs.record_many(dm)
 
+    ssah_runs = L.train_ssah(run, P, P.ssah_bits, seeds[: P.sweep_seeds])  # SSAH with the same fine-tuned trunk
+    sm_ = L.ssah_metrics(ssah_runs, P.dataset)
+    assert set(sm_) == {f"ssah/mirflickr25k/{t}/8" for t in ("i2t", "t2i")}
+    assert all(math.isfinite(v) and 0 < v <= 1 for vs in sm_.values() for v in vs)
+    s0 = ssah_runs[8][0]
+    assert {k: s0.config[k] for k in ("image_trunk", "trunk_pretrained", "label_hidden")} == {
+        "image_trunk": "alexnet",
+        "trunk_pretrained": False,
+        "label_hidden": 16,
+    }
+    assert s0.codes["db_image"].shape == (10, 8) and set(np.unique(s0.codes["db_text"])) <= {-1, 1}
+    sh = pd.DataFrame(s0.history)
+    assert len(sh) == 2 and sh["lr"].tolist() == pytest.approx([1e-4, 1e-8])
+    # the image network (trunk included) pulled its semantic features towards LabNet's; the discriminators learned
+    assert sh["image/feat_pairs"].iloc[-1] < sh["image/feat_pairs"].iloc[0]
+    assert all(sh[f"disc_{m}/loss"].iloc[-1] < sh[f"disc_{m}/loss"].iloc[0] for m in ("image", "text"))
+    runs.record_many(sm_)
+
     rec = json.loads(runs.metrics_path().read_text())
     assert rec["metrics"]["data/real"] == 1 and rec["params"]["tiny"] is True
     assert {
@@ -138,6 +156,7 @@ def test_full_ch03_tiny_runs_the_gpu_path_on_mirflickr(mir_root):
         "ablation_mean/Full/t2i",
         "map/mirflickr25k/i2t/16",
         "dcmh/mirflickr25k/t2i/16",
+        "ssah/mirflickr25k/t2i/8",
     } <= set(rec["metrics"])
 
 

@@ -289,3 +289,44 @@ def test_separating_tolerance_is_half_the_smallest_gap_to_another_row():
     assert separating_tolerance(76.67, dogs_old) == pytest.approx((76.67 - 72.07) / 2)
     assert separating_tolerance(30.0, [30.0, 80.0]) == 5.0  # capped; the value itself is not another row
     assert separating_tolerance(30.0, [30.0]) == 5.0 and separating_tolerance(1.0, [1.5], cap=1.0) == 0.25
+
+
+def test_per_dataset_targets_fill_the_templates_and_gate_on_real_data():
+    from xmr_lib.core.claims import per_dataset_targets, separating_tolerance
+
+    rows = [
+        {"ds": "mir", "name": "MIRFlickr", "bits": 16, "target": 0.825, "column": [0.735, 0.782, 0.825]},
+        {"ds": "nus", "name": "NUS-WIDE", "bits": 16, "target": 0.648, "column": [0.478, 0.642, 0.648]},
+    ]
+    got = per_dataset_targets(
+        rows,
+        id="99.full_{ds}_{bits}",
+        statement="{name} mAP at {bits} bits",
+        metric="map/{ds}/{bits}",
+        tol=lambda r: separating_tolerance(r["target"], r["column"], cap=0.03),
+        source="Table 9",
+    )
+    assert [c.id for c in got] == ["99.full_mir_16", "99.full_nus_16"]
+    mir, nus = got
+    assert mir.statement == "MIRFlickr mAP at 16 bits" and mir.paper == "0.825" and mir.profiles == ("full",)
+    assert set(mir.metrics) == {"map/mir/16", claims.REAL_DATA} and mir.source == "Table 9"
+    # NUS-WIDE's tolerance is half its gap to 0.642 (0.003); MIRFlickr's is capped at 0.03 (gap 0.043 → 0.0215)
+    assert (
+        claims.evaluate_claim(nus, {"profile": "full", "metrics": {"data/real": 1, "map/nus/16": [0.650]}})["status"]
+        == claims.HOLDS
+    )
+    assert (
+        claims.evaluate_claim(nus, {"profile": "full", "metrics": {"data/real": 1, "map/nus/16": [0.652]}})["status"]
+        == claims.FAILS
+    )
+    assert (
+        claims.evaluate_claim(mir, {"profile": "full", "metrics": {"map/mir/16": [0.825]}})["status"] == claims.NOT_RUN
+    )
+    pct = per_dataset_targets(
+        rows[:1], id="99.x_{ds}", statement="s", metric="m/{ds}", tol=0.02, paper=lambda r: f"{100 * r['target']:.1f}"
+    )
+    assert pct[0].paper == "82.5"
+    with pytest.raises(ValueError, match=r"rows\[0\].*'task'"):
+        per_dataset_targets(rows, id="99.{task}", statement="s", metric="m", tol=0.01)
+    with pytest.raises(ValueError, match=r"rows\[0\]: no 'target'"):
+        per_dataset_targets([{"ds": "mir"}], id="99.{ds}", statement="s", metric="m", tol=0.01)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -498,3 +498,51 @@ def evaluate_claim(claim: Claim, record: dict | None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # reports
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# building claims
+
+
+def per_dataset_targets(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    id: str,
+    statement: str,
+    metric: str,
+    tol: float | Callable[[Mapping[str, Any]], float],
+    paper: str | Callable[[Mapping[str, Any]], str] = "{target:.3f}",
+    source: str = "",
+    note: str = "",
+    kind: str = PAPER,
+    profiles: Sequence[str] = ("full",),
+) -> list[Claim]:
+    """A paper table's absolute numbers as :func:`close_to` targets, one per row, each gated by
+    :func:`real_data_only` (a dataset's numbers are decided only on that dataset's real data).
+
+    Args:
+        rows: one mapping per target: ``"target"`` (the paper's number) and the fields the templates name,
+            e.g. ``{"ds": "nuswide", "name": "NUS-WIDE", "task": "i2t", "bits": 16, "target": 0.648}``.
+        id, statement, metric: ``str.format`` templates filled from each row, e.g. ``"03.full_{ds}_{task}_{bits}"``,
+            ``"{name} {task} mAP at {bits} bits"``, ``"map/{ds}/{task}/{bits}"``.
+        tol: the tolerance, or ``f(row)`` giving it (e.g. :func:`separating_tolerance` of the row's table column).
+        paper: the paper's value as text: a template (default ``"{target:.3f}"``) or ``f(row)``.
+        source, note, kind, profiles: as :func:`close_to`.
+    Returns:
+        the claims, in the order of ``rows``.
+    """
+    out = []
+    for i, row in enumerate(rows):
+        if "target" not in row:
+            raise ValueError(f"rows[{i}]: no 'target' (the paper's number); got keys {sorted(row)}")
+        try:
+            cid, text, key = id.format(**row), statement.format(**row), metric.format(**row)
+            shown = paper(row) if callable(paper) else paper.format(**row)
+        except KeyError as e:
+            raise ValueError(f"rows[{i}]: a template names the field {e}, which the row does not have") from None
+        t = tol(row) if callable(tol) else tol
+        claim = close_to(
+            cid, text, key, float(row["target"]), t, kind=kind, paper=shown, source=source, note=note, profiles=profiles
+        )
+        out.append(real_data_only(claim))
+    return out

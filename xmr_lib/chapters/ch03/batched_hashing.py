@@ -11,7 +11,17 @@ Less work than R lone fits, same numbers: each pair product ``F Gᵀ`` (R, B, n)
 (:class:`_Product`; the lone loss forms it twice), the terms' graphs are built in the lone loss's order so that
 every gradient accumulates in the same order, and :func:`xmr_lib.train.batched.linear` differentiates as
 ``F.linear`` does. ``fast=True`` also sums both pair terms' gradients in closed form before one backward product
-(:class:`_PairTerms`) and steps one fused Adam: faster again, but equal only to rounding.
+(:class:`_PairTerms`) and steps one fused Adam: less arithmetic, equal to the autograd fits only to rounding (a code
+bit flips now and then), but an arithmetic of its own whose one-by-one form is
+:func:`train_cross_modal_hashing_closed_form` (:class:`ClosedFormHashingTask`, the chapter's per-run trainer with
+those two changes): each seed trained alone that way gets the run that the batched ``fast=True`` gives it.
+
+What batching buys on a CPU (profiled at notebook 03's default size, 2 threads, R = 5): the step is dominated by
+products that are compute-bound already (≈ 50 % of a one-by-one fit, ≈ 60 % of a batched one) and by elementwise
+passes over (B, n) pair matrices and parameter-sized tensors (softplus, dropout masks, Adam), whose work per
+element batching does not change; it removes only the per-operation overhead of the small operations (the domain
+and label heads, the bias and norm passes), so the batched fit is ≈ 1.1–1.4× the one-by-one fits of the same
+arithmetic, not the ≥ 5× a GPU can give (``python -m benchmarks.batched_training``).
 """
 
 from __future__ import annotations
@@ -29,7 +39,12 @@ from xmr_lib.core.setup import resolve_device
 from xmr_lib.train import batched as B
 from xmr_lib.train import loop
 
-__all__ = ["BatchedHashingTask", "train_cross_modal_hashing_batched"]
+__all__ = [
+    "BatchedHashingTask",
+    "ClosedFormHashingTask",
+    "train_cross_modal_hashing_batched",
+    "train_cross_modal_hashing_closed_form",
+]
 
 _DOMAIN_ID = {"image": 0, "text": 1}
 
@@ -399,8 +414,9 @@ def train_cross_modal_hashing_batched(
         amp: the training loop's mixed precision on CUDA (off: the same numbers as the one-by-one runs).
         fast: both pair terms' gradient in closed form from one product (:class:`_PairTerms`) and one fused Adam
             step over the stacked parameters: less work, but the gradients and updates differ from autograd's by
-            rounding, which over a training can flip a few code bits (mAP differences ~1e-5–1e-4). Off (default):
-            every run's numbers are those of its one-by-one fit.
+            rounding, which over a training can flip a few code bits (mAP differences ~1e-5–1e-4); each run is
+            the one :func:`train_cross_modal_hashing_closed_form` trains alone. Off (default): every run's numbers
+            are those of its one-by-one fit with ``train_cross_modal_hashing``.
     Returns:
         the R trained models (eval mode), each with its ``history``.
     """
@@ -429,3 +445,114 @@ def train_cross_modal_hashing_batched(
     for m in task.models:
         m.eval()
     return task.models
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one seed alone in the closed-form arithmetic (the one-by-one reference of fast=True)
+
+
+def _closed_form_terms(
+    model: H.CrossModalHashingModel, c: H.HashingConfig, f, h, of, oh, S, W, lab, mod: str, shared_b
+):
+    """:func:`hashing._loss_terms` with both pair terms from :class:`_PairTerms` (one product, closed-form gradient):
+    the arithmetic of ``fast=True`` for one run (2-D features; every other term as the chapter's loss)."""
+    u_r, v_r, u_b, v_b = (f, of, h, oh) if mod == "image" else (of, f, oh, h)
+    s = (S if mod == "image" else S.T).unsqueeze(0)
+    w = (W if mod == "image" else W.T).unsqueeze(0) if c.eta > 0 else None
+    sign = 1.0 if c.pairwise_sign == "nll" else -1.0
+    p_r, ml_r = _PairTerms.apply(u_r.unsqueeze(0), v_r.unsqueeze(0), s, w, sign)
+    p_b, ml_b = _PairTerms.apply(u_b.unsqueeze(0), v_b.unsqueeze(0), s, w, sign)
+    terms = {
+        "pairs": (p_r + p_b).squeeze(0),
+        "quant": H.quantization_loss(h, shared_b if c.quant_target == "shared" else None),
+    }
+    if c.eta > 0:
+        terms["multilevel"] = (ml_r + ml_b).squeeze(0)
+    if model.label_predictor is not None:
+        terms["label"] = H.label_prediction_loss(model.label_predictor(f), lab)
+    if c.alpha > 0:
+        d = f.new_zeros(())
+        if model.domain_real is not None:
+            d = d + H.negative_entropy_loss(model.domain_real(f))
+        if model.domain_binary is not None:
+            d = d + H.negative_entropy_loss(model.domain_binary(h))
+        terms["domain"] = d
+    if c.balance_weight > 0:
+        terms["balance"] = H.balance_loss(h)
+    return terms
+
+
+class ClosedFormHashingTask(H.HashingTask):
+    """:class:`~xmr_lib.chapters.ch03.hashing.HashingTask` (one run, the chapter's own per-run trainer) in the
+    arithmetic of ``fast=True``: both pair terms through :class:`_PairTerms` and fused Adam steps. Each seed trained
+    alone this way is the run that :func:`train_cross_modal_hashing_batched` with ``fast=True`` gives it (the same
+    arithmetic, one run at a time): the one-by-one reference against which the batched closed form is timed."""
+
+    def __init__(self, model, X, Y, L, gen, probe_every=1, on_epoch=None):
+        super().__init__(model, X, Y, L, gen, probe_every, on_epoch)
+        c = self.c
+        adam = lambda ps, lr, wd=0.0: torch.optim.Adam(ps, lr=lr, weight_decay=wd, fused=True)  # noqa: E731
+        params = lambda o: [p for g in o.param_groups for p in g["params"]]  # noqa: E731
+        self.opt = {k: adam(v, c.lr_start, c.weight_decay) for k, v in self.enc_params.items()}
+        if self.opt_heads is not None:
+            self.opt_heads = adam(params(self.opt_heads), c.lr_start, c.weight_decay)
+        if self.opt_d is not None:
+            self.opt_d = adam(params(self.opt_d), c.d_lr)
+
+    def training_step(self, trainer: loop.Trainer, batch) -> dict:
+        c, model, L, wts = self.c, self.model, self.L, self.wts
+        mod, b, ind = batch
+        other = "text" if mod == "image" else "image"
+        f, h = model.branch(mod)(self.inputs[mod][ind])
+        if c.pair_scope == "buffer":
+            of, oh = self.buf[other][0], self.buf[other][1]
+            S = self.S_full[ind]
+            W = self.W_full[ind] if self.W_full is not None else None
+        else:
+            with torch.no_grad():
+                of, oh = model.branch(other)(self.inputs[other][ind])
+            S = H.binary_similarity(L[ind], L[ind])
+            W = H.multilevel_similarity(L[ind], L[ind], c.multilevel_norm) if c.eta > 0 else None
+        terms = _closed_form_terms(model, c, f, h, of, oh, S, W, L[ind], mod, self.shared_b[ind])
+        terms = {k: v / H._normaliser(k, c.loss_reduction, len(ind), of.shape[0]) for k, v in terms.items()}
+        total = H.total_loss(terms, **wts)
+        if self.probe_now and b == 0:
+            weighted = {k: wts[H._WEIGHT_OF[k]] * v for k, v in terms.items() if wts[H._WEIGHT_OF[k]] > 0}
+            for k, g in H.term_gradient_norms(weighted, f).items():
+                self._acc(f"{mod}/grad_F/{k}", g)
+            for k, g in H.term_gradient_norms(weighted, h).items():
+                self._acc(f"{mod}/grad_H/{k}", g)
+        return {"loss": total, "terms": terms, "f": f, "h": h, "of": of, "oh": oh}
+
+
+def train_cross_modal_hashing_closed_form(
+    image_x,
+    text_y,
+    labels,
+    config: H.HashingConfig | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    probe_every: int = 1,
+) -> H.CrossModalHashingModel:
+    """:func:`~xmr_lib.chapters.ch03.hashing.train_cross_modal_hashing` for one seed in the arithmetic of
+    ``train_cross_modal_hashing_batched(..., fast=True)`` (:class:`ClosedFormHashingTask`): the model that call
+    gives this seed, trained alone (equal to ~1e-7; at chapter 3's default size on the CPU, the same codes).
+    Arguments as in ``train_cross_modal_hashing``; the image branch takes features (no fine-tuned trunk)."""
+    c = config or H.HashingConfig()
+    if c.image_trunk != "none":
+        raise ValueError(f"config.image_trunk: the closed-form trainer takes image features, got {c.image_trunk!r}")
+    X = H._as_tensor("image_x", image_x)
+    n = X.shape[0]
+    Y = H._as_tensor("text_y", text_y, n)
+    L = H._as_tensor("labels", labels, n)
+    if n < 2:
+        raise ValueError(f"image_x: need at least 2 training pairs, got {n}")
+    dev = torch.device(resolve_device(device))
+    gen = torch.Generator().manual_seed(int(seed))
+    torch.manual_seed(int(seed))
+    model = H.CrossModalHashingModel(X.shape[1], Y.shape[1], L.shape[1], c).to(dev)
+    trainer = loop.Trainer(max_epochs=c.epochs, device=dev, progress=progress, desc=f"hashing {c.n_bits} bits")
+    trainer.fit(ClosedFormHashingTask(model, X.to(dev), Y.to(dev), L.to(dev), gen, probe_every))
+    model.eval()
+    return model

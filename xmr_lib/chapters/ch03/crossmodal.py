@@ -705,3 +705,35 @@ def run_hashing_many(
             runs[i] = _finish_run(features, config, m, seeds[i], name, secs, top_n, probe, keep_model)
             _save_run(checkpoint, _run_key(config, seeds[i], name)[1], runs[i])
     return [runs[i] for i in range(len(seeds))]
+
+
+def run_baseline_many(
+    train: Any,
+    features: CrossModalFeatures,
+    config,
+    seeds: Sequence[int],
+    name: str,
+    device: str = "auto",
+    checkpoint=None,
+    top_n: Sequence[int] = (100, 500, 1000),
+) -> list[HashingRun]:
+    """A baseline (DCMH, SSAH) trained on ``features``' training part at each of ``seeds`` and evaluated like the
+    chapter's runs (:class:`HashingRun`, both directions; no modality probe). ``train(xi, xt, labels, config,
+    seed=, device=)`` returns the trained model (``encode`` like the chapter's). Finished runs are stored in and
+    reloaded from ``checkpoint``."""
+    import time
+
+    out = []
+    xi, xt, lab = features.part("train")
+    for s in seeds:
+        _, key = _run_key(config, s, name)
+        got = checkpoint.load(key) if checkpoint is not None else None
+        if got is not None:
+            out.append(HashingRun(**got))
+            continue
+        t0 = time.perf_counter()
+        model = train(xi, xt, lab, config, seed=s, device=device)
+        r = _finish_run(features, config, model, s, name, time.perf_counter() - t0, top_n, False, False)
+        _save_run(checkpoint, key, r)
+        out.append(r)
+    return out

@@ -285,17 +285,4 @@ def run_dcmh_many(
     """DCMH trained on ``features``' training part at each of ``seeds`` and evaluated like the chapter's runs
     (:class:`~xmr_lib.chapters.ch03.crossmodal.HashingRun`, both directions; no modality probe). Finished runs
     are stored in and reloaded from ``checkpoint``."""
-    out = []
-    xi, xt, lab = features.part("train")
-    for s in seeds:
-        _, key = cm._run_key(config, s, name)
-        got = checkpoint.load(key) if checkpoint is not None else None
-        if got is not None:
-            out.append(cm.HashingRun(**got))
-            continue
-        t0 = time.perf_counter()
-        model = train_dcmh(xi, xt, lab, config, seed=s, device=device)
-        r = cm._finish_run(features, config, model, s, name, time.perf_counter() - t0, top_n, False, False)
-        cm._save_run(checkpoint, key, r)
-        out.append(r)
-    return out
+    return cm.run_baseline_many(train_dcmh, features, config, seeds, name, device, checkpoint, top_n)

@@ -23,6 +23,7 @@ import torch
 from xmr_lib.chapters.ch03 import crossmodal as cm
 from xmr_lib.chapters.ch03 import dcmh as D
 from xmr_lib.chapters.ch03 import hashing as H
+from xmr_lib.chapters.ch03 import ssah as SS
 from xmr_lib.core import checkpoint
 
 TASKS = ("i2t", "t2i")
@@ -518,30 +519,80 @@ def dcmh_metrics(dcmh_runs: Mapping[int, Sequence], dataset: str) -> dict[str, l
     return {f"dcmh/{dataset}/{t}/{b}": [r.metrics[t]["mAP"] for r in rs] for b, rs in dcmh_runs.items() for t in TASKS}
 
 
-def dcmh_table(
+def ssah_config(p: Mapping[str, Any], n_bits: int) -> SS.SSAHConfig:
+    """SSAH's :class:`~xmr_lib.chapters.ch03.ssah.SSAHConfig` at ``n_bits`` on the chapter's branches
+    (``common_dim``, ``image_hidden``, ``text_hidden``, ``text_multiscale``, ``image_trunk``), LabNet's width
+    ``ssah_label_hidden`` and the notebook's optimisation (``epochs``, ``batch_size``, ``lr_start → lr_end``)."""
+    return SS.SSAHConfig(
+        n_bits=n_bits,
+        common_dim=p["common_dim"],
+        label_hidden=p["ssah_label_hidden"],
+        image_hidden=tuple(p["image_hidden"]),
+        text_hidden=p["text_hidden"],
+        text_multiscale=p["text_multiscale"],
+        image_trunk=p["image_trunk"],
+        trunk_pretrained=not p["tiny"],
+        epochs=p["epochs"],
+        batch_size=p["batch_size"],
+        lr_start=p["lr_start"],
+        lr_end=p["lr_end"],
+    )
+
+
+def train_ssah(trainer, p: Mapping[str, Any], bits: Sequence[int], seeds: Sequence[int]) -> dict[int, list]:
+    """SSAH (:mod:`xmr_lib.chapters.ch03.ssah`) at each code length of ``bits`` and each of ``seeds``, on the
+    trainer's features, stored in its checkpoint: ``{bits: [HashingRun per seed]}``. torch's global random state
+    is left as it was found, so the steps after it compute what they computed without it."""
+    out = {}
+    with torch.random.fork_rng(devices=[]):
+        for b in bits:
+            rs = SS.run_ssah_many(
+                trainer.feats,
+                ssah_config(p, b),
+                seeds,
+                name=f"SSAH_{b}bits",
+                device=trainer.device,
+                checkpoint=trainer.ckpt,
+            )
+            for s, r in zip(seeds, rs):
+                trainer.runs[(f"SSAH_{b}bits", s)] = r
+            out[b] = rs
+    return out
+
+
+def ssah_metrics(ssah_runs: Mapping[int, Sequence], dataset: str) -> dict[str, list[float]]:
+    """``ssah/<dataset>/<task>/<bits>``: SSAH's mAP per seed (paired with ``map/<dataset>/<task>/<bits>``)."""
+    return {f"ssah/{dataset}/{t}/{b}": [r.metrics[t]["mAP"] for r in rs] for b, rs in ssah_runs.items() for t in TASKS}
+
+
+def baselines_table(
     maps: Mapping[tuple[str, int], Sequence[float]],
-    dcmh_runs: Mapping[int, Sequence],
+    baselines: Mapping[str, Mapping[int, Sequence]],
     dataset: str,
     paper: Mapping[tuple[str, str], Mapping[tuple[str, int], float]],
 ) -> pd.DataFrame:
-    """Table 3.2's DCMH and Ours rows: this run's mean ± std mAP per code length (ours: ``maps``; DCMH:
-    ``dcmh_runs``), the mean gap, and the paper's MIRFlickr-25K numbers."""
+    """Table 3.2's baseline rows and ours: this run's mean ± std mAP per code length (ours: ``maps``; each
+    baseline ``{method: {bits: [runs]}}``, e.g. ``{"DCMH": …, "SSAH": …}``, at the code lengths it was trained at),
+    the mean gap ours − baseline, and the paper's MIRFlickr-25K numbers."""
     rows = []
     for task in TASKS:
         bits = sorted(b for t, b in maps if t == task)
         ours = {b: maps[(task, b)] for b in bits}
-        dc = {b: [r.metrics[task]["mAP"] for r in dcmh_runs[b]] for b in bits if b in dcmh_runs}
         name = _task_name(task)
         rows.append({"task": name, "method": f"ours ({dataset})", **{f"{b} bits": _mean_std(ours[b]) for b in bits}})
-        rows.append({"task": name, "method": f"DCMH ({dataset})", **{f"{b} bits": _mean_std(v) for b, v in dc.items()}})
-        rows.append(
-            {
-                "task": name,
-                "method": "ours − DCMH",
-                **{f"{b} bits": f"{np.mean(ours[b]) - np.mean(v):+.3f}" for b, v in dc.items()},
-            }
-        )
-        for method in ("DCMH", "Ours"):
+        for method, runs_ in baselines.items():
+            got = {b: [r.metrics[task]["mAP"] for r in runs_[b]] for b in bits if b in runs_}
+            rows.append(
+                {"task": name, "method": f"{method} ({dataset})", **{f"{b} bits": _mean_std(v) for b, v in got.items()}}
+            )
+            rows.append(
+                {
+                    "task": name,
+                    "method": f"ours − {method}",
+                    **{f"{b} bits": f"{np.mean(ours[b]) - np.mean(v):+.3f}" for b, v in got.items()},
+                }
+            )
+        for method in (*baselines, "Ours"):
             vals = paper[(task, method)]
             rows.append(
                 {
@@ -553,22 +604,36 @@ def dcmh_table(
     return pd.DataFrame(rows).set_index(["task", "method"])
 
 
-def plot_dcmh_comparison(
+def dcmh_table(
     maps: Mapping[tuple[str, int], Sequence[float]],
     dcmh_runs: Mapping[int, Sequence],
+    dataset: str,
+    paper: Mapping[tuple[str, str], Mapping[tuple[str, int], float]],
+) -> pd.DataFrame:
+    """Table 3.2's DCMH and Ours rows (:func:`baselines_table` with DCMH alone)."""
+    return baselines_table(maps, {"DCMH": dcmh_runs}, dataset, paper)
+
+
+def plot_baselines(
+    maps: Mapping[tuple[str, int], Sequence[float]],
+    baselines: Mapping[str, Mapping[int, Sequence]],
     ours_pr: Mapping[str, Any] | None = None,
 ):
-    """mAP against the code length, ours vs DCMH, both directions (Table 3.2 as a plot; mean and the seeds' range),
-    and — given ``ours_pr`` (a run of ours at the smallest code length) — Fig. 3.5's hash-lookup precision–recall
-    of I→T and T→I for both methods at that length (seed 0). Returns the Figure."""
+    """mAP against the code length, ours vs each baseline of ``baselines`` (``{method: {bits: [runs]}}``), both
+    directions (Table 3.2 as a plot; mean and the seeds' range), and — given ``ours_pr`` (a run of ours at the
+    smallest code length of the first baseline) — Fig. 3.5's hash-lookup precision–recall of I→T and T→I for ours
+    and every baseline trained at that length (seed 0). Returns the Figure."""
     n_panels = 2 + (2 if ours_pr is not None else 0)
     fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.5))
+    markers = "sD^v"
     for task, ax in zip(TASKS, axes[:2]):
-        bits = sorted(b for t, b in maps if t == task and b in dcmh_runs)
-        for label, vals, m in (
-            ("ours", [maps[(task, b)] for b in bits], "o"),
-            ("DCMH", [[r.metrics[task]["mAP"] for r in dcmh_runs[b]] for b in bits], "s"),
-        ):
+        series = [("ours", {b: maps[(task, b)] for t, b in maps if t == task}, "o")]
+        for i, (method, runs_) in enumerate(baselines.items()):
+            series.append((method, {b: [r.metrics[task]["mAP"] for r in rs] for b, rs in runs_.items()}, markers[i]))
+        shown = sorted({b for t, b in maps if t == task} & {b for rs in baselines.values() for b in rs})
+        for label, by_bits, m in series:
+            bits = [b for b in shown if b in by_bits]
+            vals = [by_bits[b] for b in bits]
             mean = [np.mean(v) for v in vals]
             ax.errorbar(
                 bits,
@@ -580,18 +645,28 @@ def plot_dcmh_comparison(
             )
         ax.set(xscale="log", xlabel="bits", ylabel="mAP", title=f"{_task_name(task)} (Table 3.2)")
         ax.minorticks_off()  # one labelled tick per code length
-        ax.set_xticks(bits, [str(b) for b in bits])
+        ax.set_xticks(shown, [str(b) for b in shown])
         ax.legend(fontsize=9)
     if ours_pr is not None:
-        b0 = min(dcmh_runs)
+        b0 = min(next(iter(baselines.values())))
         for task, ax in zip(TASKS, axes[2:]):
-            for label, run in (("ours", ours_pr), ("DCMH", dcmh_runs[b0][0])):
+            curves = [("ours", ours_pr)] + [(m, rs[b0][0]) for m, rs in baselines.items() if b0 in rs]
+            for label, run in curves:
                 pr = run.metrics[task]["pr"]
                 ax.plot(pr["recall"], pr["precision"], marker=".", label=label)
             ax.set(xlabel="recall", ylabel="precision", title=f"hash lookup, {_task_name(task)}, {b0} bits (Fig. 3.5)")
             ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_dcmh_comparison(
+    maps: Mapping[tuple[str, int], Sequence[float]],
+    dcmh_runs: Mapping[int, Sequence],
+    ours_pr: Mapping[str, Any] | None = None,
+):
+    """:func:`plot_baselines` with DCMH alone. Returns the Figure."""
+    return plot_baselines(maps, {"DCMH": dcmh_runs}, ours_pr)
 
 
 def ours_run_at(trainer, abl: Mapping[str, Sequence], cfg: H.HashingConfig, bits: int, seed: int):
