@@ -181,6 +181,7 @@ def test_registry_agrees_with_xmr_and_torchvision(monkeypatch, tmp_path):
         "resnet101": tvm.ResNet101_Weights,
         "resnet152": tvm.ResNet152_Weights,
         "mobilenet_v2": tvm.MobileNet_V2_Weights,
+        "inception_v3": tvm.Inception_V3_Weights,
     }
     for name, enum in enums.items():
         w = registry.WEIGHTS[name]

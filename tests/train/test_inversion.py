@@ -246,3 +246,65 @@ def test_inception_outputs_pools_features_and_softmaxes_the_head():
     assert f.shape == (3, 5) and p.shape == (3, 7) and np.allclose(p.sum(1), 1.0)
     f2, _ = inv.inception_outputs(trunk, x.float() / 255)
     assert np.allclose(f, f2, atol=1e-5)
+
+
+def test_inception_outputs_size_overrides_the_trunks_input_size():
+    from xmr_lib.encoders.backbones import FeatureTrunk
+
+    seen = []
+    feats = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
+    feats.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    trunk = FeatureTrunk(feats, 4, name="toy", head=nn.Linear(4, 3), input_size=16)
+    inv.inception_outputs(trunk, torch.zeros(2, 3, 8, 8), size=11)
+    inv.inception_outputs(trunk, torch.zeros(2, 3, 8, 8))
+    assert seen == [(11, 11), (16, 16)]
+    with pytest.raises(ValueError, match="size"):
+        inv.inception_outputs(trunk, torch.zeros(2, 3, 8, 8), size=0)
+
+
+def test_inception_v3_scores_is_and_fid_end_to_end_at_75_px():
+    pytest.importorskip("torchvision")
+    from xmr_lib.encoders import backbones
+
+    torch.manual_seed(0)
+    trunk = backbones.backbone("inception_v3", pretrained=False, device="cpu")  # random weights: nothing on disk
+    assert (trunk.out_channels, trunk.input_size, trunk.mean) == (2048, 299, backbones.IMAGENET_MEAN)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8, generator=g)
+    b = torch.rand(6, 3, 32, 32, generator=g)
+    fa, pa = inv.inception_outputs(trunk, a, batch_size=4, size=75)  # its smallest input
+    fb, pb = inv.inception_outputs(trunk, b, size=75)
+    assert fa.shape == (6, 2048) and pa.shape == (6, 1000) and np.allclose(pa.sum(1), 1.0)
+    m, s = inv.inception_score(pa, splits=2)
+    assert 1.0 <= m <= 1000 and np.isfinite(s)
+    assert inv.fid(fa, fa.copy()) == pytest.approx(0.0, abs=1e-6) and inv.fid(fa, fb) > 0
+
+
+def test_fid_with_fewer_images_than_dimensions_is_the_exact_frechet_distance():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 20)), rng.normal(0.5, 2.0, size=(9, 20))  # both covariances singular (rank 5, 8)
+    (m1, s1), (m2, s2) = inv.feature_statistics(a), inv.feature_statistics(b)
+    w, v = np.linalg.eigh(s1)
+    r1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # Σ1^{1/2}; Tr (Σ1 Σ2)^{1/2} = Tr (Σ1^{1/2} Σ2 Σ1^{1/2})^{1/2}
+    tr = np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
+    exact = ((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr
+    assert inv.fid(a, b) == pytest.approx(exact, rel=1e-6)
+    assert inv.fid(a, a.copy()) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="dimension"):
+        inv.fid(a, b[:, :5])
+
+
+def test_inception_v3_weights_file_gives_torchvisions_logits(tmp_path):
+    tv = pytest.importorskip("torchvision")
+    from xmr_lib.encoders import backbones
+
+    torch.manual_seed(0)
+    ref = tv.models.inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=True).eval()
+    path = tmp_path / "inception_v3.pth"
+    torch.save(ref.state_dict(), path)  # the layout of inception_v3_google-0cc3c7bd.pth (aux head included)
+    t = backbones.backbone("inception_v3", weights=path, sha256=backbones.sha256_file(path), device="cpu")
+    x = torch.rand(2, 3, 75, 75, generator=torch.Generator().manual_seed(1))
+    mean, std = torch.tensor(t.mean).view(1, 3, 1, 1), torch.tensor(t.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        xn = (x - mean) / std  # ImageNet-normalised, as the scorer feeds it: transform_input maps it back
+        assert torch.allclose(t.logits(t(xn)), ref(xn), rtol=1e-4, atol=1e-3 * ref(xn).abs().max().item())

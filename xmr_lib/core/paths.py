@@ -86,6 +86,7 @@ TORCHVISION_WEIGHTS: dict[str, tuple[WeightsSpec, ...]] = {
         _tv("mobilenet_v2", "mobilenet_v2-b0353104.pth", "MobileNet_V2_Weights.IMAGENET1K_V1"),
         _tv("mobilenet_v2", "mobilenet_v2-7ebf99e0.pth", "MobileNet_V2_Weights.IMAGENET1K_V2"),
     ),
+    "inception_v3": (_tv("inception_v3", "inception_v3_google-0cc3c7bd.pth", "Inception_V3_Weights.IMAGENET1K_V1"),),
 }
 
 #: retrieval networks released with their papers (no published checksum: their name's suffix is not checked)

@@ -608,12 +608,13 @@ BACKBONES = (
     "alexnet",
     "googlenet",
     "mobilenet_v2",
+    "inception_v3",
 )
 
 
 class _GoogLeNetInput(nn.Module):
-    """torchvision GoogLeNet's ``transform_input``: its ImageNet weights expect (x − 0.5) / 0.5 pixels, so ImageNet-
-    normalised input is mapped back (what ``GoogLeNet._transform_input`` does in the network's own forward)."""
+    """torchvision GoogLeNet's (and Inception-v3's) ``transform_input``: their ImageNet weights expect (x − 0.5) / 0.5
+    pixels, so ImageNet-normalised input is mapped back (what ``_transform_input`` does in the network's forward)."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -630,12 +631,18 @@ def _torchvision_net(name: str, state: dict | None) -> nn.Module:
         net = torchvision.models.googlenet(
             weights=None, aux_logits=True, transform_input=state is not None, init_weights=state is None
         )
+    elif name == "inception_v3":  # the same for Inception-v3 (its weights expect transform_input, aux head present)
+        net = torchvision.models.inception_v3(
+            weights=None, aux_logits=True, transform_input=state is not None, init_weights=state is None
+        )
     else:
         net = getattr(torchvision.models, name)(weights=None)  # weights=None: torchvision never downloads
     if state is not None:
         net.load_state_dict(state, strict=True)
     if name == "googlenet":
         net.aux_logits, net.aux1, net.aux2 = False, None, None
+    if name == "inception_v3":
+        net.aux_logits, net.AuxLogits = False, None
     return net
 
 
@@ -648,6 +655,12 @@ def _torchvision_trunk(name: str, net: nn.Module) -> FeatureTrunk:
         layers += [f"inception4{c}" for c in "abcde"] + ["maxpool4", "inception5a", "inception5b"]
         feats = nn.Sequential(_GoogLeNetInput(net), *[getattr(net, n) for n in layers])
         return FeatureTrunk(feats, 1024, name=name, net=net, head=net.fc, resize=256)
+    if name == "inception_v3":  # 2048 maps of Mixed_7c (8×8 at 299 px): the pool features of FID, fc the 1000 logits
+        layers = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]
+        layers += ["maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d"]
+        layers += ["Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]
+        feats = nn.Sequential(_GoogLeNetInput(net), *[getattr(net, n) for n in layers])
+        return FeatureTrunk(feats, 2048, name=name, net=net, head=net.fc, input_size=299, resize=342)
     if name == "mobilenet_v2":
         return FeatureTrunk(net.features, 1280, name=name, net=net, head=net.classifier[-1], resize=256)
     # VGG16 / AlexNet: the conv layers up to the last ReLU, before the last max-pool (cirtorch's cut)
@@ -675,7 +688,10 @@ def backbone(
     ``alexnet``              256       13×13 (conv5+ReLU)    ``alexnet-owt-7be5be79.pth``
     ``googlenet``            1024      7×7 (inception5b)     ``googlenet-1378be20.pth``
     ``mobilenet_v2``         1280      7×7 (last 1×1 conv)   ``mobilenet_v2-b0353104.pth`` / ``-7ebf99e0``
+    ``inception_v3``         2048      8×8 at 299 px         ``inception_v3_google-0cc3c7bd.pth``
     =======================  ========  ====================  ==========================================
+
+    Inception-v3 (the scorer of the Inception score and FID) takes 299-px input (``input_size``; at least 75 px).
 
     VGG16 and AlexNet stop before their last max-pool, the layer retrieval methods (MAC, R-MAC, GeM) pool.
     ``python -m data_scripts fetch NAME`` downloads a torchvision file and checks its published sha256 prefix;

@@ -564,8 +564,25 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
 
 def fid(features_a, features_b) -> float:
     """Fréchet Inception Distance of two feature sets ``(N, d)`` / ``(M, d)`` (:func:`frechet_distance` of their
-    means and covariances); 0 for identical sets."""
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    means and covariances); 0 for identical sets.
+
+    With fewer images than dimensions in a set (e.g. 128 generated images, 2048-d Inception-v3 features) the
+    covariance product is singular: ``Tr (Σ_a Σ_b)^{1/2}`` is then computed exactly in sample space, as the nuclear
+    norm of ``A_cᵀ B_c / sqrt((N − 1)(M − 1))`` (``A_c``, ``B_c``: the centred features; the non-zero eigenvalues of
+    ``Σ_a Σ_b`` are the squared singular values of that ``N × M`` matrix) — no ``eps`` offset, and no ``d × d``
+    matrix square root (seconds for d = 2048)."""
+    mu_a, s_a = feature_statistics(features_a)
+    mu_b, s_b = feature_statistics(features_b)
+    a = np.asarray(features_a, np.float64)
+    b = np.asarray(features_b, np.float64)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"features_a, features_b: expected the same dimension, got {a.shape[1]} and {b.shape[1]}")
+    if min(len(a), len(b)) > a.shape[1]:
+        return frechet_distance(mu_a, s_a, mu_b, s_b)
+    cross = (a - mu_a) @ (b - mu_b).T / np.sqrt((len(a) - 1) * (len(b) - 1))
+    tr_sqrt = float(np.linalg.svd(cross, compute_uv=False).sum())
+    diff = mu_a - mu_b
+    return float(max(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * tr_sqrt, 0.0))
 
 
 def inception_score(probs, splits: int = 1) -> tuple[float, float]:
@@ -589,17 +606,22 @@ def inception_score(probs, splits: int = 1) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def inception_outputs(trunk: nn.Module, images, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def inception_outputs(
+    trunk: nn.Module, images, batch_size: int = 64, size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(pooled features (N, C), class probabilities (N, classes))`` of images by a classification trunk (an
-    :class:`xmr_lib.encoders.backbones.FeatureTrunk` with a linear ``head``, e.g. ``backbone("googlenet")``).
+    :class:`xmr_lib.encoders.backbones.FeatureTrunk` with a linear ``head``: ``backbone("inception_v3")``, the
+    scorer of both measures — 2048-d pool features, 1000 ImageNet classes at 299 px —, or ``backbone("googlenet")``).
 
-    ``images``: ``(N, 3, H, W)`` uint8 (0–255) or float in [0, 1]; resized to ``trunk.input_size`` (bilinear) and
-    normalised with the trunk's mean / std. Features: the global average of the last maps (the FID's pool layer);
-    probabilities: the softmax of ``trunk.logits`` (the Inception score's p(y|x)).
+    ``images``: ``(N, 3, H, W)`` uint8 (0–255) or float in [0, 1]; resized to ``size`` (default
+    ``trunk.input_size``; bilinear) and normalised with the trunk's mean / std. Features: the global average of the
+    last maps (the FID's pool layer); probabilities: the softmax of ``trunk.logits`` (the Inception score's p(y|x)).
     """
     x_all = torch.as_tensor(images)
     if x_all.ndim != 4 or x_all.shape[1] != 3:
         raise ValueError(f"images: expected (N, 3, H, W), got shape {tuple(x_all.shape)}")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+        raise ValueError(f"size: expected None or an int >= 1, got {size!r}")
     dev = next(trunk.parameters()).device
     mean = torch.tensor(trunk.mean, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(trunk.std, device=dev).view(1, 3, 1, 1)
@@ -608,9 +630,9 @@ def inception_outputs(trunk: nn.Module, images, batch_size: int = 64) -> tuple[n
     for i in range(0, len(x_all), batch_size):
         x = x_all[i : i + batch_size].to(dev)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        size = int(getattr(trunk, "input_size", 224))
-        if tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        size_ = int(size) if size is not None else int(getattr(trunk, "input_size", 224))
+        if tuple(x.shape[-2:]) != (size_, size_):
+            x = F.interpolate(x, size=(size_, size_), mode="bilinear", align_corners=False)
         maps = trunk((x - mean) / std)
         feats.append(maps.mean(dim=(2, 3)).double().cpu())
         probs.append(torch.softmax(trunk.logits(maps).double(), dim=1).cpu())

@@ -697,17 +697,31 @@ def sequence_params(P: Any, datasets: Sequence[str]):
     return q
 
 
-def run_sequences(P: Any, make_model: Callable, transform: Callable) -> dict:
+def run_sequences(
+    P: Any,
+    make_model: Callable,
+    transform: Callable,
+    base=None,
+    bench: ll.LifelongBenchmark | None = None,
+) -> dict:
     """``{key: (bench, results)}`` of every sequence of ``P.sequences`` (first seed; ``P.sequence_methods`` and the
-    joint reference, its budget scaled by the number of seen classes), each from its own first network. A sequence
-    whose data is not under ``data_root`` is skipped with the command that fetches it."""
+    joint reference, its budget scaled by the number of seen classes). A sequence whose data is not under
+    ``data_root`` is skipped with the command that fetches it.
+
+    The first network is trained once per first task (:func:`~xmr_lib.chapters.ch07.lifelong.first_task_key`: the
+    same classes, images and settings) and every sequence that starts from it gets a copy of it, evaluated on its own
+    galleries (:func:`~xmr_lib.chapters.ch07.lifelong.rebase`): the numbers are those of a sequence that trained its
+    own. ``base`` (with ``bench``): the main run's first network (:func:`train_first`), reused the same way."""
     out = {}
     n_main = sum(P.n_seen)
+    firsts = {}  # first_task_key → the first network's result
+    if base is not None and bench is not None and P.sequences:
+        firsts[ll.first_task_key(bench, train_config(P, P.seed, len(bench.datasets)))] = base
     for seq in P.sequences:
         q = sequence_params(P, seq)
         key = ll.sequence_key(seq)
         try:
-            bench = benchmark(q, P.seed)
+            b_ = benchmark(q, P.seed)
         except FileNotFoundError as e:
             missing = [d for d in seq if d in ll.PAPER_CLASSES]
             print(
@@ -715,20 +729,24 @@ def run_sequences(P: Any, make_model: Callable, transform: Callable) -> dict:
             )
             continue
         t0 = time.time()
-        out[key] = (
-            bench,
-            ll.compare_lifelong(
-                make_model,
-                bench,
-                [m for m in P.sequence_methods],
-                train_config(q, P.seed, len(seq)),
-                transform,
-                joint_iterations=max(1, round(P.joint_iterations * sum(q.n_seen) / n_main)),
-                plugin_kwargs=plugin_kwargs(q, P.seed, {}),
-                checkpoint=f"07/{key}/seed{P.seed}" if P.checkpoint else None,
-            ),
+        cfg = train_config(q, P.seed, len(seq))
+        fk = ll.first_task_key(b_, cfg)
+        first = ll.rebase(firsts[fk], b_, cfg, transform) if fk in firsts else None
+        res = ll.compare_lifelong(
+            make_model,
+            b_,
+            [m for m in P.sequence_methods],
+            cfg,
+            transform,
+            joint_iterations=max(1, round(P.joint_iterations * sum(q.n_seen) / n_main)),
+            plugin_kwargs=plugin_kwargs(q, P.seed, {}),
+            base=first,
+            checkpoint=f"07/{key}/seed{P.seed}" if P.checkpoint else None,
         )
-        print(f"{key}: {len(out[key][1]) - 1} runs in {time.time() - t0:.0f} s")
+        firsts.setdefault(fk, res["initial"])
+        out[key] = (b_, res)
+        how = "its first network reused" if first is not None else "its first network trained"
+        print(f"{key}: {len(res) - 1} runs in {time.time() - t0:.0f} s ({how})")
     return out
 
 
@@ -812,6 +830,24 @@ def plot_distribution(points: np.ndarray, which: np.ndarray, bench: ll.LifelongB
 # ---- Fig. 7.8 (a), (b): retrieval against classification under Gaussian noise
 
 
+def train_lwf(P: Any, bench: ll.LifelongBenchmark, make_model: Callable, transform: Callable):
+    """Fig. 7.8's classification model: the retrieval network with a classifier on its FC layer, trained by LwF
+    (:func:`~xmr_lib.chapters.ch07.lifelong.train_lwf`: new-task head by cross-entropy, the old heads by
+    distillation of the previous network's logits at T = 2) over the first two datasets (CUB-200 → Stanford Dogs),
+    with the main run's schedule (``base_iterations`` then ``inc_iterations``)."""
+    k = min(2, len(bench.datasets))
+    return ll.train_lwf(
+        make_model,
+        bench,
+        train_config(P, P.seed, k),
+        transform,
+        n_tasks=k,
+        margin=P.margin,
+        lambda_s=P.lambda_s,
+        checkpoint=f"07/lwf/seed{P.seed}" if P.checkpoint else None,
+    )
+
+
 def noise_sensitivity(
     model,
     bench: ll.LifelongBenchmark,
@@ -820,25 +856,40 @@ def noise_sensitivity(
     sigma: float = 0.1,
     seed: int = 0,
     steps: int = 300,
+    own_head: bool = False,
 ) -> dict:
-    """R@1 (retrieval among the first dataset's seen test images) and classification accuracy (a softmax classifier
-    fitted on the frozen model's embeddings of the seen training images) when ``ratio · N(0, sigma²)`` noise is
-    added to every test pixel in [0, 1]: ``{"ratio", "R@1", "accuracy", "R@1_drop", "accuracy_drop"}`` (drops:
-    1 − value / value without noise)."""
+    """R@1 (retrieval among the first dataset's seen test images) and classification accuracy when
+    ``ratio · N(0, sigma²)`` noise is added to every test pixel in [0, 1]: ``{"ratio", "R@1", "accuracy", "R@1_drop",
+    "accuracy_drop"}`` (drops: 1 − value / value without noise).
+
+    The classifier: ``own_head=True`` — the model's own classifier columns of the first dataset's seen classes (the
+    old-task head of :func:`train_lwf`, Fig. 7.8's LwF classifier, applied to the same embeddings that are
+    retrieved); else a softmax layer fitted (``steps`` Adam steps) on the frozen model's embeddings of the seen
+    training images."""
     dev = next(model.parameters()).device
     seen = bench.seen[0]
     tr, te = bench.train.mask(seen), bench.test.mask(seen)
     classes = torch.as_tensor(np.asarray(seen))
     y_tr = torch.searchsorted(classes, bench.train.labels[tr])
     y_te = torch.searchsorted(classes, bench.test.labels[te])
-    e_tr = inc.embed(model, bench.train.images[tr], transform, device=dev)
     g = torch.Generator().manual_seed(seed)
-    clf = torch.nn.Linear(e_tr.shape[1], len(classes))
-    opt = torch.optim.Adam(clf.parameters(), lr=0.01)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(clf(e_tr), y_tr).backward()
-        opt.step()
+    if own_head:
+        if not hasattr(model, "classifier") or model.classifier.out_features < len(classes):
+            raise ValueError(
+                f"model: own_head=True needs a classifier with at least {len(classes)} columns (the first dataset's "
+                "seen classes first), e.g. train_lwf's"
+            )
+        w = model.classifier.weight[: len(classes)].detach().float().cpu()
+        b = model.classifier.bias[: len(classes)].detach().float().cpu()
+        clf = lambda e: e @ w.T + b  # noqa: E731 (the old task's head)
+    else:
+        e_tr = inc.embed(model, bench.train.images[tr], transform, device=dev)
+        clf = torch.nn.Linear(e_tr.shape[1], len(classes))
+        opt = torch.optim.Adam(clf.parameters(), lr=0.01)
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(clf(e_tr), y_tr).backward()
+            opt.step()
     x = bench.test.images[te].float() / 255.0
     eps = torch.randn(x.shape, generator=g) * sigma
     r1, acc = [], []
@@ -883,26 +934,60 @@ def fig78_metrics(ns: dict | None, dist: dict | None, bench3: ll.LifelongBenchma
 # ---- Table 7.5: Inception score and FID of the generated images
 
 
+#: Table 7.5's scorer (the chapter's: Inception-v3) and the one used when its weights are not on disk
+SCORERS = {"inception_v3": "ImageNet Inception-v3", "googlenet": "ImageNet GoogLeNet"}
+
+
+def quality_scorer(P: Any):
+    """``(trunk, name, input size or None)``: Inception-v3, the chapter's scorer, when its weights are on disk
+    (``python -m data_scripts fetch inception_v3``; ``tiny=True``: randomly initialised, at 75 px, its smallest input),
+    else ImageNet GoogLeNet with a note saying so (its numbers are not on Table 7.5's scale)."""
+    if P.tiny:
+        return backbones.backbone("inception_v3", pretrained=False, device=P.device), "inception_v3", 75
+    try:
+        return backbones.backbone("inception_v3", device=P.device), "inception_v3", None
+    except FileNotFoundError:
+        print(
+            "NOTE: no Inception-v3 weights (python -m data_scripts fetch inception_v3): Table 7.5 is scored with "
+            "ImageNet GoogLeNet instead of the chapter's Inception-v3 — its Inception scores and FIDs are on another "
+            "scale; only their order is claimed"
+        )
+        return backbones.backbone("googlenet", device=P.device), "googlenet", None
+
+
 def image_quality(P: Any, g0, bench: ll.LifelongBenchmark, n_real: int = 4076) -> pd.DataFrame:
     """Table 7.5: Inception score (mean ± std over 10 splits) and FID against up to ``n_real`` real training images
     of the first dataset's seen classes, for the noise the generation starts from, the generated images and the real
-    images. The network: ImageNet GoogLeNet (``backbone("googlenet")``; ``tiny=True``: randomly initialised)."""
-    trunk = backbones.backbone("googlenet", pretrained=not P.tiny, device=P.device)
+    images, scored by :func:`quality_scorer` (Inception-v3; ``attrs["scorer"]`` names the network used)."""
+    trunk, name, size = quality_scorer(P)
     gen = g0.images
     noise = (0.5 + 0.25 * torch.randn(gen.shape, generator=torch.Generator().manual_seed(P.seed))).clamp(0, 1)
     real = bench.train.images[bench.train.mask(bench.seen[0])]
     real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(P.seed))[:n_real]]
-    outs = {k: inv.inception_outputs(trunk, x) for k, x in (("noise", noise), ("generated", gen), ("real", real))}
+    outs = {
+        k: inv.inception_outputs(trunk, x, size=size) for k, x in (("noise", noise), ("generated", gen), ("real", real))
+    }
     rows = {}
     for k, (f, p) in outs.items():
         m, s = inv.inception_score(p, splits=min(10, len(p)))
         rows[k] = {"IS": m, "IS std": s, "FID": inv.fid(f, outs["real"][0]), "images": len(p)}
-    return pd.DataFrame(rows).T
+    out = pd.DataFrame(rows).T
+    out.attrs["scorer"] = name
+    return out
+
+
+def quality_caption(q: pd.DataFrame, P: Any) -> str:
+    """The caption of our Table 7.5: which network scored it."""
+    name = SCORERS[q.attrs.get("scorer", "googlenet")]
+    return f"Ours ({name}{'; tiny=True: random weights at 75 px' if P.tiny else ''})"
 
 
 def quality_metrics(q: pd.DataFrame) -> dict:
-    """``gen_quality/<noise|generated|real>/<IS|FID>`` from :func:`image_quality`."""
-    return {f"gen_quality/{k}/{c}": float(q.loc[k, c]) for k in q.index for c in ("IS", "FID")}
+    """``gen_quality/<noise|generated|real>/<IS|FID>`` from :func:`image_quality`, and ``gen_quality/inception_v3``
+    (1: scored by Inception-v3, the chapter's scorer; 0: by GoogLeNet)."""
+    out = {f"gen_quality/{k}/{c}": float(q.loc[k, c]) for k in q.index for c in ("IS", "FID")}
+    out["gen_quality/inception_v3"] = float(q.attrs.get("scorer") == "inception_v3")
+    return out
 
 
 def thesis_75() -> pd.DataFrame:

@@ -32,6 +32,7 @@ come from ``L_te2`` only, because ``L_kd2`` sees the teacher's features detached
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from xmr_lib.core.checkpoint import Checkpoint
 from xmr_lib.data import registry as data
 from xmr_lib.encoders import backbones as models
 from xmr_lib.retrieval.losses import triplet_loss
@@ -67,6 +69,10 @@ __all__ = [
     "LIFELONG_METHODS",
     "lifelong_plugins",
     "compare_lifelong",
+    "first_task_key",
+    "rebase",
+    "lwf_plugins",
+    "train_lwf",
     "lifelong_scores",
     "lifelong_table",
     "SPECIES_HUE_CLASSES",
@@ -787,6 +793,104 @@ def compare_lifelong(
         base_plugins=only_ls,
         eval_groups=bench.eval_groups,
     )
+
+
+def first_task_key(bench: LifelongBenchmark, config: "inc.TrainConfig") -> str:
+    """What the first network of ``bench`` depends on, hashed: the first task's classes, the positions, labels and
+    pixels of their training images, and the settings of its training (iterations, batch, optimiser, seed). Two
+    sequences with the same key train the same first network (the sequences of the ``full`` profile all start
+    with CUB-200's seen classes): :func:`rebase` lets them share one."""
+    h = hashlib.sha256()
+    idx = torch.nonzero(bench.train.mask(bench.seen[0])).flatten()
+    for a in (np.asarray(bench.seen[0], np.int64), idx.numpy(), bench.train.labels[idx].numpy()):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(bench.train.images[idx].contiguous().numpy().tobytes())
+    c = config
+    h.update(
+        repr((c.iterations_for(0), c.P, c.K, c.lr, c.lr_trunk, c.weight_decay, c.freeze_bn, c.seed, c.device)).encode()
+    )
+    return h.hexdigest()[:16]
+
+
+def rebase(
+    base: "inc.IncrementalResult",
+    bench: LifelongBenchmark,
+    config: "inc.TrainConfig",
+    transform: Callable | None = None,
+) -> "inc.IncrementalResult":
+    """The first network of another sequence (``base``, with its ``model``) as the first network of ``bench``: a
+    copy of its weights, evaluated on ``bench``'s seen / unseen galleries (step 0), its loss curves kept. Passed as
+    ``base`` to :func:`compare_lifelong`, every method then starts from exactly the network it would have trained
+    (when :func:`first_task_key` agrees), without training the first dataset again."""
+    if base.model is None:
+        raise ValueError("base: the first network's result has no model (results loaded from disk do not keep it)")
+    tr = inc.IncrementalTrainer(
+        copy.deepcopy(base.model),
+        bench.train,
+        bench.test,
+        bench.tasks[:1],
+        [student_triplet_term()],
+        config,
+        transform,
+        eval_groups=bench.eval_groups,
+        name=base.name,
+    ).start_from(base.model)
+    res = tr.result
+    res.curves, res.losses = copy.deepcopy(base.curves), copy.deepcopy(base.losses)
+    res.steps[0]["seconds"] = base.steps[0].get("seconds", 0.0)
+    res.model = tr.model
+    return res
+
+
+def lwf_plugins(margin: float = 0.5, lambda_s: float = 1.0, alpha: float = 1.0, temperature: float = 2.0) -> list:
+    """The objective of the chapter's classification comparison (Fig. 7.8 (a, b), §7.5.4 (1)): the retrieval network
+    with "an additional classifier on top of the fully-connected layers", trained by LwF (Li & Hoiem [212]).
+
+    ``λ_s L_s`` (the triplet loss of the embedding, Eq. 7.6) + ``L_ce`` over the current task's classifier columns
+    (the new task's head; every column in the first task) + ``α L_dist``: the frozen previous network's logits of its
+    classes, softened by ``temperature`` (LwF's T = 2), as soft targets for the same columns of the student (the
+    old tasks' heads). One list of plugins for every task: ``L_dist`` has no teacher in the first task."""
+    return [
+        student_triplet_term(margin, lambda_s),
+        inc.cross_entropy_term(1.0),
+        inc.distillation_term(alpha, temperature),
+    ]
+
+
+def train_lwf(
+    make_model: Callable[[int], nn.Module],
+    bench: LifelongBenchmark,
+    config: "inc.TrainConfig",
+    transform: Callable | None = None,
+    *,
+    n_tasks: int = 2,
+    margin: float = 0.5,
+    lambda_s: float = 1.0,
+    temperature: float = 2.0,
+    checkpoint: str | None = None,
+) -> "inc.IncrementalResult":
+    """The LwF network of Fig. 7.8 over the first ``n_tasks`` datasets of ``bench`` (the chapter: CUB-200 → Stanford
+    Dogs): :func:`lwf_plugins` through :class:`~xmr_lib.train.incremental.IncrementalTrainer` (the first dataset
+    included: its classifier columns must be trained, so it does not start from the triplet-only first network).
+    Evaluated on the seen / unseen galleries of those datasets; ``result.model.classifier`` holds one column per
+    seen class in task order (the first dataset's seen classes are its first columns)."""
+    if not 1 <= int(n_tasks) <= len(bench.datasets):
+        raise ValueError(f"n_tasks: expected 1 … {len(bench.datasets)} (datasets of bench), got {n_tasks!r}")
+    k = int(n_tasks)
+    torch.manual_seed(int(config.seed))
+    tr = inc.IncrementalTrainer(
+        make_model(len(bench.tasks[0])),
+        bench.train,
+        bench.test,
+        bench.tasks[:k],
+        lwf_plugins(margin, lambda_s, 1.0, temperature),
+        config,
+        transform,
+        eval_groups=bench.eval_groups[: 2 * k],
+        name="lwf",
+        checkpoint=None if checkpoint is None else Checkpoint(checkpoint),
+    )
+    return tr.run()
 
 
 # ================================================================================================================
