@@ -1,6 +1,6 @@
 """Training throughput of ``xmr_lib.train.loop.Trainer`` against a bare PyTorch loop: ``python -m benchmarks.train_throughput``
 
-Trains the same randomly initialised torchvision model (``--model resnet50`` by default) on the same random batches
+Trains the same randomly initialised torchvision model (``--model googlenet`` by default) on the same random batches
 (``--batch`` images of ``--size`` px, 1000 classes, SGD) three ways, in the same run, and prints images/s:
 
 * **bare fp32** — the minimal loop: copy, forward, cross-entropy, ``zero_grad``, backward, step;
@@ -13,7 +13,7 @@ The ratio Trainer / bare matched is the loop's overhead (target ≥ 0.9); Traine
 ``channels_last`` buy. Then, from the measured Trainer images/s, a rough estimate of each incremental notebook's
 ``full`` profile on this device: the student's training steps only (iterations × P·K images, read from the chapter
 configs, × methods × seeds × datasets); teacher forward passes (about +⅓ per teacher), evaluation and image
-generation are not counted, and the ``full`` trunk is ResNet-50 at 224 px — run with those settings (the default) for
+generation are not counted, and the ``full`` trunk is GoogLeNet (BatchNorm) at 224 px — run with those settings (the default) for
 a meaningful estimate. Clearly an estimate, a lower bound.
 
 ``--quick`` (CPU, seconds): resnet18, 32 px, batch 8, 3 timed steps — used by ``tests/train/test_loop.py``, which only
@@ -38,6 +38,8 @@ def make_model(name: str, seed: int = 0) -> torch.nn.Module:
     import torchvision
 
     torch.manual_seed(seed)
+    if name == "googlenet":  # one output in training mode (no auxiliary heads), as chapters 5–7 use it
+        return torchvision.models.googlenet(weights=None, num_classes=1000, aux_logits=False, init_weights=True)
     return getattr(torchvision.models, name)(weights=None, num_classes=1000)
 
 
@@ -149,7 +151,7 @@ def full_profile_images(chapter: str) -> tuple[float, str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train_throughput", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="resnet50", help="a torchvision model name (random init)")
+    ap.add_argument("--model", default="googlenet", help="a torchvision model name (random init)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--steps", type=int, default=30, help="timed steps per loop")

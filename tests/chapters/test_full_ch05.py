@@ -38,7 +38,7 @@ def test_tiny_knobs_only_scale_the_run(cub_root):
     p = runs.resolve("05", "full", data_root=str(cub_root), tiny=True)
     real, fell_back, _ = ch05.FALLBACK.apply(p)
     assert (real, fell_back) == (True, False)
-    assert p.backbone == "resnet50" and p.dataset == "cub200" and p.lr == 1e-5 and p.lr_trunk == 1e-6
+    assert p.backbone == "googlenet" and p.dataset == "cub200" and p.lr == 1e-5 and p.lr_trunk == 1e-6
     assert p.methods == ch05.PROFILES["full"]["methods"] and p.image_size == 32 and p.base_iterations == 3
     assert p.alpha_grid == [0.1] and p.cifar100 is True  # the full path's extra runs stay on
     assert p.new_class_splits == [2] and p.cifar_classes == 10 and p.cifar_iterations == [3, 2]
@@ -58,7 +58,7 @@ def test_full_ch05_tiny_runs_the_gpu_path_on_cub(cub_root):
     transform = lecture.batch_transform(P, 3)
     make_model = lecture.model_factory(P, 3)
     net = make_model(P.n_old)
-    assert sum(p.numel() for p in net.trunk.parameters()) > 2e7  # ResNet-50's trunk, not the tiny CNN
+    assert sum(p.numel() for p in net.trunk.parameters()) == 5_599_904  # GoogLeNet's trunk, not the tiny CNN
     kw = lecture.method_kwargs(P)
     one = lecture.run_one_step(P, [P.seed], (train, test), make_model, one_step, transform, kw)
     first = one[P.seed]
@@ -152,7 +152,7 @@ def test_full_ch05_tiny_cifar100_track(cub_root):
     cifar = lecture.run_cifar(P, lecture.method_kwargs(P), data)
     assert set(cifar) == {"initial", "l2_kd", "ewc", "lwf", "kd_mmd"}
     assert cifar["kd_mmd"].model.n_classes == 10 and len(cifar["kd_mmd"].steps) == 5
-    assert sum(p.numel() for p in cifar["kd_mmd"].model.trunk.parameters()) > 2e7  # ResNet-50
+    assert sum(p.numel() for p in cifar["kd_mmd"].model.trunk.parameters()) == 5_599_904  # GoogLeNet
     table = lecture.cifar_table(cifar)
     assert list(table.columns) == [2, 4, 6, 8, 10] and table.loc["initial"].notna().sum() == 1
     acc = table.drop("initial").to_numpy()

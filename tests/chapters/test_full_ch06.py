@@ -38,14 +38,14 @@ def test_stanford_dogs_takes_the_thesis_60_40_split_and_60_plus_60_classes(tmp_p
 def test_full_ch06_tiny_runs_the_gpu_path_on_cub(tmp_path, real_data):
     real_data(cub=dict(n_classes=7, per_class=5))
     P = runs.params("06", profile="full", tiny=True, data_root=str(tmp_path), device="cpu")
-    assert not P.fell_back and P.backbone == "resnet50" and P.image_size == 32 and P.lambda2 == 10.0
+    assert not P.fell_back and P.backbone == "googlenet" and P.image_size == 32 and P.lambda2 == 10.0
     train, test, _ = lecture.benchmark(P, P.seed)
     order = lecture.class_order(P)
     one_task = inc.one_step_protocol(order, P.n_old)
     multi_task = inc.multi_step_protocol(order, P.n_old, P.n_steps)
     transform = lecture.batch_transform(P, 3)
     make_model = lecture.model_factory(P, 3)
-    assert sum(p.numel() for p in make_model(P.n_old).trunk.parameters()) > 2e7  # ResNet-50's trunk
+    assert sum(p.numel() for p in make_model(P.n_old).trunk.parameters()) == 5_599_904  # GoogLeNet's trunk
     kw = lecture.method_kwargs(P)
     seeds = [P.seed]
     bases, one, multi, _ = lecture.run_all(P, seeds, (train, test), make_model, one_task, multi_task, transform, kw)

@@ -43,12 +43,12 @@ def test_full_ch07_tiny_runs_the_gpu_path_on_cub_then_dogs(tmp_path, real_data):
         cars=dict(n_classes=4, n_train=3, n_test=2),
     )
     P = runs.params("07", profile="full", tiny=True, data_root=str(tmp_path), device="cpu")
-    assert not P.fell_back and P.backbone == "resnet50" and P.image_size == 32 and P.gen_lr == 0.002
+    assert not P.fell_back and P.backbone == "googlenet" and P.image_size == 32 and P.gen_lr == 0.002
     bench = lecture.benchmark(P, P.seed)
     assert bench.datasets == ["cub200", "stanford_dogs"] and tuple(bench.train.images.shape[1:]) == (3, 32, 32)
     make_model = lecture.model_factory(P)
     transform = lecture.batch_transform(P)
-    assert sum(p.numel() for p in make_model(2).trunk.parameters()) > 2e7  # ResNet-50's trunk
+    assert sum(p.numel() for p in make_model(2).trunk.parameters()) == 5_599_904  # GoogLeNet's trunk
     base = lecture.train_first(P, bench, make_model, transform)
     cache0 = {}
     _, g0 = lecture.generate(P, base.model, bench, transform, cache0)

@@ -905,6 +905,7 @@ TRUNK_MEAN_STD = {
     "tiny": ((0.5,), (0.25,)),
     "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
     "resnet18": (IMAGENET_MEAN, IMAGENET_STD),
+    "googlenet": (IMAGENET_MEAN, IMAGENET_STD),  # the trunk maps these back to its weights' (x − 0.5) / 0.5
     "efficientnet_lite0": (LITE0_MEAN, LITE0_STD),
 }
 

