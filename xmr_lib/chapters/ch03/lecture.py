@@ -495,23 +495,24 @@ def dcmh_config(p: Mapping[str, Any], n_bits: int) -> D.DCMHConfig:
     )
 
 
+def _train_baseline(trainer, name: str, run_many, config_of, bits: Sequence[int], seeds: Sequence[int]) -> dict:
+    """A baseline's ``run_many(features, config, seeds, name=, device=, checkpoint=)`` at each code length of
+    ``bits`` (config ``config_of(bits)``), its runs stored in the trainer as ``(f"{name}_{bits}bits", seed)``:
+    ``{bits: [HashingRun per seed]}``."""
+    out = {}
+    for b in bits:
+        tag = f"{name}_{b}bits"
+        rs = run_many(trainer.feats, config_of(b), seeds, name=tag, device=trainer.device, checkpoint=trainer.ckpt)
+        for s, r in zip(seeds, rs):
+            trainer.runs[(tag, s)] = r
+        out[b] = rs
+    return out
+
+
 def train_dcmh(trainer, p: Mapping[str, Any], bits: Sequence[int], seeds: Sequence[int]) -> dict[int, list]:
     """DCMH (:mod:`xmr_lib.chapters.ch03.dcmh`) at each code length of ``bits`` and each of ``seeds``, on the
     trainer's features, stored in its checkpoint: ``{bits: [HashingRun per seed]}``."""
-    out = {}
-    for b in bits:
-        rs = D.run_dcmh_many(
-            trainer.feats,
-            dcmh_config(p, b),
-            seeds,
-            name=f"DCMH_{b}bits",
-            device=trainer.device,
-            checkpoint=trainer.ckpt,
-        )
-        for s, r in zip(seeds, rs):
-            trainer.runs[(f"DCMH_{b}bits", s)] = r
-        out[b] = rs
-    return out
+    return _train_baseline(trainer, "DCMH", D.run_dcmh_many, lambda b: dcmh_config(p, b), bits, seeds)
 
 
 def dcmh_metrics(dcmh_runs: Mapping[int, Sequence], dataset: str) -> dict[str, list[float]]:
@@ -543,21 +544,8 @@ def train_ssah(trainer, p: Mapping[str, Any], bits: Sequence[int], seeds: Sequen
     """SSAH (:mod:`xmr_lib.chapters.ch03.ssah`) at each code length of ``bits`` and each of ``seeds``, on the
     trainer's features, stored in its checkpoint: ``{bits: [HashingRun per seed]}``. torch's global random state
     is left as it was found, so the steps after it compute what they computed without it."""
-    out = {}
     with torch.random.fork_rng(devices=[]):
-        for b in bits:
-            rs = SS.run_ssah_many(
-                trainer.feats,
-                ssah_config(p, b),
-                seeds,
-                name=f"SSAH_{b}bits",
-                device=trainer.device,
-                checkpoint=trainer.ckpt,
-            )
-            for s, r in zip(seeds, rs):
-                trainer.runs[(f"SSAH_{b}bits", s)] = r
-            out[b] = rs
-    return out
+        return _train_baseline(trainer, "SSAH", SS.run_ssah_many, lambda b: ssah_config(p, b), bits, seeds)
 
 
 def ssah_metrics(ssah_runs: Mapping[int, Sequence], dataset: str) -> dict[str, list[float]]:
