@@ -100,6 +100,27 @@ def test_fast_batched_runs_equal_one_by_one_runs_to_rounding(name):
         assert mb.history[-1]["image/pairs"] < mb.history[0]["image/pairs"]
 
 
+@pytest.mark.parametrize("name", ["full", "in_batch", "literal_shared_mean"])
+def test_fast_batched_runs_equal_their_own_one_by_one_runs(name):
+    # fast=True is its own arithmetic: the chapter's per-run trainer in it (train_cross_modal_hashing_closed_form),
+    # seed by seed, gives each seed the run that the batched trainer gives it (to rounding on these tiny matrices)
+    x, y, lab = _toy()
+    cfg, seeds = CONFIGS[name], [0, 1, 2]
+    together = BH.train_cross_modal_hashing_batched(x, y, lab, cfg, seeds, device="cpu", probe_every=2, fast=True)
+    for s, mb in zip(seeds, together):
+        ms = BH.train_cross_modal_hashing_closed_form(x, y, lab, cfg, seed=s, device="cpu", probe_every=2)
+        for (n, p), (_, q) in zip(ms.named_parameters(), mb.named_parameters()):
+            assert (p - q).abs().max().item() <= 1e-6, n
+        for mod, inp in (("image", x), ("text", y)):
+            assert np.array_equal(ms.encode(inp, mod), mb.encode(inp, mod))
+        assert len(mb.history) == cfg.epochs and list(ms.history[-1]) == list(mb.history[-1])
+        for hs, hb in zip(ms.history, mb.history):
+            for k, v in hs.items():
+                if k not in ("seconds", "pairs_per_s"):
+                    assert hb[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+    assert not np.array_equal(together[0].encode(x, "image"), together[1].encode(x, "image"))
+
+
 def test_shared_product_differentiates_exactly_as_two_products():
     g = torch.Generator().manual_seed(1)
     R, n, m, d = 2, 6, 9, 4
@@ -116,3 +137,13 @@ def test_shared_product_differentiates_exactly_as_two_products():
     assert torch.equal(got, ref)
     for a, b in zip(torch.autograd.grad(got.sum(), (u, v)), torch.autograd.grad(ref.sum(), (u, v))):
         assert torch.equal(a, b)  # bit for bit: one forward product, autograd's two backward products
+
+
+def test_closed_form_trainer_learns_and_refuses_bad_input_by_name():
+    x, y, lab = _toy()
+    m = BH.train_cross_modal_hashing_closed_form(x, y, lab, SMALL, seed=0, device="cpu", probe_every=0)
+    assert m.history[-1]["image/pairs"] < m.history[0]["image/pairs"]
+    with pytest.raises(ValueError, match="labels"):
+        BH.train_cross_modal_hashing_closed_form(x, y, lab[:5], SMALL, device="cpu")
+    with pytest.raises(ValueError, match="image_trunk"):
+        BH.train_cross_modal_hashing_closed_form(x, y, lab, replace(SMALL, image_trunk="alexnet"), device="cpu")

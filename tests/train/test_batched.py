@@ -136,6 +136,8 @@ def test_batched_training_benchmark_quick_runs_and_agrees():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = [ln for ln in out.stdout.splitlines() if "runs/s" in ln]
-    # mlp, hashing (held to 1e-5), hashing fast=True (reported only: equal to rounding)
-    assert len(lines) == 3 and all("identical to 1e-5" in ln for ln in lines[:2]) and "fast=True" in lines[2]
+    # mlp, hashing autograd and hashing closed form (each batched vs its own one-by-one: held to 1e-5), and
+    # closed-form batched vs autograd one-by-one (reported only: not the same arithmetic)
+    assert len(lines) == 4 and all("identical to 1e-5" in ln for ln in lines[:3])
+    assert "autograd" in lines[1] and "closed form" in lines[2] and "reported only" in lines[3]
     assert all(float(ln.split("ratio")[1].split("×")[0]) > 0 for ln in lines)

@@ -20,8 +20,9 @@ What batching buys on a CPU (profiled at notebook 03's default size, 2 threads, 
 products that are compute-bound already (≈ 50 % of a one-by-one fit, ≈ 60 % of a batched one) and by elementwise
 passes over (B, n) pair matrices and parameter-sized tensors (softplus, dropout masks, Adam), whose work per
 element batching does not change; it removes only the per-operation overhead of the small operations (the domain
-and label heads, the bias and norm passes), so the batched fit is ≈ 1.1–1.4× the one-by-one fits of the same
-arithmetic, not the ≥ 5× a GPU can give (``python -m benchmarks.batched_training``).
+and label heads, the bias and norm passes), so the batched fit is ≈ 1.0–1.6× the one-by-one fits of the same
+arithmetic (2 threads: autograd 1.14× at R = 5, 1.24–1.37× at R = 10; closed form 1.17–1.38× and 1.52–1.58×; one
+thread ≈ 1.0–1.1×), not the ≥ 5× a GPU can give (``python -m benchmarks.batched_training``; ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
