@@ -500,30 +500,8 @@ class ClosedFormHashingTask(H.HashingTask):
         if self.opt_d is not None:
             self.opt_d = adam(params(self.opt_d), c.d_lr)
 
-    def training_step(self, trainer: loop.Trainer, batch) -> dict:
-        c, model, L, wts = self.c, self.model, self.L, self.wts
-        mod, b, ind = batch
-        other = "text" if mod == "image" else "image"
-        f, h = model.branch(mod)(self.inputs[mod][ind])
-        if c.pair_scope == "buffer":
-            of, oh = self.buf[other][0], self.buf[other][1]
-            S = self.S_full[ind]
-            W = self.W_full[ind] if self.W_full is not None else None
-        else:
-            with torch.no_grad():
-                of, oh = model.branch(other)(self.inputs[other][ind])
-            S = H.binary_similarity(L[ind], L[ind])
-            W = H.multilevel_similarity(L[ind], L[ind], c.multilevel_norm) if c.eta > 0 else None
-        terms = _closed_form_terms(model, c, f, h, of, oh, S, W, L[ind], mod, self.shared_b[ind])
-        terms = {k: v / H._normaliser(k, c.loss_reduction, len(ind), of.shape[0]) for k, v in terms.items()}
-        total = H.total_loss(terms, **wts)
-        if self.probe_now and b == 0:
-            weighted = {k: wts[H._WEIGHT_OF[k]] * v for k, v in terms.items() if wts[H._WEIGHT_OF[k]] > 0}
-            for k, g in H.term_gradient_norms(weighted, f).items():
-                self._acc(f"{mod}/grad_F/{k}", g)
-            for k, g in H.term_gradient_norms(weighted, h).items():
-                self._acc(f"{mod}/grad_H/{k}", g)
-        return {"loss": total, "terms": terms, "f": f, "h": h, "of": of, "oh": oh}
+    def loss_terms(self, f, h, of, oh, S, W, lab, mod: str, shared_b) -> dict[str, torch.Tensor]:
+        return _closed_form_terms(self.model, self.c, f, h, of, oh, S, W, lab, mod, shared_b)
 
 
 def train_cross_modal_hashing_closed_form(

@@ -907,7 +907,7 @@ class HashingTask(loop.Task):
             S = binary_similarity(L[ind], L[ind])
             W = multilevel_similarity(L[ind], L[ind], c.multilevel_norm) if c.eta > 0 else None
         n_part = of.shape[0]
-        terms = _loss_terms(model, c, f, h, of, oh, S, W, L[ind], mod, self.shared_b[ind], self._DOMAIN_ID[mod])
+        terms = self.loss_terms(f, h, of, oh, S, W, L[ind], mod, self.shared_b[ind])
         terms = {k: v / _normaliser(k, c.loss_reduction, len(ind), n_part) for k, v in terms.items()}
         total = total_loss(terms, **wts)
         if self.probe_now and b == 0:
@@ -917,6 +917,11 @@ class HashingTask(loop.Task):
             for k, g in term_gradient_norms(weighted, h).items():
                 self._acc(f"{mod}/grad_H/{k}", g)
         return {"loss": total, "terms": terms, "f": f, "h": h, "of": of, "oh": oh}
+
+    def loss_terms(self, f, h, of, oh, S, W, lab, mod: str, shared_b) -> dict[str, torch.Tensor]:
+        """Hook: the unnormalised (summed) loss terms of one pass, the batch's ``(f, h)`` of ``mod`` against the
+        other modality's ``(of, oh)`` (:func:`_loss_terms`; a subclass may compute them another way)."""
+        return _loss_terms(self.model, self.c, f, h, of, oh, S, W, lab, mod, shared_b, self._DOMAIN_ID[mod])
 
     def optimizers(self, trainer: loop.Trainer, batch) -> list:
         return [self.opt[batch[0]], self.opt_heads]
