@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from xmr_lib.chapters.ch10 import common_space as cs
+from xmr_lib.chapters.ch10 import latent_spaces as lsp
 from xmr_lib.core.checks import check_int, check_matrix
 from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
 from xmr_lib.train import loop
@@ -70,7 +71,7 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - mu) / sd).astype(np.float32) for a in (train, *others)]
 
 
-class _CycleTask(loop.Task):
+class _CycleTask(lsp.ShuffledPairsTask):
     """Step-mode task of the one training loop: shuffled passes over the pairs, Adam on :func:`cycle_loss`, lr ÷10
     at half of the run (as the chapter's other objectives); each term's value per step in ``hist``."""
 
@@ -85,33 +86,14 @@ class _CycleTask(loop.Task):
         w_cycle: float,
         seed: int,
     ):
-        self.net, self.xi, self.xt, self.bs, self.w_cycle = net, xi, xt, bs, float(w_cycle)
-        self.opt = torch.optim.Adam(net.parameters(), lr=lr)
-        self.drop_at = max(1, iterations // 2)
-        self.g = torch.Generator().manual_seed(seed)
+        super().__init__(net.parameters(), len(xi), bs, lr, max(1, iterations // 2), seed)
+        self.net, self.xi, self.xt, self.w_cycle = net, xi, xt, float(w_cycle)
         self.hist: dict[str, list[float]] = {"loss": [], "forward": [], "backward": []}
         self._terms: dict[str, torch.Tensor] = {}
-
-    def batches(self, trainer, epoch):
-        n = len(self.xi)
-        order, pos = torch.randperm(n, generator=self.g), 0
-        while True:
-            if pos + self.bs > n:
-                order, pos = torch.randperm(n, generator=self.g), 0
-            yield order[pos : pos + self.bs]
-            pos += self.bs
-
-    def on_step_start(self, trainer, idx):
-        if trainer.global_step == self.drop_at:
-            for pg in self.opt.param_groups:
-                pg["lr"] /= 10
 
     def training_step(self, trainer, idx):
         self._terms = cycle_loss(self.net, self.xi[idx], self.xt[idx], self.w_cycle)
         return self._terms["loss"]
-
-    def optimizers(self, trainer, idx):
-        return [self.opt]
 
     def on_step_end(self, trainer, idx, loss):
         for k in self.hist:

@@ -38,6 +38,7 @@ from xmr_lib.retrieval.metrics import hamming_relevance, mean_average_precision
 from xmr_lib.train import loop
 
 __all__ = [
+    "ShuffledPairsTask",
     "BilinearJointNet",
     "bilinear_scores",
     "CorrespondenceAutoencoder",
@@ -157,19 +158,15 @@ class LatentSpaceConfig:
             raise ValueError(f"alpha: expected a number ≥ 0, got {self.alpha!r}")
 
 
-class _LatentTask(loop.Task):
-    """Step-mode task: shuffled passes over the pairs, Adam, lr ÷10 at ``lr_drop``; ``hist["loss"]`` per step."""
+class ShuffledPairsTask(loop.Task):
+    """Step-mode base of the chapter's common-space trainers (this module's and :mod:`.cycle_space`'s): shuffled
+    passes over ``n`` paired rows in batches of ``bs`` (a new permutation when a pass runs out, from ``seed``), Adam
+    on ``params`` at ``lr``, lr ÷10 at step ``drop_at``. Batch indices are moved to ``device``."""
 
-    def __init__(self, model, config: LatentSpaceConfig, xi, xt, rel_labels, seed: int, device):
-        self.model, self.c, self.device = model, config, device
-        self.opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-        self.drop_at = max(1, int(round(config.lr_drop * config.iterations)))
-        self.Xi, self.Xt = torch.from_numpy(xi).to(device), torch.from_numpy(xt).to(device)
-        self.Y = None if rel_labels is None else torch.from_numpy(rel_labels).float().to(device)
+    def __init__(self, params, n: int, bs: int, lr: float, drop_at: int, seed: int, device=None):
+        self.opt = torch.optim.Adam(params, lr=lr)
+        self.n, self.bs, self.drop_at, self.device = n, bs, drop_at, device
         self.g = torch.Generator().manual_seed(seed)
-        self.n, self.bs = len(xi), min(config.batch_size, len(xi))
-        self.hist: dict[str, list[float]] = {"loss": []}
-        model.train()
 
     def batches(self, trainer, epoch):
         order, pos = torch.randperm(self.n, generator=self.g), 0
@@ -184,6 +181,22 @@ class _LatentTask(loop.Task):
             for pg in self.opt.param_groups:
                 pg["lr"] = pg["lr"] / 10
 
+    def optimizers(self, trainer, idx):
+        return [self.opt]
+
+
+class _LatentTask(ShuffledPairsTask):
+    """Step-mode task: shuffled passes over the pairs, Adam, lr ÷10 at ``lr_drop``; ``hist["loss"]`` per step."""
+
+    def __init__(self, model, config: LatentSpaceConfig, xi, xt, rel_labels, seed: int, device):
+        drop_at = max(1, int(round(config.lr_drop * config.iterations)))
+        super().__init__(model.parameters(), len(xi), min(config.batch_size, len(xi)), config.lr, drop_at, seed, device)
+        self.model, self.c = model, config
+        self.Xi, self.Xt = torch.from_numpy(xi).to(device), torch.from_numpy(xt).to(device)
+        self.Y = None if rel_labels is None else torch.from_numpy(rel_labels).float().to(device)
+        self.hist: dict[str, list[float]] = {"loss": []}
+        model.train()
+
     def training_step(self, trainer, idx):
         x, t = self.Xi[idx], self.Xt[idx]
         if self.c.method == "autoencoder":
@@ -193,9 +206,6 @@ class _LatentTask(loop.Task):
         pos = rel.sum().clamp(min=1.0)
         weight = torch.where(rel > 0, (rel.numel() - pos) / pos, torch.ones_like(rel))  # balance the two classes
         return F.binary_cross_entropy_with_logits(self.model(x, t), rel, weight=weight)
-
-    def optimizers(self, trainer, idx):
-        return [self.opt]
 
     def on_step_end(self, trainer, idx, loss):
         self.hist["loss"].append(float(loss.detach()))
